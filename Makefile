@@ -1,0 +1,86 @@
+# Custom Labels Guard — every target installs what it needs.
+#   make demo    run the whole system locally (moto server on 127.0.0.1), no AWS account
+#   make test    lint, type-check, template checks and all tests
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON313 := $(shell scripts/find-python313.sh)
+PYTHON313_DIR := $(dir $(PYTHON313))
+VENV := .venv
+TOOLS := .venv-tools
+PY := $(VENV)/bin/python
+PIP_FLAGS := --quiet --disable-pip-version-check
+# sam build runs "python3.13" from PATH for the python3.13 runtime: put ours first.
+SAM_ENV := PATH="$(abspath $(TOOLS))/bin:$(PYTHON313_DIR):$$PATH" SAM_CLI_TELEMETRY=0
+SAM := $(SAM_ENV) $(TOOLS)/bin/sam
+TEMPLATE := template.yaml
+
+.PHONY: help venv tools lint format typecheck validate test test-fast build demo replay bench deploy deploy-prod clean
+
+help:
+	@echo "make demo      run the whole system on a local moto server and print what happened"
+	@echo "make test      ruff, mypy, sam validate --lint, checkov and all tests"
+	@echo "make bench     performance figures (ratios measured side by side)"
+	@echo "make replay EVENT=path.json   route your own event through the local system"
+	@echo "make build     sam build (no container)"
+	@echo "make deploy    sam deploy (guided the first time)"
+
+$(VENV)/.installed: requirements-dev.txt constraints-dev.txt layers/shared/requirements.txt
+	@test -n "$(PYTHON313)" || { echo "Python 3.13 is required (see scripts/find-python313.sh)"; exit 1; }
+	rm -rf $(VENV)
+	$(PYTHON313) -m venv $(VENV)
+	$(VENV)/bin/pip install $(PIP_FLAGS) -r requirements-dev.txt -c constraints-dev.txt
+	touch $@
+
+$(TOOLS)/.installed: requirements-tools.txt constraints-tools.txt
+	@test -n "$(PYTHON313)" || { echo "Python 3.13 is required (see scripts/find-python313.sh)"; exit 1; }
+	rm -rf $(TOOLS)
+	$(PYTHON313) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install $(PIP_FLAGS) -r requirements-tools.txt -c constraints-tools.txt
+	touch $@
+
+venv: $(VENV)/.installed
+tools: $(TOOLS)/.installed
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+typecheck: venv
+	$(VENV)/bin/mypy layers/shared/clguard functions localaws tests $(wildcard bench)
+
+validate: tools
+	$(SAM) validate --lint --template $(TEMPLATE)
+	$(TOOLS)/bin/checkov --quiet --compact --framework cloudformation --file $(TEMPLATE)
+
+test: lint typecheck validate
+	PATH="$(abspath $(TOOLS))/bin:$(PYTHON313_DIR):$$PATH" SAM_CLI_TELEMETRY=0 $(PY) -m pytest -n 2
+
+test-fast: venv
+	$(PY) -m pytest -m "not sam" -x -q
+
+build: tools
+	$(SAM) build --template $(TEMPLATE)
+
+demo: venv
+	$(PY) -m localaws.demo
+
+replay: venv
+	@test -n "$(EVENT)" || { echo "usage: make replay EVENT=path/to/event.json"; exit 2; }
+	$(PY) -m localaws.replay "$(EVENT)"
+
+bench: venv
+	$(PY) -m bench
+
+deploy: build
+	$(SAM) deploy $(if $(wildcard samconfig.toml),,--guided)
+
+deploy-prod: build
+	$(SAM) deploy --config-env prod
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis
