@@ -1,0 +1,21 @@
+"""grant_training_access: EventBridge CloudTrail event (Rekognition training calls) -> summary.
+
+Thin: settings from the environment, then the shared logic (clguard.training).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from clguard import training
+from clguard.config import current_settings
+from clguard.lambda_context import account_id
+from clguard.observability import logger, metrics
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(correlation_id_path="id", clear_state=True)
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    settings = current_settings(os.environ, account_id=account_id(context))
+    return training.handle_training_event(event, settings, lambda_context=context)

@@ -1,0 +1,58 @@
+"""DynamoDB: conditional writes on the state table (lease locks, loop markers)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from botocore.exceptions import ClientError
+
+from clguard.adapters.clients import client, error_code
+
+IAM_ACTIONS: Final[Mapping[str, tuple[str, ...]]] = {
+    "PutItem": ("dynamodb:PutItem",),
+    "DeleteItem": ("dynamodb:DeleteItem",),
+    # used by the powertools idempotency utility (DynamoDBPersistenceLayer)
+    "GetItem": ("dynamodb:GetItem",),
+    "UpdateItem": ("dynamodb:UpdateItem",),
+}
+
+
+def put_if(table: str, item: Mapping[str, Any], condition: str, values: Mapping[str, Any]) -> bool:
+    """Conditional PutItem. False when the condition failed (someone else holds the item)."""
+    try:
+        client("dynamodb").put_item(
+            TableName=table,
+            Item=dict(item),
+            ConditionExpression=condition,
+            ExpressionAttributeValues=dict(values),
+        )
+    except ClientError as error:
+        if error_code(error) == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def delete_if(
+    table: str,
+    key: Mapping[str, Any],
+    condition: str,
+    values: Mapping[str, Any],
+    names: Mapping[str, str] | None = None,
+) -> bool:
+    """Conditional DeleteItem. False when the condition failed."""
+    extra: dict[str, Any] = {"ExpressionAttributeNames": dict(names)} if names else {}
+    try:
+        client("dynamodb").delete_item(
+            TableName=table,
+            Key=dict(key),
+            ConditionExpression=condition,
+            ExpressionAttributeValues=dict(values),
+            **extra,
+        )
+    except ClientError as error:
+        if error_code(error) == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True

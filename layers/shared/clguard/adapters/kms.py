@@ -1,0 +1,91 @@
+"""KMS: describe keys, read tags, read and write key policies."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from botocore.exceptions import ClientError
+
+from clguard.adapters.clients import client, error_code, raise_if_transient
+
+IAM_ACTIONS: Final[Mapping[str, tuple[str, ...]]] = {
+    "DescribeKey": ("kms:DescribeKey",),
+    "ListResourceTags": ("kms:ListResourceTags",),
+    "GetKeyPolicy": ("kms:GetKeyPolicy",),
+    "PutKeyPolicy": ("kms:PutKeyPolicy",),
+}
+
+USABLE_STATES: Final = frozenset({"Enabled"})
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """What DescribeKey says about a key (None fields when the key could not be described)."""
+
+    arn: str
+    key_id: str
+    account: str
+    state: str
+    manager: str  # CUSTOMER | AWS
+
+    @property
+    def usable(self) -> bool:
+        return self.state in USABLE_STATES
+
+    @property
+    def customer_managed(self) -> bool:
+        return self.manager == "CUSTOMER"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyLookup:
+    """DescribeKey's answer: the key, or why there is none."""
+
+    reference: str
+    key: KeyInfo | None
+    problem: str = ""
+
+
+def describe(reference: str) -> KeyLookup:
+    """Resolve a key id, key ARN, alias name or alias ARN to the key (design §6)."""
+    try:
+        meta = client("kms").describe_key(KeyId=reference)["KeyMetadata"]
+    except ClientError as error:
+        raise_if_transient(error)
+        code = error_code(error)
+        if code in ("NotFoundException", "InvalidArnException", "ValidationException"):
+            return KeyLookup(reference, None, f"the key {reference} does not exist ({code})")
+        return KeyLookup(reference, None, f"the key {reference} could not be described ({code})")
+    return KeyLookup(
+        reference,
+        KeyInfo(
+            arn=meta["Arn"],
+            key_id=meta["KeyId"],
+            account=meta.get("AWSAccountId") or meta["Arn"].split(":")[4],
+            state=meta.get("KeyState") or ("Enabled" if meta.get("Enabled") else "Disabled"),
+            manager=meta.get("KeyManager", "CUSTOMER"),
+        ),
+    )
+
+
+def tags(key_arn: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    kwargs: dict[str, Any] = {"KeyId": key_arn}
+    while True:
+        page = client("kms").list_resource_tags(**kwargs)
+        out.update({t["TagKey"]: t["TagValue"] for t in page.get("Tags", [])})
+        if not page.get("Truncated") or not page.get("NextMarker"):
+            return out
+        kwargs["Marker"] = page["NextMarker"]
+
+
+def get_policy(key_arn: str) -> str:
+    return str(client("kms").get_key_policy(KeyId=key_arn, PolicyName="default")["Policy"])
+
+
+def put_policy(key_arn: str, policy: str) -> None:
+    client("kms").put_key_policy(
+        KeyId=key_arn, PolicyName="default", Policy=policy, BypassPolicyLockoutSafetyCheck=False
+    )

@@ -1,0 +1,100 @@
+"""ARN parsing for the two kinds of ARN whose exact form guards security: KMS keys and IAM principals.
+
+Key ARNs are compared exactly, after resolution (never by substring, unlike some tools).
+A principal that does not parse here can never reach a key policy.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_PARTITION = r"aws(?:-cn|-us-gov|-iso(?:-[a-z])?|-eusc)?"
+_KEY_ID = r"(?:mrk-[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
+
+KEY_ARN_RE = re.compile(
+    rf"^arn:(?P<partition>{_PARTITION}):kms:(?P<region>[a-z]{{2}}(?:-[a-z]+)+-\d):"
+    rf"(?P<account>\d{{12}}):key/(?P<key_id>{_KEY_ID})$"
+)
+ALIAS_ARN_RE = re.compile(
+    rf"^arn:(?P<partition>{_PARTITION}):kms:(?P<region>[a-z]{{2}}(?:-[a-z]+)+-\d):"
+    r"(?P<account>\d{12}):(?P<alias>alias/[A-Za-z0-9/_-]{1,250})$"
+)
+KEY_ID_RE = re.compile(rf"^{_KEY_ID}$")
+ALIAS_NAME_RE = re.compile(r"^alias/[A-Za-z0-9/_-]{1,250}$")
+
+# IAM allows almost any printable ASCII in a path; we accept the conservative subset that real
+# paths use (IAM Identity Center: /aws-reserved/sso.amazonaws.com/<region>/). No "*" or "?" can
+# appear anywhere, so a parsed principal is never a wildcard.
+_NAME = r"[A-Za-z0-9_+=,.@-]{1,64}"
+_PATH = r"/(?:[A-Za-z0-9_+=,.@-]+/){0,32}"
+PRINCIPAL_ARN_RE = re.compile(
+    rf"^arn:(?P<partition>{_PARTITION}):iam::(?P<account>\d{{12}}):"
+    rf"(?P<kind>role|user)(?P<path>{_PATH})(?P<name>{_NAME})$"
+)
+MAX_PRINCIPAL_ARN = 2048
+
+
+@dataclass(frozen=True, slots=True)
+class KeyArn:
+    arn: str
+    partition: str
+    region: str
+    account: str
+    key_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PrincipalArn:
+    """An IAM role or user ARN (with its path), the only principal form we ever add."""
+
+    arn: str
+    partition: str
+    account: str
+    kind: str  # "role" | "user"
+    path: str
+    name: str
+
+
+def parse_key_arn(value: str) -> KeyArn | None:
+    match = KEY_ARN_RE.match(value)
+    if match is None:
+        return None
+    return KeyArn(
+        arn=value,
+        partition=match["partition"],
+        region=match["region"],
+        account=match["account"],
+        key_id=match["key_id"],
+    )
+
+
+def is_key_reference(value: str) -> bool:
+    """A value CreateProjectVersion accepts as KmsKeyId: key id, key ARN, alias name, alias ARN."""
+    return bool(
+        KEY_ID_RE.match(value) or KEY_ARN_RE.match(value) or ALIAS_NAME_RE.match(value) or ALIAS_ARN_RE.match(value)
+    )
+
+
+def parse_principal_arn(value: str) -> PrincipalArn | None:
+    if len(value) > MAX_PRINCIPAL_ARN:
+        return None
+    match = PRINCIPAL_ARN_RE.match(value)
+    if match is None:
+        return None
+    return PrincipalArn(
+        arn=value,
+        partition=match["partition"],
+        account=match["account"],
+        kind=match["kind"],
+        path=match["path"],
+        name=match["name"],
+    )
+
+
+def account_of(arn: str) -> str | None:
+    """The account field of any ARN, or None."""
+    parts = arn.split(":", 5)
+    if len(parts) < 6 or parts[0] != "arn":
+        return None
+    return parts[4] if re.fullmatch(r"\d{12}", parts[4]) else None

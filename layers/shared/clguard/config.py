@@ -1,0 +1,221 @@
+"""Configuration (design §4): one immutable Settings, validated once per cold start.
+
+Logic never reads ``os.environ``: handlers call :func:`current_settings` with the environment
+and the account id from the Lambda context, and pass the Settings down.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
+from clguard.arns import parse_key_arn, parse_principal_arn
+from clguard.errors import ConfigError
+
+
+class EncryptionRequirement(StrEnum):
+    SSE_S3_OR_KMS = "SSE_S3_OR_KMS"
+    SSE_KMS = "SSE_KMS"
+
+
+class RemediationMode(StrEnum):
+    ENFORCE = "enforce"
+    REPORT = "report"
+
+
+DEFAULT_MANAGED_KEY_TAG: Final = ("custom-labels-guard", "managed")
+
+VARIABLES: Final = (
+    "ALERT_TOPIC_ARN",
+    "TRAINING_BUCKETS",
+    "ENCRYPTION_REQUIREMENT",
+    "ALLOWED_KMS_KEYS",
+    "REMEDIATION_MODE",
+    "REENCRYPT_KMS_KEY",
+    "TRAINING_PRINCIPALS",
+    "ALLOWED_PRINCIPAL_PATTERNS",
+    "MANAGED_KEY_TAG",
+    "STATE_TABLE",
+    "VERIFY_QUEUE_URL",
+    "AWS_REGION",
+)
+
+_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+_QUEUE_URL = re.compile(r"^https?://[^\s/]+(:\d+)?/\d{12}/[A-Za-z0-9_-]{1,80}(\.fifo)?$")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    alert_topic_arn: str
+    training_buckets: frozenset[str]
+    encryption_requirement: EncryptionRequirement
+    allowed_kms_keys: frozenset[str]
+    remediation_mode: RemediationMode
+    reencrypt_kms_key: str | None
+    training_principals: tuple[str, ...]
+    allowed_principal_patterns: tuple[str, ...]
+    managed_key_tag: tuple[str, str]
+    state_table: str
+    verify_queue_url: str | None
+    account_id: str
+    region: str
+
+    @property
+    def enforce(self) -> bool:
+        return self.remediation_mode is RemediationMode.ENFORCE
+
+    def key_allowed(self, key_arn: str) -> bool:
+        """ALLOWED_KMS_KEYS empty means any key; otherwise an exact match of resolved key ARNs."""
+        return not self.allowed_kms_keys or key_arn in self.allowed_kms_keys
+
+
+def _items(raw: str) -> list[str]:
+    seen: dict[str, None] = {}
+    for part in raw.split(","):
+        item = part.strip()
+        if item:
+            seen.setdefault(item, None)
+    return list(seen)
+
+
+def _enum[E: StrEnum](env: Mapping[str, str], name: str, kind: type[E], default: E) -> E:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    for member in kind:
+        if member.value.lower() == raw.lower():
+            return member
+    allowed = ", ".join(m.value for m in kind)
+    raise ConfigError(name, f"{raw!r} is not one of {allowed}")
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    raw = env.get(name, "").strip()
+    if not raw:
+        raise ConfigError(name, "is required and empty or not set")
+    return raw
+
+
+def _key_arns(name: str, values: Iterable[str]) -> list[str]:
+    out = []
+    for value in values:
+        if parse_key_arn(value) is None:
+            raise ConfigError(name, f"{value!r} is not a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)")
+        out.append(value)
+    return out
+
+
+def load_settings(env: Mapping[str, str], *, account_id: str) -> Settings:
+    """Validate the environment. Raises ConfigError naming the first bad variable."""
+    if not re.fullmatch(r"\d{12}", account_id or ""):
+        raise ConfigError("account id", f"{account_id!r} is not a 12-digit AWS account id")
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or ""
+    if not region:
+        raise ConfigError("AWS_REGION", "is not set")
+
+    topic = _required(env, "ALERT_TOPIC_ARN")
+    if not _TOPIC_ARN.match(topic):
+        raise ConfigError("ALERT_TOPIC_ARN", f"{topic!r} is not an SNS topic ARN")
+
+    buckets = _items(_required(env, "TRAINING_BUCKETS"))
+    for bucket in buckets:
+        if not _BUCKET.match(bucket) or ".." in bucket:
+            raise ConfigError("TRAINING_BUCKETS", f"{bucket!r} is not a valid S3 bucket name")
+
+    requirement = _enum(env, "ENCRYPTION_REQUIREMENT", EncryptionRequirement, EncryptionRequirement.SSE_S3_OR_KMS)
+    mode = _enum(env, "REMEDIATION_MODE", RemediationMode, RemediationMode.ENFORCE)
+    allowed_keys = _key_arns("ALLOWED_KMS_KEYS", _items(env.get("ALLOWED_KMS_KEYS", "")))
+
+    reencrypt = env.get("REENCRYPT_KMS_KEY", "").strip() or None
+    if reencrypt is not None:
+        _key_arns("REENCRYPT_KMS_KEY", [reencrypt])
+        if allowed_keys and reencrypt not in allowed_keys:
+            raise ConfigError(
+                "REENCRYPT_KMS_KEY",
+                "is not in ALLOWED_KMS_KEYS: objects re-encrypted with it would be violations again",
+            )
+
+    patterns = _items(env.get("ALLOWED_PRINCIPAL_PATTERNS", ""))
+    for pattern in patterns:
+        if not pattern.startswith("arn:"):
+            raise ConfigError(
+                "ALLOWED_PRINCIPAL_PATTERNS",
+                f"{pattern!r} must be a glob of principal ARNs (arn:...)",
+            )
+    if not patterns:
+        partition = "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov-") else "aws"
+        patterns = [f"arn:{partition}:iam::{account_id}:role/*"]
+
+    principals = _items(env.get("TRAINING_PRINCIPALS", ""))
+    for principal in principals:
+        parsed = parse_principal_arn(principal)
+        if parsed is None:
+            raise ConfigError(
+                "TRAINING_PRINCIPALS",
+                f"{principal!r} is not an IAM role or user ARN (no wildcards, roots, services or sessions)",
+            )
+        if parsed.account != account_id:
+            raise ConfigError("TRAINING_PRINCIPALS", f"{principal!r} is not in this account ({account_id})")
+        from clguard.principals import matches_patterns  # noqa: PLC0415 - avoids an import cycle
+
+        if not matches_patterns(principal, patterns):
+            raise ConfigError(
+                "TRAINING_PRINCIPALS",
+                f"{principal!r} matches none of ALLOWED_PRINCIPAL_PATTERNS {patterns}",
+            )
+
+    raw_tag = env.get("MANAGED_KEY_TAG", "").strip()
+    if raw_tag:
+        tag_key, sep, tag_value = raw_tag.partition("=")
+        if not sep or not tag_key.strip() or len(tag_key) > 128 or len(tag_value) > 256:
+            raise ConfigError("MANAGED_KEY_TAG", f"{raw_tag!r} is not TagKey=TagValue")
+        managed_tag = (tag_key.strip(), tag_value.strip())
+    else:
+        managed_tag = DEFAULT_MANAGED_KEY_TAG
+
+    table = _required(env, "STATE_TABLE")
+    if not _TABLE.match(table):
+        raise ConfigError("STATE_TABLE", f"{table!r} is not a DynamoDB table name")
+
+    queue_url = env.get("VERIFY_QUEUE_URL", "").strip() or None
+    if queue_url is not None and not _QUEUE_URL.match(queue_url):
+        raise ConfigError("VERIFY_QUEUE_URL", f"{queue_url!r} is not an SQS queue URL")
+
+    return Settings(
+        alert_topic_arn=topic,
+        training_buckets=frozenset(buckets),
+        encryption_requirement=requirement,
+        allowed_kms_keys=frozenset(allowed_keys),
+        remediation_mode=mode,
+        reencrypt_kms_key=reencrypt,
+        training_principals=tuple(principals),
+        allowed_principal_patterns=tuple(patterns),
+        managed_key_tag=managed_tag,
+        state_table=table,
+        verify_queue_url=queue_url,
+        account_id=account_id,
+        region=region,
+    )
+
+
+_cache: dict[tuple[str, ...], Settings] = {}
+
+
+def current_settings(env: Mapping[str, str], *, account_id: str) -> Settings:
+    """Settings for this environment, validated once and cached (per cold start, per env)."""
+    snapshot = (
+        account_id,
+        *(env.get(name, "") for name in VARIABLES),
+        env.get("AWS_DEFAULT_REGION", ""),
+    )
+    settings = _cache.get(snapshot)
+    if settings is None:
+        settings = load_settings(env, account_id=account_id)
+        _cache.clear()
+        _cache[snapshot] = settings
+    return settings

@@ -1,0 +1,301 @@
+"""Ensure principals have the key access training needs — within the guardrails (design §6).
+
+Order of checks for one key (each stops the rest and says why in a finding):
+1. the key resolves, is customer managed, in this account and enabled, else KEY_UNUSABLE;
+2. the principal is already granted (no write, no alert);
+3. the principal is allowed (patterns, same account, no root/wildcard/service), else REFUSED;
+4. the key carries the opt-in tag, else KEY_NOT_MANAGED;
+5. report mode: KEY_ACCESS_MISSING REPORTED with what would be added;
+6. enforce: under the key's lock, re-read, merge additively, check 32 KB, PutKeyPolicy (retrying
+   a principal KMS does not see yet), re-read to confirm, publish KEY_ACCESS_MISSING REMEDIATED.
+Guardrails come before the mode, so report mode tells exactly what enforce mode would do.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from botocore.exceptions import ClientError
+
+from clguard import policy
+from clguard.adapters import kms
+from clguard.adapters.clients import error_code, raise_if_transient
+from clguard.adapters.kms import KeyInfo
+from clguard.config import Settings
+from clguard.errors import PolicyConflict, RetryableError
+from clguard.findings import Finding, FindingType, KmsKeyResource, Outcome
+from clguard.keydirectory import KeyDirectory
+from clguard.locks import KeyLock
+from clguard.observability import count, logger
+from clguard.policy import StatementSpec
+from clguard.principals import refusal_reason
+from clguard.publisher import Publisher
+
+MALFORMED_RETRIES: Final = 4  # KMS may not see a just-created principal yet
+MALFORMED_BACKOFF: Final = 0.5
+MIN_LEASE_LEFT: Final = 10.0  # seconds of lease we want left before writing
+STATEMENT_DETAIL_MAX: Final = 8_000
+
+
+@dataclass(slots=True)
+class Context:
+    """Everything the key-access logic needs for one unit of work (one event, or one batch)."""
+
+    settings: Settings
+    publisher: Publisher
+    keys: KeyDirectory
+    source_event_id: str
+    origin: str  # what asked, for the detail text: "object s3://…" or "CreateProjectVersion …"
+    scope: str = ""  # finding scope for key-level conditions (see Finding.scope)
+    sleep: Callable[[float], None] = time.sleep
+
+    def finding(
+        self,
+        finding_type: FindingType,
+        outcome: Outcome,
+        key_arn: str,
+        detail: str,
+        principal: str | None = None,
+    ) -> Finding:
+        return Finding(
+            finding_type=finding_type,
+            outcome=outcome,
+            resource=KmsKeyResource(key_arn),
+            detail=detail,
+            source_event_id=self.source_event_id,
+            account=self.settings.account_id,
+            region=self.settings.region,
+            principal_arn=principal,
+            kms_key_arn=key_arn,
+            scope=self.scope,
+        )
+
+
+@dataclass(slots=True)
+class KeyResult:
+    """What happened on one key. ``refused`` is returned, not published: the caller publishes one
+    PRINCIPAL_NOT_ALLOWED per principal per event, listing every key it was refused on."""
+
+    reference: str
+    key: KeyInfo | None = None
+    granted: list[str] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
+    published: list[Finding] = field(default_factory=list)
+
+
+def unusable_reason(key: KeyInfo, settings: Settings, *, must_edit: bool = True) -> str | None:
+    """Why the key cannot serve training. A disabled or deleted key always matters; an AWS
+    managed or other-account key only when we must edit its policy (principals to ensure)."""
+    if not key.usable:
+        return f"{key.arn} is {key.state}: nothing encrypted with it can be read"
+    if must_edit and not key.customer_managed:
+        return f"{key.arn} is an AWS managed key: its policy cannot be edited"
+    if must_edit and key.account != settings.account_id:
+        return f"{key.arn} belongs to account {key.account}, not this account ({settings.account_id})"
+    return None
+
+
+def _statements_text(before: Mapping[str, Any], after: Mapping[str, Any], sids: Sequence[str]) -> str:
+    parts = []
+    for sid in sids:
+        old = json.dumps(before.get(sid), separators=(",", ":"))
+        new = json.dumps(after.get(sid), separators=(",", ":"))
+        if len(old) + len(new) > STATEMENT_DETAIL_MAX:
+            old, new = (
+                old[: STATEMENT_DETAIL_MAX // 2] + "…",
+                new[: STATEMENT_DETAIL_MAX // 2] + "…",
+            )
+        parts.append(f"statement {sid} before: {old}; after: {new}")
+    return "; ".join(parts)
+
+
+def ensure_access(ctx: Context, reference: str, wants: Mapping[str, Sequence[StatementSpec]]) -> KeyResult:
+    """Make every principal in ``wants`` hold its specs on the key ``reference`` names."""
+    result = KeyResult(reference)
+    lookup = ctx.keys.lookup(reference)
+    key = lookup.key
+    if key is None:
+        result.published += _publish(
+            ctx,
+            ctx.finding(
+                FindingType.KEY_UNUSABLE,
+                Outcome.REPORTED,
+                reference,
+                f"{lookup.problem}; needed for {ctx.origin}",
+            ),
+        )
+        return result
+    result.key = key
+    reason = unusable_reason(key, ctx.settings, must_edit=bool(wants))
+    if reason is not None:
+        result.published += _publish(
+            ctx,
+            ctx.finding(
+                FindingType.KEY_UNUSABLE,
+                Outcome.REPORTED,
+                key.arn,
+                f"{reason}; needed for {ctx.origin}",
+            ),
+        )
+        return result
+
+    document = ctx.keys.policy(key.arn)
+    needed = {p: m for p, specs in wants.items() if (m := policy.missing(document, p, specs, key.arn))}
+    if not needed:
+        count("AccessAlreadyGranted", len(wants))
+        return result
+
+    for principal in list(needed):
+        why = refusal_reason(principal, key_account=key.account, patterns=ctx.settings.allowed_principal_patterns)
+        if why is not None:
+            result.refused[principal] = why
+            del needed[principal]
+            count("Refusals")
+    if not needed:
+        return result
+
+    tag_key, tag_value = ctx.settings.managed_key_tag
+    if ctx.keys.tags(key.arn).get(tag_key) != tag_value:
+        for principal, specs in needed.items():
+            result.published += _publish(
+                ctx,
+                ctx.finding(
+                    FindingType.KEY_NOT_MANAGED,
+                    Outcome.REFUSED,
+                    key.arn,
+                    f"{principal} lacks {', '.join(policy.actions_of(specs))} on {key.arn} (needed for "
+                    f"{ctx.origin}), but the key does not carry the opt-in tag {tag_key}={tag_value}",
+                    principal,
+                ),
+            )
+            count("Refusals")
+        return result
+
+    if not ctx.settings.enforce:
+        for principal, specs in needed.items():
+            result.published += _publish(
+                ctx,
+                ctx.finding(
+                    FindingType.KEY_ACCESS_MISSING,
+                    Outcome.REPORTED,
+                    key.arn,
+                    f"{principal} lacks {', '.join(policy.actions_of(specs))} on {key.arn}, needed for "
+                    f"{ctx.origin}; report mode: would add it to statement(s) "
+                    f"{', '.join(s.sid for s in specs)}",
+                    principal,
+                ),
+            )
+        return result
+
+    _grant(ctx, key, needed, result)
+    return result
+
+
+def _publish(ctx: Context, finding: Finding) -> list[Finding]:
+    return [finding] if ctx.publisher.publish(finding) else []
+
+
+def _grant(ctx: Context, key: KeyInfo, needed: dict[str, tuple[StatementSpec, ...]], result: KeyResult) -> None:
+    with KeyLock(ctx.settings.state_table, key.arn) as lock:
+        document = ctx.keys.fresh_policy(key.arn)
+        grants = [(p, policy.missing(document, p, specs, key.arn)) for p, specs in needed.items()]
+        grants = [(p, specs) for p, specs in grants if specs]
+        if not grants:
+            return  # another writer granted it meanwhile
+        try:
+            merge = policy.merge_grants(document, grants, key_account=key.account, key_arn=key.arn)
+        except PolicyConflict as conflict:
+            for principal, _ in grants:
+                result.published += _publish(
+                    ctx,
+                    ctx.finding(
+                        FindingType.KEY_ACCESS_MISSING,
+                        Outcome.FAILED,
+                        key.arn,
+                        f"{conflict}",
+                        principal,
+                    ),
+                )
+            return
+        size = policy.size_in_bytes(merge.document)
+        if size > policy.MAX_POLICY_BYTES:
+            for principal, specs in grants:
+                result.published += _publish(
+                    ctx,
+                    ctx.finding(
+                        FindingType.KEY_POLICY_LIMIT,
+                        Outcome.REFUSED,
+                        key.arn,
+                        f"adding {principal} ({', '.join(policy.actions_of(specs))}, for {ctx.origin}) would make "
+                        f"the key policy {size} bytes, over the {policy.MAX_POLICY_BYTES}-byte limit",
+                        principal,
+                    ),
+                )
+            return
+        failure = _write(ctx, lock, key.arn, merge.document)
+        if failure is None:
+            confirmed = ctx.keys.fresh_policy(key.arn)
+            unconfirmed = [p for p, specs in grants if policy.missing(confirmed, p, specs, key.arn)]
+            if unconfirmed:
+                failure = f"the policy read back after the write lacks {', '.join(unconfirmed)}"
+        if failure is not None:
+            for principal, _ in grants:
+                result.published += _publish(
+                    ctx,
+                    ctx.finding(
+                        FindingType.KEY_ACCESS_MISSING,
+                        Outcome.FAILED,
+                        key.arn,
+                        f"adding {principal} to the policy of {key.arn} (for {ctx.origin}) failed: {failure}",
+                        principal,
+                    ),
+                )
+            return
+    for principal, specs in grants:
+        result.granted.append(principal)
+        count("Grants")
+        sids = [s.sid for s in specs]
+        result.published += _publish(
+            ctx,
+            ctx.finding(
+                FindingType.KEY_ACCESS_MISSING,
+                Outcome.REMEDIATED,
+                key.arn,
+                f"{principal} lacked {', '.join(policy.actions_of(specs))} on {key.arn}, needed for {ctx.origin}; "
+                f"added it to the key policy. {_statements_text(merge.before, merge.after, sids)}",
+                principal,
+            ),
+        )
+        logger.info("granted key access", extra={"key": key.arn, "principal": principal, "sids": sids})
+
+
+def _write(ctx: Context, lock: KeyLock, key_arn: str, document: Mapping[str, Any]) -> str | None:
+    """PutKeyPolicy, retrying MalformedPolicyDocumentException (a principal KMS cannot see yet).
+    Returns None on success, or why it failed (a FAILED finding). Transient errors raise."""
+    text = policy.serialize(document)
+    delay = MALFORMED_BACKOFF
+    for attempt in range(1, MALFORMED_RETRIES + 1):
+        if lock.remaining() < MIN_LEASE_LEFT:
+            raise RetryableError(f"lease on {key_arn} too short to write safely")
+        try:
+            kms.put_policy(key_arn, text)
+        except ClientError as error:
+            raise_if_transient(error)
+            code = error_code(error)
+            if code == "MalformedPolicyDocumentException" and attempt < MALFORMED_RETRIES:
+                logger.warning(
+                    "KMS rejected the policy; retrying",
+                    extra={"key": key_arn, "attempt": attempt, "error": str(error)},
+                )
+                ctx.sleep(delay)
+                delay *= 2
+                continue
+            message = error.response.get("Error", {}).get("Message", "")
+            return f"PutKeyPolicy failed after {attempt} attempt(s): {code}: {message}"
+        ctx.keys.remember_policy(key_arn, dict(document))
+        return None
+    return "PutKeyPolicy failed"  # pragma: no cover - the loop always returns

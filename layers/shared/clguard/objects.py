@@ -1,0 +1,281 @@
+"""Verify one training object (design §8) and remediate what is safe to remediate.
+
+HeadObject → classify → assess against the configuration → (enforce) re-encrypt in place →
+for objects under a CMK, ensure every training principal can use the key. The in-place copy
+raises a new ``Object Created`` (reason CopyObject) event; that second pass finds the object
+compliant and does nothing. A loop guard makes sure a copy that did not take effect is reported
+(FAILED) instead of copied again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Final
+
+from botocore.exceptions import ClientError
+
+from clguard import policy
+from clguard.adapters import dynamodb, s3
+from clguard.adapters.clients import error_code, raise_if_transient
+from clguard.adapters.s3 import Head, HeadStatus, ObjectChanged
+from clguard.encryption import (
+    Assessment,
+    Encryption,
+    Method,
+    ObjectEncryption,
+    UnknownEncryption,
+    assess,
+    classify,
+)
+from clguard.events import ObjectWork
+from clguard.findings import Finding, FindingType, Outcome, S3ObjectResource
+from clguard.keyaccess import Context, KeyResult, ensure_access
+from clguard.observability import count, logger
+
+LOOP_GUARD_SECONDS: Final = 3600
+
+
+@dataclass(slots=True)
+class ObjectResult:
+    work: ObjectWork
+    status: str  # ignored | gone | checked
+    findings: list[Finding] = field(default_factory=list)
+    key_results: list[KeyResult] = field(default_factory=list)
+
+
+type HeadFn = Callable[[ObjectWork], Head]
+
+
+def _default_head(work: ObjectWork) -> Head:
+    return s3.head(work.bucket, work.key, work.version_id)
+
+
+def verify_object(work: ObjectWork, ctx: Context, head_fn: HeadFn = _default_head) -> ObjectResult:
+    settings = ctx.settings
+    in_training = work.bucket in settings.training_buckets
+    if not in_training and not work.anywhere:
+        logger.info(
+            "bucket is not a training bucket; ignored",
+            extra={"bucket": work.bucket, "key": work.key},
+        )
+        count("EventsIgnored")
+        return ObjectResult(work, "ignored")
+
+    h = head_fn(work)
+    if h.status is HeadStatus.GONE:
+        logger.info("object is gone; skipped", extra={"bucket": work.bucket, "key": work.key})
+        count("ObjectsGone")
+        return ObjectResult(work, "gone")
+    result = ObjectResult(work, "checked")
+    count("ObjectsChecked")
+    version = work.version_id or (h.version_id if h.version_id not in (None, "null") else None)
+    resource = S3ObjectResource(work.bucket, h.key, version)
+
+    def publish(finding_type: FindingType, outcome: Outcome, detail: str, key_arn: str | None) -> None:
+        finding = Finding(
+            finding_type=finding_type,
+            outcome=outcome,
+            resource=resource,
+            detail=detail,
+            source_event_id=work.source_event_id,
+            account=settings.account_id,
+            region=settings.region,
+            kms_key_arn=key_arn,
+        )
+        count(f"Violation.{finding_type.value}")
+        if ctx.publisher.publish(finding):
+            result.findings.append(finding)
+
+    if h.status is HeadStatus.DENIED:
+        publish(
+            FindingType.OBJECT_UNVERIFIABLE,
+            Outcome.REPORTED,
+            f"object could not be inspected: {h.problem}",
+            None,
+        )
+        return result
+    if h.status is HeadStatus.SSE_C:
+        encryption = ObjectEncryption(Encryption.SSE_C)
+    else:
+        assert h.response is not None
+        try:
+            encryption = classify(h.response)
+        except UnknownEncryption as unknown:
+            publish(
+                FindingType.OBJECT_UNVERIFIABLE,
+                Outcome.REPORTED,
+                f"object could not be classified: {unknown}",
+                None,
+            )
+            return result
+
+    assessment = assess(encryption, settings)
+    final: ObjectEncryption | None = encryption
+    if not assessment.compliant:
+        assert assessment.finding_type is not None
+        outcome, detail, final = _remediate(work, h, assessment, ctx, in_training)
+        if outcome is None:
+            return result  # the object changed under us: its own event covers the new one
+        key_arn = encryption.kms_key_arn or (final.kms_key_arn if final else None)
+        publish(FindingType(assessment.finding_type), outcome, detail, key_arn)
+        if outcome is Outcome.REMEDIATED:
+            count("Remediations")
+    else:
+        logger.debug(
+            "object compliant",
+            extra={"bucket": work.bucket, "key": h.key, "encryption": encryption.describe()},
+        )
+
+    if final is not None and final.kind.is_kms and final.kms_key_arn:
+        principals = tuple(dict.fromkeys((*settings.training_principals, *work.principals)))
+        key_ctx = Context(
+            settings=settings,
+            publisher=ctx.publisher,
+            keys=ctx.keys,
+            source_event_id=work.source_event_id,
+            origin=work.origin or f"training object {resource.label()}",
+            scope=work.scope,
+            sleep=ctx.sleep,
+        )
+        key_result = ensure_access(key_ctx, final.kms_key_arn, dict.fromkeys(principals, (policy.TRAINING_DATA,)))
+        result.key_results.append(key_result)
+        for principal, why in key_result.refused.items():
+            arn = key_result.key.arn if key_result.key else final.kms_key_arn
+            refusal = key_ctx.finding(
+                FindingType.PRINCIPAL_NOT_ALLOWED,
+                Outcome.REFUSED,
+                arn,
+                f"not adding {principal} to {arn} (needed for {key_ctx.origin}): {why}",
+                principal,
+            )
+            if ctx.publisher.publish(refusal):
+                result.findings.append(refusal)
+        result.findings.extend(key_result.published)
+    return result
+
+
+def _state_id(bucket: str, key: str, etag: str | None, modified: object) -> str:
+    stamp = int(modified.timestamp()) if isinstance(modified, datetime) else modified
+    return f"remediated#{bucket}#{key}#{etag}#{stamp}"
+
+
+def _loop_detected(ctx: Context, bucket: str, h: Head) -> bool:
+    """True when this exact object state (ETag + LastModified) is one our own copy produced:
+    the copy did not take effect and copying again would loop."""
+    assert h.response is not None
+    now = int(time.time())
+    state = _state_id(bucket, h.key, h.etag, h.response.get("LastModified"))
+    fresh = dynamodb.put_if(
+        ctx.settings.state_table,
+        {
+            "id": {"S": state},
+            "expiration": {"N": str(now + LOOP_GUARD_SECONDS)},
+            "produced": {"BOOL": False},
+        },
+        "attribute_not_exists(id) OR (expiration < :now)",
+        {":now": {"N": str(now)}},
+    )
+    return not fresh
+
+
+def _mark_produced(ctx: Context, bucket: str, key: str, etag: str | None, modified: object) -> None:
+    now = int(time.time())
+    dynamodb.put_if(
+        ctx.settings.state_table,
+        {
+            "id": {"S": _state_id(bucket, key, etag, modified)},
+            "expiration": {"N": str(now + LOOP_GUARD_SECONDS)},
+            "produced": {"BOOL": True},
+        },
+        "attribute_not_exists(id) OR (expiration < :now)",
+        {":now": {"N": str(now)}},
+    )
+
+
+def _remediate(
+    work: ObjectWork, h: Head, a: Assessment, ctx: Context, in_training: bool
+) -> tuple[Outcome | None, str, ObjectEncryption | None]:
+    """Returns (outcome, detail, the encryption the object ends with). Outcome None: skip."""
+    settings = ctx.settings
+    fix = a.remediation
+    if fix is None:
+        return Outcome.REPORTED, f"{a.problem}; {a.why_not}", a.encryption
+    if not in_training:
+        return (
+            Outcome.REPORTED,
+            f"{a.problem}; the bucket is not in TRAINING_BUCKETS, so the remediator leaves it as is",
+            a.encryption,
+        )
+    if not settings.enforce:
+        return (
+            Outcome.REPORTED,
+            f"{a.problem}; report mode: would be {fix.describe()}",
+            a.encryption,
+        )
+    if h.status is not HeadStatus.FOUND:
+        return Outcome.REPORTED, f"{a.problem}; nothing safe to do", a.encryption
+    try:
+        if fix.method is Method.COPY:
+            if _loop_detected(ctx, work.bucket, h):
+                return (
+                    Outcome.FAILED,
+                    f"{a.problem}; the remediator already re-encrypted this object and the copy did not "
+                    "take effect (bucket policy or default encryption?); not copying again",
+                    a.encryption,
+                )
+            rewritten = s3.copy_in_place(work.bucket, h, fix.target)
+            etag, modified = rewritten.etag, rewritten.last_modified
+            if modified is None:  # CompleteMultipartUpload does not say; ask
+                after = s3.head(work.bucket, h.key, rewritten.version_id)
+                etag, modified = (
+                    after.etag,
+                    after.response.get("LastModified") if after.response else None,
+                )
+            _mark_produced(ctx, work.bucket, h.key, etag, modified)
+        else:
+            assert fix.target.kms_key_arn is not None
+            s3.update_encryption(work.bucket, h, fix.target.kms_key_arn)
+            rewritten = None
+    except ObjectChanged:
+        logger.info("object changed since it was inspected; its own event covers it", extra={"key": h.key})
+        return None, "", None
+    except ClientError as error:
+        raise_if_transient(error)
+        message = error.response.get("Error", {}).get("Message", "")
+        return (
+            Outcome.FAILED,
+            f"{a.problem}; {fix.method.value} failed: {error_code(error)} {message}".strip(),
+            a.encryption,
+        )
+    detail = f"{a.problem}; {fix.describe()}"
+    if rewritten is not None and h.version_id not in (None, "null"):
+        detail += f"; the previous version {h.version_id} keeps its old encryption"
+    return Outcome.REMEDIATED, detail, fix.target
+
+
+class HeadPrefetch:
+    """HeadObject for many objects at once on a bounded thread pool, consumed one by one.
+
+    The calls are the same ones the sequential path makes (one per object); they just overlap.
+    An error is kept and raised when its object is consumed, so it fails the right record.
+    """
+
+    def __init__(self, works: Sequence[ObjectWork], *, max_workers: int = 8) -> None:
+        self._results: dict[tuple[str, str, str | None], Future[Head]] = {}
+        wanted = list(dict.fromkeys((w.bucket, w.key, w.version_id) for w in works))
+        if len(wanted) < 2:
+            return
+        pool = ThreadPoolExecutor(max_workers=min(max_workers, len(wanted)), thread_name_prefix="head")
+        for bucket, key, version in wanted:
+            self._results[(bucket, key, version)] = pool.submit(s3.head, bucket, key, version)
+        pool.shutdown(wait=False)
+
+    def __call__(self, work: ObjectWork) -> Head:
+        future = self._results.pop((work.bucket, work.key, work.version_id), None)
+        if future is None:
+            return _default_head(work)
+        return future.result()

@@ -1,0 +1,143 @@
+"""Publish findings to SNS exactly once per condition, and never lose one.
+
+- Idempotent: the powertools idempotency utility (DynamoDB persistence in STATE_TABLE) keyed on
+  the finding's fingerprint, so a redelivered event publishes nothing twice. Within one
+  invocation an in-memory set spares the DynamoDB round trips.
+- Never lost: when Publish fails (after botocore's retries) the finding goes to the verify queue
+  as a ``clguard.finding`` message (the findings outbox) and is published from there, retried by
+  SQS and kept by its DLQ. Only if that also fails does the error propagate, failing the record.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, Final
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from clguard.adapters import sns, sqs
+from clguard.config import Settings
+from clguard.findings import Finding, message_attributes, sns_message, subject
+from clguard.observability import count, logger
+
+FINDING_MESSAGE_KIND: Final = "clguard.finding"
+IDEMPOTENCY_TTL_SECONDS: Final = 14 * 24 * 3600  # SQS keeps a message (and its DLQ) up to 14 days
+
+
+def outbox_message(finding: Finding) -> str:
+    """The findings-outbox message: ``{"kind": "clguard.finding", "version": 1, ...}``."""
+    return json.dumps(
+        {
+            "kind": FINDING_MESSAGE_KIND,
+            "version": 1,
+            "scope": finding.scope,
+            "finding": finding.document(),
+        },
+        ensure_ascii=False,
+    )
+
+
+class Publisher:
+    def __init__(self, settings: Settings, *, idempotent: bool = True, lambda_context: Any = None) -> None:
+        self.settings = settings
+        self.lambda_context = lambda_context
+        self.idempotent = idempotent
+        self.published: list[Finding] = []
+        self.deferred: list[Finding] = []
+        self._seen: set[str] = set()
+        self._sent_now: set[str] = set()  # sent by this process (not a stored idempotent result)
+        self._once: Callable[..., Any] | None = None
+
+    def _send(self, finding: Finding) -> str:
+        return sns.publish(
+            self.settings.alert_topic_arn,
+            subject=subject(finding),
+            message=sns_message(finding),
+            attributes=message_attributes(finding),
+        )
+
+    def _publish_once(self) -> Callable[..., Any]:
+        if self._once is None:
+            # Imported on first use: the compliant path never publishes and keeps a small cold start.
+            from aws_lambda_powertools.utilities.idempotency import (  # noqa: PLC0415
+                DynamoDBPersistenceLayer,
+                IdempotencyConfig,
+                idempotent_function,
+            )
+
+            from clguard.adapters.clients import client  # noqa: PLC0415
+
+            store = DynamoDBPersistenceLayer(table_name=self.settings.state_table, boto3_client=client("dynamodb"))
+            config = IdempotencyConfig(
+                event_key_jmespath="fingerprint",
+                raise_on_no_idempotency_key=True,
+                expires_after_seconds=IDEMPOTENCY_TTL_SECONDS,
+                use_local_cache=False,
+            )
+            if self.lambda_context is not None:
+                config.register_lambda_context(self.lambda_context)
+            publisher = self
+
+            def publish_finding(*, record: dict[str, Any]) -> dict[str, Any]:
+                finding: Finding = record["finding"]
+                message_id = publisher._send(finding)
+                publisher._sent_now.add(record["fingerprint"])
+                return {"message_id": message_id}
+
+            self._once = idempotent_function(data_keyword_argument="record", persistence_store=store, config=config)(
+                publish_finding
+            )
+        return self._once
+
+    def publish(self, finding: Finding) -> bool:
+        """Publish unless this condition was already published. True when it was sent now."""
+        fingerprint = finding.fingerprint()
+        if fingerprint in self._seen:
+            return False
+        try:
+            if self.idempotent:
+                self._publish_once()(record={"fingerprint": fingerprint, "finding": finding})
+                sent = fingerprint in self._sent_now
+            else:
+                self._send(finding)
+                sent = True
+        except (ClientError, BotoCoreError) as error:
+            if not self._defer(finding, error):
+                raise
+            self._seen.add(fingerprint)
+            return False
+        self._seen.add(fingerprint)
+        if sent:
+            self.published.append(finding)
+            count("FindingsPublished")
+            logger.info(
+                "finding published",
+                extra={
+                    "finding_type": finding.finding_type.value,
+                    "outcome": finding.outcome.value,
+                    "resource": finding.resource.label(),
+                    "fingerprint": fingerprint,
+                },
+            )
+        return sent
+
+    def _defer(self, finding: Finding, error: BaseException) -> bool:
+        queue = self.settings.verify_queue_url
+        logger.warning(
+            "publishing a finding failed; deferring it to the findings outbox",
+            extra={"error": str(error), "finding": finding.document(), "queue": queue},
+        )
+        if not queue:
+            return False
+        try:
+            sqs.send(queue, outbox_message(finding))
+        except (ClientError, BotoCoreError):
+            logger.exception(
+                "the findings outbox failed too; failing the record",
+                extra={"finding": finding.document()},
+            )
+            return False
+        self.deferred.append(finding)
+        count("FindingsDeferred")
+        return True

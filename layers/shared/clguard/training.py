@@ -1,0 +1,387 @@
+"""The grant path (design §7, §8): a Rekognition training call → the caller gets exactly the key
+access training needs, and every violation on the way is reported.
+
+Handles CreateProjectVersion (manifests, KmsKeyId, output bucket), CreateDataset (its source
+manifest), UpdateDatasetEntries (inline Ground Truth lines, when CloudTrail recorded them) and
+CopyProjectVersion (KmsKeyId, output bucket).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from itertools import chain
+from typing import Any, Final
+
+from botocore.exceptions import ClientError
+
+from clguard import fanout, manifest, policy
+from clguard.adapters import s3, sqs
+from clguard.adapters.clients import error_code, raise_if_transient
+from clguard.config import Settings
+from clguard.errors import InvalidEvent
+from clguard.events import TRAINING_EVENTS, ObjectWork, TrainingCall, parse_training_call
+from clguard.findings import Finding, FindingType, KmsKeyResource, Outcome, S3ObjectResource
+from clguard.keyaccess import Context, KeyResult, ensure_access
+from clguard.keydirectory import KeyDirectory
+from clguard.manifest import ImageRef, ManifestStats
+from clguard.objects import HeadPrefetch, verify_object
+from clguard.observability import count, logger
+from clguard.policy import AccessNeed
+from clguard.principals import Caller, refusal_reason, resolve_caller
+from clguard.publisher import Publisher
+
+INLINE_IMAGE_LIMIT: Final = 1_000  # larger manifests fan their image checks out to the verify queue
+MAX_INLINE_GROUND_TRUTH: Final = 5 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class S3Location:
+    bucket: str
+    key: str
+    version_id: str | None = None
+
+
+@dataclass(slots=True)
+class TrainingRequest:
+    project: str | None = None
+    version_name: str | None = None
+    kms_key_id: str | None = None
+    manifests: list[S3Location] = field(default_factory=list)
+    output_bucket: str | None = None
+    inline_ground_truth: bytes | None = None
+
+    def describe(self, event_name: str) -> str:
+        target = " ".join(x for x in (self.project, self.version_name and f"version {self.version_name}") if x)
+        return f"{event_name} of {target}" if target else event_name
+
+
+def _str(value: Any, where: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidEvent(f"{where} must be a string")
+    return value or None
+
+
+def _map(value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidEvent(f"{where} must be an object")
+    return value
+
+
+def _manifest_location(ground_truth: Any, where: str) -> S3Location | None:
+    s3_object = _map(_map(ground_truth, where).get("s3object"), f"{where}.S3Object")
+    bucket = _str(s3_object.get("bucket"), f"{where}.S3Object.Bucket")
+    name = _str(s3_object.get("name"), f"{where}.S3Object.Name")
+    if not bucket or not name:
+        return None
+    return S3Location(bucket, name, _str(s3_object.get("version"), f"{where}.S3Object.Version"))
+
+
+def _assets(data: Any, where: str) -> Iterator[S3Location]:
+    assets = _map(data, where).get("assets")
+    if assets is None:
+        return
+    if not isinstance(assets, list):
+        raise InvalidEvent(f"{where}.Assets must be a list")
+    for index, asset in enumerate(assets):
+        location = _manifest_location(_map(asset, f"{where}.Assets[{index}]").get("groundtruthmanifest"), where)
+        if location is not None:
+            yield location
+
+
+def request_of(call: TrainingCall) -> TrainingRequest:
+    """Read the request parameters, whatever their case (lower-cased by the parser)."""
+    p = call.parameters
+    request = TrainingRequest(
+        project=_str(p.get("projectarn") or p.get("destinationprojectarn") or p.get("datasetarn"), "ProjectArn"),
+        version_name=_str(p.get("versionname"), "VersionName"),
+        kms_key_id=_str(p.get("kmskeyid"), "KmsKeyId"),
+        output_bucket=_str(_map(p.get("outputconfig"), "OutputConfig").get("s3bucket"), "OutputConfig.S3Bucket"),
+    )
+    request.manifests.extend(_assets(p.get("trainingdata"), "TrainingData"))
+    request.manifests.extend(_assets(p.get("testingdata"), "TestingData"))
+    source = _map(p.get("datasetsource"), "DatasetSource")
+    location = _manifest_location(source.get("groundtruthmanifest"), "DatasetSource.GroundTruthManifest")
+    if location is not None:
+        request.manifests.append(location)
+    blob = _map(p.get("changes"), "Changes").get("groundtruth")
+    if isinstance(blob, str) and blob:
+        try:
+            decoded = base64.b64decode(blob[: MAX_INLINE_GROUND_TRUTH * 2], validate=True)
+        except (binascii.Error, ValueError):
+            decoded = blob.encode()
+        request.inline_ground_truth = decoded[:MAX_INLINE_GROUND_TRUTH]
+    request.manifests = list(dict.fromkeys(request.manifests))
+    return request
+
+
+def should_act(call: TrainingCall) -> tuple[bool, str]:
+    """Design §7: a refused call grants nothing, except AccessDenied naming a kms: action (the
+    caller lacked key access; grant it so the retry succeeds)."""
+    if call.event_name not in TRAINING_EVENTS:
+        return False, f"{call.event_name} is not a training call"
+    if call.error_code is None:
+        return True, "the call succeeded"
+    message = call.error_message or ""
+    if call.error_code.startswith("AccessDenied") and "kms:" in message:
+        return True, f"{call.error_code} names a kms: action: granting so that the retry succeeds"
+    return False, f"the call was refused by AWS ({call.error_code}): nothing to grant"
+
+
+@dataclass(slots=True)
+class Summary:
+    event_id: str
+    event_name: str
+    status: str
+    reason: str
+    caller: str | None = None
+    principal: str | None = None
+    objects_checked: int = 0
+    manifests: int = 0
+    fanout_messages: int = 0
+    keys: dict[str, str] = field(default_factory=dict)
+    findings: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "event_name": self.event_name,
+            "status": self.status,
+            "reason": self.reason,
+            "caller": self.caller,
+            "principal": self.principal,
+            "objects_checked": self.objects_checked,
+            "manifests": self.manifests,
+            "fanout_messages": self.fanout_messages,
+            "keys": self.keys,
+            "findings": [{k: f[k] for k in ("finding_type", "outcome", "resource")} for f in self.findings],
+        }
+
+
+class TrainingRun:
+    def __init__(
+        self,
+        call: TrainingCall,
+        settings: Settings,
+        *,
+        lambda_context: Any = None,
+        sleep: Callable[[float], None] = time.sleep,
+        inline_limit: int | None = None,
+    ) -> None:
+        self.call = call
+        self.settings = settings
+        self.request = request_of(call)
+        self.caller: Caller = resolve_caller(call.user_identity)
+        self.origin = self.request.describe(call.event_name)
+        self.publisher = Publisher(settings, lambda_context=lambda_context)
+        self.keys = KeyDirectory()
+        self.ctx = Context(settings, self.publisher, self.keys, call.event_id, self.origin, sleep=sleep)
+        self.inline_limit = INLINE_IMAGE_LIMIT if inline_limit is None else inline_limit
+        self.refusal = refusal_reason(
+            self.caller.principal_arn, key_account=settings.account_id, patterns=settings.allowed_principal_patterns
+        )
+        self.principal = self.caller.principal_arn if self.refusal is None else None
+        self.summary = Summary(call.event_id, call.event_name, "processed", "", self.display_caller, self.principal)
+        self.key_needs: dict[str, set[AccessNeed]] = {}  # resolved CMK ARN -> needs (for refusals)
+        self.checked: set[ImageRef] = set()  # images checked inline (bounded by the inline limit)
+
+    @property
+    def display_caller(self) -> str | None:
+        identity = self.call.user_identity if isinstance(self.call.user_identity, dict) else {}
+        arn = identity.get("arn")
+        return self.caller.principal_arn or (arn if isinstance(arn, str) else None)
+
+    # --- steps ---------------------------------------------------------------------------------
+
+    def run(self) -> Summary:
+        logger.info(
+            "training call",
+            extra={
+                "event_name": self.call.event_name,
+                "caller": self.display_caller,
+                "identity_type": self.caller.identity_type,
+                "principal": self.principal,
+                "refusal": self.refusal,
+                "manifests": len(self.request.manifests),
+                "kms_key_id": self.request.kms_key_id,
+            },
+        )
+        if self.request.kms_key_id:
+            self._ensure(self.request.kms_key_id, AccessNeed.COPIED_IMAGES)
+        for location in self.request.manifests:
+            self._manifest(location)
+        if self.request.inline_ground_truth:
+            stats = ManifestStats()
+            refs = manifest.scan([self.request.inline_ground_truth], stats)
+            self._images(refs, stats, None)
+        if self.request.output_bucket:
+            self._output_bucket(self.request.output_bucket)
+        self._publish_refusal()
+        self.summary.findings = [f.document() for f in self.publisher.published]
+        return self.summary
+
+    def _wants(self, need: AccessNeed) -> dict[str, tuple[policy.StatementSpec, ...]]:
+        return {self.principal: need.specs} if self.principal else {}
+
+    def _note_key(self, result: KeyResult, need: AccessNeed) -> None:
+        if result.key is not None:
+            self.key_needs.setdefault(result.key.arn, set()).add(need)
+            state = "granted" if result.granted else "unusable" if result.published and not result.granted else "ok"
+            self.summary.keys.setdefault(result.key.arn, state)
+            if result.granted:
+                self.summary.keys[result.key.arn] = "granted"
+        else:
+            self.summary.keys[result.reference] = "unusable"
+
+    def _ensure(self, reference: str, need: AccessNeed) -> None:
+        result = ensure_access(self.ctx, reference, self._wants(need))
+        self._note_key(result, need)
+
+    def _verify(self, work: ObjectWork, head_fn: Callable[[ObjectWork], s3.Head] | None = None) -> None:
+        result = verify_object(work, self.ctx, head_fn) if head_fn else verify_object(work, self.ctx)
+        if result.status == "checked":
+            self.summary.objects_checked += 1
+        for key_result in result.key_results:
+            self._note_key(key_result, AccessNeed.TRAINING_DATA)
+
+    def _object(self, location: S3Location | ImageRef, reason: str) -> ObjectWork:
+        return ObjectWork(
+            bucket=location.bucket,
+            key=location.key,
+            version_id=getattr(location, "version_id", None),
+            source_event_id=self.call.event_id,
+            reason=reason,
+            principals=(self.principal,) if self.principal else (),
+            anywhere=True,
+            origin=self.origin,
+        )
+
+    def _manifest(self, location: S3Location) -> None:
+        self.summary.manifests += 1
+        self._verify(self._object(location, "manifest"))
+        stats = ManifestStats()
+        resource = S3ObjectResource(location.bucket, location.key, location.version_id)
+        try:
+            chunks = s3.iter_chunks(location.bucket, location.key, location.version_id)
+            refs = manifest.scan(chunks, stats)
+            self._images(refs, stats, resource)
+        except ClientError as error:
+            raise_if_transient(error)
+            self._manifest_finding(resource, f"the manifest could not be read: {error_code(error)}")
+
+    def _manifest_finding(self, resource: S3ObjectResource | None, detail: str) -> None:
+        finding = Finding(
+            finding_type=FindingType.MANIFEST_INVALID,
+            outcome=Outcome.REPORTED,
+            resource=resource or S3ObjectResource("(inline)", self.call.event_name),
+            detail=f"{detail} (for {self.origin})",
+            source_event_id=self.call.event_id,
+            account=self.settings.account_id,
+            region=self.settings.region,
+        )
+        self.publisher.publish(finding)
+
+    def _images(self, refs: Iterator[ImageRef], stats: ManifestStats, resource: S3ObjectResource | None) -> None:
+        """Check the images: inline for a small manifest, fanned out to the verify queue beyond
+        ``inline_limit`` images (bounded memory either way)."""
+        buffered: list[ImageRef] = []
+        for ref in refs:
+            buffered.append(ref)
+            if len(buffered) > self.inline_limit and self.settings.verify_queue_url:
+                self._fan_out(chain(buffered, refs))
+                buffered = []
+                break
+        fresh = [ref for ref in dict.fromkeys(buffered) if ref not in self.checked]
+        if fresh:
+            self.checked.update(fresh)
+            works = [self._object(ref, "manifest image") for ref in fresh]
+            prefetch = HeadPrefetch(works)
+            for work in works:
+                self._verify(work, prefetch)
+        if stats.problems:
+            self._manifest_finding(resource, f"manifest problems: {stats.describe()}")
+
+    def _fan_out(self, refs: Iterator[ImageRef]) -> None:
+        queue = self.settings.verify_queue_url
+        assert queue is not None
+        for body in fanout.messages(
+            refs, source_event_id=self.call.event_id, origin=self.origin, principals=self._wants_list()
+        ):
+            sqs.send(queue, body)
+            self.summary.fanout_messages += 1
+        count("FanoutMessages", self.summary.fanout_messages)
+
+    def _wants_list(self) -> list[str]:
+        return [self.principal] if self.principal else []
+
+    def _output_bucket(self, bucket: str) -> None:
+        try:
+            key = s3.bucket_default_kms_key(bucket)
+        except ClientError as error:
+            raise_if_transient(error)
+            logger.warning(
+                "could not read the output bucket's default encryption",
+                extra={"bucket": bucket, "error": error_code(error)},
+            )
+            count("OutputBucketUnverifiable")
+            return
+        if key:
+            self._ensure(key, AccessNeed.TRAINING_DATA)
+
+    def _publish_refusal(self) -> None:
+        """One PRINCIPAL_NOT_ALLOWED per principal per event, listing the keys it lacks."""
+        if self.refusal is None or not self.key_needs:
+            return
+        lacking = []
+        for key_arn, needs in self.key_needs.items():
+            lookup = self.keys.lookup(key_arn)
+            if lookup.key is None or not lookup.key.customer_managed:
+                continue
+            arn = self.caller.principal_arn
+            if arn and not policy.missing(self.keys.policy(key_arn), arn, policy.specs_for(needs), key_arn):
+                continue
+            lacking.append(key_arn)
+        if not lacking:
+            return
+        who = self.display_caller or f"a {self.caller.identity_type} caller"
+        finding = Finding(
+            finding_type=FindingType.PRINCIPAL_NOT_ALLOWED,
+            outcome=Outcome.REFUSED,
+            resource=KmsKeyResource(lacking[0]),
+            detail=f"not granting {who} ({self.caller.note}) access for {self.origin}: {self.refusal}; "
+            f"key(s): {', '.join(lacking)}",
+            source_event_id=self.call.event_id,
+            account=self.settings.account_id,
+            region=self.settings.region,
+            principal_arn=self.display_caller,
+            kms_key_arn=lacking[0],
+        )
+        count("Refusals")
+        self.publisher.publish(finding)
+
+
+def handle_training_event(
+    event: Mapping[str, Any],
+    settings: Settings,
+    *,
+    lambda_context: Any = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    call = parse_training_call(dict(event))
+    logger.set_correlation_id(call.event_id)
+    act, reason = should_act(call)
+    if not act:
+        logger.info("training call ignored", extra={"event_name": call.event_name, "reason": reason})
+        count("EventsIgnored")
+        return Summary(call.event_id, call.event_name, "ignored", reason).to_json()
+    run = TrainingRun(call, settings, lambda_context=lambda_context, sleep=sleep)
+    summary = run.run()
+    summary.reason = reason
+    return summary.to_json()

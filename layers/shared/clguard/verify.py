@@ -1,0 +1,113 @@
+"""The verify function's logic: one SQS batch of verify-queue messages.
+
+Each record is processed on its own (powertools BatchProcessor, partial batch response): a bad
+record fails alone and reaches the DLQ after its retries; the others are processed normally.
+Work is shared across the batch: each KMS key is described and its policy read once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from clguard.config import Settings
+from clguard.errors import InvalidEvent
+from clguard.events import FindingMessage, ObjectWork, parse_verify_message
+from clguard.findings import Finding
+from clguard.keyaccess import Context
+from clguard.keydirectory import KeyDirectory
+from clguard.objects import HeadFn, HeadPrefetch, ObjectResult, verify_object
+from clguard.observability import count, logger
+from clguard.publisher import Publisher
+
+KEY_FINDING_WINDOW_SECONDS = 3600
+
+
+def key_finding_scope(work: ObjectWork, now: float | None = None) -> str:
+    """Key-level conditions seen through plain S3 events are reported once per key and hour;
+    those of a training request (fan-out) once per request."""
+    if work.anywhere:
+        return ""
+    return f"window:{int((now or time.time()) // KEY_FINDING_WINDOW_SECONDS)}"
+
+
+class BatchRun:
+    """State shared by the records of one batch."""
+
+    def __init__(self, settings: Settings, *, head_fn: HeadFn | None = None, lambda_context: Any = None) -> None:
+        self.settings = settings
+        self.publisher = Publisher(settings, lambda_context=lambda_context)
+        self.keys = KeyDirectory()
+        self.head_fn = head_fn
+        self.results: list[ObjectResult] = []
+
+    def verify(self, work: ObjectWork) -> ObjectResult:
+        ctx = Context(
+            settings=self.settings,
+            publisher=self.publisher,
+            keys=self.keys,
+            source_event_id=work.source_event_id,
+            origin=work.origin,
+            scope=key_finding_scope(work),
+        )
+        result = verify_object(work, ctx) if self.head_fn is None else verify_object(work, ctx, self.head_fn)
+        self.results.append(result)
+        return result
+
+    def prefetch(self, event: Mapping[str, Any]) -> None:
+        """Start the batch's HeadObject calls together (one per object, overlapped)."""
+        works = []
+        for record in event.get("Records") or []:
+            try:
+                message = parse_verify_message(record.get("body") or "")
+            except (InvalidEvent, AttributeError, TypeError):
+                continue  # reported when the record itself is handled
+            if isinstance(message, list):
+                works += [w for w in message if w.anywhere or w.bucket in self.settings.training_buckets]
+        if len(works) > 1:
+            self.head_fn = HeadPrefetch(works)
+
+    def handle_record(self, record: SQSRecord) -> None:
+        try:
+            message = parse_verify_message(record.body)
+        except InvalidEvent as invalid:
+            count("InvalidRecords")
+            logger.error(
+                "invalid record: it fails and reaches the DLQ after its retries",
+                extra={
+                    "message_id": record.message_id,
+                    "problem": str(invalid),
+                    "body_prefix": record.body[:500],
+                },
+            )
+            raise
+        if message is None:
+            logger.info(
+                "event needs no verification (the write was refused by S3)",
+                extra={"message_id": record.message_id},
+            )
+            return
+        if isinstance(message, FindingMessage):
+            self.publisher.publish(Finding.from_document(message.document, scope=message.scope))
+            return
+        for work in message:
+            logger.set_correlation_id(work.source_event_id)
+            self.verify(work)
+
+
+def handle_batch(event: Mapping[str, Any], context: Any, settings: Settings) -> dict[str, Any]:
+    run = BatchRun(settings, lambda_context=context)
+    run.prefetch(event)
+    processor = BatchProcessor(event_type=EventType.SQS)
+    response = process_partial_response(
+        event=dict(event), record_handler=run.handle_record, processor=processor, context=context
+    )
+    return dict(response)
