@@ -1,0 +1,786 @@
+"""Small, named test doubles that make moto behave like AWS where it differs.
+
+moto is our AWS (in process with ``moto.mock_aws()``, or over HTTP with a
+``moto.server.ThreadedMotoServer`` in the same process; both share moto's in-process
+backends). Where moto 5.2.5 differs from AWS in a way our code depends on, a double below
+patches moto's backend or response *classes* (never botocore on the client side), so the
+same patch holds in both modes. Each double is a context manager; ``aws_behaviour()``
+enters several (default: all). Every patch is a ``unittest.mock.patch.object`` undone on
+exit, and the state the doubles share is guarded by locks (moto handlers run in threads).
+
+==========================  ===============================================================
+double                      moto gap it covers
+==========================  ===============================================================
+UpdateObjectEncryption      S3 ``UpdateObjectEncryption`` is not implemented: moto routes
+                            ``PUT /{Key}?encryption`` to PutObject and *overwrites the object
+                            with the request's XML body*, unencrypted.
+SseCustomerKeys             SSE-C headers are ignored: the object is stored as plaintext and
+                            HEAD/GET/Copy without the customer key succeed.
+DefaultBucketEncryption     Objects written without SSE headers stay unencrypted, and
+                            GetBucketEncryption without a configuration raises
+                            ServerSideEncryptionConfigurationNotFoundError.
+KeyPolicyValidation         KMS PutKeyPolicy/CreateKey accept any string as the policy.
+AtomicConditionalWrites     DynamoDB conditional writes check, then write, without a lock.
+==========================  ===============================================================
+
+``legacy_unencrypted_objects()`` and ``put_legacy_unencrypted_object()`` write the one kind
+of object AWS still has without encryption: one written before January 2023.
+
+Usage::
+
+    with mock_aws(), aws_behaviour() as aws:          # all doubles
+        aws[KeyPolicyValidation].not_yet_visible(role_arn, times=2)
+        ...
+    with UpdateObjectEncryption(), SseCustomerKeys():  # or only some
+        ...
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import functools
+import hashlib
+import inspect
+import json
+import re
+import threading
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+from unittest.mock import patch
+from urllib.parse import parse_qs, unquote, urlparse
+from xml.parsers.expat import ExpatError
+
+import xmltodict  # type: ignore[import-untyped]
+from moto.core.exceptions import ServiceException
+from moto.dynamodb.models import DynamoDBBackend
+from moto.iam.models import iam_backends
+from moto.kms.models import kms_backends
+from moto.kms.responses import KmsResponse
+from moto.s3.exceptions import MalformedXML, S3ClientError
+from moto.s3.models import S3Backend
+from moto.s3.responses import S3Response
+from moto.utilities.utils import get_partition
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import PutObjectOutputTypeDef
+
+__all__ = [
+    "AtomicConditionalWrites",
+    "AwsBehaviour",
+    "DefaultBucketEncryption",
+    "Double",
+    "KeyPolicyValidation",
+    "SseCustomerKeys",
+    "UpdateObjectEncryption",
+    "aws_behaviour",
+    "legacy_unencrypted_objects",
+    "put_legacy_unencrypted_object",
+]
+
+Response = tuple[int, dict[str, Any], str | bytes]
+Wrapper = Callable[..., Any]
+
+# Guards in-place changes to moto's S3 objects (encryption fields) against concurrent handlers.
+_S3_OBJECT_LOCK = threading.Lock()
+
+
+class Double:
+    """A named set of patches on moto's classes; a context manager, undone on exit.
+
+    Doubles that patch the same moto method (SseCustomerKeys and DefaultBucketEncryption
+    both wrap ``S3Backend.put_object``) compose in either order, but must be left in the
+    reverse order of entering (``with`` and ``aws_behaviour()`` do that).
+    """
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._stack: contextlib.ExitStack | None = None
+
+    def _patches(self) -> Iterator[contextlib.AbstractContextManager[Any]]:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        with self._guard:
+            if self._stack is not None:
+                raise RuntimeError(f"{type(self).__name__} is already active")
+            with contextlib.ExitStack() as stack:
+                for patcher in self._patches():
+                    stack.enter_context(patcher)
+                self._stack = stack.pop_all()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        with self._guard:
+            stack, self._stack = self._stack, None
+        if stack is not None:
+            stack.close()
+
+
+@contextlib.contextmanager
+def _wrapped(cls: type[Any], name: str, make: Callable[[Wrapper], Wrapper]) -> Iterator[None]:
+    """Replace ``cls.name`` by ``make(original)``; the original is read when entered."""
+    original = getattr(cls, name)
+    with patch.object(cls, name, functools.wraps(original)(make(original))):
+        yield
+
+
+def _s3_error(code: str, message: str) -> S3ClientError:
+    # moto serializes S3ClientError with the status of the S3 error model (AccessDenied 403,
+    # NoSuchKey 404); codes without a model (InvalidRequest, KMS.*) get 400.
+    return S3ClientError(code, message)
+
+
+# --------------------------------------------------------------------------------------------
+# 1. UpdateObjectEncryption
+# --------------------------------------------------------------------------------------------
+
+_KMS_KEY_ARN = re.compile(
+    r"arn:(?P<partition>aws[a-z-]*):kms:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):key/(?P<id>[\w-]+)"
+)
+_MSG_UNSUPPORTED_SOURCE = (
+    "The UpdateObjectEncryption operation doesn't support source objects with the "
+    "encryption type {}. Only source objects encrypted with SSE-S3 or SSE-KMS are supported."
+)
+
+
+class UpdateObjectEncryption(Double):
+    """S3 ``UpdateObjectEncryption``: change an object's encryption to SSE-KMS *in place*.
+
+    API reference: "you can atomically update the server-side encryption type of an existing
+    object in a general purpose bucket without any data movement ... your data isn't copied
+    ... the UpdateObjectEncryption operation preserves all object metadata properties,
+    including the storage class, creation date, last modified date, ETag, and checksum
+    properties." So: no new version, no S3 event notification; HeadObject afterwards shows
+    ``ServerSideEncryption: aws:kms`` and ``SSEKMSKeyId`` = the key ARN. Wire format
+    (botocore model): ``PUT /{Bucket}/{Key+}?encryption[&versionId=]`` with body
+    ``<ObjectEncryption><SSE-KMS><KMSKeyArn/><BucketKeyEnabled/></SSE-KMS></ObjectEncryption>``.
+
+    Errors, as documented: source unencrypted, DSSE-KMS or SSE-C, no ``SSE-KMS`` element,
+    missing or malformed key ARN, bad ``BucketKeyEnabled`` -> 400 ``InvalidRequest``; key or
+    version missing -> 404 ``NoSuchKey``; "The AWS KMS key in the request must be owned by
+    the same account as the bucket" -> 403 ``AccessDenied`` (also for a wrong
+    ``x-amz-expected-bucket-owner``). A key that KMS rejects is reported as S3 reports KMS
+    errors on writes, 400 with the KMS code prefixed: not in moto's KMS (or another region
+    than the bucket's) -> ``KMS.NotFoundException``; disabled -> ``KMS.DisabledException``;
+    pending deletion -> ``KMS.KMSInvalidStateException``. Not modelled: Object Lock refusal,
+    KMS permission checks of the caller, Organizations cross-account keys.
+    """
+
+    def _patches(self) -> Iterator[contextlib.AbstractContextManager[Any]]:
+        def make(original: Wrapper) -> Wrapper:
+            def _key_response_put(self: S3Response, query: dict[str, Any], key_name: str) -> Any:
+                if "encryption" in query:
+                    return _update_object_encryption(self, query, key_name)
+                return original(self, query, key_name)
+
+            return _key_response_put
+
+        yield _wrapped(S3Response, "_key_response_put", make)
+
+
+def _update_object_encryption(resp: S3Response, query: dict[str, Any], key_name: str) -> Response:
+    resp.data["Action"] = "UpdateObjectEncryption"
+    resp._authenticate_and_authorize_s3_action(bucket_name=resp.bucket_name, key_name=key_name)
+    backend = resp.backend
+    bucket = backend.get_bucket(resp.bucket_name)
+    expected_owner = resp.headers.get("x-amz-expected-bucket-owner")
+    if expected_owner and expected_owner != backend.account_id:
+        raise _s3_error("AccessDenied", "Access Denied")
+    arn, bucket_key_enabled = _parse_object_encryption(resp.body)
+
+    version_id = query.get("versionId", [None])[0]
+    key = backend.get_object(bucket.name, key_name, version_id=version_id)
+    if key is None:
+        raise _s3_error("NoSuchKey", "The specified key does not exist.")
+    if _sse_c_of(key) is not None:
+        raise _s3_error("InvalidRequest", _MSG_UNSUPPORTED_SOURCE.format("SSE-C"))
+    if key.encryption is None:
+        raise _s3_error(
+            "InvalidRequest",
+            "The UpdateObjectEncryption operation doesn't supported unencrypted source objects. "
+            "Only source objects encrypted with SSE-S3 or SSE-KMS are supported.",
+        )
+    if key.encryption not in ("AES256", "aws:kms"):
+        raise _s3_error("InvalidRequest", _MSG_UNSUPPORTED_SOURCE.format("DSSE-KMS"))
+
+    _check_kms_key(arn, owner=backend.account_id, bucket_region=bucket.region_name)
+    with _S3_OBJECT_LOCK:
+        key.encryption = "aws:kms"
+        key.kms_key_id = arn
+        key.bucket_key_enabled = bucket_key_enabled
+    return 200, {}, b""
+
+
+def _parse_object_encryption(body: bytes | str | None) -> tuple[str, str | None]:
+    """The key ARN and ``BucketKeyEnabled`` ("true"/"false"/None) of the request body."""
+    try:
+        document = xmltodict.parse(body) if body else {}
+    except ExpatError as error:
+        raise MalformedXML() from error
+    root = document.get("ObjectEncryption")
+    sse_kms = root.get("SSE-KMS") if isinstance(root, dict) else None
+    if not isinstance(sse_kms, dict):
+        raise _s3_error(
+            "InvalidRequest",
+            "Requests that modify an object encryption configuration require a valid new "
+            "encryption type. Valid values are SSEKMS.",
+        )
+    arn = sse_kms.get("KMSKeyArn")
+    if not arn:
+        raise _s3_error(
+            "InvalidRequest",
+            "Requests that modify an object's encryption type to SSE-KMS require an AWS KMS "
+            "key Amazon Resource Name (ARN).",
+        )
+    if not isinstance(arn, str) or not _KMS_KEY_ARN.fullmatch(arn):
+        raise _s3_error(
+            "InvalidRequest",
+            "Requests that modify an object's encryption type to SSE-KMS require a valid AWS "
+            "KMS key Amazon Resource Name (ARN).",
+        )
+    bucket_key_enabled = sse_kms.get("BucketKeyEnabled")
+    if bucket_key_enabled not in (None, "true", "false"):
+        raise _s3_error(
+            "InvalidRequest",
+            "The BucketKeyEnabled value isn't valid. Valid values are true or false.",
+        )
+    return arn, bucket_key_enabled
+
+
+def _check_kms_key(arn: str, *, owner: str, bucket_region: str) -> None:
+    match = _KMS_KEY_ARN.fullmatch(arn)
+    assert match is not None  # checked by _parse_object_encryption
+    if match["account"] != owner:
+        raise _s3_error(
+            "AccessDenied",
+            "The AWS KMS key in the request must be owned by the same account as the bucket.",
+        )
+    if match["region"] != bucket_region:
+        raise _s3_error("KMS.NotFoundException", f"Invalid arn {match['region']}")
+    key = kms_backends[owner][match["region"]].keys.get(match["id"])
+    if key is None:
+        raise _s3_error("KMS.NotFoundException", f"Key '{arn}' does not exist")
+    if key.key_state == "Disabled":
+        raise _s3_error("KMS.DisabledException", f"{arn} is disabled.")
+    if key.key_state == "PendingDeletion":
+        raise _s3_error("KMS.KMSInvalidStateException", f"{arn} is pending deletion.")
+
+
+# --------------------------------------------------------------------------------------------
+# 2. SseCustomerKeys
+# --------------------------------------------------------------------------------------------
+
+_SSE_C = "x-amz-server-side-encryption-customer-"
+_COPY_SOURCE_SSE_C = "x-amz-copy-source-server-side-encryption-customer-"
+_SSE_C_ATTR = "_localaws_sse_customer_key"  # set on moto FakeKey / FakeMultipart objects
+# GET/HEAD sub-resources that read no object data (no customer key needed).
+_NO_DATA_SUBRESOURCES = frozenset({"acl", "tagging", "legal-hold", "retention", "attributes", "uploadId", "uploads"})
+_MSG_SSE_C_REQUIRED = (
+    "The object was stored using a form of Server Side Encryption. "
+    "The correct parameters must be provided to retrieve the object."
+)
+_MSG_SSE_C_NOT_APPLICABLE = "The encryption parameters are not applicable to this object."
+
+# The SSE-C key of the write request being handled in this thread (moto handles a request
+# in one thread, in both modes); read by the backend patches below.
+_REQUEST_SSE_C: ContextVar[SseCustomerKey | None] = ContextVar("_REQUEST_SSE_C", default=None)
+
+
+@dataclass(frozen=True)
+class SseCustomerKey:
+    """What S3 keeps of a customer-provided key: the algorithm and the key's MD5 (base64)."""
+
+    algorithm: str
+    key_md5: str
+
+    def response_headers(self) -> dict[str, str]:
+        return {f"{_SSE_C}algorithm": self.algorithm, f"{_SSE_C}key-MD5": self.key_md5}
+
+
+def _sse_c_of(obj: Any) -> SseCustomerKey | None:
+    value = getattr(obj, _SSE_C_ATTR, None)
+    return value if isinstance(value, SseCustomerKey) else None
+
+
+def _sse_c_from_headers(headers: Any, prefix: str) -> SseCustomerKey | None:
+    """The validated SSE-C headers with ``prefix``, or None when none is present."""
+    algorithm = headers.get(f"{prefix}algorithm")
+    key = headers.get(f"{prefix}key")
+    key_md5 = headers.get(f"{prefix}key-MD5")
+    if algorithm is None and key is None and key_md5 is None:
+        return None
+    if algorithm != "AES256":
+        raise _s3_error(
+            "InvalidEncryptionAlgorithmError",
+            "The encryption request you specified is not valid. The valid value is AES256.",
+        )
+    if not key or not key_md5:
+        raise _s3_error(
+            "InvalidArgument",
+            "Requests specifying Server Side Encryption with Customer provided keys must "
+            "provide an appropriate secret key.",
+        )
+    try:
+        raw = base64.b64decode(key, validate=True)
+    except binascii.Error:
+        raw = b""
+    if len(raw) != 32:
+        raise _s3_error("InvalidArgument", "The secret key was invalid for the specified algorithm.")
+    if base64.b64encode(hashlib.md5(raw, usedforsecurity=False).digest()).decode() != key_md5:
+        raise _s3_error(
+            "InvalidArgument",
+            "The calculated MD5 hash of the key did not match the hash that was provided.",
+        )
+    return SseCustomerKey(algorithm, key_md5)
+
+
+def _check_customer_key(stored: SseCustomerKey | None, given: SseCustomerKey | None) -> None:
+    if stored is None and given is not None:
+        raise _s3_error("InvalidRequest", _MSG_SSE_C_NOT_APPLICABLE)
+    if stored is not None and given is None:
+        raise _s3_error("InvalidRequest", _MSG_SSE_C_REQUIRED)
+    if stored is not None and given is not None and stored.key_md5 != given.key_md5:
+        raise _s3_error("AccessDenied", "Access Denied")
+
+
+class SseCustomerKeys(Double):
+    """SSE-C: objects encrypted with a customer-provided key need that key to be read.
+
+    AWS: PutObject/CreateMultipartUpload with ``x-amz-server-side-encryption-customer-*``
+    store the object encrypted with the customer key (S3 keeps only the key's MD5);
+    HeadObject: "If you encrypt an object by using server-side encryption with
+    customer-provided encryption keys (SSE-C) when you store the object in Amazon S3, then
+    when you retrieve the metadata from the object, you must use the following headers".
+    Without them HEAD answers 400 Bad Request with no body (botocore: ClientError code
+    "400"), GET 400 InvalidRequest; with another key 403 (HEAD: no body). CopyObject and
+    UploadPartCopy of an SSE-C source need ``x-amz-copy-source-server-side-encryption-
+    customer-*`` (missing: 400, wrong: 403). SSE-C headers on an object that is not SSE-C:
+    400. Successful responses echo ``SSECustomerAlgorithm``/``SSECustomerKeyMD5``; HeadObject
+    shows no ``ServerSideEncryption``. Recorded per object version (algorithm, key MD5).
+    Not modelled: the HTTPS requirement, UploadPart key checks, GetObjectAttributes.
+    """
+
+    def _patches(self) -> Iterator[contextlib.AbstractContextManager[Any]]:
+        yield _wrapped(S3Response, "_key_response", _sse_c_key_response)
+        yield _wrapped(S3Backend, "put_object", _sse_c_put_object)
+        yield _wrapped(S3Backend, "create_multipart_upload", _sse_c_create_multipart_upload)
+        yield _wrapped(S3Backend, "complete_multipart_upload", _sse_c_complete_multipart_upload)
+
+
+def _sse_c_key_response(original: Wrapper) -> Wrapper:
+    def _key_response(self: S3Response, request: Any, full_url: str) -> Any:
+        method = request.method
+        query = parse_qs(urlparse(full_url).query, keep_blank_values=True)
+        reads_data = method in ("GET", "HEAD") and not (query.keys() & _NO_DATA_SUBRESOURCES)
+        try:
+            given = _sse_c_from_headers(self.headers, _SSE_C)
+            if reads_data:
+                _check_read(self, query, given)
+            elif method == "PUT" and "x-amz-copy-source" in self.headers:
+                _check_copy_source(self)
+        except S3ClientError as error:
+            if method == "HEAD":  # a HEAD error has a status and no body
+                status = 403 if error.code == "AccessDenied" else 400
+                return status, {}, b""
+            raise
+        token = _REQUEST_SSE_C.set(given)
+        try:
+            response = original(self, request, full_url)
+        finally:
+            _REQUEST_SSE_C.reset(token)
+        if given is not None and isinstance(response, tuple) and response[0] < 300:
+            response[1].update(given.response_headers())
+        return response
+
+    return _key_response
+
+
+def _check_read(resp: S3Response, query: dict[str, Any], given: SseCustomerKey | None) -> None:
+    version_id = query.get("versionId", [None])[0]
+    try:
+        key = resp.backend.get_object(resp.bucket_name, resp.parse_key_name(), version_id)
+    except S3ClientError:
+        return  # no bucket: moto answers
+    if key is not None:
+        _check_customer_key(_sse_c_of(key), given)
+
+
+def _check_copy_source(resp: S3Response) -> None:
+    source = urlparse(str(resp.headers["x-amz-copy-source"]))
+    source_bucket, _, source_key = unquote(source.path).lstrip("/").partition("/")
+    version_id = parse_qs(source.query).get("versionId", [None])[0]
+    given = _sse_c_from_headers(resp.headers, _COPY_SOURCE_SSE_C)
+    try:
+        key = resp.backend.get_object(source_bucket, source_key, version_id=version_id)
+    except S3ClientError:
+        return
+    if key is not None:
+        _check_customer_key(_sse_c_of(key), given)
+
+
+def _sse_c_put_object(original: Wrapper) -> Wrapper:
+    def put_object(self: S3Backend, *args: Any, **kwargs: Any) -> Any:
+        new_key = original(self, *args, **kwargs)
+        sse_c = _REQUEST_SSE_C.get()
+        if sse_c is not None:
+            with _S3_OBJECT_LOCK:
+                new_key.encryption = new_key.kms_key_id = new_key.bucket_key_enabled = None
+                setattr(new_key, _SSE_C_ATTR, sse_c)
+        return new_key
+
+    return put_object
+
+
+def _sse_c_create_multipart_upload(original: Wrapper) -> Wrapper:
+    def create_multipart_upload(self: S3Backend, *args: Any, **kwargs: Any) -> Any:
+        multipart = original(self, *args, **kwargs)
+        if (sse_c := _REQUEST_SSE_C.get()) is not None:
+            setattr(multipart, _SSE_C_ATTR, sse_c)
+        return multipart
+
+    return create_multipart_upload
+
+
+def _sse_c_complete_multipart_upload(original: Wrapper) -> Wrapper:
+    def complete_multipart_upload(
+        self: S3Backend, bucket_name: str, multipart_id: str, *args: Any, **kwargs: Any
+    ) -> Any:
+        multipart = self.get_bucket(bucket_name).multiparts.get(multipart_id)
+        token = _REQUEST_SSE_C.set(_sse_c_of(multipart))
+        try:
+            return original(self, bucket_name, multipart_id, *args, **kwargs)
+        finally:
+            _REQUEST_SSE_C.reset(token)
+
+    return complete_multipart_upload
+
+
+# --------------------------------------------------------------------------------------------
+# 3. DefaultBucketEncryption (+ legacy unencrypted objects)
+# --------------------------------------------------------------------------------------------
+
+_AWS_DEFAULT_RULE: dict[str, Any] = {
+    "Rule": {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}},
+}
+_legacy_lock = threading.Lock()
+_legacy_scopes: list[tuple[str, str, bool]] = []  # (bucket, key or prefix, exact)
+
+
+def _is_legacy(bucket: str, key: str) -> bool:
+    with _legacy_lock:
+        return any(bucket == b and (key == k if exact else key.startswith(k)) for b, k, exact in _legacy_scopes)
+
+
+class DefaultBucketEncryption(Double):
+    """Every new S3 object is encrypted: SSE-S3 by default since January 2023.
+
+    AWS: "Amazon S3 now applies server-side encryption with Amazon S3 managed keys (SSE-S3)
+    as the base level of encryption for every bucket ... all new object uploads to Amazon S3
+    are automatically encrypted", unless the request names an encryption or the bucket's
+    PutBucketEncryption configuration sets another default (SSE-KMS with its key; moto
+    already applies a configured default). Applied on PutObject, CopyObject without SSE
+    headers and CompleteMultipartUpload (all reach moto's ``S3Backend.put_object``).
+    GetBucketEncryption on a bucket without configuration returns the AES256 rule instead of
+    ServerSideEncryptionConfigurationNotFoundError. For an unencrypted object (AWS: a legacy
+    object written before 2023), use ``legacy_unencrypted_objects()``.
+    """
+
+    def _patches(self) -> Iterator[contextlib.AbstractContextManager[Any]]:
+        yield _wrapped(S3Backend, "put_object", _default_encryption_put_object)
+        yield _wrapped(S3Backend, "get_bucket_encryption", _default_bucket_encryption)
+
+
+def _default_encryption_put_object(original: Wrapper) -> Wrapper:
+    signature = inspect.signature(original)
+
+    def put_object(self: S3Backend, *args: Any, **kwargs: Any) -> Any:
+        call = signature.bind(self, *args, **kwargs)
+        bucket_name, key_name = call.arguments["bucket_name"], call.arguments["key_name"]
+        if (
+            call.arguments.get("encryption") is None
+            and self.get_bucket(bucket_name).encryption is None
+            and _REQUEST_SSE_C.get() is None
+            and not _is_legacy(bucket_name, key_name)
+        ):
+            call.arguments["encryption"] = "AES256"
+        return original(*call.args, **call.kwargs)
+
+    return put_object
+
+
+def _default_bucket_encryption(original: Wrapper) -> Wrapper:
+    def get_bucket_encryption(self: S3Backend, bucket_name: str) -> Any:
+        return original(self, bucket_name) or _AWS_DEFAULT_RULE
+
+    return get_bucket_encryption
+
+
+def _legacy_put_object(original: Wrapper) -> Wrapper:
+    signature = inspect.signature(original)
+
+    def put_object(self: S3Backend, *args: Any, **kwargs: Any) -> Any:
+        call = signature.bind(self, *args, **kwargs)
+        new_key = original(self, *args, **kwargs)
+        if call.arguments.get("encryption") is None and _is_legacy(
+            call.arguments["bucket_name"], call.arguments["key_name"]
+        ):
+            with _S3_OBJECT_LOCK:  # also undoes a bucket default that moto applied
+                new_key.encryption = new_key.kms_key_id = new_key.bucket_key_enabled = None
+        return new_key
+
+    return put_object
+
+
+@contextlib.contextmanager
+def _legacy_scope(scope: tuple[str, str, bool]) -> Iterator[None]:
+    with _legacy_lock:
+        _legacy_scopes.append(scope)
+    try:
+        with _wrapped(S3Backend, "put_object", _legacy_put_object):
+            yield
+    finally:
+        with _legacy_lock:
+            _legacy_scopes.remove(scope)
+
+
+@contextlib.contextmanager
+def legacy_unencrypted_objects(bucket: str, prefix: str = "") -> Iterator[None]:
+    """Inside the block, writes without SSE headers to ``bucket``/``prefix``* stay unencrypted.
+
+    Stands for objects written before January 2023 (no default encryption then); overrides
+    both ``DefaultBucketEncryption`` and a bucket's configured default. Other buckets and
+    keys, written concurrently, are not affected.
+    """
+    with _legacy_scope((bucket, prefix, False)):
+        yield
+
+
+def put_legacy_unencrypted_object(s3_client: S3Client, bucket: str, key: str, body: bytes) -> PutObjectOutputTypeDef:
+    """PutObject of an object without server-side encryption (a pre-2023 legacy object)."""
+    with _legacy_scope((bucket, key, True)):
+        return s3_client.put_object(Bucket=bucket, Key=key, Body=body)
+
+
+# --------------------------------------------------------------------------------------------
+# 4. KeyPolicyValidation
+# --------------------------------------------------------------------------------------------
+
+_KEY_POLICY_MAX_BYTES = 32_768
+_KEY_POLICY_CHARACTERS = re.compile(r"[\u0009\u000A\u000D\u0020-\u00FF]+")
+_AWS_PRINCIPAL_ARN = re.compile(r"arn:aws[a-z-]*:(?:iam|sts)::(?P<account>\d{12}):(?P<resource>.+)")
+_MSG_INVALID_PRINCIPALS = "Policy contains a statement with one or more invalid principals."
+
+
+class _KmsError(ServiceException):
+    """A KMS error moto serializes with the KMS model (ServiceException itself would make
+    moto look for a service named "core")."""
+
+
+def _malformed(message: str) -> ServiceException:
+    return _KmsError("MalformedPolicyDocumentException", message)
+
+
+class KeyPolicyValidation(Double):
+    """KMS PutKeyPolicy / CreateKey(Policy=...) validate the key policy.
+
+    PutKeyPolicy API reference: "Each statement in the key policy must contain one or more
+    principals. The principals in the key policy must exist and be visible to KMS. When you
+    create a new Amazon Web Services principal, you might need to enforce a delay before
+    including the new principal in a key policy because the new principal might not be
+    immediately visible to KMS." "A key policy document can include only the following
+    characters: printable ASCII ... Latin-1 Supplement (through \\u00FF) ... tab, line feed,
+    and carriage return" (model pattern ``[\\u0009\\u000A\\u000D\\u0020-\\u00FF]+``; AWS may
+    answer a pattern violation with ValidationException, here it is
+    MalformedPolicyDocumentException). "If the key policy exceeds the length constraint, KMS
+    returns a LimitExceededException" (quota: 32,768 bytes). Invalid JSON, a statement
+    without principals and an invalid principal -> MalformedPolicyDocumentException.
+
+    Principals: ``*``, account ids, ``:root`` and principals of other accounts are
+    accepted (moto cannot know other accounts); ``role/...`` and ``user/...`` ARNs of the
+    key's own account must exist in moto's IAM with that exact ARN (path included).
+    ``not_yet_visible(arn, times=N)`` makes the next N PutKeyPolicy calls naming ``arn``
+    fail as IAM propagation delay does. Not modelled: the policy lockout safety check
+    (``BypassPolicyLockoutSafetyCheck`` is passed through untouched).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._visibility_lock = threading.Lock()
+        self._invisible: dict[str, int] = {}
+
+    def not_yet_visible(self, principal_arn: str, times: int = 1) -> None:
+        """The next ``times`` PutKeyPolicy calls that name ``principal_arn`` fail."""
+        with self._visibility_lock:
+            self._invisible[principal_arn] = self._invisible.get(principal_arn, 0) + times
+
+    def _patches(self) -> Iterator[contextlib.AbstractContextManager[Any]]:
+        yield _wrapped(KmsResponse, "put_key_policy", self._validating(put_key_policy=True))
+        yield _wrapped(KmsResponse, "create_key", self._validating(put_key_policy=False))
+
+    def _validating(self, *, put_key_policy: bool) -> Callable[[Wrapper], Wrapper]:
+        def make(original: Wrapper) -> Wrapper:
+            def handler(resp: KmsResponse) -> Any:
+                policy = resp._get_param("Policy")
+                if policy is not None:
+                    principals = _validated_principals(policy)
+                    partition = get_partition(resp.region)
+                    _check_principals_exist(principals, resp.current_account, partition)
+                    if put_key_policy:
+                        self._fail_if_not_yet_visible(principals)
+                return original(resp)
+
+            return handler
+
+        return make
+
+    def _fail_if_not_yet_visible(self, principals: set[str]) -> None:
+        with self._visibility_lock:
+            pending = [arn for arn in principals if self._invisible.get(arn, 0) > 0]
+            for arn in pending:
+                self._invisible[arn] -= 1
+        if pending:
+            raise _malformed(_MSG_INVALID_PRINCIPALS)
+
+
+def _validated_principals(policy: Any) -> set[str]:
+    """The AWS principals of a syntactically valid key policy (raises KMS errors)."""
+    if not isinstance(policy, str) or not _KEY_POLICY_CHARACTERS.fullmatch(policy):
+        raise _malformed("The key policy contains characters that are not allowed.")
+    if len(policy.encode("utf-8")) > _KEY_POLICY_MAX_BYTES:
+        raise _KmsError(
+            "LimitExceededException",
+            f"The key policy exceeds the maximum size of {_KEY_POLICY_MAX_BYTES} bytes.",
+        )
+    try:
+        document = json.loads(policy)
+    except ValueError as error:
+        raise _malformed("The key policy is not valid JSON.") from error
+    statements = document.get("Statement") if isinstance(document, dict) else None
+    if isinstance(statements, dict):
+        statements = [statements]
+    if not isinstance(statements, list) or not statements:
+        raise _malformed("The key policy must contain at least one statement.")
+    principals: set[str] = set()
+    for statement in statements:
+        principal = statement.get("Principal") if isinstance(statement, dict) else None
+        if principal == "*":
+            principals.add("*")
+            continue
+        if not isinstance(principal, dict) or not principal:
+            raise _malformed(_MSG_INVALID_PRINCIPALS)
+        for kind, values in principal.items():
+            names = [values] if isinstance(values, str) else values
+            if not isinstance(names, list) or not names:
+                raise _malformed(_MSG_INVALID_PRINCIPALS)
+            if not all(isinstance(name, str) and name for name in names):
+                raise _malformed(_MSG_INVALID_PRINCIPALS)
+            if kind == "AWS":
+                principals.update(names)
+    return principals
+
+
+def _check_principals_exist(principals: set[str], account: str, partition: str) -> None:
+    iam = iam_backends[account][partition]
+    known: set[str] | None = None
+    for principal in principals:
+        if principal == "*" or re.fullmatch(r"\d{12}", principal):
+            continue
+        match = _AWS_PRINCIPAL_ARN.fullmatch(principal)
+        if match is None:
+            raise _malformed(_MSG_INVALID_PRINCIPALS)
+        if match["account"] != account or not match["resource"].startswith(("role/", "user/")):
+            continue
+        if known is None:  # a snapshot: other threads may be creating roles
+            known = {r.arn for r in list(iam.roles.values())}
+            known |= {u.arn for u in list(iam.users.values())}
+        if principal not in known:
+            raise _malformed(_MSG_INVALID_PRINCIPALS)
+
+
+# --------------------------------------------------------------------------------------------
+# 5. AtomicConditionalWrites
+# --------------------------------------------------------------------------------------------
+
+_DYNAMODB_WRITE_LOCK = threading.RLock()  # re-entrant: transact_write_items calls put_item
+
+
+class AtomicConditionalWrites(Double):
+    """DynamoDB conditional writes are atomic per item.
+
+    AWS: a PutItem/UpdateItem/DeleteItem ``ConditionExpression`` is evaluated and the write
+    applied as one step, so of two concurrent ``attribute_not_exists(id)`` puts exactly one
+    succeeds and the other gets ConditionalCheckFailedException; TransactWriteItems is
+    all-or-nothing. moto checks, then writes, without a lock. This double serializes moto's
+    item writes (put_item, update_item, delete_item, transact_write_items; BatchWriteItem
+    goes through put_item/delete_item) behind one lock. Reads are not locked.
+    """
+
+    def _patches(self) -> Iterator[contextlib.AbstractContextManager[Any]]:
+        def make(original: Wrapper) -> Wrapper:
+            def locked(self: DynamoDBBackend, *args: Any, **kwargs: Any) -> Any:
+                with _DYNAMODB_WRITE_LOCK:
+                    return original(self, *args, **kwargs)
+
+            return locked
+
+        for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
+            yield _wrapped(DynamoDBBackend, name, make)
+
+
+# --------------------------------------------------------------------------------------------
+# All together
+# --------------------------------------------------------------------------------------------
+
+ALL_DOUBLES: tuple[type[Double], ...] = (
+    UpdateObjectEncryption,
+    SseCustomerKeys,
+    DefaultBucketEncryption,
+    KeyPolicyValidation,
+    AtomicConditionalWrites,
+)
+
+
+class AwsBehaviour:
+    """Several doubles entered together (LIFO exit); ``behaviour[KeyPolicyValidation]``."""
+
+    def __init__(self, *doubles: Double | type[Double]) -> None:
+        chosen = doubles or ALL_DOUBLES
+        self.doubles: tuple[Double, ...] = tuple(d() if isinstance(d, type) else d for d in chosen)
+        self._stack = contextlib.ExitStack()
+
+    def __getitem__[D: Double](self, kind: type[D]) -> D:
+        for double in self.doubles:
+            if isinstance(double, kind):
+                return double
+        raise KeyError(kind.__name__)
+
+    def __enter__(self) -> Self:
+        with contextlib.ExitStack() as stack:
+            for double in self.doubles:
+                stack.enter_context(double)
+            self._stack = stack.pop_all()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stack.close()
+
+
+def aws_behaviour(*doubles: Double | type[Double]) -> AwsBehaviour:
+    """Make moto behave like AWS: enter ``doubles`` (instances or classes; default: all)."""
+    return AwsBehaviour(*doubles)
