@@ -1,0 +1,63 @@
+"""Shared fixtures: a moto AWS per test, with fresh client and key caches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from moto import mock_aws
+
+from clguard.adapters import clients
+from clguard.keydirectory import clear_cache
+from localaws.doubles import AwsBehaviour, aws_behaviour
+from tests.awscalls import Boundary, boundary
+from tests.world import ACCOUNT, REGION, LambdaContext, World
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "MOTO_ACCOUNT_ID": ACCOUNT,
+    }.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_LAMBDA_FUNCTION_NAME"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def aws(aws_env: None) -> Iterator[AwsBehaviour]:
+    """moto, made to behave like AWS where it matters (localaws.doubles)."""
+    with mock_aws(), aws_behaviour() as behaviour:
+        clients.reset()
+        clear_cache()
+        yield behaviour
+    clients.reset()
+    clear_cache()
+
+
+@pytest.fixture
+def calls(aws: AwsBehaviour) -> Iterator[Boundary]:
+    """The code under test's AWS calls, counted, with fault injection."""
+    with boundary() as b:
+        yield b
+
+
+@pytest.fixture
+def world(aws: AwsBehaviour, monkeypatch: pytest.MonkeyPatch) -> World:
+    w = World().create()
+    w.monkeypatch = monkeypatch
+    w.behaviour = aws
+    for name, value in w.env().items():
+        monkeypatch.setenv(name, value)
+    return w
+
+
+@pytest.fixture
+def context() -> LambdaContext:
+    return LambdaContext()

@@ -1,0 +1,331 @@
+"""verify_object_encryption against moto: real S3/KMS/SNS state and the exact SNS publishes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from clguard import policy
+from functions.verify_object_encryption import app
+from tests.awscalls import Boundary
+from tests.eventsamples import load_event, sqs_event
+from tests.world import BUCKET, LambdaContext, World
+
+KEY = "datasets/cats/images/cat-001.jpg"
+
+
+def run(*bodies: object, context: LambdaContext | None = None) -> dict[str, object]:
+    return app.lambda_handler(sqs_event(*bodies), context or LambdaContext())  # type: ignore[arg-type]
+
+
+def test_unencrypted_object_is_reencrypted_in_place_and_reported(world: World) -> None:
+    # Given a legacy object with no server-side encryption, with metadata and tags
+    world.put_legacy(KEY, b"cat")
+    world.s3.put_object_tagging(Bucket=BUCKET, Key=KEY, Tagging={"TagSet": [{"Key": "label", "Value": "cat"}]})
+    before = world.head(KEY)
+    assert "ServerSideEncryption" not in before
+
+    # When its Object Created event is processed
+    response = run(load_event("s3_object_created"))
+
+    # Then the object is SSE-S3 now, with its content and tags kept
+    assert response == {"batchItemFailures": []}
+    after = world.head(KEY)
+    assert after["ServerSideEncryption"] == "AES256"
+    assert world.s3.get_object(Bucket=BUCKET, Key=KEY)["Body"].read() == b"cat"
+    assert world.s3.get_object_tagging(Bucket=BUCKET, Key=KEY)["TagSet"] == [{"Key": "label", "Value": "cat"}]
+    # And exactly one finding was published, as the contract says
+    [published] = world.published()
+    assert published.subject == f"[HIGH] OBJECT_UNENCRYPTED s3://{BUCKET}/{KEY}"
+    assert published.finding == {
+        "schema_version": "1",
+        "finding_type": "OBJECT_UNENCRYPTED",
+        "severity": "HIGH",
+        "outcome": "REMEDIATED",
+        "account": "123456789012",
+        "region": "us-east-1",
+        "resource": {"type": "s3-object", "bucket": BUCKET, "key": KEY, "version_id": None},
+        "principal_arn": None,
+        "kms_key_arn": None,
+        "detail": "object had no server-side encryption; re-encrypted in place with SSE-S3 (CopyObject)",
+        "source_event_id": load_event("s3_object_created")["id"],
+        "observed_at": published.finding["observed_at"],
+    }
+    assert {k: v["Value"] for k, v in published.attributes.items()} == {
+        "finding_type": "OBJECT_UNENCRYPTED",
+        "severity": "HIGH",
+        "outcome": "REMEDIATED",
+    }
+    assert set(published.structure) == {"default", "email", "https"}
+    assert published.chat["content"]["textType"] == "client-markdown"
+    assert "re-encrypted in place" in published.email
+
+
+def test_copy_echo_of_the_remediation_finds_the_object_compliant(world: World, calls: Boundary) -> None:
+    # Given an unencrypted object remediated once
+    world.put_legacy(KEY)
+    run(load_event("s3_object_created"))
+    etag = world.head(KEY)["ETag"]
+    calls.log.clear()
+
+    # When the CopyObject event our copy raised arrives
+    response = run(load_event("s3_object_created_copy_echo"))
+
+    # Then nothing is copied again and nothing more is published: no loop
+    assert response == {"batchItemFailures": []}
+    assert calls.log.by_operation() == {"HeadObject": 1}
+    assert world.head(KEY)["ETag"] == etag
+    assert len(world.published()) == 1
+
+
+def test_same_event_delivered_again_publishes_nothing_more(world: World) -> None:
+    # Given an untagged CMK whose policy lacks the training principal, and an object under it
+    role = world.role("Trainer", "/ml/")
+    key = world.key(managed=False)
+    world.put(KEY, ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
+    world.env_set(TRAINING_PRINCIPALS=role)
+    event = load_event("s3_object_created")
+
+    # When the same event is delivered three times
+    for _ in range(3):
+        run(event)
+
+    # Then the refusal was published once
+    assert [f["finding_type"] for f in world.findings()] == ["KEY_NOT_MANAGED"]
+
+
+def test_report_mode_changes_nothing(world: World) -> None:
+    world.env_set(REMEDIATION_MODE="report")
+    world.put_legacy(KEY)
+    run(load_event("s3_object_created"))
+    assert "ServerSideEncryption" not in world.head(KEY)
+    [finding] = world.findings()
+    assert (finding["finding_type"], finding["outcome"]) == ("OBJECT_UNENCRYPTED", "REPORTED")
+    assert "report mode: would be re-encrypted in place with SSE-S3" in finding["detail"]
+
+
+def test_other_buckets_are_ignored_without_a_call(world: World, calls: Boundary) -> None:
+    world.s3.create_bucket(Bucket="unrelated-bucket")
+    world.put_legacy(KEY, bucket="unrelated-bucket")
+    response = run(load_event("s3_object_created_other_bucket"))
+    assert response == {"batchItemFailures": []}
+    assert calls.log.count() == 0
+    assert world.published() == []
+
+
+def test_object_deleted_before_the_check_is_skipped_silently(world: World) -> None:
+    response = run(load_event("s3_object_created"))  # the object does not exist
+    assert response == {"batchItemFailures": []}
+    assert world.published() == []
+
+
+def test_url_encoded_key_is_decoded_on_404(world: World) -> None:
+    # Given an object whose key has a space and a plus, delivered URL-encoded
+    real = "datasets/cats/images/cat 001+a.jpg"
+    world.put_legacy(real)
+    event = world.object_created("datasets/cats/images/cat+001%2Ba.jpg")
+    run(event)
+    [finding] = world.findings()
+    assert finding["resource"]["key"] == real
+    assert world.head(real)["ServerSideEncryption"] == "AES256"
+
+
+def test_cmk_object_gets_training_principals_granted_once(world: World, calls: Boundary) -> None:
+    # Given a managed CMK and an object under it, and a training role with a path
+    role = world.role("Trainer", "/ml/")
+    key = world.key()
+    world.put(KEY, ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
+    world.env_set(TRAINING_PRINCIPALS=role)
+    old_statements = world.policy(key)["Statement"]
+
+    # When the object's event is processed
+    run(load_event("s3_object_created"))
+
+    # Then the role is in the remediator's statement, every old statement is unchanged
+    new = world.policy(key)
+    assert new["Statement"][: len(old_statements)] == old_statements
+    statement = world.statement(key, policy.TRAINING_DATA.sid)
+    assert statement == policy.TRAINING_DATA.new_statement(role)
+    [finding] = world.findings()
+    assert (finding["finding_type"], finding["outcome"]) == ("KEY_ACCESS_MISSING", "REMEDIATED")
+    assert finding["principal_arn"] == role
+    assert finding["kms_key_arn"] == key
+    assert finding["resource"] == {"type": "kms-key", "arn": key}
+    assert "kms:Decrypt, kms:GenerateDataKey" in finding["detail"]
+    assert "before: null" in finding["detail"]
+    assert json.dumps(statement, separators=(",", ":")) in finding["detail"]
+
+    # When another object under the key arrives (new event)
+    calls.log.clear()
+    world.put("datasets/cats/images/cat-002.jpg", ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
+    run(world.object_created("datasets/cats/images/cat-002.jpg"))
+
+    # Then no write and no alert: already granted
+    assert calls.log.count("PutKeyPolicy") == 0
+    assert len(world.findings()) == 1
+
+
+def test_untagged_key_is_refused_and_left_alone(world: World) -> None:
+    role = world.role("Trainer", "/ml/")
+    key = world.key(managed=False)
+    world.put(KEY, ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
+    world.env_set(TRAINING_PRINCIPALS=role)
+    before = world.policy(key)
+    run(load_event("s3_object_created"))
+    assert world.policy(key) == before
+    [finding] = world.findings()
+    assert (finding["finding_type"], finding["outcome"], finding["principal_arn"]) == (
+        "KEY_NOT_MANAGED",
+        "REFUSED",
+        role,
+    )
+
+
+@pytest.mark.parametrize("state", ["disabled", "pending deletion"])
+def test_unusable_key_is_reported(world: World, state: str) -> None:
+    key = world.key()
+    world.put(KEY, ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
+    if state == "disabled":
+        world.kms.disable_key(KeyId=key.split("/")[-1])  # moto wants the id here
+    else:
+        world.kms.schedule_key_deletion(KeyId=key.split("/")[-1], PendingWindowInDays=7)
+    run(load_event("s3_object_created"))
+    [finding] = world.findings()
+    assert (finding["finding_type"], finding["severity"], finding["kms_key_arn"]) == ("KEY_UNUSABLE", "HIGH", key)
+
+
+def test_sse_s3_under_sse_kms_requirement_is_updated_in_place(world: World, calls: Boundary) -> None:
+    # Given SSE_KMS is required and a re-encryption key is set
+    target = world.key()
+    world.env_set(ENCRYPTION_REQUIREMENT="SSE_KMS", REENCRYPT_KMS_KEY=target)
+    world.put(KEY, ServerSideEncryption="AES256")
+    etag = world.head(KEY)["ETag"]
+
+    run(load_event("s3_object_created"))
+
+    # Then UpdateObjectEncryption changed it in place (no copy, same ETag)
+    head = world.head(KEY)
+    assert (head["ServerSideEncryption"], head["SSEKMSKeyId"], head["ETag"]) == ("aws:kms", target, etag)
+    assert calls.log.count("UpdateObjectEncryption") == 1
+    assert calls.log.count("CopyObject") == 0
+    [finding] = world.findings()
+    assert (finding["finding_type"], finding["outcome"], finding["severity"]) == (
+        "OBJECT_WRONG_ENCRYPTION",
+        "REMEDIATED",
+        "MEDIUM",
+    )
+
+
+def test_sse_kms_required_without_reencrypt_key_is_reported(world: World) -> None:
+    world.env_set(ENCRYPTION_REQUIREMENT="SSE_KMS")
+    world.put(KEY, ServerSideEncryption="AES256")
+    run(load_event("s3_object_created"))
+    assert world.head(KEY)["ServerSideEncryption"] == "AES256"
+    [finding] = world.findings()
+    assert (finding["finding_type"], finding["outcome"]) == ("OBJECT_WRONG_ENCRYPTION", "REPORTED")
+
+
+def test_key_outside_allowed_keys_is_moved_to_the_reencrypt_key(world: World) -> None:
+    allowed, other = world.key(), world.key()
+    world.env_set(ALLOWED_KMS_KEYS=allowed, REENCRYPT_KMS_KEY=allowed)
+    world.put(KEY, ServerSideEncryption="aws:kms", SSEKMSKeyId=other)
+    run(load_event("s3_object_created"))
+    assert world.head(KEY)["SSEKMSKeyId"] == allowed
+    [finding] = world.findings()
+    assert (finding["finding_type"], finding["outcome"], finding["kms_key_arn"]) == (
+        "OBJECT_WRONG_ENCRYPTION",
+        "REMEDIATED",
+        other,
+    )
+
+
+def test_sse_c_object_is_reported(world: World) -> None:
+    world.put(KEY, SSECustomerAlgorithm="AES256", SSECustomerKey="k" * 32)
+    run(load_event("s3_object_created"))
+    [finding] = world.findings()
+    assert (finding["finding_type"], finding["outcome"], finding["severity"]) == ("OBJECT_SSE_C", "REPORTED", "HIGH")
+
+
+def test_access_denied_on_head_is_unverifiable(world: World, calls: Boundary) -> None:
+    world.put(KEY)
+    calls.faults.add("HeadObject", "403", status=403)
+    run(load_event("s3_object_created"))
+    [finding] = world.findings()
+    assert (finding["finding_type"], finding["outcome"]) == ("OBJECT_UNVERIFIABLE", "REPORTED")
+
+
+def test_malformed_record_fails_alone(world: World) -> None:
+    # Given a batch: a good event, garbage, an unknown event, a good event
+    world.put_legacy(KEY)
+    world.put_legacy("datasets/cats/images/cat-002.jpg")
+    batch = sqs_event(
+        load_event("s3_object_created"),
+        "not json at all",
+        {"id": "x", "detail-type": "Something Else", "source": "aws.ec2", "detail": {}},
+        world.object_created("datasets/cats/images/cat-002.jpg"),
+    )
+    response = app.lambda_handler(batch, LambdaContext())
+    failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+    assert failed == {batch["Records"][1]["messageId"], batch["Records"][2]["messageId"]}
+    assert len(world.findings()) == 2
+
+
+def test_batch_of_100_describes_each_key_and_reads_its_policy_once(world: World, calls: Boundary) -> None:
+    # Given 100 objects under one CMK whose policy already grants the training principal
+    role = world.role("Trainer", "/ml/")
+    key = world.key()
+    world.env_set(TRAINING_PRINCIPALS=role)
+    events = []
+    for n in range(100):
+        name = f"datasets/cats/images/cat-{n:03}.jpg"
+        world.put(name, ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
+        events.append(world.object_created(name))
+    document = world.policy(key)
+    document["Statement"].append(policy.TRAINING_DATA.new_statement(role))
+    world.kms.put_key_policy(KeyId=key, PolicyName="default", Policy=json.dumps(document))
+
+    run(*events)
+
+    assert calls.log.by_operation() == {"HeadObject": 100, "DescribeKey": 1, "GetKeyPolicy": 1}
+    assert world.published() == []
+
+
+def test_cloudtrail_putobject_data_event_is_verified(world: World) -> None:
+    event = load_event("cloudtrail_s3_putobject")
+    key = event["detail"]["requestParameters"]["key"]
+    world.put_legacy(key)
+    run(event)
+    [finding] = world.findings()
+    assert (finding["finding_type"], finding["resource"]["key"]) == ("OBJECT_UNENCRYPTED", key)
+
+
+def test_publish_failure_defers_the_finding_and_loses_nothing(world: World, calls: Boundary) -> None:
+    # Given SNS rejects every publish (after botocore's own retries)
+    world.put_legacy(KEY)
+    calls.faults.add("Publish", "InternalError", status=500)
+
+    # When the object is remediated
+    response = run(load_event("s3_object_created"))
+
+    # Then the record succeeded, nothing is published yet, and the finding waits in the outbox
+    assert response == {"batchItemFailures": []}
+    assert world.published() == []
+    [message] = list(world.drain_queue())
+    calls.faults.faults.clear()
+
+    # When the outbox message is processed (twice: at-least-once delivery)
+    run(message["Body"], message["Body"])
+
+    # Then the finding is published exactly once
+    [finding] = world.findings()
+    assert (finding["finding_type"], finding["outcome"]) == ("OBJECT_UNENCRYPTED", "REMEDIATED")
+
+
+def test_versioned_bucket_says_the_old_version_keeps_its_encryption(world: World) -> None:
+    world.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    world.put_legacy(KEY)
+    old_version = world.head(KEY)["VersionId"]
+    run(load_event("s3_object_created"))
+    [finding] = world.findings()
+    assert f"the previous version {old_version} keeps its old encryption" in finding["detail"]
