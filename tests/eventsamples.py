@@ -1,0 +1,134 @@
+"""The one way tests load the sample events of ``events/`` (also used by ``sam local invoke -e``).
+
+Every call returns a fresh deep copy: modify it freely, never write it back. Never paste an event
+into a test; add a file to ``events/`` instead (the infrastructure tests then require you to say
+which EventBridge rules it must match).
+
+Samples (account 123456789012, us-east-1, training bucket ``custom-labels-training``):
+
+- ``s3_object_created``: EventBridge S3 "Object Created" (reason PutObject) of
+  ``datasets/cats/images/cat-001.jpg``; ``..._copy_echo`` is the event our own in-place
+  re-encryption raises (reason CopyObject, same key); ``..._other_bucket`` is for a bucket that is
+  not a training bucket (``unrelated-bucket``).
+- ``cloudtrail_s3_putobject`` / ``_copyobject`` / ``_completemultipartupload``: CloudTrail S3 data
+  events (detail-type "AWS API Call via CloudTrail", source aws.s3). The CopyObject one copies from
+  ``custom-labels-staging`` under SSE-KMS; the multipart one uploads ``datasets/cats/train.manifest``.
+- ``cloudtrail_create_project_version``: CreateProjectVersion by the AssumedRole
+  ``role/ml/CustomLabelsTrainer`` (path ``/ml/``; the sts session ARN drops it), PascalCase
+  request parameters, KmsKeyId = key ARN. Variants: ``_sso`` (IAM Identity Center role under
+  ``/aws-reserved/sso.amazonaws.com/us-east-1/``), ``_iam_user``, ``_root``, ``_other_account``
+  (caller in 210987654321), ``_lowercamel`` (lowerCamelCase parameters, testing data
+  auto-created), ``_alias_key`` (KmsKeyId ``alias/custom-labels-training``), ``_error``
+  (ValidationException), ``_access_denied_kms`` (AccessDeniedException naming kms:CreateGrant),
+  ``_other_event`` (DescribeProjects: no rule may match it).
+- ``cloudtrail_create_dataset`` (TRAIN dataset from a manifest), ``cloudtrail_copy_project_version``
+  and ``cloudtrail_update_dataset_entries``. UpdateDatasetEntries carries no S3 location of a
+  manifest: its ``Changes.GroundTruth`` is the base64 of JSON Lines (here one image line with a
+  ``source-ref``); real trails may also redact the blob.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
+
+ACCOUNT_ID = "123456789012"
+REGION = "us-east-1"
+TRAINING_BUCKET = "custom-labels-training"
+VERIFY_QUEUE_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:custom-labels-guard-VerifyQueue-4Hq2Xk9LmN0p"
+
+# The sender id SQS reports for messages EventBridge delivers.
+_EVENTBRIDGE_SENDER_ID = "AIDAIE6VAXUQU2DKHA7DK"
+_MESSAGE_ID_NAMESPACE = uuid.UUID("6f1c2a7e-3b4d-4e5f-8a9b-0c1d2e3f4a5b")
+
+
+def _stem(name: str) -> str:
+    stem = name.removesuffix(".json")
+    if not stem or "/" in stem or "\\" in stem or stem.startswith("."):
+        raise ValueError(f"not a sample event name: {name!r}")
+    return stem
+
+
+@cache
+def _read(stem: str) -> dict[str, Any]:
+    path = EVENTS_DIR / f"{stem}.json"
+    if not path.is_file():
+        known = ", ".join(all_event_names())
+        raise FileNotFoundError(f"no sample event {stem!r} in {EVENTS_DIR} (known: {known})")
+    with path.open(encoding="utf-8") as handle:
+        event: dict[str, Any] = json.load(handle)
+    return event
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """A fresh copy of ``events/<name>.json`` (``name`` with or without ``.json``)."""
+    return copy.deepcopy(_read(_stem(name)))
+
+
+def all_event_names() -> list[str]:
+    """The names (without ``.json``) of every sample event, sorted."""
+    return sorted(path.stem for path in EVENTS_DIR.glob("*.json"))
+
+
+def sqs_record(
+    body: Mapping[str, Any] | str,
+    *,
+    queue_arn: str = VERIFY_QUEUE_ARN,
+    receive_count: int = 1,
+    sent_timestamp_ms: int | None = None,
+    message_id: str | None = None,
+) -> dict[str, Any]:
+    """One SQS record as Lambda delivers it. A mapping body is JSON-encoded; a str is used as is."""
+    text = body if isinstance(body, str) else json.dumps(body)
+    sent = int(time.time() * 1000) if sent_timestamp_ms is None else sent_timestamp_ms
+    region = queue_arn.split(":")[3]
+    return {
+        "messageId": message_id or str(uuid.uuid5(_MESSAGE_ID_NAMESPACE, f"{sent}:{text}")),
+        "receiptHandle": "AQEB" + hashlib.sha256(f"{queue_arn}:{sent}:{text}".encode()).hexdigest(),
+        "body": text,
+        "attributes": {
+            "ApproximateReceiveCount": str(receive_count),
+            "SentTimestamp": str(sent),
+            "SenderId": _EVENTBRIDGE_SENDER_ID,
+            "ApproximateFirstReceiveTimestamp": str(sent + 12),
+        },
+        "messageAttributes": {},
+        "md5OfBody": hashlib.md5(text.encode(), usedforsecurity=False).hexdigest(),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
+
+
+def sqs_event(
+    *eventbridge_events: Mapping[str, Any] | str,
+    queue_arn: str = VERIFY_QUEUE_ARN,
+    receive_count: int = 1,
+    sent_timestamp_ms: int | None = None,
+) -> dict[str, Any]:
+    """An SQS Lambda event whose record bodies are the given EventBridge events, in order.
+
+    Each argument becomes one record (a str body is used verbatim: fan-out messages, garbage).
+    Message ids are distinct within the batch, as partial-batch responses rely on them.
+    """
+    sent = int(time.time() * 1000) if sent_timestamp_ms is None else sent_timestamp_ms
+    records = []
+    for index, body in enumerate(eventbridge_events):
+        record = sqs_record(
+            body,
+            queue_arn=queue_arn,
+            receive_count=receive_count,
+            sent_timestamp_ms=sent + index,
+        )
+        record["messageId"] = str(uuid.uuid5(_MESSAGE_ID_NAMESPACE, f"{index}:{record['body']}"))
+        records.append(record)
+    return {"Records": records}

@@ -1,0 +1,296 @@
+"""The functions' configuration (design §4) comes from the template's Parameters."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from tests.infrastructure.cfn_template import (
+    PSEUDO_PARAMETERS,
+    load_template,
+    resolve,
+    resources_of_type,
+)
+
+# Design §4, the configuration contract.
+DESIGN_VARIABLES = {
+    "ALERT_TOPIC_ARN",
+    "TRAINING_BUCKETS",
+    "ENCRYPTION_REQUIREMENT",
+    "ALLOWED_KMS_KEYS",
+    "REMEDIATION_MODE",
+    "REENCRYPT_KMS_KEY",
+    "TRAINING_PRINCIPALS",
+    "ALLOWED_PRINCIPAL_PATTERNS",
+    "MANAGED_KEY_TAG",
+    "STATE_TABLE",
+}
+OTHER_VARIABLES = {
+    "VERIFY_QUEUE_URL",
+    "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_METRICS_NAMESPACE",
+    "POWERTOOLS_LOG_LEVEL",
+}
+
+# Where each variable's value comes from: a Parameter, or a resource of the given type.
+SOURCES: dict[str, tuple[str, str] | None] = {
+    "ALERT_TOPIC_ARN": ("resource", "AWS::SNS::Topic"),
+    "STATE_TABLE": ("resource", "AWS::DynamoDB::Table"),
+    "VERIFY_QUEUE_URL": ("resource", "AWS::SQS::Queue"),
+    "TRAINING_BUCKETS": ("parameter", "TrainingBuckets"),
+    "ENCRYPTION_REQUIREMENT": ("parameter", "EncryptionRequirement"),
+    "ALLOWED_KMS_KEYS": ("parameter", "AllowedKmsKeys"),
+    "REMEDIATION_MODE": ("parameter", "RemediationMode"),
+    "REENCRYPT_KMS_KEY": ("parameter", "ReencryptKmsKey"),
+    "TRAINING_PRINCIPALS": ("parameter", "TrainingPrincipals"),
+    "ALLOWED_PRINCIPAL_PATTERNS": ("parameter", "AllowedPrincipalPatterns"),
+    "MANAGED_KEY_TAG": ("parameter", "ManagedKeyTag"),
+    "POWERTOOLS_LOG_LEVEL": ("parameter", "LogLevel"),
+    "POWERTOOLS_SERVICE_NAME": None,
+    "POWERTOOLS_METRICS_NAMESPACE": None,
+}
+
+FUNCTIONS = ("VerifyObjectEncryptionFunction", "GrantTrainingAccessFunction")
+
+
+def global_environment(template: dict[str, Any]) -> dict[str, Any]:
+    variables: dict[str, Any] = template["Globals"]["Function"]["Environment"]["Variables"]
+    return variables
+
+
+def referenced_names(node: Any) -> set[str]:
+    """Names of parameters and resources a value refers to (Ref, GetAtt, Sub variables)."""
+    names: set[str] = set()
+    if isinstance(node, list):
+        for item in node:
+            names |= referenced_names(item)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Ref":
+                names.add(value)
+            elif key == "Fn::GetAtt":
+                names.add(value[0])
+            elif key == "Fn::Sub":
+                text = value if isinstance(value, str) else value[0]
+                local = set() if isinstance(value, str) else set(value[1])
+                found = {name.split(".")[0] for name in re.findall(r"\$\{([^}!]+)\}", text)}
+                names |= found - local
+                if not isinstance(value, str):
+                    names |= referenced_names(value[1])
+            elif key == "Fn::If":
+                names |= referenced_names(value[1:])
+            else:
+                names |= referenced_names(value)
+    return names - set(PSEUDO_PARAMETERS) - {"AWS::NoValue"}
+
+
+def test_globals_environment_is_exactly_the_contract() -> None:
+    # Given the template
+    template = load_template()
+
+    # When the environment every function receives is read
+    variables = set(global_environment(template))
+
+    # Then it holds the §4 variables plus the queue URL and the Powertools settings, nothing else
+    assert variables == DESIGN_VARIABLES | OTHER_VARIABLES
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_functions_do_not_override_the_shared_environment(function: str) -> None:
+    # Given a function of the template
+    properties = load_template()["Resources"][function]["Properties"]
+
+    # When its own Environment is read (SAM merges it over Globals)
+    own = properties.get("Environment", {}).get("Variables", {})
+
+    # Then it redefines none of the shared variables
+    assert set(own) & (DESIGN_VARIABLES | OTHER_VARIABLES) == set()
+
+
+@pytest.mark.parametrize("variable", sorted(SOURCES))
+def test_each_variable_comes_from_its_parameter_or_resource(variable: str) -> None:
+    # Given the template and the variable's value expression
+    template = load_template()
+    names = referenced_names(global_environment(template)[variable])
+
+    # When its source is looked up
+    source = SOURCES[variable]
+
+    # Then the value refers to exactly that parameter, or to one resource of the right type
+    if source is None:
+        assert names == set()
+    elif source[0] == "parameter":
+        assert names == {source[1]}
+        assert source[1] in template["Parameters"]
+    else:
+        assert len(names) == 1
+        (resource,) = names
+        assert template["Resources"][resource]["Type"] == source[1]
+
+
+def test_environment_resolves_to_the_documented_defaults() -> None:
+    # Given a deployment with two training buckets and every other parameter at its default
+    template = load_template()
+    buckets = ["custom-labels-training", "second-training-bucket"]
+
+    # When the environment is resolved
+    env = resolve(template, global_environment(template), {"TrainingBuckets": buckets})
+
+    # Then each variable has the §4 default, and the principal patterns default is concrete
+    assert env == {
+        "ALERT_TOPIC_ARN": "ref:AlertsTopic",
+        "TRAINING_BUCKETS": "custom-labels-training,second-training-bucket",
+        "ENCRYPTION_REQUIREMENT": "SSE_S3_OR_KMS",
+        "ALLOWED_KMS_KEYS": "",
+        "REMEDIATION_MODE": "enforce",
+        "REENCRYPT_KMS_KEY": "",
+        "TRAINING_PRINCIPALS": "",
+        "ALLOWED_PRINCIPAL_PATTERNS": "arn:aws:iam::123456789012:role/*",
+        "MANAGED_KEY_TAG": "custom-labels-guard=managed",
+        "STATE_TABLE": "ref:StateTable",
+        "VERIFY_QUEUE_URL": "ref:VerifyQueue",
+        "POWERTOOLS_SERVICE_NAME": "custom-labels-guard",
+        "POWERTOOLS_METRICS_NAMESPACE": "CustomLabelsGuard",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+    }
+
+
+def test_explicit_principal_patterns_pass_through() -> None:
+    # Given a deployment that sets the principal patterns
+    template = load_template()
+    patterns = "arn:aws:iam::123456789012:role/ml/*,arn:aws:iam::123456789012:role/aws-reserved/*"
+    parameters = {"TrainingBuckets": ["b1"], "AllowedPrincipalPatterns": patterns}
+
+    # When the environment is resolved
+    env = resolve(template, global_environment(template), parameters)
+
+    # Then the value is used as given
+    assert env["ALLOWED_PRINCIPAL_PATTERNS"] == patterns
+
+
+# --------------------------------------------------------------------------------------------
+# Parameters
+# --------------------------------------------------------------------------------------------
+DESIGN_DEFAULTS = {
+    "EncryptionRequirement": "SSE_S3_OR_KMS",
+    "AllowedKmsKeys": "",
+    "RemediationMode": "enforce",
+    "ReencryptKmsKey": "",
+    "TrainingPrincipals": "",
+    "AllowedPrincipalPatterns": "",
+    "ManagedKeyTag": "custom-labels-guard=managed",
+    "AlertEmail": "",
+    "SlackWorkspaceId": "",
+    "SlackChannelId": "",
+    "LogLevel": "INFO",
+    "LogRetentionDays": 90,
+}
+
+KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+# (parameter, value, accepted?) — CloudFormation matches AllowedPattern against the whole value
+# (each item, for a CommaDelimitedList).
+PATTERN_CASES = [
+    ("TrainingBuckets", "custom-labels-training", True),
+    ("TrainingBuckets", "data.v2-bucket", True),
+    ("TrainingBuckets", "Custom_Labels", False),
+    ("TrainingBuckets", "", False),
+    ("AllowedKmsKeys", KEY_ARN, True),
+    ("AllowedKmsKeys", f"{KEY_ARN},{KEY_ARN.replace('1234abcd', 'abcd1234')}", True),
+    ("AllowedKmsKeys", "alias/custom-labels-training", False),
+    ("ReencryptKmsKey", KEY_ARN, True),
+    ("ReencryptKmsKey", "1234abcd-12ab-34cd-56ef-1234567890ab", False),
+    ("ReencryptKmsKey", "arn:aws:kms:us-east-1:123456789012:alias/custom-labels", False),
+    ("TrainingPrincipals", "arn:aws:iam::123456789012:role/ml/CustomLabelsTrainer", True),
+    (
+        "TrainingPrincipals",
+        "arn:aws:iam::123456789012:role/a, arn:aws:iam::123456789012:user/ml-engineer",
+        True,
+    ),
+    ("TrainingPrincipals", "arn:aws:iam::123456789012:root", False),
+    ("TrainingPrincipals", "*", False),
+    ("AllowedPrincipalPatterns", "arn:aws:iam::123456789012:role/ml/*", True),
+    ("AllowedPrincipalPatterns", "*", False),
+    ("ManagedKeyTag", "custom-labels-guard=opted-in", True),
+    ("ManagedKeyTag", "owner=ml", False),
+    ("ManagedKeyTag", "custom-labels-guard=a=b", False),
+    ("AlertEmail", "ml-platform@example.com", True),
+    ("AlertEmail", "not-an-address", False),
+    ("SlackWorkspaceId", "T0123ABCD", True),
+    ("SlackWorkspaceId", "t0123abcd", False),
+    ("SlackChannelId", "C0123456789", True),
+    ("SlackChannelId", "#ml-alerts", False),
+]
+
+
+def accepts(spec: dict[str, Any], value: Any) -> bool:
+    if "AllowedValues" in spec and value not in spec["AllowedValues"]:
+        return False
+    pattern = spec.get("AllowedPattern")
+    return pattern is None or re.fullmatch(pattern, str(value)) is not None
+
+
+def test_training_buckets_is_a_required_list() -> None:
+    # Given the TrainingBuckets parameter
+    spec = load_template()["Parameters"]["TrainingBuckets"]
+
+    # When its type and default are read
+    # Then it is a comma-delimited list that every deployment must set
+    assert spec["Type"] == "CommaDelimitedList"
+    assert "Default" not in spec
+
+
+def test_parameter_defaults_are_the_design_defaults() -> None:
+    # Given the template's parameters
+    parameters = load_template()["Parameters"]
+
+    # When their defaults are read
+    defaults = {name: spec["Default"] for name, spec in parameters.items() if "Default" in spec}
+
+    # Then they are the design's, and each default passes its own constraints
+    assert defaults == DESIGN_DEFAULTS
+    for name, default in defaults.items():
+        assert accepts(parameters[name], default), name
+
+
+def test_every_parameter_is_described_and_constrained() -> None:
+    # Given the template's parameters
+    parameters = load_template()["Parameters"]
+
+    # When each is inspected
+    # Then each has a description and an AllowedValues or AllowedPattern
+    for name, spec in parameters.items():
+        assert spec.get("Description"), name
+        assert "AllowedValues" in spec or "AllowedPattern" in spec, name
+
+
+@pytest.mark.parametrize(("parameter", "value", "accepted"), PATTERN_CASES)
+def test_parameter_constraints(parameter: str, value: str, accepted: bool) -> None:
+    # Given a parameter's constraints
+    spec = load_template()["Parameters"][parameter]
+
+    # When a value is checked against them
+    # Then valid values pass and invalid ones are refused at deploy time
+    assert accepts(spec, value) is accepted
+
+
+def test_enumerated_parameters_match_the_contract() -> None:
+    # Given the enumerated parameters
+    parameters = load_template()["Parameters"]
+
+    # When their allowed values are read
+    # Then they are the values §4 defines
+    assert set(parameters["EncryptionRequirement"]["AllowedValues"]) == {"SSE_S3_OR_KMS", "SSE_KMS"}
+    assert set(parameters["RemediationMode"]["AllowedValues"]) == {"enforce", "report"}
+
+
+def test_every_function_gets_the_shared_environment() -> None:
+    # Given the template's functions
+    template = load_template()
+    functions = resources_of_type(template, "AWS::Serverless::Function")
+
+    # When compared with the functions this module knows
+    # Then there is no function that this environment contract does not cover
+    assert set(functions) == set(FUNCTIONS)

@@ -1,0 +1,338 @@
+"""The functions' IAM permissions are least privilege (design §11)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from clguard import permissions
+from tests.infrastructure.cfn_template import (
+    function_policy_actions,
+    function_policy_statements,
+    load_template,
+    resolve,
+    resources_of_type,
+)
+
+VERIFY = "VerifyObjectEncryptionFunction"
+GRANT = "GrantTrainingAccessFunction"
+FUNCTIONS = (VERIFY, GRANT)
+
+S3_OBJECT_ACTIONS = {
+    "s3:GetObject",
+    "s3:GetObjectVersion",
+    "s3:PutObject",
+    "s3:GetObjectTagging",
+    "s3:GetObjectVersionTagging",
+    "s3:PutObjectTagging",
+    "s3:AbortMultipartUpload",
+    "s3:UpdateObjectEncryption",
+}
+S3_BUCKET_ACTIONS = {"s3:GetEncryptionConfiguration", "s3:ListBucket"}
+KMS_READ_ACTIONS = {"kms:DescribeKey", "kms:ListResourceTags", "kms:GetKeyPolicy"}
+KMS_VIA_S3_ACTIONS = {"kms:Decrypt", "kms:ReEncryptFrom"}
+KMS_REENCRYPT_KEY_ACTIONS = {"kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncryptTo", "kms:Decrypt"}
+COMMON_ACTIONS = (
+    S3_OBJECT_ACTIONS
+    | KMS_READ_ACTIONS
+    | {"kms:PutKeyPolicy"}
+    | KMS_VIA_S3_ACTIONS
+    | KMS_REENCRYPT_KEY_ACTIONS
+    | {"sns:Publish", "kms:GenerateDataKey", "kms:Decrypt"}
+    | {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+    | {"sqs:SendMessage"}
+)
+EXPECTED_ACTIONS = {VERIFY: COMMON_ACTIONS | {"s3:ListBucket"}, GRANT: COMMON_ACTIONS | S3_BUCKET_ACTIONS}
+
+ACCOUNT_KEYS = "arn:aws:kms:us-east-1:123456789012:key/*"
+REENCRYPT_KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+BUCKETS = ["custom-labels-training", "second.training-bucket"]
+# Parameters under which every optional statement exists.
+FULL = {"TrainingBuckets": BUCKETS, "ReencryptKmsKey": REENCRYPT_KEY}
+
+
+def actions_of(statement: dict[str, Any]) -> set[str]:
+    action = statement["Action"]
+    return {action} if isinstance(action, str) else set(action)
+
+
+def resources_of(statement: dict[str, Any]) -> list[str]:
+    resource = statement["Resource"]
+    return [resource] if isinstance(resource, str) else list(resource)
+
+
+def statements_granting(statements: list[dict[str, Any]], action: str) -> list[dict[str, Any]]:
+    return [statement for statement in statements if action in actions_of(statement)]
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_function_policy_actions_are_the_declared_lists(function: str) -> None:
+    # Given a function of the template
+    template = load_template()
+
+    # When the actions of its inline policies are collected (conditional statements included)
+    actions = function_policy_actions(template, function)
+
+    # Then they are exactly the documented lists
+    assert actions == EXPECTED_ACTIONS[function]
+
+
+@pytest.mark.parametrize(
+    ("function", "folder"), [(VERIFY, "verify_object_encryption"), (GRANT, "grant_training_access")]
+)
+def test_function_policy_grants_exactly_what_the_code_declares(function: str, folder: str) -> None:
+    # Given the IAM actions the code declares (each adapter's operations, per function)
+    declared = permissions.actions(folder)
+
+    # When the template's policy for that function is read
+    granted = function_policy_actions(load_template(), function)
+
+    # Then the role grants exactly those: nothing missing, nothing extra
+    assert granted - declared == set(), "granted but never used by the code"
+    assert declared - granted == set(), "used by the code but not granted"
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_no_wildcard_actions_or_resources(function: str) -> None:
+    # Given the function's statements with every optional statement present
+    statements = function_policy_statements(load_template(), function, FULL)
+
+    # When their actions and resources are inspected
+    # Then nothing is granted by wildcard action, on every resource, or by exclusion
+    for statement in statements:
+        assert statement["Effect"] == "Allow"
+        assert "NotAction" not in statement
+        assert "NotResource" not in statement
+        for action in actions_of(statement):
+            assert "*" not in action, action
+        assert "*" not in resources_of(statement), statement.get("Sid")
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+@pytest.mark.parametrize("tag_value", ["managed", "opted-in"])
+def test_put_key_policy_only_on_keys_with_the_opt_in_tag(function: str, tag_value: str) -> None:
+    # Given a deployment whose opt-in tag is custom-labels-guard=<tag_value>
+    parameters = {**FULL, "ManagedKeyTag": f"custom-labels-guard={tag_value}"}
+    statements = function_policy_statements(load_template(), function, parameters)
+
+    # When the statements that allow kms:PutKeyPolicy are found
+    granting = statements_granting(statements, "kms:PutKeyPolicy")
+
+    # Then there is one, for PutKeyPolicy only, conditioned on exactly that tag
+    assert len(granting) == 1
+    (statement,) = granting
+    assert actions_of(statement) == {"kms:PutKeyPolicy"}
+    assert resources_of(statement) == [ACCOUNT_KEYS]
+    assert statement["Condition"] == {"StringEquals": {"aws:ResourceTag/custom-labels-guard": tag_value}}
+
+
+def test_the_tag_key_of_the_condition_is_the_one_the_parameter_allows() -> None:
+    # Given the ManagedKeyTag parameter, whose key the template must fix
+    spec = load_template()["Parameters"]["ManagedKeyTag"]
+
+    # When its default and pattern are read
+    tag_key = spec["Default"].split("=")[0]
+
+    # Then the key is the one in the IAM condition, and the pattern allows no other key
+    assert tag_key == "custom-labels-guard"
+    assert spec["AllowedPattern"].startswith(f"^{tag_key}=")
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_s3_access_only_to_the_training_buckets(function: str) -> None:
+    # Given a deployment with two training buckets
+    statements = function_policy_statements(load_template(), function, FULL)
+
+    # When the statements with S3 actions are inspected
+    s3_statements = [
+        statement for statement in statements if any(action.startswith("s3:") for action in actions_of(statement))
+    ]
+
+    # Then object actions name only the buckets' objects, and bucket actions only the buckets
+    assert s3_statements
+    for statement in s3_statements:
+        actions = actions_of(statement)
+        if actions <= S3_OBJECT_ACTIONS:
+            assert resources_of(statement) == [f"arn:aws:s3:::{bucket}/*" for bucket in BUCKETS]
+        else:
+            assert actions <= S3_BUCKET_ACTIONS, actions
+            assert resources_of(statement) == [f"arn:aws:s3:::{bucket}" for bucket in BUCKETS]
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_single_bucket_deployment_names_that_bucket_only(function: str) -> None:
+    # Given a deployment with one training bucket
+    statements = function_policy_statements(load_template(), function, {"TrainingBuckets": ["custom-labels-training"]})
+
+    # When the S3 object statement is read
+    (statement,) = statements_granting(statements, "s3:GetObject")
+
+    # Then it names exactly that bucket's objects
+    assert resources_of(statement) == ["arn:aws:s3:::custom-labels-training/*"]
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_findings_go_only_to_the_alerts_topic(function: str) -> None:
+    # Given the function's statements
+    statements = function_policy_statements(load_template(), function, FULL)
+
+    # When the SNS and topic-key statements are found
+    sns = [s for s in statements if any(a.startswith("sns:") for a in actions_of(s))]
+    alerts_key = [s for s in statements if "getatt:AlertsKey.Arn" in resources_of(s)]
+
+    # Then it may publish to AlertsTopic only, using the topic's key for that only
+    assert len(sns) == 1
+    assert actions_of(sns[0]) == {"sns:Publish"}
+    assert resources_of(sns[0]) == ["ref:AlertsTopic"]
+    assert len(alerts_key) == 1
+    assert actions_of(alerts_key[0]) == {"kms:GenerateDataKey", "kms:Decrypt"}
+    assert resources_of(alerts_key[0]) == ["getatt:AlertsKey.Arn"]
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_kms_access_is_scoped(function: str) -> None:
+    # Given the function's statements with the re-encryption key set
+    statements = function_policy_statements(load_template(), function, FULL)
+
+    # When the statements on the account's keys are inspected
+    on_all_keys = [s for s in statements if resources_of(s) == [ACCOUNT_KEYS]]
+    unconditioned = [s for s in on_all_keys if "Condition" not in s]
+    via_s3 = [s for s in on_all_keys if actions_of(s) & KMS_VIA_S3_ACTIONS]
+
+    # Then only reading is unconditioned, and decrypting works through S3 only
+    assert [actions_of(s) for s in unconditioned] == [KMS_READ_ACTIONS]
+    assert len(via_s3) == 1
+    assert actions_of(via_s3[0]) == KMS_VIA_S3_ACTIONS
+    assert via_s3[0]["Condition"] == {"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}}
+    for statement in statements:
+        if any(action.startswith("kms:") for action in actions_of(statement)):
+            assert resources_of(statement)[0] in {
+                ACCOUNT_KEYS,
+                REENCRYPT_KEY,
+                "getatt:AlertsKey.Arn",
+            }
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_reencryption_key_statement_follows_the_parameter(function: str) -> None:
+    # Given deployments with and without a re-encryption key
+    template = load_template()
+    with_key = function_policy_statements(template, function, FULL)
+    without_key = function_policy_statements(template, function, {"TrainingBuckets": BUCKETS, "ReencryptKmsKey": ""})
+
+    # When the statements allowing kms:Encrypt are found
+    granting_with = statements_granting(with_key, "kms:Encrypt")
+    granting_without = statements_granting(without_key, "kms:Encrypt")
+
+    # Then encrypting is allowed on that one key, and only when it is set
+    assert len(granting_with) == 1
+    assert actions_of(granting_with[0]) == KMS_REENCRYPT_KEY_ACTIONS
+    assert resources_of(granting_with[0]) == [REENCRYPT_KEY]
+    assert granting_without == []
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_state_table_and_queue_access_is_scoped(function: str) -> None:
+    # Given the function's statements
+    statements = function_policy_statements(load_template(), function, FULL)
+
+    # When the DynamoDB and SQS statements are found
+    dynamodb = [s for s in statements if any(a.startswith("dynamodb:") for a in actions_of(s))]
+    sqs = [s for s in statements if any(a.startswith("sqs:") for a in actions_of(s))]
+
+    # Then they name the state table and the verify queue only
+    assert [resources_of(s) for s in dynamodb] == [["getatt:StateTable.Arn"]]
+    assert [resources_of(s) for s in sqs] == [["getatt:VerifyQueue.Arn"]]
+    assert [actions_of(s) for s in sqs] == [{"sqs:SendMessage"}]
+
+
+def test_function_policy_actions_refuses_what_it_cannot_see() -> None:
+    # Given a function that also uses a managed policy
+    template = load_template()
+    template["Resources"][VERIFY]["Properties"]["Policies"].append("AmazonS3FullAccess")
+
+    # When its actions are collected
+    # Then the helper refuses rather than under-reporting
+    with pytest.raises(ValueError, match="only inline policy documents"):
+        function_policy_actions(template, VERIFY)
+
+
+# --------------------------------------------------------------------------------------------
+# Resource policies and the other roles
+# --------------------------------------------------------------------------------------------
+def test_queue_policies_only_let_the_rules_send() -> None:
+    # Given the template's queue policies
+    template = load_template()
+    policies = resources_of_type(template, "AWS::SQS::QueuePolicy")
+
+    # When their statements are resolved
+    # Then only EventBridge may send, and only on behalf of this stack's rules
+    assert policies
+    for logical_id, policy in policies.items():
+        document = resolve(template, policy["Properties"]["PolicyDocument"])
+        for statement in document["Statement"]:
+            assert statement["Effect"] == "Allow", logical_id
+            assert statement["Principal"] == {"Service": "events.amazonaws.com"}, logical_id
+            assert statement["Action"] == "sqs:SendMessage", logical_id
+            source_arns = statement["Condition"]["ArnEquals"]["aws:SourceArn"]
+            source_arns = [source_arns] if isinstance(source_arns, str) else source_arns
+            for arn in source_arns:
+                rule = arn.removeprefix("getatt:").removesuffix(".Arn")
+                assert template["Resources"][rule]["Type"] == "AWS::Events::Rule", logical_id
+
+
+def test_alerts_key_policy_has_no_wildcard_principal() -> None:
+    # Given the alerts key policy
+    template = load_template()
+    policy = resolve(template, template["Resources"]["AlertsKey"]["Properties"]["KeyPolicy"])
+
+    # When its principals are listed
+    principals = [statement["Principal"] for statement in policy["Statement"]]
+
+    # Then the account (IAM delegation) and CloudWatch alarms of this account are the only ones
+    assert principals == [
+        {"AWS": "arn:aws:iam::123456789012:root"},
+        {"Service": "cloudwatch.amazonaws.com"},
+    ]
+    assert policy["Statement"][1]["Condition"]["StringEquals"] == {"aws:SourceAccount": "123456789012"}
+
+
+def test_chatbot_role_can_only_read_cloudwatch() -> None:
+    # Given the Slack channel role
+    template = load_template()
+    role = template["Resources"]["ChatbotRole"]
+
+    # When its trust and permissions are read
+    statements = [
+        statement
+        for policy in role["Properties"].get("Policies", [])
+        for statement in policy["PolicyDocument"]["Statement"]
+    ]
+    trust = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+
+    # Then only the chat service assumes it, it only reads CloudWatch, and exists only for Slack
+    assert role["Condition"] == "HasSlack"
+    assert [statement["Principal"] for statement in trust] == [{"Service": "chatbot.amazonaws.com"}]
+    for statement in statements:
+        for action in actions_of(statement):
+            service, _, name = action.partition(":")
+            assert service == "cloudwatch"
+            assert name.startswith(("Describe", "Get", "List")), action
+
+
+def test_rule_invocation_permission_is_bound_to_the_rule() -> None:
+    # Given the Lambda permissions of the template
+    template = load_template()
+    permissions = resources_of_type(template, "AWS::Lambda::Permission")
+
+    # When they are resolved
+    # Then each lets EventBridge invoke only from one rule of this stack and account
+    assert permissions
+    for logical_id, permission in permissions.items():
+        properties = resolve(template, permission["Properties"])
+        assert properties["Principal"] == "events.amazonaws.com", logical_id
+        assert properties["SourceArn"].startswith("getatt:"), logical_id
+        rule = properties["SourceArn"].removeprefix("getatt:").removesuffix(".Arn")
+        assert template["Resources"][rule]["Type"] == "AWS::Events::Rule", logical_id
+        assert properties["SourceAccount"] == "123456789012", logical_id
