@@ -16,7 +16,9 @@ from clguard.adapters.clients import client, error_code, http_status, raise_if_t
 from clguard.encryption import Encryption, ObjectEncryption
 
 IAM_ACTIONS: Final[Mapping[str, tuple[str, ...]]] = {
-    "HeadObject": ("s3:GetObject", "s3:GetObjectVersion"),
+    # s3:ListBucket lets S3 answer 404 for a missing object instead of 403: without it an object
+    # deleted before the check would be reported as unverifiable instead of skipped.
+    "HeadObject": ("s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"),
     "GetObject": ("s3:GetObject", "s3:GetObjectVersion"),
     "CopyObject": (
         "s3:GetObject",

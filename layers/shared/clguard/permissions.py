@@ -1,0 +1,66 @@
+"""The IAM actions each function needs, derived from the operations its code calls.
+
+Each adapter declares ``IAM_ACTIONS`` (operation -> actions). Here each function lists the
+operations it uses, plus the KMS actions AWS services perform on its behalf. A test compares
+the result with the function's policy in template.yaml: the role grants exactly these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+from clguard.adapters import dynamodb, kms, s3, sns, sqs
+
+_OBJECT_REMEDIATION: Final = (
+    "HeadObject",
+    "CopyObject",
+    "CreateMultipartUpload",
+    "UploadPartCopy",
+    "CompleteMultipartUpload",
+    "AbortMultipartUpload",
+    "GetObjectTagging",
+    "UpdateObjectEncryption",
+)
+
+OPERATIONS: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
+    "verify_object_encryption": {
+        "s3": _OBJECT_REMEDIATION,
+        "kms": tuple(kms.IAM_ACTIONS),
+        "sns": ("Publish",),
+        "sqs": ("SendMessage",),
+        "dynamodb": tuple(dynamodb.IAM_ACTIONS),
+    },
+    "grant_training_access": {
+        "s3": (*_OBJECT_REMEDIATION, "GetObject", "GetBucketEncryption"),
+        "kms": tuple(kms.IAM_ACTIONS),
+        "sns": ("Publish",),
+        "sqs": ("SendMessage",),
+        "dynamodb": tuple(dynamodb.IAM_ACTIONS),
+    },
+}
+
+# Not calls of ours: S3 uses the object's and the target key for CopyObject / multipart copy /
+# UpdateObjectEncryption with SSE-KMS (with our credentials, through kms:ViaService), and SNS
+# uses the alerts topic's key when we publish to the encrypted topic.
+ON_OUR_BEHALF: Final = frozenset(
+    {
+        "kms:Decrypt",
+        "kms:ReEncryptFrom",  # UpdateObjectEncryption: from the current key
+        "kms:ReEncryptTo",  # ... to the re-encryption key
+        "kms:Encrypt",
+        "kms:GenerateDataKey",
+    }
+)
+
+_ADAPTERS: Final = {"s3": s3, "kms": kms, "sns": sns, "sqs": sqs, "dynamodb": dynamodb}
+
+
+def actions(function: str) -> frozenset[str]:
+    """Every IAM action ``function`` needs."""
+    needed: set[str] = set(ON_OUR_BEHALF)
+    for service, operations in OPERATIONS[function].items():
+        table = _ADAPTERS[service].IAM_ACTIONS
+        for operation in operations:
+            needed.update(table[operation])
+    return frozenset(needed)
