@@ -13,12 +13,12 @@ _PARTITION = r"aws(?:-cn|-us-gov|-iso(?:-[a-z])?|-eusc)?"
 _KEY_ID = r"(?:mrk-[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
 
 KEY_ARN_RE = re.compile(
-    rf"^arn:(?P<partition>{_PARTITION}):kms:(?P<region>[a-z]{{2}}(?:-[a-z]+)+-\d):"
-    rf"(?P<account>\d{{12}}):key/(?P<key_id>{_KEY_ID})$"
+    rf"^arn:(?P<partition>{_PARTITION}):kms:(?P<region>[a-z]{{2}}(?:-[a-z]+)+-[0-9]):"
+    rf"(?P<account>[0-9]{{12}}):key/(?P<key_id>{_KEY_ID})$"
 )
 ALIAS_ARN_RE = re.compile(
-    rf"^arn:(?P<partition>{_PARTITION}):kms:(?P<region>[a-z]{{2}}(?:-[a-z]+)+-\d):"
-    r"(?P<account>\d{12}):(?P<alias>alias/[A-Za-z0-9/_-]{1,250})$"
+    rf"^arn:(?P<partition>{_PARTITION}):kms:(?P<region>[a-z]{{2}}(?:-[a-z]+)+-[0-9]):"
+    r"(?P<account>[0-9]{12}):(?P<alias>alias/[A-Za-z0-9/_-]{1,250})$"
 )
 KEY_ID_RE = re.compile(rf"^{_KEY_ID}$")
 ALIAS_NAME_RE = re.compile(r"^alias/[A-Za-z0-9/_-]{1,250}$")
@@ -29,7 +29,7 @@ ALIAS_NAME_RE = re.compile(r"^alias/[A-Za-z0-9/_-]{1,250}$")
 _NAME = r"[A-Za-z0-9_+=,.@-]{1,64}"
 _PATH = r"/(?:[A-Za-z0-9_+=,.@-]+/){0,32}"
 PRINCIPAL_ARN_RE = re.compile(
-    rf"^arn:(?P<partition>{_PARTITION}):iam::(?P<account>\d{{12}}):"
+    rf"^arn:(?P<partition>{_PARTITION}):iam::(?P<account>[0-9]{{12}}):"
     rf"(?P<kind>role|user)(?P<path>{_PATH})(?P<name>{_NAME})$"
 )
 MAX_PRINCIPAL_ARN = 2048
@@ -57,7 +57,7 @@ class PrincipalArn:
 
 
 def parse_key_arn(value: str) -> KeyArn | None:
-    match = KEY_ARN_RE.match(value)
+    match = KEY_ARN_RE.fullmatch(value)
     if match is None:
         return None
     return KeyArn(
@@ -72,14 +72,17 @@ def parse_key_arn(value: str) -> KeyArn | None:
 def is_key_reference(value: str) -> bool:
     """A value CreateProjectVersion accepts as KmsKeyId: key id, key ARN, alias name, alias ARN."""
     return bool(
-        KEY_ID_RE.match(value) or KEY_ARN_RE.match(value) or ALIAS_NAME_RE.match(value) or ALIAS_ARN_RE.match(value)
+        KEY_ID_RE.fullmatch(value)
+        or KEY_ARN_RE.fullmatch(value)
+        or ALIAS_NAME_RE.fullmatch(value)
+        or ALIAS_ARN_RE.fullmatch(value)
     )
 
 
 def parse_principal_arn(value: str) -> PrincipalArn | None:
     if len(value) > MAX_PRINCIPAL_ARN:
         return None
-    match = PRINCIPAL_ARN_RE.match(value)
+    match = PRINCIPAL_ARN_RE.fullmatch(value)
     if match is None:
         return None
     return PrincipalArn(
@@ -97,4 +100,4 @@ def account_of(arn: str) -> str | None:
     parts = arn.split(":", 5)
     if len(parts) < 6 or parts[0] != "arn":
         return None
-    return parts[4] if re.fullmatch(r"\d{12}", parts[4]) else None
+    return parts[4] if re.fullmatch(r"[0-9]{12}", parts[4]) else None

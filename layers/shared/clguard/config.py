@@ -43,10 +43,10 @@ VARIABLES: Final = (
     "AWS_REGION",
 )
 
-_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
+_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
-_QUEUE_URL = re.compile(r"^https?://[^\s/]+(:\d+)?/\d{12}/[A-Za-z0-9_-]{1,80}(\.fifo)?$")
+_QUEUE_URL = re.compile(r"^https?://[^\s/]+(:\d+)?/[0-9]{12}/[A-Za-z0-9_-]{1,80}(\.fifo)?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,19 +112,19 @@ def _key_arns(name: str, values: Iterable[str]) -> list[str]:
 
 def load_settings(env: Mapping[str, str], *, account_id: str) -> Settings:
     """Validate the environment. Raises ConfigError naming the first bad variable."""
-    if not re.fullmatch(r"\d{12}", account_id or ""):
+    if not re.fullmatch(r"[0-9]{12}", account_id or ""):
         raise ConfigError("account id", f"{account_id!r} is not a 12-digit AWS account id")
     region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or ""
     if not region:
         raise ConfigError("AWS_REGION", "is not set")
 
     topic = _required(env, "ALERT_TOPIC_ARN")
-    if not _TOPIC_ARN.match(topic):
+    if not _TOPIC_ARN.fullmatch(topic):
         raise ConfigError("ALERT_TOPIC_ARN", f"{topic!r} is not an SNS topic ARN")
 
     buckets = _items(_required(env, "TRAINING_BUCKETS"))
     for bucket in buckets:
-        if not _BUCKET.match(bucket) or ".." in bucket:
+        if not _BUCKET.fullmatch(bucket) or ".." in bucket:
             raise ConfigError("TRAINING_BUCKETS", f"{bucket!r} is not a valid S3 bucket name")
 
     requirement = _enum(env, "ENCRYPTION_REQUIREMENT", EncryptionRequirement, EncryptionRequirement.SSE_S3_OR_KMS)
@@ -179,11 +179,11 @@ def load_settings(env: Mapping[str, str], *, account_id: str) -> Settings:
         managed_tag = DEFAULT_MANAGED_KEY_TAG
 
     table = _required(env, "STATE_TABLE")
-    if not _TABLE.match(table):
+    if not _TABLE.fullmatch(table):
         raise ConfigError("STATE_TABLE", f"{table!r} is not a DynamoDB table name")
 
     queue_url = env.get("VERIFY_QUEUE_URL", "").strip() or None
-    if queue_url is not None and not _QUEUE_URL.match(queue_url):
+    if queue_url is not None and not _QUEUE_URL.fullmatch(queue_url):
         raise ConfigError("VERIFY_QUEUE_URL", f"{queue_url!r} is not an SQS queue URL")
 
     return Settings(

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from fnmatch import fnmatchcase
+from functools import lru_cache
 from typing import Any, Final
 
 from clguard.arns import parse_principal_arn
@@ -106,9 +107,16 @@ def _principal_covers(principal: Json, arn: str) -> bool:
     return "*" in aws or arn in aws
 
 
+@lru_cache(maxsize=1024)
+def _iam_glob(pattern: str) -> re.Pattern[str]:
+    """IAM wildcards: ``*`` (any run) and ``?`` (one character); nothing else is special
+    (unlike fnmatch, where ``[...]`` is a character class). Actions match case-insensitively."""
+    body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.compile(body, re.IGNORECASE | re.DOTALL)
+
+
 def _action_covers(actions: Json, action: str) -> bool:
-    wanted = action.lower()
-    return any(isinstance(a, str) and fnmatchcase(wanted, a.lower()) for a in as_list(actions))
+    return any(isinstance(a, str) and _iam_glob(a).fullmatch(action) for a in as_list(actions))
 
 
 def _resource_covers(resource: Json, key_arn: str | None) -> bool:

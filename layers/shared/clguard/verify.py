@@ -106,7 +106,9 @@ class BatchRun:
 def handle_batch(event: Mapping[str, Any], context: Any, settings: Settings) -> dict[str, Any]:
     run = BatchRun(settings, lambda_context=context)
     run.prefetch(event)
-    processor = BatchProcessor(event_type=EventType.SQS)
+    # Every failure is listed in batchItemFailures, even when the whole batch failed: same retry
+    # effect as raising, and the response says exactly which records failed.
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     response = process_partial_response(
         event=dict(event), record_handler=run.handle_record, processor=processor, context=context
     )

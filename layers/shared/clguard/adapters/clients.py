@@ -24,7 +24,7 @@ from clguard.errors import RetryableError
 
 # "standard" retries throttling and 5xx with backoff, bounded at 4 attempts in all.
 CONFIG: Final = Config(
-    retries={"mode": "standard", "max_attempts": 4},
+    retries={"mode": "standard", "total_max_attempts": 4},
     connect_timeout=5,
     read_timeout=30,
     max_pool_connections=32,

@@ -1,0 +1,190 @@
+"""Fault injection at the AWS boundary (botocore level): throttling, 5xx, AccessDenied,
+MalformedPolicyDocumentException, timeouts. For each, the event is retried (the record fails,
+or the grant function raises for Lambda's async retry) or ends as a FAILED finding — never
+silently dropped — and nothing is half-written."""
+
+from __future__ import annotations
+
+import pytest
+from botocore.awsrequest import AWSResponse, HTTPHeaders
+from botocore.exceptions import ClientError
+
+from clguard import policy
+from clguard.adapters import clients
+from clguard.adapters.clients import CONFIG
+from clguard.errors import RetryableError
+from functions.grant_training_access import app as grant_app
+from functions.verify_object_encryption import app
+from tests.awscalls import Boundary
+from tests.eventsamples import load_event, sqs_event
+from tests.world import ACCOUNT, LambdaContext, World
+
+KEY = "datasets/cats/images/cat-001.jpg"
+TRAINER = f"arn:aws:iam::{ACCOUNT}:role/ml/Trainer"
+
+
+def verify(*bodies: object) -> dict[str, object]:
+    return app.lambda_handler(sqs_event(*bodies), LambdaContext())  # type: ignore[arg-type]
+
+
+def failed_ids(response: dict[str, object]) -> int:
+    return len(response["batchItemFailures"])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("service", ["s3", "kms", "sns", "sqs", "dynamodb"])
+def test_clients_use_standard_retries_with_bounded_attempts(aws: object, service: str) -> None:
+    retries = clients.client(service).meta.config.retries
+    assert retries["mode"] == "standard"
+    assert retries["total_max_attempts"] == 4  # the first attempt and at most 3 retries
+    assert CONFIG.connect_timeout == 5
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [("SlowDown", 503), ("InternalError", 500), ("timeout", 0), ("ThrottlingException", 400)],
+)
+def test_transient_head_failure_fails_the_record_then_the_retry_reports_once(
+    world: World, calls: Boundary, code: str, status: int
+) -> None:
+    # Given an unencrypted object and a HeadObject that fails transiently once
+    world.put_legacy(KEY)
+    calls.faults.add("HeadObject", code, status=status, times=1)
+    event = load_event("s3_object_created")
+
+    # When the event is processed, the record fails (SQS retries it) and nothing is published
+    assert failed_ids(verify(event)) == 1
+    assert world.published() == []
+    assert "ServerSideEncryption" not in world.head(KEY)
+
+    # When SQS redelivers it, it is remediated and reported once
+    assert failed_ids(verify(event)) == 0
+    assert [f["outcome"] for f in world.findings()] == ["REMEDIATED"]
+
+
+@pytest.fixture
+def cmk_object(world: World) -> str:
+    world.role("Trainer", "/ml/")
+    key = world.key()
+    world.put(KEY, ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
+    world.env_set(TRAINING_PRINCIPALS=TRAINER)
+    return key
+
+
+@pytest.mark.parametrize("operation", ["GetKeyPolicy", "PutKeyPolicy", "DescribeKey", "ListResourceTags", "PutItem"])
+def test_transient_key_failures_fail_the_record_and_write_nothing_half(
+    world: World, calls: Boundary, cmk_object: str, operation: str
+) -> None:
+    # Given a throttled KMS/DynamoDB call on the grant path
+    before = world.policy(cmk_object)
+    calls.faults.add(operation, "ThrottlingException", times=1)
+    event = load_event("s3_object_created")
+
+    # Then the record fails, the policy is unchanged and nothing is published
+    assert failed_ids(verify(event)) == 1
+    assert world.policy(cmk_object) == before
+    assert world.published() == []
+    # And no lock is left behind: the retry grants and reports once
+    assert failed_ids(verify(event)) == 0
+    assert policy.is_granted(world.policy(cmk_object), TRAINER, policy.TRAINING_DATA)
+    assert [(f["finding_type"], f["outcome"]) for f in world.findings()] == [("KEY_ACCESS_MISSING", "REMEDIATED")]
+
+
+def test_access_denied_on_put_key_policy_is_a_failed_finding(world: World, calls: Boundary, cmk_object: str) -> None:
+    before = world.policy(cmk_object)
+    calls.faults.add("PutKeyPolicy", "AccessDeniedException")
+    assert failed_ids(verify(load_event("s3_object_created"))) == 0
+    assert world.policy(cmk_object) == before
+    [finding] = world.findings()
+    assert (finding["finding_type"], finding["outcome"]) == ("KEY_ACCESS_MISSING", "FAILED")
+    assert "AccessDeniedException" in finding["detail"]
+
+
+def test_malformed_policy_document_is_retried_then_failed(
+    world: World, calls: Boundary, cmk_object: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("clguard.keyaccess.MALFORMED_BACKOFF", 0.0)
+    calls.faults.add("PutKeyPolicy", "MalformedPolicyDocumentException")
+    verify(load_event("s3_object_created"))
+    assert calls.log.count("PutKeyPolicy") == 4
+    [finding] = world.findings()
+    assert finding["outcome"] == "FAILED"
+    assert "MalformedPolicyDocumentException" in finding["detail"]
+
+
+def test_access_denied_describing_the_key_is_reported_as_unusable(
+    world: World, calls: Boundary, cmk_object: str
+) -> None:
+    calls.faults.add("DescribeKey", "AccessDeniedException")
+    assert failed_ids(verify(load_event("s3_object_created"))) == 0
+    [finding] = world.findings()
+    assert (finding["finding_type"], finding["kms_key_arn"]) == ("KEY_UNUSABLE", cmk_object)
+    assert "AccessDeniedException" in finding["detail"]
+
+
+def test_publish_and_outbox_both_failing_fails_the_record(world: World, calls: Boundary) -> None:
+    # Given SNS and SQS are both down
+    world.put_legacy(KEY)
+    calls.faults.add("Publish", "InternalError", status=500)
+    calls.faults.add("SendMessage", "InternalError", status=500, times=1)
+    event = load_event("s3_object_created")
+
+    # Then the record fails, so SQS keeps the event (and its DLQ after the retries)
+    assert failed_ids(verify(event)) == 1
+    # The copy happened; the retry finds the object compliant: the finding must not be lost,
+    # so it was logged in full with the failure (see publisher) — and the copy is not redone.
+    assert world.head(KEY)["ServerSideEncryption"] == "AES256"
+
+
+def test_grant_function_raises_on_transient_errors_for_lambdas_async_retry(world: World, calls: Boundary) -> None:
+    world.role("CustomLabelsTrainer", "/ml/")
+    key = world.key()
+    calls.faults.add("GetKeyPolicy", "ThrottlingException", times=1)
+    event = world.training_event(kms_key=key)
+    with pytest.raises((RetryableError, ClientError)):
+        grant_app.lambda_handler(event, LambdaContext(function_name="grant"))
+    assert world.statement(key, policy.COPIED_IMAGES_USE.sid) is None
+    # The retry succeeds
+    grant_app.lambda_handler(event, LambdaContext(function_name="grant"))
+    assert world.statement(key, policy.COPIED_IMAGES_USE.sid) is not None
+
+
+def test_copy_that_does_not_take_effect_is_not_copied_again(world: World, calls: Boundary) -> None:
+    # Given S3 answers CopyObject with success but the object stays unencrypted
+    world.put_legacy(KEY)
+    head = world.head(KEY)
+    original_call = calls.faults.__call__
+
+    def fake_copy(model: object, **kwargs: object) -> object:
+        if getattr(model, "name", "") == "CopyObject":
+            body = {
+                "CopyObjectResult": {"ETag": head["ETag"], "LastModified": head["LastModified"]},
+                "ResponseMetadata": {"HTTPStatusCode": 200},
+            }
+            return AWSResponse("https://injected", 200, HTTPHeaders(), None), body
+        return original_call(model, **kwargs)  # type: ignore[arg-type]
+
+    calls.session.events.unregister("before-call.*.*", unique_id="test-faults")
+    calls.session.events.register("before-call.*.*", fake_copy, unique_id="test-faults")
+    clients.reset(calls.session)
+
+    # When the upload event and then the copy's echo are processed
+    verify(load_event("s3_object_created"))
+    verify(load_event("s3_object_created_copy_echo"))
+
+    # Then the second pass does not copy again: it reports that the copy did not take effect
+    assert calls.log.count("CopyObject") == 1
+    outcomes = [(f["finding_type"], f["outcome"]) for f in world.findings()]
+    assert outcomes == [("OBJECT_UNENCRYPTED", "REMEDIATED"), ("OBJECT_UNENCRYPTED", "FAILED")]
+    assert "did not take effect" in world.findings()[1]["detail"]
+
+
+def test_one_bad_record_among_100_fails_only_itself(world: World) -> None:
+    events: list[object] = []
+    for n in range(99):
+        name = f"datasets/cats/images/cat-{n:03}.jpg"
+        world.put(name)
+        events.append(world.object_created(name))
+    events.insert(50, '{"detail-type": "Object Created", "source": "aws.s3"}')
+    batch = sqs_event(*events)
+    response = app.lambda_handler(batch, LambdaContext())
+    assert response["batchItemFailures"] == [{"itemIdentifier": batch["Records"][50]["messageId"]}]
