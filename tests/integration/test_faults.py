@@ -36,7 +36,7 @@ def test_clients_use_standard_retries_with_bounded_attempts(aws: object, service
     retries = clients.client(service).meta.config.retries
     assert retries["mode"] == "standard"
     assert retries["total_max_attempts"] == 4  # the first attempt and at most 3 retries
-    assert CONFIG.connect_timeout == 5
+    assert CONFIG.connect_timeout == 5  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(
@@ -161,10 +161,10 @@ def test_copy_that_does_not_take_effect_is_not_copied_again(world: World, calls:
                 "ResponseMetadata": {"HTTPStatusCode": 200},
             }
             return AWSResponse("https://injected", 200, HTTPHeaders(), None), body
-        return original_call(model, **kwargs)  # type: ignore[arg-type]
+        return original_call(model, **kwargs)
 
     calls.session.events.unregister("before-call.*.*", unique_id="test-faults")
-    calls.session.events.register("before-call.*.*", fake_copy, unique_id="test-faults")
+    calls.session.events.register("before-call.*.*", fake_copy, unique_id="test-faults")  # type: ignore[arg-type]
     clients.reset(calls.session)
 
     # When the upload event and then the copy's echo are processed
@@ -179,7 +179,7 @@ def test_copy_that_does_not_take_effect_is_not_copied_again(world: World, calls:
 
 
 def test_one_bad_record_among_100_fails_only_itself(world: World) -> None:
-    events: list[object] = []
+    events: list[dict[str, object] | str] = []
     for n in range(99):
         name = f"datasets/cats/images/cat-{n:03}.jpg"
         world.put(name)

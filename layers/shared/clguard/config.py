@@ -123,6 +123,8 @@ def load_settings(env: Mapping[str, str], *, account_id: str) -> Settings:
         raise ConfigError("ALERT_TOPIC_ARN", f"{topic!r} is not an SNS topic ARN")
 
     buckets = _items(_required(env, "TRAINING_BUCKETS"))
+    if not buckets:
+        raise ConfigError("TRAINING_BUCKETS", "names no bucket")
     for bucket in buckets:
         if not _BUCKET.fullmatch(bucket) or ".." in bucket:
             raise ConfigError("TRAINING_BUCKETS", f"{bucket!r} is not a valid S3 bucket name")
@@ -140,43 +142,9 @@ def load_settings(env: Mapping[str, str], *, account_id: str) -> Settings:
                 "is not in ALLOWED_KMS_KEYS: objects re-encrypted with it would be violations again",
             )
 
-    patterns = _items(env.get("ALLOWED_PRINCIPAL_PATTERNS", ""))
-    for pattern in patterns:
-        if not pattern.startswith("arn:"):
-            raise ConfigError(
-                "ALLOWED_PRINCIPAL_PATTERNS",
-                f"{pattern!r} must be a glob of principal ARNs (arn:...)",
-            )
-    if not patterns:
-        partition = "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov-") else "aws"
-        patterns = [f"arn:{partition}:iam::{account_id}:role/*"]
-
-    principals = _items(env.get("TRAINING_PRINCIPALS", ""))
-    for principal in principals:
-        parsed = parse_principal_arn(principal)
-        if parsed is None:
-            raise ConfigError(
-                "TRAINING_PRINCIPALS",
-                f"{principal!r} is not an IAM role or user ARN (no wildcards, roots, services or sessions)",
-            )
-        if parsed.account != account_id:
-            raise ConfigError("TRAINING_PRINCIPALS", f"{principal!r} is not in this account ({account_id})")
-        from clguard.principals import matches_patterns  # noqa: PLC0415 - avoids an import cycle
-
-        if not matches_patterns(principal, patterns):
-            raise ConfigError(
-                "TRAINING_PRINCIPALS",
-                f"{principal!r} matches none of ALLOWED_PRINCIPAL_PATTERNS {patterns}",
-            )
-
-    raw_tag = env.get("MANAGED_KEY_TAG", "").strip()
-    if raw_tag:
-        tag_key, sep, tag_value = raw_tag.partition("=")
-        if not sep or not tag_key.strip() or len(tag_key) > 128 or len(tag_value) > 256:
-            raise ConfigError("MANAGED_KEY_TAG", f"{raw_tag!r} is not TagKey=TagValue")
-        managed_tag = (tag_key.strip(), tag_value.strip())
-    else:
-        managed_tag = DEFAULT_MANAGED_KEY_TAG
+    patterns = _patterns(env, account_id, region)
+    principals = _principals(env, account_id, patterns)
+    managed_tag = _managed_tag(env)
 
     table = _required(env, "STATE_TABLE")
     if not _TABLE.fullmatch(table):
@@ -201,6 +169,47 @@ def load_settings(env: Mapping[str, str], *, account_id: str) -> Settings:
         account_id=account_id,
         region=region,
     )
+
+
+def _patterns(env: Mapping[str, str], account_id: str, region: str) -> list[str]:
+    patterns = _items(env.get("ALLOWED_PRINCIPAL_PATTERNS", ""))
+    for pattern in patterns:
+        if not pattern.startswith("arn:"):
+            raise ConfigError("ALLOWED_PRINCIPAL_PATTERNS", f"{pattern!r} must be a glob of principal ARNs (arn:...)")
+    if patterns:
+        return patterns
+    partition = "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov-") else "aws"
+    return [f"arn:{partition}:iam::{account_id}:role/*"]
+
+
+def _principals(env: Mapping[str, str], account_id: str, patterns: list[str]) -> list[str]:
+    from clguard.principals import matches_patterns  # noqa: PLC0415 - avoids an import cycle
+
+    principals = _items(env.get("TRAINING_PRINCIPALS", ""))
+    for principal in principals:
+        parsed = parse_principal_arn(principal)
+        if parsed is None:
+            raise ConfigError(
+                "TRAINING_PRINCIPALS",
+                f"{principal!r} is not an IAM role or user ARN (no wildcards, roots, services or sessions)",
+            )
+        if parsed.account != account_id:
+            raise ConfigError("TRAINING_PRINCIPALS", f"{principal!r} is not in this account ({account_id})")
+        if not matches_patterns(principal, patterns):
+            raise ConfigError(
+                "TRAINING_PRINCIPALS", f"{principal!r} matches none of ALLOWED_PRINCIPAL_PATTERNS {patterns}"
+            )
+    return principals
+
+
+def _managed_tag(env: Mapping[str, str]) -> tuple[str, str]:
+    raw_tag = env.get("MANAGED_KEY_TAG", "").strip()
+    if not raw_tag:
+        return DEFAULT_MANAGED_KEY_TAG
+    tag_key, sep, tag_value = raw_tag.partition("=")
+    if not sep or not tag_key.strip() or len(tag_key) > 128 or len(tag_value) > 256:
+        raise ConfigError("MANAGED_KEY_TAG", f"{raw_tag!r} is not TagKey=TagValue")
+    return (tag_key.strip(), tag_value.strip())
 
 
 _cache: dict[tuple[str, ...], Settings] = {}

@@ -61,7 +61,11 @@ def obj(mapping: Mapping[str, Any], name: str, where: str, *, required: bool = T
 
 
 def object_key(value: str, where: str) -> str:
-    if len(value.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+    try:
+        encoded = value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidEvent(f"{where} is not valid UTF-8 (lone surrogate)") from None
+    if len(encoded) > MAX_KEY_BYTES:
         raise InvalidEvent(f"{where} is longer than S3's {MAX_KEY_BYTES}-byte key limit")
     if "\x00" in value:
         raise InvalidEvent(f"{where} contains a NUL character")

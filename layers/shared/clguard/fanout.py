@@ -20,10 +20,13 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Final
 
-from clguard.events import VERIFY_OBJECTS_KIND
+from clguard.events import MAX_KEY_BYTES, VERIFY_OBJECTS_KIND
 from clguard.manifest import ImageRef
 
 MAX_MESSAGE_BYTES: Final = 240 * 1024
+# The largest one object can encode to: a 1024-byte key of control characters escapes to
+# \uXXXX (6 bytes each), plus the bucket name and the field names.
+MAX_ITEM_BYTES: Final = 6 * MAX_KEY_BYTES + 256
 
 
 def _encode(value: object) -> str:
@@ -52,8 +55,8 @@ def messages(
         + ',"objects":['
     )
     room = max_bytes - len(head.encode()) - 2
-    if room < 2048:
-        raise ValueError("message header leaves no room for objects")
+    if room < MAX_ITEM_BYTES:
+        raise ValueError("message header leaves no room for one object")
     items: list[str] = []
     size = 0
     for ref in refs:

@@ -94,7 +94,11 @@ def parse_source_ref(value: object) -> ImageRef | str:
         return f"source-ref {value[:80]!r} has no object key"
     if not (3 <= len(bucket) <= 63) or not set(bucket) <= _BUCKET_CHARS:
         return f"source-ref bucket {bucket[:80]!r} is not a valid bucket name"
-    if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES or "\x00" in key:
+    try:
+        encoded = key.encode("utf-8")
+    except UnicodeEncodeError:
+        return "source-ref key is not valid UTF-8"
+    if len(encoded) > MAX_KEY_BYTES or "\x00" in key:
         return "source-ref key is not a valid S3 key"
     return ImageRef(bucket, key)
 

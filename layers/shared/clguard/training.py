@@ -374,7 +374,7 @@ def handle_training_event(
     lambda_context: Any = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
-    call = parse_training_call(dict(event))
+    call = parse_training_call(event)
     logger.set_correlation_id(call.event_id)
     act, reason = should_act(call)
     if not act:

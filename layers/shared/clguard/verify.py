@@ -96,7 +96,15 @@ class BatchRun:
             )
             return
         if isinstance(message, FindingMessage):
-            self.publisher.publish(Finding.from_document(message.document, scope=message.scope))
+            try:
+                finding = Finding.from_document(message.document, scope=message.scope)
+            except (KeyError, ValueError, TypeError, AttributeError) as error:
+                count("InvalidRecords")
+                logger.error(
+                    "invalid finding in the outbox", extra={"message_id": record.message_id, "problem": repr(error)}
+                )
+                raise InvalidEvent(f"clguard.finding message has no valid finding: {error!r}") from error
+            self.publisher.publish(finding)
             return
         for work in message:
             logger.set_correlation_id(work.source_event_id)

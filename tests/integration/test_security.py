@@ -1,0 +1,105 @@
+"""No code path can add ``*``, a root, a service principal or another account's principal to a
+key policy — whatever the configuration says (design §6, §11)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from clguard import policy
+from clguard.arns import parse_principal_arn
+from clguard.config import load_settings
+from clguard.errors import ConfigError, GuardrailViolation
+from clguard.keyaccess import Context, ensure_access
+from clguard.keydirectory import KeyDirectory
+from clguard.publisher import Publisher
+from tests.world import ACCOUNT, World
+
+OTHER = "210987654321"
+HOSTILE = st.one_of(
+    st.sampled_from(
+        [
+            "*",
+            f"arn:aws:iam::{ACCOUNT}:root",
+            ACCOUNT,
+            "rekognition.amazonaws.com",
+            "s3.amazonaws.com",
+            f"arn:aws:iam::{OTHER}:role/ml/Trainer",
+            f"arn:aws:iam::{ACCOUNT}:role/*",
+            f"arn:aws:iam::{ACCOUNT}:role/ml/Train?r",
+            f"arn:aws:sts::{ACCOUNT}:assumed-role/Trainer/session",
+            f"arn:aws:iam::{ACCOUNT}:role/ml/Trainer\n",
+            f'arn:aws:iam::{ACCOUNT}:role/x","Effect":"Allow","Principal":"*',
+            f"arn:aws:iam::{ACCOUNT}:group/admins",
+            "",
+        ]
+    ),
+    st.text(max_size=80),
+    st.builds(lambda s: f"arn:aws:iam::{ACCOUNT}:role/{s}", st.text(max_size=40)),
+    st.builds(
+        lambda a, s: f"arn:aws:iam::{a}:role/{s}", st.from_regex(r"[0-9]{12}", fullmatch=True), st.text(max_size=10)
+    ),
+)
+PERMISSIVE_PATTERNS = ("arn:*", f"arn:aws:iam::{ACCOUNT}:*", "arn:aws:iam::*:role/*", "arn:aws:iam::*")
+
+
+def safe(principal: str) -> bool:
+    parsed = parse_principal_arn(principal)
+    return parsed is not None and parsed.account == ACCOUNT and "*" not in principal and "?" not in principal
+
+
+@pytest.fixture
+def ctx(world: World) -> tuple[World, str, Context]:
+    # Settings as permissive as the configuration can be made
+    env = world.env(ALLOWED_PRINCIPAL_PATTERNS=",".join(PERMISSIVE_PATTERNS))
+    settings_ = load_settings(env | {"AWS_REGION": "us-east-1"}, account_id=ACCOUNT)
+    key = world.key()
+    context = Context(settings_, Publisher(settings_, idempotent=False), KeyDirectory(ttl=0), "evt", "security test")
+    return world, key, context
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(principal=HOSTILE)
+def test_hostile_principals_never_reach_a_key_policy(ctx: tuple[World, str, Context], principal: str) -> None:
+    world, key, context = ctx
+    ensure_access(context, key, {principal: (policy.TRAINING_DATA,)})
+    for statement in world.policy(key)["Statement"]:
+        if statement.get("Sid") in policy.OWNED_SIDS:
+            for added in policy.as_list(statement["Principal"]["AWS"]):
+                assert safe(added), added
+
+
+@given(principal=HOSTILE.filter(lambda p: not safe(p)))
+@settings(max_examples=200, deadline=None)
+def test_the_lowest_layer_refuses_them_too(principal: str) -> None:
+    # Even if every check above it were bypassed, the merge itself raises
+    with pytest.raises(GuardrailViolation):
+        policy.merge_grants({"Statement": []}, [(principal, (policy.TRAINING_DATA,))], key_account=ACCOUNT)
+
+
+@pytest.mark.parametrize(
+    "principal",
+    [
+        "*",
+        f"arn:aws:iam::{ACCOUNT}:root",
+        "rekognition.amazonaws.com",
+        f"arn:aws:iam::{OTHER}:role/x",
+        f"arn:aws:iam::{ACCOUNT}:role/*",
+    ],
+)
+def test_configuration_cannot_name_them_as_training_principals(world: World, principal: str) -> None:
+    env = world.env(TRAINING_PRINCIPALS=principal, ALLOWED_PRINCIPAL_PATTERNS="arn:*") | {"AWS_REGION": "us-east-1"}
+    with pytest.raises(ConfigError) as raised:
+        load_settings(env, account_id=ACCOUNT)
+    assert raised.value.variable == "TRAINING_PRINCIPALS"
+
+
+def test_a_key_without_the_opt_in_tag_is_never_edited(ctx: tuple[World, str, Context]) -> None:
+    world, _, context = ctx
+    untagged = world.key(managed=False)
+    world.role("Trainer", "/ml/")
+    before = world.policy(untagged)
+    result = ensure_access(context, untagged, {f"arn:aws:iam::{ACCOUNT}:role/ml/Trainer": (policy.TRAINING_DATA,)})
+    assert world.policy(untagged) == before
+    assert [f.finding_type.value for f in result.published] == ["KEY_NOT_MANAGED"]

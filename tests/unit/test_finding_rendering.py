@@ -1,0 +1,427 @@
+"""The finding (design §5, a contract) and the three renderings SNS delivers."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from clguard.findings import (
+    SEVERITY,
+    Finding,
+    FindingType,
+    KmsKeyResource,
+    Outcome,
+    S3ObjectResource,
+    Severity,
+    chat_message,
+    email_text,
+    message_attributes,
+    next_steps,
+    sns_message,
+    subject,
+)
+
+ACCOUNT = "123456789012"
+KEY_ARN = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+TRAINER = f"arn:aws:iam::{ACCOUNT}:role/ml/CustomLabelsTrainer"
+CONTRACT_FIELDS = {
+    "schema_version",
+    "finding_type",
+    "severity",
+    "outcome",
+    "account",
+    "region",
+    "resource",
+    "principal_arn",
+    "kms_key_arn",
+    "detail",
+    "source_event_id",
+    "observed_at",
+}
+# Design §5, copied from the table (not from the code).
+DESIGN_SEVERITY = {
+    "OBJECT_UNENCRYPTED": "HIGH",
+    "OBJECT_SSE_C": "HIGH",
+    "OBJECT_WRONG_ENCRYPTION": "MEDIUM",
+    "OBJECT_UNVERIFIABLE": "MEDIUM",
+    "KEY_UNUSABLE": "HIGH",
+    "KEY_ACCESS_MISSING": "MEDIUM",
+    "KEY_NOT_MANAGED": "MEDIUM",
+    "PRINCIPAL_NOT_ALLOWED": "HIGH",
+    "KEY_POLICY_LIMIT": "HIGH",
+    "MANIFEST_INVALID": "MEDIUM",
+}
+# The outcomes the design names for each finding type.
+DESIGN_OUTCOMES: dict[FindingType, tuple[Outcome, ...]] = {
+    FindingType.OBJECT_UNENCRYPTED: (Outcome.REMEDIATED, Outcome.REPORTED, Outcome.FAILED),
+    FindingType.OBJECT_SSE_C: (Outcome.REPORTED,),
+    FindingType.OBJECT_WRONG_ENCRYPTION: (Outcome.REMEDIATED, Outcome.REPORTED, Outcome.FAILED),
+    FindingType.OBJECT_UNVERIFIABLE: (Outcome.REPORTED,),
+    FindingType.KEY_UNUSABLE: (Outcome.REPORTED,),
+    FindingType.KEY_ACCESS_MISSING: (Outcome.REMEDIATED, Outcome.REPORTED, Outcome.FAILED),
+    FindingType.KEY_NOT_MANAGED: (Outcome.REFUSED,),
+    FindingType.PRINCIPAL_NOT_ALLOWED: (Outcome.REFUSED,),
+    FindingType.KEY_POLICY_LIMIT: (Outcome.REFUSED,),
+    FindingType.MANIFEST_INVALID: (Outcome.REPORTED,),
+}
+PAIRS = [(t, o) for t, outcomes in DESIGN_OUTCOMES.items() for o in outcomes]
+
+
+def _object_finding(**changes: Any) -> Finding:
+    finding = Finding(
+        finding_type=FindingType.OBJECT_UNENCRYPTED,
+        outcome=Outcome.REMEDIATED,
+        resource=S3ObjectResource("train-data", "images/a.jpg"),
+        detail="object had no server-side encryption; re-encrypted in place with SSE-S3",
+        source_event_id="17793124-05d4-b198-2fde-7ededc63b103",
+        account=ACCOUNT,
+        region="us-east-1",
+        observed_at="2026-11-28T20:00:00Z",
+    )
+    return replace(finding, **changes)
+
+
+def _key_finding(**changes: Any) -> Finding:
+    finding = Finding(
+        finding_type=FindingType.KEY_ACCESS_MISSING,
+        outcome=Outcome.REMEDIATED,
+        resource=KmsKeyResource(KEY_ARN),
+        detail=f"{TRAINER} lacked kms:Decrypt, kms:GenerateDataKey on {KEY_ARN}; added it",
+        source_event_id="7fb16c5d-3c9c-4a6d-8b8f-ad7e2c4a6b59",
+        account=ACCOUNT,
+        region="us-east-1",
+        principal_arn=TRAINER,
+        kms_key_arn=KEY_ARN,
+        observed_at="2026-11-28T20:10:00Z",
+    )
+    return replace(finding, **changes)
+
+
+def _finding_for(finding_type: FindingType, outcome: Outcome) -> Finding:
+    if finding_type.name.startswith(("OBJECT_", "MANIFEST_")):
+        return _object_finding(finding_type=finding_type, outcome=outcome)
+    return _key_finding(finding_type=finding_type, outcome=outcome)
+
+
+# --- the document -----------------------------------------------------------------------------
+
+
+def test_document_of_the_design_example() -> None:
+    # Given the design's example finding
+    finding = _object_finding()
+    # When its document is built
+    # Then it is exactly the contract's document
+    assert finding.document() == {
+        "schema_version": "1",
+        "finding_type": "OBJECT_UNENCRYPTED",
+        "severity": "HIGH",
+        "outcome": "REMEDIATED",
+        "account": ACCOUNT,
+        "region": "us-east-1",
+        "resource": {"type": "s3-object", "bucket": "train-data", "key": "images/a.jpg", "version_id": None},
+        "principal_arn": None,
+        "kms_key_arn": None,
+        "detail": "object had no server-side encryption; re-encrypted in place with SSE-S3",
+        "source_event_id": "17793124-05d4-b198-2fde-7ededc63b103",
+        "observed_at": "2026-11-28T20:00:00Z",
+    }
+
+
+@pytest.mark.parametrize(("finding_type", "outcome"), PAIRS)
+def test_document_has_exactly_the_contract_fields_and_types(finding_type: FindingType, outcome: Outcome) -> None:
+    # Given a finding of any type and outcome
+    finding = _finding_for(finding_type, outcome)
+    # When its document is built and sent as JSON
+    document = json.loads(json.dumps(finding.document()))
+    # Then it has exactly the contract's fields, with the contract's types
+    assert set(document) == CONTRACT_FIELDS
+    assert document["schema_version"] == "1"
+    assert document["finding_type"] == finding_type.value
+    assert document["severity"] == DESIGN_SEVERITY[finding_type.value]
+    assert document["outcome"] in {"REMEDIATED", "REPORTED", "REFUSED", "FAILED"}
+    assert re.fullmatch(r"[0-9]{12}", document["account"])
+    for name in ("region", "detail", "source_event_id", "observed_at"):
+        assert isinstance(document[name], str)
+    for name in ("principal_arn", "kms_key_arn"):
+        assert document[name] is None or isinstance(document[name], str)
+    resource = document["resource"]
+    if resource["type"] == "s3-object":
+        assert set(resource) == {"type", "bucket", "key", "version_id"}
+    else:
+        assert resource == {"type": "kms-key", "arn": KEY_ARN}
+
+
+def test_severity_table_matches_the_design() -> None:
+    # Given the severity table
+    # Then every finding type has the design's severity, and there are no others
+    assert {t.value: s.value for t, s in SEVERITY.items()} == DESIGN_SEVERITY
+    assert {t.value for t in FindingType} == set(DESIGN_SEVERITY)
+    assert {t.value: t.severity.value for t in FindingType} == DESIGN_SEVERITY
+    assert {o.value for o in Outcome} == {"REMEDIATED", "REPORTED", "REFUSED", "FAILED"}
+
+
+def test_default_observed_at_is_utc_iso() -> None:
+    # Given a finding created without observed_at
+    finding = Finding(
+        FindingType.OBJECT_SSE_C, Outcome.REPORTED, S3ObjectResource("b", "k"), "d", "e", ACCOUNT, "us-east-1"
+    )
+    # Then it is stamped in UTC, to the second, with a Z
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", finding.observed_at)
+
+
+def test_version_id_is_in_the_resource() -> None:
+    # Given a finding about a versioned object
+    finding = _object_finding(resource=S3ObjectResource("b", "k", "v-3"))
+    # Then the version is in the document and the email
+    assert finding.document()["resource"]["version_id"] == "v-3"
+    assert "version v-3" in email_text(finding)
+
+
+@pytest.mark.parametrize(
+    "finding",
+    [
+        _object_finding(),
+        _object_finding(resource=S3ObjectResource("b", "猫/画像.jpg", "v1"), kms_key_arn=KEY_ARN),
+        _key_finding(),
+        _key_finding(outcome=Outcome.FAILED, principal_arn=None, scope="2026-11-28T20"),
+    ],
+)
+def test_from_document_round_trips(finding: Finding) -> None:
+    # Given a finding
+    # When rebuilt from its JSON document (as the findings outbox does)
+    rebuilt = Finding.from_document(json.loads(json.dumps(finding.document())), scope=finding.scope)
+    # Then it is equal, with the same fingerprint
+    assert rebuilt == finding
+    assert rebuilt.fingerprint() == finding.fingerprint()
+
+
+# --- fingerprint ------------------------------------------------------------------------------
+
+
+def test_fingerprint_ignores_when_and_how_it_was_described() -> None:
+    # Given the same condition observed twice, described differently
+    first = _key_finding()
+    again = _key_finding(observed_at="2026-11-29T08:00:00Z", detail="another wording")
+    # Then the fingerprint is the same
+    assert first.fingerprint() == again.fingerprint()
+    assert re.fullmatch(r"[0-9a-f]{64}", first.fingerprint())
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"outcome": Outcome.FAILED},
+        {"finding_type": FindingType.KEY_NOT_MANAGED},
+        {"resource": KmsKeyResource(KEY_ARN.replace("1234abcd", "9999abcd"))},
+        {"principal_arn": f"arn:aws:iam::{ACCOUNT}:role/Other"},
+        {"kms_key_arn": None},
+        {"source_event_id": "another-event"},
+        {"scope": "2026-11-28T20"},
+    ],
+)
+def test_fingerprint_differs_by_condition_outcome_resource_and_event(change: dict[str, Any]) -> None:
+    # Given a finding and one that differs in what identifies it
+    # Then their fingerprints differ
+    assert _key_finding(**change).fingerprint() != _key_finding().fingerprint()
+
+
+def test_scope_replaces_the_event_in_the_fingerprint() -> None:
+    # Given two events about the same key in the same scope (e.g. the same hour)
+    first = _key_finding(scope="hour-20", source_event_id="event-1")
+    second = _key_finding(scope="hour-20", source_event_id="event-2")
+    # Then they are the same finding; another scope is not
+    assert first.fingerprint() == second.fingerprint()
+    assert first.fingerprint() != _key_finding(scope="hour-21", source_event_id="event-1").fingerprint()
+
+
+def test_object_fingerprint_differs_by_key_and_version() -> None:
+    # Given findings about different objects
+    base = _object_finding()
+    # Then key and version are part of the identity
+    assert base.fingerprint() != _object_finding(resource=S3ObjectResource("train-data", "images/b.jpg")).fingerprint()
+    assert (
+        base.fingerprint()
+        != _object_finding(resource=S3ObjectResource("train-data", "images/a.jpg", "v")).fingerprint()
+    )
+
+
+# --- subject ----------------------------------------------------------------------------------
+
+
+def test_subject_of_a_short_resource() -> None:
+    # Given a finding about a short key
+    # Then the subject is the whole label
+    assert subject(_object_finding()) == "[HIGH] OBJECT_UNENCRYPTED s3://train-data/images/a.jpg"
+    # And a key ARN too long for the room keeps its start and the end of its key id
+    key_subject = _assert_subject_rules(_key_finding())
+    assert key_subject.startswith("[MEDIUM] KEY_ACCESS_MISSING arn:aws:kms:us-east-1:")
+    assert key_subject.endswith("-12ab-34cd-56ef-1234567890ab")
+    assert "..." in key_subject
+
+
+def _assert_subject_rules(finding: Finding) -> str:
+    text = subject(finding)
+    prefix = f"[{finding.severity.value}] {finding.finding_type.value} "
+    assert text.startswith(prefix)
+    assert len(text) < 100
+    assert re.fullmatch(r"[\x20-\x7e]+", text), text
+    assert "\n" not in text
+    assert "\r" not in text
+    return text
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    bucket=st.text(max_size=80),
+    key=st.text(max_size=3000),
+    finding_type=st.sampled_from(list(FindingType)),
+)
+def test_subject_rules_hold_for_any_key(bucket: str, key: str, finding_type: FindingType) -> None:
+    # Given a finding about an object with any (huge, unicode, control-character) key
+    finding = _object_finding(finding_type=finding_type, resource=S3ObjectResource(bucket, key))
+    # When its subject is built
+    text = _assert_subject_rules(finding)
+    # Then the label keeps its beginning when it is cut
+    assert text[len(f"[{finding.severity.value}] {finding.finding_type.value} ") :].startswith("s3://"[: len(text)])
+
+
+def test_subject_of_a_huge_key_keeps_both_ends() -> None:
+    # Given a key far longer than a subject
+    finding = _object_finding(resource=S3ObjectResource("train-data", "start/" + "猫" * 900 + "/end.jpg"))
+    # When its subject is built
+    text = _assert_subject_rules(finding)
+    # Then it keeps the beginning and the end, with an ellipsis
+    assert "s3://train-data/start/" in text
+    assert text.endswith("/end.jpg")
+    assert "..." in text
+
+
+# --- email ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("finding_type", "outcome"), PAIRS)
+def test_email_says_what_where_what_was_done_and_next(finding_type: FindingType, outcome: Outcome) -> None:
+    # Given a finding of any type, with an outcome the design names for it
+    finding = _finding_for(finding_type, outcome)
+    # When rendered for email
+    text = email_text(finding)
+    # Then it says what happened, where, what was done and what to do next
+    assert f"What happened: {finding.detail}" in text
+    assert "Where: " in text
+    assert finding.resource.label() in text
+    assert ACCOUNT in text
+    assert "What was done: " in text
+    assert "What to do next:" in text
+    assert next_steps(finding)
+    for step in next_steps(finding):
+        assert step in text
+    assert finding_type.value in text
+    assert outcome.value in text
+    assert finding.source_event_id in text
+
+
+def test_email_names_principal_and_key() -> None:
+    # Given an object finding that concerns a key and a principal
+    finding = _object_finding(kms_key_arn=KEY_ARN, principal_arn=TRAINER)
+    # When rendered
+    text = email_text(finding)
+    # Then both are named
+    assert f"KMS key: {KEY_ARN}" in text
+    assert f"Principal: {TRAINER}" in text
+
+
+def test_outcome_texts_differ() -> None:
+    # Given the same finding with each outcome
+    texts = {email_text(_key_finding(outcome=o)).split("What was done: ")[1].split("\n")[0] for o in Outcome}
+    # Then each outcome is described differently
+    assert len(texts) == len(Outcome)
+
+
+# --- chat (Amazon Q Developer in chat applications) -------------------------------------------
+
+
+@pytest.mark.parametrize(("finding_type", "outcome"), PAIRS)
+def test_chat_message_schema(finding_type: FindingType, outcome: Outcome) -> None:
+    # Given a finding
+    finding = _finding_for(finding_type, outcome)
+    # When rendered for chat
+    message = json.loads(json.dumps(chat_message(finding)))
+    # Then it follows the custom notification schema
+    assert message["version"] == "1.0"
+    assert message["source"] == "custom"
+    content = message["content"]
+    assert content["textType"] == "client-markdown"
+    assert isinstance(content["title"], str)
+    assert finding_type.value in content["title"]
+    assert isinstance(content["description"], str)
+    assert finding.detail.replace("`", "'") in content["description"]
+    assert isinstance(content["nextSteps"], list)
+    assert content["nextSteps"]
+    assert all(isinstance(step, str) for step in content["nextSteps"])
+
+
+def test_chat_description_is_bounded() -> None:
+    # Given a finding with a huge detail
+    finding = _key_finding(detail="x" * 50_000)
+    # When rendered for chat
+    description = chat_message(finding)["content"]["description"]
+    # Then the description is cut and says so
+    assert len(description) <= 7_000
+    assert description.endswith("(truncated)")
+
+
+def test_chat_backticks_cannot_break_the_markdown() -> None:
+    # Given a key with backticks
+    finding = _object_finding(resource=S3ObjectResource("b", "a`b``c.jpg"))
+    # When rendered for chat
+    description = chat_message(finding)["content"]["description"]
+    # Then the key's backticks are neutralised inside the code span
+    assert "`s3://b/a'b''c.jpg`" in description
+
+
+# --- SNS --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "finding",
+    [
+        _object_finding(),
+        _key_finding(outcome=Outcome.REFUSED, finding_type=FindingType.PRINCIPAL_NOT_ALLOWED),
+        _object_finding(resource=S3ObjectResource("b", 'ünï"code\n\\key')),
+    ],
+)
+def test_sns_message_structure(finding: Finding) -> None:
+    # Given a finding
+    # When the SNS message (MessageStructure=json) is built
+    message = json.loads(sns_message(finding))
+    # Then it has the three protocols: default is the document, https the chat message, email the text
+    assert set(message) >= {"default", "email", "https"}
+    assert json.loads(message["default"]) == finding.document()
+    assert json.loads(message["https"]) == chat_message(finding)
+    assert message["email"] == email_text(finding)
+
+
+@pytest.mark.parametrize(("finding_type", "outcome"), PAIRS)
+def test_message_attributes(finding_type: FindingType, outcome: Outcome) -> None:
+    # Given a finding
+    finding = _finding_for(finding_type, outcome)
+    # When its message attributes are built
+    attributes = message_attributes(finding)
+    # Then subscribers can filter on type, severity and outcome, all Strings
+    assert attributes == {
+        "finding_type": {"DataType": "String", "StringValue": finding_type.value},
+        "severity": {"DataType": "String", "StringValue": DESIGN_SEVERITY[finding_type.value]},
+        "outcome": {"DataType": "String", "StringValue": outcome.value},
+    }
+
+
+def test_severity_values() -> None:
+    # Given the severities
+    # Then only HIGH and MEDIUM exist (the design uses no others)
+    assert {s.value for s in Severity} == {"HIGH", "MEDIUM"}
