@@ -1,0 +1,60 @@
+"""EventBridge and SQS deliver at least once: the same event delivered three times, interleaved
+with other events, yields exactly one key-policy change and one alert per finding."""
+
+from __future__ import annotations
+
+from clguard import policy
+from functions.grant_training_access import app as grant_app
+from functions.verify_object_encryption import app
+from tests.awscalls import Boundary
+from tests.eventsamples import sqs_event
+from tests.world import ACCOUNT, LambdaContext, World
+
+TRAINER = f"arn:aws:iam::{ACCOUNT}:role/ml/Trainer"
+
+
+def test_duplicates_within_and_across_batches(world: World, calls: Boundary) -> None:
+    # Given a CMK lacking the training principal, and objects: A under it, B and C unencrypted
+    world.role("Trainer", "/ml/")
+    key = world.key()
+    world.env_set(TRAINING_PRINCIPALS=TRAINER)
+    world.put("a.jpg", ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
+    world.put_legacy("b.jpg")
+    world.put_legacy("c.jpg")
+    a, b, c = (world.object_created(k) for k in ("a.jpg", "b.jpg", "c.jpg"))
+
+    # When A arrives three times, interleaved with B and C, in one batch and then in two more
+    for batch in ([a, b, a, c, a], [c, a], [b, a, c]):
+        response = app.lambda_handler(sqs_event(*batch), LambdaContext())
+        assert response == {"batchItemFailures": []}
+
+    # Then one policy write, one copy per unencrypted object, one alert per finding
+    assert calls.log.count("PutKeyPolicy") == 1
+    assert calls.log.count("CopyObject") == 2
+    findings = sorted((f["finding_type"], f["resource"].get("key") or f["resource"].get("arn")) for f in world.findings())
+    assert findings == [("KEY_ACCESS_MISSING", key), ("OBJECT_UNENCRYPTED", "b.jpg"), ("OBJECT_UNENCRYPTED", "c.jpg")]
+    statement = world.statement(key, policy.TRAINING_DATA.sid)
+    assert statement is not None
+    assert statement["Principal"]["AWS"] == [TRAINER]
+
+
+def test_grant_event_delivered_three_times_interleaved(world: World, calls: Boundary) -> None:
+    # Given two training calls by different roles on the same key
+    world.role("CustomLabelsTrainer", "/ml/")
+    other = world.role("OtherTrainer", "/ml/")
+    key = world.key()
+    first = world.training_event(kms_key=key, event_id="first")
+    second = world.training_event(kms_key=key, event_id="second", issuer=other)
+    for event in (first, second):
+        params = event["detail"]["requestParameters"]
+        for name in ("TrainingData", "TestingData", "OutputConfig"):
+            params.pop(name)
+
+    # When the first is delivered three times, interleaved with the second
+    for event in (first, second, first, second, first):
+        grant_app.lambda_handler(event, LambdaContext(function_name="grant"))
+
+    # Then each principal was written once and reported once
+    assert calls.log.count("PutKeyPolicy") == 2
+    remediated = [f["principal_arn"] for f in world.findings() if f["outcome"] == "REMEDIATED"]
+    assert sorted(remediated) == sorted([f"arn:aws:iam::{ACCOUNT}:role/ml/CustomLabelsTrainer", other])
