@@ -643,9 +643,10 @@ def race_conditional_puts(endpoint: str, monkeypatch: pytest.MonkeyPatch, writer
     """How many of ``writers`` concurrent ``attribute_not_exists(id)`` puts succeed."""
 
     # moto evaluates the condition between reading and writing the item; make that take
-    # 30 ms so that, without a lock, concurrent requests all pass the check.
+    # 250 ms so that, without a lock, concurrent requests pass the check together (even on a
+    # loaded machine, where the 20 requests reach the server spread over tens of milliseconds).
     def slow_condition(*args: Any, **kwargs: Any) -> Any:
-        time.sleep(0.03)
+        time.sleep(0.25)
         return get_filter_expression(*args, **kwargs)
 
     monkeypatch.setattr("moto.dynamodb.models.table.get_filter_expression", slow_condition)

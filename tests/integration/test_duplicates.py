@@ -31,7 +31,9 @@ def test_duplicates_within_and_across_batches(world: World, calls: Boundary) -> 
     # Then one policy write, one copy per unencrypted object, one alert per finding
     assert calls.log.count("PutKeyPolicy") == 1
     assert calls.log.count("CopyObject") == 2
-    findings = sorted((f["finding_type"], f["resource"].get("key") or f["resource"].get("arn")) for f in world.findings())
+    findings = sorted(
+        (f["finding_type"], f["resource"].get("key") or f["resource"].get("arn")) for f in world.findings()
+    )
     assert findings == [("KEY_ACCESS_MISSING", key), ("OBJECT_UNENCRYPTED", "b.jpg"), ("OBJECT_UNENCRYPTED", "c.jpg")]
     statement = world.statement(key, policy.TRAINING_DATA.sid)
     assert statement is not None

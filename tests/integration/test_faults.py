@@ -15,6 +15,7 @@ from clguard.adapters.clients import CONFIG
 from clguard.errors import RetryableError
 from functions.grant_training_access import app as grant_app
 from functions.verify_object_encryption import app
+from localaws.doubles import KeyPolicyValidation
 from tests.awscalls import Boundary
 from tests.eventsamples import load_event, sqs_event
 from tests.world import ACCOUNT, LambdaContext, World
@@ -188,3 +189,23 @@ def test_one_bad_record_among_100_fails_only_itself(world: World) -> None:
     batch = sqs_event(*events)
     response = app.lambda_handler(batch, LambdaContext())
     assert response["batchItemFailures"] == [{"itemIdentifier": batch["Records"][50]["messageId"]}]
+
+
+def test_one_principal_kms_cannot_see_does_not_block_the_others(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given two training principals, one of which KMS never sees (deleted, say)
+    monkeypatch.setattr("clguard.keyaccess.MALFORMED_BACKOFF", 0.0)
+    good, gone = world.role("Trainer", "/ml/"), world.role("Gone", "/ml/")
+    world.behaviour[KeyPolicyValidation].not_yet_visible(gone, times=1000)
+    key = world.key()
+    world.put(KEY, ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
+    world.env_set(TRAINING_PRINCIPALS=f"{good},{gone}")
+
+    # When an object under the key is verified
+    verify(load_event("s3_object_created"))
+
+    # Then the visible principal is granted and the other is reported as failed
+    statement = world.statement(key, policy.TRAINING_DATA.sid)
+    assert statement is not None
+    assert statement["Principal"]["AWS"] == [good]
+    outcomes = sorted((f["principal_arn"], f["outcome"]) for f in world.findings())
+    assert outcomes == sorted([(good, "REMEDIATED"), (gone, "FAILED")])

@@ -199,83 +199,95 @@ def _publish(ctx: Context, finding: Finding) -> list[Finding]:
     return [finding] if ctx.publisher.publish(finding) else []
 
 
+@dataclass(slots=True)
+class _Attempt:
+    """The outcome of one locked read-merge-write, as findings to publish after the lock."""
+
+    findings: list[Finding] = field(default_factory=list)
+    granted: list[str] = field(default_factory=list)
+    rejected: bool = False  # KMS kept rejecting the document (MalformedPolicyDocumentException)
+
+
 def _grant(ctx: Context, key: KeyInfo, needed: dict[str, tuple[StatementSpec, ...]], result: KeyResult) -> None:
+    """Under the key's lock: re-read, merge, write, confirm. Findings are published after the
+    lock is released, so the lock is held only for the KMS calls."""
     with KeyLock(ctx.settings.state_table, key.arn) as lock:
         document = ctx.keys.fresh_policy(key.arn)
-        grants = [(p, policy.missing(document, p, specs, key.arn)) for p, specs in needed.items()]
-        grants = [(p, specs) for p, specs in grants if specs]
+        grants = [(p, m) for p, specs in needed.items() if (m := policy.missing(document, p, specs, key.arn))]
         if not grants:
             return  # another writer granted it meanwhile
-        try:
-            merge = policy.merge_grants(document, grants, key_account=key.account, key_arn=key.arn)
-        except PolicyConflict as conflict:
-            for principal, _ in grants:
-                result.published += _publish(
-                    ctx,
-                    ctx.finding(
-                        FindingType.KEY_ACCESS_MISSING,
-                        Outcome.FAILED,
-                        key.arn,
-                        f"{conflict}",
-                        principal,
-                    ),
-                )
-            return
-        size = policy.size_in_bytes(merge.document)
-        if size > policy.MAX_POLICY_BYTES:
-            for principal, specs in grants:
-                result.published += _publish(
-                    ctx,
-                    ctx.finding(
-                        FindingType.KEY_POLICY_LIMIT,
-                        Outcome.REFUSED,
-                        key.arn,
-                        f"adding {principal} ({', '.join(policy.actions_of(specs))}, for {ctx.origin}) would make "
-                        f"the key policy {size} bytes, over the {policy.MAX_POLICY_BYTES}-byte limit",
-                        principal,
-                    ),
-                )
-            return
-        failure = _write(ctx, lock, key.arn, merge.document)
-        if failure is None:
-            confirmed = ctx.keys.fresh_policy(key.arn)
-            unconfirmed = [p for p, specs in grants if policy.missing(confirmed, p, specs, key.arn)]
-            if unconfirmed:
-                failure = f"the policy read back after the write lacks {', '.join(unconfirmed)}"
-        if failure is not None:
-            for principal, _ in grants:
-                result.published += _publish(
-                    ctx,
-                    ctx.finding(
-                        FindingType.KEY_ACCESS_MISSING,
-                        Outcome.FAILED,
-                        key.arn,
-                        f"adding {principal} to the policy of {key.arn} (for {ctx.origin}) failed: {failure}",
-                        principal,
-                    ),
-                )
-            return
-    for principal, specs in grants:
-        result.granted.append(principal)
-        count("Grants")
-        sids = [s.sid for s in specs]
-        result.published += _publish(
-            ctx,
-            ctx.finding(
-                FindingType.KEY_ACCESS_MISSING,
-                Outcome.REMEDIATED,
-                key.arn,
-                f"{principal} lacked {', '.join(policy.actions_of(specs))} on {key.arn}, needed for {ctx.origin}; "
-                f"added it to the key policy. {_statements_text(merge.before, merge.after, sids)}",
-                principal,
+        attempts = [_attempt(ctx, lock, key, document, grants)]
+        if attempts[0].rejected and len(grants) > 1:
+            # One principal KMS cannot see (deleted, or not yet propagated) must not block the
+            # others: write them one at a time.
+            logger.warning("KMS rejected the policy; writing one principal at a time", extra={"key": key.arn})
+            attempts = [_attempt(ctx, lock, key, ctx.keys.fresh_policy(key.arn), [grant]) for grant in grants]
+    for attempt in attempts:
+        result.granted += attempt.granted
+        for finding in attempt.findings:
+            result.published += _publish(ctx, finding)
+
+
+def _attempt(
+    ctx: Context, lock: KeyLock, key: KeyInfo, document: dict[str, Any], grants: Sequence[policy.Grant]
+) -> _Attempt:
+    out = _Attempt()
+
+    def each(
+        finding_type: FindingType, outcome: Outcome, detail: Callable[[str, Sequence[StatementSpec]], str]
+    ) -> None:
+        out.findings += [ctx.finding(finding_type, outcome, key.arn, detail(p, specs), p) for p, specs in grants]
+
+    try:
+        merge = policy.merge_grants(document, grants, key_account=key.account, key_arn=key.arn)
+    except PolicyConflict as conflict:
+        reason = str(conflict)
+        each(FindingType.KEY_ACCESS_MISSING, Outcome.FAILED, lambda p, _: f"not adding {p}: {reason}")
+        return out
+    size = policy.size_in_bytes(merge.document)
+    if size > policy.MAX_POLICY_BYTES:
+        each(
+            FindingType.KEY_POLICY_LIMIT,
+            Outcome.REFUSED,
+            lambda p, specs: (
+                f"adding {p} ({', '.join(policy.actions_of(specs))}, for {ctx.origin}) would make "
+                f"the key policy {size} bytes, over the {policy.MAX_POLICY_BYTES}-byte limit"
             ),
         )
+        return out
+    failure, out.rejected = _write(ctx, lock, key.arn, merge.document)
+    if failure is None:
+        confirmed = ctx.keys.fresh_policy(key.arn)
+        unconfirmed = [p for p, specs in grants if policy.missing(confirmed, p, specs, key.arn)]
+        if unconfirmed:
+            failure = f"the policy read back after the write lacks {', '.join(unconfirmed)}"
+    if failure is not None:
+        each(
+            FindingType.KEY_ACCESS_MISSING,
+            Outcome.FAILED,
+            lambda p, _: f"adding {p} to the policy of {key.arn} (for {ctx.origin}) failed: {failure}",
+        )
+        return out
+    for principal, specs in grants:
+        out.granted.append(principal)
+        count("Grants")
+        sids = [s.sid for s in specs]
         logger.info("granted key access", extra={"key": key.arn, "principal": principal, "sids": sids})
+    each(
+        FindingType.KEY_ACCESS_MISSING,
+        Outcome.REMEDIATED,
+        lambda p, specs: (
+            f"{p} lacked {', '.join(policy.actions_of(specs))} on {key.arn}, needed for {ctx.origin}; "
+            f"added it to the key policy. {_statements_text(merge.before, merge.after, [s.sid for s in specs])}"
+        ),
+    )
+    return out
 
 
-def _write(ctx: Context, lock: KeyLock, key_arn: str, document: Mapping[str, Any]) -> str | None:
+def _write(ctx: Context, lock: KeyLock, key_arn: str, document: Mapping[str, Any]) -> tuple[str | None, bool]:
     """PutKeyPolicy, retrying MalformedPolicyDocumentException (a principal KMS cannot see yet).
-    Returns None on success, or why it failed (a FAILED finding). Transient errors raise."""
+    Returns (None, False) on success, else (why it failed, whether KMS rejected the document).
+    Transient errors raise."""
     text = policy.serialize(document)
     delay = MALFORMED_BACKOFF
     for attempt in range(1, MALFORMED_RETRIES + 1):
@@ -295,7 +307,8 @@ def _write(ctx: Context, lock: KeyLock, key_arn: str, document: Mapping[str, Any
                 delay *= 2
                 continue
             message = error.response.get("Error", {}).get("Message", "")
-            return f"PutKeyPolicy failed after {attempt} attempt(s): {code}: {message}"
+            failure = f"PutKeyPolicy failed after {attempt} attempt(s): {code}: {message}"
+            return failure, code == "MalformedPolicyDocumentException"
         ctx.keys.remember_policy(key_arn, dict(document))
-        return None
-    return "PutKeyPolicy failed"  # pragma: no cover - the loop always returns
+        return None, False
+    return "PutKeyPolicy failed", False  # pragma: no cover - the loop always returns
