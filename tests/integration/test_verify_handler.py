@@ -6,7 +6,9 @@ import json
 
 import pytest
 
-from clguard import policy
+from clguard import fanout, policy, verify
+from clguard.config import Settings, load_settings
+from clguard.manifest import ImageRef
 from functions.verify_object_encryption import app
 from tests.awscalls import Boundary
 from tests.eventsamples import load_event, sqs_event
@@ -329,3 +331,43 @@ def test_versioned_bucket_says_the_old_version_keeps_its_encryption(world: World
     run(load_event("s3_object_created"))
     [finding] = world.findings()
     assert f"the previous version {old_version} keeps its old encryption" in finding["detail"]
+
+
+def test_fanout_message_continues_in_a_new_message_when_time_runs_short(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a fan-out message of 6 unencrypted images, and an invocation that runs short of time
+    images = [f"datasets/big/img-{n}.jpg" for n in range(6)]
+    for image in images:
+        world.put_legacy(image)
+    [body] = fanout.messages(
+        [ImageRef(BUCKET, i) for i in images], source_event_id="cpv-1", origin="CreateProjectVersion", principals=[]
+    )
+
+    # When the verify function handles it with time for 2 objects only
+    checks = iter([False, False])
+    monkeypatch.setattr(verify.BatchRun, "_time_short", lambda self: next(checks, True))
+    response = app.lambda_handler(sqs_event(body), LambdaContext())
+
+    # Then 2 were done, and the 4 others wait in a new message on the verify queue
+    assert response == {"batchItemFailures": []}
+    assert len(world.findings()) == 2
+    [rest] = [m["Body"] for m in world.drain_queue()]
+    assert [o["key"] for o in json.loads(rest)["objects"]] == images[2:]
+    # And when that message is handled (with time enough), the rest is done: each image once
+    monkeypatch.setattr(verify.BatchRun, "_time_short", lambda self: False)
+    run(rest)
+    assert sorted(f["resource"]["key"] for f in world.findings()) == sorted(images)
+
+
+def test_time_check_reads_the_lambda_context(world: World) -> None:
+    run_ = verify.BatchRun(verify_settings(world))
+    assert run_._time_short() is False  # no context: never short
+    context = LambdaContext(remaining_ms=verify.TIME_RESERVE_MS - 1)
+    assert verify.BatchRun(verify_settings(world), lambda_context=context)._time_short() is True
+    context = LambdaContext(remaining_ms=verify.TIME_RESERVE_MS + 1)
+    assert verify.BatchRun(verify_settings(world), lambda_context=context)._time_short() is False
+
+
+def verify_settings(world: World) -> Settings:
+    return load_settings(world.env() | {"AWS_REGION": "us-east-1"}, account_id="123456789012")

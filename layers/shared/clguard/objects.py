@@ -257,25 +257,47 @@ def _remediate(
     return Outcome.REMEDIATED, detail, fix.target
 
 
+type _ObjectId = tuple[str, str, str | None]
+
+
 class HeadPrefetch:
-    """HeadObject for many objects at once on a bounded thread pool, consumed one by one.
+    """HeadObject for many objects on a bounded thread pool, a sliding window ahead of use.
 
     The calls are the same ones the sequential path makes (one per object); they just overlap.
-    An error is kept and raised when its object is consumed, so it fails the right record.
+    At most ``window`` results are in flight or waiting, so memory stays bounded however many
+    objects a batch carries. An error is kept and raised when its object is consumed, so it
+    fails the right record.
     """
 
-    def __init__(self, works: Sequence[ObjectWork], *, max_workers: int = 8) -> None:
-        self._results: dict[tuple[str, str, str | None], Future[Head]] = {}
-        wanted = list(dict.fromkeys((w.bucket, w.key, w.version_id) for w in works))
-        if len(wanted) < 2:
-            return
-        pool = ThreadPoolExecutor(max_workers=min(max_workers, len(wanted)), thread_name_prefix="head")
-        for bucket, key, version in wanted:
-            self._results[(bucket, key, version)] = pool.submit(s3.head, bucket, key, version)
-        pool.shutdown(wait=False)
+    def __init__(self, works: Sequence[ObjectWork], *, max_workers: int = 8, window: int = 64) -> None:
+        self._order: list[_ObjectId] = list(dict.fromkeys((w.bucket, w.key, w.version_id) for w in works))
+        self._position: dict[_ObjectId, int] = {oid: i for i, oid in enumerate(self._order)}
+        self._results: dict[_ObjectId, Future[Head]] = {}
+        self._next = 0
+        self._window = window
+        self._pool: ThreadPoolExecutor | None = None
+        if len(self._order) > 1:
+            self._pool = ThreadPoolExecutor(max_workers=min(max_workers, len(self._order)), thread_name_prefix="head")
+            self._fill(0)
+
+    def _fill(self, consumed: int) -> None:
+        assert self._pool is not None
+        limit = min(len(self._order), consumed + self._window)
+        while self._next < limit:
+            bucket, key, version = oid = self._order[self._next]
+            self._results[oid] = self._pool.submit(s3.head, bucket, key, version)
+            self._next += 1
 
     def __call__(self, work: ObjectWork) -> Head:
-        future = self._results.pop((work.bucket, work.key, work.version_id), None)
+        oid = (work.bucket, work.key, work.version_id)
+        future = self._results.pop(oid, None)
+        if self._pool is not None and oid in self._position:
+            self._fill(self._position[oid] + 1)
         if future is None:
             return _default_head(work)
         return future.result()
+
+    def close(self) -> None:
+        """Stop: cancel what has not started (the batch ended early)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)

@@ -303,8 +303,11 @@ class TrainingRun:
             self.checked.update(fresh)
             works = [self._object(ref, "manifest image") for ref in fresh]
             prefetch = HeadPrefetch(works)
-            for work in works:
-                self._verify(work, prefetch)
+            try:
+                for work in works:
+                    self._verify(work, prefetch)
+            finally:
+                prefetch.close()
         if stats.problems:
             self._manifest_finding(resource, f"manifest problems: {stats.describe()}")
 

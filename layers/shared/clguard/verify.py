@@ -18,17 +18,21 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from clguard import fanout
+from clguard.adapters import sqs
 from clguard.config import Settings
-from clguard.errors import InvalidEvent
+from clguard.errors import InvalidEvent, RetryableError
 from clguard.events import FindingMessage, ObjectWork, parse_verify_message
 from clguard.findings import Finding
 from clguard.keyaccess import Context
 from clguard.keydirectory import KeyDirectory
+from clguard.manifest import ImageRef
 from clguard.objects import HeadFn, HeadPrefetch, ObjectResult, verify_object
 from clguard.observability import count, logger
 from clguard.publisher import Publisher
 
 KEY_FINDING_WINDOW_SECONDS = 3600
+TIME_RESERVE_MS = 30_000  # stop starting new fan-out objects when less than this is left
 
 
 def key_finding_scope(work: ObjectWork, now: float | None = None) -> str:
@@ -44,9 +48,11 @@ class BatchRun:
 
     def __init__(self, settings: Settings, *, head_fn: HeadFn | None = None, lambda_context: Any = None) -> None:
         self.settings = settings
+        self.lambda_context = lambda_context
         self.publisher = Publisher(settings, lambda_context=lambda_context)
         self.keys = KeyDirectory()
         self.head_fn = head_fn
+        self.prefetch_heads: HeadPrefetch | None = None
         self.results: list[ObjectResult] = []
 
     def verify(self, work: ObjectWork) -> ObjectResult:
@@ -73,7 +79,12 @@ class BatchRun:
             if isinstance(message, list):
                 works += [w for w in message if w.anywhere or w.bucket in self.settings.training_buckets]
         if len(works) > 1:
-            self.head_fn = HeadPrefetch(works)
+            self.prefetch_heads = HeadPrefetch(works)
+            self.head_fn = self.prefetch_heads
+
+    def close(self) -> None:
+        if self.prefetch_heads is not None:
+            self.prefetch_heads.close()
 
     def handle_record(self, record: SQSRecord) -> None:
         try:
@@ -106,9 +117,32 @@ class BatchRun:
                 raise InvalidEvent(f"clguard.finding message has no valid finding: {error!r}") from error
             self.publisher.publish(finding)
             return
-        for work in message:
+        for index, work in enumerate(message):
             logger.set_correlation_id(work.source_event_id)
+            if work.anywhere and self._time_short():
+                self._continue_later(message[index:])
+                return
             self.verify(work)
+
+    def _time_short(self) -> bool:
+        remaining = getattr(self.lambda_context, "get_remaining_time_in_millis", None)
+        return remaining is not None and remaining() < TIME_RESERVE_MS
+
+    def _continue_later(self, rest: list[ObjectWork]) -> None:
+        """A fan-out message carries thousands of objects and a batch carries many messages: when
+        the invocation runs short of time, queue what is left as a new message (same request,
+        same principals) instead of being killed halfway and redoing it all."""
+        first = rest[0]
+        queue = self.settings.verify_queue_url
+        if queue is None:
+            raise RetryableError("out of time and no verify queue to continue on")
+        refs = (ImageRef(w.bucket, w.key) for w in rest)
+        bodies = fanout.messages(
+            refs, source_event_id=first.source_event_id, origin=first.origin, principals=first.principals
+        )
+        sent = sqs.send_all(queue, list(bodies))
+        count("FanoutContinued", sent)
+        logger.info("out of time: the rest of the message continues in new messages", extra={"objects": len(rest)})
 
 
 def handle_batch(event: Mapping[str, Any], context: Any, settings: Settings) -> dict[str, Any]:
@@ -117,7 +151,10 @@ def handle_batch(event: Mapping[str, Any], context: Any, settings: Settings) -> 
     # Every failure is listed in batchItemFailures, even when the whole batch failed: same retry
     # effect as raising, and the response says exactly which records failed.
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    response = process_partial_response(
-        event=dict(event), record_handler=run.handle_record, processor=processor, context=context
-    )
+    try:
+        response = process_partial_response(
+            event=dict(event), record_handler=run.handle_record, processor=processor, context=context
+        )
+    finally:
+        run.close()
     return dict(response)
