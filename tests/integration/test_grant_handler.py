@@ -229,8 +229,10 @@ def test_untagged_key_is_not_managed(scenario: Scenario) -> None:
     w = scenario.world
     untagged = w.key(managed=False)
     before = w.policy(untagged)
-    grant(w.training_event(kms_key=untagged))
+    summary = grant(w.training_event(kms_key=untagged))
     assert w.policy(untagged) == before
+    assert summary["keys"][untagged] == "not managed"
+    assert summary["keys"][scenario.data_key] == "granted"
     assert ("KEY_NOT_MANAGED", "REFUSED", untagged) in {
         (f["finding_type"], f["outcome"], f["kms_key_arn"]) for f in w.findings()
     }

@@ -371,3 +371,15 @@ def test_time_check_reads_the_lambda_context(world: World) -> None:
 
 def verify_settings(world: World) -> Settings:
     return load_settings(world.env() | {"AWS_REGION": "us-east-1"}, account_id="123456789012")
+
+
+def test_a_version_id_s3_does_not_know_is_not_taken_for_sse_c(world: World) -> None:
+    # Given an event naming version "null" of an object in an unversioned bucket (moto answers
+    # that HEAD with 400, which is also S3's answer for an SSE-C object)
+    world.put_legacy(KEY)
+    event = load_event("s3_object_created")
+    event["detail"]["object"]["version-id"] = "null"
+    run(event)
+    # Then the current object is inspected and remediated, not reported as SSE-C
+    [finding] = world.findings()
+    assert (finding["finding_type"], finding["outcome"]) == ("OBJECT_UNENCRYPTED", "REMEDIATED")

@@ -425,3 +425,25 @@ def test_severity_values() -> None:
     # Given the severities
     # Then only HIGH and MEDIUM exist (the design uses no others)
     assert {s.value for s in Severity} == {"HIGH", "MEDIUM"}
+
+
+def test_chat_shows_policy_statements_literally_in_a_code_block() -> None:
+    # Given a grant finding whose detail carries the statement JSON (with "Resource":"*")
+    statement = '{"Sid":"CustomLabelsGuardTrainingData","Effect":"Allow","Resource":"*"}'
+    finding = Finding(
+        finding_type=FindingType.KEY_ACCESS_MISSING,
+        outcome=Outcome.REMEDIATED,
+        resource=KmsKeyResource("arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"),
+        detail=f"role_x lacked kms:Decrypt on k; added it. statement S before: null; after: {statement}",
+        source_event_id="e",
+        account="123456789012",
+        region="us-east-1",
+    )
+    # When rendered for Slack
+    description = chat_message(finding)["content"]["description"]
+    # Then the summary is bold with no stray markdown characters, and the JSON is literal
+    first_line = description.split("\n")[0]
+    assert first_line.startswith("*") and first_line.endswith("*")
+    assert "*" not in first_line[1:-1] and "_" not in first_line[1:-1]
+    assert "```statement S before: null\nafter: " not in description
+    assert f"after: {statement}```" in description

@@ -282,7 +282,24 @@ def email_text(finding: Finding) -> str:
 
 
 def _md(value: str) -> str:
-    return value.replace("`", "'")
+    """Text for Slack's markdown: no backticks (they would end a code span), and no ``*``/``_``/``~``
+    (they would toggle bold, italics, strike); look-alike characters read the same."""
+    return value.replace("`", "'").replace("*", "\u2217").replace("_", "\u02cd").replace("~", "\u223c")
+
+
+FENCE: Final = "`" * 3
+
+
+def _code(value: str) -> str:
+    """A literal block: JSON (key-policy statements) shows exactly, ``*`` included."""
+    return FENCE + value.replace(FENCE, "'" * 3) + FENCE
+
+
+def _literal(value: str) -> str:
+    return "`" + value.replace("`", "'") + "`"
+
+
+_STATEMENTS: Final = " statement "
 
 
 def chat_message(finding: Finding) -> dict[str, Any]:
@@ -294,12 +311,16 @@ def chat_message(finding: Finding) -> dict[str, Any]:
         Outcome.REFUSED: ":no_entry: refused",
         Outcome.FAILED: ":x: failed",
     }[finding.outcome]
-    parts = [f"*{_md(finding.detail)}*", f"*Where:* `{_md(_where(finding))}`"]
+    summary, found, statements = finding.detail.partition(_STATEMENTS)
+    parts = [f"*{_md(summary.strip())}*"]
+    if found:
+        parts.append(_code(("statement " + statements).replace("; statement ", "\nstatement ")))
+    parts.append(f"*Where:* {_literal(_where(finding))}")
     if finding.kms_key_arn and not isinstance(finding.resource, KmsKeyResource):
-        parts.append(f"*Key:* `{finding.kms_key_arn}`")
+        parts.append(f"*Key:* {_literal(finding.kms_key_arn)}")
     if finding.principal_arn:
-        parts.append(f"*Principal:* `{_md(finding.principal_arn)}`")
-    parts.append(f"*Account:* {finding.account} ({finding.region}) · *Event:* `{finding.source_event_id}`")
+        parts.append(f"*Principal:* {_literal(finding.principal_arn)}")
+    parts.append(f"*Account:* {finding.account} ({finding.region}) · *Event:* {_literal(finding.source_event_id)}")
     description = "\n".join(parts)
     if len(description) > CHAT_DESCRIPTION_MAX:
         description = description[: CHAT_DESCRIPTION_MAX - 20] + "\n… (truncated)"

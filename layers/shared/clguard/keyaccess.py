@@ -82,6 +82,7 @@ class KeyResult:
 
     reference: str
     key: KeyInfo | None = None
+    status: str = "ok"  # ok | unusable | refused | not managed | reported | granted | failed
     granted: list[str] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)
     published: list[Finding] = field(default_factory=list)
@@ -119,6 +120,7 @@ def ensure_access(ctx: Context, reference: str, wants: Mapping[str, Sequence[Sta
     lookup = ctx.keys.lookup(reference)
     key = lookup.key
     if key is None:
+        result.status = "unusable"
         result.published += _publish(
             ctx,
             ctx.finding(
@@ -132,6 +134,7 @@ def ensure_access(ctx: Context, reference: str, wants: Mapping[str, Sequence[Sta
     result.key = key
     reason = unusable_reason(key, ctx.settings, must_edit=bool(wants))
     if reason is not None:
+        result.status = "unusable"
         result.published += _publish(
             ctx,
             ctx.finding(
@@ -156,10 +159,12 @@ def ensure_access(ctx: Context, reference: str, wants: Mapping[str, Sequence[Sta
             del needed[principal]
             count("Refusals")
     if not needed:
+        result.status = "refused"
         return result
 
     tag_key, tag_value = ctx.settings.managed_key_tag
     if ctx.keys.tags(key.arn).get(tag_key) != tag_value:
+        result.status = "not managed"
         for principal, specs in needed.items():
             result.published += _publish(
                 ctx,
@@ -176,6 +181,7 @@ def ensure_access(ctx: Context, reference: str, wants: Mapping[str, Sequence[Sta
         return result
 
     if not ctx.settings.enforce:
+        result.status = "reported"
         for principal, specs in needed.items():
             result.published += _publish(
                 ctx,
@@ -224,6 +230,7 @@ def _grant(ctx: Context, key: KeyInfo, needed: dict[str, tuple[StatementSpec, ..
             attempts = [_attempt(ctx, lock, key, ctx.keys.fresh_policy(key.arn), [grant]) for grant in grants]
     for attempt in attempts:
         result.granted += attempt.granted
+        result.status = "granted" if result.granted else "failed"
         for finding in attempt.findings:
             result.published += _publish(ctx, finding)
 

@@ -36,6 +36,7 @@ from clguard.publisher import Publisher
 
 INLINE_IMAGE_LIMIT: Final = 1_000  # larger manifests fan their image checks out to the verify queue
 MAX_INLINE_GROUND_TRUTH: Final = 5 * 1024 * 1024
+KEY_STATUS_RANK: Final = ("ok", "reported", "refused", "not managed", "failed", "unusable", "granted")
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,14 +232,12 @@ class TrainingRun:
         return {self.principal: need.specs} if self.principal else {}
 
     def _note_key(self, result: KeyResult, need: AccessNeed) -> None:
+        arn = result.key.arn if result.key is not None else result.reference
         if result.key is not None:
-            self.key_needs.setdefault(result.key.arn, set()).add(need)
-            state = "granted" if result.granted else "unusable" if result.published and not result.granted else "ok"
-            self.summary.keys.setdefault(result.key.arn, state)
-            if result.granted:
-                self.summary.keys[result.key.arn] = "granted"
-        else:
-            self.summary.keys[result.reference] = "unusable"
+            self.key_needs.setdefault(arn, set()).add(need)
+        # Keep the most telling status seen for the key (several objects share one key).
+        previous = self.summary.keys.get(arn, "ok")
+        self.summary.keys[arn] = max(previous, result.status, key=KEY_STATUS_RANK.index)
 
     def _ensure(self, reference: str, need: AccessNeed) -> None:
         result = ensure_access(self.ctx, reference, self._wants(need))

@@ -102,8 +102,11 @@ def _head_once(bucket: str, key: str, version_id: str | None) -> Head:
 
 def head(bucket: str, key: str, version_id: str | None = None) -> Head:
     """HeadObject with the key as delivered; on 404, once more with ``unquote_plus`` (event
-    sources disagree on URL-encoding keys)."""
+    sources disagree on URL-encoding keys). A 400 for a request naming a version can mean the
+    version id is not one this bucket knows (not SSE-C): ask once more for the current object."""
     first = _head_once(bucket, key, version_id)
+    if first.status is HeadStatus.SSE_C and version_id:
+        return head(bucket, key, None)
     if first.status is not HeadStatus.GONE:
         return first
     decoded = unquote_plus(key)
