@@ -1,0 +1,495 @@
+"""``python -m localaws.demo`` (``make demo``): a training team's day, on this machine.
+
+The whole system runs on a ``LocalSystem`` (moto server on loopback, the template's rules and
+queues, the real handlers), deployed with TrainingBuckets=custom-labels-training,
+RemediationMode=enforce and every other parameter at its default:
+
+1. The account: the role ``role/ml/CustomLabelsTrainer`` (with its path), two customer managed
+   keys with default key policies, one opted in with the ``ManagedKeyTag`` tag and one not, the
+   training bucket (EventBridge notifications on) and the output bucket (default encryption
+   under the managed key).
+2. The dataset upload: images under the managed key, one image under the key that did not opt
+   in, an unencrypted legacy image (written before 2023), and the training and test manifests.
+   S3 notifies EventBridge; the template's rule routes the events to VerifyQueue; the verify
+   function takes them in batches. The legacy image is re-encrypted in place; the CopyObject
+   echo of that copy comes back through the same path and must find the object compliant.
+3. Training: the CloudTrail ``CreateProjectVersion`` record of the trainer (the sample event
+   with this scenario's key and manifests), one by a role of another account, and a
+   ``DescribeProjects`` record that no rule takes. The grant function runs on what the rule
+   matches.
+4. The report: each alert as the e-mail and the Slack message, each key policy diff, a summary,
+   and the checks that every expected outcome happened. Exit status 0 when they all did.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from rich.console import Console
+from rich.rule import Rule
+from rich.table import Table
+from rich.text import Text
+
+from localaws import REPO_ROOT
+from localaws.doubles import put_legacy_unencrypted_object
+from localaws.report import invocation_table, print_alerts, print_policy_change
+from localaws.runtime import ACCOUNT_ID, Alert, DrainTimeout, LocalSystem, Routed
+
+TRAINING_BUCKET: Final = "custom-labels-training"
+OUTPUT_BUCKET: Final = "custom-labels-output"
+PARAMETERS: Final = {"TrainingBuckets": TRAINING_BUCKET, "RemediationMode": "enforce"}
+TRAINER_NAME, TRAINER_PATH = "CustomLabelsTrainer", "/ml/"
+TRAINER: Final = f"arn:aws:iam::{ACCOUNT_ID}:role/ml/CustomLabelsTrainer"
+PREFIX: Final = "datasets/cats/"
+MANAGED_ALIAS, UNMANAGED_ALIAS = "alias/custom-labels-training", "alias/analytics-shared"
+EVENTS_DIR: Final = REPO_ROOT / "events"
+GRANT_FUNCTION: Final = "GrantTrainingAccessFunction"
+VERIFY_FUNCTION: Final = "VerifyObjectEncryptionFunction"
+
+
+def load_sample(name: str) -> dict[str, Any]:
+    """A sample event of ``events/`` (a fresh copy)."""
+    with (EVENTS_DIR / f"{name}.json").open(encoding="utf-8") as handle:
+        event: dict[str, Any] = json.load(handle)
+    return event
+
+
+@dataclass
+class Scenario:
+    """What the demo set up and did, for the report and the checks."""
+
+    managed_key: str = ""
+    unmanaged_key: str = ""
+    compliant_images: list[str] = field(default_factory=list)
+    wrong_key_image: str = ""
+    legacy_image: str = ""
+    manifests: list[str] = field(default_factory=list)
+    policies_before: dict[str, dict[str, Any]] = field(default_factory=dict)
+    key_names: dict[str, str] = field(default_factory=dict)
+    other_caller: str = ""
+    routed: list[tuple[str, Routed]] = field(default_factory=list)  # (label, routing)
+    timed_out: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Check:
+    expectation: str
+    ok: bool
+    detail: str
+
+
+# --------------------------------------------------------------------------------------------
+# The scenario
+# --------------------------------------------------------------------------------------------
+
+
+def _manifest(lines: Sequence[str]) -> bytes:
+    entries = []
+    for key in lines:
+        entries.append(
+            {
+                "source-ref": f"s3://{TRAINING_BUCKET}/{key}",
+                "cat": 1,
+                "cat-metadata": {
+                    "confidence": 1,
+                    "class-name": "cat",
+                    "human-annotated": "yes",
+                    "creation-date": "2026-11-28T19:00:00",
+                    "type": "groundtruth/image-classification",
+                },
+            }
+        )
+    return "\n".join(json.dumps(e) for e in entries).encode()
+
+
+def _training_call(sample: str, scenario: Scenario) -> dict[str, Any]:
+    """A Rekognition CloudTrail sample with this scenario's key and manifests filled in."""
+    event = load_sample(sample)
+    parameters = event["detail"]["requestParameters"]
+    parameters["KmsKeyId"] = scenario.managed_key
+    parameters["OutputConfig"]["S3Bucket"] = OUTPUT_BUCKET
+    for assets, manifest in (
+        (parameters["TrainingData"]["Assets"], scenario.manifests[0]),
+        (parameters["TestingData"]["Assets"], scenario.manifests[1]),
+    ):
+        assets[0]["GroundTruthManifest"]["S3Object"] = {"Bucket": TRAINING_BUCKET, "Name": manifest}
+    return event
+
+
+def _drain(system: LocalSystem, scenario: Scenario, step: str) -> list[Any]:
+    try:
+        return system.drain(timeout=30)
+    except DrainTimeout as timeout:
+        scenario.timed_out.append(f"{step}: {timeout}")
+        return []
+
+
+def set_up_account(system: LocalSystem, scenario: Scenario, say: Callable[[str], None]) -> None:
+    iam, kms, s3 = system.client("iam"), system.client("kms"), system.client("s3")
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "rekognition.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    iam.create_role(RoleName=TRAINER_NAME, Path=TRAINER_PATH, AssumeRolePolicyDocument=json.dumps(trust))
+    tag_key, _, tag_value = str(system.parameters["ManagedKeyTag"]).partition("=")
+    for alias, tags in (
+        (MANAGED_ALIAS, [{"TagKey": tag_key, "TagValue": tag_value}]),
+        (UNMANAGED_ALIAS, [{"TagKey": "team", "TagValue": "analytics"}]),
+    ):
+        # No Policy: KMS gives the default key policy (the account root statement).
+        meta = kms.create_key(Description=f"{alias} (demo)", Tags=tags)["KeyMetadata"]
+        kms.create_alias(AliasName=alias, TargetKeyId=meta["KeyId"])
+        scenario.key_names[meta["Arn"]] = alias
+        scenario.policies_before[meta["Arn"]] = system.key_policy(meta["Arn"])
+    scenario.managed_key, scenario.unmanaged_key = list(scenario.key_names)
+    for bucket in (TRAINING_BUCKET, OUTPUT_BUCKET):
+        s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_encryption(
+        Bucket=OUTPUT_BUCKET,
+        ServerSideEncryptionConfiguration={
+            "Rules": [
+                {
+                    "ApplyServerSideEncryptionByDefault": {
+                        "SSEAlgorithm": "aws:kms",
+                        "KMSMasterKeyID": scenario.managed_key,
+                    }
+                }
+            ]
+        },
+    )
+    system.enable_eventbridge_notifications(TRAINING_BUCKET)
+    say(
+        f"role {TRAINER}; CMK {MANAGED_ALIAS} (tag {tag_key}={tag_value}), CMK {UNMANAGED_ALIAS} (not opted in); "
+        f"buckets {TRAINING_BUCKET} (EventBridge notifications on) and {OUTPUT_BUCKET} "
+        f"(default SSE-KMS with {MANAGED_ALIAS})"
+    )
+
+
+def upload_dataset(system: LocalSystem, scenario: Scenario, say: Callable[[str], None]) -> None:
+    s3 = system.client("s3")
+    scenario.compliant_images = [f"{PREFIX}images/cat-{n:03}.jpg" for n in range(1, 4)]
+    scenario.wrong_key_image = f"{PREFIX}images/cat-004.jpg"
+    scenario.legacy_image = f"{PREFIX}images/cat-2019-archive.jpg"
+    scenario.manifests = [f"{PREFIX}train.manifest", f"{PREFIX}test.manifest"]
+    managed = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": scenario.managed_key}
+    for key in scenario.compliant_images:
+        s3.put_object(Bucket=TRAINING_BUCKET, Key=key, Body=b"\xff\xd8 cat image", **managed)
+    s3.put_object(
+        Bucket=TRAINING_BUCKET,
+        Key=scenario.wrong_key_image,
+        Body=b"\xff\xd8 cat image",
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=scenario.unmanaged_key,
+    )
+    put_legacy_unencrypted_object(s3, TRAINING_BUCKET, scenario.legacy_image, b"\xff\xd8 cat image from 2019")
+    train = [*scenario.compliant_images[:2], scenario.wrong_key_image, scenario.legacy_image]
+    test = [scenario.compliant_images[2]]
+    for manifest, lines in zip(scenario.manifests, (train, test), strict=True):
+        s3.put_object(Bucket=TRAINING_BUCKET, Key=manifest, Body=_manifest(lines), **managed)
+    say(
+        f"{len(scenario.compliant_images)} images under {MANAGED_ALIAS}, 1 under {UNMANAGED_ALIAS}, "
+        f"1 unencrypted legacy image, 2 manifests (under {MANAGED_ALIAS})"
+    )
+    invocations = _drain(system, scenario, "upload")
+    events = sum(len(i.events) for i in invocations)
+    alerts = sum(len(i.alert_ids) for i in invocations)
+    say(
+        f"S3 → EventBridge → VerifyQueue: {len(invocations)} verify invocation(s), {events} event(s), {alerts} alert(s)"
+    )
+
+
+def train(system: LocalSystem, scenario: Scenario, say: Callable[[str], None]) -> None:
+    other = _training_call("cloudtrail_create_project_version_other_account", scenario)
+    scenario.other_caller = other["detail"]["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"]
+    calls = [
+        (f"CreateProjectVersion by {TRAINER}", _training_call("cloudtrail_create_project_version", scenario)),
+        (f"CreateProjectVersion by {scenario.other_caller}", other),
+        ("DescribeProjects (not a training call)", load_sample("cloudtrail_create_project_version_other_event")),
+    ]
+    for label, event in calls:
+        routed = system.put_event(event)
+        scenario.routed.append((label, routed))
+        first = len(system.invocations)
+        _drain(system, scenario, label)
+        mine = system.invocations[first:]
+        if routed.rules:
+            alerts = sum(len(i.alert_ids) for i in mine)
+            say(f"{label} → {', '.join(routed.rules)} → {len(mine)} grant invocation(s), {alerts} alert(s)")
+        else:
+            say(f"{label} → no rule matched: no handler runs (as in AWS)")
+
+
+# --------------------------------------------------------------------------------------------
+# Checks
+# --------------------------------------------------------------------------------------------
+
+
+def _allows(policy: dict[str, Any], principal: str, action: str, *, condition_key: str | None = None) -> bool:
+    for statement in policy.get("Statement", []):
+        if statement.get("Effect") != "Allow":
+            continue
+        aws = (statement.get("Principal") or {}).get("AWS", []) if isinstance(statement.get("Principal"), dict) else []
+        principals = [aws] if isinstance(aws, str) else aws
+        actions = statement.get("Action", [])
+        actions = [actions] if isinstance(actions, str) else actions
+        conditioned = condition_key is None or condition_key in json.dumps(statement.get("Condition", {}))
+        if principal in principals and action in actions and conditioned:
+            return True
+    return False
+
+
+def _mentions(policy: dict[str, Any], principal: str) -> bool:
+    return principal in json.dumps(policy)
+
+
+def _findings(alerts: Sequence[Alert], finding_type: str, **match: Any) -> list[dict[str, Any]]:
+    found = []
+    for alert in alerts:
+        finding = alert.finding
+        if finding.get("finding_type") != finding_type:
+            continue
+        if all(_field(finding, name) == value for name, value in match.items()):
+            found.append(finding)
+    return found
+
+
+def _field(finding: dict[str, Any], name: str) -> Any:
+    if name in ("key", "bucket"):
+        return (finding.get("resource") or {}).get(name)
+    return finding.get(name)
+
+
+def _verify_events_for(system: LocalSystem, key: str) -> int:
+    count = 0
+    for invocation in system.invocations:
+        if invocation.function != VERIFY_FUNCTION:
+            continue
+        for event in invocation.events:
+            if isinstance(event, dict) and (event.get("detail", {}).get("object") or {}).get("key") == key:
+                count += 1
+    return count
+
+
+def _grant_event_ids(system: LocalSystem) -> Counter[str]:
+    return Counter(
+        str(i.payload.get("id")) for i in system.invocations if i.function == GRANT_FUNCTION and i.attempt == 1
+    )
+
+
+def run_checks(system: LocalSystem, scenario: Scenario, subscriber_subjects: list[str | None]) -> list[Check]:
+    alerts = system.alerts()
+    checks: list[Check] = []
+
+    def check(expectation: str, ok: bool, detail: str) -> None:
+        checks.append(Check(expectation, ok, detail))
+
+    head = system.client("s3").head_object(Bucket=TRAINING_BUCKET, Key=scenario.legacy_image)
+    check(
+        "the unencrypted legacy image is SSE-S3 now",
+        head.get("ServerSideEncryption") == "AES256",
+        f"ServerSideEncryption = {head.get('ServerSideEncryption')}",
+    )
+    unencrypted = _findings(alerts, "OBJECT_UNENCRYPTED", key=scenario.legacy_image)
+    check(
+        "exactly one OBJECT_UNENCRYPTED finding (REMEDIATED) for it",
+        [f["outcome"] for f in unencrypted] == ["REMEDIATED"],
+        f"{len(unencrypted)} finding(s): {[f['outcome'] for f in unencrypted]}",
+    )
+    deliveries = _verify_events_for(system, scenario.legacy_image)
+    check(
+        "its CopyObject echo came back through the rule and raised no second finding",
+        deliveries >= 2 and len(unencrypted) == 1,
+        f"{deliveries} Object Created event(s) for the key reached the verify function",
+    )
+    compliant = [a for a in alerts if (a.finding.get("resource") or {}).get("key") in scenario.compliant_images]
+    check(
+        "the compliant uploads raised no alert",
+        not compliant and all(_verify_events_for(system, k) >= 1 for k in scenario.compliant_images),
+        f"{len(compliant)} alert(s) about them",
+    )
+    managed_after = system.key_policy(scenario.managed_key)
+    needed = {
+        "kms:Decrypt": None,
+        "kms:GenerateDataKey": None,
+        "kms:DescribeKey": None,
+        "kms:CreateGrant": "kms:GrantIsForAWSResource",
+    }
+    missing = [a for a, c in needed.items() if not _allows(managed_after, TRAINER, a, condition_key=c)]
+    check(
+        f"the training role is in {MANAGED_ALIAS}'s policy with the actions training needs",
+        not missing,
+        "missing: " + ", ".join(missing) if missing else ", ".join(needed) + " (CreateGrant for AWS resources only)",
+    )
+    granted = _findings(alerts, "KEY_ACCESS_MISSING", kms_key_arn=scenario.managed_key, principal_arn=TRAINER)
+    check(
+        "the grant was reported (KEY_ACCESS_MISSING, REMEDIATED)",
+        bool(granted) and all(f["outcome"] == "REMEDIATED" for f in granted),
+        f"{len(granted)} finding(s)",
+    )
+    not_managed = _findings(alerts, "KEY_NOT_MANAGED", kms_key_arn=scenario.unmanaged_key)
+    unmanaged_unchanged = system.key_policy(scenario.unmanaged_key) == scenario.policies_before[scenario.unmanaged_key]
+    check(
+        f"KEY_NOT_MANAGED (REFUSED) for {UNMANAGED_ALIAS}, and its policy is unchanged",
+        bool(not_managed) and all(f["outcome"] == "REFUSED" for f in not_managed) and unmanaged_unchanged,
+        f"{len(not_managed)} finding(s); policy {'unchanged' if unmanaged_unchanged else 'CHANGED'}",
+    )
+    refused = _findings(alerts, "PRINCIPAL_NOT_ALLOWED", principal_arn=scenario.other_caller)
+    in_policies = [
+        scenario.key_names[k] for k in scenario.key_names if _mentions(system.key_policy(k), scenario.other_caller)
+    ]
+    check(
+        "PRINCIPAL_NOT_ALLOWED (REFUSED) for the other account's role, which is in no key policy",
+        len(refused) == 1 and refused[0]["outcome"] == "REFUSED" and not in_policies,
+        f"{len(refused)} finding(s); in policies: {in_policies or 'none'}",
+    )
+    grants = _grant_event_ids(system)
+    training_calls = [r for label, r in scenario.routed if label.startswith("CreateProjectVersion")]
+    check(
+        "each CreateProjectVersion record matched TrainingCallRule and reached the grant function once",
+        all(r.rules == ["TrainingCallRule"] and grants[r.event_id] == 1 for r in training_calls),
+        ", ".join(f"{r.rules} → {grants[r.event_id]} invocation(s)" for r in training_calls),
+    )
+    unrouted = [r for label, r in scenario.routed if label.startswith("DescribeProjects")]
+    check(
+        "DescribeProjects matched no rule and reached no handler",
+        all(not r.rules and grants[r.event_id] == 0 for r in unrouted),
+        ", ".join(f"rules {r.rules}, {grants[r.event_id]} invocation(s)" for r in unrouted),
+    )
+    dead = system.dead_letters()
+    errors = [i for i in system.invocations if not i.ok]
+    check(
+        "no record ended in a DLQ, no function error, no failed record",
+        not any(dead.values()) and not errors and not scenario.timed_out,
+        f"DLQs {dead}; {len(errors)} failed invocation(s)" + (f"; {scenario.timed_out}" if scenario.timed_out else ""),
+    )
+    subjects = [a.subject for a in alerts]
+    check(
+        "every alert reached the topic's subscriber",
+        sorted(map(str, subscriber_subjects)) == sorted(map(str, subjects)) and bool(subjects),
+        f"{len(subscriber_subjects)} received of {len(subjects)} published",
+    )
+    return checks
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------------
+
+
+def summary_table(system: LocalSystem, scenario: Scenario) -> Table:
+    alerts = system.alerts()
+    metrics = system.metric_totals()
+    by_type = Counter(a.finding.get("finding_type") for a in alerts)
+    outcomes = Counter(a.finding.get("outcome") for a in alerts)
+    table = Table(title="Summary", title_justify="left")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    table.add_column("from")
+    verify = [i for i in system.invocations if i.function == VERIFY_FUNCTION]
+    grant = [i for i in system.invocations if i.function == GRANT_FUNCTION]
+    table.add_row("verify invocations (events)", f"{len(verify)} ({sum(len(i.events) for i in verify)})", "invocations")
+    table.add_row("grant invocations", str(len(grant)), "invocations")
+    table.add_row("events no rule matched", str(sum(1 for _, r in scenario.routed if not r.rules)), "EventBridge")
+    table.add_row("objects checked", str(metrics["ObjectsChecked"]), "EMF metric ObjectsChecked")
+    for finding_type, count in sorted(by_type.items()):
+        table.add_row(f"  {finding_type}", str(count), "findings")
+    table.add_row("violations (findings)", str(len(alerts)), "findings")
+    table.add_row("remediations (REMEDIATED)", str(outcomes["REMEDIATED"]), "findings")
+    table.add_row("  objects re-encrypted", str(metrics["Remediations"]), "EMF metric Remediations")
+    table.add_row("  key policy grants", str(metrics["Grants"]), "EMF metric Grants")
+    table.add_row("refusals (REFUSED)", str(outcomes["REFUSED"]), "findings")
+    table.add_row("records in DLQs", str(sum(system.dead_letters().values())), "VerifyDLQ, GrantDLQ")
+    return table
+
+
+def print_routing(console: Console, system: LocalSystem) -> None:
+    for rule, targets in system.rule_targets.items():
+        console.print(Text(f"        {rule} → {', '.join(targets)}"))
+
+
+def report(console: Console, system: LocalSystem, scenario: Scenario, checks: list[Check], elapsed: float) -> None:
+    console.print(Rule("Handler invocations"))
+    console.print(invocation_table(system.invocations))
+    alerts = system.alerts()
+    console.print(Rule(f"Alerts ({len(alerts)}): as the e-mail subscriber and Slack show them"))
+    print_alerts(console, alerts)
+    console.print(Rule("Key policies"))
+    for key_arn, before in scenario.policies_before.items():
+        print_policy_change(console, scenario.key_names[key_arn], before, system.key_policy(key_arn))
+    console.print(Rule("Summary"))
+    console.print(summary_table(system, scenario))
+    table = Table(title="Expected outcomes", title_justify="left")
+    table.add_column("")
+    table.add_column("expectation")
+    table.add_column("observed")
+    for c in checks:
+        table.add_row(Text("✓", style="green") if c.ok else Text("✗", style="bold red"), c.expectation, c.detail)
+    console.print(table)
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        console.print(Text(f"{len(failed)} expected outcome(s) did not happen:", style="bold red"))
+        for c in failed:
+            console.print(Text(f"  ✗ {c.expectation}: {c.detail}", style="red"))
+    else:
+        console.print(Text(f"All {len(checks)} expected outcomes happened ({elapsed:.1f} s).", style="bold green"))
+
+
+def run(console: Console, parameters: Mapping[str, str] = PARAMETERS) -> tuple[list[Check], float]:
+    """Run the scenario on a LocalSystem deployed with ``parameters``; report; return the checks."""
+    started = time.monotonic()
+    scenario = Scenario()
+    step = 0
+
+    def header(text: str) -> None:
+        nonlocal step
+        step += 1
+        console.print(Text.assemble((f"[{step}/4] ", "bold cyan"), (text, "bold")))
+
+    def say(text: str) -> None:
+        console.print(Text(textwrap.fill(text, width=console.width, initial_indent=" " * 6, subsequent_indent=" " * 6)))
+
+    header("Local AWS: a moto server on loopback, template.yaml deployed on it")
+    with LocalSystem(parameters) as system:
+        say(f"{system.endpoint_url}; parameters: " + ", ".join(f"{k}={v}" for k, v in parameters.items()))
+        say("EventBridge rules from template.yaml (default bus):")
+        print_routing(console, system)
+        header("The account: a training role, two customer managed keys, the buckets")
+        set_up_account(system, scenario, say)
+        header("The dataset upload (S3 → EventBridge → VerifyQueue → verify function)")
+        upload_dataset(system, scenario, say)
+        header("Training calls recorded by CloudTrail (→ EventBridge → grant function)")
+        train(system, scenario, say)
+        subscriber = [m.subject for m in system.subscriber_messages()]
+        checks = run_checks(system, scenario, subscriber)
+        elapsed = time.monotonic() - started
+        report(console, system, scenario, checks, elapsed)
+    return checks, elapsed
+
+
+def main(argv: Sequence[str] | None = None, console: Console | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m localaws.demo",
+        description="Run Custom Labels Guard on a local moto server and report what happened.",
+    )
+    parser.parse_args(argv)
+    console = console or Console(width=None if sys.stdout.isatty() else 110)
+    try:
+        checks, _ = run(console)
+    except KeyboardInterrupt:
+        console.print(Text("interrupted: the local server was stopped", style="yellow"))
+        return 130
+    return 0 if all(c.ok for c in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
