@@ -1,0 +1,237 @@
+"""Figures 1 and 4: AWS API calls, counted by a botocore ``before-call`` hook (tests/awscalls.py)
+on the session the code under test uses. The benchmark's setup goes through its own clients
+(tests.world.World), so only the handlers' calls are counted. moto in process (mock_aws)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from typing import Any
+
+from moto import mock_aws
+from moto.s3.models import s3_backends
+
+from bench.common import (
+    TRAINER,
+    TRAINER_NAME,
+    TRAINER_PATH,
+    Figure,
+    chunks,
+    environment,
+    fresh_container,
+    granted_policy,
+    new_world,
+    ops_text,
+    progress,
+    quiet,
+)
+from clguard import training
+from clguard.adapters import clients
+from functions.grant_training_access import app as grant_app
+from functions.verify_object_encryption import app as verify_app
+from localaws.doubles import aws_behaviour
+from tests.awscalls import boundary
+from tests.eventsamples import load_event, sqs_event
+from tests.world import ACCOUNT, BUCKET, OUTPUT_BUCKET, LambdaContext, World
+
+BATCH = 100
+IMAGES = 10_000
+SQS_BATCH = 10  # the Lambda SQS event source's default batch size
+GRANT_CONTEXT = LambdaContext(function_name="grant-training-access")
+
+
+def compliant_keys(count: int, prefix: str = "datasets/cats/images/bench") -> list[str]:
+    return [f"{prefix}-{n:05}.jpg" for n in range(count)]
+
+
+def trail_put_event(key: str, n: int) -> dict[str, Any]:
+    """The CloudTrail S3 PutObject data event (the other shape the verify function accepts, and
+    the one a Cloud Custodian cloudtrail-mode policy consumes), for another key."""
+    event = load_event("cloudtrail_s3_putobject")
+    event["id"] = f"bench-trail-{n}"
+    event["detail"]["requestParameters"]["key"] = key
+    return event
+
+
+def compliant_world(count: int) -> tuple[World, list[str]]:
+    """One managed CMK whose policy already grants TRAINING_PRINCIPALS; ``count`` objects under it."""
+    world = new_world()
+    role = world.role(TRAINER_NAME, TRAINER_PATH)
+    key = world.key(policy=granted_policy(role))
+    keys = compliant_keys(count)
+    for name in keys:
+        world.put(name, ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
+    os.environ["TRAINING_PRINCIPALS"] = role
+    return world, keys
+
+
+def run_verify(event: dict[str, Any]) -> dict[str, Any]:
+    with quiet():
+        response = verify_app.lambda_handler(event, LambdaContext())
+    if response.get("batchItemFailures"):
+        raise RuntimeError(f"verify handler failed records: {response['batchItemFailures']}")
+    return dict(response)
+
+
+def compliant_calls(count: int = BATCH) -> Figure:
+    """Figure 1: calls per compliant object event, batch of ``count`` under one CMK."""
+    progress(f"figure 1: AWS calls for a batch of {count} compliant objects (moto in process)")
+    with environment(), mock_aws(), aws_behaviour():
+        fresh_container()
+        world, keys = compliant_world(count)
+        created = sqs_event(*(World.object_created(k) for k in keys))
+        trail = sqs_event(*(trail_put_event(k, n) for n, k in enumerate(keys)))
+        with boundary() as b:
+            fresh_container(b.session)  # a new container: no cached clients or key knowledge
+            run_verify(created)
+            cold = Counter(b.log.by_operation())
+            b.log.clear()
+            run_verify(created)  # the same container, next batch (key knowledge cached, TTL 60 s)
+            warm = Counter(b.log.by_operation())
+            fresh_container(b.session)
+            b.log.clear()
+            run_verify(trail)  # CloudTrail PutObject data events, new container
+            trail_ops = Counter(b.log.by_operation())
+        published = len(world.published())
+        fresh_container()
+    if published:
+        raise RuntimeError(f"compliant objects published {published} findings")
+    value = cold.total() / count
+    return Figure(
+        "calls_per_compliant_event",
+        f"AWS calls per compliant object event (batch of {count}, one CMK, TRAINING_PRINCIPALS granted)",
+        value,
+        f"{value:.2f}",
+        1.05,
+        "≤ 1.05",
+        detail=f"new container: {cold.total()} calls ({ops_text(cold)}); warm container, next batch: "
+        f"{warm.total() / count:.2f}/event ({ops_text(warm)}); CloudTrail PutObject events, new container: "
+        f"{trail_ops.total() / count:.2f}/event",
+        data={
+            "events": count,
+            "calls_new_container": cold.total(),
+            "by_operation_new_container": dict(cold),
+            "calls_warm_container": warm.total(),
+            "by_operation_warm_container": dict(warm),
+            "calls_cloudtrail_putobject_events": trail_ops.total(),
+            "by_operation_cloudtrail_putobject_events": dict(trail_ops),
+            "findings_published": published,
+        },
+    )
+
+
+# --- figure 4: the grant path with a large manifest -------------------------------------------
+
+
+def manifest_line(bucket: str, key: str) -> str:
+    return json.dumps({"source-ref": f"s3://{bucket}/{key}", "cat": 1}, separators=(",", ":"))
+
+
+def grant_world(images: int, *, granted: bool) -> tuple[World, dict[str, Any], list[str]]:
+    """Two managed CMKs; ``images`` images split across them (alternating); a manifest listing
+    them all under key A; KmsKeyId = key A; the output bucket's default encryption = key B.
+    ``granted``: the caller is already in both keys' policies (training data + copied images)."""
+    world = new_world()
+    role = world.role(TRAINER_NAME, TRAINER_PATH)
+    assert role == TRAINER
+    doc = granted_policy(role, copied_images=True) if granted else None
+    key_a, key_b = world.key(policy=doc), world.key(policy=doc)
+    # Setup straight into moto's S3 backend: 10,000 PutObject calls through HTTP would only
+    # measure the benchmark's own setup. The objects are what PutObject with SSE-KMS stores.
+    backend = s3_backends[ACCOUNT]["aws"]
+    names = compliant_keys(images, "datasets/big/images/img")
+    for n, name in enumerate(names):
+        backend.put_object(BUCKET, name, b"image", encryption="aws:kms", kms_key_id=(key_a, key_b)[n % 2])
+    manifest_key = "datasets/big/train.manifest"
+    body = "\n".join(manifest_line(BUCKET, name) for name in names).encode()
+    world.put(manifest_key, body, ServerSideEncryption="aws:kms", SSEKMSKeyId=key_a)
+    world.s3.put_bucket_encryption(
+        Bucket=OUTPUT_BUCKET,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_b}}]
+        },
+    )
+    event = world.training_event(kms_key=key_a, event_id=f"bench-grant-{'granted' if granted else 'first'}")
+    params = event["detail"]["requestParameters"]
+    params["TrainingData"]["Assets"][0]["GroundTruthManifest"]["S3Object"]["Name"] = manifest_key
+    params["TestingData"] = {"AutoCreate": True}
+    return world, event, [key_a, key_b]
+
+
+def grant_path(images: int = IMAGES, *, granted: bool = True) -> dict[str, Any]:
+    """Run the grant function on the event, then drain the verify queue through the verify
+    function (batches of 10, a separate container), counting each function's calls."""
+    with environment(), mock_aws(), aws_behaviour():
+        fresh_container()
+        world, event, keys = grant_world(images, granted=granted)
+        with boundary() as b:
+            fresh_container(b.session)
+            with quiet():
+                summary = grant_app.lambda_handler(event, GRANT_CONTEXT)
+            grant_ops = Counter(b.log.by_operation())
+        bodies = [m["Body"] for m in world.drain_queue()]  # the benchmark's receive: not counted
+        objects = sum(len(json.loads(body).get("objects", [])) for body in bodies)
+        with boundary() as b:
+            fresh_container(b.session)  # the verify function runs in its own containers
+            invocations = 0
+            for batch in chunks(bodies, SQS_BATCH):
+                run_verify(sqs_event(*batch))
+                invocations += 1
+            verify_ops = Counter(b.log.by_operation())
+        findings = [(f["finding_type"], f["outcome"]) for f in world.findings()]
+        fresh_container()
+    clients.reset()
+    return {
+        "images": images,
+        "keys": len(keys),
+        "inline_limit": training.INLINE_IMAGE_LIMIT,
+        "grant_calls": grant_ops.total(),
+        "grant_by_operation": dict(grant_ops),
+        "fanout_messages": summary.get("fanout_messages"),
+        "fanout_objects": objects,
+        "verify_invocations": invocations,
+        "verify_calls": verify_ops.total(),
+        "verify_by_operation": dict(verify_ops),
+        "total_calls": grant_ops.total() + verify_ops.total(),
+        "summary_status": summary.get("status"),
+        "summary_keys": summary.get("keys"),
+        "objects_checked_inline": summary.get("objects_checked"),
+        "findings": [list(f) for f in findings],
+    }
+
+
+def grant_figure(images: int = IMAGES) -> Figure:
+    progress(f"figure 4: grant path, {images:,}-image manifest under 2 CMKs, caller granted (moto in process)")
+    d = grant_path(images, granted=True)
+    goal = images + 20
+    return Figure(
+        "grant_path_calls",
+        f"Grant path: AWS calls for CreateProjectVersion, {images:,}-image manifest under 2 CMKs, caller granted "
+        "(grant function + verify function on its fan-out)",
+        float(d["total_calls"]),
+        f"{d['total_calls']:,}",
+        float(goal),
+        f"≤ {goal:,}",
+        detail=f"inline (grant function): {d['grant_calls']} ({ops_text(d['grant_by_operation'])}); "
+        f"fan-out: {d['fanout_messages']} messages, {d['fanout_objects']:,} objects, {d['verify_invocations']} "
+        f"verify invocation(s): {d['verify_calls']:,} ({ops_text(d['verify_by_operation'])}); "
+        f"findings: {len(d['findings'])}",
+        data=d,
+    )
+
+
+def first_grant_figure(images: int = IMAGES) -> Figure:
+    progress(f"info: grant path, {images:,}-image manifest, caller NOT yet granted on the 2 CMKs")
+    d = grant_path(images, granted=False)
+    published = Counter(f"{t} {o}" for t, o in d["findings"])
+    return Figure(
+        "grant_path_calls_first_grant",
+        f"Grant path, caller NOT yet granted on the 2 CMKs (first-time grants), {images:,} images",
+        float(d["total_calls"]),
+        f"{d['total_calls']:,}",
+        detail=f"inline (grant function): {d['grant_calls']} ({ops_text(d['grant_by_operation'])}); "
+        f"fan-out: {d['verify_calls']:,} ({ops_text(d['verify_by_operation'])}); "
+        f"published: {ops_text(published) or 'nothing'}",
+        data=d,
+    )
