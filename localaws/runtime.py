@@ -633,15 +633,23 @@ class LocalSystem:
             for event in properties.get("Events", {}).values():
                 if event.get("Type") != "SQS":
                     continue  # other event sources are not run locally
-                source = self.resolve(event.get("Properties", {}))
-                self.event_sources.append(
-                    SqsEventSource(
-                        function=logical_id,
-                        queue=self._queue_by_arn(str(source["Queue"])),
-                        batch_size=int(source.get("BatchSize", 10)),
-                        report_batch_item_failures="ReportBatchItemFailures" in source.get("FunctionResponseTypes", []),
-                    )
-                )
+                self._add_sqs_source(logical_id, self.resolve(event.get("Properties", {})), "Queue")
+        for mapping in resources_of_type(self.template, "AWS::Lambda::EventSourceMapping").values():
+            properties = mapping.get("Properties", {})
+            function = properties.get("FunctionName", {})
+            if isinstance(function, dict) and function.get("Ref") in self.functions:
+                self._add_sqs_source(str(function["Ref"]), self.resolve(properties), "EventSourceArn")
+
+    def _add_sqs_source(self, function: str, source: dict[str, Any], arn_field: str) -> None:
+        """An SQS event source (SAM ``Type: SQS`` event or AWS::Lambda::EventSourceMapping)."""
+        self.event_sources.append(
+            SqsEventSource(
+                function=function,
+                queue=self._queue_by_arn(str(source[arn_field])),
+                batch_size=int(source.get("BatchSize", 10)),
+                report_batch_item_failures="ReportBatchItemFailures" in source.get("FunctionResponseTypes", []),
+            )
+        )
 
     def _subscribe_alert_queues(self, sqs: Any, sns: Any) -> None:
         self.alert_queues = {}

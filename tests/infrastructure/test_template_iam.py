@@ -43,7 +43,16 @@ COMMON_ACTIONS = (
     | {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
     | {"sqs:SendMessage"}
 )
-EXPECTED_ACTIONS = {VERIFY: COMMON_ACTIONS | {"s3:ListBucket"}, GRANT: COMMON_ACTIONS | S3_BUCKET_ACTIONS}
+SQS_POLLER_ACTIONS = {
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+    "sqs:ChangeMessageVisibility",
+}
+EXPECTED_ACTIONS = {
+    VERIFY: COMMON_ACTIONS | {"s3:ListBucket"} | SQS_POLLER_ACTIONS,
+    GRANT: COMMON_ACTIONS | S3_BUCKET_ACTIONS,
+}
 
 ACCOUNT_KEYS = "arn:aws:kms:us-east-1:123456789012:key/*"
 REENCRYPT_KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -241,10 +250,11 @@ def test_state_table_and_queue_access_is_scoped(function: str) -> None:
     dynamodb = [s for s in statements if any(a.startswith("dynamodb:") for a in actions_of(s))]
     sqs = [s for s in statements if any(a.startswith("sqs:") for a in actions_of(s))]
 
-    # Then they name the state table and the verify queue only
+    # Then they name the state table and the verify queue only (the verify function also polls it)
     assert [resources_of(s) for s in dynamodb] == [["getatt:StateTable.Arn"]]
-    assert [resources_of(s) for s in sqs] == [["getatt:VerifyQueue.Arn"]]
-    assert [actions_of(s) for s in sqs] == [{"sqs:SendMessage"}]
+    assert all(resources_of(s) == ["getatt:VerifyQueue.Arn"] for s in sqs)
+    expected = [{"sqs:SendMessage"}, SQS_POLLER_ACTIONS] if function == VERIFY else [{"sqs:SendMessage"}]
+    assert {frozenset(actions_of(s)) for s in sqs} == {frozenset(e) for e in expected}
 
 
 def test_function_policy_actions_refuses_what_it_cannot_see() -> None:

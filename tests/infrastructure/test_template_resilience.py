@@ -26,13 +26,21 @@ def getatt_target(value: Any, attribute: str = "Arn") -> str:
 
 
 def queue_sources(template: dict[str, Any]) -> dict[str, str]:
-    """Queues that functions consume (SAM SQS events): queue logical id -> function."""
+    """Queues that functions consume (event source mappings): queue logical id -> function."""
     sources = {}
-    for function, resource in resources_of_type(template, "AWS::Serverless::Function").items():
-        for event in resource["Properties"].get("Events", {}).values():
-            if event["Type"] == "SQS":
-                sources[getatt_target(event["Properties"]["Queue"])] = function
+    for resource in resources_of_type(template, "AWS::Lambda::EventSourceMapping").values():
+        properties = resource["Properties"]
+        sources[getatt_target(properties["EventSourceArn"])] = properties["FunctionName"]["Ref"]
     return sources
+
+
+def verify_event_source(template: dict[str, Any]) -> dict[str, Any]:
+    [mapping] = [
+        r["Properties"]
+        for r in resources_of_type(template, "AWS::Lambda::EventSourceMapping").values()
+        if r["Properties"]["FunctionName"] == {"Ref": "VerifyObjectEncryptionFunction"}
+    ]
+    return mapping
 
 
 def dead_letter_queues(template: dict[str, Any]) -> set[str]:
@@ -177,8 +185,8 @@ def test_verify_queue_visibility_outlasts_a_batch() -> None:
     # Given the verify function and its queue
     template = load_template()
     function = template["Resources"]["VerifyObjectEncryptionFunction"]["Properties"]
-    event = function["Events"]["VerifyQueueMessages"]["Properties"]
-    queue = template["Resources"][getatt_target(event["Queue"])]["Properties"]
+    event = verify_event_source(template)
+    queue = template["Resources"][getatt_target(event["EventSourceArn"])]["Properties"]
 
     # When the visibility timeout is compared with the function timeout
     needed = 6 * function["Timeout"] + event["MaximumBatchingWindowInSeconds"]
@@ -190,13 +198,10 @@ def test_verify_queue_visibility_outlasts_a_batch() -> None:
 def test_verify_event_source_reports_partial_failures_with_bounded_concurrency() -> None:
     # Given the verify function's SQS event source
     template = load_template()
-    event = template["Resources"]["VerifyObjectEncryptionFunction"]["Properties"]["Events"]["VerifyQueueMessages"]
+    properties = verify_event_source(template)
 
-    # When its settings are read
-    properties = event["Properties"]
-
-    # Then failures are per message, batches are large, and concurrency is bounded
-    assert event["Type"] == "SQS"
+    # Then it reads the verify queue, failures are per message, batches are large, concurrency bounded
+    assert getatt_target(properties["EventSourceArn"]) == "VerifyQueue"
     assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert properties["BatchSize"] == 100
     assert properties["MaximumBatchingWindowInSeconds"] == 5

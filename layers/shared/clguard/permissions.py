@@ -53,12 +53,20 @@ ON_OUR_BEHALF: Final = frozenset(
     }
 )
 
+# Lambda's event source mapping polls the verify queue with the verify function's role.
+EVENT_SOURCE: Final[Mapping[str, frozenset[str]]] = {
+    "verify_object_encryption": frozenset(
+        {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"}
+    ),
+    "grant_training_access": frozenset(),
+}
+
 _ADAPTERS: Final = {"s3": s3, "kms": kms, "sns": sns, "sqs": sqs, "dynamodb": dynamodb}
 
 
 def actions(function: str) -> frozenset[str]:
     """Every IAM action ``function`` needs."""
-    needed: set[str] = set(ON_OUR_BEHALF)
+    needed: set[str] = set(ON_OUR_BEHALF) | EVENT_SOURCE[function]
     for service, operations in OPERATIONS[function].items():
         table = _ADAPTERS[service].IAM_ACTIONS
         for operation in operations:
