@@ -162,40 +162,29 @@ def ensure_access(ctx: Context, reference: str, wants: Mapping[str, Sequence[Sta
         result.status = "refused"
         return result
 
+    def lacking(finding_type: FindingType, outcome: Outcome, why: str) -> KeyResult:
+        """One finding per principal that lacks access, saying why nothing is written."""
+        for principal, specs in needed.items():
+            lacks = f"{principal} lacks {', '.join(policy.actions_of(specs))} on {key.arn}, needed for {ctx.origin}"
+            sids = ", ".join(s.sid for s in specs)
+            detail = f"{lacks}; {why.format(sids=sids)}"
+            result.published += _publish(ctx, ctx.finding(finding_type, outcome, key.arn, detail, principal))
+        return result
+
     tag_key, tag_value = ctx.settings.managed_key_tag
     if ctx.keys.tags(key.arn).get(tag_key) != tag_value:
         result.status = "not managed"
-        for principal, specs in needed.items():
-            result.published += _publish(
-                ctx,
-                ctx.finding(
-                    FindingType.KEY_NOT_MANAGED,
-                    Outcome.REFUSED,
-                    key.arn,
-                    f"{principal} lacks {', '.join(policy.actions_of(specs))} on {key.arn} (needed for "
-                    f"{ctx.origin}), but the key does not carry the opt-in tag {tag_key}={tag_value}",
-                    principal,
-                ),
-            )
-            count("Refusals")
-        return result
-
+        count("Refusals", len(needed))
+        return lacking(
+            FindingType.KEY_NOT_MANAGED,
+            Outcome.REFUSED,
+            f"but the key does not carry the opt-in tag {tag_key}={tag_value}",
+        )
     if not ctx.settings.enforce:
         result.status = "reported"
-        for principal, specs in needed.items():
-            result.published += _publish(
-                ctx,
-                ctx.finding(
-                    FindingType.KEY_ACCESS_MISSING,
-                    Outcome.REPORTED,
-                    key.arn,
-                    f"{principal} lacks {', '.join(policy.actions_of(specs))} on {key.arn}, needed for "
-                    f"{ctx.origin}; report mode: would add it to statement(s) "
-                    f"{', '.join(s.sid for s in specs)}",
-                    principal,
-                ),
-            )
-        return result
+        return lacking(
+            FindingType.KEY_ACCESS_MISSING, Outcome.REPORTED, "report mode: would add it to statement(s) {sids}"
+        )
 
     _grant(ctx, key, needed, result)
     return result

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from botocore.exceptions import ClientError
@@ -18,20 +18,26 @@ IAM_ACTIONS: Final[Mapping[str, tuple[str, ...]]] = {
 }
 
 
-def put_if(table: str, item: Mapping[str, Any], condition: str, values: Mapping[str, Any]) -> bool:
-    """Conditional PutItem. False when the condition failed (someone else holds the item)."""
+def _conditional(call: Callable[..., Any], **params: Any) -> bool:
+    """Run a conditional write. False when the condition failed (someone else holds the item)."""
     try:
-        client("dynamodb").put_item(
-            TableName=table,
-            Item=dict(item),
-            ConditionExpression=condition,
-            ExpressionAttributeValues=dict(values),
-        )
+        call(**params)
     except ClientError as error:
         if error_code(error) == "ConditionalCheckFailedException":
             return False
         raise
     return True
+
+
+def put_if(table: str, item: Mapping[str, Any], condition: str, values: Mapping[str, Any]) -> bool:
+    """Conditional PutItem."""
+    return _conditional(
+        client("dynamodb").put_item,
+        TableName=table,
+        Item=dict(item),
+        ConditionExpression=condition,
+        ExpressionAttributeValues=dict(values),
+    )
 
 
 def delete_if(
@@ -41,18 +47,13 @@ def delete_if(
     values: Mapping[str, Any],
     names: Mapping[str, str] | None = None,
 ) -> bool:
-    """Conditional DeleteItem. False when the condition failed."""
+    """Conditional DeleteItem."""
     extra: dict[str, Any] = {"ExpressionAttributeNames": dict(names)} if names else {}
-    try:
-        client("dynamodb").delete_item(
-            TableName=table,
-            Key=dict(key),
-            ConditionExpression=condition,
-            ExpressionAttributeValues=dict(values),
-            **extra,
-        )
-    except ClientError as error:
-        if error_code(error) == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
+    return _conditional(
+        client("dynamodb").delete_item,
+        TableName=table,
+        Key=dict(key),
+        ConditionExpression=condition,
+        ExpressionAttributeValues=dict(values),
+        **extra,
+    )
