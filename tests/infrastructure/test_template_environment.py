@@ -176,6 +176,7 @@ def test_explicit_principal_patterns_pass_through() -> None:
 DESIGN_DEFAULTS = {
     "EncryptionRequirement": "SSE_S3_OR_KMS",
     "AllowedKmsKeys": "",
+    "OutputBuckets": "",
     "RemediationMode": "enforce",
     "ReencryptKmsKey": "",
     "TrainingPrincipals": "",

@@ -346,3 +346,22 @@ def test_rule_invocation_permission_is_bound_to_the_rule() -> None:
         rule = properties["SourceArn"].removeprefix("getatt:").removesuffix(".Arn")
         assert template["Resources"][rule]["Type"] == "AWS::Events::Rule", logical_id
         assert properties["SourceAccount"] == "123456789012", logical_id
+
+
+def test_output_buckets_add_only_reading_their_default_encryption() -> None:
+    # Given a deployment that names two output buckets
+    parameters = {**FULL, "OutputBuckets": "ml-output,ml-output-2"}
+
+    # When the grant function's statements are resolved, and the verify function's
+    grant = function_policy_statements(load_template(), GRANT, parameters)
+    verify = function_policy_statements(load_template(), VERIFY, parameters)
+    on_outputs = [s for s in grant if any("ml-output" in r for r in resources_of(s))]
+
+    # Then the grant function may only read their encryption configuration; the verify function nothing
+    assert [actions_of(s) for s in on_outputs] == [{"s3:GetEncryptionConfiguration"}]
+    assert resources_of(on_outputs[0]) == ["arn:aws:s3:::ml-output", "arn:aws:s3:::ml-output-2"]
+    assert not [s for s in verify if any("ml-output" in r for r in resources_of(s))]
+    # And without output buckets the statement is not there
+    assert not [
+        s for s in function_policy_statements(load_template(), GRANT, FULL) if s.get("Sid") == "OutputBucketEncryption"
+    ]
