@@ -14,6 +14,7 @@ from typing import Any
 from clguard import policy
 from clguard.adapters import clients
 from clguard.keydirectory import clear_cache
+from localaws.runtime import FAKE_CREDENTIALS
 from tests.world import ACCOUNT, REGION, World, default_key_policy
 
 # The caller of the sample CreateProjectVersion events (events/): an AssumedRole with a path.
@@ -22,10 +23,7 @@ TRAINER_PATH = "/ml/"
 TRAINER = f"arn:aws:iam::{ACCOUNT}:role/ml/{TRAINER_NAME}"
 
 FAKE_AWS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SECURITY_TOKEN": "testing",
-    "AWS_SESSION_TOKEN": "testing",
+    **FAKE_CREDENTIALS,
     "AWS_DEFAULT_REGION": REGION,
     "AWS_REGION": REGION,
     "MOTO_ACCOUNT_ID": ACCOUNT,

@@ -102,12 +102,14 @@ REGION: Final = "us-east-1"
 STACK_NAME: Final = "custom-labels-guard"
 PARTITION: Final = "aws"
 
-_FAKE_CREDENTIALS: Final = {
+# Fake credentials for moto (shared with the tests and the benchmark).
+FAKE_CREDENTIALS: Final = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_SESSION_TOKEN": "testing",
     "AWS_SECURITY_TOKEN": "testing",
 }
+_FAKE_CREDENTIALS: Final = FAKE_CREDENTIALS
 # Anything that could send a client elsewhere than the local server.
 _HIDDEN_VARIABLES: Final = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CA_BUNDLE", "AWS_USE_FIPS_ENDPOINT")
 _HIDDEN_PREFIXES: Final = ("AWS_ENDPOINT_URL_",)

@@ -10,6 +10,7 @@ from moto import mock_aws
 from clguard.adapters import clients
 from clguard.keydirectory import clear_cache
 from localaws.doubles import AwsBehaviour, aws_behaviour
+from localaws.runtime import FAKE_CREDENTIALS
 from tests.awscalls import Boundary, boundary
 from tests.world import ACCOUNT, REGION, LambdaContext, World
 
@@ -17,10 +18,7 @@ from tests.world import ACCOUNT, REGION, LambdaContext, World
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SECURITY_TOKEN": "testing",
-        "AWS_SESSION_TOKEN": "testing",
+        **FAKE_CREDENTIALS,
         "AWS_DEFAULT_REGION": REGION,
         "AWS_REGION": REGION,
         "MOTO_ACCOUNT_ID": ACCOUNT,
