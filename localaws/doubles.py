@@ -61,7 +61,7 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.iam.models import iam_backends
 from moto.kms.models import kms_backends
 from moto.kms.responses import KmsResponse
-from moto.s3.exceptions import MalformedXML, S3ClientError
+from moto.s3.exceptions import MalformedXML, PreconditionFailed, S3ClientError
 from moto.s3.models import S3Backend
 from moto.s3.responses import S3Response
 from moto.utilities.utils import get_partition
@@ -73,6 +73,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AtomicConditionalWrites",
     "AwsBehaviour",
+    "ConditionalCopies",
     "DefaultBucketEncryption",
     "Double",
     "KeyPolicyValidation",
@@ -739,6 +740,57 @@ class AtomicConditionalWrites(Double):
 
 
 # --------------------------------------------------------------------------------------------
+# 6. ConditionalCopies
+# --------------------------------------------------------------------------------------------
+
+
+class ConditionalCopies(Double):
+    """S3 conditional copies: CopyObject and UploadPartCopy honour
+    ``x-amz-copy-source-if-match`` (the source's ETag), and CopyObject honours ``If-Match`` (the
+    destination's current ETag), answering 412 PreconditionFailed when one does not hold (S3
+    API reference, CopyObject: "x-amz-copy-source-if-match: Copies the object if its entity tag
+    (ETag) matches the specified tag"; "If-Match: Copies the object if the ETag of the destination
+    object matches"). moto ignores both, so a copy that races an upload would silently win.
+    """
+
+    def _patches(self) -> Iterator[contextlib.AbstractContextManager[Any]]:
+        yield _wrapped(S3Response, "_key_response", _conditional_copy_key_response)
+
+
+def _etag(value: str | None) -> str:
+    return (value or "").strip().strip('"')
+
+
+def _conditional_copy_key_response(original: Wrapper) -> Wrapper:
+    def _key_response(self: S3Response, request: Any, full_url: str) -> Any:
+        if request.method == "PUT" and "x-amz-copy-source" in self.headers:
+            wanted_source = self.headers.get("x-amz-copy-source-if-match")
+            if wanted_source:
+                source = urlparse(str(self.headers["x-amz-copy-source"]))
+                source_bucket, _, source_key = unquote(source.path).lstrip("/").partition("/")
+                version_id = parse_qs(source.query).get("versionId", [None])[0]
+                try:
+                    found = self.backend.get_object(source_bucket, source_key, version_id=version_id)
+                except S3ClientError:
+                    found = None  # moto answers the missing source itself
+                if found is not None and _etag(found.etag) != _etag(wanted_source):
+                    raise PreconditionFailed("x-amz-copy-source-If-Match")
+            query = parse_qs(urlparse(full_url).query, keep_blank_values=True)
+            wanted_destination = self.headers.get("If-Match")
+            if wanted_destination and "uploadId" not in query:
+                bucket = self.parse_bucket_name_from_url(request, full_url)
+                try:
+                    current = self.backend.get_object(bucket, self.parse_key_name())
+                except S3ClientError:
+                    current = None
+                if current is None or _etag(current.etag) != _etag(wanted_destination):
+                    raise PreconditionFailed("If-Match")
+        return original(self, request, full_url)
+
+    return _key_response
+
+
+# --------------------------------------------------------------------------------------------
 # All together
 # --------------------------------------------------------------------------------------------
 
@@ -748,6 +800,7 @@ ALL_DOUBLES: tuple[type[Double], ...] = (
     DefaultBucketEncryption,
     KeyPolicyValidation,
     AtomicConditionalWrites,
+    ConditionalCopies,
 )
 
 

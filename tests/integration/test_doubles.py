@@ -21,6 +21,7 @@ from moto.server import ThreadedMotoServer
 
 from localaws.doubles import (
     AtomicConditionalWrites,
+    ConditionalCopies,
     DefaultBucketEncryption,
     KeyPolicyValidation,
     SseCustomerKeys,
@@ -706,3 +707,35 @@ def test_without_the_double_concurrent_conditional_puts_all_pass(
 
     # Then more than one "wins" (AWS: exactly one)
     assert winners > 1
+
+
+def test_conditional_copies_answer_412_as_s3_does(aws: None) -> None:
+    with ConditionalCopies():
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=BUCKET)
+        etag = s3.put_object(Bucket=BUCKET, Key="k", Body=b"1")["ETag"]
+        # Given a matching source ETag and destination ETag, the copy succeeds
+        s3.copy_object(
+            Bucket=BUCKET,
+            Key="k",
+            CopySource={"Bucket": BUCKET, "Key": "k"},
+            CopySourceIfMatch=etag,
+            IfMatch=etag,
+            MetadataDirective="REPLACE",
+        )
+        # When either does not match, S3 answers 412 and nothing is written
+        conditions: list[dict[str, Any]] = [{"CopySourceIfMatch": '"nope"'}, {"IfMatch": '"nope"'}]
+        for condition in conditions:
+            with pytest.raises(ClientError) as raised:
+                s3.copy_object(Bucket=BUCKET, Key="k2", CopySource={"Bucket": BUCKET, "Key": "k"}, **condition)
+            assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+        assert "Contents" in s3.list_objects_v2(Bucket=BUCKET)
+        assert [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]] == ["k"]
+
+
+def test_without_conditional_copies_moto_ignores_the_conditions(aws: None) -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_object(Bucket=BUCKET, Key="k", Body=b"1")
+    s3.copy_object(Bucket=BUCKET, Key="k2", CopySource={"Bucket": BUCKET, "Key": "k"}, CopySourceIfMatch='"nope"')
+    assert sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]) == ["k", "k2"]

@@ -98,7 +98,9 @@ def _target(settings: Settings) -> ObjectEncryption | None:
 _NO_KEY = "ENCRYPTION_REQUIREMENT is SSE_KMS and REENCRYPT_KMS_KEY is not set: nothing safe to do"
 
 
-def assess(encryption: ObjectEncryption, settings: Settings) -> Assessment:
+def assess(encryption: ObjectEncryption, settings: Settings, *, aws_managed_key: bool = False) -> Assessment:
+    """``aws_managed_key``: the object's KMS key is AWS managed (e.g. aws/s3), which
+    ``SSE_KMS`` (customer managed KMS only) does not accept."""
     kind = encryption.kind
     if kind is Encryption.SSE_C:
         return Assessment(
@@ -123,9 +125,13 @@ def assess(encryption: ObjectEncryption, settings: Settings) -> Assessment:
         return Assessment(encryption, "OBJECT_WRONG_ENCRYPTION", problem, Remediation(Method.UPDATE, kms))
     # SSE-KMS or DSSE-KMS (DSSE counts as KMS encryption).
     key = encryption.kms_key_arn or ""
-    if settings.key_allowed(key):
+    not_customer = aws_managed_key and settings.encryption_requirement is EncryptionRequirement.SSE_KMS
+    if settings.key_allowed(key) and not not_customer:
         return Assessment(encryption)
-    problem = f"object is encrypted with KMS key {key or '(unknown)'}, which is not in ALLOWED_KMS_KEYS"
+    if not_customer:
+        problem = f"object is encrypted with the AWS managed key {key}, where ENCRYPTION_REQUIREMENT is SSE_KMS"
+    else:
+        problem = f"object is encrypted with KMS key {key or '(unknown)'}, which is not in ALLOWED_KMS_KEYS"
     if settings.reencrypt_kms_key is None:
         return Assessment(
             encryption,

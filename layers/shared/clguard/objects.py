@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from clguard import policy
 from clguard.adapters import dynamodb, s3
 from clguard.adapters.clients import error_code, raise_if_transient
 from clguard.adapters.s3 import Head, HeadStatus, ObjectChanged
+from clguard.config import EncryptionRequirement
 from clguard.encryption import (
     Assessment,
     Encryption,
@@ -51,7 +52,10 @@ type HeadFn = Callable[[ObjectWork], Head]
 
 
 def _default_head(work: ObjectWork) -> Head:
-    return s3.head(work.bucket, work.key, work.version_id)
+    """The *current* object. An event's version id is compared with it, never inspected or copied
+    itself: copying an old version onto the key would bring back a deleted object or roll back a
+    newer upload (which has its own event)."""
+    return s3.head(work.bucket, work.key)
 
 
 def verify_object(work: ObjectWork, ctx: Context, head_fn: HeadFn = _default_head) -> ObjectResult:
@@ -70,10 +74,17 @@ def verify_object(work: ObjectWork, ctx: Context, head_fn: HeadFn = _default_hea
         logger.info("object is gone; skipped", extra={"bucket": work.bucket, "key": work.key})
         count("ObjectsGone")
         return ObjectResult(work, "gone")
+    current = h.version_id if h.version_id not in (None, "null") else None
+    if work.version_id not in (None, "null") and current is not None and work.version_id != current:
+        logger.info(
+            "a newer version replaced the object since the event; its own event covers it",
+            extra={"bucket": work.bucket, "key": h.key, "event_version": work.version_id, "current": current},
+        )
+        count("ObjectsSuperseded")
+        return ObjectResult(work, "superseded")
     result = ObjectResult(work, "checked")
     count("ObjectsChecked")
-    version = work.version_id or (h.version_id if h.version_id not in (None, "null") else None)
-    resource = S3ObjectResource(work.bucket, h.key, version)
+    resource = S3ObjectResource(work.bucket, h.key, current)
 
     def publish(finding_type: FindingType, outcome: Outcome, detail: str, key_arn: str | None) -> None:
         finding = Finding(
@@ -113,7 +124,7 @@ def verify_object(work: ObjectWork, ctx: Context, head_fn: HeadFn = _default_hea
             )
             return result
 
-    assessment = assess(encryption, settings)
+    assessment = assess(encryption, settings, aws_managed_key=_aws_managed(ctx, encryption))
     final: ObjectEncryption | None = encryption
     if not assessment.compliant:
         assert assessment.finding_type is not None
@@ -131,31 +142,50 @@ def verify_object(work: ObjectWork, ctx: Context, head_fn: HeadFn = _default_hea
         )
 
     if final is not None and final.kind.is_kms and final.kms_key_arn:
-        principals = tuple(dict.fromkeys((*settings.training_principals, *work.principals)))
-        key_ctx = Context(
-            settings=settings,
-            publisher=ctx.publisher,
-            keys=ctx.keys,
-            source_event_id=work.source_event_id,
-            origin=work.origin or f"training object {resource.label()}",
-            scope=work.scope,
-            sleep=ctx.sleep,
-        )
-        key_result = ensure_access(key_ctx, final.kms_key_arn, dict.fromkeys(principals, (policy.TRAINING_DATA,)))
-        result.key_results.append(key_result)
-        for principal, why in key_result.refused.items():
-            arn = key_result.key.arn if key_result.key else final.kms_key_arn
-            refusal = key_ctx.finding(
-                FindingType.PRINCIPAL_NOT_ALLOWED,
-                Outcome.REFUSED,
-                arn,
-                f"not adding {principal} to {arn} (needed for {key_ctx.origin}): {why}",
-                principal,
-            )
-            if ctx.publisher.publish(refusal):
-                result.findings.append(refusal)
-        result.findings.extend(key_result.published)
+        _ensure_key_access(work, ctx, resource, final.kms_key_arn, result)
     return result
+
+
+def _aws_managed(ctx: Context, encryption: ObjectEncryption) -> bool:
+    """Whether the object's key is AWS managed; asked (once per key and batch) only when
+    ENCRYPTION_REQUIREMENT is SSE_KMS, the one case where it decides compliance."""
+    if ctx.settings.encryption_requirement is not EncryptionRequirement.SSE_KMS:
+        return False
+    if not encryption.kind.is_kms or not encryption.kms_key_arn:
+        return False
+    key = ctx.keys.lookup(encryption.kms_key_arn).key
+    return key is not None and not key.customer_managed
+
+
+def _ensure_key_access(
+    work: ObjectWork, ctx: Context, resource: S3ObjectResource, key_arn: str, result: ObjectResult
+) -> None:
+    """For an object under a CMK: the key must be usable, and every training principal (and the
+    principals a training request asked for) must hold kms:Decrypt and kms:GenerateDataKey."""
+    principals = tuple(dict.fromkeys((*ctx.settings.training_principals, *work.principals)))
+    key_ctx = Context(
+        settings=ctx.settings,
+        publisher=ctx.publisher,
+        keys=ctx.keys,
+        source_event_id=work.source_event_id,
+        origin=work.origin or f"training object {resource.label()}",
+        scope=ctx.scope,
+        sleep=ctx.sleep,
+    )
+    key_result = ensure_access(key_ctx, key_arn, dict.fromkeys(principals, (policy.TRAINING_DATA,)))
+    result.key_results.append(key_result)
+    for principal, why in key_result.refused.items():
+        arn = key_result.key.arn if key_result.key else key_arn
+        refusal = key_ctx.finding(
+            FindingType.PRINCIPAL_NOT_ALLOWED,
+            Outcome.REFUSED,
+            arn,
+            f"not adding {principal} to {arn} (needed for {key_ctx.origin}): {why}",
+            principal,
+        )
+        if ctx.publisher.publish(refusal):
+            result.findings.append(refusal)
+    result.findings.extend(key_result.published)
 
 
 def _state_id(bucket: str, key: str, etag: str | None, modified: object) -> str:
@@ -165,35 +195,26 @@ def _state_id(bucket: str, key: str, etag: str | None, modified: object) -> str:
 
 def _loop_detected(ctx: Context, bucket: str, h: Head) -> bool:
     """True when this exact object state (ETag + LastModified) is one our own copy produced:
-    the copy did not take effect and copying again would loop."""
+    the copy did not take effect and copying again would loop. Only states our copies created
+    count, so a copy that failed (and is retried) is never mistaken for a loop."""
     assert h.response is not None
-    now = int(time.time())
-    state = _state_id(bucket, h.key, h.etag, h.response.get("LastModified"))
-    fresh = dynamodb.put_if(
-        ctx.settings.state_table,
-        {
-            "id": {"S": state},
-            "expiration": {"N": str(now + LOOP_GUARD_SECONDS)},
-            "produced": {"BOOL": False},
-        },
-        "attribute_not_exists(id) OR (expiration < :now)",
-        {":now": {"N": str(now)}},
-    )
-    return not fresh
+    marker = dynamodb.get(ctx.settings.state_table, _state_id(bucket, h.key, h.etag, h.response.get("LastModified")))
+    return marker is not None and int(marker.get("expiration", {}).get("N", "0")) > int(time.time())
 
 
 def _mark_produced(ctx: Context, bucket: str, key: str, etag: str | None, modified: object) -> None:
-    now = int(time.time())
-    dynamodb.put_if(
-        ctx.settings.state_table,
-        {
-            "id": {"S": _state_id(bucket, key, etag, modified)},
-            "expiration": {"N": str(now + LOOP_GUARD_SECONDS)},
-            "produced": {"BOOL": True},
-        },
-        "attribute_not_exists(id) OR (expiration < :now)",
-        {":now": {"N": str(now)}},
-    )
+    """Best effort: a failure here must not fail the record (the copy is done; its finding must
+    still be published), it only weakens the loop guard for this one object."""
+    try:
+        dynamodb.put(
+            ctx.settings.state_table,
+            {
+                "id": {"S": _state_id(bucket, key, etag, modified)},
+                "expiration": {"N": str(int(time.time()) + LOOP_GUARD_SECONDS)},
+            },
+        )
+    except (ClientError, BotoCoreError) as error:
+        logger.warning("could not record the copy for the loop guard", extra={"key": key, "error": str(error)})
 
 
 def _remediate(
@@ -257,7 +278,7 @@ def _remediate(
     return Outcome.REMEDIATED, detail, fix.target
 
 
-type _ObjectId = tuple[str, str, str | None]
+type _ObjectId = tuple[str, str]
 
 
 class HeadPrefetch:
@@ -270,7 +291,7 @@ class HeadPrefetch:
     """
 
     def __init__(self, works: Sequence[ObjectWork], *, max_workers: int = 8, window: int = 64) -> None:
-        self._order: list[_ObjectId] = list(dict.fromkeys((w.bucket, w.key, w.version_id) for w in works))
+        self._order: list[_ObjectId] = list(dict.fromkeys((w.bucket, w.key) for w in works))
         self._position: dict[_ObjectId, int] = {oid: i for i, oid in enumerate(self._order)}
         self._results: dict[_ObjectId, Future[Head]] = {}
         self._next = 0
@@ -284,12 +305,12 @@ class HeadPrefetch:
         assert self._pool is not None
         limit = min(len(self._order), consumed + self._window)
         while self._next < limit:
-            bucket, key, version = oid = self._order[self._next]
-            self._results[oid] = self._pool.submit(s3.head, bucket, key, version)
+            bucket, key = oid = self._order[self._next]
+            self._results[oid] = self._pool.submit(s3.head, bucket, key)
             self._next += 1
 
     def __call__(self, work: ObjectWork) -> Head:
-        oid = (work.bucket, work.key, work.version_id)
+        oid = (work.bucket, work.key)
         future = self._results.pop(oid, None)
         if self._pool is not None and oid in self._position:
             self._fill(self._position[oid] + 1)

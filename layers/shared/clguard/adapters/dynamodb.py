@@ -29,6 +29,18 @@ def _conditional(call: Callable[..., Any], **params: Any) -> bool:
     return True
 
 
+def get(table: str, item_id: str) -> dict[str, Any] | None:
+    """The item with this ``id`` (strongly consistent), or None."""
+    item: dict[str, Any] | None = (
+        client("dynamodb").get_item(TableName=table, Key={"id": {"S": item_id}}, ConsistentRead=True).get("Item")
+    )
+    return item
+
+
+def put(table: str, item: Mapping[str, Any]) -> None:
+    client("dynamodb").put_item(TableName=table, Item=dict(item))
+
+
 def put_if(table: str, item: Mapping[str, Any], condition: str, values: Mapping[str, Any]) -> bool:
     """Conditional PutItem."""
     return _conditional(

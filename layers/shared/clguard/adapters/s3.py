@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -40,6 +41,7 @@ IAM_ACTIONS: Final[Mapping[str, tuple[str, ...]]] = {
 COPY_LIMIT: Final = 5 * 1024**3  # CopyObject copies at most 5 GB; above it, multipart copy
 MAX_PARTS: Final = 10_000
 MIN_PART: Final = 512 * 1024**2
+PART_COPY_WORKERS: Final = 8
 
 
 class HeadStatus(StrEnum):
@@ -102,11 +104,8 @@ def _head_once(bucket: str, key: str, version_id: str | None) -> Head:
 
 def head(bucket: str, key: str, version_id: str | None = None) -> Head:
     """HeadObject with the key as delivered; on 404, once more with ``unquote_plus`` (event
-    sources disagree on URL-encoding keys). A 400 for a request naming a version can mean the
-    version id is not one this bucket knows (not SSE-C): ask once more for the current object."""
+    sources disagree on URL-encoding keys)."""
     first = _head_once(bucket, key, version_id)
-    if first.status is HeadStatus.SSE_C and version_id:
-        return head(bucket, key, None)
     if first.status is not HeadStatus.GONE:
         return first
     decoded = unquote_plus(key)
@@ -162,6 +161,7 @@ def copy_in_place(
             Key=h.key,
             CopySource=source,
             CopySourceIfMatch=h.etag,
+            IfMatch=h.etag,  # and do not overwrite an upload that landed meanwhile
             MetadataDirective="COPY",
             TaggingDirective="COPY",
             **_sse_params(target, bucket_key),
@@ -209,23 +209,28 @@ def _multipart_copy(
         carried["Tagging"] = urlencode({t["Key"]: t["Value"] for t in tags})
     upload = s3.create_multipart_upload(Bucket=bucket, Key=h.key, **carried, **sse)
     upload_id = upload["UploadId"]
-    try:
-        parts = []
-        for number, (start, end) in enumerate(part_ranges(h.size, part_size), start=1):
-            response = s3.upload_part_copy(
-                Bucket=bucket,
-                Key=h.key,
-                UploadId=upload_id,
-                PartNumber=number,
-                CopySource=source,
-                CopySourceIfMatch=h.etag,
-                CopySourceRange=f"bytes={start}-{end}",
-            )
-            parts.append({"PartNumber": number, "ETag": response["CopyPartResult"]["ETag"]})
-        done = s3.complete_multipart_upload(
-            Bucket=bucket, Key=h.key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+
+    def copy_part(number: int, start: int, end: int) -> dict[str, Any]:
+        response = s3.upload_part_copy(
+            Bucket=bucket,
+            Key=h.key,
+            UploadId=upload_id,
+            PartNumber=number,
+            CopySource=source,
+            CopySourceIfMatch=h.etag,
+            CopySourceRange=f"bytes={start}-{end}",
         )
-    except BaseException:
+        return {"PartNumber": number, "ETag": response["CopyPartResult"]["ETag"]}
+
+    try:
+        # Parts are copied inside S3; eight at a time keep a multi-GB copy within the timeout.
+        with ThreadPoolExecutor(max_workers=PART_COPY_WORKERS, thread_name_prefix="part") as pool:
+            ranges = part_ranges(h.size, part_size)
+            parts = list(pool.map(copy_part, range(1, len(ranges) + 1), *zip(*ranges, strict=True)))
+        done = s3.complete_multipart_upload(
+            Bucket=bucket, Key=h.key, UploadId=upload_id, MultipartUpload={"Parts": parts}, IfMatch=h.etag
+        )
+    except BaseException:  # abort the upload on any failure (incl. timeouts), then re-raise
         s3.abort_multipart_upload(Bucket=bucket, Key=h.key, UploadId=upload_id)
         raise
     return Rewritten(done.get("VersionId"), done.get("ETag"))
