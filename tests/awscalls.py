@@ -55,6 +55,8 @@ class Fault:
     times: int = 1_000_000
     message: str = "injected by the test"
     hits: int = 0
+    after: int = 0  # let this many calls through first
+    seen: int = 0
 
 
 @dataclass
@@ -62,8 +64,10 @@ class Faults:
     faults: list[Fault] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, operation: str, code: str, status: int = 400, times: int = 1_000_000, message: str = "") -> Fault:
-        fault = Fault(operation, code, status, times, message or f"{code} injected by the test")
+    def add(
+        self, operation: str, code: str, *, status: int = 400, times: int = 1_000_000, message: str = "", after: int = 0
+    ) -> Fault:
+        fault = Fault(operation, code, status, times, message or f"{code} injected by the test", after=after)
         self.faults.append(fault)
         return fault
 
@@ -71,6 +75,9 @@ class Faults:
         with self._lock:
             fault = next((f for f in self.faults if f.operation == model.name and f.hits < f.times), None)
             if fault is None:
+                return None
+            fault.seen += 1
+            if fault.seen <= fault.after:
                 return None
             fault.hits += 1
         if fault.code == "timeout":

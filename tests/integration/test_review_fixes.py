@@ -4,12 +4,18 @@ after a failed copy, copies racing an upload, multipart copies, AWS managed keys
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
+from clguard import policy
 from clguard.adapters import kms, s3
 from clguard.adapters.s3 import HeadStatus, ObjectChanged
+from clguard.config import load_settings
 from clguard.encryption import Encryption, ObjectEncryption
+from clguard.findings import Finding, FindingType, KmsKeyResource, Outcome
+from clguard.locks import KeyLock
+from clguard.publisher import Publisher
 from functions.verify_object_encryption import app
 from tests.awscalls import Boundary
 from tests.eventsamples import load_event, sqs_event
@@ -181,3 +187,103 @@ def test_in_a_versioned_bucket_the_copy_does_not_overwrite_a_newer_upload(versio
         s3.copy_in_place(BUCKET, inspected, ObjectEncryption(Encryption.SSE_S3))
 
     assert versioned.s3.get_object(Bucket=BUCKET, Key=KEY)["Body"].read() == b"new"
+
+
+TRAINER = "arn:aws:iam::123456789012:role/ml/Trainer"
+
+
+@pytest.fixture
+def cmk_object(world: World) -> str:
+    world.role("Trainer", "/ml/")
+    key = world.key()
+    world.put(KEY, ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
+    world.env_set(TRAINING_PRINCIPALS=TRAINER)
+    return key
+
+
+def test_a_grant_whose_read_back_fails_is_still_reported(world: World, calls: Boundary, cmk_object: str) -> None:
+    # Given the confirming read after the write fails (the third GetKeyPolicy: cached view,
+    # re-read inside the lock, read-back)
+    calls.faults.add("GetKeyPolicy", "ThrottlingException", after=2, times=1)
+
+    # When the object's event is processed
+    assert run(load_event("s3_object_created")) == {"batchItemFailures": []}
+
+    # Then the grant is in the policy and was reported, as unconfirmed
+    assert policy.is_granted(world.policy(cmk_object), TRAINER, policy.TRAINING_DATA)
+    [finding] = world.findings()
+    assert (finding["finding_type"], finding["outcome"]) == ("KEY_ACCESS_MISSING", "REMEDIATED")
+    assert "read-back to confirm it failed" in finding["detail"]
+
+
+def test_idempotency_store_failure_defers_the_finding_instead_of_losing_it(world: World, calls: Boundary) -> None:
+    # Given DynamoDB refuses writes while the remediated object's finding is published
+    world.put_legacy(KEY)
+    calls.faults.add("PutItem", "ProvisionedThroughputExceededException", times=10)
+
+    # When the event is processed: the copy happens, the finding cannot be recorded
+    assert run(load_event("s3_object_created")) == {"batchItemFailures": []}
+    assert world.head(KEY)["ServerSideEncryption"] == "AES256"
+    assert world.published() == []
+
+    # Then it waits in the outbox, and is published once from there
+    calls.faults.faults.clear()
+    bodies = [m["Body"] for m in world.drain_queue()]
+    assert len(bodies) == 1
+    run(*bodies)
+    assert [(f["finding_type"], f["outcome"]) for f in world.findings()] == [("OBJECT_UNENCRYPTED", "REMEDIATED")]
+
+
+def test_the_outbox_consumer_fails_its_record_instead_of_requeueing_forever(world: World, calls: Boundary) -> None:
+    # Given a finding waiting in the outbox, and SNS still failing
+    world.put_legacy(KEY)
+    calls.faults.add("Publish", "KMSAccessDeniedException", status=400)
+    run(load_event("s3_object_created"))
+    [body] = [m["Body"] for m in world.drain_queue()]
+
+    # When the outbox message is consumed
+    response = run(body)
+
+    # Then its record fails (SQS retries it, then its DLQ keeps it), and nothing was re-queued
+    assert len(response["batchItemFailures"]) == 1  # type: ignore[arg-type]
+    assert list(world.drain_queue()) == []
+
+
+def test_the_same_finding_from_both_functions_is_published_once(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings(world.env() | {"AWS_REGION": "us-east-1"}, account_id="123456789012")
+    finding = Finding(
+        FindingType.KEY_NOT_MANAGED, Outcome.REFUSED, KmsKeyResource("arn:k"), "d", "evt", "123456789012", "us-east-1"
+    )
+    sent = []
+    for function in ("grant-training-access", "verify-object-encryption"):
+        monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", function)
+        sent.append(Publisher(settings, lambda_context=LambdaContext(function_name=function)).publish(finding))
+    assert sent == [True, False]
+    assert len(world.published()) == 1
+
+
+def test_a_grant_lost_to_an_expired_lease_is_retried_not_reported(
+    world: World, cmk_object: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a writer whose lease expires during its write, and a stale writer that then puts
+    # back the policy it had read before (our grant is lost)
+    before = world.policy(cmk_object)
+    release = KeyLock.release
+
+    def expired_release(self: KeyLock) -> None:
+        world.kms.put_key_policy(KeyId=cmk_object, PolicyName="default", Policy=json.dumps(before))
+        release(self)
+        self.held_to_the_end = False
+
+    monkeypatch.setattr(KeyLock, "release", expired_release)
+
+    # When the object's event is processed
+    response = run(load_event("s3_object_created"))
+
+    # Then the record fails (to be retried) and no REMEDIATED was published for a lost grant
+    assert len(response["batchItemFailures"]) == 1  # type: ignore[arg-type]
+    assert world.published() == []
+    # And the retry, with an honest lease, grants and reports once
+    monkeypatch.setattr(KeyLock, "release", release)
+    assert run(load_event("s3_object_created")) == {"batchItemFailures": []}
+    assert [(f["finding_type"], f["outcome"]) for f in world.findings()] == [("KEY_ACCESS_MISSING", "REMEDIATED")]

@@ -438,16 +438,13 @@ def test_hand_modified_statement_is_ignored_when_the_principal_is_already_grante
     assert not merge.changed
 
 
-def test_harmlessly_widened_owned_statement_is_built_on() -> None:
-    # Given an owned statement whose actions were widened to kms:* by hand
+def test_widened_owned_statement_is_not_built_on() -> None:
+    # Given an owned statement whose actions were widened to kms:* by hand (for an admin, say)
     owned = _owned_with(Action="kms:*")
-    # When another principal is granted
-    merge = _merge(_policy(owned), (TRAINER, (TRAINING_DATA,)))
-    # Then it joins that statement, which otherwise stays as it was
-    assert policy.owned_statement(merge.document, TRAINING_DATA.sid) == {
-        **owned,
-        "Principal": {"AWS": [OTHER, TRAINER]},
-    }
+    # When another principal is to be granted
+    # Then the merge refuses: the new principal would get kms:* (PutKeyPolicy, ScheduleKeyDeletion…)
+    with pytest.raises(PolicyConflict):
+        _merge(_policy(owned), (TRAINER, (TRAINING_DATA,)))
 
 
 # --- guardrails -------------------------------------------------------------------------------

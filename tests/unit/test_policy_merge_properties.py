@@ -135,6 +135,8 @@ def _tamper(statement: dict[str, Any], spec: StatementSpec, how: str) -> None:
         statement["NotAction"] = statement.pop("Action")
     elif how == "narrow-resource":
         statement["Resource"] = [OTHER_KEY_ARN]
+    elif how == "widen-actions":  # kms:* must not pass to every principal added later
+        statement["Action"] = ["kms:*"]
     elif how == "change-grant-condition":
         statement.pop("Condition", None)
         statement["Condition"] = {"Bool": {"kms:GrantIsForAWSResource": "false"}}
@@ -142,22 +144,21 @@ def _tamper(statement: dict[str, Any], spec: StatementSpec, how: str) -> None:
         raise AssertionError(how)
 
 
-TAMPERS = ("deny", "condition", "narrow-actions", "not-principal", "not-action", "narrow-resource")
+TAMPERS = ("deny", "condition", "narrow-actions", "widen-actions", "not-principal", "not-action", "narrow-resource")
 
 
 @st.composite
 def owned_statements(draw: st.DrawFn, spec: StatementSpec, *, allow_tamper: bool) -> tuple[dict[str, Any], bool]:
     """The remediator's own statement, built via spec.new_statement plus extra principals;
-    sometimes modified harmlessly (actions widened, a single principal as a string), sometimes
-    tampered with. Returns the statement and whether it was tampered with."""
+    sometimes modified harmlessly (a single principal as a string, Resource as a list), sometimes
+    tampered with (widening the actions is tampering: they would pass to every principal added).
+    Returns the statement and whether it was tampered with."""
     first = draw(good_principals)
     statement = spec.new_statement(first)
     extra = draw(st.lists(good_principals, max_size=4))
     statement["Principal"]["AWS"] = list(dict.fromkeys([first, *extra]))
-    harmless = draw(st.sampled_from(["none", "none", "widen", "string-principal", "resource-list"]))
-    if harmless == "widen":
-        statement["Action"] = ["kms:*"]
-    elif harmless == "string-principal" and len(statement["Principal"]["AWS"]) == 1:
+    harmless = draw(st.sampled_from(["none", "none", "string-principal", "resource-list"]))
+    if harmless == "string-principal" and len(statement["Principal"]["AWS"]) == 1:
         statement["Principal"]["AWS"] = first
     elif harmless == "resource-list":
         statement["Resource"] = ["*"]

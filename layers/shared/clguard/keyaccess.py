@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from clguard import policy
 from clguard.adapters import kms
@@ -37,7 +37,9 @@ from clguard.publisher import Publisher
 
 MALFORMED_RETRIES: Final = 4  # KMS may not see a just-created principal yet
 MALFORMED_BACKOFF: Final = 0.5
-MIN_LEASE_LEFT: Final = 10.0  # seconds of lease we want left before writing
+# Seconds of lease left before each write: more than one PutKeyPolicy can take (its client makes
+# one attempt with a 3 s connect and 10 s read timeout), so a write never lands after the lease.
+MIN_LEASE_LEFT: Final = 20.0
 STATEMENT_DETAIL_MAX: Final = 8_000
 
 
@@ -198,6 +200,7 @@ def _publish(ctx: Context, finding: Finding) -> list[Finding]:
 class _Attempt:
     """The outcome of one locked read-merge-write, as findings to publish after the lock."""
 
+    grants: Sequence[policy.Grant] = ()
     findings: list[Finding] = field(default_factory=list)
     granted: list[str] = field(default_factory=list)
     rejected: bool = False  # KMS kept rejecting the document (MalformedPolicyDocumentException)
@@ -205,29 +208,54 @@ class _Attempt:
 
 def _grant(ctx: Context, key: KeyInfo, needed: dict[str, tuple[StatementSpec, ...]], result: KeyResult) -> None:
     """Under the key's lock: re-read, merge, write, confirm. Findings are published after the
-    lock is released, so the lock is held only for the KMS calls."""
-    with KeyLock(ctx.settings.state_table, key.arn) as lock:
-        document = ctx.keys.fresh_policy(key.arn)
-        grants = [(p, m) for p, specs in needed.items() if (m := policy.missing(document, p, specs, key.arn))]
-        if not grants:
-            return  # another writer granted it meanwhile
-        attempts = [_attempt(ctx, lock, key, document, grants)]
-        if attempts[0].rejected and len(grants) > 1:
-            # One principal KMS cannot see (deleted, or not yet propagated) must not block the
-            # others: write them one at a time.
-            logger.warning("KMS rejected the policy; writing one principal at a time", extra={"key": key.arn})
-            attempts = [_attempt(ctx, lock, key, ctx.keys.fresh_policy(key.arn), [grant]) for grant in grants]
-    for attempt in attempts:
-        result.granted += attempt.granted
-        result.status = "granted" if result.granted else "failed"
-        for finding in attempt.findings:
-            result.published += _publish(ctx, finding)
+    lock is released (the lock is held only for the KMS calls) — and published even when
+    something fails after a write, so a change is never left unreported."""
+    attempts: list[_Attempt] = []
+    lost: list[str] = []
+    lock = KeyLock(ctx.settings.state_table, key.arn)
+    try:
+        with lock:
+            document = ctx.keys.fresh_policy(key.arn)
+            grants = [(p, m) for p, specs in needed.items() if (m := policy.missing(document, p, specs, key.arn))]
+            if not grants:
+                return  # another writer granted it meanwhile
+            attempts.append(_attempt(ctx, lock, key, document, grants))
+            if attempts[0].rejected and len(grants) > 1:
+                # One principal KMS cannot see (deleted, or not yet propagated) must not block
+                # the others: write them one at a time.
+                logger.warning("KMS rejected the policy; writing one principal at a time", extra={"key": key.arn})
+                attempts = []
+                for grant in grants:
+                    attempts.append(_attempt(ctx, lock, key, ctx.keys.fresh_policy(key.arn), [grant]))
+        if not lock.held_to_the_end:
+            lost = _lost_grants(ctx, key, attempts)
+    finally:
+        for attempt in attempts:
+            result.granted += attempt.granted
+            result.status = "granted" if result.granted else "failed"
+            for finding in attempt.findings:
+                if finding.outcome is not Outcome.REMEDIATED or finding.principal_arn not in lost:
+                    result.published += _publish(ctx, finding)
+    if lost:
+        raise RetryableError(f"the lease on {key.arn} expired during the write and {', '.join(lost)} was lost")
+
+
+def _lost_grants(ctx: Context, key: KeyInfo, attempts: Sequence[_Attempt]) -> list[str]:
+    """Our lease expired before we released it: another writer may have overwritten our write
+    with a policy read before it. Re-read, and name the grants that are no longer there."""
+    document = ctx.keys.fresh_policy(key.arn)
+    return [
+        principal
+        for attempt in attempts
+        for principal, specs in attempt.grants
+        if principal in attempt.granted and policy.missing(document, principal, specs, key.arn)
+    ]
 
 
 def _attempt(
     ctx: Context, lock: KeyLock, key: KeyInfo, document: dict[str, Any], grants: Sequence[policy.Grant]
 ) -> _Attempt:
-    out = _Attempt()
+    out = _Attempt(grants=grants)
 
     def each(
         finding_type: FindingType, outcome: Outcome, detail: Callable[[str, Sequence[StatementSpec]], str]
@@ -252,11 +280,16 @@ def _attempt(
         )
         return out
     failure, out.rejected = _write(ctx, lock, key.arn, merge.document)
+    note = ""
     if failure is None:
-        confirmed = ctx.keys.fresh_policy(key.arn)
-        unconfirmed = [p for p, specs in grants if policy.missing(confirmed, p, specs, key.arn)]
-        if unconfirmed:
-            failure = f"the policy read back after the write lacks {', '.join(unconfirmed)}"
+        try:
+            confirmed = ctx.keys.fresh_policy(key.arn)
+        except (ClientError, BotoCoreError) as error:  # the write succeeded: report it, unconfirmed
+            note = f" (written; the read-back to confirm it failed: {error})"
+        else:
+            unconfirmed = [p for p, specs in grants if policy.missing(confirmed, p, specs, key.arn)]
+            if unconfirmed:
+                failure = f"the policy read back after the write lacks {', '.join(unconfirmed)}"
     if failure is not None:
         each(
             FindingType.KEY_ACCESS_MISSING,
@@ -274,7 +307,8 @@ def _attempt(
         Outcome.REMEDIATED,
         lambda p, specs: (
             f"{p} lacked {', '.join(policy.actions_of(specs))} on {key.arn}, needed for {ctx.origin}; "
-            f"added it to the key policy. {_statements_text(merge.before, merge.after, [s.sid for s in specs])}"
+            f"added it to the key policy{note}. "
+            f"{_statements_text(merge.before, merge.after, [s.sid for s in specs])}"
         ),
     )
     return out

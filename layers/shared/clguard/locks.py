@@ -44,6 +44,7 @@ class KeyLock:
         self._sleep = sleep
         self._lease_until = 0.0
         self.attempts = 0
+        self.held_to_the_end = True  # False when release found the lease taken over
 
     def acquire(self) -> None:
         deadline = self._clock() + self.wait_seconds
@@ -83,6 +84,7 @@ class KeyLock:
             names={"#owner": "owner"},
         )
         if not released:
+            self.held_to_the_end = False
             logger.warning("lock lease had expired and was taken over", extra={"lock": self.item_id})
 
     def __enter__(self) -> Self:

@@ -194,19 +194,25 @@ def assert_addable(principal: str, key_account: str) -> None:
 
 
 def _check_owned_shape(statement: Mapping[str, Json], spec: StatementSpec) -> None:
-    """Build on an owned statement only if it still means what we wrote."""
+    """Build on an owned statement only if it is exactly what we would have written: the same
+    actions (no more: a hand-widened ``kms:*`` must not pass to every principal we add), every
+    resource, only AWS principals, the same condition."""
+    actions = {a.lower() for a in as_list(statement.get("Action")) if isinstance(a, str)}
+    principal = statement.get("Principal")
     ok = (
         statement.get("Effect") == "Allow"
         and not {"NotPrincipal", "NotAction", "NotResource"} & statement.keys()
-        and all(_action_covers(statement.get("Action"), a) for a in spec.actions)
+        and actions == {a.lower() for a in spec.actions}
+        and len(as_list(statement.get("Action"))) == len(actions)
+        and as_list(statement.get("Resource")) == ["*"]
         and statement.get("Condition") == (dict(spec.condition) if spec.condition else None)
-        and _resource_covers(statement.get("Resource"), None)
-        and isinstance(statement.get("Principal"), Mapping)
+        and isinstance(principal, Mapping)
+        and set(principal) == {"AWS"}
     )
     if not ok:
         raise PolicyConflict(
-            f"statement {spec.sid!r} no longer has the shape the remediator gave it "
-            "(effect, actions, resource or condition changed); not editing it"
+            f"statement {spec.sid!r} is not the one the remediator writes (effect, actions, resource, "
+            "principal type or condition changed by hand); not editing it"
         )
 
 

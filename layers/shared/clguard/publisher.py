@@ -23,6 +23,7 @@ from clguard.observability import count, logger
 
 FINDING_MESSAGE_KIND: Final = "clguard.finding"
 IDEMPOTENCY_TTL_SECONDS: Final = 14 * 24 * 3600  # SQS keeps a message (and its DLQ) up to 14 days
+IDEMPOTENCY_PREFIX: Final = "clguard-finding"
 
 
 def outbox_message(finding: Finding) -> str:
@@ -85,13 +86,24 @@ class Publisher:
                 publisher._sent_now.add(record["fingerprint"])
                 return {"message_id": message_id}
 
-            self._once = idempotent_function(data_keyword_argument="record", persistence_store=store, config=config)(
-                publish_finding
-            )
+            # One key namespace for both functions: the same condition found by the grant function
+            # (inline) and by the verify function (fan-out, outbox) is one finding.
+            self._once = idempotent_function(
+                data_keyword_argument="record", persistence_store=store, config=config, key_prefix=IDEMPOTENCY_PREFIX
+            )(publish_finding)
         return self._once
 
-    def publish(self, finding: Finding) -> bool:
-        """Publish unless this condition was already published. True when it was sent now."""
+    def publish(self, finding: Finding, *, defer: bool = True) -> bool:
+        """Publish unless this condition was already published. True when it was sent now.
+
+        ``defer=False`` (the outbox consumer itself): a failure raises, so the outbox message
+        fails, is retried by SQS and ends in the DLQ, instead of being re-queued forever.
+        """
+        from aws_lambda_powertools.utilities.idempotency.exceptions import (  # noqa: PLC0415
+            IdempotencyAlreadyInProgressError,
+            IdempotencyPersistenceLayerError,
+        )
+
         fingerprint = finding.fingerprint()
         if fingerprint in self._seen:
             return False
@@ -102,8 +114,16 @@ class Publisher:
             else:
                 self._send(finding)
                 sent = True
-        except (ClientError, BotoCoreError) as error:
-            if not self._defer(finding, error):
+        except IdempotencyAlreadyInProgressError:
+            # Another invocation is publishing this very finding right now; if it fails, its own
+            # record is retried (or its finding deferred).
+            logger.info("finding is being published by another invocation", extra={"fingerprint": fingerprint})
+            self._seen.add(fingerprint)
+            return False
+        except (ClientError, BotoCoreError, IdempotencyPersistenceLayerError) as error:
+            # SNS failed, or the idempotency store did (before or after the publish: the outbox
+            # then publishes at least once, never zero times).
+            if not defer or not self._defer(finding, error):
                 raise
             self._seen.add(fingerprint)
             return False

@@ -115,7 +115,7 @@ class BatchRun:
                     "invalid finding in the outbox", extra={"message_id": record.message_id, "problem": repr(error)}
                 )
                 raise InvalidEvent(f"clguard.finding message has no valid finding: {error!r}") from error
-            self.publisher.publish(finding)
+            self.publisher.publish(finding, defer=False)
             return
         for index, work in enumerate(message):
             logger.set_correlation_id(work.source_event_id)

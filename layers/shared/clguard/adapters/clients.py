@@ -30,24 +30,35 @@ CONFIG: Final = Config(
     max_pool_connections=32,
 )
 
+# For writes we must bound in time (PutKeyPolicy inside a lease): one attempt, short timeouts;
+# the caller retries while its lease allows.
+WRITE_CONFIG: Final = Config(
+    retries={"mode": "standard", "total_max_attempts": 1},
+    connect_timeout=3,
+    read_timeout=10,
+)
+
 _lock = threading.Lock()
 _clients: dict[str, Any] = {}
 _session: boto3.session.Session | None = None
 
 
-def client(service: str) -> Any:
-    """The cached client for ``service`` (thread-safe; boto3 sessions are not)."""
-    found = _clients.get(service)
+def client(service: str, *, bounded: bool = False) -> Any:
+    """The cached client for ``service`` (thread-safe; boto3 sessions are not). ``bounded``:
+    the single-attempt, short-timeout client for writes that must finish within a lease."""
+    name = f"{service}:bounded" if bounded else service
+    found = _clients.get(name)
     if found is not None:
         return found
     global _session  # noqa: PLW0603 - the per-container cache is the point
     with _lock:
-        found = _clients.get(service)
+        found = _clients.get(name)
         if found is None:
             if _session is None:
                 _session = boto3.session.Session()
-            found = _session.client(service, config=CONFIG)  # type: ignore[call-overload]
-            _clients[service] = found
+            config = WRITE_CONFIG if bounded else CONFIG
+            found = _session.client(service, config=config)  # type: ignore[call-overload]
+            _clients[name] = found
     return found
 
 

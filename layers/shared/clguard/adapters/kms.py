@@ -86,6 +86,7 @@ def get_policy(key_arn: str) -> str:
 
 
 def put_policy(key_arn: str, policy: str) -> None:
-    client("kms").put_key_policy(
+    """One bounded attempt (see clients.WRITE_CONFIG): it runs inside the key's lease."""
+    client("kms", bounded=True).put_key_policy(
         KeyId=key_arn, PolicyName="default", Policy=policy, BypassPolicyLockoutSafetyCheck=False
     )
