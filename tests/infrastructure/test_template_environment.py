@@ -177,6 +177,7 @@ DESIGN_DEFAULTS = {
     "EncryptionRequirement": "SSE_S3_OR_KMS",
     "AllowedKmsKeys": "",
     "OutputBuckets": "",
+    "QueueSenderArns": "",
     "RemediationMode": "enforce",
     "ReencryptKmsKey": "",
     "TrainingPrincipals": "",

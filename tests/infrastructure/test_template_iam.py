@@ -282,6 +282,8 @@ def test_queue_policies_only_let_the_rules_send() -> None:
     for logical_id, policy in policies.items():
         document = resolve(template, policy["Properties"]["PolicyDocument"])
         for statement in document["Statement"]:
+            if statement["Effect"] == "Deny":
+                continue  # see test_only_the_guard_may_send_to_the_verify_queue
             assert statement["Effect"] == "Allow", logical_id
             assert statement["Principal"] == {"Service": "events.amazonaws.com"}, logical_id
             assert statement["Action"] == "sqs:SendMessage", logical_id
@@ -365,3 +367,23 @@ def test_output_buckets_add_only_reading_their_default_encryption() -> None:
     assert not [
         s for s in function_policy_statements(load_template(), GRANT, FULL) if s.get("Sid") == "OutputBucketEncryption"
     ]
+
+
+@pytest.mark.parametrize("senders", ["", "arn:aws:iam::123456789012:role/ops/Redriver"])
+def test_only_the_guard_may_send_to_the_verify_queue(senders: str) -> None:
+    # Given the verify queue's policy (fan-out messages name principals to grant)
+    template = load_template()
+    parameters = {**FULL, "QueueSenderArns": senders}
+    policy = resources_of_type(template, "AWS::SQS::QueuePolicy")["VerifyQueuesPolicy"]
+    document = resolve(template, policy["Properties"]["PolicyDocument"], parameters)
+
+    # When its Deny statement is read
+    [deny] = [s for s in document["Statement"] if s["Effect"] == "Deny"]
+
+    # Then every sender is denied unless it is one of the functions' roles (or a listed operator)
+    # or one of the S3 rules
+    assert (deny["Principal"], deny["Action"], deny["Resource"]) == ("*", "sqs:SendMessage", "getatt:VerifyQueue.Arn")
+    not_equals = deny["Condition"]["ArnNotEquals"]
+    expected = ["getatt:VerifyObjectEncryptionFunctionRole.Arn", "getatt:GrantTrainingAccessFunctionRole.Arn"]
+    assert not_equals["aws:PrincipalArn"] == expected + ([senders] if senders else [])
+    assert not_equals["aws:SourceArn"] == ["getatt:ObjectCreatedRule.Arn", "getatt:S3DataEventRule.Arn"]

@@ -7,8 +7,9 @@ import dataclasses
 import json
 
 import pytest
+from botocore.exceptions import ClientError
 
-from clguard import policy
+from clguard import policy, training
 from clguard.adapters import kms, s3
 from clguard.adapters.s3 import HeadStatus, ObjectChanged
 from clguard.config import load_settings
@@ -16,6 +17,7 @@ from clguard.encryption import Encryption, ObjectEncryption
 from clguard.findings import Finding, FindingType, KmsKeyResource, Outcome
 from clguard.locks import KeyLock
 from clguard.publisher import Publisher
+from functions.grant_training_access import app as grant_app
 from functions.verify_object_encryption import app
 from tests.awscalls import Boundary
 from tests.eventsamples import load_event, sqs_event
@@ -287,3 +289,46 @@ def test_a_grant_lost_to_an_expired_lease_is_retried_not_reported(
     monkeypatch.setattr(KeyLock, "release", release)
     assert run(load_event("s3_object_created")) == {"batchItemFailures": []}
     assert [(f["finding_type"], f["outcome"]) for f in world.findings()] == [("KEY_ACCESS_MISSING", "REMEDIATED")]
+
+
+def test_without_update_object_encryption_in_the_sdk_the_object_is_copied(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given SSE_KMS required, a re-encryption key, and an SDK without UpdateObjectEncryption
+    target = world.key()
+    world.env_set(ENCRYPTION_REQUIREMENT="SSE_KMS", REENCRYPT_KMS_KEY=target)
+    world.put(KEY, ServerSideEncryption="AES256")
+
+    def unavailable(*_: object) -> None:
+        raise s3.UpdateUnavailable("no such operation in this botocore")
+
+    monkeypatch.setattr(s3, "update_encryption", unavailable)
+
+    run(load_event("s3_object_created"))
+
+    # Then the object was re-encrypted by copying, and the finding says so
+    head = world.head(KEY)
+    assert (head["ServerSideEncryption"], head["SSEKMSKeyId"]) == ("aws:kms", target)
+    [finding] = world.findings()
+    assert finding["outcome"] == "REMEDIATED"
+    assert "(CopyObject)" in finding["detail"]
+
+
+def test_a_failure_fanning_images_out_is_not_blamed_on_the_manifest(
+    world: World, calls: Boundary, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given readable manifests with more images than the inline limit, and a verify queue that
+    # refuses the fan-out (a deployment error, not the manifest's)
+    monkeypatch.setattr(training, "INLINE_IMAGE_LIMIT", 1)
+    world.role("CustomLabelsTrainer", "/ml/")
+    body = "\n".join(json.dumps({"source-ref": f"s3://{BUCKET}/img-{n}.jpg"}) for n in range(3)).encode()
+    for manifest in ("datasets/cats/train.manifest", "datasets/cats/test.manifest"):
+        world.put(manifest, body)
+    calls.faults.add("SendMessage", "AccessDenied", status=403)
+
+    # When the training call is handled, the error surfaces (Lambda retries, then its DLQ)
+    with pytest.raises(ClientError):
+        grant_app.lambda_handler(world.training_event(), LambdaContext(function_name="grant"))
+
+    # And no manifest was reported unreadable
+    assert "MANIFEST_INVALID" not in [f["finding_type"] for f in world.findings()]

@@ -28,6 +28,7 @@ from clguard.encryption import (
     Encryption,
     Method,
     ObjectEncryption,
+    Remediation,
     UnknownEncryption,
     assess,
     classify,
@@ -202,10 +203,21 @@ def _loop_detected(ctx: Context, bucket: str, h: Head) -> bool:
     return marker is not None and int(marker.get("expiration", {}).get("N", "0")) > int(time.time())
 
 
-def _mark_produced(ctx: Context, bucket: str, key: str, etag: str | None, modified: object) -> None:
+def _copy(ctx: Context, bucket: str, h: Head, target: ObjectEncryption) -> s3.Rewritten:
+    """Copy the object onto itself, then note the state the copy produced (for the loop guard)."""
+    rewritten = s3.copy_in_place(bucket, h, target)
+    _mark_produced(ctx, bucket, h.key, rewritten)
+    return rewritten
+
+
+def _mark_produced(ctx: Context, bucket: str, key: str, rewritten: s3.Rewritten) -> None:
     """Best effort: a failure here must not fail the record (the copy is done; its finding must
     still be published), it only weakens the loop guard for this one object."""
     try:
+        etag, modified = rewritten.etag, rewritten.last_modified
+        if modified is None:  # CompleteMultipartUpload does not say; ask
+            after = s3.head(bucket, key)
+            etag, modified = after.etag, after.response.get("LastModified") if after.response else None
         dynamodb.put(
             ctx.settings.state_table,
             {
@@ -248,19 +260,16 @@ def _remediate(
                     "take effect (bucket policy or default encryption?); not copying again",
                     a.encryption,
                 )
-            rewritten = s3.copy_in_place(work.bucket, h, fix.target)
-            etag, modified = rewritten.etag, rewritten.last_modified
-            if modified is None:  # CompleteMultipartUpload does not say; ask
-                after = s3.head(work.bucket, h.key, rewritten.version_id)
-                etag, modified = (
-                    after.etag,
-                    after.response.get("LastModified") if after.response else None,
-                )
-            _mark_produced(ctx, work.bucket, h.key, etag, modified)
+            rewritten = _copy(ctx, work.bucket, h, fix.target)
         else:
             assert fix.target.kms_key_arn is not None
-            s3.update_encryption(work.bucket, h, fix.target.kms_key_arn)
-            rewritten = None
+            try:
+                s3.update_encryption(work.bucket, h, fix.target.kms_key_arn)
+                rewritten = None
+            except s3.UpdateUnavailable:
+                logger.warning("UpdateObjectEncryption unavailable in this runtime; copying instead")
+                fix = Remediation(Method.COPY, fix.target)
+                rewritten = _copy(ctx, work.bucket, h, fix.target)
     except ObjectChanged:
         logger.info("object changed since it was inspected; its own event covers it", extra={"key": h.key})
         return None, "", None

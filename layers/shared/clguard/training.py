@@ -269,11 +269,13 @@ class TrainingRun:
         resource = S3ObjectResource(location.bucket, location.key, location.version_id)
         try:
             chunks = s3.iter_chunks(location.bucket, location.key, location.version_id)
-            refs = manifest.scan(chunks, stats)
-            self._images(refs, stats, resource)
         except ClientError as error:
             raise_if_transient(error)
             self._manifest_finding(resource, f"the manifest could not be read: {error_code(error)}")
+            return
+        # Errors while checking the images are the images' own (findings, or a retry), not the
+        # manifest's.
+        self._images(manifest.scan(chunks, stats), stats, resource)
 
     def _manifest_finding(self, resource: S3ObjectResource | None, detail: str) -> None:
         finding = Finding(

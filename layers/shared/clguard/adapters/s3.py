@@ -236,9 +236,16 @@ def _multipart_copy(
     return Rewritten(done.get("VersionId"), done.get("ETag"))
 
 
+class UpdateUnavailable(Exception):
+    """The SDK in this runtime predates UpdateObjectEncryption: re-encrypt by copying instead."""
+
+
 def update_encryption(bucket: str, h: Head, kms_key_arn: str) -> None:
     """UpdateObjectEncryption: SSE-S3/SSE-KMS to SSE-KMS in place (no copy, no new event)."""
     assert h.response is not None
+    s3 = client("s3")
+    if not hasattr(s3, "update_object_encryption"):
+        raise UpdateUnavailable("this botocore has no UpdateObjectEncryption")
     params: dict[str, Any] = {
         "Bucket": bucket,
         "Key": h.key,
@@ -251,19 +258,24 @@ def update_encryption(bucket: str, h: Head, kms_key_arn: str) -> None:
     }
     if h.version_id and h.version_id != "null":
         params["VersionId"] = h.version_id
-    client("s3").update_object_encryption(**params)
+    s3.update_object_encryption(**params)
 
 
 def iter_chunks(bucket: str, key: str, version_id: str | None = None, chunk_size: int = 1 << 16) -> Iterator[bytes]:
-    """Stream an object in chunks (bounded memory; manifests can be 1 GB)."""
+    """Stream an object in chunks (bounded memory; manifests can be 1 GB). GetObject is called
+    here, eagerly, so that a missing or forbidden object raises now, not at the first chunk."""
     params: dict[str, Any] = {"Bucket": bucket, "Key": key}
     if version_id:
         params["VersionId"] = version_id
     body = client("s3").get_object(**params)["Body"]
-    try:
-        yield from body.iter_chunks(chunk_size=chunk_size)
-    finally:
-        body.close()
+
+    def chunks() -> Iterator[bytes]:
+        try:
+            yield from body.iter_chunks(chunk_size=chunk_size)
+        finally:
+            body.close()
+
+    return chunks()
 
 
 def bucket_default_kms_key(bucket: str) -> str | None:
