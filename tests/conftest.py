@@ -59,3 +59,17 @@ def world(aws: AwsBehaviour, monkeypatch: pytest.MonkeyPatch) -> World:
 @pytest.fixture
 def context() -> LambdaContext:
     return LambdaContext()
+
+
+TRAINER = f"arn:aws:iam::{ACCOUNT}:role/ml/Trainer"
+OBJECT_KEY = "datasets/cats/images/cat-001.jpg"  # the key of events/s3_object_created.json
+
+
+@pytest.fixture
+def cmk_object(world: World) -> str:
+    """A managed CMK with an object under it, and TRAINER (role/ml/Trainer) as TRAINING_PRINCIPALS."""
+    world.role("Trainer", "/ml/")
+    key = world.key()
+    world.put(OBJECT_KEY, ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
+    world.env_set(TRAINING_PRINCIPALS=TRAINER)
+    return key

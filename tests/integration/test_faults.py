@@ -62,15 +62,6 @@ def test_transient_head_failure_fails_the_record_then_the_retry_reports_once(
     assert [f["outcome"] for f in world.findings()] == ["REMEDIATED"]
 
 
-@pytest.fixture
-def cmk_object(world: World) -> str:
-    world.role("Trainer", "/ml/")
-    key = world.key()
-    world.put(KEY, ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
-    world.env_set(TRAINING_PRINCIPALS=TRAINER)
-    return key
-
-
 @pytest.mark.parametrize("operation", ["GetKeyPolicy", "PutKeyPolicy", "DescribeKey", "ListResourceTags", "PutItem"])
 def test_transient_key_failures_fail_the_record_and_write_nothing_half(
     world: World, calls: Boundary, cmk_object: str, operation: str

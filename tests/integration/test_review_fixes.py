@@ -194,15 +194,6 @@ def test_in_a_versioned_bucket_the_copy_does_not_overwrite_a_newer_upload(versio
 TRAINER = "arn:aws:iam::123456789012:role/ml/Trainer"
 
 
-@pytest.fixture
-def cmk_object(world: World) -> str:
-    world.role("Trainer", "/ml/")
-    key = world.key()
-    world.put(KEY, ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
-    world.env_set(TRAINING_PRINCIPALS=TRAINER)
-    return key
-
-
 def test_a_grant_whose_read_back_fails_is_still_reported(world: World, calls: Boundary, cmk_object: str) -> None:
     # Given the confirming read after the write fails (the third GetKeyPolicy: cached view,
     # re-read inside the lock, read-back)

@@ -120,33 +120,15 @@ def ensure_access(ctx: Context, reference: str, wants: Mapping[str, Sequence[Sta
     """Make every principal in ``wants`` hold its specs on the key ``reference`` names."""
     result = KeyResult(reference)
     lookup = ctx.keys.lookup(reference)
-    key = lookup.key
-    if key is None:
-        result.status = "unusable"
-        result.published += _publish(
-            ctx,
-            ctx.finding(
-                FindingType.KEY_UNUSABLE,
-                Outcome.REPORTED,
-                reference,
-                f"{lookup.problem}; needed for {ctx.origin}",
-            ),
-        )
-        return result
-    result.key = key
-    reason = unusable_reason(key, ctx.settings, must_edit=bool(wants))
+    key = result.key = lookup.key
+    reason = lookup.problem if key is None else unusable_reason(key, ctx.settings, must_edit=bool(wants))
     if reason is not None:
         result.status = "unusable"
-        result.published += _publish(
-            ctx,
-            ctx.finding(
-                FindingType.KEY_UNUSABLE,
-                Outcome.REPORTED,
-                key.arn,
-                f"{reason}; needed for {ctx.origin}",
-            ),
-        )
+        arn = reference if key is None else key.arn
+        detail = f"{reason}; needed for {ctx.origin}"
+        result.published += _publish(ctx, ctx.finding(FindingType.KEY_UNUSABLE, Outcome.REPORTED, arn, detail))
         return result
+    assert key is not None
 
     document = ctx.keys.policy(key.arn)
     needed = {p: m for p, specs in wants.items() if (m := policy.missing(document, p, specs, key.arn))}
