@@ -59,7 +59,7 @@ def _default_head(work: ObjectWork) -> Head:
     return s3.head(work.bucket, work.key)
 
 
-def verify_object(work: ObjectWork, ctx: Context, head_fn: HeadFn = _default_head) -> ObjectResult:
+def verify_object(work: ObjectWork, ctx: Context, head_fn: HeadFn | None = None) -> ObjectResult:
     settings = ctx.settings
     in_training = work.bucket in settings.training_buckets
     if not in_training and not work.anywhere:
@@ -70,7 +70,7 @@ def verify_object(work: ObjectWork, ctx: Context, head_fn: HeadFn = _default_hea
         count("EventsIgnored")
         return ObjectResult(work, "ignored")
 
-    h = head_fn(work)
+    h = (head_fn or _default_head)(work)
     if h.status is HeadStatus.GONE:
         logger.info("object is gone; skipped", extra={"bucket": work.bucket, "key": work.key})
         count("ObjectsGone")

@@ -18,10 +18,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from clguard.adapters import sns, sqs
 from clguard.config import Settings
+from clguard.events import FINDING_KIND
 from clguard.findings import Finding, message_attributes, sns_message, subject
 from clguard.observability import count, logger
 
-FINDING_MESSAGE_KIND: Final = "clguard.finding"
 IDEMPOTENCY_TTL_SECONDS: Final = 14 * 24 * 3600  # SQS keeps a message (and its DLQ) up to 14 days
 IDEMPOTENCY_PREFIX: Final = "clguard-finding"
 
@@ -30,7 +30,7 @@ def outbox_message(finding: Finding) -> str:
     """The findings-outbox message: ``{"kind": "clguard.finding", "version": 1, ...}``."""
     return json.dumps(
         {
-            "kind": FINDING_MESSAGE_KIND,
+            "kind": FINDING_KIND,
             "version": 1,
             "scope": finding.scope,
             "finding": finding.document(),

@@ -244,7 +244,7 @@ class TrainingRun:
         self._note_key(result, need)
 
     def _verify(self, work: ObjectWork, head_fn: Callable[[ObjectWork], s3.Head] | None = None) -> None:
-        result = verify_object(work, self.ctx, head_fn) if head_fn else verify_object(work, self.ctx)
+        result = verify_object(work, self.ctx, head_fn)
         if result.status == "checked":
             self.summary.objects_checked += 1
         for key_result in result.key_results:

@@ -27,7 +27,7 @@ from clguard.findings import Finding
 from clguard.keyaccess import Context
 from clguard.keydirectory import KeyDirectory
 from clguard.manifest import ImageRef
-from clguard.objects import HeadFn, HeadPrefetch, ObjectResult, verify_object
+from clguard.objects import HeadPrefetch, ObjectResult, verify_object
 from clguard.observability import count, logger
 from clguard.publisher import Publisher
 
@@ -46,14 +46,12 @@ def key_finding_scope(work: ObjectWork, now: float | None = None) -> str:
 class BatchRun:
     """State shared by the records of one batch."""
 
-    def __init__(self, settings: Settings, *, head_fn: HeadFn | None = None, lambda_context: Any = None) -> None:
+    def __init__(self, settings: Settings, *, lambda_context: Any = None) -> None:
         self.settings = settings
         self.lambda_context = lambda_context
         self.publisher = Publisher(settings, lambda_context=lambda_context)
         self.keys = KeyDirectory()
-        self.head_fn = head_fn
         self.prefetch_heads: HeadPrefetch | None = None
-        self.results: list[ObjectResult] = []
 
     def verify(self, work: ObjectWork) -> ObjectResult:
         ctx = Context(
@@ -64,9 +62,7 @@ class BatchRun:
             origin=work.origin,
             scope=key_finding_scope(work),
         )
-        result = verify_object(work, ctx) if self.head_fn is None else verify_object(work, ctx, self.head_fn)
-        self.results.append(result)
-        return result
+        return verify_object(work, ctx, self.prefetch_heads)
 
     def prefetch(self, event: Mapping[str, Any]) -> None:
         """Start the batch's HeadObject calls together (one per object, overlapped)."""
@@ -80,7 +76,6 @@ class BatchRun:
                 works += [w for w in message if w.anywhere or w.bucket in self.settings.training_buckets]
         if len(works) > 1:
             self.prefetch_heads = HeadPrefetch(works)
-            self.head_fn = self.prefetch_heads
 
     def close(self) -> None:
         if self.prefetch_heads is not None:
