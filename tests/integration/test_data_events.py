@@ -2,14 +2,14 @@
 otherwise behave exactly as the HeadObject path: same findings, same remediation, same final
 object and key policy, same loop guard and superseded-version checks.
 
-Records are built the way S3 writes them: the sample record of ``events/`` with the key of the
-test's object and the response headers S3 answered the test's own write with.
+Records are built the way S3 writes them (``World.data_event``): the sample record of
+``events/`` with the key of the test's object and the response headers S3 answered the test's
+own write with.
 """
 
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,38 +31,7 @@ from tests.world import ACCOUNT, BUCKET, LambdaContext, World
 KEY = "datasets/cats/images/cat-001.jpg"
 TRAINER = f"arn:aws:iam::{ACCOUNT}:role/ml/Trainer"
 
-# response field of PutObject/CopyObject (boto3) -> response header as CloudTrail records it
-_HEADERS = {
-    "ServerSideEncryption": "x-amz-server-side-encryption",
-    "SSEKMSKeyId": "x-amz-server-side-encryption-aws-kms-key-id",
-    "SSECustomerAlgorithm": "x-amz-server-side-encryption-customer-algorithm",
-    "SSECustomerKeyMD5": "x-amz-server-side-encryption-customer-key-MD5",
-    "VersionId": "x-amz-version-id",
-}
-
-
-def record_of(
-    key: str,
-    answered: dict[str, Any] | None,
-    sse_applied: str | None,
-    *,
-    sample: str = "cloudtrail_s3_putobject",
-    event_id: str | None = None,
-) -> dict[str, Any]:
-    """The data event S3 writes for a write it ``answered`` (None: an older record without
-    any encryption field), as EventBridge delivers it."""
-    event = load_event(sample)
-    detail = event["detail"]
-    detail["requestParameters"]["key"] = key
-    said = answered or {}
-    response = {header: said[field] for field, header in _HEADERS.items() if said.get(field)}
-    detail["responseElements"] = response or None
-    if sse_applied is None:
-        detail["additionalEventData"].pop("SSEApplied", None)
-    else:
-        detail["additionalEventData"]["SSEApplied"] = sse_applied
-    event["id"] = event_id or str(uuid.uuid5(uuid.NAMESPACE_URL, f"trail:{key}:{json.dumps(response)}"))
-    return event
+record_of = World.data_event
 
 
 def run(*bodies: object) -> dict[str, object]:
