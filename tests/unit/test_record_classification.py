@@ -226,3 +226,26 @@ def _fields(observed: ObservedEncryption) -> dict[str, str | None]:
         "kms_key_id": observed.kms_key_id,
         "customer_algorithm": observed.customer_algorithm,
     }
+
+
+@pytest.mark.parametrize(
+    ("response", "additional"),
+    [
+        (["x-amz-server-side-encryption", "AES256"], {"SSEApplied": 7}),
+        ("AES256", "Default_SSE_S3"),
+        ({"x-amz-server-side-encryption": {"nested": "AES256"}}, None),
+        ({"x-amz-server-side-encryption": ""}, {"SSEApplied": ""}),
+    ],
+)
+def test_encryption_fields_of_the_wrong_shape_are_ignored_not_fatal(response: Any, additional: Any) -> None:
+    # Given a valid PutObject record whose encryption fields have the wrong types or are empty
+    event = load_event("cloudtrail_s3_putobject")
+    event["detail"]["responseElements"] = response
+    event["detail"]["additionalEventData"] = additional
+
+    # When it is parsed
+    work = work_of(event)
+
+    # Then the object is still verified (through HeadObject): no facts, no error
+    assert work.observed is None
+    assert work.key == "datasets/cats/images/cat-002.jpg"
