@@ -28,9 +28,10 @@ NUMBERS = {"calls": "1", "latency": "2", "coldstart": "3", "grant": "4", "memory
 
 
 def _calls() -> list[Figure]:
-    from bench.calls import compliant_calls  # noqa: PLC0415
+    from bench.calls import compliant_calls, cost_figures, trail_calls  # noqa: PLC0415
 
-    return [compliant_calls()]
+    measured = [compliant_calls(), trail_calls(sse_s3=False), trail_calls(sse_s3=True)]
+    return measured + cost_figures(measured)
 
 
 def _latency() -> list[Figure]:

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections import Counter
 from typing import Any
 
 from moto import mock_aws
 from moto.s3.models import s3_backends
 
+from bench import cost
 from bench.common import (
     TRAINER,
     TRAINER_NAME,
@@ -21,6 +23,7 @@ from bench.common import (
     environment,
     fresh_container,
     granted_policy,
+    median,
     new_world,
     ops_text,
     progress,
@@ -32,12 +35,13 @@ from functions.grant_training_access import app as grant_app
 from functions.verify_object_encryption import app as verify_app
 from localaws.doubles import aws_behaviour
 from tests.awscalls import boundary
-from tests.eventsamples import load_event, sqs_event
+from tests.eventsamples import sqs_event
 from tests.world import ACCOUNT, BUCKET, OUTPUT_BUCKET, LambdaContext, World
 
 BATCH = 100
 IMAGES = 10_000
 SQS_BATCH = 10  # the Lambda SQS event source's default batch size
+CPU_ROUNDS = 3
 GRANT_CONTEXT = LambdaContext(function_name="grant-training-access")
 
 
@@ -45,25 +49,34 @@ def compliant_keys(count: int, prefix: str = "datasets/cats/images/bench") -> li
     return [f"{prefix}-{n:05}.jpg" for n in range(count)]
 
 
-def trail_put_event(key: str, n: int) -> dict[str, Any]:
+def trail_put_event(key: str, n: int, answered: dict[str, Any], sse_applied: str) -> dict[str, Any]:
     """The CloudTrail S3 PutObject data event (the other shape the verify function accepts, and
-    the one a Cloud Custodian cloudtrail-mode policy consumes), for another key."""
-    event = load_event("cloudtrail_s3_putobject")
-    event["id"] = f"bench-trail-{n}"
-    event["detail"]["requestParameters"]["key"] = key
-    return event
+    the one a Cloud Custodian cloudtrail-mode policy consumes) S3 writes for the write it
+    ``answered``."""
+    return World.data_event(key, answered, sse_applied, event_id=f"bench-trail-{n}")
 
 
-def compliant_world(count: int) -> tuple[World, list[str]]:
-    """One managed CMK whose policy already grants TRAINING_PRINCIPALS; ``count`` objects under it."""
+def compliant_world(count: int) -> tuple[World, list[str], list[dict[str, Any]]]:
+    """One managed CMK whose policy already grants TRAINING_PRINCIPALS; ``count`` objects under
+    it (with what S3 answered each PutObject)."""
     world = new_world()
     role = world.role(TRAINER_NAME, TRAINER_PATH)
     key = world.key(policy=granted_policy(role))
     keys = compliant_keys(count)
-    for name in keys:
-        world.put(name, ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
+    answers = [world.put(name, ServerSideEncryption="aws:kms", SSEKMSKeyId=key) for name in keys]
     os.environ["TRAINING_PRINCIPALS"] = role
-    return world, keys
+    return world, keys, answers
+
+
+def cpu_per_event(event: dict[str, Any], count: int, rounds: int = CPU_ROUNDS) -> float:
+    """Process CPU seconds per event of the handler on ``event`` (warm: median of ``rounds``).
+    With moto in this process, this includes moto serving the handler's calls: an upper bound."""
+    samples = []
+    for _ in range(rounds):
+        started = time.process_time()
+        run_verify(event)
+        samples.append((time.process_time() - started) / count)
+    return median(samples)
 
 
 def run_verify(event: dict[str, Any]) -> dict[str, Any]:
@@ -79,20 +92,17 @@ def compliant_calls(count: int = BATCH) -> Figure:
     progress(f"figure 1: AWS calls for a batch of {count} compliant objects (moto in process)")
     with environment(), mock_aws(), aws_behaviour():
         fresh_container()
-        world, keys = compliant_world(count)
+        world, keys, _answers = compliant_world(count)
         created = sqs_event(*(World.object_created(k) for k in keys))
-        trail = sqs_event(*(trail_put_event(k, n) for n, k in enumerate(keys)))
         with boundary() as b:
             fresh_container(b.session)  # a new container: no cached clients or key knowledge
             run_verify(created)
             cold = Counter(b.log.by_operation())
+            cold_calls = Counter(b.log.calls)
             b.log.clear()
             run_verify(created)  # the same container, next batch (key knowledge cached, TTL 60 s)
             warm = Counter(b.log.by_operation())
-            fresh_container(b.session)
-            b.log.clear()
-            run_verify(trail)  # CloudTrail PutObject data events, new container
-            trail_ops = Counter(b.log.by_operation())
+            cpu = cpu_per_event(created, count)
         published = len(world.published())
         fresh_container()
     if published:
@@ -106,19 +116,120 @@ def compliant_calls(count: int = BATCH) -> Figure:
         1.05,
         "≤ 1.05",
         detail=f"new container: {cold.total()} calls ({ops_text(cold)}); warm container, next batch: "
-        f"{warm.total() / count:.2f}/event ({ops_text(warm)}); CloudTrail PutObject events, new container: "
-        f"{trail_ops.total() / count:.2f}/event",
+        f"{warm.total() / count:.2f}/event ({ops_text(warm)}); handler CPU {cpu * 1000:.2f} ms/event (warm)",
         data={
             "events": count,
             "calls_new_container": cold.total(),
             "by_operation_new_container": dict(cold),
             "calls_warm_container": warm.total(),
             "by_operation_warm_container": dict(warm),
-            "calls_cloudtrail_putobject_events": trail_ops.total(),
-            "by_operation_cloudtrail_putobject_events": dict(trail_ops),
+            "calls_by_service_operation": {f"{svc}:{op}": n for (svc, op), n in cold_calls.items()},
+            "cpu_seconds_per_event": cpu,
             "findings_published": published,
+            "path": "S3 Object Created events, one CMK, TRAINING_PRINCIPALS granted",
         },
     )
+
+
+# --- figures 1b, 1c: CloudTrail data events decide from their records ---------------------------
+
+
+def trail_calls(count: int = BATCH, *, sse_s3: bool) -> Figure:
+    """Calls per compliant object for a batch of ``count`` CloudTrail PutObject data events whose
+    records say what S3 applied: under one granted CMK (goal: key reads only, ≤ 0.03), or SSE-S3
+    under SSE_S3_OR_KMS (goal 0.00)."""
+    what = "SSE-S3 objects under SSE_S3_OR_KMS" if sse_s3 else "one CMK, TRAINING_PRINCIPALS granted"
+    progress(f"figure 1: AWS calls for {count} CloudTrail PutObject data events, {what} (moto in process)")
+    with environment(), mock_aws(), aws_behaviour():
+        fresh_container()
+        if sse_s3:
+            world = new_world()
+            keys = compliant_keys(count)
+            answers = [world.put(name) for name in keys]  # the bucket default: SSE-S3
+            applied = "Default_SSE_S3"
+        else:
+            world, keys, answers = compliant_world(count)
+            applied = "SSE_KMS"
+        trail = sqs_event(
+            *(trail_put_event(k, n, a, applied) for n, (k, a) in enumerate(zip(keys, answers, strict=True)))
+        )
+        with boundary() as b:
+            fresh_container(b.session)  # a new container
+            run_verify(trail)
+            ops = Counter(b.log.by_operation())
+            calls = Counter(b.log.calls)
+            b.log.clear()
+            cpu = cpu_per_event(trail, count)
+        published = len(world.published())
+        fresh_container()
+    if published:
+        raise RuntimeError(f"compliant objects published {published} findings")
+    value = ops.total() / count
+    goal, goal_text = (0.0, "0.00") if sse_s3 else (0.03, "≤ 0.03")
+    return Figure(
+        "calls_per_compliant_trail_event_sse_s3" if sse_s3 else "calls_per_compliant_trail_event_cmk",
+        f"AWS calls per compliant object, batch of {count} CloudTrail PutObject data events, {what}",
+        value,
+        f"{value:.2f}",
+        goal,
+        goal_text,
+        detail=f"new container: {ops.total()} calls ({ops_text(ops) or 'none'}): the record names the "
+        f"encryption S3 applied, so no HeadObject; handler CPU {cpu * 1000:.2f} ms/event (warm)",
+        data={
+            "events": count,
+            "calls_new_container": ops.total(),
+            "by_operation_new_container": dict(ops),
+            "calls_by_service_operation": {f"{svc}:{op}": n for (svc, op), n in calls.items()},
+            "cpu_seconds_per_event": cpu,
+            "findings_published": published,
+            "path": f"CloudTrail PutObject data events, {what}",
+        },
+    )
+
+
+def cost_figures(measured: list[Figure]) -> list[Figure]:
+    """Information rows: dollars per million compliant object events, per path measured above."""
+    deployment = cost.verify_deployment()
+    rows = []
+    for figure in measured:
+        count = figure.data["events"]
+        per_event = {
+            tuple(name.split(":", 1)): n / count for name, n in figure.data["calls_by_service_operation"].items()
+        }
+        price = cost.per_million(per_event, figure.data["cpu_seconds_per_event"], deployment)
+        trail = figure.key.startswith("calls_per_compliant_trail_event")
+        extra = (
+            f"; the trail's data events themselves: ${cost.CLOUDTRAIL_DATA_EVENT * 1e6:.2f}/M (CloudTrail, paid "
+            "for the trail whether or not the guard reads it)"
+            if trail
+            else ""
+        )
+        parts = price.as_dict()
+        rows.append(
+            Figure(
+                f"cost_per_million_{figure.key.removeprefix('calls_per_')}",
+                f"Cost model: USD per million compliant object events — {figure.data['path']}",
+                price.total,
+                f"${price.total:.2f}",
+                detail=f"AWS calls ${parts['aws_calls']:.3f} + Lambda requests ${parts['lambda_requests']:.3f} "
+                f"(batch {deployment.batch_size}) + Lambda {deployment.architecture} duration "
+                f"${parts['lambda_duration']:.3f} ({deployment.memory_mb} MB × "
+                f"{figure.data['cpu_seconds_per_event'] * 1000:.2f} ms CPU/event) + SQS delivery "
+                f"${parts['sqs_delivery']:.3f} (1.2 requests/event); us-east-1 list prices of {cost.PRICES_AS_OF} "
+                f"(bench/README.md){extra}",
+                data={
+                    "from_figure": figure.key,
+                    "usd_per_million": parts,
+                    "calls_per_event": {f"{s}:{o}": n for (s, o), n in per_event.items()},
+                    "cpu_seconds_per_event": figure.data["cpu_seconds_per_event"],
+                    "memory_mb": deployment.memory_mb,
+                    "architecture": deployment.architecture,
+                    "batch_size": deployment.batch_size,
+                    "prices_as_of": cost.PRICES_AS_OF,
+                },
+            )
+        )
+    return rows
 
 
 # --- figure 4: the grant path with a large manifest -------------------------------------------

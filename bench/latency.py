@@ -52,7 +52,7 @@ def handler_vs_head(count: int = BATCH, rounds: int = ROUNDS) -> list[Figure]:
         with environment(AWS_ENDPOINT_URL=endpoint), aws_behaviour():
             reset_moto(endpoint)
             fresh_container()
-            world, keys = compliant_world(count)
+            world, keys, _answers = compliant_world(count)
             works = [World.object_created(k) for k in keys]
             batch = sqs_event(*works)
             batches_of_10 = [sqs_event(*part) for part in chunks(works, 10)]

@@ -12,7 +12,15 @@ Samples (account 123456789012, us-east-1, training bucket ``custom-labels-traini
   not a training bucket (``unrelated-bucket``).
 - ``cloudtrail_s3_putobject`` / ``_copyobject`` / ``_completemultipartupload``: CloudTrail S3 data
   events (detail-type "AWS API Call via CloudTrail", source aws.s3). The CopyObject one copies from
-  ``custom-labels-staging`` under SSE-KMS; the multipart one uploads ``datasets/cats/train.manifest``.
+  ``custom-labels-staging`` under SSE-KMS; the multipart one uploads ``datasets/cats/train.manifest``
+  (its record has no ``SSEApplied``: S3 writes that on the CreateMultipartUpload record). The
+  PutObject one says ``SSEApplied: Default_SSE_S3`` and ``x-amz-server-side-encryption: AES256``.
+  Variants of PutObject (cat-004 … cat-007), one per encryption S3 can report:
+  ``_default_sse_kms`` (bucket default SSE-KMS with a bucket key, versioned: ``x-amz-version-id``),
+  ``_dsse_kms`` (request ``aws:kms:dsse``), ``_sse_c`` (customer key: only the customer-algorithm
+  and key-MD5 headers), ``_no_encryption_fields`` (an older record with no ``SSEApplied`` and
+  ``responseElements: null``). The KMS ones name the key ARN
+  ``arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab``.
 - ``cloudtrail_create_project_version``: CreateProjectVersion by the AssumedRole
   ``role/ml/CustomLabelsTrainer`` (path ``/ml/``; the sts session ARN drops it), PascalCase
   request parameters, KmsKeyId = key ARN. Variants: ``_sso`` (IAM Identity Center role under

@@ -25,6 +25,15 @@ TOPIC = "custom-labels-guard-alerts"
 QUEUE = "custom-labels-guard-verify"
 TAG = ("custom-labels-guard", "managed")
 
+# boto3 response field of PutObject / CopyObject -> the response header CloudTrail records
+_RESPONSE_HEADERS = {
+    "ServerSideEncryption": "x-amz-server-side-encryption",
+    "SSEKMSKeyId": "x-amz-server-side-encryption-aws-kms-key-id",
+    "SSECustomerAlgorithm": "x-amz-server-side-encryption-customer-algorithm",
+    "SSECustomerKeyMD5": "x-amz-server-side-encryption-customer-key-MD5",
+    "VersionId": "x-amz-version-id",
+}
+
 
 @dataclass
 class LambdaContext:
@@ -194,6 +203,33 @@ class World:
         event["detail"]["bucket"]["name"] = bucket
         event["detail"]["reason"] = reason
         event["id"] = event_id or str(uuid.uuid5(uuid.NAMESPACE_URL, f"s3://{bucket}/{key}#{reason}"))
+        return event
+
+    @staticmethod
+    def data_event(
+        key: str,
+        answered: Mapping[str, Any] | None,
+        sse_applied: str | None,
+        *,
+        sample: str = "cloudtrail_s3_putobject",
+        event_id: str | None = None,
+        bucket: str = BUCKET,
+    ) -> dict[str, Any]:
+        """The CloudTrail S3 data event (a sample of events/) S3 writes for a write it
+        ``answered`` (a boto3 PutObject/CopyObject response; None: an older record without any
+        encryption field), with ``additionalEventData.SSEApplied`` (None: absent)."""
+        event = load_event(sample)
+        detail = event["detail"]
+        detail["requestParameters"]["key"] = key
+        detail["requestParameters"]["bucketName"] = bucket
+        said = answered or {}
+        response = {header: said[name] for name, header in _RESPONSE_HEADERS.items() if said.get(name)}
+        detail["responseElements"] = response or None
+        if sse_applied is None:
+            detail["additionalEventData"].pop("SSEApplied", None)
+        else:
+            detail["additionalEventData"]["SSEApplied"] = sse_applied
+        event["id"] = event_id or str(uuid.uuid5(uuid.NAMESPACE_URL, f"trail:{bucket}/{key}:{json.dumps(response)}"))
         return event
 
     def training_event(

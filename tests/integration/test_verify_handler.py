@@ -294,7 +294,8 @@ def test_batch_of_100_describes_each_key_and_reads_its_policy_once(world: World,
 
 
 def test_cloudtrail_putobject_data_event_is_verified(world: World) -> None:
-    event = load_event("cloudtrail_s3_putobject")
+    # (a record without encryption fields: the object is inspected; see test_data_events.py)
+    event = load_event("cloudtrail_s3_putobject_no_encryption_fields")
     key = event["detail"]["requestParameters"]["key"]
     world.put_legacy(key)
     run(event)

@@ -1,7 +1,8 @@
 """Classify an object's server-side encryption and decide what the configuration requires.
 
-Pure: the inputs are a HeadObject response and the Settings; the output says whether the object
-is compliant, which finding it raises if not, and the one safe remediation, if there is one.
+Pure: the inputs are a HeadObject response (or what a CloudTrail data event record says S3
+applied) and the Settings; the output says whether the object is compliant, which finding it
+raises if not, and the one safe remediation, if there is one.
 """
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
+from clguard.arns import parse_key_arn
 from clguard.config import EncryptionRequirement, Settings
 
 
@@ -142,3 +144,65 @@ def assess(encryption: ObjectEncryption, settings: Settings, *, aws_managed_key:
     kms = ObjectEncryption(Encryption.SSE_KMS, settings.reencrypt_kms_key)
     method = Method.UPDATE if kind is Encryption.SSE_KMS else Method.COPY
     return Assessment(encryption, "OBJECT_WRONG_ENCRYPTION", problem, Remediation(method, kms))
+
+
+# --- what a CloudTrail S3 data event record says about the version it wrote ------------------
+
+# additionalEventData.SSEApplied (S3 User Guide, "Default encryption FAQ" / CloudTrail data
+# events): Default_* when the bucket default applied, the others when the request named it.
+SSE_APPLIED_S3: Final = frozenset({"Default_SSE_S3", "SSE_S3"})
+SSE_APPLIED_KMS: Final = frozenset({"Default_SSE_KMS", "SSE_KMS"})
+SSE_APPLIED_C: Final = "SSE_C"
+_ALGORITHMS: Final = {"AES256": Encryption.SSE_S3, "aws:kms": Encryption.SSE_KMS, "aws:kms:dsse": Encryption.DSSE_KMS}
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedEncryption:
+    """The encryption facts of one PutObject / CopyObject / CompleteMultipartUpload record, as
+    written: ``additionalEventData.SSEApplied`` and the ``responseElements`` headers S3 answered
+    with (``x-amz-server-side-encryption``, ``...-aws-kms-key-id``,
+    ``...-customer-algorithm``). Any field may be missing (older trails, multipart uploads,
+    whose SSEApplied is on the CreateMultipartUpload record)."""
+
+    sse_applied: str | None = None
+    algorithm: str | None = None
+    kms_key_id: str | None = None
+    customer_algorithm: str | None = None
+
+
+def classify_observed(observed: ObservedEncryption) -> ObjectEncryption | None:
+    """The encryption of the version the record describes, or None when the record does not
+    say enough (then the object is inspected with HeadObject, as for any other event).
+
+    Only positive, consistent evidence decides: an unknown value, a KMS algorithm without a key
+    ARN (a bare key id or an alias is not resolved here: HeadObject answers with the ARN), or
+    fields that contradict each other all give None. A record never proves "no encryption":
+    since January 2023 S3 encrypts every new object, and a record without any field may just be
+    an older trail format, so the unencrypted case is always confirmed by HeadObject.
+    """
+    applied, algorithm = observed.sse_applied, observed.algorithm
+    if applied is not None and applied not in SSE_APPLIED_S3 | SSE_APPLIED_KMS | {SSE_APPLIED_C}:
+        return None
+    if observed.customer_algorithm is not None or applied == SSE_APPLIED_C:
+        if algorithm is not None or observed.kms_key_id is not None or applied not in (None, SSE_APPLIED_C):
+            return None
+        if observed.customer_algorithm not in (None, "AES256"):
+            return None
+        return ObjectEncryption(Encryption.SSE_C)
+    kind = _ALGORITHMS.get(algorithm) if algorithm is not None else None
+    if algorithm is not None and kind is None:
+        return None
+    if kind is None:  # only SSEApplied: enough for SSE-S3, which has no key to name
+        if applied in SSE_APPLIED_S3 and observed.kms_key_id is None:
+            return ObjectEncryption(Encryption.SSE_S3)
+        return None
+    if kind is Encryption.SSE_S3:
+        if applied not in (None, *SSE_APPLIED_S3) or observed.kms_key_id is not None:
+            return None
+        return ObjectEncryption(Encryption.SSE_S3)
+    if applied not in (None, *SSE_APPLIED_KMS):
+        return None
+    key = observed.kms_key_id
+    if key is None or parse_key_arn(key) is None:
+        return None
+    return ObjectEncryption(kind, key)

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from clguard.encryption import ObservedEncryption
 from clguard.errors import InvalidEvent
 
 MAX_KEY_BYTES: Final = 1024  # S3's limit for an object key
@@ -97,6 +98,7 @@ class ObjectWork:
     anywhere: bool = False  # checked wherever it is (the grant path points at it), not only training buckets
     origin: str = ""  # what asked, for finding details
     scope: str = ""  # finding scope for key-level conditions ("" = per event)
+    observed: ObservedEncryption | None = None  # what a CloudTrail data event says S3 applied
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,10 +136,31 @@ def _s3_data_event(event_id: str, detail: Mapping[str, Any]) -> ObjectWork | Non
     params = obj(detail, "requestParameters", "detail")
     bucket = req(params, "bucketName", "detail.requestParameters")
     key = req(params, "key", "detail.requestParameters")
-    response = detail.get("responseElements")
-    version = response.get("x-amz-version-id") if isinstance(response, dict) else None
-    version = version if isinstance(version, str) and version else None
-    return ObjectWork(bucket, object_key(key, "detail.requestParameters.key"), version, event_id, name)
+    raw_response = detail.get("responseElements")
+    response: Mapping[str, Any] = raw_response if isinstance(raw_response, dict) else {}
+    version = _fact(response, "x-amz-version-id")
+    observed = _observed(response, detail.get("additionalEventData"))
+    key = object_key(key, "detail.requestParameters.key")
+    return ObjectWork(bucket, key, version, event_id, name, observed=observed)
+
+
+def _fact(mapping: Mapping[str, Any], name: str) -> str | None:
+    """A record field that informs but does not make the record: anything but a non-empty
+    string counts as "not said" (the object is then inspected instead)."""
+    value = mapping.get(name)
+    return value if isinstance(value, str) and value else None
+
+
+def _observed(response: Mapping[str, Any], additional: Any) -> ObservedEncryption | None:
+    """The encryption facts of a data event record; None when it carries none."""
+    extra: Mapping[str, Any] = additional if isinstance(additional, dict) else {}
+    observed = ObservedEncryption(
+        sse_applied=_fact(extra, "SSEApplied"),
+        algorithm=_fact(response, "x-amz-server-side-encryption"),
+        kms_key_id=_fact(response, "x-amz-server-side-encryption-aws-kms-key-id"),
+        customer_algorithm=_fact(response, "x-amz-server-side-encryption-customer-algorithm"),
+    )
+    return None if observed == ObservedEncryption() else observed
 
 
 def _verify_objects(message: Mapping[str, Any]) -> list[ObjectWork]:

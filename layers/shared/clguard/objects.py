@@ -1,10 +1,11 @@
-"""Verify one training object (design §8) and remediate what is safe to remediate.
+"""Verify one training object (docs/architecture.md §8) and remediate what is safe to remediate.
 
-HeadObject → classify → assess against the configuration → (enforce) re-encrypt in place →
-for objects under a CMK, ensure every training principal can use the key. The in-place copy
-raises a new ``Object Created`` (reason CopyObject) event; that second pass finds the object
-compliant and does nothing. A loop guard makes sure a copy that did not take effect is reported
-(FAILED) instead of copied again.
+A CloudTrail data event whose record shows the object compliant is decided from the record
+alone (no HeadObject). Otherwise: HeadObject → classify → assess against the configuration →
+(enforce) re-encrypt in place → for objects under a CMK, ensure every training principal can
+use the key. The in-place copy raises a new ``Object Created`` (reason CopyObject) event; that
+second pass finds the object compliant and does nothing. A loop guard makes sure a copy that
+did not take effect is reported (FAILED) instead of copied again.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from clguard import policy
 from clguard.adapters import dynamodb, s3
 from clguard.adapters.clients import error_code, raise_if_transient
 from clguard.adapters.s3 import Head, HeadStatus, ObjectChanged
-from clguard.config import EncryptionRequirement
+from clguard.config import EncryptionRequirement, Settings
 from clguard.encryption import (
     Assessment,
     Encryption,
@@ -32,6 +33,7 @@ from clguard.encryption import (
     UnknownEncryption,
     assess,
     classify,
+    classify_observed,
 )
 from clguard.events import ObjectWork
 from clguard.findings import Finding, FindingType, Outcome, S3ObjectResource
@@ -69,6 +71,10 @@ def verify_object(work: ObjectWork, ctx: Context, head_fn: HeadFn | None = None)
         )
         count("EventsIgnored")
         return ObjectResult(work, "ignored")
+    if work.observed is not None:
+        decided = _compliant_by_record(work, ctx)
+        if decided is not None:
+            return decided  # else: inspect the current object, exactly as for any other event
 
     h = (head_fn or _default_head)(work)
     if h.status is HeadStatus.GONE:
@@ -144,6 +150,44 @@ def verify_object(work: ObjectWork, ctx: Context, head_fn: HeadFn | None = None)
 
     if final is not None and final.kind.is_kms and final.kms_key_arn:
         _ensure_key_access(work, ctx, resource, final.kms_key_arn, result)
+    return result
+
+
+def record_decides(work: ObjectWork, settings: Settings) -> bool:
+    """Whether the event's own record can show the object compliant without a HeadObject (so a
+    batch prefetch need not inspect it). Without knowing whether its key is AWS managed: when
+    that turns out to matter, ``verify_object`` falls back to HeadObject on its own."""
+    if work.observed is None:
+        return False
+    encryption = classify_observed(work.observed)
+    return encryption is not None and assess(encryption, settings).compliant
+
+
+def _compliant_by_record(work: ObjectWork, ctx: Context) -> ObjectResult | None:
+    """A CloudTrail data event names the version it wrote and the encryption S3 applied to it:
+    when that is enough to show it compliant, no HeadObject is needed (the object as written
+    is compliant; a later write has its own event). None: the record does not say enough, or
+    says the object is not compliant; then HeadObject inspects the *current* object before
+    anything is remediated, with the same superseded-version checks and loop guard as always."""
+    assert work.observed is not None
+    encryption = classify_observed(work.observed)
+    if encryption is None:
+        count("RecordsInspected")  # the record lacks fields: HeadObject decides
+        return None
+    assessment = assess(encryption, ctx.settings, aws_managed_key=_aws_managed(ctx, encryption))
+    if not assessment.compliant:
+        return None
+    count("ObjectsChecked")
+    count("ObjectsDecidedFromRecord")
+    version = work.version_id if work.version_id not in (None, "null") else None
+    resource = S3ObjectResource(work.bucket, work.key, version)
+    logger.debug(
+        "object compliant (from its CloudTrail record)",
+        extra={"bucket": work.bucket, "key": work.key, "encryption": encryption.describe()},
+    )
+    result = ObjectResult(work, "checked")
+    if encryption.kind.is_kms and encryption.kms_key_arn:
+        _ensure_key_access(work, ctx, resource, encryption.kms_key_arn, result)
     return result
 
 

@@ -27,7 +27,7 @@ from clguard.findings import Finding
 from clguard.keyaccess import Context
 from clguard.keydirectory import KeyDirectory
 from clguard.manifest import ImageRef
-from clguard.objects import HeadPrefetch, ObjectResult, verify_object
+from clguard.objects import HeadPrefetch, ObjectResult, record_decides, verify_object
 from clguard.observability import count, logger
 from clguard.publisher import Publisher
 
@@ -65,7 +65,8 @@ class BatchRun:
         return verify_object(work, ctx, self.prefetch_heads)
 
     def prefetch(self, event: Mapping[str, Any]) -> None:
-        """Start the batch's HeadObject calls together (one per object, overlapped)."""
+        """Start the batch's HeadObject calls together (one per object, overlapped), except for
+        the data events whose records already show their objects compliant."""
         works = []
         for record in event.get("Records") or []:
             try:
@@ -73,7 +74,12 @@ class BatchRun:
             except (InvalidEvent, AttributeError, TypeError):
                 continue  # reported when the record itself is handled
             if isinstance(message, list):
-                works += [w for w in message if w.anywhere or w.bucket in self.settings.training_buckets]
+                works += [
+                    w
+                    for w in message
+                    if (w.anywhere or w.bucket in self.settings.training_buckets)
+                    and not record_decides(w, self.settings)
+                ]
         if len(works) > 1:
             self.prefetch_heads = HeadPrefetch(works)
 
