@@ -55,7 +55,8 @@ typecheck: venv
 
 validate: tools
 	$(SAM) validate --lint --template $(TEMPLATE)
-	BC_SKIP_MAPPING=TRUE $(TOOLS)/bin/checkov --quiet --compact --skip-download --framework cloudformation --file $(TEMPLATE)
+	$(SAM) validate --lint --template member.yaml
+	BC_SKIP_MAPPING=TRUE $(TOOLS)/bin/checkov --quiet --compact --skip-download --framework cloudformation --file $(TEMPLATE) --file member.yaml
 
 test: lint typecheck validate
 	PATH="$(abspath $(TOOLS))/bin:$(PYTHON313_DIR):$$PATH" SAM_CLI_TELEMETRY=0 $(PY) -m pytest -n 2

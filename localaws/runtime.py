@@ -72,15 +72,19 @@ from clguard.observability import logger as function_logger
 from localaws.doubles import AwsBehaviour, aws_behaviour
 from localaws.eventbridge import EventBridgeTap
 from localaws.template import (
+    REPO_ROOT,
     TEMPLATE_PATH,
     TEST_PARAMETERS,
     Deployed,
     check_parameters,
+    condition_holds,
     load_template,
     parameter_values,
     resolve,
     resources_of_type,
 )
+
+MEMBER_TEMPLATE_PATH: Final = REPO_ROOT / "member.yaml"
 
 __all__ = [
     "ACCOUNT_ID",
@@ -401,12 +405,20 @@ class LocalSystem:
         account_id: str = ACCOUNT_ID,
         region: str = REGION,
         template_path: Path = TEMPLATE_PATH,
+        members: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.account_id = account_id
         self.region = region
         self.template_path = template_path
         self.template = load_template(template_path)
+        # Member accounts (account id -> its training buckets): each gets member.yaml deployed,
+        # and the central stack serves them (MemberAccountIds).
+        self.members: dict[str, list[str]] = {a: list(b) for a, b in (members or {}).items()}
+        if self.members and account_id != ACCOUNT_ID:
+            raise ValueError("member accounts run beside moto's default account only")
         overrides = {name: list(v) if not isinstance(v, str) else v for name, v in (parameters or {}).items()}
+        if self.members:
+            overrides.setdefault("MemberAccountIds", ",".join(self.members))
         self.parameters: dict[str, Any] = parameter_values(self.template, {**TEST_PARAMETERS, **overrides})
         problems = check_parameters(self.template, self.parameters)
         if problems:
@@ -459,14 +471,18 @@ class LocalSystem:
             host, port = server.get_host_and_port()
             self.endpoint_url = f"http://{host}:{port}"
             hidden = [*_HIDDEN_VARIABLES, *(n for n in os.environ if n.startswith(_HIDDEN_PREFIXES))]
+            # moto's account for every request (the server runs in this process) — except with
+            # member accounts, where moto takes it from the credentials, as AWS does.
+            pinned = {} if self.members else {"MOTO_ACCOUNT_ID": self.account_id}
+            if self.members:
+                hidden.append("MOTO_ACCOUNT_ID")
             stack.enter_context(
                 _environment(
                     {
                         **_FAKE_CREDENTIALS,
                         "AWS_DEFAULT_REGION": self.region,
                         "AWS_REGION": self.region,
-                        # moto's account for every request (the server runs in this process)
-                        "MOTO_ACCOUNT_ID": self.account_id,
+                        **pinned,
                         "AWS_ENDPOINT_URL": self.endpoint_url,
                         "AWS_CONFIG_FILE": os.devnull,
                         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
@@ -582,7 +598,77 @@ class LocalSystem:
         self._deploy_functions()
         self._subscribe_alert_queues(sqs, sns)
         self._deploy_rules(sqs, events)
+        self._deploy_bus_policies(events)
         self.dead_letter_queues = self._find_dead_letter_queues()
+        for account, buckets in self.members.items():
+            self._deploy_member(account, buckets)
+
+    def _deploy_bus_policies(self, events: Any) -> None:
+        """The template's AWS::Events::EventBusPolicy statements (those whose Condition holds)."""
+        for logical_id, resource in resources_of_type(self.template, "AWS::Events::EventBusPolicy").items():
+            condition = resource.get("Condition")
+            if condition and not condition_holds(self.template, str(condition), self.parameters):
+                continue
+            properties = self.resolve(resource["Properties"])
+            statement = {"Sid": properties["StatementId"], **properties["Statement"]}
+            events.put_permission(
+                EventBusName="default", Policy=json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+            )
+            self.deployed[logical_id] = Deployed(str(properties["StatementId"]), {})
+
+    # --- member accounts --------------------------------------------------------------------------
+
+    def member_client(self, account: str, service: str) -> Any:
+        """A boto3 client acting in a member account (for setting up its side of a scenario)."""
+        self._require_running()
+        name = f"{account}:{service}"
+        found = self._clients.get(name)
+        if found is None:
+            credentials = self.client("sts").assume_role(
+                RoleArn=f"arn:{PARTITION}:iam::{account}:role/local-setup", RoleSessionName="localaws-setup"
+            )["Credentials"]
+            found = boto3.session.Session(
+                aws_access_key_id=credentials["AccessKeyId"],
+                aws_secret_access_key=credentials["SecretAccessKey"],
+                aws_session_token=credentials["SessionToken"],
+                region_name=self.region,
+            ).client(service, endpoint_url=self.endpoint_url)  # type: ignore[call-overload]
+            self._clients[name] = found
+        return found
+
+    def _deploy_member(self, account: str, buckets: Sequence[str]) -> None:
+        """What member.yaml deploys in a member account: its role (trusting the central
+        functions' roles) and the rules forwarding its events to this account's bus."""
+        template = load_template(MEMBER_TEMPLATE_PATH)
+        parameters = {
+            "CentralAccountId": self.account_id,
+            "GuardRoleArns": [self._arn("iam", f"role/{STACK_NAME}-{f}Role") for f in self.functions],
+            "TrainingBuckets": list(buckets),
+            "MemberRoleName": str(self.parameters.get("MemberRoleName", "CustomLabelsGuardMember")),
+        }
+        pseudo = {**self.pseudo, "AWS::AccountId": account}
+
+        def value(node: Any) -> Any:
+            return resolve(template, node, parameters, pseudo=pseudo)
+
+        iam, events = self.member_client(account, "iam"), self.member_client(account, "events")
+        role = value(template["Resources"]["MemberRole"]["Properties"])
+        iam.create_role(
+            RoleName=role["RoleName"], AssumeRolePolicyDocument=json.dumps(role["AssumeRolePolicyDocument"])
+        )
+        for policy in role.get("Policies", []):
+            iam.put_role_policy(
+                RoleName=role["RoleName"],
+                PolicyName=policy["PolicyName"],
+                PolicyDocument=json.dumps(policy["PolicyDocument"]),
+            )
+        for logical_id, resource in resources_of_type(template, "AWS::Events::Rule").items():
+            properties = value(resource["Properties"])
+            name = f"{STACK_NAME}-member-{logical_id}"
+            events.put_rule(Name=name, EventPattern=json.dumps(properties["EventPattern"]), State=properties["State"])
+            events.put_targets(
+                Rule=name, Targets=[{"Id": t["Id"], "Arn": t["Arn"]} for t in properties.get("Targets", [])]
+            )
 
     def _deploy_table(self, ddb: Any, logical_id: str, resource: Mapping[str, Any]) -> None:
         properties = self.resolve(resource.get("Properties", {}))
@@ -745,15 +831,17 @@ class LocalSystem:
 
     # --- events -----------------------------------------------------------------------------------
 
-    def enable_eventbridge_notifications(self, bucket: str) -> None:
+    def enable_eventbridge_notifications(self, bucket: str, *, account: str | None = None) -> None:
         """Turn on S3 → EventBridge notifications for ``bucket`` (what the template's S3 rule needs)."""
-        self.client("s3").put_bucket_notification_configuration(
+        s3 = self.client("s3") if account in (None, self.account_id) else self.member_client(account, "s3")
+        s3.put_bucket_notification_configuration(
             Bucket=bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
         )
 
-    def put_event(self, event: Mapping[str, Any]) -> Routed:
+    def put_event(self, event: Mapping[str, Any], *, account: str | None = None) -> Routed:
         """Put an EventBridge event (as CloudTrail or S3 deliver it: ``source``, ``detail-type``,
-        ``detail``, ...) on the default bus with PutEvents; return the rules that matched it."""
+        ``detail``, ...) on the default bus with PutEvents; return the rules that matched it.
+        ``account``: put it on that (member) account's bus instead, as its CloudTrail would."""
         self._require_running()
         entry: dict[str, Any] = {
             "Source": str(event["source"]),
@@ -764,7 +852,8 @@ class LocalSystem:
         when = _event_time(event.get("time"))
         if when is not None:
             entry["Time"] = when
-        response = self.client("events").put_events(Entries=[entry])
+        events = self.client("events") if account in (None, self.account_id) else self.member_client(account, "events")
+        response = events.put_events(Entries=[entry])
         result = response["Entries"][0]
         if "EventId" not in result:
             raise ValueError(f"PutEvents refused the event: {result.get('ErrorCode')}: {result.get('ErrorMessage')}")

@@ -26,6 +26,8 @@ DESIGN_VARIABLES = {
     "ALLOWED_PRINCIPAL_PATTERNS",
     "MANAGED_KEY_TAG",
     "STATE_TABLE",
+    "MEMBER_ACCOUNTS",
+    "MEMBER_ROLE_NAME",
 }
 OTHER_VARIABLES = {
     "VERIFY_QUEUE_URL",
@@ -47,6 +49,8 @@ SOURCES: dict[str, tuple[str, str] | None] = {
     "TRAINING_PRINCIPALS": ("parameter", "TrainingPrincipals"),
     "ALLOWED_PRINCIPAL_PATTERNS": ("parameter", "AllowedPrincipalPatterns"),
     "MANAGED_KEY_TAG": ("parameter", "ManagedKeyTag"),
+    "MEMBER_ACCOUNTS": ("parameter", "MemberAccountIds"),
+    "MEMBER_ROLE_NAME": ("parameter", "MemberRoleName"),
     "POWERTOOLS_LOG_LEVEL": ("parameter", "LogLevel"),
     "POWERTOOLS_SERVICE_NAME": None,
     "POWERTOOLS_METRICS_NAMESPACE": None,
@@ -138,7 +142,8 @@ def test_environment_resolves_to_the_documented_defaults() -> None:
     # When the environment is resolved
     env = resolve(template, global_environment(template), {"TrainingBuckets": buckets})
 
-    # Then each variable has the §4 default, and the principal patterns default is concrete
+    # Then each variable has the §4 default; the principal patterns are left to the code, whose
+    # default follows the account acted on (this one, or a member's)
     assert env == {
         "ALERT_TOPIC_ARN": "ref:AlertsTopic",
         "TRAINING_BUCKETS": "custom-labels-training,second-training-bucket",
@@ -147,8 +152,10 @@ def test_environment_resolves_to_the_documented_defaults() -> None:
         "REMEDIATION_MODE": "enforce",
         "REENCRYPT_KMS_KEY": "",
         "TRAINING_PRINCIPALS": "",
-        "ALLOWED_PRINCIPAL_PATTERNS": "arn:aws:iam::123456789012:role/*",
+        "ALLOWED_PRINCIPAL_PATTERNS": "",
         "MANAGED_KEY_TAG": "custom-labels-guard=managed",
+        "MEMBER_ACCOUNTS": "",
+        "MEMBER_ROLE_NAME": "CustomLabelsGuardMember",
         "STATE_TABLE": "ref:StateTable",
         "VERIFY_QUEUE_URL": "ref:VerifyQueue",
         "POWERTOOLS_SERVICE_NAME": "custom-labels-guard",
@@ -188,6 +195,9 @@ DESIGN_DEFAULTS = {
     "SlackChannelId": "",
     "LogLevel": "INFO",
     "LogRetentionDays": 90,
+    "MemberAccountIds": "",
+    "MemberRoleName": "CustomLabelsGuardMember",
+    "OrganizationId": "",
 }
 
 KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -199,6 +209,14 @@ PATTERN_CASES = [
     ("TrainingBuckets", "data.v2-bucket", True),
     ("TrainingBuckets", "Custom_Labels", False),
     ("TrainingBuckets", "", False),
+    ("MemberAccountIds", "", True),
+    ("MemberAccountIds", "111122223333,444455556666", True),
+    ("MemberAccountIds", "111122223333, 444455556666", False),
+    ("MemberAccountIds", "11112222333", False),
+    ("MemberRoleName", "CustomLabelsGuardMember", True),
+    ("MemberRoleName", "path/Role", False),
+    ("OrganizationId", "o-a1b2c3d4e5", True),
+    ("OrganizationId", "r-a1b2", False),
     ("AllowedKmsKeys", KEY_ARN, True),
     ("AllowedKmsKeys", f"{KEY_ARN},{KEY_ARN.replace('1234abcd', 'abcd1234')}", True),
     ("AllowedKmsKeys", "alias/custom-labels-training", False),

@@ -42,6 +42,7 @@ COMMON_ACTIONS = (
     | {"sns:Publish", "kms:GenerateDataKey", "kms:Decrypt"}
     | {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
     | {"sqs:SendMessage"}
+    | {"sts:AssumeRole"}
 )
 SQS_POLLER_ACTIONS = {
     "sqs:ReceiveMessage",
@@ -387,3 +388,25 @@ def test_only_the_guard_may_send_to_the_verify_queue(senders: str) -> None:
     expected = ["getatt:VerifyObjectEncryptionFunctionRole.Arn", "getatt:GrantTrainingAccessFunctionRole.Arn"]
     assert not_equals["aws:PrincipalArn"] == expected + ([senders] if senders else [])
     assert not_equals["aws:SourceArn"] == ["getatt:ObjectCreatedRule.Arn", "getatt:S3DataEventRule.Arn"]
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_member_roles_are_assumable_only_in_member_accounts(function: str) -> None:
+    # Given the template, once for a single-account deployment and once with two member accounts
+    template = load_template()
+    alone = function_policy_statements(template, function, {"TrainingBuckets": BUCKETS})
+    members = "111122223333,444455556666"
+    central = function_policy_statements(
+        template, function, {"TrainingBuckets": BUCKETS, "MemberAccountIds": members, "MemberRoleName": "GuardMember"}
+    )
+
+    # When the statements granting sts:AssumeRole are read
+    assume_alone = statements_granting(alone, "sts:AssumeRole")
+    assume_central = statements_granting(central, "sts:AssumeRole")
+
+    # Then a single-account deployment may assume nothing, and a central one only the member role
+    # name, only in the member accounts
+    assert assume_alone == []
+    assert len(assume_central) == 1
+    assert resources_of(assume_central[0]) == ["arn:aws:iam::*:role/GuardMember"]
+    assert assume_central[0]["Condition"] == {"StringEquals": {"aws:ResourceAccount": ["111122223333", "444455556666"]}}

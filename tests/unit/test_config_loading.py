@@ -203,6 +203,14 @@ def test_managed_key_tag_and_patterns_and_queue() -> None:
         ({"VERIFY_QUEUE_URL": "custom-labels-guard-verify"}, "VERIFY_QUEUE_URL"),
         ({"VERIFY_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123/q"}, "VERIFY_QUEUE_URL"),
         ({"AWS_REGION": None}, "AWS_REGION"),
+        ({"MEMBER_ACCOUNTS": "11112222333"}, "MEMBER_ACCOUNTS"),
+        ({"MEMBER_ACCOUNTS": "111122223333,o-abc"}, "MEMBER_ACCOUNTS"),
+        ({"MEMBER_ROLE_NAME": "path/Role"}, "MEMBER_ROLE_NAME"),
+        ({"MEMBER_ROLE_NAME": "r" * 65}, "MEMBER_ROLE_NAME"),
+        (
+            {"MEMBER_ACCOUNTS": "111122223333", "TRAINING_PRINCIPALS": "arn:aws:iam::210987654321:role/T"},
+            "TRAINING_PRINCIPALS",
+        ),
     ],
 )
 def test_invalid_variable_is_named(overrides: dict[str, Any], variable: str) -> None:
@@ -327,3 +335,54 @@ def test_current_settings_does_not_cache_errors(counted_loads: list[dict[str, st
             current_settings(env, account_id=ACCOUNT)
         assert raised.value.variable == "REMEDIATION_MODE"
     assert len(counted_loads) == 2
+
+
+# --- many accounts -----------------------------------------------------------------------------
+
+MEMBER = "111122223333"
+MEMBER_TRAINER = f"arn:aws:iam::{MEMBER}:role/ml/Trainer"
+
+
+def test_an_unserved_account_gets_no_settings() -> None:
+    # Given a central deployment serving one member
+    settings = load_settings(_env(MEMBER_ACCOUNTS=MEMBER), account_id=ACCOUNT)
+    # When settings are asked for its own, the member's and a stranger's account
+    # Then its own and the member's exist, and a stranger's do not
+    assert settings.for_account(ACCOUNT) is settings
+    assert settings.for_account(MEMBER) is not None
+    assert settings.for_account("999988887777") is None
+
+
+def test_member_settings_follow_the_member_account() -> None:
+    # Given default principal patterns and trainers in both accounts
+    env = _env(MEMBER_ACCOUNTS=MEMBER, TRAINING_PRINCIPALS=f"{TRAINER},{MEMBER_TRAINER}")
+    settings = load_settings(env, account_id=ACCOUNT)
+    # When the member's settings are derived
+    member = settings.for_account(MEMBER)
+    assert member is not None
+    # Then the guardrails are the member's: its roles, its trainers, its account; the deployment's
+    # own settings keep only its own trainer
+    assert member.account_id == MEMBER
+    assert member.home == ACCOUNT
+    assert member.allowed_principal_patterns == (f"arn:aws:iam::{MEMBER}:role/*",)
+    assert member.training_principals == (MEMBER_TRAINER,)
+    assert settings.training_principals == (TRAINER,)
+    assert member.member_role_arn(MEMBER) == f"arn:aws:iam::{MEMBER}:role/CustomLabelsGuardMember"
+
+
+def test_explicit_principal_patterns_are_kept_for_members() -> None:
+    # Given explicit patterns that name both accounts' ml roles
+    patterns = f"arn:aws:iam::{ACCOUNT}:role/ml/*,arn:aws:iam::{MEMBER}:role/ml/*"
+    settings = load_settings(_env(MEMBER_ACCOUNTS=MEMBER, ALLOWED_PRINCIPAL_PATTERNS=patterns), account_id=ACCOUNT)
+    # When the member's settings are derived
+    member = settings.for_account(MEMBER)
+    # Then the patterns are the configured ones (the key-account rule still applies per key)
+    assert member is not None
+    assert member.allowed_principal_patterns == tuple(patterns.split(","))
+
+
+def test_the_deployments_own_account_is_not_a_member() -> None:
+    # Given MEMBER_ACCOUNTS that also lists the deployment's own account
+    settings = load_settings(_env(MEMBER_ACCOUNTS=f"{ACCOUNT},{MEMBER}"), account_id=ACCOUNT)
+    # Then only the other account is a member (its own events never assume a role)
+    assert settings.member_accounts == frozenset({MEMBER})

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Final
 
-from clguard.arns import parse_key_arn, parse_principal_arn
+from clguard.arns import account_of, parse_key_arn, parse_principal_arn
 from clguard.errors import ConfigError
 
 
@@ -40,12 +40,19 @@ VARIABLES: Final = (
     "MANAGED_KEY_TAG",
     "STATE_TABLE",
     "VERIFY_QUEUE_URL",
+    "MEMBER_ACCOUNTS",
+    "MEMBER_ROLE_NAME",
     "AWS_REGION",
 )
+
+DEFAULT_MEMBER_ROLE_NAME: Final = "CustomLabelsGuardMember"
 
 _TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+_ACCOUNT = re.compile(r"^[0-9]{12}$")
+# IAM role names: 1-64 of [A-Za-z0-9+=,.@_-] (no path: the member role is assumed by name).
+_ROLE_NAME = re.compile(r"^[A-Za-z0-9+=,.@_-]{1,64}$")
 _QUEUE_URL = re.compile(r"^https?://[^\s/]+(:\d+)?/[0-9]{12}/[A-Za-z0-9_-]{1,80}(\.fifo)?$")
 
 
@@ -62,8 +69,52 @@ class Settings:
     managed_key_tag: tuple[str, str]
     state_table: str
     verify_queue_url: str | None
-    account_id: str
+    account_id: str  # the account acted on: the deployment's own, or a member's (for_account)
     region: str
+    member_accounts: frozenset[str] = frozenset()
+    member_role_name: str = DEFAULT_MEMBER_ROLE_NAME
+    home_account: str = ""  # the deployment's own account ("" = account_id)
+    # ALLOWED_PRINCIPAL_PATTERNS was left empty: the default follows the account acted on.
+    default_patterns: bool = False
+    # TRAINING_PRINCIPALS of every account served; ``training_principals`` holds the acted-on account's.
+    all_training_principals: tuple[str, ...] = ()
+
+    @property
+    def partition(self) -> str:
+        return partition_of(self.region)
+
+    @property
+    def home(self) -> str:
+        return self.home_account or self.account_id
+
+    def serves(self, account: str) -> bool:
+        """The deployment's own account or one of MEMBER_ACCOUNTS (docs/architecture.md §4)."""
+        return account == self.home or account in self.member_accounts
+
+    def member_role_arn(self, account: str) -> str:
+        return f"arn:{self.partition}:iam::{account}:role/{self.member_role_name}"
+
+    def for_account(self, account: str) -> Settings | None:
+        """The settings for work in ``account``: None when the deployment does not serve it.
+
+        In a member account the guardrails follow the member: the default principal patterns
+        become that account's roles, TRAINING_PRINCIPALS keeps only the member's own principals
+        (a principal may only ever be added to keys of its own account), and findings carry the
+        member's account id."""
+        if account == self.account_id:
+            return self
+        if not self.serves(account):
+            return None
+        patterns = self.allowed_principal_patterns
+        if self.default_patterns:
+            patterns = (default_pattern(account, self.region),)
+        return replace(
+            self,
+            account_id=account,
+            home_account=self.home,
+            allowed_principal_patterns=patterns,
+            training_principals=tuple(p for p in self.all_training_principals if account_of(p) == account),
+        )
 
     @property
     def enforce(self) -> bool:
@@ -142,8 +193,12 @@ def load_settings(env: Mapping[str, str], *, account_id: str) -> Settings:
                 "is not in ALLOWED_KMS_KEYS: objects re-encrypted with it would be violations again",
             )
 
+    members = _members(env, account_id)
+    role_name = env.get("MEMBER_ROLE_NAME", "").strip() or DEFAULT_MEMBER_ROLE_NAME
+    if not _ROLE_NAME.fullmatch(role_name):
+        raise ConfigError("MEMBER_ROLE_NAME", f"{role_name!r} is not an IAM role name")
     patterns = _patterns(env, account_id, region)
-    principals = _principals(env, account_id, patterns)
+    principals = _principals(env, account_id, region, patterns, members)
     managed_tag = _managed_tag(env)
 
     table = _required(env, "STATE_TABLE")
@@ -161,14 +216,36 @@ def load_settings(env: Mapping[str, str], *, account_id: str) -> Settings:
         allowed_kms_keys=frozenset(allowed_keys),
         remediation_mode=mode,
         reencrypt_kms_key=reencrypt,
-        training_principals=tuple(principals),
+        training_principals=tuple(p for p in principals if account_of(p) == account_id),
         allowed_principal_patterns=tuple(patterns),
         managed_key_tag=managed_tag,
         state_table=table,
         verify_queue_url=queue_url,
         account_id=account_id,
         region=region,
+        member_accounts=frozenset(members),
+        member_role_name=role_name,
+        home_account=account_id,
+        default_patterns=not env.get("ALLOWED_PRINCIPAL_PATTERNS", "").strip(),
+        all_training_principals=tuple(principals),
     )
+
+
+def partition_of(region: str) -> str:
+    return "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov-") else "aws"
+
+
+def default_pattern(account_id: str, region: str) -> str:
+    """ALLOWED_PRINCIPAL_PATTERNS' default: every role of the account acted on."""
+    return f"arn:{partition_of(region)}:iam::{account_id}:role/*"
+
+
+def _members(env: Mapping[str, str], account_id: str) -> list[str]:
+    members = _items(env.get("MEMBER_ACCOUNTS", ""))
+    for member in members:
+        if not _ACCOUNT.fullmatch(member):
+            raise ConfigError("MEMBER_ACCOUNTS", f"{member!r} is not a 12-digit AWS account id")
+    return [m for m in members if m != account_id]
 
 
 def _patterns(env: Mapping[str, str], account_id: str, region: str) -> list[str]:
@@ -178,14 +255,16 @@ def _patterns(env: Mapping[str, str], account_id: str, region: str) -> list[str]
             raise ConfigError("ALLOWED_PRINCIPAL_PATTERNS", f"{pattern!r} must be a glob of principal ARNs (arn:...)")
     if patterns:
         return patterns
-    partition = "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov-") else "aws"
-    return [f"arn:{partition}:iam::{account_id}:role/*"]
+    return [default_pattern(account_id, region)]
 
 
-def _principals(env: Mapping[str, str], account_id: str, patterns: list[str]) -> list[str]:
+def _principals(
+    env: Mapping[str, str], account_id: str, region: str, patterns: list[str], members: list[str]
+) -> list[str]:
     from clguard.principals import matches_patterns  # noqa: PLC0415 - avoids an import cycle
 
     principals = _items(env.get("TRAINING_PRINCIPALS", ""))
+    defaulted = not env.get("ALLOWED_PRINCIPAL_PATTERNS", "").strip()
     for principal in principals:
         parsed = parse_principal_arn(principal)
         if parsed is None:
@@ -193,9 +272,13 @@ def _principals(env: Mapping[str, str], account_id: str, patterns: list[str]) ->
                 "TRAINING_PRINCIPALS",
                 f"{principal!r} is not an IAM role or user ARN (no wildcards, roots, services or sessions)",
             )
-        if parsed.account != account_id:
-            raise ConfigError("TRAINING_PRINCIPALS", f"{principal!r} is not in this account ({account_id})")
-        if not matches_patterns(principal, patterns):
+        if parsed.account != account_id and parsed.account not in members:
+            raise ConfigError(
+                "TRAINING_PRINCIPALS", f"{principal!r} is not in this account ({account_id}) or a MEMBER_ACCOUNTS one"
+            )
+        # With the default patterns, a member's principal is checked against its own account's default.
+        own = [default_pattern(parsed.account, region)] if defaulted else patterns
+        if not matches_patterns(principal, own):
             raise ConfigError(
                 "TRAINING_PRINCIPALS", f"{principal!r} matches none of ALLOWED_PRINCIPAL_PATTERNS {patterns}"
             )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from clguard.encryption import ObservedEncryption
@@ -99,6 +99,7 @@ class ObjectWork:
     origin: str = ""  # what asked, for finding details
     scope: str = ""  # finding scope for key-level conditions ("" = per event)
     observed: ObservedEncryption | None = None  # what a CloudTrail data event says S3 applied
+    account: str | None = None  # the account whose object it is (the event's); None = the deployment's own
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +117,15 @@ def _eventbridge(event: Mapping[str, Any]) -> tuple[str, str, str, dict[str, Any
     source = req(event, "source", "event")
     detail = obj(event, "detail", "event")
     return event_id, detail_type, source, detail
+
+
+def event_account(event: Mapping[str, Any], where: str = "event") -> str | None:
+    """The EventBridge envelope's ``account``: the account the event came from (EventBridge sets
+    it; a rule forwarding to another account's bus keeps it). None when absent."""
+    account = text(event, "account", where, required=False)
+    if account is not None and not (len(account) == 12 and account.isdigit()):
+        raise InvalidEvent(f"{where}.account {account[:40]!r} is not a 12-digit account id")
+    return account
 
 
 def _object_created(event_id: str, detail: Mapping[str, Any]) -> ObjectWork:
@@ -172,6 +182,7 @@ def _verify_objects(message: Mapping[str, Any]) -> list[ObjectWork]:
     principals = field_(message, "principals", list, where, required=False) or []
     if not all(isinstance(p, str) for p in principals):
         raise InvalidEvent(f"{where}.principals must be a list of strings")
+    account = event_account(message, where)
     objects = field_(message, "objects", list, where)
     work = []
     for index, item in enumerate(objects):
@@ -190,6 +201,7 @@ def _verify_objects(message: Mapping[str, Any]) -> list[ObjectWork]:
                 principals=tuple(principals),
                 anywhere=True,
                 origin=origin,
+                account=account,
             )
         )
     return work
@@ -208,11 +220,12 @@ def parse_verify_message(body: str | bytes) -> VerifyMessage | None:
     if kind is not None:
         raise InvalidEvent(f"unknown message kind {kind!r}")
     event_id, detail_type, source, detail = _eventbridge(message)
+    account = event_account(message)
     if source == "aws.s3" and detail_type == "Object Created":
-        return [_object_created(event_id, detail)]
+        return [replace(_object_created(event_id, detail), account=account)]
     if source == "aws.s3" and detail_type == "AWS API Call via CloudTrail":
         work = _s3_data_event(event_id, detail)
-        return None if work is None else [work]
+        return None if work is None else [replace(work, account=account)]
     raise InvalidEvent(f"unexpected event: source {source!r}, detail-type {detail_type!r}")
 
 
@@ -252,7 +265,12 @@ def parse_training_call(event: Any) -> TrainingCall:
     params = detail.get("requestParameters")
     if params is not None and not isinstance(params, dict):
         raise InvalidEvent("detail.requestParameters must be an object")
-    account = text(detail, "recipientAccountId", "detail", required=False) or req(event, "account", "event")
+    # The envelope's account is the one EventBridge vouches for (a forwarded event keeps it);
+    # the record's recipientAccountId must agree, or the call is not this account's.
+    account = event_account(event) or req(event, "account", "event")
+    recipient = text(detail, "recipientAccountId", "detail", required=False)
+    if recipient is not None and recipient != account:
+        raise InvalidEvent(f"detail.recipientAccountId {recipient[:40]!r} is not the event's account {account}")
     region = text(detail, "awsRegion", "detail", required=False) or req(event, "region", "event")
     error_code = detail.get("errorCode")
     error_message = detail.get("errorMessage")

@@ -6,6 +6,7 @@
       "source_event_id": "<the CloudTrail event's EventBridge id>",
       "origin": "CreateProjectVersion of arn:aws:rekognition:…/version/v1",
       "principals": ["arn:aws:iam::123456789012:role/ml/Trainer"],   # to ensure on each image's key
+      "account": "123456789012",   # optional: the account whose objects and keys these are (default: own)
       "objects": [{"bucket": "…", "key": "…", "version_id": null}, …]
     }
 
@@ -39,21 +40,20 @@ def messages(
     source_event_id: str,
     origin: str,
     principals: Sequence[str],
+    account: str | None = None,
     max_bytes: int = MAX_MESSAGE_BYTES,
 ) -> Iterator[str]:
     """Pack refs into as few messages as fit (streaming: one message in memory at a time)."""
-    head = (
-        _encode(
-            {
-                "kind": VERIFY_OBJECTS_KIND,
-                "version": 1,
-                "source_event_id": source_event_id,
-                "origin": origin,
-                "principals": list(principals),
-            }
-        )[:-1]
-        + ',"objects":['
-    )
+    header: dict[str, object] = {
+        "kind": VERIFY_OBJECTS_KIND,
+        "version": 1,
+        "source_event_id": source_event_id,
+        "origin": origin,
+        "principals": list(principals),
+    }
+    if account is not None:
+        header["account"] = account
+    head = _encode(header)[:-1] + ',"objects":['
     room = max_bytes - len(head.encode()) - 2
     if room < MAX_ITEM_BYTES:
         raise ValueError("message header leaves no room for one object")

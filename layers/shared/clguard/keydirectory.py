@@ -15,13 +15,20 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from clguard import policy
-from clguard.adapters import kms
+from clguard.adapters import clients, kms
 from clguard.adapters.kms import KeyLookup
 
 TTL_SECONDS: Final = 60.0
 
 _lock = threading.Lock()
 _cache: dict[tuple[str, str], tuple[float, Any]] = {}
+
+
+def _scoped(name: str) -> str:
+    """Key ARNs are unique across accounts, but a key id or alias name is not: cache what a
+    reference means per account acted in (docs/architecture.md §2, many accounts)."""
+    member = clients.current_member()
+    return name if member is None or name.startswith("arn:") else f"{member.account}/{name}"
 
 
 def clear_cache() -> None:
@@ -36,18 +43,18 @@ class KeyDirectory:
 
     def _get[T](self, kind: str, name: str, load: Callable[[], T]) -> T:
         now = self._clock()
-        entry = _cache.get((kind, name))
+        entry = _cache.get((kind, _scoped(name)))
         if entry is not None and now - entry[0] < self.ttl:
             value: T = entry[1]
             return value
         value = load()
         with _lock:
-            _cache[(kind, name)] = (now, value)
+            _cache[(kind, _scoped(name))] = (now, value)
         return value
 
     def _put(self, kind: str, name: str, value: Any) -> None:
         with _lock:
-            _cache[(kind, name)] = (self._clock(), value)
+            _cache[(kind, _scoped(name))] = (self._clock(), value)
 
     def lookup(self, reference: str) -> KeyLookup:
         found = self._get("describe", reference, lambda: kms.describe(reference))

@@ -10,6 +10,7 @@ did not take effect is reported (FAILED) instead of copied again.
 
 from __future__ import annotations
 
+import contextvars
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -359,7 +360,8 @@ class HeadPrefetch:
         limit = min(len(self._order), consumed + self._window)
         while self._next < limit:
             bucket, key = oid = self._order[self._next]
-            self._results[oid] = self._pool.submit(s3.head, bucket, key)
+            # In the submitting thread's context: a member account's work heads with its credentials.
+            self._results[oid] = self._pool.submit(contextvars.copy_context().run, s3.head, bucket, key)
             self._next += 1
 
     def __call__(self, work: ObjectWork) -> Head:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from clguard.adapters import dynamodb, kms, s3, sns, sqs
+from clguard.adapters import clients, dynamodb, kms, s3, sns, sqs
 
 _OBJECT_REMEDIATION: Final = (
     "HeadObject",
@@ -30,6 +30,7 @@ OPERATIONS: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
         "sns": ("Publish",),
         "sqs": ("SendMessage",),
         "dynamodb": tuple(dynamodb.IAM_ACTIONS),
+        "sts": ("AssumeRole",),  # member accounts only (MemberAccountIds)
     },
     "grant_training_access": {
         "s3": (*_OBJECT_REMEDIATION, "GetObject", "GetBucketEncryption"),
@@ -37,6 +38,7 @@ OPERATIONS: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
         "sns": ("Publish",),
         "sqs": ("SendMessage",),
         "dynamodb": tuple(dynamodb.IAM_ACTIONS),
+        "sts": ("AssumeRole",),
     },
 }
 
@@ -61,7 +63,7 @@ EVENT_SOURCE: Final[Mapping[str, frozenset[str]]] = {
     "grant_training_access": frozenset(),
 }
 
-_ADAPTERS: Final = {"s3": s3, "kms": kms, "sns": sns, "sqs": sqs, "dynamodb": dynamodb}
+_ADAPTERS: Final = {"s3": s3, "kms": kms, "sns": sns, "sqs": sqs, "dynamodb": dynamodb, "sts": clients}
 
 
 def actions(function: str) -> frozenset[str]:
@@ -71,4 +73,18 @@ def actions(function: str) -> frozenset[str]:
         table = _ADAPTERS[service].IAM_ACTIONS
         for operation in operations:
             needed.update(table[operation])
+    return frozenset(needed)
+
+
+def member_actions() -> frozenset[str]:
+    """What the member role (member.yaml) must allow: every S3, KMS and Rekognition action of
+    either function (the calls that run with member credentials), and what S3 does with KMS on
+    our behalf there."""
+    needed: set[str] = set(ON_OUR_BEHALF)
+    for operations in OPERATIONS.values():
+        for service, names in operations.items():
+            if service in clients.MEMBER_SCOPED:
+                table = _ADAPTERS[service].IAM_ACTIONS
+                for operation in names:
+                    needed.update(table[operation])
     return frozenset(needed)

@@ -19,7 +19,8 @@ from typing import Any, Final
 from botocore.exceptions import ClientError
 
 from clguard import fanout, manifest, policy
-from clguard.adapters import s3, sqs
+from clguard.accounts import member_of
+from clguard.adapters import clients, s3, sqs
 from clguard.adapters.clients import error_code, raise_if_transient
 from clguard.config import Settings
 from clguard.errors import InvalidEvent
@@ -315,8 +316,13 @@ class TrainingRun:
     def _fan_out(self, refs: Iterator[ImageRef]) -> None:
         queue = self.settings.verify_queue_url
         assert queue is not None
+        account = None if self.settings.account_id == self.settings.home else self.settings.account_id
         for body in fanout.messages(
-            refs, source_event_id=self.call.event_id, origin=self.origin, principals=self._wants_list()
+            refs,
+            source_event_id=self.call.event_id,
+            origin=self.origin,
+            principals=self._wants_list(),
+            account=account,
         ):
             sqs.send(queue, body)
             self.summary.fanout_messages += 1
@@ -385,7 +391,14 @@ def handle_training_event(
         logger.info("training call ignored", extra={"event_name": call.event_name, "reason": reason})
         count("EventsIgnored")
         return Summary(call.event_id, call.event_name, "ignored", reason).to_json()
-    run = TrainingRun(call, settings, lambda_context=lambda_context, sleep=sleep)
-    summary = run.run()
+    account_settings = settings.for_account(call.account)
+    if account_settings is None:
+        reason = f"account {call.account} is neither this deployment's nor one of MEMBER_ACCOUNTS"
+        logger.warning("training call ignored: nothing assumed, nothing changed", extra={"reason": reason})
+        count("EventsForeignAccount")
+        return Summary(call.event_id, call.event_name, "ignored", reason).to_json()
+    with clients.acting_in(member_of(account_settings)):
+        run = TrainingRun(call, account_settings, lambda_context=lambda_context, sleep=sleep)
+        summary = run.run()
     summary.reason = reason
     return summary.to_json()

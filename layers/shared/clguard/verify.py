@@ -19,7 +19,8 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from clguard import fanout
-from clguard.adapters import sqs
+from clguard.accounts import member_of
+from clguard.adapters import clients, sqs
 from clguard.config import Settings
 from clguard.errors import InvalidEvent, RetryableError
 from clguard.events import FindingMessage, ObjectWork, parse_verify_message
@@ -51,41 +52,62 @@ class BatchRun:
         self.lambda_context = lambda_context
         self.publisher = Publisher(settings, lambda_context=lambda_context)
         self.keys = KeyDirectory()
-        self.prefetch_heads: HeadPrefetch | None = None
+        self.prefetch_heads: dict[str, HeadPrefetch] = {}
 
     def verify(self, work: ObjectWork) -> ObjectResult:
-        ctx = Context(
-            settings=self.settings,
-            publisher=self.publisher,
-            keys=self.keys,
-            source_event_id=work.source_event_id,
-            origin=work.origin,
-            scope=key_finding_scope(work),
-        )
-        return verify_object(work, ctx, self.prefetch_heads)
+        account = work.account or self.settings.account_id
+        settings = self.settings.for_account(account)
+        if settings is None:
+            logger.warning(
+                "event from an account this deployment does not serve; nothing assumed, nothing changed",
+                extra={"account": account, "bucket": work.bucket, "key": work.key},
+            )
+            count("EventsForeignAccount")
+            return ObjectResult(work, "ignored")
+        with clients.acting_in(member_of(settings)):
+            ctx = Context(
+                settings=settings,
+                publisher=self.publisher,
+                keys=self.keys,
+                source_event_id=work.source_event_id,
+                origin=work.origin,
+                scope=key_finding_scope(work),
+            )
+            return verify_object(work, ctx, self.prefetch_heads.get(account))
 
     def prefetch(self, event: Mapping[str, Any]) -> None:
-        """Start the batch's HeadObject calls together (one per object, overlapped), except for
-        the data events whose records already show their objects compliant."""
-        works = []
+        """Start the batch's HeadObject calls together (one per object, overlapped), one window
+        per account served (each runs with that account's credentials), except for the data
+        events whose records already show their objects compliant."""
+        by_account: dict[str, list[ObjectWork]] = {}
         for record in event.get("Records") or []:
             try:
                 message = parse_verify_message(record.get("body") or "")
             except (InvalidEvent, AttributeError, TypeError):
                 continue  # reported when the record itself is handled
             if isinstance(message, list):
-                works += [
-                    w
-                    for w in message
-                    if (w.anywhere or w.bucket in self.settings.training_buckets)
-                    and not record_decides(w, self.settings)
-                ]
-        if len(works) > 1:
-            self.prefetch_heads = HeadPrefetch(works)
+                for w in message:
+                    account = w.account or self.settings.account_id
+                    settings = self.settings.for_account(account)
+                    if (
+                        settings is not None
+                        and (w.anywhere or w.bucket in settings.training_buckets)
+                        and not record_decides(w, settings)
+                    ):
+                        by_account.setdefault(account, []).append(w)
+        for account, works in by_account.items():
+            settings = self.settings.for_account(account)
+            if len(works) > 1 and settings is not None:
+                try:
+                    with clients.acting_in(member_of(settings)):
+                        self.prefetch_heads[account] = HeadPrefetch(works)
+                except (RetryableError, clients.MemberUnreachable) as error:
+                    # Each record meets the same problem when it is handled, and fails alone.
+                    logger.warning("no prefetch for a member account", extra={"account": account, "error": str(error)})
 
     def close(self) -> None:
-        if self.prefetch_heads is not None:
-            self.prefetch_heads.close()
+        for prefetch in self.prefetch_heads.values():
+            prefetch.close()
 
     def handle_record(self, record: SQSRecord) -> None:
         try:
@@ -139,7 +161,11 @@ class BatchRun:
             raise RetryableError("out of time and no verify queue to continue on")
         refs = (ImageRef(w.bucket, w.key) for w in rest)
         bodies = fanout.messages(
-            refs, source_event_id=first.source_event_id, origin=first.origin, principals=first.principals
+            refs,
+            source_event_id=first.source_event_id,
+            origin=first.origin,
+            principals=first.principals,
+            account=first.account,
         )
         sent = sqs.send_all(queue, list(bodies))
         count("FanoutContinued", sent)

@@ -7,6 +7,11 @@ Clients are never created at import time: moto must be active first, and cold st
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, Final
 
 import boto3
@@ -38,32 +43,142 @@ WRITE_CONFIG: Final = Config(
     read_timeout=10,
 )
 
+# The services whose calls act on an account's own resources: in a member account's work they
+# run with the member role's credentials. The guard's own state (DynamoDB), alerts (SNS), queues
+# (SQS) and STS itself always use the function's own role (docs/architecture.md §2, many accounts).
+MEMBER_SCOPED: Final = frozenset({"s3", "kms", "rekognition"})
+# Assumed-role credentials last an hour; renew them well before, so no call runs on expired ones.
+MEMBER_SESSION_SECONDS: Final = 3600
+MEMBER_RENEW_BEFORE: Final = 600.0
+SESSION_NAME: Final = "custom-labels-guard"
+
+IAM_ACTIONS: Final = {"AssumeRole": ("sts:AssumeRole",)}
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A member account the current unit of work acts in, through the role it provides."""
+
+    account: str
+    role_arn: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Credentials:
+    access_key: str
+    secret_key: str
+    token: str
+    renew_at: float
+
+
 _lock = threading.Lock()
 _clients: dict[str, Any] = {}
 _session: boto3.session.Session | None = None
+_credentials: dict[str, _Credentials] = {}
+_acting: ContextVar[Member | None] = ContextVar("clguard_member", default=None)
+
+
+def _base_session() -> boto3.session.Session:
+    global _session  # noqa: PLW0603 - the per-container cache is the point
+    if _session is None:
+        _session = boto3.session.Session()
+    return _session
 
 
 def client(service: str, *, bounded: bool = False) -> Any:
     """The cached client for ``service`` (thread-safe; boto3 sessions are not). ``bounded``:
-    the single-attempt, short-timeout client for writes that must finish within a lease."""
+    the single-attempt, short-timeout client for writes that must finish within a lease.
+
+    Inside ``acting_in(member)``, S3, KMS and Rekognition clients use the member role's
+    credentials (assumed once per member and warm container, renewed before they expire)."""
+    member = _acting.get() if service in MEMBER_SCOPED else None
     name = f"{service}:bounded" if bounded else service
+    if member is not None:
+        return _member_client(member, service, name, bounded)
     found = _clients.get(name)
     if found is not None:
         return found
-    global _session  # noqa: PLW0603 - the per-container cache is the point
     with _lock:
         found = _clients.get(name)
         if found is None:
-            if _session is None:
-                _session = boto3.session.Session()
             config = WRITE_CONFIG if bounded else CONFIG
-            found = _session.client(service, config=config)  # type: ignore[call-overload]
+            found = _base_session().client(service, config=config)  # type: ignore[call-overload]
             _clients[name] = found
     return found
 
 
+def _member_client(member: Member, service: str, name: str, bounded: bool) -> Any:
+    credentials = _member_credentials(member)
+    cache_name = f"{member.account}:{name}:{credentials.access_key}"
+    found = _clients.get(cache_name)
+    if found is not None:
+        return found
+    with _lock:
+        found = _clients.get(cache_name)
+        if found is None:
+            # From the base session, so the botocore event hooks tests attach apply here too.
+            found = _base_session().client(  # type: ignore[call-overload]
+                service,
+                config=WRITE_CONFIG if bounded else CONFIG,
+                aws_access_key_id=credentials.access_key,
+                aws_secret_access_key=credentials.secret_key,
+                aws_session_token=credentials.token,
+            )
+            for stale in [n for n in _clients if n.startswith(f"{member.account}:{name}:")]:
+                del _clients[stale]
+            _clients[cache_name] = found
+    return found
+
+
+def _member_credentials(member: Member) -> _Credentials:
+    found = _credentials.get(member.role_arn)
+    if found is not None and time.monotonic() < found.renew_at:
+        return found
+    try:
+        response = client("sts").assume_role(
+            RoleArn=member.role_arn, RoleSessionName=SESSION_NAME, DurationSeconds=MEMBER_SESSION_SECONDS
+        )
+    except ClientError as error:
+        raise_if_transient(error)
+        raise MemberUnreachable(member.account, f"{error_code(error)}: {error}") from error
+    creds = response["Credentials"]
+    found = _Credentials(
+        access_key=creds["AccessKeyId"],
+        secret_key=creds["SecretAccessKey"],
+        token=creds["SessionToken"],
+        renew_at=time.monotonic() + MEMBER_SESSION_SECONDS - MEMBER_RENEW_BEFORE,
+    )
+    with _lock:
+        _credentials[member.role_arn] = found
+    return found
+
+
+class MemberUnreachable(Exception):
+    """The member role could not be assumed (not deployed, or its trust policy refuses us)."""
+
+    def __init__(self, account: str, problem: str) -> None:
+        super().__init__(f"cannot assume the member role in {account}: {problem}")
+        self.account = account
+
+
+@contextmanager
+def acting_in(member: Member | None) -> Iterator[None]:
+    """Run the block's S3/KMS/Rekognition calls in ``member`` (None: the function's own account).
+    Worker threads started inside see it only through ``contextvars.copy_context()``."""
+    token = _acting.set(member)
+    try:
+        yield
+    finally:
+        _acting.reset(token)
+
+
+def current_member() -> Member | None:
+    return _acting.get()
+
+
 def reset(session: boto3.session.Session | None = None) -> None:
-    """Forget every client; the next ones come from ``session`` (or a new default session).
+    """Forget every client and member credential; the next ones come from ``session`` (or a new
+    default session).
 
     Tests start a new moto mock per test, and attach botocore event hooks (call counting, fault
     injection) to the session they pass here: clients inherit its handlers when created.
@@ -71,6 +186,7 @@ def reset(session: boto3.session.Session | None = None) -> None:
     global _session  # noqa: PLW0603
     with _lock:
         _clients.clear()
+        _credentials.clear()
         _session = session
 
 
