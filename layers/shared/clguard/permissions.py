@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from clguard.adapters import dynamodb, kms, s3, sns, sqs
+from clguard.adapters import dynamodb, kms, rekognition, s3, sns, sqs
 
 _OBJECT_REMEDIATION: Final = (
     "HeadObject",
@@ -37,6 +37,8 @@ OPERATIONS: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
         "sns": ("Publish",),
         "sqs": ("SendMessage",),
         "dynamodb": tuple(dynamodb.IAM_ACTIONS),
+        # Training from a project's datasets: the project's datasets, then their entries.
+        "rekognition": ("DescribeProjects", "ListDatasetEntries"),
     },
 }
 
@@ -61,7 +63,7 @@ EVENT_SOURCE: Final[Mapping[str, frozenset[str]]] = {
     "grant_training_access": frozenset(),
 }
 
-_ADAPTERS: Final = {"s3": s3, "kms": kms, "sns": sns, "sqs": sqs, "dynamodb": dynamodb}
+_ADAPTERS: Final = {"s3": s3, "kms": kms, "sns": sns, "sqs": sqs, "dynamodb": dynamodb, "rekognition": rekognition}
 
 
 def actions(function: str) -> frozenset[str]:
