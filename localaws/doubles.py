@@ -66,6 +66,7 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.iam.models import iam_backends
 from moto.kms.models import kms_backends
 from moto.kms.responses import KmsResponse
+from moto.rekognition.models import rekognition_backends
 from moto.rekognition.responses import RekognitionResponse
 from moto.s3.exceptions import MalformedXML, PreconditionFailed, S3ClientError
 from moto.s3.models import S3Backend
@@ -860,6 +861,24 @@ class _Project:
     versions: dict[str, _ProjectVersion] = field(default_factory=dict)  # by version name
 
 
+_CUSTOM_LABELS_STATE = "_localaws_custom_labels"  # set on moto's RekognitionBackend objects
+
+
+@dataclass
+class _CustomLabelsState:
+    """An account's projects in one region; kept on moto's Rekognition backend, so moto's reset
+    (``/moto-api/reset``, a new ``mock_aws``) forgets it as it forgets everything else."""
+
+    projects: dict[str, _Project] = field(default_factory=dict)  # by name
+    datasets: dict[str, _Dataset] = field(default_factory=dict)  # by ARN
+
+
+def _arn_scope(arn: str) -> tuple[str, str]:
+    """(account, region) of a Rekognition ARN (("", "") when it is not one)."""
+    parts = arn.split(":")
+    return (parts[4], parts[3]) if len(parts) > 5 and parts[2] == "rekognition" else ("", "")
+
+
 class RekognitionCustomLabels(Double):
     """Rekognition Custom Labels projects, datasets and project versions (moto 5.2.5 has none).
 
@@ -879,7 +898,8 @@ class RekognitionCustomLabels(Double):
     range ``ValidationException``, as documented) and an opaque ``NextToken`` while more remain;
     a token that is not one of ours, or belongs to another request, is
     ``InvalidPaginationTokenException``. State is kept per account and region; datasets are keyed
-    by project (one TRAIN, one TEST: a second of a type is ``ResourceAlreadyExistsException``).
+    by project (one TRAIN, one TEST: a second of a type is ``ResourceAlreadyExistsException``),
+    on moto's Rekognition backend objects (moto's reset clears them).
 
     Errors (``__type``): unknown dataset or project -> ``ResourceNotFoundException``; entries of a
     dataset still being created, updated or deleted -> ``ResourceInUseException``; of a failed
@@ -904,8 +924,6 @@ class RekognitionCustomLabels(Double):
     def __init__(self) -> None:
         super().__init__()
         self._lock = threading.RLock()
-        self._projects: dict[tuple[str, str], dict[str, _Project]] = {}
-        self._datasets: dict[str, _Dataset] = {}
         self._denied: set[str] = set()
         self._throttled: dict[str, int] = {}
         self._clock = 1_764_360_000.0
@@ -917,9 +935,18 @@ class RekognitionCustomLabels(Double):
             self._clock += 1.0
             return self._clock
 
+    @staticmethod
+    def _state(account: str, region: str) -> _CustomLabelsState:
+        backend = rekognition_backends[account][region]
+        state = getattr(backend, _CUSTOM_LABELS_STATE, None)
+        if not isinstance(state, _CustomLabelsState):
+            state = _CustomLabelsState()
+            setattr(backend, _CUSTOM_LABELS_STATE, state)
+        return state
+
     def create_project(self, name: str, *, account: str = "123456789012", region: str = "us-east-1") -> str:
         with self._lock:
-            projects = self._projects.setdefault((account, region), {})
+            projects = self._state(account, region).projects
             if name in projects:
                 raise _RekognitionError("ResourceInUseException", f"The project {name} already exists.")
             created = self._tick()
@@ -952,7 +979,7 @@ class RekognitionCustomLabels(Double):
             if status_message:
                 dataset.status_message = status_message
             project.datasets[dataset_type] = dataset
-            self._datasets[arn] = dataset
+            self._state(*_arn_scope(arn)).datasets[arn] = dataset
             return arn
 
     def set_dataset_status(self, dataset_arn: str, status: str, message: str = "") -> None:
@@ -1019,15 +1046,26 @@ class RekognitionCustomLabels(Double):
 
     # --- lookups -------------------------------------------------------------------------------
 
+    def dataset_entries(self, dataset_arn: str) -> Sequence[str]:
+        with self._lock:
+            return self._dataset_by_arn(dataset_arn).entries
+
+    def set_dataset_entries(self, dataset_arn: str, entries: Sequence[str]) -> None:
+        """Replace a dataset's entries (as UpdateDatasetEntries would, once it completed)."""
+        with self._lock:
+            self._dataset_by_arn(dataset_arn).entries = entries
+
     def _project_by_arn(self, arn: str) -> _Project:
-        for projects in self._projects.values():
-            for project in projects.values():
+        account, region = _arn_scope(arn)
+        if account:
+            for project in self._state(account, region).projects.values():
                 if project.arn == arn:
                     return project
         raise _RekognitionError("ResourceNotFoundException", f"The project {arn} does not exist.")
 
     def _dataset_by_arn(self, arn: str) -> _Dataset:
-        dataset = self._datasets.get(arn)
+        account, region = _arn_scope(arn)
+        dataset = self._state(account, region).datasets.get(arn) if account else None
         if dataset is None:
             raise _RekognitionError("ResourceNotFoundException", f"The dataset {arn} does not exist.")
         return dataset
@@ -1105,7 +1143,7 @@ class RekognitionCustomLabels(Double):
     def _op_describe_projects(self, resp: Any) -> dict[str, Any]:
         names = resp._get_param("ProjectNames") or []
         with self._lock:
-            projects = self._projects.get((resp.current_account, resp.region), {})
+            projects = self._state(resp.current_account, resp.region).projects
             chosen = [p for n, p in sorted(projects.items()) if not names or n in names]
             self._check("DescribeProjects", *(p.arn for p in chosen))
             request = "DescribeProjects:" + ",".join(sorted(names))

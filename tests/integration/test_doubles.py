@@ -919,3 +919,19 @@ def test_custom_labels_over_http_on_a_threaded_moto_server(moto_endpoint: str) -
         first = client.list_dataset_entries(DatasetArn=test)
         rest = client.list_dataset_entries(DatasetArn=test, NextToken=first["NextToken"])
         assert first["DatasetEntries"] + rest["DatasetEntries"] == entries(120)
+
+
+def test_custom_labels_state_is_forgotten_when_moto_resets(moto_endpoint: str) -> None:
+    # Given a project with a dataset on a moto server
+    with RekognitionCustomLabels() as rek:
+        project = rek.create_project("cats")
+        rek.create_dataset(project, "TRAIN", entries(1))
+        client = rekognition_client(moto_endpoint)
+        assert len(client.describe_projects()["ProjectDescriptions"]) == 1
+
+        # When moto is reset (as the local runtime does between scenarios)
+        urllib.request.urlopen(urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")).close()
+
+        # Then the account has no projects, and the name can be used again
+        assert client.describe_projects()["ProjectDescriptions"] == []
+        assert client.create_project(ProjectName="cats")["ProjectArn"].startswith(project.rsplit("/", 1)[0])

@@ -145,9 +145,8 @@ def test_an_image_under_a_key_that_has_not_opted_in_gives_key_not_managed(projec
     before = w.policy(unmanaged)
     name = "datasets/cats/test/unmanaged.jpg"
     w.put(name, ServerSideEncryption="aws:kms", SSEKMSKeyId=unmanaged)
-    project.rekognition.set_dataset_status(project.test, "UPDATE_COMPLETE")
-    dataset = project.rekognition._datasets[project.test]
-    dataset.entries = [*dataset.entries, dataset_entry(BUCKET, name)]
+    entries = project.rekognition.dataset_entries(project.test)
+    project.rekognition.set_dataset_entries(project.test, [*entries, dataset_entry(BUCKET, name)])
 
     # When the trainer trains from the datasets
     grant(project.event())
