@@ -75,6 +75,24 @@ def _dataset(raw: Mapping[str, Any], arn: str | None = None) -> Dataset:
     return Dataset(found, str(kind), str(raw.get("Status", "")), str(raw.get("StatusMessage", "") or ""))
 
 
+def _project(raw: Mapping[str, Any]) -> Project:
+    datasets = tuple(_dataset(d) for d in raw.get("Datasets", []) or [])
+    return Project(str(raw.get("ProjectArn", "")), str(raw.get("Status", "")), datasets)
+
+
+def projects() -> Iterator[Project]:
+    """Every Custom Labels project of the account and region (DescribeProjects, every page)."""
+    kwargs: dict[str, Any] = {"MaxResults": PAGE_SIZE}
+    while True:
+        page = client("rekognition").describe_projects(**kwargs)
+        for raw in page.get("ProjectDescriptions", []) or []:
+            yield _project(raw)
+        token = page.get("NextToken")
+        if not token:
+            return
+        kwargs["NextToken"] = token
+
+
 def describe_project(project_arn: str) -> Project | None:
     """The project with this ARN (DescribeProjects by its name, every page), or None if absent."""
     name = project_name(project_arn)
@@ -85,8 +103,7 @@ def describe_project(project_arn: str) -> Project | None:
         page = client("rekognition").describe_projects(**kwargs)
         for raw in page.get("ProjectDescriptions", []):
             if raw.get("ProjectArn") == project_arn:
-                datasets = tuple(_dataset(d) for d in raw.get("Datasets", []) or [])
-                return Project(project_arn, str(raw.get("Status", "")), datasets)
+                return _project(raw)
         token = page.get("NextToken")
         if not token:
             return None
