@@ -47,9 +47,9 @@ def _coldstart() -> list[Figure]:
 
 
 def _grant() -> list[Figure]:
-    from bench.calls import first_grant_figure, grant_figure  # noqa: PLC0415
+    from bench.calls import dataset_grant_figure, first_grant_figure, grant_figure  # noqa: PLC0415
 
-    return [grant_figure(), first_grant_figure()]
+    return [grant_figure(), dataset_grant_figure(), first_grant_figure()]
 
 
 def _memory() -> list[Figure]:

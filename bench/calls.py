@@ -33,7 +33,7 @@ from clguard import training
 from clguard.adapters import clients
 from functions.grant_training_access import app as grant_app
 from functions.verify_object_encryption import app as verify_app
-from localaws.doubles import aws_behaviour
+from localaws.doubles import AwsBehaviour, RekognitionCustomLabels, aws_behaviour, dataset_entry
 from tests.awscalls import boundary
 from tests.eventsamples import sqs_event
 from tests.world import ACCOUNT, BUCKET, OUTPUT_BUCKET, LambdaContext, World
@@ -239,10 +239,14 @@ def manifest_line(bucket: str, key: str) -> str:
     return json.dumps({"source-ref": f"s3://{bucket}/{key}", "cat": 1}, separators=(",", ":"))
 
 
-def grant_world(images: int, *, granted: bool) -> tuple[World, dict[str, Any], list[str]]:
+def grant_world(
+    images: int, *, granted: bool, datasets: AwsBehaviour | None = None
+) -> tuple[World, dict[str, Any], list[str]]:
     """Two managed CMKs; ``images`` images split across them (alternating); a manifest listing
     them all under key A; KmsKeyId = key A; the output bucket's default encryption = key B.
-    ``granted``: the caller is already in both keys' policies (training data + copied images)."""
+    ``granted``: the caller is already in both keys' policies (training data + copied images).
+    ``datasets`` (the doubles in use): no manifest; the images are the entries of the project's
+    TRAIN (80 %) and TEST (20 %) datasets, and the request names no manifest."""
     world = new_world()
     role = world.role(TRAINER_NAME, TRAINER_PATH)
     assert role == TRAINER
@@ -254,28 +258,39 @@ def grant_world(images: int, *, granted: bool) -> tuple[World, dict[str, Any], l
     names = compliant_keys(images, "datasets/big/images/img")
     for n, name in enumerate(names):
         backend.put_object(BUCKET, name, b"image", encryption="aws:kms", kms_key_id=(key_a, key_b)[n % 2])
-    manifest_key = "datasets/big/train.manifest"
-    body = "\n".join(manifest_line(BUCKET, name) for name in names).encode()
-    world.put(manifest_key, body, ServerSideEncryption="aws:kms", SSEKMSKeyId=key_a)
     world.s3.put_bucket_encryption(
         Bucket=OUTPUT_BUCKET,
         ServerSideEncryptionConfiguration={
             "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_b}}]
         },
     )
-    event = world.training_event(kms_key=key_a, event_id=f"bench-grant-{'granted' if granted else 'first'}")
+    kind = "datasets" if datasets is not None else "manifest"
+    event_id = f"bench-grant-{kind}-{'granted' if granted else 'first'}"
+    if datasets is not None:
+        rekognition = datasets[RekognitionCustomLabels]
+        project = rekognition.create_project("big")
+        cut = images * 4 // 5
+        rekognition.create_dataset(project, "TRAIN", [dataset_entry(BUCKET, n) for n in names[:cut]])
+        rekognition.create_dataset(project, "TEST", [dataset_entry(BUCKET, n) for n in names[cut:]])
+        event = world.training_event("cloudtrail_create_project_version_datasets", kms_key=key_a, event_id=event_id)
+        event["detail"]["requestParameters"]["ProjectArn"] = project
+        return world, event, [key_a, key_b]
+    manifest_key = "datasets/big/train.manifest"
+    body = "\n".join(manifest_line(BUCKET, name) for name in names).encode()
+    world.put(manifest_key, body, ServerSideEncryption="aws:kms", SSEKMSKeyId=key_a)
+    event = world.training_event(kms_key=key_a, event_id=event_id)
     params = event["detail"]["requestParameters"]
     params["TrainingData"]["Assets"][0]["GroundTruthManifest"]["S3Object"]["Name"] = manifest_key
     params["TestingData"] = {"AutoCreate": True}
     return world, event, [key_a, key_b]
 
 
-def grant_path(images: int = IMAGES, *, granted: bool = True) -> dict[str, Any]:
+def grant_path(images: int = IMAGES, *, granted: bool = True, datasets: bool = False) -> dict[str, Any]:
     """Run the grant function on the event, then drain the verify queue through the verify
     function (batches of 10, a separate container), counting each function's calls."""
-    with environment(), mock_aws(), aws_behaviour():
+    with environment(), mock_aws(), aws_behaviour() as behaviour:
         fresh_container()
-        world, event, keys = grant_world(images, granted=granted)
+        world, event, keys = grant_world(images, granted=granted, datasets=behaviour if datasets else None)
         with boundary() as b:
             fresh_container(b.session)
             with quiet():
@@ -325,6 +340,31 @@ def grant_figure(images: int = IMAGES) -> Figure:
         float(goal),
         f"≤ {goal:,}",
         detail=f"inline (grant function): {d['grant_calls']} ({ops_text(d['grant_by_operation'])}); "
+        f"fan-out: {d['fanout_messages']} messages, {d['fanout_objects']:,} objects, {d['verify_invocations']} "
+        f"verify invocation(s): {d['verify_calls']:,} ({ops_text(d['verify_by_operation'])}); "
+        f"findings: {len(d['findings'])}",
+        data=d,
+    )
+
+
+DATASET_PAGE = 100  # ListDatasetEntries' maximum page size
+
+
+def dataset_grant_figure(images: int = IMAGES) -> Figure:
+    progress(f"figure 4: grant path, dataset-only training, {images:,} entries under 2 CMKs, caller granted")
+    d = grant_path(images, granted=True, datasets=True)
+    goal = images + 120  # one HeadObject per image plus the pages (and the few per-key calls)
+    pages = d["grant_by_operation"].get("ListDatasetEntries", 0)
+    return Figure(
+        "grant_path_calls_datasets",
+        f"Grant path: AWS calls for a dataset-only CreateProjectVersion (TRAIN + TEST datasets), {images:,} entries "
+        "under 2 CMKs, caller granted (grant function + verify function on its fan-out)",
+        float(d["total_calls"]),
+        f"{d['total_calls']:,}",
+        float(goal),
+        f"≤ {goal:,}",
+        detail=f"inline (grant function): {d['grant_calls']} ({ops_text(d['grant_by_operation'])}); "
+        f"{pages} ListDatasetEntries pages of ≤ {DATASET_PAGE}; "
         f"fan-out: {d['fanout_messages']} messages, {d['fanout_objects']:,} objects, {d['verify_invocations']} "
         f"verify invocation(s): {d['verify_calls']:,} ({ops_text(d['verify_by_operation'])}); "
         f"findings: {len(d['findings'])}",

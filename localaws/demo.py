@@ -17,7 +17,13 @@ RemediationMode=enforce and every other parameter at its default:
    with this scenario's key and manifests), one by a role of another account, and a
    ``DescribeProjects`` record that no rule takes. The grant function runs on what the rule
    matches.
-4. The report: each alert as the e-mail and the Slack message, each key policy diff, a summary,
+4. Training from datasets, the flow AWS recommends: a data engineer (``role/data/DataEngineer``)
+   uploads images under a third managed key, creates a Custom Labels project, a TRAIN dataset from
+   a manifest and a TEST dataset from the TRAIN dataset (Rekognition API calls, answered by the
+   ``RekognitionCustomLabels`` double); then the trainer, a different role, calls
+   ``CreateProjectVersion`` naming no manifest. The grant function reads the project's datasets
+   (``DescribeProjects``, ``ListDatasetEntries``) and grants the trainer on the images' key.
+5. The report: each alert as the e-mail and the Slack message, each key policy diff, a summary,
    and the checks that every expected outcome happened. Exit status 0 when they all did.
 """
 
@@ -50,6 +56,10 @@ TRAINER_NAME, TRAINER_PATH = "CustomLabelsTrainer", "/ml/"
 TRAINER: Final = f"arn:aws:iam::{ACCOUNT_ID}:role/ml/CustomLabelsTrainer"
 PREFIX: Final = "datasets/cats/"
 MANAGED_ALIAS, UNMANAGED_ALIAS = "alias/custom-labels-training", "alias/analytics-shared"
+DATASETS_ALIAS: Final = "alias/custom-labels-datasets"
+DATA_ENGINEER_NAME, DATA_ENGINEER_PATH = "DataEngineer", "/data/"
+DATA_ENGINEER: Final = f"arn:aws:iam::{ACCOUNT_ID}:role/data/DataEngineer"
+DATASETS_PROJECT: Final = "cats-datasets"
 EVENTS_DIR: Final = REPO_ROOT / "events"
 GRANT_FUNCTION: Final = "GrantTrainingAccessFunction"
 VERIFY_FUNCTION: Final = "VerifyObjectEncryptionFunction"
@@ -77,6 +87,10 @@ class Scenario:
     other_caller: str = ""
     routed: list[tuple[str, Routed]] = field(default_factory=list)  # (label, routing)
     timed_out: list[str] = field(default_factory=list)
+    datasets_key: str = ""
+    dataset_images: list[str] = field(default_factory=list)
+    datasets: list[str] = field(default_factory=list)  # TRAIN, TEST dataset ARNs
+    dataset_training: Routed | None = None
 
 
 @dataclass(frozen=True)
@@ -229,6 +243,69 @@ def train(system: LocalSystem, scenario: Scenario, say: Callable[[str], None]) -
             say(f"{label} → no rule matched: no handler runs (as in AWS)")
 
 
+def create_datasets(system: LocalSystem, scenario: Scenario, say: Callable[[str], None]) -> None:
+    """The data engineer's part: images under their own managed key, a project and its datasets."""
+    iam, kms, s3 = system.client("iam"), system.client("kms"), system.client("s3")
+    rekognition = system.client("rekognition")
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": ACCOUNT_ID}, "Action": "sts:AssumeRole"}],
+    }
+    iam.create_role(RoleName=DATA_ENGINEER_NAME, Path=DATA_ENGINEER_PATH, AssumeRolePolicyDocument=json.dumps(trust))
+    tag_key, _, tag_value = str(system.parameters["ManagedKeyTag"]).partition("=")
+    meta = kms.create_key(Description=f"{DATASETS_ALIAS} (demo)", Tags=[{"TagKey": tag_key, "TagValue": tag_value}])
+    kms.create_alias(AliasName=DATASETS_ALIAS, TargetKeyId=meta["KeyMetadata"]["KeyId"])
+    scenario.datasets_key = meta["KeyMetadata"]["Arn"]
+    scenario.key_names[scenario.datasets_key] = DATASETS_ALIAS
+    scenario.policies_before[scenario.datasets_key] = system.key_policy(scenario.datasets_key)
+    managed = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": scenario.datasets_key}
+    scenario.dataset_images = [f"datasets/cats-v2/images/cat-{n:03}.jpg" for n in range(1, 5)]
+    for key in scenario.dataset_images:
+        s3.put_object(Bucket=TRAINING_BUCKET, Key=key, Body=b"\xff\xd8 cat image", **managed)
+    manifest = "datasets/cats-v2/source.manifest"
+    s3.put_object(Bucket=TRAINING_BUCKET, Key=manifest, Body=_manifest(scenario.dataset_images), **managed)
+    _drain(system, scenario, "dataset images")
+    project = rekognition.create_project(ProjectName=DATASETS_PROJECT)["ProjectArn"]
+    source = {"GroundTruthManifest": {"S3Object": {"Bucket": TRAINING_BUCKET, "Name": manifest}}}
+    train_arn = rekognition.create_dataset(ProjectArn=project, DatasetType="TRAIN", DatasetSource=source)["DatasetArn"]
+    test_arn = rekognition.create_dataset(
+        ProjectArn=project, DatasetType="TEST", DatasetSource={"DatasetArn": train_arn}
+    )["DatasetArn"]
+    scenario.datasets = [train_arn, test_arn]
+    say(
+        f"{DATA_ENGINEER}: {len(scenario.dataset_images)} images under {DATASETS_ALIAS} (opted in); "
+        f"CreateProject {DATASETS_PROJECT}; CreateDataset TRAIN from a manifest and TEST from the TRAIN dataset"
+    )
+    entries = rekognition.list_dataset_entries(DatasetArn=train_arn)["DatasetEntries"]
+    say(f"ListDatasetEntries (TRAIN): {len(entries)} JSON Lines; the trainer has no access to {DATASETS_ALIAS} yet")
+
+
+def train_from_datasets(system: LocalSystem, scenario: Scenario, say: Callable[[str], None]) -> None:
+    """The trainer's part: CreateProjectVersion with no TrainingData/TestingData."""
+    event = load_sample("cloudtrail_create_project_version_datasets")
+    parameters = event["detail"]["requestParameters"]
+    project = scenario.datasets[0].split("/dataset/")[0]
+    description = system.client("rekognition").describe_projects(ProjectNames=[DATASETS_PROJECT])
+    parameters["ProjectArn"] = description["ProjectDescriptions"][0]["ProjectArn"]
+    parameters["KmsKeyId"] = scenario.managed_key
+    parameters["OutputConfig"]["S3Bucket"] = OUTPUT_BUCKET
+    event["detail"]["responseElements"]["projectVersionArn"] = f"{project}/version/cats-v2/1764361200000"
+    label = f"CreateProjectVersion (datasets only) by {TRAINER}"
+    routed = system.put_event(event)
+    scenario.routed.append((label, routed))
+    scenario.dataset_training = routed
+    first = len(system.invocations)
+    _drain(system, scenario, label)
+    mine = system.invocations[first:]
+    summaries = [i.result for i in mine if isinstance(i.result, dict)]
+    datasets = sum(int(r.get("datasets") or 0) for r in summaries)
+    checked = sum(int(r.get("objects_checked") or 0) for r in summaries)
+    say(
+        f"{label} → {', '.join(routed.rules)} → {len(mine)} grant invocation(s): {datasets} dataset(s) read, "
+        f"{checked} image(s) checked, {sum(len(i.alert_ids) for i in mine)} alert(s)"
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # Checks
 # --------------------------------------------------------------------------------------------
@@ -352,6 +429,19 @@ def run_checks(system: LocalSystem, scenario: Scenario, subscriber_subjects: lis
         len(refused) == 1 and refused[0]["outcome"] == "REFUSED" and not in_policies,
         f"{len(refused)} finding(s); in policies: {in_policies or 'none'}",
     )
+    datasets_after = system.key_policy(scenario.datasets_key)
+    can_train = all(_allows(datasets_after, TRAINER, a) for a in ("kms:Decrypt", "kms:GenerateDataKey"))
+    check(
+        f"training from datasets: the trainer can decrypt the dataset images' key ({DATASETS_ALIAS})",
+        can_train,
+        "kms:Decrypt, kms:GenerateDataKey" if can_train else "missing",
+    )
+    dataset_grants = _findings(alerts, "KEY_ACCESS_MISSING", kms_key_arn=scenario.datasets_key, principal_arn=TRAINER)
+    check(
+        "that grant was reported (KEY_ACCESS_MISSING, REMEDIATED), and the data engineer was granted nothing",
+        [f["outcome"] for f in dataset_grants] == ["REMEDIATED"] and not _mentions(datasets_after, DATA_ENGINEER),
+        f"{len(dataset_grants)} finding(s); data engineer in the policy: {_mentions(datasets_after, DATA_ENGINEER)}",
+    )
     grants = _grant_event_ids(system)
     training_calls = [r for label, r in scenario.routed if label.startswith("CreateProjectVersion")]
     check(
@@ -453,7 +543,7 @@ def run(console: Console, parameters: Mapping[str, str] = PARAMETERS) -> tuple[l
     def header(text: str) -> None:
         nonlocal step
         step += 1
-        console.print(Text.assemble((f"[{step}/4] ", "bold cyan"), (text, "bold")))
+        console.print(Text.assemble((f"[{step}/5] ", "bold cyan"), (text, "bold")))
 
     def say(text: str) -> None:
         console.print(Text(textwrap.fill(text, width=console.width, initial_indent=" " * 6, subsequent_indent=" " * 6)))
@@ -469,6 +559,9 @@ def run(console: Console, parameters: Mapping[str, str] = PARAMETERS) -> tuple[l
         upload_dataset(system, scenario, say)
         header("Training calls recorded by CloudTrail (→ EventBridge → grant function)")
         train(system, scenario, say)
+        header("Training from the project's datasets: a data engineer creates them, the trainer trains")
+        create_datasets(system, scenario, say)
+        train_from_datasets(system, scenario, say)
         subscriber = [m.subject for m in system.subscriber_messages()]
         checks = run_checks(system, scenario, subscriber)
         elapsed = time.monotonic() - started

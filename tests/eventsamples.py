@@ -28,8 +28,11 @@ Samples (account 123456789012, us-east-1, training bucket ``custom-labels-traini
   (caller in 210987654321), ``_lowercamel`` (lowerCamelCase parameters, testing data
   auto-created), ``_alias_key`` (KmsKeyId ``alias/custom-labels-training``), ``_error``
   (ValidationException), ``_access_denied_kms`` (AccessDeniedException naming kms:CreateGrant),
-  ``_other_event`` (DescribeProjects: no rule may match it).
-- ``cloudtrail_create_dataset`` (TRAIN dataset from a manifest), ``cloudtrail_copy_project_version``
+  ``_other_event`` (DescribeProjects: no rule may match it), ``_datasets`` (no TrainingData or
+  TestingData: training from the project's datasets; version ``cats-v2`` in responseElements).
+- ``cloudtrail_create_dataset`` (TRAIN dataset from a manifest), ``cloudtrail_create_dataset_from_dataset``
+  (TEST dataset copied from the TRAIN dataset's ARN, by the AssumedRole ``role/data/DataEngineer``),
+  ``cloudtrail_copy_project_version``
   and ``cloudtrail_update_dataset_entries``. UpdateDatasetEntries carries no S3 location of a
   manifest: its ``Changes.GroundTruth`` is the base64 of JSON Lines (here one image line with a
   ``source-ref``); real trails may also redact the blob.

@@ -323,6 +323,50 @@ CASES: list[Case] = [
         ),
         "finding:MANIFEST_INVALID",
     ),
+    # --- grant: training from datasets ---------------------------------------------------------
+    Case(
+        "grant-datasets-unknown-project",
+        "grant",
+        lambda: _cpv("cloudtrail_create_project_version_datasets"),
+        "finding:MANIFEST_INVALID",
+    ),
+    Case(
+        "grant-datasets-project-arn-garbage",
+        "grant",
+        lambda: _cpv("cloudtrail_create_project_version_datasets", **{"detail.requestParameters.ProjectArn": "cats"}),
+        "finding:MANIFEST_INVALID",
+    ),
+    Case(
+        "grant-datasets-project-arn-int",
+        "grant",
+        lambda: _cpv("cloudtrail_create_project_version_datasets", **{"detail.requestParameters.ProjectArn": 7}),
+        "invalid",
+    ),
+    Case(
+        "grant-dataset-source-arn-object",
+        "grant",
+        lambda: _set_and_return(
+            load_event("cloudtrail_create_dataset_from_dataset"),
+            "detail.requestParameters.DatasetSource.DatasetArn",
+            {},
+        ),
+        "invalid",
+    ),
+    Case(
+        "grant-dataset-source-unknown",
+        "grant",
+        lambda: load_event("cloudtrail_create_dataset_from_dataset"),
+        "finding:MANIFEST_INVALID",
+    ),
+    Case(
+        "grant-dataset-source-arn-garbage",
+        "grant",
+        lambda: _cpv(
+            "cloudtrail_create_dataset_from_dataset",
+            **{"detail.requestParameters.DatasetSource.DatasetArn": "x" * 5000},
+        ),
+        "finding:MANIFEST_INVALID",
+    ),
 ]
 
 

@@ -33,6 +33,9 @@ def test_demo_scenario_runs_and_every_expected_outcome_happens() -> None:
         assert finding_type in text
     assert "+++ alias/custom-labels-training (after)" in text
     assert "Next Steps" in text
+    # ... and the dataset flow: the trainer granted on the key of images it never named
+    assert "2 dataset(s) read, 4 image(s) checked" in text
+    assert "+++ alias/custom-labels-datasets (after)" in text
 
 
 def test_replay_of_a_bare_cloudtrail_record_shows_the_rule_and_the_findings(tmp_path: Path) -> None:
@@ -94,4 +97,8 @@ def test_demo_checks_name_what_did_not_happen() -> None:
     assert "the unencrypted legacy image is SSE-S3 now" in failed
     assert "the training role is in alias/custom-labels-training's policy with the actions training needs" in failed
     assert "DescribeProjects matched no rule and reached no handler" not in failed
+    assert (
+        "training from datasets: the trainer can decrypt the dataset images' key (alias/custom-labels-datasets)"
+        in failed
+    )
     assert "expected outcome(s) did not happen" in buffer.getvalue()

@@ -35,7 +35,9 @@ EXPECTED: dict[str, tuple[str, str] | None] = {
     "cloudtrail_create_project_version_error": ("TrainingCallRule", GRANT),
     "cloudtrail_create_project_version_access_denied_kms": ("TrainingCallRule", GRANT),
     "cloudtrail_create_project_version_other_event": None,
+    "cloudtrail_create_project_version_datasets": ("TrainingCallRule", GRANT),
     "cloudtrail_create_dataset": ("TrainingCallRule", GRANT),
+    "cloudtrail_create_dataset_from_dataset": ("TrainingCallRule", GRANT),
     "cloudtrail_update_dataset_entries": ("TrainingCallRule", GRANT),
     "cloudtrail_copy_project_version": ("TrainingCallRule", GRANT),
 }

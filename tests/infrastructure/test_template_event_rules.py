@@ -40,7 +40,9 @@ EXPECTED_RULES: dict[str, set[str]] = {
     "cloudtrail_create_project_version_error": {TRAINING_CALL},
     "cloudtrail_create_project_version_access_denied_kms": {TRAINING_CALL},
     "cloudtrail_create_project_version_other_event": set(),
+    "cloudtrail_create_project_version_datasets": {TRAINING_CALL},
     "cloudtrail_create_dataset": {TRAINING_CALL},
+    "cloudtrail_create_dataset_from_dataset": {TRAINING_CALL},
     "cloudtrail_update_dataset_entries": {TRAINING_CALL},
     "cloudtrail_copy_project_version": {TRAINING_CALL},
 }

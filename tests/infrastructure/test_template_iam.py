@@ -50,10 +50,15 @@ SQS_POLLER_ACTIONS = {
     "sqs:GetQueueAttributes",
     "sqs:ChangeMessageVisibility",
 }
+REKOGNITION_DATASET_ACTIONS = {"rekognition:DescribeProjects", "rekognition:ListDatasetEntries"}
 EXPECTED_ACTIONS = {
     VERIFY: COMMON_ACTIONS | {"s3:ListBucket"} | SQS_POLLER_ACTIONS,
-    GRANT: COMMON_ACTIONS | S3_BUCKET_ACTIONS,
+    GRANT: COMMON_ACTIONS | S3_BUCKET_ACTIONS | REKOGNITION_DATASET_ACTIONS,
 }
+ACCOUNT_PROJECTS = "arn:aws:rekognition:us-east-1:123456789012:project/*"
+# IAM actions that support no resource-level permissions (Resource must be "*"), each alone in
+# its statement. DescribeProjects only describes the caller's own account's projects.
+NO_RESOURCE_LEVEL_ACTIONS = {"rekognition:DescribeProjects"}
 
 ACCOUNT_KEYS = "arn:aws:kms:us-east-1:123456789012:key/*"
 REENCRYPT_KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -116,6 +121,8 @@ def test_no_wildcard_actions_or_resources(function: str) -> None:
         assert "NotResource" not in statement
         for action in actions_of(statement):
             assert "*" not in action, action
+        if actions_of(statement) <= NO_RESOURCE_LEVEL_ACTIONS:
+            continue
         assert "*" not in resources_of(statement), statement.get("Sid")
 
 
@@ -256,6 +263,26 @@ def test_state_table_and_queue_access_is_scoped(function: str) -> None:
     assert all(resources_of(s) == ["getatt:VerifyQueue.Arn"] for s in sqs)
     expected = [{"sqs:SendMessage"}, SQS_POLLER_ACTIONS] if function == VERIFY else [{"sqs:SendMessage"}]
     assert {frozenset(actions_of(s)) for s in sqs} == {frozenset(e) for e in expected}
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_rekognition_access_is_read_only_and_scoped_to_the_account_projects(function: str) -> None:
+    # Given the function's statements
+    statements = function_policy_statements(load_template(), function, FULL)
+
+    # When the Rekognition statements are found
+    rekognition = [s for s in statements if any(a.startswith("rekognition:") for a in actions_of(s))]
+    by_action = {frozenset(actions_of(s)): resources_of(s) for s in rekognition}
+
+    # Then only the grant function reads datasets: entries of the account's projects only, and
+    # DescribeProjects (no resource-level permissions) alone in its statement
+    if function == VERIFY:
+        assert rekognition == []
+        return
+    assert by_action == {
+        frozenset({"rekognition:DescribeProjects"}): ["*"],
+        frozenset({"rekognition:ListDatasetEntries"}): [ACCOUNT_PROJECTS],
+    }
 
 
 def test_function_policy_actions_refuses_what_it_cannot_see() -> None:

@@ -17,6 +17,7 @@ from clguard.findings import (
     FindingType,
     KmsKeyResource,
     Outcome,
+    ProjectVersionResource,
     S3ObjectResource,
     Severity,
     chat_message,
@@ -29,6 +30,8 @@ from clguard.findings import (
 
 ACCOUNT = "123456789012"
 KEY_ARN = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+VERSION_ARN = f"arn:aws:rekognition:us-east-1:{ACCOUNT}:project/cats/version/cats-v2/1764361200000"
+DATASET_ARN = f"arn:aws:rekognition:us-east-1:{ACCOUNT}:project/cats/dataset/train/1764360300000"
 TRAINER = f"arn:aws:iam::{ACCOUNT}:role/ml/CustomLabelsTrainer"
 CONTRACT_FIELDS = {
     "schema_version",
@@ -190,6 +193,12 @@ def test_version_id_is_in_the_resource() -> None:
         _object_finding(resource=S3ObjectResource("b", "猫/画像.jpg", "v1"), kms_key_arn=KEY_ARN),
         _key_finding(),
         _key_finding(outcome=Outcome.FAILED, principal_arn=None, scope="2026-11-28T20"),
+        _object_finding(
+            finding_type=FindingType.MANIFEST_INVALID,
+            outcome=Outcome.REPORTED,
+            resource=ProjectVersionResource(VERSION_ARN),
+            scope=f"event:{DATASET_ARN}",
+        ),
     ],
 )
 def test_from_document_round_trips(finding: Finding) -> None:
@@ -448,3 +457,23 @@ def test_chat_shows_policy_statements_literally_in_a_code_block() -> None:
     assert "*" not in first_line[1:-1]
     assert "_" not in first_line[1:-1]
     assert f"after: {statement}```" in description
+
+
+def test_an_unreadable_dataset_renders_on_the_version_with_dataset_next_steps() -> None:
+    # Given a dataset the guard could not read, reported on the version being trained
+    finding = _object_finding(
+        finding_type=FindingType.MANIFEST_INVALID,
+        outcome=Outcome.REPORTED,
+        resource=ProjectVersionResource(VERSION_ARN),
+        detail=f"the TRAIN dataset {DATASET_ARN} could not be read (ListDatasetEntries: AccessDeniedException)",
+    )
+
+    # When it is rendered
+    document, text = finding.document(), email_text(finding)
+
+    # Then the resource is the contract's rekognition-project-version, and the next steps are about
+    # the dataset, not manifest lines
+    assert document["resource"] == {"type": "rekognition-project-version", "arn": VERSION_ARN}
+    assert subject(finding).startswith("[MEDIUM] MANIFEST_INVALID arn:aws:rekognition:")
+    assert "ListDatasetEntries" in next_steps(finding)[0]
+    assert VERSION_ARN in text

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from clguard.encryption import ObservedEncryption
@@ -253,6 +253,7 @@ class TrainingCall:
     parameters: dict[str, Any]  # lower-cased keys
     error_code: str | None
     error_message: str | None
+    response: dict[str, Any] = field(default_factory=dict)  # responseElements, lower-cased keys
 
 
 def parse_training_call(event: Any) -> TrainingCall:
@@ -274,6 +275,7 @@ def parse_training_call(event: Any) -> TrainingCall:
     region = text(detail, "awsRegion", "detail", required=False) or req(event, "region", "event")
     error_code = detail.get("errorCode")
     error_message = detail.get("errorMessage")
+    response = detail.get("responseElements")
     return TrainingCall(
         event_id=event_id,
         event_name=name,
@@ -283,4 +285,5 @@ def parse_training_call(event: Any) -> TrainingCall:
         parameters=lower_keys(params or {}),
         error_code=error_code if isinstance(error_code, str) and error_code else None,
         error_message=error_message if isinstance(error_message, str) else None,
+        response=lower_keys(response) if isinstance(response, dict) else {},
     )

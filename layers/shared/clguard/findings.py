@@ -92,7 +92,21 @@ class KmsKeyResource:
         return self.arn
 
 
-type Resource = S3ObjectResource | KmsKeyResource
+@dataclass(frozen=True, slots=True)
+class ProjectVersionResource:
+    """A Rekognition Custom Labels resource, the contract's ``rekognition-project-version``: the
+    version a training creates or, where no version exists yet (CreateDataset), the dataset ARN."""
+
+    arn: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "rekognition-project-version", "arn": self.arn}
+
+    def label(self) -> str:
+        return self.arn
+
+
+type Resource = S3ObjectResource | KmsKeyResource | ProjectVersionResource
 
 
 def utc_now() -> str:
@@ -159,6 +173,8 @@ class Finding:
         resource: Resource
         if resource_doc.get("type") == "kms-key":
             resource = KmsKeyResource(str(resource_doc["arn"]))
+        elif resource_doc.get("type") == "rekognition-project-version":
+            resource = ProjectVersionResource(str(resource_doc["arn"]))
         else:
             resource = S3ObjectResource(
                 str(resource_doc["bucket"]),
@@ -233,9 +249,16 @@ _NEXT_STEPS: Final[Mapping[tuple[FindingType, Outcome | None], tuple[str, ...]]]
     ),
     (FindingType.MANIFEST_INVALID, None): ("Fix the listed manifest lines; the valid lines were still checked.",),
 }
+_DATASET_NEXT_STEPS: Final = (
+    "If the dataset could not be read: let the guard read it (rekognition:ListDatasetEntries, dataset "
+    "CREATE_COMPLETE), then retry the training so that its images are checked and their keys granted.",
+    "If entries are invalid: fix them (UpdateDatasetEntries); the valid entries were still checked.",
+)
 
 
 def next_steps(finding: Finding) -> tuple[str, ...]:
+    if finding.finding_type is FindingType.MANIFEST_INVALID and isinstance(finding.resource, ProjectVersionResource):
+        return _DATASET_NEXT_STEPS
     return _NEXT_STEPS.get((finding.finding_type, finding.outcome), _NEXT_STEPS.get((finding.finding_type, None), ()))
 
 
@@ -258,6 +281,8 @@ def _where(finding: Finding) -> str:
     if isinstance(resource, S3ObjectResource):
         version = f" (version {resource.version_id})" if resource.version_id else ""
         return f"{resource.label()}{version}"
+    if isinstance(resource, ProjectVersionResource):
+        return f"Rekognition {resource.arn}"
     return f"KMS key {resource.arn}"
 
 

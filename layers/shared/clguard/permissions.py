@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from clguard.adapters import clients, dynamodb, kms, s3, sns, sqs
+from clguard.adapters import clients, dynamodb, kms, rekognition, s3, sns, sqs
 
 _OBJECT_REMEDIATION: Final = (
     "HeadObject",
@@ -39,6 +39,8 @@ OPERATIONS: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
         "sqs": ("SendMessage",),
         "dynamodb": tuple(dynamodb.IAM_ACTIONS),
         "sts": ("AssumeRole",),
+        # Training from a project's datasets: the project's datasets, then their entries.
+        "rekognition": ("DescribeProjects", "ListDatasetEntries"),
     },
 }
 
@@ -63,7 +65,15 @@ EVENT_SOURCE: Final[Mapping[str, frozenset[str]]] = {
     "grant_training_access": frozenset(),
 }
 
-_ADAPTERS: Final = {"s3": s3, "kms": kms, "sns": sns, "sqs": sqs, "dynamodb": dynamodb, "sts": clients}
+_ADAPTERS: Final = {
+    "s3": s3,
+    "kms": kms,
+    "sns": sns,
+    "sqs": sqs,
+    "dynamodb": dynamodb,
+    "rekognition": rekognition,
+    "sts": clients,
+}
 
 
 def actions(function: str) -> frozenset[str]:

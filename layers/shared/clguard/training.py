@@ -1,9 +1,13 @@
 """The grant path (design §7, §8): a Rekognition training call → the caller gets exactly the key
 access training needs, and every violation on the way is reported.
 
-Handles CreateProjectVersion (manifests, KmsKeyId, output bucket), CreateDataset (its source
-manifest), UpdateDatasetEntries (inline Ground Truth lines, when CloudTrail recorded them) and
-CopyProjectVersion (KmsKeyId, output bucket).
+Handles CreateProjectVersion (manifests, KmsKeyId, output bucket; without manifests, the entries
+of the project's TRAIN and TEST datasets), CreateDataset (its source manifest, or the entries of
+its source dataset), UpdateDatasetEntries (inline Ground Truth lines, when CloudTrail recorded them)
+and CopyProjectVersion (KmsKeyId, output bucket: a copy trains nothing, so no images are read).
+
+Dataset entries are JSON Lines like a manifest's and go through the same scan, the same inline /
+fan-out split and the same bounds; they are streamed one ListDatasetEntries page at a time.
 """
 
 from __future__ import annotations
@@ -20,12 +24,20 @@ from botocore.exceptions import ClientError
 
 from clguard import fanout, manifest, policy
 from clguard.accounts import member_of
-from clguard.adapters import clients, s3, sqs
+from clguard.adapters import clients, rekognition, s3, sqs
 from clguard.adapters.clients import error_code, raise_if_transient
 from clguard.config import Settings
 from clguard.errors import InvalidEvent
 from clguard.events import TRAINING_EVENTS, ObjectWork, TrainingCall, parse_training_call
-from clguard.findings import Finding, FindingType, KmsKeyResource, Outcome, S3ObjectResource
+from clguard.findings import (
+    Finding,
+    FindingType,
+    KmsKeyResource,
+    Outcome,
+    ProjectVersionResource,
+    Resource,
+    S3ObjectResource,
+)
 from clguard.keyaccess import Context, KeyResult, ensure_access
 from clguard.keydirectory import KeyDirectory
 from clguard.manifest import ImageRef, ManifestStats
@@ -55,6 +67,8 @@ class TrainingRequest:
     manifests: list[S3Location] = field(default_factory=list)
     output_bucket: str | None = None
     inline_ground_truth: bytes | None = None
+    source_dataset: str | None = None  # CreateDataset's DatasetSource.DatasetArn
+    version_arn: str | None = None  # the version CreateProjectVersion created (responseElements)
 
     def describe(self, event_name: str) -> str:
         target = " ".join(x for x in (self.project, self.version_name and f"version {self.version_name}") if x)
@@ -113,6 +127,9 @@ def request_of(call: TrainingCall) -> TrainingRequest:
     location = _manifest_location(source.get("groundtruthmanifest"), "DatasetSource.GroundTruthManifest")
     if location is not None:
         request.manifests.append(location)
+    request.source_dataset = _str(source.get("datasetarn"), "DatasetSource.DatasetArn")
+    version_arn = call.response.get("projectversionarn")
+    request.version_arn = version_arn if isinstance(version_arn, str) and version_arn else None
     blob = _map(p.get("changes"), "Changes").get("groundtruth")
     if isinstance(blob, str) and blob:
         try:
@@ -147,6 +164,7 @@ class Summary:
     principal: str | None = None
     objects_checked: int = 0
     manifests: int = 0
+    datasets: int = 0
     fanout_messages: int = 0
     keys: dict[str, str] = field(default_factory=dict)
     findings: list[dict[str, Any]] = field(default_factory=list)
@@ -161,6 +179,7 @@ class Summary:
             "principal": self.principal,
             "objects_checked": self.objects_checked,
             "manifests": self.manifests,
+            "datasets": self.datasets,
             "fanout_messages": self.fanout_messages,
             "keys": self.keys,
             "findings": [{k: f[k] for k in ("finding_type", "outcome", "resource")} for f in self.findings],
@@ -219,6 +238,10 @@ class TrainingRun:
             self._ensure(self.request.kms_key_id, AccessNeed.COPIED_IMAGES)
         for location in self.request.manifests:
             self._manifest(location)
+        if self._trains_from_datasets():
+            self._project_datasets(str(self.request.project))
+        if self.request.source_dataset:
+            self._dataset(self.request.source_dataset, ProjectVersionResource(self.request.source_dataset))
         if self.request.inline_ground_truth:
             stats = ManifestStats()
             refs = manifest.scan([self.request.inline_ground_truth], stats)
@@ -278,7 +301,7 @@ class TrainingRun:
         # manifest's.
         self._images(manifest.scan(chunks, stats), stats, resource)
 
-    def _manifest_finding(self, resource: S3ObjectResource | None, detail: str) -> None:
+    def _manifest_finding(self, resource: Resource | None, detail: str, *, scope: str = "") -> None:
         finding = Finding(
             finding_type=FindingType.MANIFEST_INVALID,
             outcome=Outcome.REPORTED,
@@ -287,10 +310,83 @@ class TrainingRun:
             source_event_id=self.call.event_id,
             account=self.settings.account_id,
             region=self.settings.region,
+            scope=scope,
         )
         self.publisher.publish(finding)
 
-    def _images(self, refs: Iterator[ImageRef], stats: ManifestStats, resource: S3ObjectResource | None) -> None:
+    # --- datasets ------------------------------------------------------------------------------
+
+    def _trains_from_datasets(self) -> bool:
+        """CreateProjectVersion without manifests trains from the project's datasets (the request's
+        manifests rule when there are any)."""
+        return (
+            self.call.event_name == "CreateProjectVersion" and not self.request.manifests and bool(self.request.project)
+        )
+
+    def _project_datasets(self, project_arn: str) -> None:
+        # The finding's resource is the version being trained; before CloudTrail names it (a
+        # refused call we still act on), the project.
+        resource = ProjectVersionResource(self.request.version_arn or project_arn)
+        try:
+            project = rekognition.describe_project(project_arn)
+        except ClientError as error:
+            raise_if_transient(error)
+            self._manifest_finding(
+                resource,
+                f"the project's datasets could not be listed (DescribeProjects: {error_code(error)}); "
+                "the training images were not checked",
+            )
+            return
+        if project is None:
+            self._manifest_finding(
+                resource, f"the project {project_arn} was not found; the training images were not checked"
+            )
+            return
+        if not project.datasets:
+            logger.info("the project has no datasets", extra={"project": project_arn})
+            return
+        for dataset in sorted(project.datasets, key=lambda d: (d.dataset_type != "TRAIN", d.arn)):
+            if not dataset.readable:
+                self.summary.datasets += 1
+                message = f": {dataset.status_message}" if dataset.status_message else ""
+                self._manifest_finding(
+                    resource,
+                    f"the {dataset.dataset_type} dataset {dataset.arn} is {dataset.status}{message}; "
+                    "its images were not checked",
+                    scope=f"{self.call.event_id}:{dataset.arn}",
+                )
+                continue
+            self._dataset(dataset.arn, resource, dataset.dataset_type)
+
+    def _dataset(self, dataset_arn: str, resource: Resource, dataset_type: str = "") -> None:
+        """Check the images of a dataset's entries, as the lines of a manifest."""
+        self.summary.datasets += 1
+        scope = f"{self.call.event_id}:{dataset_arn}"
+        name = f"the {dataset_type} dataset" if dataset_type else "the dataset"
+        try:
+            pages = rekognition.dataset_entry_pages(dataset_arn)
+        except ClientError as error:
+            raise_if_transient(error)
+            self._manifest_finding(
+                resource,
+                f"{name} {dataset_arn} could not be read (ListDatasetEntries: {error_code(error)}); "
+                "its images were not checked",
+                scope=scope,
+            )
+            return
+        stats = ManifestStats()
+        lines = rekognition.entry_lines(_pages_until_refused(pages, stats))
+        self._images(manifest.scan(lines, stats), stats, resource, scope=scope, what=f"{name} {dataset_arn}")
+
+    def _images(
+        self,
+        refs: Iterator[ImageRef],
+        stats: ManifestStats,
+        resource: Resource | None,
+        *,
+        scope: str = "",
+        what: str = "manifest",
+    ) -> None:
         """Check the images: inline for a small manifest, fanned out to the verify queue beyond
         ``inline_limit`` images (bounded memory either way)."""
         buffered: list[ImageRef] = []
@@ -311,7 +407,7 @@ class TrainingRun:
             finally:
                 prefetch.close()
         if stats.problems:
-            self._manifest_finding(resource, f"manifest problems: {stats.describe()}")
+            self._manifest_finding(resource, f"{what} problems: {stats.describe()}", scope=scope)
 
     def _fan_out(self, refs: Iterator[ImageRef]) -> None:
         queue = self.settings.verify_queue_url
@@ -375,6 +471,20 @@ class TrainingRun:
         )
         count("Refusals")
         self.publisher.publish(finding)
+
+
+def _pages_until_refused(pages: Iterator[list[str]], stats: ManifestStats) -> Iterator[list[str]]:
+    """The pages; a later page that is refused (not transient: those retry the event) ends the
+    read, and ``stats`` says so (the entries read so far are still checked)."""
+    read = 0
+    try:
+        for page in pages:
+            read += 1
+            yield page
+    except ClientError as error:
+        raise_if_transient(error)
+        code = error_code(error)
+        stats.truncated = f"ListDatasetEntries failed after {read} page(s) ({code}); the rest was not checked"
 
 
 def handle_training_event(
