@@ -2,8 +2,10 @@
 
 Order of checks for one key (each stops the rest and says why in a finding):
 1. the key resolves, is customer managed, in this account and enabled, else KEY_UNUSABLE;
-2. the principal is already granted (no write, no alert);
+2. the principal is already granted (no write, no alert): allowed, and no Deny cancels it;
 3. the principal is allowed (patterns, same account, no root/wildcard/service), else REFUSED;
+3b. no explicit Deny of the key policy can cancel the access, else KEY_ACCESS_MISSING REFUSED
+   naming the Sid(s) (nothing is written: an added Allow would not help);
 4. the key carries the opt-in tag, else KEY_NOT_MANAGED;
 5. report mode: KEY_ACCESS_MISSING REPORTED with what would be added;
 6. enforce: under the key's lock, re-read, merge additively, check 32 KB, PutKeyPolicy (retrying
@@ -84,7 +86,7 @@ class KeyResult:
 
     reference: str
     key: KeyInfo | None = None
-    status: str = "ok"  # ok | unusable | refused | not managed | reported | granted | failed
+    status: str = "ok"  # ok | unusable | refused | denied | not managed | reported | granted | failed
     granted: list[str] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)
     published: list[Finding] = field(default_factory=list)
@@ -146,6 +148,16 @@ def ensure_access(ctx: Context, reference: str, wants: Mapping[str, Sequence[Sta
         result.status = "refused"
         return result
 
+    for principal in list(needed):
+        sids = policy.blocking_denies(document, principal, wants[principal], key.arn)
+        if sids:
+            del needed[principal]
+            result.published += _publish(ctx, _denied_finding(ctx, key, principal, wants[principal], sids))
+            count("Refusals")
+    if not needed:
+        result.status = "denied"
+        return result
+
     def lacking(finding_type: FindingType, outcome: Outcome, why: str) -> KeyResult:
         """One finding per principal that lacks access, saying why nothing is written."""
         for principal, specs in needed.items():
@@ -172,6 +184,24 @@ def ensure_access(ctx: Context, reference: str, wants: Mapping[str, Sequence[Sta
 
     _grant(ctx, key, needed, result)
     return result
+
+
+def _denied_finding(
+    ctx: Context, key: KeyInfo, principal: str, specs: Sequence[StatementSpec], sids: Sequence[str]
+) -> Finding:
+    """KEY_ACCESS_MISSING, REFUSED: an explicit Deny of the key policy cancels the access. The guard
+    never edits or removes a statement it does not own (the add-only guardrail), and an added Allow
+    would not help, so nothing is written; a person must change the Deny."""
+    names = ", ".join(repr(sid) for sid in sids)
+    detail = (
+        f"{principal} cannot use {key.arn} for {', '.join(policy.actions_of(specs))} (needed for {ctx.origin}): "
+        f"the key policy's Deny statement(s) {names} apply to the requests Rekognition makes on its behalf "
+        "(through S3 or Rekognition, not through a VPC endpoint), and an explicit Deny overrides any Allow. "
+        "Nothing was written: the remediator never edits a statement it does not own. To fix it, a key "
+        f"administrator must change {names} so that it exempts {principal} (for example a condition "
+        "that excludes aws:PrincipalArn, or aws:ViaAWSService = true / kms:ViaService of S3 and Rekognition)"
+    )
+    return ctx.finding(FindingType.KEY_ACCESS_MISSING, Outcome.REFUSED, key.arn, detail, principal)
 
 
 def _publish(ctx: Context, finding: Finding) -> list[Finding]:

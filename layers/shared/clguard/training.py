@@ -36,7 +36,7 @@ from clguard.publisher import Publisher
 
 INLINE_IMAGE_LIMIT: Final = 1_000  # larger manifests fan their image checks out to the verify queue
 MAX_INLINE_GROUND_TRUTH: Final = 5 * 1024 * 1024
-KEY_STATUS_RANK: Final = ("ok", "reported", "refused", "not managed", "failed", "unusable", "granted")
+KEY_STATUS_RANK: Final = ("ok", "reported", "refused", "denied", "not managed", "failed", "unusable", "granted")
 
 
 @dataclass(frozen=True, slots=True)
