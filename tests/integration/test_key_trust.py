@@ -8,11 +8,13 @@ import json
 from typing import Any
 
 from clguard import policy
+from clguard.keydirectory import KeyDirectory
 from functions.grant_training_access import app as grant_app
 from functions.verify_object_encryption import app as verify_app
+from tests.awscalls import Boundary
 from tests.eventsamples import sqs_event
 from tests.fixtures import key_policy
-from tests.world import ACCOUNT, BUCKET, LambdaContext, World
+from tests.world import ACCOUNT, BUCKET, TAG, LambdaContext, World, default_key_policy
 
 TRAINER = f"arn:aws:iam::{ACCOUNT}:role/ml/CustomLabelsTrainer"
 TRAIN = "datasets/cats/train.manifest"
@@ -97,3 +99,74 @@ def test_report_mode_reports_the_deny_the_same_way(world: World) -> None:
     verify(world.object_created(IMAGE))
     # Then it says what enforce mode would say: REFUSED for the Deny
     assert of_key(world.findings(), key) == [("KEY_ACCESS_MISSING", "REFUSED")]
+
+
+# --- fresh reads on the grant path --------------------------------------------------------------
+
+
+def test_a_new_training_call_within_the_cache_ttl_sees_a_revocation(world: World) -> None:
+    # Given a training call that granted the trainer on its keys
+    world.role("CustomLabelsTrainer", "/ml/")
+    data_key, copy_key = world.key(), world.key()
+    training_data(world, data_key)
+    grant(world.training_event(kms_key=copy_key, event_id="11111111-1111-4111-8111-111111111111"))
+    assert policy.is_granted(world.policy(data_key), TRAINER, policy.TRAINING_DATA, data_key)
+    # And someone removed the trainer by hand a moment later (well within the 60 s key cache)
+    world.kms.put_key_policy(KeyId=data_key, PolicyName="default", Policy=json.dumps(default_key_policy()))
+    # When the trainer calls CreateProjectVersion again
+    grant(world.training_event(kms_key=copy_key, event_id="22222222-2222-4222-8222-222222222222"))
+    # Then the call is decided on a fresh read: the trainer is granted again, and it is reported
+    assert policy.is_granted(world.policy(data_key), TRAINER, policy.TRAINING_DATA, data_key)
+    second = [f for f in world.findings() if f["source_event_id"] == "22222222-2222-4222-8222-222222222222"]
+    assert ("KEY_ACCESS_MISSING", "REMEDIATED") in of_key(second, data_key)
+
+
+def test_a_training_call_does_not_edit_a_key_that_just_opted_out(world: World) -> None:
+    # Given a warm container that read a managed key's tags a moment ago
+    world.role("CustomLabelsTrainer", "/ml/")
+    data_key, copy_key = world.key(), world.key()
+    training_data(world, data_key)
+    assert KeyDirectory().tags(data_key)
+    # And the key's owner removed the opt-in tag since
+    world.kms.untag_resource(KeyId=data_key, TagKeys=[TAG[0]])
+    before = world.policy(data_key)
+    # When a training call needs the key
+    grant(world.training_event(kms_key=copy_key))
+    # Then the key is not edited, and the refusal says it is not managed
+    assert world.policy(data_key) == before
+    assert of_key(world.findings(), data_key) == [("KEY_NOT_MANAGED", "REFUSED")]
+
+
+def test_the_s3_path_rereads_the_tags_inside_the_lock_before_writing(world: World) -> None:
+    # Given a warm container that read a managed key's tags a moment ago (the S3 path's cache)
+    world.role("Trainer", "/ml/")
+    key = world.key()
+    world.put(IMAGE, ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
+    world.env_set(TRAINING_PRINCIPALS=f"arn:aws:iam::{ACCOUNT}:role/ml/Trainer")
+    assert KeyDirectory().tags(key) == {TAG[0]: TAG[1]}
+    # And the key's owner removed the opt-in tag since
+    world.kms.untag_resource(KeyId=key, TagKeys=[TAG[0]])
+    before = world.policy(key)
+    # When an object under the key arrives (the cached tags still say "managed")
+    verify(world.object_created(IMAGE))
+    # Then the tags re-read inside the lock stop the write, and the refusal is reported
+    assert world.policy(key) == before
+    assert of_key(world.findings(), key) == [("KEY_NOT_MANAGED", "REFUSED")]
+
+
+def test_the_s3_path_keeps_its_key_cache(world: World, calls: Boundary) -> None:
+    # Given a trainer already granted on a key, and two batches of uploads under it
+    world.role("Trainer", "/ml/")
+    trainer = f"arn:aws:iam::{ACCOUNT}:role/ml/Trainer"
+    document = default_key_policy()
+    document["Statement"].append(policy.TRAINING_DATA.new_statement(trainer))
+    key = world.key(policy=document)
+    world.env_set(TRAINING_PRINCIPALS=trainer)
+    for n in range(2):
+        world.put(f"datasets/a/{n}.jpg", ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
+    # When both batches are verified by one warm container
+    verify(world.object_created("datasets/a/0.jpg"))
+    verify(world.object_created("datasets/a/1.jpg"))
+    # Then the key was described and its policy read once for both (no fresh reads on this path)
+    assert calls.log.count("DescribeKey") == 1
+    assert calls.log.count("GetKeyPolicy") == 1

@@ -216,6 +216,7 @@ class _Attempt:
     findings: list[Finding] = field(default_factory=list)
     granted: list[str] = field(default_factory=list)
     rejected: bool = False  # KMS kept rejecting the document (MalformedPolicyDocumentException)
+    status: str | None = None  # the key result's status when it is not granted/failed
 
 
 def _grant(ctx: Context, key: KeyInfo, needed: dict[str, tuple[StatementSpec, ...]], result: KeyResult) -> None:
@@ -227,6 +228,10 @@ def _grant(ctx: Context, key: KeyInfo, needed: dict[str, tuple[StatementSpec, ..
     lock = KeyLock(ctx.settings.state_table, key.arn)
     try:
         with lock:
+            opted_out = _opted_out(ctx, key, needed)
+            if opted_out is not None:
+                attempts.append(opted_out)
+                return  # the key opted out since it was read: not edited
             document = ctx.keys.fresh_policy(key.arn)
             grants = [(p, m) for p, specs in needed.items() if (m := policy.missing(document, p, specs, key.arn))]
             if not grants:
@@ -244,12 +249,33 @@ def _grant(ctx: Context, key: KeyInfo, needed: dict[str, tuple[StatementSpec, ..
     finally:
         for attempt in attempts:
             result.granted += attempt.granted
-            result.status = "granted" if result.granted else "failed"
+            result.status = attempt.status or ("granted" if result.granted else "failed")
             for finding in attempt.findings:
                 if finding.outcome is not Outcome.REMEDIATED or finding.principal_arn not in lost:
                     result.published += _publish(ctx, finding)
     if lost:
         raise RetryableError(f"the lease on {key.arn} expired during the write and {', '.join(lost)} was lost")
+
+
+def _opted_out(ctx: Context, key: KeyInfo, needed: Mapping[str, Sequence[StatementSpec]]) -> _Attempt | None:
+    """Inside the lock, before any write: the tags as KMS has them now. A key that lost the
+    opt-in tag since it was read (possibly from the S3 path's cache) is not edited."""
+    tag_key, tag_value = ctx.settings.managed_key_tag
+    if ctx.keys.fresh_tags(key.arn).get(tag_key) == tag_value:
+        return None
+    count("Refusals", len(needed))
+    why = f"the key no longer carries the opt-in tag {tag_key}={tag_value} (re-read before the write)"
+    findings = [
+        ctx.finding(
+            FindingType.KEY_NOT_MANAGED,
+            Outcome.REFUSED,
+            key.arn,
+            f"{p} lacks {', '.join(policy.actions_of(specs))} on {key.arn}, needed for {ctx.origin}; {why}",
+            p,
+        )
+        for p, specs in needed.items()
+    ]
+    return _Attempt(grants=(), findings=findings, status="not managed")
 
 
 def _lost_grants(ctx: Context, key: KeyInfo, attempts: Sequence[_Attempt]) -> list[str]:

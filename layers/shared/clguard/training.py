@@ -182,7 +182,7 @@ class TrainingRun:
         self.caller: Caller = resolve_caller(call.user_identity)
         self.origin = self.request.describe(call.event_name)
         self.publisher = Publisher(settings, lambda_context=lambda_context)
-        self.keys = KeyDirectory()
+        self.keys = KeyDirectory(fresh=True)  # a one-shot call is decided on what KMS says now
         self.ctx = Context(settings, self.publisher, self.keys, call.event_id, self.origin, sleep=sleep)
         self.inline_limit = INLINE_IMAGE_LIMIT if inline_limit is None else inline_limit
         self.refusal = refusal_reason(
