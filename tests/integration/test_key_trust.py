@@ -7,8 +7,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from clguard import policy
+import pytest
+
+from clguard import fanout, policy
 from clguard.keydirectory import KeyDirectory
+from clguard.manifest import ImageRef
 from functions.grant_training_access import app as grant_app
 from functions.verify_object_encryption import app as verify_app
 from tests.awscalls import Boundary
@@ -170,3 +173,82 @@ def test_the_s3_path_keeps_its_key_cache(world: World, calls: Boundary) -> None:
     # Then the key was described and its policy read once for both (no fresh reads on this path)
     assert calls.log.count("DescribeKey") == 1
     assert calls.log.count("GetKeyPolicy") == 1
+
+
+# --- one unreadable key fails alone -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("operation", ["GetKeyPolicy", "ListResourceTags"])
+def test_grant_path_an_unreadable_key_is_reported_and_the_others_are_granted(
+    world: World, calls: Boundary, operation: str
+) -> None:
+    # Given a training call whose KmsKeyId key (handled first) the guard may not read
+    world.role("CustomLabelsTrainer", "/ml/")
+    data_key, copy_key = world.key(), world.key()
+    training_data(world, data_key)
+    calls.faults.add(operation, "AccessDeniedException", times=1)
+    copy_before = world.policy(copy_key)
+    # When the call is handled
+    summary = grant(world.training_event(kms_key=copy_key))
+    # Then the unreadable key is a finding of its own, naming the refused read
+    findings = world.findings()
+    assert of_key(findings, copy_key) == [("KEY_UNUSABLE", "REPORTED")]
+    unreadable = next(f for f in findings if f["kms_key_arn"] == copy_key)
+    assert operation in unreadable["detail"]
+    assert "AccessDeniedException" in unreadable["detail"]
+    assert world.policy(copy_key) == copy_before
+    # And every other key of the event is still handled: the data key is granted
+    assert policy.is_granted(world.policy(data_key), TRAINER, policy.TRAINING_DATA, data_key)
+    assert ("KEY_ACCESS_MISSING", "REMEDIATED") in of_key(findings, data_key)
+    assert summary["keys"][copy_key] == "unusable"
+
+
+def test_verify_path_an_unreadable_key_fails_alone(world: World, calls: Boundary) -> None:
+    # Given two uploads under two keys, and the guard may not read the first key's policy
+    world.role("Trainer", "/ml/")
+    trainer = f"arn:aws:iam::{ACCOUNT}:role/ml/Trainer"
+    world.env_set(TRAINING_PRINCIPALS=trainer)
+    first, second = world.key(), world.key()
+    world.put("datasets/a/1.jpg", ServerSideEncryption="aws:kms", SSEKMSKeyId=first)
+    world.put("datasets/a/2.jpg", ServerSideEncryption="aws:kms", SSEKMSKeyId=second)
+    calls.faults.add("GetKeyPolicy", "AccessDeniedException", times=1)
+    # When both arrive in one batch
+    response = verify(world.object_created("datasets/a/1.jpg"), world.object_created("datasets/a/2.jpg"))
+    # Then no record fails (AccessDenied is not transient: retrying would not help)
+    assert response["batchItemFailures"] == []
+    # And the first key has its own finding, the second key's principal is granted
+    findings = world.findings()
+    assert of_key(findings, first) == [("KEY_UNUSABLE", "REPORTED")]
+    assert policy.is_granted(world.policy(second), trainer, policy.TRAINING_DATA, second)
+
+
+def test_a_fanout_message_goes_on_after_an_unreadable_key(world: World, calls: Boundary) -> None:
+    # Given a fan-out message of a training request: images under two keys
+    world.role("CustomLabelsTrainer", "/ml/")
+    first, second = world.key(), world.key()
+    world.put("datasets/a/1.jpg", ServerSideEncryption="aws:kms", SSEKMSKeyId=first)
+    world.put("datasets/a/2.jpg", ServerSideEncryption="aws:kms", SSEKMSKeyId=second)
+    refs = [ImageRef(BUCKET, "datasets/a/1.jpg"), ImageRef(BUCKET, "datasets/a/2.jpg")]
+    [body] = list(fanout.messages(iter(refs), source_event_id="evt-1", origin="test", principals=[TRAINER]))
+    calls.faults.add("ListResourceTags", "AccessDeniedException", times=1)
+    # When the verify function handles it
+    response = verify_app.lambda_handler(sqs_event(body), LambdaContext())
+    # Then the message does not fail, the first key is reported and the later image's key granted
+    assert response["batchItemFailures"] == []
+    assert of_key(world.findings(), first) == [("KEY_UNUSABLE", "REPORTED")]
+    assert policy.is_granted(world.policy(second), TRAINER, policy.TRAINING_DATA, second)
+
+
+def test_a_transient_error_reading_a_key_still_retries(world: World, calls: Boundary) -> None:
+    # Given throttling on every GetKeyPolicy
+    world.role("Trainer", "/ml/")
+    world.env_set(TRAINING_PRINCIPALS=f"arn:aws:iam::{ACCOUNT}:role/ml/Trainer")
+    key = world.key()
+    world.put(IMAGE, ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
+    calls.faults.add("GetKeyPolicy", "ThrottlingException")
+    # When the upload is verified
+    event = sqs_event(world.object_created(IMAGE))
+    response = verify_app.lambda_handler(event, LambdaContext())
+    # Then the record fails (SQS retries it) and no finding claims the key is unusable
+    assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == [event["Records"][0]["messageId"]]
+    assert of_key(world.findings(), key) == []

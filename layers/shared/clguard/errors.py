@@ -51,3 +51,14 @@ class DeniedByPolicy(PolicyConflict):
         )
         self.principal = principal
         self.sids = sids
+
+
+class KeyUnreadable(GuardError):
+    """KMS refused (not transiently) to let the guard read one key's policy or tags: a finding of
+    that key alone; every other key and object is still handled."""
+
+    def __init__(self, key_arn: str, operation: str, code: str, message: str = "") -> None:
+        super().__init__(f"{operation} on {key_arn} failed: {code}{': ' + message if message else ''}")
+        self.key_arn = key_arn
+        self.operation = operation
+        self.code = code

@@ -1,7 +1,8 @@
 """Ensure principals have the key access training needs — within the guardrails (design §6).
 
 Order of checks for one key (each stops the rest and says why in a finding):
-1. the key resolves, is customer managed, in this account and enabled, else KEY_UNUSABLE;
+1. the key resolves, is customer managed, in this account and enabled, else KEY_UNUSABLE (also
+   when KMS refuses, not transiently, to let the guard read its policy or tags: that key alone);
 2. the principal is already granted (no write, no alert): allowed, and no Deny cancels it;
 3. the principal is allowed (patterns, same account, no root/wildcard/service), else REFUSED;
 3b. no explicit Deny of the key policy can cancel the access, else KEY_ACCESS_MISSING REFUSED
@@ -28,7 +29,7 @@ from clguard.adapters import kms
 from clguard.adapters.clients import error_code, raise_if_transient
 from clguard.adapters.kms import KeyInfo
 from clguard.config import Settings
-from clguard.errors import PolicyConflict, RetryableError
+from clguard.errors import KeyUnreadable, PolicyConflict, RetryableError
 from clguard.findings import Finding, FindingType, KmsKeyResource, Outcome
 from clguard.keydirectory import KeyDirectory
 from clguard.locks import KeyLock
@@ -131,7 +132,25 @@ def ensure_access(ctx: Context, reference: str, wants: Mapping[str, Sequence[Sta
         result.published += _publish(ctx, ctx.finding(FindingType.KEY_UNUSABLE, Outcome.REPORTED, arn, detail))
         return result
     assert key is not None
+    try:
+        _ensure_on(ctx, key, wants, result)
+    except KeyUnreadable as unreadable:
+        # This key's problem alone: reported, and the caller goes on with every other key.
+        result.status = "unusable"
+        count("KeysUnreadable")
+        logger.warning("key unreadable", extra={"key": key.arn, "error": str(unreadable)})
+        detail = (
+            f"the guard cannot read {key.arn}: {unreadable}; needed for {ctx.origin}. Whether "
+            f"{', '.join(wants) or 'the training principals'} can use it is unknown and nothing was changed. "
+            f"Let the guard's role call kms:{unreadable.operation} on this key (key policy or IAM)"
+        )
+        result.published += _publish(ctx, ctx.finding(FindingType.KEY_UNUSABLE, Outcome.REPORTED, key.arn, detail))
+    return result
 
+
+def _ensure_on(
+    ctx: Context, key: KeyInfo, wants: Mapping[str, Sequence[StatementSpec]], result: KeyResult
+) -> KeyResult:
     document = ctx.keys.policy(key.arn)
     needed = {p: m for p, specs in wants.items() if (m := policy.missing(document, p, specs, key.arn))}
     if not needed:

@@ -16,14 +16,29 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
+from botocore.exceptions import ClientError
+
 from clguard import policy
 from clguard.adapters import kms
+from clguard.adapters.clients import error_code, raise_if_transient
 from clguard.adapters.kms import KeyLookup
+from clguard.errors import KeyUnreadable
 
 TTL_SECONDS: Final = 60.0
 
 _lock = threading.Lock()
 _cache: dict[tuple[str, str], tuple[float, Any]] = {}
+
+
+def _read[T](operation: str, key_arn: str, load: Callable[[], T]) -> T:
+    """A KMS read of one key. Transient errors raise RetryableError (the unit is retried); any
+    other error (AccessDenied above all) is this key's alone: KeyUnreadable."""
+    try:
+        return load()
+    except ClientError as error:
+        raise_if_transient(error)
+        message = str(error.response.get("Error", {}).get("Message", ""))[:300]
+        raise KeyUnreadable(key_arn, operation, error_code(error), message) from error
 
 
 def clear_cache() -> None:
@@ -73,10 +88,14 @@ class KeyDirectory:
         return found
 
     def policy(self, key_arn: str) -> dict[str, Any]:
-        return self._get("policy", key_arn, lambda: policy.parse(kms.get_policy(key_arn)))
+        return self._get("policy", key_arn, lambda: self._read_policy(key_arn))
+
+    @staticmethod
+    def _read_policy(key_arn: str) -> dict[str, Any]:
+        return policy.parse(_read("GetKeyPolicy", key_arn, lambda: kms.get_policy(key_arn)))
 
     def fresh_policy(self, key_arn: str) -> dict[str, Any]:
-        document = policy.parse(kms.get_policy(key_arn))
+        document = self._read_policy(key_arn)
         self._put("policy", key_arn, document)
         return document
 
@@ -84,10 +103,10 @@ class KeyDirectory:
         self._put("policy", key_arn, document)
 
     def tags(self, key_arn: str) -> dict[str, str]:
-        return self._get("tags", key_arn, lambda: kms.tags(key_arn))
+        return self._get("tags", key_arn, lambda: _read("ListResourceTags", key_arn, lambda: kms.tags(key_arn)))
 
     def fresh_tags(self, key_arn: str) -> dict[str, str]:
         """The key's tags as KMS has them now (read inside the key's lock before every write)."""
-        found = kms.tags(key_arn)
+        found = _read("ListResourceTags", key_arn, lambda: kms.tags(key_arn))
         self._put("tags", key_arn, found)
         return found

@@ -22,7 +22,7 @@ from clguard import fanout, manifest, policy
 from clguard.adapters import s3, sqs
 from clguard.adapters.clients import error_code, raise_if_transient
 from clguard.config import Settings
-from clguard.errors import InvalidEvent
+from clguard.errors import InvalidEvent, KeyUnreadable
 from clguard.events import TRAINING_EVENTS, ObjectWork, TrainingCall, parse_training_call
 from clguard.findings import Finding, FindingType, KmsKeyResource, Outcome, S3ObjectResource
 from clguard.keyaccess import Context, KeyResult, ensure_access
@@ -349,7 +349,11 @@ class TrainingRun:
             if lookup.key is None or not lookup.key.customer_managed:
                 continue
             arn = self.caller.principal_arn
-            if arn and not policy.missing(self.keys.policy(key_arn), arn, policy.specs_for(needs), key_arn):
+            try:
+                document = self.keys.policy(key_arn)
+            except KeyUnreadable:
+                document = {}  # cannot tell: listed (its own KEY_UNUSABLE says why)
+            if arn and not policy.missing(document, arn, policy.specs_for(needs), key_arn):
                 continue
             lacking.append(key_arn)
         if not lacking:
