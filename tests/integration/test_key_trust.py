@@ -252,3 +252,65 @@ def test_a_transient_error_reading_a_key_still_retries(world: World, calls: Boun
     # Then the record fails (SQS retries it) and no finding claims the key is unusable
     assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == [event["Records"][0]["messageId"]]
     assert of_key(world.findings(), key) == []
+
+
+# --- escaped text and single-object statements ---------------------------------------------------
+
+
+def _team_policy(value_text: str) -> str:
+    """The default key policy plus a foreign statement whose condition value is ``value_text``
+    (raw JSON string content, escapes included), as GetKeyPolicy would return it."""
+    document = default_key_policy()
+    document["Statement"].append(
+        {
+            "Sid": "TeamOnly",
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+            "Action": "kms:Encrypt",
+            "Resource": "*",
+            "Condition": {"StringEquals": {"aws:PrincipalTag/team": "@VALUE@"}},
+        }
+    )
+    return json.dumps(document).replace('"@VALUE@"', f'"{value_text}"')
+
+
+@pytest.mark.parametrize(("text", "value"), [("\\u4e2d\\u6587", "中文"), ("\\ud800", "\ud800")], ids=["cjk", "lone"])
+def test_a_policy_with_escaped_non_latin1_text_is_edited_and_round_trips(world: World, text: str, value: str) -> None:
+    # Given a managed key whose policy holds an escaped CJK (or lone surrogate) condition value
+    world.role("Trainer", "/ml/")
+    trainer = f"arn:aws:iam::{ACCOUNT}:role/ml/Trainer"
+    meta = world.kms.create_key(Policy=_team_policy(text), Tags=[{"TagKey": TAG[0], "TagValue": TAG[1]}])
+    key = meta["KeyMetadata"]["Arn"]
+    world.put(IMAGE, ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
+    world.env_set(TRAINING_PRINCIPALS=trainer)
+    # When an upload under it needs the trainer added (KMS's character rules apply: the double)
+    response = verify(world.object_created(IMAGE))
+    # Then the write is accepted, the trainer is granted and reported
+    assert response["batchItemFailures"] == []
+    assert of_key(world.findings(), key) == [("KEY_ACCESS_MISSING", "REMEDIATED")]
+    stored = world.kms.get_key_policy(KeyId=key, PolicyName="default")["Policy"]
+    # And the condition value is unchanged (still escaped on the wire)
+    assert text in stored
+    team = next(s for s in json.loads(stored)["Statement"] if s.get("Sid") == "TeamOnly")
+    assert team["Condition"]["StringEquals"]["aws:PrincipalTag/team"] == value
+    assert policy.is_granted(json.loads(stored), trainer, policy.TRAINING_DATA, key)
+
+
+def test_a_key_policy_whose_statement_is_one_object_is_handled(world: World) -> None:
+    # Given a managed key whose valid policy has a single-object Statement (moto crashes on it:
+    # the KeyPolicyValidation double stands in for AWS)
+    world.role("Trainer", "/ml/")
+    trainer = f"arn:aws:iam::{ACCOUNT}:role/ml/Trainer"
+    root = default_key_policy()["Statement"][0]
+    key = world.key(policy={"Version": "2012-10-17", "Statement": root})
+    assert world.kms.describe_key(KeyId=key)["KeyMetadata"]["Arn"] == key
+    world.put(IMAGE, ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
+    world.env_set(TRAINING_PRINCIPALS=trainer)
+    # When an upload under it arrives
+    response = verify(world.object_created(IMAGE))
+    # Then the trainer is added, and the original statement is kept unchanged
+    assert response["batchItemFailures"] == []
+    statements = world.policy(key)["Statement"]
+    assert statements[0] == root
+    assert policy.is_granted(world.policy(key), trainer, policy.TRAINING_DATA, key)
+    assert of_key(world.findings(), key) == [("KEY_ACCESS_MISSING", "REMEDIATED")]

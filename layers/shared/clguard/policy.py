@@ -527,12 +527,16 @@ def merge_grants(
 
 
 def serialize(document: Mapping[str, Json]) -> str:
-    """The exact form sent to PutKeyPolicy: compact JSON (non-ASCII kept as UTF-8)."""
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+    """The exact form sent to PutKeyPolicy: compact JSON, every non-ASCII character escaped
+    (``\\uXXXX``). KMS accepts only printable ASCII, Latin-1, tab, LF and CR in a key policy, so a
+    value that GetKeyPolicy returned escaped (CJK, emoji) must be sent escaped again; an escaped
+    lone surrogate stays an escape instead of failing to encode."""
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=True)
 
 
 def size_in_bytes(document: Mapping[str, Json]) -> int:
-    return len(serialize(document).encode("utf-8"))
+    """The size KMS counts against its 32,768-byte limit: the bytes of exactly what is sent."""
+    return len(serialize(document).encode("ascii"))
 
 
 def parse(text: str) -> dict[str, Json]:
