@@ -197,7 +197,9 @@ KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-123456
 PATTERN_CASES = [
     ("TrainingBuckets", "custom-labels-training", True),
     ("TrainingBuckets", "data.v2-bucket", True),
-    ("TrainingBuckets", "Custom_Labels", False),
+    ("TrainingBuckets", "Custom_Labels", True),  # a legacy us-east-1 bucket
+    ("TrainingBuckets", "custom labels", False),
+    ("TrainingBuckets", "b" * 256, False),
     ("TrainingBuckets", "", False),
     ("AllowedKmsKeys", KEY_ARN, True),
     ("AllowedKmsKeys", f"{KEY_ARN},{KEY_ARN.replace('1234abcd', 'abcd1234')}", True),
@@ -218,6 +220,11 @@ PATTERN_CASES = [
     ("ManagedKeyTag", "custom-labels-guard=opted-in", True),
     ("ManagedKeyTag", "owner=ml", False),
     ("ManagedKeyTag", "custom-labels-guard=a=b", False),
+    ("ManagedKeyTag", "custom-labels-guard= managed", False),
+    ("ManagedKeyTag", "custom-labels-guard=managed ", False),
+    ("ManagedKeyTag", "custom-labels-guard=\tmanaged", False),
+    ("ManagedKeyTag", "custom-labels-guard=m", True),
+    ("ManagedKeyTag", "custom-labels-guard=opted in", True),
     ("AlertEmail", "ml-platform@example.com", True),
     ("AlertEmail", "not-an-address", False),
     ("SlackWorkspaceId", "T0123ABCD", True),
