@@ -389,6 +389,8 @@ BAD_PRINCIPALS = [
     f"arn:aws:iam::{OTHER_ACCOUNT}:user/someone",
     f"arn:aws:iam::{ACCOUNT}:group/trainers",
     f"arn:aws:iam::{ACCOUNT}:role/Trainer ",
+    f"arn:aws-cn:iam::{ACCOUNT}:role/ml/CustomLabelsTrainer",  # the key's account id, another partition
+    f"arn:aws-us-gov:iam::{ACCOUNT}:user/someone",
 ]
 bad_principals = st.one_of(
     st.sampled_from(BAD_PRINCIPALS),

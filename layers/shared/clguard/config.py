@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from clguard.arns import parse_key_arn, parse_principal_arn
+from clguard.arns import parse_key_arn, parse_principal_arn, partition_of_region
 from clguard.errors import ConfigError
 from clguard.names import is_bucket_name
 
@@ -178,8 +178,7 @@ def _patterns(env: Mapping[str, str], account_id: str, region: str) -> list[str]
             raise ConfigError("ALLOWED_PRINCIPAL_PATTERNS", f"{pattern!r} must be a glob of principal ARNs (arn:...)")
     if patterns:
         return patterns
-    partition = "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov-") else "aws"
-    return [f"arn:{partition}:iam::{account_id}:role/*"]
+    return [f"arn:{partition_of_region(region)}:iam::{account_id}:role/*"]
 
 
 def _principals(env: Mapping[str, str], account_id: str, patterns: list[str]) -> list[str]:

@@ -28,6 +28,7 @@ from clguard import policy
 from clguard.adapters import kms
 from clguard.adapters.clients import error_code, raise_if_transient
 from clguard.adapters.kms import KeyInfo
+from clguard.arns import partition_of, partition_of_region
 from clguard.config import Settings
 from clguard.errors import KeyUnreadable, PolicyConflict, RetryableError
 from clguard.findings import Finding, FindingType, KmsKeyResource, Outcome
@@ -158,7 +159,12 @@ def _ensure_on(
         return result
 
     for principal in list(needed):
-        why = refusal_reason(principal, key_account=key.account, patterns=ctx.settings.allowed_principal_patterns)
+        why = refusal_reason(
+            principal,
+            key_account=key.account,
+            key_partition=partition_of(key.arn) or partition_of_region(ctx.settings.region),
+            patterns=ctx.settings.allowed_principal_patterns,
+        )
         if why is not None:
             result.refused[principal] = why
             del needed[principal]

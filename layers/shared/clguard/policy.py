@@ -15,7 +15,7 @@ from enum import Enum
 from functools import lru_cache
 from typing import Any, Final
 
-from clguard.arns import parse_principal_arn
+from clguard.arns import parse_principal_arn, partition_of
 from clguard.errors import DeniedByPolicy, GuardrailViolation, PolicyConflict
 
 MAX_POLICY_BYTES: Final = 32_768
@@ -434,12 +434,16 @@ def owned_statement(document: Mapping[str, Json], sid: str) -> Statement | None:
 # --- writing ----------------------------------------------------------------------------------
 
 
-def assert_addable(principal: str, key_account: str) -> None:
+def assert_addable(principal: str, key_account: str, key_partition: str = "aws") -> None:
     """The last line of defence, below every guardrail check: only an IAM role or user ARN of
-    the key's own account can ever be written. Raises GuardrailViolation otherwise."""
+    the key's own partition and account can ever be written. Raises GuardrailViolation otherwise."""
     parsed = parse_principal_arn(principal)
     if parsed is None:
         raise GuardrailViolation(f"refusing to add {principal[:300]!r}: not an IAM role/user ARN")
+    if parsed.partition != key_partition:
+        raise GuardrailViolation(
+            f"refusing to add {principal!r}: partition {parsed.partition} is not the key's {key_partition}"
+        )
     if parsed.account != key_account:
         raise GuardrailViolation(
             f"refusing to add {principal!r}: account {parsed.account} is not the key's {key_account}"
@@ -492,6 +496,7 @@ def merge_grants(
     *,
     key_account: str,
     key_arn: str | None = None,
+    key_partition: str | None = None,
 ) -> Merge:
     """Add each principal to each spec it lacks: appended to the owned statement's
     ``Principal.AWS`` list, or a new owned statement when there is none. Pure and idempotent.
@@ -500,8 +505,10 @@ def merge_grants(
     new = copy.deepcopy(dict(document))
     added: list[tuple[str, str]] = []
     before: dict[str, Statement | None] = {}
+    # The key's partition: from its ARN when known, else as given (default: the aws partition).
+    partition = (partition_of(key_arn) if key_arn else None) or key_partition or "aws"
     for principal, _ in grants:  # the guardrails first, for every grant: nothing is merged otherwise
-        assert_addable(principal, key_account)
+        assert_addable(principal, key_account, partition)
     for principal, specs in grants:
         denied = blocking_denies(document, principal, specs, key_arn)
         if denied:

@@ -21,6 +21,7 @@ from botocore.exceptions import ClientError
 from clguard import fanout, manifest, policy
 from clguard.adapters import s3, sqs
 from clguard.adapters.clients import error_code, raise_if_transient
+from clguard.arns import partition_of_region
 from clguard.config import Settings
 from clguard.errors import InvalidEvent, KeyUnreadable
 from clguard.events import TRAINING_EVENTS, ObjectWork, TrainingCall, parse_training_call
@@ -186,7 +187,10 @@ class TrainingRun:
         self.ctx = Context(settings, self.publisher, self.keys, call.event_id, self.origin, sleep=sleep)
         self.inline_limit = INLINE_IMAGE_LIMIT if inline_limit is None else inline_limit
         self.refusal = refusal_reason(
-            self.caller.principal_arn, key_account=settings.account_id, patterns=settings.allowed_principal_patterns
+            self.caller.principal_arn,
+            key_account=settings.account_id,
+            key_partition=partition_of_region(settings.region),
+            patterns=settings.allowed_principal_patterns,
         )
         self.principal = self.caller.principal_arn if self.refusal is None else None
         self.summary = Summary(call.event_id, call.event_name, "processed", "", self.display_caller, self.principal)
