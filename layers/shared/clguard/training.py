@@ -129,6 +129,10 @@ def should_act(call: TrainingCall) -> tuple[bool, str]:
     caller lacked key access; grant it so the retry succeeds)."""
     if call.event_name not in TRAINING_EVENTS:
         return False, f"{call.event_name} is not a training call"
+    if not call.parameters:
+        # Every training call names at least its project: a record without request parameters
+        # (null or redacted) says nothing to grant on.
+        return False, "the record has no request parameters: nothing to grant"
     if call.error_code is None:
         return True, "the call succeeded"
     message = call.error_message or ""
