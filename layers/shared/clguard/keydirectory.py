@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 
 from clguard import policy
 from clguard.adapters import kms
-from clguard.adapters.clients import error_code, raise_if_transient
+from clguard.adapters.clients import error_code, is_transient
 from clguard.adapters.kms import KeyLookup
 from clguard.errors import KeyUnreadable
 
@@ -31,12 +31,14 @@ _cache: dict[tuple[str, str], tuple[float, Any]] = {}
 
 
 def _read[T](operation: str, key_arn: str, load: Callable[[], T]) -> T:
-    """A KMS read of one key. Transient errors raise RetryableError (the unit is retried); any
-    other error (AccessDenied above all) is this key's alone: KeyUnreadable."""
+    """A KMS read of one key. Transient errors propagate as they are (the unit is retried, or a
+    caller that expects them handles them); any other error (AccessDenied above all) is this
+    key's alone: KeyUnreadable."""
     try:
         return load()
     except ClientError as error:
-        raise_if_transient(error)
+        if is_transient(error):
+            raise
         message = str(error.response.get("Error", {}).get("Message", ""))[:300]
         raise KeyUnreadable(key_arn, operation, error_code(error), message) from error
 
