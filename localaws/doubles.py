@@ -19,7 +19,9 @@ SseCustomerKeys             SSE-C headers are ignored: the object is stored as p
 DefaultBucketEncryption     Objects written without SSE headers stay unencrypted, and
                             GetBucketEncryption without a configuration raises
                             ServerSideEncryptionConfigurationNotFoundError.
-KeyPolicyValidation         KMS PutKeyPolicy/CreateKey accept any string as the policy.
+KeyPolicyValidation         KMS PutKeyPolicy/CreateKey accept any string as the policy; and
+                            DescribeKey crashes (AttributeError, HTTP 500) on a valid policy
+                            whose ``Statement`` is a single object instead of a list.
 AtomicConditionalWrites     DynamoDB conditional writes check, then write, without a lock.
 ConditionalCopies           CopyObject/UploadPartCopy ignore ``x-amz-copy-source-if-match``
                             and ``If-Match``.
@@ -54,7 +56,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from types import TracebackType
+from types import SimpleNamespace, TracebackType
 from typing import TYPE_CHECKING, Any, Self
 from unittest.mock import patch
 from urllib.parse import parse_qs, unquote, urlparse
@@ -65,6 +67,7 @@ from moto.core.exceptions import ServiceException
 from moto.dynamodb.models import DynamoDBBackend
 from moto.iam.models import iam_backends
 from moto.kms.models import kms_backends
+from moto.kms.policy_validator import validate_policy
 from moto.kms.responses import KmsResponse
 from moto.rekognition.models import rekognition_backends
 from moto.rekognition.responses import RekognitionResponse
@@ -622,6 +625,11 @@ class KeyPolicyValidation(Double):
     ``not_yet_visible(arn, times=N)`` makes the next N PutKeyPolicy calls naming ``arn``
     fail as IAM propagation delay does. Not modelled: the policy lockout safety check
     (``BypassPolicyLockoutSafetyCheck`` is passed through untouched).
+
+    IAM policy grammar: ``"Statement"`` is one statement object or a list of them (the KMS
+    Developer Guide has single-object examples). moto 5.2.5 stores such a policy, but its
+    DescribeKey check of Deny statements iterates the object's keys and crashes; here that check
+    sees the statement as a one-element list, as AWS reads it.
     """
 
     def __init__(self) -> None:
@@ -637,6 +645,7 @@ class KeyPolicyValidation(Double):
     def _patches(self) -> Iterator[contextlib.AbstractContextManager[Any]]:
         yield _wrapped(KmsResponse, "put_key_policy", self._validating(put_key_policy=True))
         yield _wrapped(KmsResponse, "create_key", self._validating(put_key_policy=False))
+        yield _wrapped(KmsResponse, "_validate_key_policy", _single_statement_as_list)
 
     def _validating(self, *, put_key_policy: bool) -> Callable[[Wrapper], Wrapper]:
         def make(original: Wrapper) -> Wrapper:
@@ -661,6 +670,22 @@ class KeyPolicyValidation(Double):
                 self._invisible[arn] -= 1
         if pending:
             raise _malformed(_MSG_INVALID_PRINCIPALS)
+
+
+def _single_statement_as_list(original: Wrapper) -> Wrapper:
+    def _validate_key_policy(self: KmsResponse, key_id: str, action: str) -> None:
+        key = self.kms_backend.describe_key(self.kms_backend.get_key_id(key_id))
+        try:
+            document = json.loads(key.policy)
+        except (TypeError, ValueError):
+            document = None
+        if isinstance(document, dict) and isinstance(document.get("Statement"), dict):
+            view = SimpleNamespace(arn=key.arn, policy=json.dumps({**document, "Statement": [document["Statement"]]}))
+            validate_policy(view, action)  # type: ignore[arg-type]
+            return
+        original(self, key_id, action)
+
+    return _validate_key_policy
 
 
 def _validated_principals(policy: Any) -> set[str]:

@@ -34,6 +34,11 @@ class Case:
     target: str  # "verify" | "grant"
     build: Callable[[], Any]  # verify: record body (str or dict); grant: the event (any JSON)
     expect: str
+    # "default": the managed key has the default key policy (the account root may use it);
+    # "without-root": a policy that does not name the root, so a root principal really lacks
+    # access and only the guardrail stands between it and the key.
+    key_policy: str = "default"
+    why: str = ""  # for "refused": a phrase the refusal's detail must contain
 
 
 def _object_created(**changes: Any) -> dict[str, Any]:
@@ -178,7 +183,14 @@ CASES: list[Case] = [
     Case("fanout-wildcard-principal", "verify", lambda: _fanout(principals=["*"]), "refused"),
     # The account root ARN already holds the key through the default key-policy statement:
     # nothing is wanted, so nothing is refused (and it is never written either way).
-    Case("fanout-root-principal", "verify", lambda: _fanout(principals=[f"arn:aws:iam::{ACCOUNT}:root"]), "ignored"),
+    Case(
+        "fanout-root-principal",
+        "verify",
+        lambda: _fanout(principals=[f"arn:aws:iam::{ACCOUNT}:root"]),
+        "refused",
+        key_policy="without-root",
+        why="account root principal",
+    ),
     Case(
         "fanout-other-account",
         "verify",
@@ -258,7 +270,14 @@ CASES: list[Case] = [
     Case("grant-no-user-identity", "grant", lambda: _cpv(**{"detail.userIdentity": _DELETE}), "refused"),
     Case("grant-identity-not-object", "grant", lambda: _cpv(**{"detail.userIdentity": "root"}), "refused"),
     Case("grant-issuer-star", "grant", lambda: _issuer("*"), "refused"),
-    Case("grant-issuer-root", "grant", lambda: _issuer(f"arn:aws:iam::{ACCOUNT}:root"), "ignored"),
+    Case(
+        "grant-issuer-root",
+        "grant",
+        lambda: _issuer(f"arn:aws:iam::{ACCOUNT}:root"),
+        "refused",
+        key_policy="without-root",
+        why="account root principal",
+    ),
     Case("grant-issuer-role-wildcard", "grant", lambda: _issuer(f"arn:aws:iam::{ACCOUNT}:role/ml/*"), "refused"),
     Case("grant-issuer-question-mark", "grant", lambda: _issuer(f"arn:aws:iam::{ACCOUNT}:role/ml/Trainer?"), "refused"),
     Case("grant-issuer-injection", "grant", lambda: _issuer(f'arn:aws:iam::{ACCOUNT}:role/a","*'), "refused"),

@@ -67,6 +67,17 @@ def run_case(case: Case, world: World, key: str) -> tuple[Any, list[dict[str, An
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_bad_input(case: Case, world: World, managed_key: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
+    if case.key_policy == "without-root":
+        admin = world.role("KeyAdmin")
+        statement = {
+            "Sid": "KeyAdmin",
+            "Effect": "Allow",
+            "Principal": {"AWS": admin},
+            "Action": "kms:*",
+            "Resource": "*",
+        }
+        document = {"Version": "2012-10-17", "Statement": [statement]}
+        world.kms.put_key_policy(KeyId=managed_key, PolicyName="default", Policy=json.dumps(document))
     before = world.policy(managed_key)
 
     outcome, findings = run_case(case, world, managed_key)
@@ -82,6 +93,8 @@ def test_bad_input(case: Case, world: World, managed_key: str, caplog: pytest.Lo
     elif case.expect == "ignored":
         assert outcome != "failed"
         assert outcome != "invalid"
+        if case.target == "grant":  # the grant function said so, not just "did nothing visible"
+            assert outcome["status"] == "ignored", outcome
         assert types == []
         assert world.policy(managed_key) == before
     elif case.expect == "refused":
@@ -90,6 +103,8 @@ def test_bad_input(case: Case, world: World, managed_key: str, caplog: pytest.Lo
         refusal = next(f for f in findings if f["finding_type"] == "PRINCIPAL_NOT_ALLOWED")
         assert (refusal["outcome"], refusal["severity"]) == ("REFUSED", "HIGH")
         assert managed_key in refusal["detail"]
+        assert case.why in refusal["detail"]
+        assert world.policy(managed_key) == before
     else:
         expected = case.expect.removeprefix("finding:")
         assert expected in types

@@ -207,7 +207,9 @@ KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-123456
 PATTERN_CASES = [
     ("TrainingBuckets", "custom-labels-training", True),
     ("TrainingBuckets", "data.v2-bucket", True),
-    ("TrainingBuckets", "Custom_Labels", False),
+    ("TrainingBuckets", "Custom_Labels", True),  # a legacy us-east-1 bucket
+    ("TrainingBuckets", "custom labels", False),
+    ("TrainingBuckets", "b" * 256, False),
     ("TrainingBuckets", "", False),
     ("MemberAccountIds", "", True),
     ("MemberAccountIds", "111122223333,444455556666", True),
@@ -236,6 +238,11 @@ PATTERN_CASES = [
     ("ManagedKeyTag", "custom-labels-guard=opted-in", True),
     ("ManagedKeyTag", "owner=ml", False),
     ("ManagedKeyTag", "custom-labels-guard=a=b", False),
+    ("ManagedKeyTag", "custom-labels-guard= managed", False),
+    ("ManagedKeyTag", "custom-labels-guard=managed ", False),
+    ("ManagedKeyTag", "custom-labels-guard=\tmanaged", False),
+    ("ManagedKeyTag", "custom-labels-guard=m", True),
+    ("ManagedKeyTag", "custom-labels-guard=opted in", True),
     ("AlertEmail", "ml-platform@example.com", True),
     ("AlertEmail", "not-an-address", False),
     ("SlackWorkspaceId", "T0123ABCD", True),

@@ -141,7 +141,10 @@ def test_put_key_policy_only_on_keys_with_the_opt_in_tag(function: str, tag_valu
     (statement,) = granting
     assert actions_of(statement) == {"kms:PutKeyPolicy"}
     assert resources_of(statement) == [ACCOUNT_KEYS]
-    assert statement["Condition"] == {"StringEquals": {"aws:ResourceTag/custom-labels-guard": tag_value}}
+    assert statement["Condition"] == {
+        "StringEquals": {"aws:ResourceTag/custom-labels-guard": tag_value},
+        "Bool": {"kms:BypassPolicyLockoutSafetyCheck": "false"},
+    }
 
 
 def test_the_tag_key_of_the_condition_is_the_one_the_parameter_allows() -> None:

@@ -33,7 +33,16 @@ HOSTILE = st.one_of(
             f'arn:aws:iam::{ACCOUNT}:role/x","Effect":"Allow","Principal":"*',
             f"arn:aws:iam::{ACCOUNT}:group/admins",
             "",
+            # the key's own account id, in another partition
+            f"arn:aws-cn:iam::{ACCOUNT}:role/x",
+            f"arn:aws-us-gov:iam::{ACCOUNT}:role/ml/Trainer",
+            f"arn:aws-iso-b:iam::{ACCOUNT}:user/u",
         ]
+    ),
+    st.builds(
+        lambda partition, name: f"arn:{partition}:iam::{ACCOUNT}:role/{name}",
+        st.sampled_from(["aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b", "aws-eusc"]),
+        st.from_regex(r"[A-Za-z0-9_+=,.@-]{1,20}", fullmatch=True),
     ),
     st.text(max_size=80),
     st.builds(lambda s: f"arn:aws:iam::{ACCOUNT}:role/{s}", st.text(max_size=40)),
@@ -41,12 +50,18 @@ HOSTILE = st.one_of(
         lambda a, s: f"arn:aws:iam::{a}:role/{s}", st.from_regex(r"[0-9]{12}", fullmatch=True), st.text(max_size=10)
     ),
 )
-PERMISSIVE_PATTERNS = ("arn:*", f"arn:aws:iam::{ACCOUNT}:*", "arn:aws:iam::*:role/*", "arn:aws:iam::*")
+PERMISSIVE_PATTERNS = ("arn:*", f"arn:aws:iam::{ACCOUNT}:*", "arn:aws:iam::*:role/*", "arn:aws:iam::*", "arn:aws-*")
 
 
 def safe(principal: str) -> bool:
     parsed = parse_principal_arn(principal)
-    return parsed is not None and parsed.account == ACCOUNT and "*" not in principal and "?" not in principal
+    return (
+        parsed is not None
+        and parsed.partition == "aws"
+        and parsed.account == ACCOUNT
+        and "*" not in principal
+        and "?" not in principal
+    )
 
 
 @pytest.fixture

@@ -67,7 +67,8 @@ DESIGN_OUTCOMES: dict[FindingType, tuple[Outcome, ...]] = {
     FindingType.OBJECT_WRONG_ENCRYPTION: (Outcome.REMEDIATED, Outcome.REPORTED, Outcome.FAILED),
     FindingType.OBJECT_UNVERIFIABLE: (Outcome.REPORTED,),
     FindingType.KEY_UNUSABLE: (Outcome.REPORTED,),
-    FindingType.KEY_ACCESS_MISSING: (Outcome.REMEDIATED, Outcome.REPORTED, Outcome.FAILED),
+    # REFUSED: an explicit Deny of the key policy cancels the access (issue 9; README "Guarantees")
+    FindingType.KEY_ACCESS_MISSING: (Outcome.REMEDIATED, Outcome.REPORTED, Outcome.REFUSED, Outcome.FAILED),
     FindingType.KEY_NOT_MANAGED: (Outcome.REFUSED,),
     FindingType.PRINCIPAL_NOT_ALLOWED: (Outcome.REFUSED,),
     FindingType.KEY_POLICY_LIMIT: (Outcome.REFUSED,),

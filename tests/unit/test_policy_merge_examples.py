@@ -483,16 +483,18 @@ def test_guardrail_holds_even_when_a_star_statement_already_allows_everyone() ->
 # --- serialization ----------------------------------------------------------------------------
 
 
-def test_serialize_is_compact_and_keeps_unicode_as_utf8() -> None:
+def test_serialize_is_compact_and_escapes_non_ascii() -> None:
     # Given a policy with a non-ASCII statement id
     document = _policy({**_allow({"AWS": TRAINER}, "kms:*"), "Sid": "Zugriff für Ärzte"})
     # When serialized
     text = policy.serialize(document)
-    # Then it is compact JSON with the characters kept, and the size counts UTF-8 bytes
-    assert ", " not in text.replace("Zugriff für Ärzte", "")
+    # Then it is compact JSON with the characters escaped (what KMS accepts for any character),
+    # and the size counts exactly the bytes sent
+    assert ", " not in text.replace("Zugriff f\\u00fcr \\u00c4rzte", "")
     assert '": ' not in text
-    assert "für Ärzte" in text
-    assert policy.size_in_bytes(document) == len(text.encode()) == len(text) + 2
+    assert "Zugriff f\\u00fcr \\u00c4rzte" in text
+    assert text.isascii()
+    assert policy.size_in_bytes(document) == len(text.encode()) == len(text)
     assert json.loads(text) == document
 
 

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from clguard import policy
 from clguard.arns import parse_principal_arn
-from clguard.errors import GuardrailViolation, PolicyConflict
+from clguard.errors import DeniedByPolicy, GuardrailViolation, PolicyConflict
 from clguard.policy import COPIED_IMAGES_GRANT, COPIED_IMAGES_USE, OWNED_SIDS, TRAINING_DATA, StatementSpec
 
 ACCOUNT = "111122223333"
@@ -363,6 +363,8 @@ def test_each_new_principal_costs_at_most_its_arn_plus_four_bytes(drawn: Drawn, 
     # And principals that no statement names yet
     principals = [f"arn:aws:iam::{ACCOUNT}:role/fresh/{name}" for name in fresh]
     size_before = policy.size_in_bytes(drawn.document)
+    # (and no Deny of the drawn policy cancels their access: then nothing is merged at all)
+    assume(not any(policy.blocking_denies(drawn.document, p, specs, key_arn) for p in principals))
     # When they are granted
     merge = policy.merge_grants(drawn.document, [(p, specs) for p in principals], key_account=ACCOUNT, key_arn=key_arn)
     # Then the policy grows by one ARN per added (statement, principal), not by a statement
@@ -387,6 +389,8 @@ BAD_PRINCIPALS = [
     f"arn:aws:iam::{OTHER_ACCOUNT}:user/someone",
     f"arn:aws:iam::{ACCOUNT}:group/trainers",
     f"arn:aws:iam::{ACCOUNT}:role/Trainer ",
+    f"arn:aws-cn:iam::{ACCOUNT}:role/ml/CustomLabelsTrainer",  # the key's account id, another partition
+    f"arn:aws-us-gov:iam::{ACCOUNT}:user/someone",
 ]
 bad_principals = st.one_of(
     st.sampled_from(BAD_PRINCIPALS),
@@ -431,12 +435,18 @@ def test_one_bad_principal_anywhere_fails_the_whole_merge(drawn: Drawn, grants, 
 def test_policy_conflict_only_when_an_owned_statement_was_modified_by_hand(drawn: Drawn, grants, key_arn) -> None:
     # Given an arbitrary key policy whose owned statements may have been modified by hand
     # When grants are merged
+    denied: DeniedByPolicy | None = None
     try:
         policy.merge_grants(drawn.document, grants, key_account=ACCOUNT, key_arn=key_arn)
+    except DeniedByPolicy as error:
+        denied = error
     except PolicyConflict:
         # Then a conflict means one of the owned statements was tampered with
         assert drawn.tampered, "PolicyConflict without a hand-modified owned statement"
         return
+    if denied is not None:
+        # Then a refusal for a Deny names a Deny that really blocks that principal
+        assert policy.blocking_denies(drawn.document, denied.principal, dict(grants)[denied.principal], key_arn)
     # (no conflict: nothing to check beyond the other properties)
 
 
@@ -457,6 +467,8 @@ def test_a_tampered_owned_statement_that_must_grow_raises_policy_conflict(drawn:
 @given(drawn=key_policies(allow_tamper=False), grants=grant_lists, key_arn=key_arns)
 def test_untampered_policies_never_conflict(drawn: Drawn, grants, key_arn) -> None:
     # Given a policy whose owned statements are as the remediator wrote them (or harmlessly widened)
+    # (whose Deny statements, if any, block none of the grants)
+    assume(not any(policy.blocking_denies(drawn.document, p, specs, key_arn) for p, specs in grants))
     # When grants are merged
     merge = policy.merge_grants(drawn.document, grants, key_account=ACCOUNT, key_arn=key_arn)
     # Then no PolicyConflict is raised and the before/after snapshots describe the owned statements

@@ -33,7 +33,7 @@ def test_same_account_role_matching_the_patterns_is_allowed(arn: str) -> None:
     # Given a role of the key's account and the default patterns
     # When checked
     # Then there is no reason to refuse
-    assert refusal_reason(arn, key_account=ACCOUNT, patterns=DEFAULT_PATTERNS) is None
+    assert refusal_reason(arn, key_account=ACCOUNT, key_partition="aws", patterns=DEFAULT_PATTERNS) is None
 
 
 HARD_REFUSALS = [
@@ -62,7 +62,7 @@ def test_hard_rules_hold_whatever_the_patterns_say(arn: str | None, patterns: tu
     # Given a wildcard, root, service, session, group, other-account or malformed principal
     # And patterns that would match anything
     # When checked
-    reason = refusal_reason(arn, key_account=ACCOUNT, patterns=patterns)
+    reason = refusal_reason(arn, key_account=ACCOUNT, key_partition="aws", patterns=patterns)
     # Then it is refused, with a short reason
     assert reason is not None
     assert len(reason) < 500
@@ -73,13 +73,15 @@ def test_trailing_newline_is_refused() -> None:
     arn = f"{TRAINER}\n"
     # When checked against patterns that allow every role
     # Then it is refused: KMS would reject it, and it is not the caller's ARN
-    assert refusal_reason(arn, key_account=ACCOUNT, patterns=("*",)) is not None
+    assert refusal_reason(arn, key_account=ACCOUNT, key_partition="aws", patterns=("*",)) is not None
 
 
 def test_user_outside_the_default_role_patterns_is_refused() -> None:
     # Given an IAM user and the default patterns (roles only)
     # When checked
-    reason = refusal_reason(f"arn:aws:iam::{ACCOUNT}:user/ml-engineer", key_account=ACCOUNT, patterns=DEFAULT_PATTERNS)
+    reason = refusal_reason(
+        f"arn:aws:iam::{ACCOUNT}:user/ml-engineer", key_account=ACCOUNT, key_partition="aws", patterns=DEFAULT_PATTERNS
+    )
     # Then the reason names the patterns
     assert reason is not None
     assert "ALLOWED_PRINCIPAL_PATTERNS" in reason
@@ -88,7 +90,9 @@ def test_user_outside_the_default_role_patterns_is_refused() -> None:
 def test_other_account_reason_names_both_accounts() -> None:
     # Given a role of another account
     # When checked
-    reason = refusal_reason("arn:aws:iam::210987654321:role/R", key_account=ACCOUNT, patterns=("*",))
+    reason = refusal_reason(
+        "arn:aws:iam::210987654321:role/R", key_account=ACCOUNT, key_partition="aws", patterns=("*",)
+    )
     # Then the reason says whose it is
     assert reason is not None
     assert "210987654321" in reason
@@ -132,7 +136,7 @@ arnish = st.builds(
 def test_refusal_reason_is_none_only_for_parsed_same_account_matching_arns(arn: str, patterns) -> None:
     # Given any string and any patterns
     # When checked
-    reason = refusal_reason(arn, key_account=ACCOUNT, patterns=patterns)
+    reason = refusal_reason(arn, key_account=ACCOUNT, key_partition="aws", patterns=patterns)
     # Then "allowed" implies: it parses as an IAM role/user ARN, of the key's account,
     # without "*" or "?", and matching a pattern
     if reason is None:
@@ -197,7 +201,10 @@ def test_sso_role_keeps_its_identity_center_path() -> None:
     # Then the path is the Identity Center one, and the default patterns allow it
     assert parsed is not None
     assert parsed.path == "/aws-reserved/sso.amazonaws.com/us-east-1/"
-    assert refusal_reason(caller.principal_arn, key_account=ACCOUNT, patterns=DEFAULT_PATTERNS) is None
+    assert (
+        refusal_reason(caller.principal_arn, key_account=ACCOUNT, key_partition="aws", patterns=DEFAULT_PATTERNS)
+        is None
+    )
 
 
 def test_root_is_never_a_principal_even_with_an_issuer() -> None:
@@ -338,3 +345,16 @@ def test_resolve_caller_never_raises_and_only_returns_issuer_or_arn(identity: An
         assert principal == issuer_arn
     if identity.get("type") != "IAMUser":
         assert principal == issuer_arn
+
+
+@pytest.mark.parametrize("partition", ["aws-cn", "aws-us-gov", "aws-iso", "aws-eusc"])
+def test_a_principal_of_another_partition_is_refused_whatever_the_patterns(partition: str) -> None:
+    # Given a role of the key's own account id, but in another partition, and a pattern that matches it
+    arn = f"arn:{partition}:iam::{ACCOUNT}:role/x"
+    # When it is checked against a key of the aws partition
+    reason = refusal_reason(arn, key_account=ACCOUNT, key_partition="aws", patterns=("arn:*",))
+    # Then it is refused, naming the partition
+    assert reason is not None
+    assert partition in reason
+    # And the same role is fine for a key of its own partition
+    assert refusal_reason(arn, key_account=ACCOUNT, key_partition=partition, patterns=("arn:*",)) is None

@@ -101,3 +101,18 @@ def account_of(arn: str) -> str | None:
     if len(parts) < 6 or parts[0] != "arn":
         return None
     return parts[4] if re.fullmatch(r"[0-9]{12}", parts[4]) else None
+
+
+def partition_of(arn: str) -> str | None:
+    """The partition field of any ARN (``aws``, ``aws-cn``, ``aws-us-gov`` …), or None."""
+    parts = arn.split(":", 2)
+    return parts[1] if len(parts) == 3 and parts[0] == "arn" and parts[1] else None
+
+
+def partition_of_region(region: str) -> str:
+    """The partition of a Region name (China, GovCloud, ISO, EU sovereign; else ``aws``)."""
+    prefixes = (("cn-", "aws-cn"), ("us-gov-", "aws-us-gov"), ("us-isob-", "aws-iso-b"), ("us-iso-", "aws-iso"))
+    for prefix, partition in prefixes:
+        if region.startswith(prefix):
+            return partition
+    return "aws-eusc" if region.startswith("eusc-") else "aws"

@@ -12,8 +12,9 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Final
 
-from clguard.arns import account_of, parse_key_arn, parse_principal_arn
+from clguard.arns import account_of, parse_key_arn, parse_principal_arn, partition_of_region
 from clguard.errors import ConfigError
+from clguard.names import is_bucket_name
 
 
 class EncryptionRequirement(StrEnum):
@@ -48,7 +49,6 @@ VARIABLES: Final = (
 DEFAULT_MEMBER_ROLE_NAME: Final = "CustomLabelsGuardMember"
 
 _TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _ACCOUNT = re.compile(r"^[0-9]{12}$")
 # IAM role names: 1-64 of [A-Za-z0-9+=,.@_-] (no path: the member role is assumed by name).
@@ -177,7 +177,7 @@ def load_settings(env: Mapping[str, str], *, account_id: str) -> Settings:
     if not buckets:
         raise ConfigError("TRAINING_BUCKETS", "names no bucket")
     for bucket in buckets:
-        if not _BUCKET.fullmatch(bucket) or ".." in bucket:
+        if not is_bucket_name(bucket):
             raise ConfigError("TRAINING_BUCKETS", f"{bucket!r} is not a valid S3 bucket name")
 
     requirement = _enum(env, "ENCRYPTION_REQUIREMENT", EncryptionRequirement, EncryptionRequirement.SSE_S3_OR_KMS)
@@ -232,7 +232,7 @@ def load_settings(env: Mapping[str, str], *, account_id: str) -> Settings:
 
 
 def partition_of(region: str) -> str:
-    return "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov-") else "aws"
+    return partition_of_region(region)
 
 
 def default_pattern(account_id: str, region: str) -> str:
@@ -289,10 +289,16 @@ def _managed_tag(env: Mapping[str, str]) -> tuple[str, str]:
     raw_tag = env.get("MANAGED_KEY_TAG", "").strip()
     if not raw_tag:
         return DEFAULT_MANAGED_KEY_TAG
-    tag_key, sep, tag_value = raw_tag.partition("=")
+    tag_key, sep, tag_value = env.get("MANAGED_KEY_TAG", "").partition("=")
     if not sep or not tag_key.strip() or len(tag_key) > 128 or len(tag_value) > 256:
         raise ConfigError("MANAGED_KEY_TAG", f"{raw_tag!r} is not TagKey=TagValue")
-    return (tag_key.strip(), tag_value.strip())
+    if tag_key != tag_key.strip() or tag_value != tag_value.strip():
+        # The template's IAM condition compares the exact value: a stripped value here would
+        # make the code and IAM disagree on which keys are opted in.
+        raise ConfigError(
+            "MANAGED_KEY_TAG", f"{raw_tag!r}: the tag key and value must not start or end with whitespace"
+        )
+    return (tag_key, tag_value)
 
 
 _cache: dict[tuple[str, ...], Settings] = {}

@@ -36,4 +36,29 @@ class GuardrailViolation(GuardError):
 
 
 class PolicyConflict(GuardError):
-    """A statement the remediator owns was changed by hand in a way it will not build on."""
+    """The key policy is in a state the remediator will not build on: a statement it owns was
+    changed by hand, or (DeniedByPolicy) a Deny cancels what it would add."""
+
+
+class DeniedByPolicy(PolicyConflict):
+    """An explicit Deny of the key policy (which the remediator never edits) cancels the access a
+    grant would add: writing the grant would be useless, so nothing is written."""
+
+    def __init__(self, principal: str, sids: tuple[str, ...]) -> None:
+        super().__init__(
+            f"the key policy's Deny statement(s) {', '.join(sids)} cancel this access for {principal}; "
+            "adding an Allow cannot help"
+        )
+        self.principal = principal
+        self.sids = sids
+
+
+class KeyUnreadable(GuardError):
+    """KMS refused (not transiently) to let the guard read one key's policy or tags: a finding of
+    that key alone; every other key and object is still handled."""
+
+    def __init__(self, key_arn: str, operation: str, code: str, message: str = "") -> None:
+        super().__init__(f"{operation} on {key_arn} failed: {code}{': ' + message if message else ''}")
+        self.key_arn = key_arn
+        self.operation = operation
+        self.code = code

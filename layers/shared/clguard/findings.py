@@ -226,12 +226,19 @@ _NEXT_STEPS: Final[Mapping[tuple[FindingType, Outcome | None], tuple[str, ...]]]
     (FindingType.KEY_UNUSABLE, None): (
         "Enable the key or cancel its deletion, or re-encrypt the data with a usable customer managed key "
         "of this account.",
+        "If the detail says the guard cannot read the key, let the guard's role call kms:DescribeKey, "
+        "kms:GetKeyPolicy and kms:ListResourceTags on it (key policy or IAM).",
     ),
     (FindingType.KEY_ACCESS_MISSING, Outcome.REMEDIATED): (
         "Nothing to do: retry the training job if it failed before the grant.",
     ),
     (FindingType.KEY_ACCESS_MISSING, Outcome.REPORTED): (
         "Add the principal to the key policy with the listed actions, or set REMEDIATION_MODE=enforce.",
+    ),
+    (FindingType.KEY_ACCESS_MISSING, Outcome.REFUSED): (
+        "A Deny statement of the key policy (named in the detail) cancels this access, and the remediator never "
+        "edits a statement it does not own: change that statement so it exempts the principal for requests "
+        "made through S3 and Rekognition, then retry the training job.",
     ),
     (FindingType.KEY_ACCESS_MISSING, Outcome.FAILED): (
         "Check the detail; the remediator retries on the next event. Add the statement by hand if it keeps failing.",

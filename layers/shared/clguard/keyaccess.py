@@ -1,9 +1,12 @@
 """Ensure principals have the key access training needs — within the guardrails (design §6).
 
 Order of checks for one key (each stops the rest and says why in a finding):
-1. the key resolves, is customer managed, in this account and enabled, else KEY_UNUSABLE;
-2. the principal is already granted (no write, no alert);
+1. the key resolves, is customer managed, in this account and enabled, else KEY_UNUSABLE (also
+   when KMS refuses, not transiently, to let the guard read its policy or tags: that key alone);
+2. the principal is already granted (no write, no alert): allowed, and no Deny cancels it;
 3. the principal is allowed (patterns, same account, no root/wildcard/service), else REFUSED;
+3b. no explicit Deny of the key policy can cancel the access, else KEY_ACCESS_MISSING REFUSED
+   naming the Sid(s) (nothing is written: an added Allow would not help);
 4. the key carries the opt-in tag, else KEY_NOT_MANAGED;
 5. report mode: KEY_ACCESS_MISSING REPORTED with what would be added;
 6. enforce: under the key's lock, re-read, merge additively, check 32 KB, PutKeyPolicy (retrying
@@ -25,8 +28,9 @@ from clguard import policy
 from clguard.adapters import kms
 from clguard.adapters.clients import error_code, raise_if_transient
 from clguard.adapters.kms import KeyInfo
+from clguard.arns import partition_of, partition_of_region
 from clguard.config import Settings
-from clguard.errors import PolicyConflict, RetryableError
+from clguard.errors import KeyUnreadable, PolicyConflict, RetryableError
 from clguard.findings import Finding, FindingType, KmsKeyResource, Outcome
 from clguard.keydirectory import KeyDirectory
 from clguard.locks import KeyLock
@@ -84,7 +88,7 @@ class KeyResult:
 
     reference: str
     key: KeyInfo | None = None
-    status: str = "ok"  # ok | unusable | refused | not managed | reported | granted | failed
+    status: str = "ok"  # ok | unusable | refused | denied | not managed | reported | granted | failed
     granted: list[str] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)
     published: list[Finding] = field(default_factory=list)
@@ -129,7 +133,25 @@ def ensure_access(ctx: Context, reference: str, wants: Mapping[str, Sequence[Sta
         result.published += _publish(ctx, ctx.finding(FindingType.KEY_UNUSABLE, Outcome.REPORTED, arn, detail))
         return result
     assert key is not None
+    try:
+        _ensure_on(ctx, key, wants, result)
+    except KeyUnreadable as unreadable:
+        # This key's problem alone: reported, and the caller goes on with every other key.
+        result.status = "unusable"
+        count("KeysUnreadable")
+        logger.warning("key unreadable", extra={"key": key.arn, "error": str(unreadable)})
+        detail = (
+            f"the guard cannot read {key.arn}: {unreadable}; needed for {ctx.origin}. Whether "
+            f"{', '.join(wants) or 'the training principals'} can use it is unknown and nothing was changed. "
+            f"Let the guard's role call kms:{unreadable.operation} on this key (key policy or IAM)"
+        )
+        result.published += _publish(ctx, ctx.finding(FindingType.KEY_UNUSABLE, Outcome.REPORTED, key.arn, detail))
+    return result
 
+
+def _ensure_on(
+    ctx: Context, key: KeyInfo, wants: Mapping[str, Sequence[StatementSpec]], result: KeyResult
+) -> KeyResult:
     document = ctx.keys.policy(key.arn)
     needed = {p: m for p, specs in wants.items() if (m := policy.missing(document, p, specs, key.arn))}
     if not needed:
@@ -137,13 +159,28 @@ def ensure_access(ctx: Context, reference: str, wants: Mapping[str, Sequence[Sta
         return result
 
     for principal in list(needed):
-        why = refusal_reason(principal, key_account=key.account, patterns=ctx.settings.allowed_principal_patterns)
+        why = refusal_reason(
+            principal,
+            key_account=key.account,
+            key_partition=partition_of(key.arn) or partition_of_region(ctx.settings.region),
+            patterns=ctx.settings.allowed_principal_patterns,
+        )
         if why is not None:
             result.refused[principal] = why
             del needed[principal]
             count("Refusals")
     if not needed:
         result.status = "refused"
+        return result
+
+    for principal in list(needed):
+        sids = policy.blocking_denies(document, principal, wants[principal], key.arn)
+        if sids:
+            del needed[principal]
+            result.published += _publish(ctx, _denied_finding(ctx, key, principal, wants[principal], sids))
+            count("Refusals")
+    if not needed:
+        result.status = "denied"
         return result
 
     def lacking(finding_type: FindingType, outcome: Outcome, why: str) -> KeyResult:
@@ -174,6 +211,24 @@ def ensure_access(ctx: Context, reference: str, wants: Mapping[str, Sequence[Sta
     return result
 
 
+def _denied_finding(
+    ctx: Context, key: KeyInfo, principal: str, specs: Sequence[StatementSpec], sids: Sequence[str]
+) -> Finding:
+    """KEY_ACCESS_MISSING, REFUSED: an explicit Deny of the key policy cancels the access. The guard
+    never edits or removes a statement it does not own (the add-only guardrail), and an added Allow
+    would not help, so nothing is written; a person must change the Deny."""
+    names = ", ".join(repr(sid) for sid in sids)
+    detail = (
+        f"{principal} cannot use {key.arn} for {', '.join(policy.actions_of(specs))} (needed for {ctx.origin}): "
+        f"the key policy's Deny statement(s) {names} apply to the requests Rekognition makes on its behalf "
+        "(through S3 or Rekognition, not through a VPC endpoint), and an explicit Deny overrides any Allow. "
+        "Nothing was written: the remediator never edits a statement it does not own. To fix it, a key "
+        f"administrator must change {names} so that it exempts {principal} (for example a condition "
+        "that excludes aws:PrincipalArn, or aws:ViaAWSService = true / kms:ViaService of S3 and Rekognition)"
+    )
+    return ctx.finding(FindingType.KEY_ACCESS_MISSING, Outcome.REFUSED, key.arn, detail, principal)
+
+
 def _publish(ctx: Context, finding: Finding) -> list[Finding]:
     return [finding] if ctx.publisher.publish(finding) else []
 
@@ -186,6 +241,7 @@ class _Attempt:
     findings: list[Finding] = field(default_factory=list)
     granted: list[str] = field(default_factory=list)
     rejected: bool = False  # KMS kept rejecting the document (MalformedPolicyDocumentException)
+    status: str | None = None  # the key result's status when it is not granted/failed
 
 
 def _grant(ctx: Context, key: KeyInfo, needed: dict[str, tuple[StatementSpec, ...]], result: KeyResult) -> None:
@@ -197,6 +253,10 @@ def _grant(ctx: Context, key: KeyInfo, needed: dict[str, tuple[StatementSpec, ..
     lock = KeyLock(ctx.settings.state_table, key.arn)
     try:
         with lock:
+            opted_out = _opted_out(ctx, key, needed)
+            if opted_out is not None:
+                attempts.append(opted_out)
+                return  # the key opted out since it was read: not edited
             document = ctx.keys.fresh_policy(key.arn)
             grants = [(p, m) for p, specs in needed.items() if (m := policy.missing(document, p, specs, key.arn))]
             if not grants:
@@ -214,12 +274,33 @@ def _grant(ctx: Context, key: KeyInfo, needed: dict[str, tuple[StatementSpec, ..
     finally:
         for attempt in attempts:
             result.granted += attempt.granted
-            result.status = "granted" if result.granted else "failed"
+            result.status = attempt.status or ("granted" if result.granted else "failed")
             for finding in attempt.findings:
                 if finding.outcome is not Outcome.REMEDIATED or finding.principal_arn not in lost:
                     result.published += _publish(ctx, finding)
     if lost:
         raise RetryableError(f"the lease on {key.arn} expired during the write and {', '.join(lost)} was lost")
+
+
+def _opted_out(ctx: Context, key: KeyInfo, needed: Mapping[str, Sequence[StatementSpec]]) -> _Attempt | None:
+    """Inside the lock, before any write: the tags as KMS has them now. A key that lost the
+    opt-in tag since it was read (possibly from the S3 path's cache) is not edited."""
+    tag_key, tag_value = ctx.settings.managed_key_tag
+    if ctx.keys.fresh_tags(key.arn).get(tag_key) == tag_value:
+        return None
+    count("Refusals", len(needed))
+    why = f"the key no longer carries the opt-in tag {tag_key}={tag_value} (re-read before the write)"
+    findings = [
+        ctx.finding(
+            FindingType.KEY_NOT_MANAGED,
+            Outcome.REFUSED,
+            key.arn,
+            f"{p} lacks {', '.join(policy.actions_of(specs))} on {key.arn}, needed for {ctx.origin}; {why}",
+            p,
+        )
+        for p, specs in needed.items()
+    ]
+    return _Attempt(grants=(), findings=findings, status="not managed")
 
 
 def _lost_grants(ctx: Context, key: KeyInfo, attempts: Sequence[_Attempt]) -> list[str]:

@@ -2,9 +2,11 @@
 
 Backed by a per-container cache with a short TTL, so a warm container processing batch after
 batch of uploads under one key does not describe it and read its policy for every batch.
-A stale view is safe: it can only make us think access is missing when it is not, and every
-write re-reads the policy inside the key's lock first. (It could also hide, for at most one
-TTL, a principal that someone removed by hand; the next batch after the TTL sees it.)
+A stale view is safe for the S3 path: it can only make us think access is missing when it is
+not, and every write re-reads the policy and the tags inside the key's lock first. (It could
+also hide, for at most one TTL, a principal that someone removed by hand; the next batch after
+the TTL sees it.) The grant path cannot wait for the next batch: a training call happens once,
+so it reads every key fresh (``KeyDirectory(fresh=True)``).
 """
 
 from __future__ import annotations
@@ -14,9 +16,13 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
+from botocore.exceptions import ClientError
+
 from clguard import policy
 from clguard.adapters import clients, kms
+from clguard.adapters.clients import error_code, is_transient
 from clguard.adapters.kms import KeyLookup
+from clguard.errors import KeyUnreadable
 
 TTL_SECONDS: Final = 60.0
 
@@ -31,30 +37,58 @@ def _scoped(name: str) -> str:
     return name if member is None or name.startswith("arn:") else f"{member.account}/{name}"
 
 
+def _read[T](operation: str, key_arn: str, load: Callable[[], T]) -> T:
+    """A KMS read of one key. Transient errors propagate as they are (the unit is retried, or a
+    caller that expects them handles them); any other error (AccessDenied above all) is this
+    key's alone: KeyUnreadable."""
+    try:
+        return load()
+    except ClientError as error:
+        if is_transient(error):
+            raise
+        message = str(error.response.get("Error", {}).get("Message", ""))[:300]
+        raise KeyUnreadable(key_arn, operation, error_code(error), message) from error
+
+
 def clear_cache() -> None:
     with _lock:
         _cache.clear()
 
 
 class KeyDirectory:
-    def __init__(self, *, ttl: float = TTL_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+    """``fresh=True`` (the grant path: a one-shot training call must be decided on what KMS says
+    now): every key is read from KMS the first time this directory is asked about it, never
+    from the per-container cache, and remembered only for this directory's own unit of work.
+    The hot S3 path uses the shared cache (``fresh=False``)."""
+
+    def __init__(
+        self, *, ttl: float = TTL_SECONDS, clock: Callable[[], float] = time.monotonic, fresh: bool = False
+    ) -> None:
         self.ttl = ttl
         self._clock = clock
+        self.fresh = fresh
+        self._own: dict[tuple[str, str], tuple[float, Any]] = {}
+
+    @property
+    def _store(self) -> dict[tuple[str, str], tuple[float, Any]]:
+        return self._own if self.fresh else _cache
 
     def _get[T](self, kind: str, name: str, load: Callable[[], T]) -> T:
         now = self._clock()
-        entry = _cache.get((kind, _scoped(name)))
-        if entry is not None and now - entry[0] < self.ttl:
+        entry = self._store.get((kind, _scoped(name)))
+        if entry is not None and (self.fresh or now - entry[0] < self.ttl):
             value: T = entry[1]
             return value
         value = load()
-        with _lock:
-            _cache[(kind, _scoped(name))] = (now, value)
+        self._put(kind, name, value, now)
         return value
 
-    def _put(self, kind: str, name: str, value: Any) -> None:
+    def _put(self, kind: str, name: str, value: Any, now: float | None = None) -> None:
+        stamp = self._clock() if now is None else now
         with _lock:
-            _cache[(kind, _scoped(name))] = (self._clock(), value)
+            self._store[(kind, _scoped(name))] = (stamp, value)
+            if self.fresh:  # what was just read is the freshest view for the shared cache too
+                _cache[(kind, _scoped(name))] = (stamp, value)
 
     def lookup(self, reference: str) -> KeyLookup:
         found = self._get("describe", reference, lambda: kms.describe(reference))
@@ -63,10 +97,14 @@ class KeyDirectory:
         return found
 
     def policy(self, key_arn: str) -> dict[str, Any]:
-        return self._get("policy", key_arn, lambda: policy.parse(kms.get_policy(key_arn)))
+        return self._get("policy", key_arn, lambda: self._read_policy(key_arn))
+
+    @staticmethod
+    def _read_policy(key_arn: str) -> dict[str, Any]:
+        return policy.parse(_read("GetKeyPolicy", key_arn, lambda: kms.get_policy(key_arn)))
 
     def fresh_policy(self, key_arn: str) -> dict[str, Any]:
-        document = policy.parse(kms.get_policy(key_arn))
+        document = self._read_policy(key_arn)
         self._put("policy", key_arn, document)
         return document
 
@@ -74,4 +112,10 @@ class KeyDirectory:
         self._put("policy", key_arn, document)
 
     def tags(self, key_arn: str) -> dict[str, str]:
-        return self._get("tags", key_arn, lambda: kms.tags(key_arn))
+        return self._get("tags", key_arn, lambda: _read("ListResourceTags", key_arn, lambda: kms.tags(key_arn)))
+
+    def fresh_tags(self, key_arn: str) -> dict[str, str]:
+        """The key's tags as KMS has them now (read inside the key's lock before every write)."""
+        found = _read("ListResourceTags", key_arn, lambda: kms.tags(key_arn))
+        self._put("tags", key_arn, found)
+        return found

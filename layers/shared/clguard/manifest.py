@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from clguard.events import MAX_KEY_BYTES
+from clguard.names import is_bucket_name
 
 MAX_LINES: Final = 250_000
 MAX_BYTES: Final = 1024**3
 MAX_LINE_BYTES: Final = 256 * 1024
 EXAMPLES: Final = 10
-_BUCKET_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +92,7 @@ def parse_source_ref(value: object) -> ImageRef | str:
     bucket, slash, key = value[5:].partition("/")
     if not slash or not key:
         return f"source-ref {value[:80]!r} has no object key"
-    if not (3 <= len(bucket) <= 63) or not set(bucket) <= _BUCKET_CHARS:
+    if not is_bucket_name(bucket):
         return f"source-ref bucket {bucket[:80]!r} is not a valid bucket name"
     try:
         encoded = key.encode("utf-8")

@@ -15,8 +15,8 @@ from enum import Enum
 from functools import lru_cache
 from typing import Any, Final
 
-from clguard.arns import parse_principal_arn
-from clguard.errors import GuardrailViolation, PolicyConflict
+from clguard.arns import parse_principal_arn, partition_of
+from clguard.errors import DeniedByPolicy, GuardrailViolation, PolicyConflict
 
 MAX_POLICY_BYTES: Final = 32_768
 
@@ -31,6 +31,9 @@ class StatementSpec:
     sid: str
     actions: tuple[str, ...]
     condition: Mapping[str, Json] | None = None
+    # The services whose requests to KMS use this access on the principal's behalf (they decide
+    # which Deny statements can apply: kms:ViaService is <service>.<region>.amazonaws.com).
+    via: tuple[str, ...] = ("s3", "rekognition")
 
     def new_statement(self, principal: str) -> Statement:
         statement: Statement = {
@@ -45,7 +48,10 @@ class StatementSpec:
         return statement
 
 
-TRAINING_DATA: Final = StatementSpec("CustomLabelsGuardTrainingData", ("kms:Decrypt", "kms:GenerateDataKey"))
+# Training data is read (and written) through S3, which calls KMS for the principal.
+TRAINING_DATA: Final = StatementSpec(
+    "CustomLabelsGuardTrainingData", ("kms:Decrypt", "kms:GenerateDataKey"), via=("s3",)
+)
 # CreateGrant only for grants that an AWS service (Rekognition) makes on the caller's behalf.
 COPIED_IMAGES_GRANT: Final = StatementSpec(
     "CustomLabelsGuardCopiedImagesGrant",
@@ -149,12 +155,18 @@ def _allows(
     )
 
 
-def is_granted(document: Mapping[str, Json], principal: str, spec: StatementSpec, key_arn: str | None = None) -> bool:
+def is_allowed(document: Mapping[str, Json], principal: str, spec: StatementSpec, key_arn: str | None = None) -> bool:
     """True when every action of ``spec`` is allowed to ``principal`` by some Allow statement
     without a condition (or with exactly the spec's own condition, which only narrows CreateGrant
-    to AWS-service grants)."""
+    to AWS-service grants). Deny statements are not looked at: see :func:`is_granted`."""
     found = statements(document)
     return all(any(_allows(s, principal, action, spec.condition, key_arn) for s in found) for action in spec.actions)
+
+
+def is_granted(document: Mapping[str, Json], principal: str, spec: StatementSpec, key_arn: str | None = None) -> bool:
+    """Effective access: allowed (:func:`is_allowed`) and no Deny statement can cancel it for a
+    request Rekognition makes on the principal's behalf (:func:`blocking_denies`)."""
+    return is_allowed(document, principal, spec, key_arn) and not blocking_denies(document, principal, (spec,), key_arn)
 
 
 def missing(
@@ -174,6 +186,247 @@ def missing(
     return tuple(out)
 
 
+# --- explicit Deny ------------------------------------------------------------------------------
+#
+# An explicit Deny overrides every Allow. The guard never edits or removes a statement it does not
+# own, so a Deny that can apply to the training principal makes an added Allow useless: access is
+# then never reported as granted, and the finding says which Sid blocks it.
+#
+# Which Deny statements "can apply" is decided against the requests KMS receives when Rekognition
+# trains for the principal: S3 reads the training objects for it (a forward access session,
+# FAS: ``kms:ViaService`` = ``s3.<region>.amazonaws.com``; StatementSpec.via) and Rekognition
+# itself uses the copied-images key (``rekognition.<region>.amazonaws.com``, or through S3).
+# Such requests carry the principal's identity keys, ``aws:ViaAWSService=true``, TLS, and no VPC
+# endpoint or VPC (a service request does not travel through the customer's VPC; the KMS
+# Developer Guide warns that such Deny statements break integrated services). Any other key is
+# unknown: it may be absent or hold any value (aws:SourceIp of a FAS request is the original
+# caller's, which the guard cannot know), so a condition on it can match. An unknown operator
+# can match too. When in doubt, the Deny applies.
+
+_ANY: Final = object()  # a key that may be absent or hold any value
+_SET_OPERATORS: Final = ("forallvalues:", "foranyvalue:")
+_NEGATED: Final = frozenset(
+    {"stringnotequals", "stringnotequalsignorecase", "stringnotlike", "arnnotequals", "arnnotlike"}
+)
+_STRING_OPERATORS: Final = frozenset(
+    {
+        "stringequals",
+        "stringnotequals",
+        "stringequalsignorecase",
+        "stringnotequalsignorecase",
+        "stringlike",
+        "stringnotlike",
+        "arnequals",
+        "arnlike",
+        "arnnotequals",
+        "arnnotlike",
+        "bool",
+    }
+)
+# Keys a FAS request from S3/Rekognition to KMS never carries.
+_ABSENT_KEYS: Final = frozenset(
+    {
+        "aws:sourcevpce",
+        "aws:sourcevpc",
+        "aws:vpcsourceip",
+        "aws:sourcearn",
+        "aws:sourceaccount",
+        "aws:sourceorgid",
+        "aws:sourceorgpaths",
+        "aws:principalservicename",
+        "aws:principalservicenameslist",
+        "aws:sourceowner",
+    }
+)
+
+type _Context = Mapping[str, tuple[str, ...]]
+
+
+def _region_of(key_arn: str | None) -> str | None:
+    parts = (key_arn or "").split(":")
+    return parts[3] if len(parts) > 5 and parts[2] == "kms" and parts[3] else None
+
+
+def request_contexts(
+    principal: str, action: str, key_arn: str | None, via: Sequence[str] = ("s3", "rekognition")
+) -> list[_Context]:
+    """The request contexts KMS can see when Rekognition trains for ``principal`` (keys lower
+    case). One per service in ``via`` that calls KMS on the principal's behalf."""
+    parsed = parse_principal_arn(principal)
+    account = parsed.account if parsed else None
+    region = _region_of(key_arn)
+    out: list[_Context] = []
+    for service in via:
+        context: dict[str, tuple[str, ...]] = {
+            "aws:principalarn": (principal,),
+            "aws:viaawsservice": ("true",),
+            "aws:securetransport": ("true",),
+            "aws:principalisawsservice": ("false",),
+        }
+        if account is not None:
+            context["aws:principalaccount"] = (account,)
+            context["kms:calleraccount"] = (account,)
+        if parsed is not None:
+            context["aws:principaltype"] = ("AssumedRole" if parsed.kind == "role" else "User",)
+        if region is not None:
+            context["kms:viaservice"] = (f"{service}.{region}.amazonaws.com",)
+            context["aws:requestedregion"] = (region,)
+        if action.lower() == "kms:creategrant":
+            context["kms:grantisforawsresource"] = ("true",)
+        out.append(context)
+    return out
+
+
+def _lookup(context: _Context, key: str) -> tuple[str, ...] | object | None:
+    """The request's values of ``key``; None when absent; _ANY when unknown."""
+    name = key.lower()
+    if name in context:
+        return context[name]
+    if name in _ABSENT_KEYS or name == "kms:grantisforawsresource":
+        return None
+    return _ANY
+
+
+def _value_matches(base: str, request: str, wanted: str) -> bool:
+    if base in ("stringequals", "stringnotequals", "arnequals", "arnnotequals", "bool"):
+        if base == "bool":
+            return request.lower() == wanted.lower()
+        if base.startswith("arn"):
+            return _iam_glob_exact(wanted).fullmatch(request) is not None
+        return request == wanted
+    if base in ("stringequalsignorecase", "stringnotequalsignorecase"):
+        return request.lower() == wanted.lower()
+    return _iam_glob_exact(wanted).fullmatch(request) is not None  # *like, arn*like
+
+
+@lru_cache(maxsize=1024)
+def _iam_glob_exact(pattern: str) -> re.Pattern[str]:
+    """Condition-value wildcards (StringLike, ArnLike): ``*`` and ``?``, case-sensitive."""
+    body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.compile(body, re.DOTALL)
+
+
+def _condition_can_match(operator: str, key: str, wanted: Json, context: _Context) -> bool:
+    """Whether one ``operator: {key: wanted}`` entry can be true for ``context``."""
+    op = operator.lower()
+    qualifier = next((q for q in _SET_OPERATORS if op.startswith(q)), "")
+    op = op.removeprefix(qualifier)
+    if_exists = op.endswith("ifexists") and op != "ifexists"
+    base = op.removesuffix("ifexists") if if_exists else op
+    values = as_list(wanted)
+    found = _lookup(context, key)
+    if base == "null":
+        if found is _ANY:
+            return True
+        present = found is not None
+        return any(str(v).lower() == ("false" if present else "true") for v in values)
+    if base not in _STRING_OPERATORS or not all(isinstance(v, (str, bool)) for v in values):
+        return True  # an operator (or value type) we do not model: assume it can match
+    if found is _ANY:
+        return True
+    if found is None:
+        # IAM: ...IfExists and negated operators match an absent key; ForAllValues matches an
+        # empty set; everything else does not.
+        return if_exists or qualifier == "forallvalues:" or (base in _NEGATED and qualifier == "")
+    assert isinstance(found, tuple)
+    texts = ["true" if v is True else "false" if v is False else str(v) for v in values]
+    positive = base.replace("not", "", 1) if base in _NEGATED else base
+
+    def one(request: str) -> bool:
+        hit = any(_value_matches(positive, request, w) for w in texts)
+        return not hit if base in _NEGATED else hit
+
+    if qualifier == "forallvalues:":
+        return all(one(r) for r in found)
+    return any(one(r) for r in found)
+
+
+def _deny_condition_can_match(condition: Json, contexts: Sequence[_Context]) -> bool:
+    if not condition:
+        return True
+    if not isinstance(condition, Mapping):
+        return True  # malformed: KMS would not have stored it; assume it applies
+    for context in contexts:
+        ok = True
+        for operator, block in condition.items():
+            if not isinstance(block, Mapping):
+                continue  # malformed block: ignore it, which keeps the Deny applicable
+            if not all(_condition_can_match(str(operator), str(k), v, context) for k, v in block.items()):
+                ok = False
+                break
+        if ok:
+            return True
+    return False
+
+
+def _deny_principal_covers(statement: Mapping[str, Json], arn: str) -> bool:
+    parsed = parse_principal_arn(arn)
+    names = {arn}
+    if parsed is not None:
+        names |= {parsed.account, f"arn:{parsed.partition}:iam::{parsed.account}:root"}
+    sessions = f"arn:{parsed.partition}:sts::{parsed.account}:assumed-role/{parsed.name}/" if parsed else None
+
+    def named(block: Json) -> bool:
+        if block == "*":
+            return True
+        if not isinstance(block, Mapping):
+            return False
+        aws = [a for a in as_list(block.get("AWS")) if isinstance(a, str)]
+        return any(a == "*" or a in names or (sessions and a.startswith(sessions)) for a in aws)
+
+    if "NotPrincipal" in statement:
+        # Everyone but the listed principals. Excluded only when the principal and its account
+        # are both listed (as IAM requires for an exception to hold); in doubt, it applies.
+        block = statement.get("NotPrincipal")
+        if not isinstance(block, Mapping) or parsed is None:
+            return True
+        aws = {a for a in as_list(block.get("AWS")) if isinstance(a, str)}
+        account_listed = bool(aws & {parsed.account, f"arn:{parsed.partition}:iam::{parsed.account}:root"})
+        return not (arn in aws and account_listed)
+    return named(statement.get("Principal"))
+
+
+def _deny_action_covers(statement: Mapping[str, Json], action: str) -> bool:
+    if "NotAction" in statement:
+        return not _action_covers(statement.get("NotAction"), action)
+    return _action_covers(statement.get("Action"), action)
+
+
+def _deny_resource_covers(statement: Mapping[str, Json], key_arn: str | None) -> bool:
+    field_name = "NotResource" if "NotResource" in statement else "Resource"
+    patterns = [r for r in as_list(statement.get(field_name)) if isinstance(r, str)]
+    if key_arn is None:
+        return True  # the key is not known: in doubt, the Deny applies
+    hit = any(_iam_glob_exact(r).fullmatch(key_arn) for r in patterns)
+    return hit if field_name == "Resource" else not hit
+
+
+def blocking_denies(
+    document: Mapping[str, Json],
+    principal: str,
+    specs: Sequence[StatementSpec],
+    key_arn: str | None = None,
+) -> tuple[str, ...]:
+    """Labels (``Sid``, or ``Statement[i]`` when it has none) of the Deny statements that can
+    cancel any action of ``specs`` for ``principal``, in policy order."""
+    requests = [(action, spec.via) for spec in specs for action in spec.actions]
+    out: list[str] = []
+    for index, statement in enumerate(statements(document)):
+        if statement.get("Effect") != "Deny":
+            continue
+        if not _deny_principal_covers(statement, principal) or not _deny_resource_covers(statement, key_arn):
+            continue
+        for action, via in requests:
+            if not _deny_action_covers(statement, action):
+                continue
+            contexts = request_contexts(principal, action, key_arn, via)
+            if _deny_condition_can_match(statement.get("Condition"), contexts):
+                sid = statement.get("Sid")
+                out.append(sid if isinstance(sid, str) and sid else f"Statement[{index}]")
+                break
+    return tuple(out)
+
+
 def owned_statement(document: Mapping[str, Json], sid: str) -> Statement | None:
     return next((s for s in statements(document) if s.get("Sid") == sid), None)
 
@@ -181,12 +434,16 @@ def owned_statement(document: Mapping[str, Json], sid: str) -> Statement | None:
 # --- writing ----------------------------------------------------------------------------------
 
 
-def assert_addable(principal: str, key_account: str) -> None:
+def assert_addable(principal: str, key_account: str, key_partition: str = "aws") -> None:
     """The last line of defence, below every guardrail check: only an IAM role or user ARN of
-    the key's own account can ever be written. Raises GuardrailViolation otherwise."""
+    the key's own partition and account can ever be written. Raises GuardrailViolation otherwise."""
     parsed = parse_principal_arn(principal)
     if parsed is None:
         raise GuardrailViolation(f"refusing to add {principal[:300]!r}: not an IAM role/user ARN")
+    if parsed.partition != key_partition:
+        raise GuardrailViolation(
+            f"refusing to add {principal!r}: partition {parsed.partition} is not the key's {key_partition}"
+        )
     if parsed.account != key_account:
         raise GuardrailViolation(
             f"refusing to add {principal!r}: account {parsed.account} is not the key's {key_account}"
@@ -239,16 +496,26 @@ def merge_grants(
     *,
     key_account: str,
     key_arn: str | None = None,
+    key_partition: str | None = None,
 ) -> Merge:
     """Add each principal to each spec it lacks: appended to the owned statement's
-    ``Principal.AWS`` list, or a new owned statement when there is none. Pure and idempotent."""
+    ``Principal.AWS`` list, or a new owned statement when there is none. Pure and idempotent.
+    Raises GuardrailViolation (a principal that may never be added), DeniedByPolicy (a Deny of
+    the policy cancels a grant: writing it would be useless) or PolicyConflict."""
     new = copy.deepcopy(dict(document))
     added: list[tuple[str, str]] = []
     before: dict[str, Statement | None] = {}
+    # The key's partition: from its ARN when known, else as given (default: the aws partition).
+    partition = (partition_of(key_arn) if key_arn else None) or key_partition or "aws"
+    for principal, _ in grants:  # the guardrails first, for every grant: nothing is merged otherwise
+        assert_addable(principal, key_account, partition)
     for principal, specs in grants:
-        assert_addable(principal, key_account)
+        denied = blocking_denies(document, principal, specs, key_arn)
+        if denied:
+            raise DeniedByPolicy(principal, denied)
+    for principal, specs in grants:
         for spec in specs:
-            if is_granted(new, principal, spec, key_arn):
+            if is_allowed(new, principal, spec, key_arn):
                 continue
             statement = owned_statement(new, spec.sid)
             if spec.sid not in before:
@@ -267,12 +534,16 @@ def merge_grants(
 
 
 def serialize(document: Mapping[str, Json]) -> str:
-    """The exact form sent to PutKeyPolicy: compact JSON (non-ASCII kept as UTF-8)."""
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+    """The exact form sent to PutKeyPolicy: compact JSON, every non-ASCII character escaped
+    (``\\uXXXX``). KMS accepts only printable ASCII, Latin-1, tab, LF and CR in a key policy, so a
+    value that GetKeyPolicy returned escaped (CJK, emoji) must be sent escaped again; an escaped
+    lone surrogate stays an escape instead of failing to encode."""
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=True)
 
 
 def size_in_bytes(document: Mapping[str, Json]) -> int:
-    return len(serialize(document).encode("utf-8"))
+    """The size KMS counts against its 32,768-byte limit: the bytes of exactly what is sent."""
+    return len(serialize(document).encode("ascii"))
 
 
 def parse(text: str) -> dict[str, Json]:

@@ -15,11 +15,13 @@ def matches_patterns(arn: str, patterns: Iterable[str]) -> bool:
     return any(fnmatchcase(arn, pattern) for pattern in patterns)
 
 
-def refusal_reason(arn: str | None, *, key_account: str, patterns: Iterable[str]) -> str | None:
-    """None when ``arn`` may be added to a policy of a key in ``key_account``; else why not.
+def refusal_reason(arn: str | None, *, key_account: str, key_partition: str, patterns: Iterable[str]) -> str | None:
+    """None when ``arn`` may be added to a policy of a key in ``key_account`` of ``key_partition``;
+    else why not.
 
     The hard rules come first and hold whatever the patterns say: no wildcard, no root or
-    account principal, no service principal, nothing but an IAM role/user ARN, same account.
+    account principal, no service principal, nothing but an IAM role/user ARN, same partition,
+    same account.
     """
     if not arn:
         return "the caller has no IAM principal that a key policy can name (root or unresolvable)"
@@ -32,6 +34,8 @@ def refusal_reason(arn: str | None, *, key_account: str, patterns: Iterable[str]
     parsed = parse_principal_arn(arn)
     if parsed is None:
         return f"{arn[:300]!r} is not an IAM role or user ARN"
+    if parsed.partition != key_partition:
+        return f"{arn!r} is in partition {parsed.partition}, not the key's partition {key_partition}"
     if parsed.account != key_account:
         return f"{arn!r} belongs to account {parsed.account}, not the key's account {key_account}"
     if not matches_patterns(arn, patterns):

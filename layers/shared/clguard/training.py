@@ -26,8 +26,9 @@ from clguard import fanout, manifest, policy
 from clguard.accounts import member_of
 from clguard.adapters import clients, rekognition, s3, sqs
 from clguard.adapters.clients import error_code, raise_if_transient
+from clguard.arns import partition_of_region
 from clguard.config import Settings
-from clguard.errors import InvalidEvent
+from clguard.errors import InvalidEvent, KeyUnreadable
 from clguard.events import TRAINING_EVENTS, ObjectWork, TrainingCall, parse_training_call
 from clguard.findings import (
     Finding,
@@ -49,7 +50,7 @@ from clguard.publisher import Publisher
 
 INLINE_IMAGE_LIMIT: Final = 1_000  # larger manifests fan their image checks out to the verify queue
 MAX_INLINE_GROUND_TRUTH: Final = 5 * 1024 * 1024
-KEY_STATUS_RANK: Final = ("ok", "reported", "refused", "not managed", "failed", "unusable", "granted")
+KEY_STATUS_RANK: Final = ("ok", "reported", "refused", "denied", "not managed", "failed", "unusable", "granted")
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +147,10 @@ def should_act(call: TrainingCall) -> tuple[bool, str]:
     caller lacked key access; grant it so the retry succeeds)."""
     if call.event_name not in TRAINING_EVENTS:
         return False, f"{call.event_name} is not a training call"
+    if not call.parameters:
+        # Every training call names at least its project: a record without request parameters
+        # (null or redacted) says nothing to grant on.
+        return False, "the record has no request parameters: nothing to grant"
     if call.error_code is None:
         return True, "the call succeeded"
     message = call.error_message or ""
@@ -202,11 +207,14 @@ class TrainingRun:
         self.caller: Caller = resolve_caller(call.user_identity)
         self.origin = self.request.describe(call.event_name)
         self.publisher = Publisher(settings, lambda_context=lambda_context)
-        self.keys = KeyDirectory()
+        self.keys = KeyDirectory(fresh=True)  # a one-shot call is decided on what KMS says now
         self.ctx = Context(settings, self.publisher, self.keys, call.event_id, self.origin, sleep=sleep)
         self.inline_limit = INLINE_IMAGE_LIMIT if inline_limit is None else inline_limit
         self.refusal = refusal_reason(
-            self.caller.principal_arn, key_account=settings.account_id, patterns=settings.allowed_principal_patterns
+            self.caller.principal_arn,
+            key_account=settings.account_id,
+            key_partition=partition_of_region(settings.region),
+            patterns=settings.allowed_principal_patterns,
         )
         self.principal = self.caller.principal_arn if self.refusal is None else None
         self.summary = Summary(call.event_id, call.event_name, "processed", "", self.display_caller, self.principal)
@@ -451,7 +459,11 @@ class TrainingRun:
             if lookup.key is None or not lookup.key.customer_managed:
                 continue
             arn = self.caller.principal_arn
-            if arn and not policy.missing(self.keys.policy(key_arn), arn, policy.specs_for(needs), key_arn):
+            try:
+                document = self.keys.policy(key_arn)
+            except KeyUnreadable:
+                document = {}  # cannot tell: listed (its own KEY_UNUSABLE says why)
+            if arn and not policy.missing(document, arn, policy.specs_for(needs), key_arn):
                 continue
             lacking.append(key_arn)
         if not lacking:

@@ -1,0 +1,235 @@
+"""Explicit Deny statements of a key policy (docs/architecture.md §6): access that a Deny can
+cancel for the requests Rekognition makes on the principal's behalf is not granted, and the
+merge refuses to write an Allow that could not help."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from clguard import policy
+from clguard.errors import DeniedByPolicy
+from clguard.policy import COPIED_IMAGES_GRANT, COPIED_IMAGES_USE, TRAINING_DATA, StatementSpec
+from tests.fixtures import key_policy
+from tests.unit.test_policy_merge_properties import key_policies
+
+ACCOUNT = "111122223333"
+KEY_ARN = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+OTHER_KEY_ARN = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/0000abcd-12ab-34cd-56ef-1234567890ab"
+TRAINER = f"arn:aws:iam::{ACCOUNT}:role/ml/Trainer"
+OTHER_ROLE = f"arn:aws:iam::{ACCOUNT}:role/ml/Someone"
+SPECS = (TRAINING_DATA, COPIED_IMAGES_GRANT, COPIED_IMAGES_USE)
+VPCE_SID = "Restrict usage to my VPC endpoint"
+
+
+def granted_policy(*extra: dict[str, Any]) -> dict[str, Any]:
+    """The trainer allowed every owned spec, plus ``extra`` statements."""
+    document = policy.merge_grants({"Statement": []}, [(TRAINER, SPECS)], key_account=ACCOUNT, key_arn=KEY_ARN)
+    return {**document.document, "Statement": [*document.document["Statement"], *extra]}
+
+
+def deny(**fields: Any) -> dict[str, Any]:
+    statement: dict[str, Any] = {"Sid": "D", "Effect": "Deny", "Principal": "*", "Action": "kms:*", "Resource": "*"}
+    statement.update(fields)
+    return {k: v for k, v in statement.items() if v is not None}
+
+
+def test_the_kms_guide_vpc_endpoint_policy_cancels_an_allow_of_the_trainer() -> None:
+    # Given the KMS Developer Guide's VPC-endpoint key policy, with the trainer allowed too
+    document = key_policy("kms_guide_vpce_key_policy", ACCOUNT)
+    allowed = policy.merge_grants(document, [], key_account=ACCOUNT).document
+    allowed["Statement"].append(TRAINING_DATA.new_statement(TRAINER))
+    # When the trainer's access is evaluated
+    # Then the Allow is there, but the Deny (no VPC endpoint on a request S3 makes for it) cancels it
+    assert policy.is_allowed(allowed, TRAINER, TRAINING_DATA, KEY_ARN)
+    assert not policy.is_granted(allowed, TRAINER, TRAINING_DATA, KEY_ARN)
+    assert policy.blocking_denies(allowed, TRAINER, (TRAINING_DATA,), KEY_ARN) == (VPCE_SID,)
+    assert policy.missing(allowed, TRAINER, (TRAINING_DATA,), KEY_ARN) == (TRAINING_DATA,)
+
+
+def test_merge_refuses_to_write_an_allow_that_a_deny_cancels() -> None:
+    # Given the guide's VPC-endpoint policy
+    document = key_policy("kms_guide_vpce_key_policy", ACCOUNT)
+    before = copy.deepcopy(document)
+    # When the trainer is merged in
+    # Then DeniedByPolicy names the blocking Sid, and the input is untouched
+    with pytest.raises(DeniedByPolicy) as raised:
+        policy.merge_grants(document, [(TRAINER, (TRAINING_DATA,))], key_account=ACCOUNT, key_arn=KEY_ARN)
+    assert raised.value.sids == (VPCE_SID,)
+    assert raised.value.principal == TRAINER
+    assert document == before
+
+
+@pytest.mark.parametrize(
+    ("statement", "blocks"),
+    [
+        # unconditional, by principal
+        (deny(), True),
+        (deny(Principal={"AWS": TRAINER}), True),
+        (deny(Principal={"AWS": [OTHER_ROLE]}), False),
+        (deny(Principal={"AWS": f"arn:aws:iam::{ACCOUNT}:root"}), True),  # every principal of the account
+        (deny(Principal={"AWS": ACCOUNT}), True),
+        (deny(Principal={"AWS": f"arn:aws:sts::{ACCOUNT}:assumed-role/Trainer/any-session"}), True),
+        (deny(Principal={"Service": "rekognition.amazonaws.com"}), False),
+        # NotPrincipal: excluded only when the principal and its account are both listed
+        (deny(Principal=None, NotPrincipal={"AWS": [TRAINER, f"arn:aws:iam::{ACCOUNT}:root"]}), False),
+        (deny(Principal=None, NotPrincipal={"AWS": [TRAINER]}), True),
+        (deny(Principal=None, NotPrincipal={"AWS": [OTHER_ROLE, ACCOUNT]}), True),
+        # actions
+        (deny(Action="kms:Encrypt"), False),
+        (deny(Action=["kms:Encrypt", "kms:Decr*"]), True),
+        (deny(Action=None, NotAction=["kms:Decrypt", "kms:GenerateDataKey"]), False),
+        (deny(Action=None, NotAction="kms:Decrypt"), True),
+        # resources
+        (deny(Resource=OTHER_KEY_ARN), False),
+        (deny(Resource=f"arn:aws:kms:*:{ACCOUNT}:key/*"), True),
+        (deny(Resource=None, NotResource=OTHER_KEY_ARN), True),
+        (deny(Resource=None, NotResource=KEY_ARN), False),
+        # conditions on keys such a request carries
+        (deny(Condition={"StringNotEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}}), False),
+        (deny(Condition={"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}}), True),
+        (deny(Condition={"StringNotEquals": {"kms:CallerAccount": ACCOUNT}}), False),
+        (deny(Condition={"StringNotEquals": {"aws:PrincipalAccount": [ACCOUNT, "444455556666"]}}), False),
+        (deny(Condition={"StringNotLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/ml/*"}}), False),
+        (deny(Condition={"StringLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/ml/*"}}), True),
+        (deny(Condition={"ArnNotEquals": {"aws:PrincipalArn": TRAINER}}), False),
+        (deny(Condition={"Bool": {"aws:ViaAWSService": "false"}}), False),
+        (deny(Condition={"Bool": {"aws:ViaAWSService": True}}), True),
+        (deny(Condition={"Bool": {"aws:SecureTransport": "false"}}), False),
+        # keys such a request lacks: negated operators, IfExists, Null and ForAllValues match
+        (deny(Condition={"StringNotEquals": {"aws:SourceVpce": "vpce-1"}}), True),
+        (deny(Condition={"StringEquals": {"aws:SourceVpce": "vpce-1"}}), False),
+        (deny(Condition={"StringNotEqualsIfExists": {"aws:SourceVpc": "vpc-1"}}), True),
+        (deny(Condition={"StringEqualsIfExists": {"aws:SourceVpc": "vpc-1"}}), True),
+        (deny(Condition={"Null": {"aws:SourceVpce": "true"}}), True),
+        (deny(Condition={"Null": {"aws:SourceVpce": "false"}}), False),
+        (deny(Condition={"ForAllValues:StringEquals": {"aws:SourceVpce": ["vpce-1"]}}), True),
+        (deny(Condition={"ForAnyValue:StringEquals": {"aws:SourceVpce": ["vpce-1"]}}), False),
+        # unknown keys and operators: in doubt, the Deny applies
+        (deny(Condition={"StringEquals": {"aws:PrincipalTag/team": "other"}}), True),
+        (deny(Condition={"NotIpAddress": {"aws:SourceIp": "192.0.2.0/24"}}), True),
+        (deny(Condition={"SomeFutureOperator": {"kms:ViaService": "x"}}), True),
+        # every condition block must match
+        (
+            deny(
+                Condition={
+                    "StringNotEquals": {"aws:SourceVpce": "vpce-1"},
+                    "Bool": {"aws:ViaAWSService": "false"},
+                }
+            ),
+            False,
+        ),
+    ],
+)
+def test_which_deny_statements_cancel_training_data_access(statement: dict[str, Any], blocks: bool) -> None:
+    # Given the trainer allowed training data, and one Deny statement
+    document = granted_policy(statement)
+    # When its training-data access is evaluated
+    # Then the Deny blocks it exactly when it can apply to a request S3 makes for the trainer
+    assert (policy.blocking_denies(document, TRAINER, (TRAINING_DATA,), KEY_ARN) == ("D",)) is blocks
+    assert policy.is_granted(document, TRAINER, TRAINING_DATA, KEY_ARN) is not blocks
+
+
+def test_the_copied_images_key_is_also_used_by_rekognition_itself() -> None:
+    # Given a Deny of everything not through S3 (fine for training data, read through S3)
+    document = granted_policy(deny(Condition={"StringNotEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}}))
+    # When the copied-images access (used by Rekognition directly) is evaluated
+    # Then that Deny cancels it
+    assert policy.is_granted(document, TRAINER, TRAINING_DATA, KEY_ARN)
+    assert not policy.is_granted(document, TRAINER, COPIED_IMAGES_USE, KEY_ARN)
+    assert policy.blocking_denies(document, TRAINER, (COPIED_IMAGES_GRANT, COPIED_IMAGES_USE), KEY_ARN) == ("D",)
+
+
+def test_a_deny_without_sid_is_named_by_its_position() -> None:
+    statement = deny()
+    del statement["Sid"]
+    document = granted_policy(statement)
+    position = len(document["Statement"]) - 1
+    assert policy.blocking_denies(document, TRAINER, (TRAINING_DATA,), KEY_ARN) == (f"Statement[{position}]",)
+
+
+# --- properties -------------------------------------------------------------------------------
+
+PROPERTY = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+spec_choice = st.sampled_from(SPECS)
+key_arns = st.sampled_from([None, KEY_ARN])
+
+
+def _with(document: dict[str, Any], statement: dict[str, Any]) -> dict[str, Any]:
+    return {**document, "Statement": [*policy.statements(document), statement]}
+
+
+applicable_denies = st.builds(
+    lambda principal, action, condition: deny(Principal=principal, Action=action, Condition=condition),
+    st.sampled_from(["*", {"AWS": TRAINER}, {"AWS": [OTHER_ROLE, f"arn:aws:iam::{ACCOUNT}:root"]}, {"AWS": "*"}]),
+    st.sampled_from(["kms:*", "kms:Decrypt", "kms:GenerateDataKey*", "kms:CreateGrant", "kms:DescribeKey", "*"]),
+    st.sampled_from(
+        [
+            None,
+            {"StringNotEquals": {"aws:SourceVpce": "vpce-1234abcdf5678c90a"}},
+            {"Null": {"aws:SourceVpc": "true"}},
+            {"StringLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/*"}},
+            {"StringEquals": {"aws:PrincipalTag/project": "x"}},
+        ]
+    ),
+)
+unrelated_denies = st.one_of(
+    # another principal
+    st.builds(lambda a: deny(Principal={"AWS": OTHER_ROLE}, Action=a), st.sampled_from(["kms:*", "kms:Decrypt"])),
+    # an action no spec needs
+    st.builds(lambda p: deny(Principal=p, Action=["kms:Encrypt", "kms:ScheduleKeyDeletion"]), st.just("*")),
+    # a condition no such request can satisfy
+    st.just(deny(Condition={"StringEquals": {"aws:SourceVpce": "vpce-1"}})),
+    st.just(deny(Condition={"Bool": {"aws:ViaAWSService": "false"}})),
+)
+
+
+def _needs(spec: StatementSpec, statement: dict[str, Any]) -> bool:
+    """Whether the Deny's action covers one of the spec's actions (ground truth by hand)."""
+    action = statement["Action"]
+    return action in ("kms:*", "*") or any(
+        action == a or (action.endswith("*") and a.startswith(action[:-1])) for a in spec.actions
+    )
+
+
+@PROPERTY
+@given(drawn=key_policies(), spec=spec_choice, statement=applicable_denies, key_arn=key_arns)
+def test_adding_an_applicable_deny_never_makes_access_granted(drawn: Any, spec, statement, key_arn) -> None:
+    # Given any key policy, and a Deny that applies to the trainer for one of the spec's actions
+    if not _needs(spec, statement):
+        return
+    # When it is added to the policy
+    document = _with(drawn.document, statement)
+    # Then the trainer is not granted the spec, whatever the Allow statements say
+    assert not policy.is_granted(document, TRAINER, spec, key_arn)
+    assert "D" in policy.blocking_denies(document, TRAINER, (spec,), key_arn)
+
+
+@PROPERTY
+@given(drawn=key_policies(), spec=spec_choice, statement=unrelated_denies, key_arn=key_arns)
+def test_a_deny_for_another_principal_action_or_request_changes_nothing(drawn: Any, spec, statement, key_arn) -> None:
+    # Given any key policy, and a Deny for another principal, action, or a request Rekognition never makes
+    # When it is added
+    document = _with(drawn.document, statement)
+    # Then the trainer's access is exactly what it was
+    assert policy.is_granted(document, TRAINER, spec, key_arn) == policy.is_granted(
+        drawn.document, TRAINER, spec, key_arn
+    )
+    assert "D" not in policy.blocking_denies(document, TRAINER, (spec,), key_arn)
+
+
+@PROPERTY
+@given(
+    drawn=key_policies(), spec=spec_choice, statement=st.one_of(applicable_denies, unrelated_denies), key_arn=key_arns
+)
+def test_adding_any_deny_never_grants(drawn: Any, spec, statement, key_arn) -> None:
+    # Given any key policy where the trainer is not granted the spec
+    if policy.is_granted(drawn.document, TRAINER, spec, key_arn):
+        return
+    # When any Deny is added
+    # Then it is still not granted (a Deny only takes away)
+    assert not policy.is_granted(_with(drawn.document, statement), TRAINER, spec, key_arn)
