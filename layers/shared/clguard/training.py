@@ -226,6 +226,9 @@ class TrainingRun:
             self._output_bucket(self.request.output_bucket)
         self._publish_refusal()
         self.summary.findings = [f.document() for f in self.publisher.published]
+        # Every finding was tried; one neither SNS nor the outbox took fails the invocation, so
+        # Lambda's retry (then the GrantDLQ) publishes it.
+        self.publisher.raise_if_undelivered()
         return self.summary
 
     def _wants(self, need: AccessNeed) -> dict[str, tuple[policy.StatementSpec, ...]]:

@@ -32,7 +32,7 @@ from clguard.observability import count, logger
 from clguard.publisher import Publisher
 
 KEY_FINDING_WINDOW_SECONDS = 3600
-TIME_RESERVE_MS = 30_000  # stop starting new fan-out objects when less than this is left
+TIME_RESERVE_MS = 30_000  # stop starting new objects (fan-out or plain) when less than this is left
 
 
 def key_finding_scope(work: ObjectWork, now: float | None = None) -> str:
@@ -82,6 +82,13 @@ class BatchRun:
             self.prefetch_heads.close()
 
     def handle_record(self, record: SQSRecord) -> None:
+        """One record. Every finding it makes is tried; if one could be delivered neither to SNS
+        nor to the outbox, the record fails afterwards so that SQS redelivers it."""
+        since = len(self.publisher.undelivered)
+        self._handle(record)
+        self.publisher.raise_if_undelivered(since)
+
+    def _handle(self, record: SQSRecord) -> None:
         try:
             message = parse_verify_message(record.body)
         except InvalidEvent as invalid:
@@ -114,7 +121,12 @@ class BatchRun:
             return
         for index, work in enumerate(message):
             logger.set_correlation_id(work.source_event_id)
-            if work.anywhere and self._time_short():
+            if self._time_short():
+                if not work.anywhere:
+                    # A plain S3 event is one object: fail it before it starts (SQS redelivers
+                    # it) rather than be killed halfway through a multi-GB copy.
+                    count("RecordsNotStarted")
+                    raise RetryableError("too little time left in this invocation to start the object; retried")
                 self._continue_later(message[index:])
                 return
             self.verify(work)
