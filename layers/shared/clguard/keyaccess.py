@@ -62,7 +62,13 @@ class Context:
         key_arn: str,
         detail: str,
         principal: str | None = None,
+        *,
+        change: bool | None = None,
     ) -> Finding:
+        """A key-level finding. ``scope`` groups conditions nothing changes (refusals, reports,
+        unusable keys); a change the remediator made (REMEDIATED) or tried to make and failed
+        (``change=True``) is never grouped: every change is its own alert."""
+        is_change = outcome is Outcome.REMEDIATED if change is None else change
         return Finding(
             finding_type=finding_type,
             outcome=outcome,
@@ -73,7 +79,7 @@ class Context:
             region=self.settings.region,
             principal_arn=principal,
             kms_key_arn=key_arn,
-            scope=self.scope,
+            scope="" if is_change else self.scope,
         )
 
 
@@ -240,9 +246,15 @@ def _attempt(
     out = _Attempt(grants=grants)
 
     def each(
-        finding_type: FindingType, outcome: Outcome, detail: Callable[[str, Sequence[StatementSpec]], str]
+        finding_type: FindingType,
+        outcome: Outcome,
+        detail: Callable[[str, Sequence[StatementSpec]], str],
+        *,
+        change: bool | None = None,
     ) -> None:
-        out.findings += [ctx.finding(finding_type, outcome, key.arn, detail(p, specs), p) for p, specs in grants]
+        out.findings += [
+            ctx.finding(finding_type, outcome, key.arn, detail(p, specs), p, change=change) for p, specs in grants
+        ]
 
     try:
         merge = policy.merge_grants(document, grants, key_account=key.account, key_arn=key.arn)
@@ -277,6 +289,7 @@ def _attempt(
             FindingType.KEY_ACCESS_MISSING,
             Outcome.FAILED,
             lambda p, _: f"adding {p} to the policy of {key.arn} (for {ctx.origin}) failed: {failure}",
+            change=True,
         )
         return out
     for principal, specs in grants:
