@@ -319,7 +319,7 @@ def _write(ctx: Context, lock: KeyLock, key_arn: str, document: Mapping[str, Any
         if lock.remaining() < MIN_LEASE_LEFT:
             raise RetryableError(f"lease on {key_arn} too short to write safely")
         try:
-            kms.put_policy(key_arn, text)
+            kms.put_policy(key_arn, text, send_by=lock.send_deadline())
         except ClientError as error:
             raise_if_transient(error)
             code = error_code(error)

@@ -41,15 +41,43 @@ def put(table: str, item: Mapping[str, Any]) -> None:
     client("dynamodb").put_item(TableName=table, Item=dict(item))
 
 
-def put_if(table: str, item: Mapping[str, Any], condition: str, values: Mapping[str, Any]) -> bool:
+def put_if(
+    table: str,
+    item: Mapping[str, Any],
+    condition: str,
+    values: Mapping[str, Any],
+    names: Mapping[str, str] | None = None,
+) -> bool:
     """Conditional PutItem."""
+    extra: dict[str, Any] = {"ExpressionAttributeNames": dict(names)} if names else {}
     return _conditional(
         client("dynamodb").put_item,
         TableName=table,
         Item=dict(item),
         ConditionExpression=condition,
         ExpressionAttributeValues=dict(values),
+        **extra,
     )
+
+
+def put_if_returning_old(
+    table: str, item: Mapping[str, Any], condition: str, values: Mapping[str, Any]
+) -> tuple[bool, dict[str, Any] | None]:
+    """Conditional PutItem that also says what it replaced: (taken, the old item or None)."""
+    try:
+        response = client("dynamodb").put_item(
+            TableName=table,
+            Item=dict(item),
+            ConditionExpression=condition,
+            ExpressionAttributeValues=dict(values),
+            ReturnValues="ALL_OLD",
+        )
+    except ClientError as error:
+        if error_code(error) == "ConditionalCheckFailedException":
+            return False, None
+        raise
+    old: dict[str, Any] | None = response.get("Attributes") or None
+    return True, old
 
 
 def delete_if(
