@@ -28,6 +28,7 @@ from clguard.adapters.kms import KeyInfo
 from clguard.config import Settings
 from clguard.errors import PolicyConflict, RetryableError
 from clguard.findings import Finding, FindingType, KmsKeyResource, Outcome
+from clguard.intents import Journal
 from clguard.keydirectory import KeyDirectory
 from clguard.locks import KeyLock
 from clguard.observability import count, logger
@@ -54,6 +55,7 @@ class Context:
     origin: str  # what asked, for the detail text: "object s3://…" or "CreateProjectVersion …"
     scope: str = ""  # finding scope for key-level conditions (see Finding.scope)
     sleep: Callable[[float], None] = time.sleep
+    journal: Journal | None = None  # write-ahead of the findings of changes (clguard.intents)
 
     def finding(
         self,
@@ -138,6 +140,7 @@ def ensure_access(ctx: Context, reference: str, wants: Mapping[str, Sequence[Sta
 
     document = ctx.keys.policy(key.arn)
     needed = {p: m for p, specs in wants.items() if (m := policy.missing(document, p, specs, key.arn))}
+    _replay_intents(ctx, key.arn, needed, result)
     if not needed:
         count("AccessAlreadyGranted", len(wants))
         return result
@@ -184,6 +187,25 @@ def _publish(ctx: Context, finding: Finding) -> list[Finding]:
     return [finding] if ctx.publisher.publish(finding) else []
 
 
+def _replay_intents(ctx: Context, key_arn: str, needed: Mapping[str, object], result: KeyResult) -> None:
+    """A retry: an earlier attempt of this event wrote ahead grants on this key and died before
+    reporting them. Those now in the policy are reported; the others did not happen (this
+    attempt grants and reports them)."""
+    if ctx.journal is None:
+        return
+    intent = ctx.journal.pending(ctx.source_event_id, key_arn)
+    if intent is None:
+        return
+    since = len(ctx.publisher.undelivered)
+    for finding in intent.findings:
+        if finding.principal_arn not in needed:
+            count("IntentsReplayed")
+            logger.info("reporting a grant an earlier attempt made", extra={"principal": finding.principal_arn})
+            result.published += _publish(ctx, finding)
+    if len(ctx.publisher.undelivered) == since:
+        ctx.journal.clear(ctx.source_event_id, key_arn)
+
+
 @dataclass(slots=True)
 class _Attempt:
     """The outcome of one locked read-merge-write, as findings to publish after the lock."""
@@ -201,6 +223,7 @@ def _grant(ctx: Context, key: KeyInfo, needed: dict[str, tuple[StatementSpec, ..
     attempts: list[_Attempt] = []
     lost: list[str] = []
     lock = KeyLock(ctx.settings.state_table, key.arn)
+    since = len(ctx.publisher.undelivered)
     try:
         with lock:
             document = ctx.keys.fresh_policy(key.arn)
@@ -226,6 +249,8 @@ def _grant(ctx: Context, key: KeyInfo, needed: dict[str, tuple[StatementSpec, ..
                     result.published += _publish(ctx, finding)
     if lost:
         raise RetryableError(f"the lease on {key.arn} expired during the write and {', '.join(lost)} was lost")
+    if ctx.journal is not None and attempts and len(ctx.publisher.undelivered) == since:
+        ctx.journal.clear(ctx.source_event_id, key.arn, written_only=True)  # the writes' findings are delivered
 
 
 def _lost_grants(ctx: Context, key: KeyInfo, attempts: Sequence[_Attempt]) -> list[str]:
@@ -273,6 +298,20 @@ def _attempt(
             ),
         )
         return out
+
+    def remediated(note: str) -> Callable[[str, Sequence[StatementSpec]], str]:
+        return lambda p, specs: (
+            f"{p} lacked {', '.join(policy.actions_of(specs))} on {key.arn}, needed for {ctx.origin}; "
+            f"added it to the key policy{note}. "
+            f"{_statements_text(merge.before, merge.after, [s.sid for s in specs])}"
+        )
+
+    if ctx.journal is not None:  # write-ahead: a write that lands just before we die is reported
+        intended = [
+            ctx.finding(FindingType.KEY_ACCESS_MISSING, Outcome.REMEDIATED, key.arn, remediated("")(p, specs), p)
+            for p, specs in grants
+        ]
+        ctx.journal.record(ctx.source_event_id, key.arn, intended)
     failure, out.rejected = _write(ctx, lock, key.arn, merge.document)
     note = ""
     if failure is None:
@@ -297,15 +336,7 @@ def _attempt(
         count("Grants")
         sids = [s.sid for s in specs]
         logger.info("granted key access", extra={"key": key.arn, "principal": principal, "sids": sids})
-    each(
-        FindingType.KEY_ACCESS_MISSING,
-        Outcome.REMEDIATED,
-        lambda p, specs: (
-            f"{p} lacked {', '.join(policy.actions_of(specs))} on {key.arn}, needed for {ctx.origin}; "
-            f"added it to the key policy{note}. "
-            f"{_statements_text(merge.before, merge.after, [s.sid for s in specs])}"
-        ),
-    )
+    each(FindingType.KEY_ACCESS_MISSING, Outcome.REMEDIATED, remediated(note))
     return out
 
 

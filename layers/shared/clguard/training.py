@@ -25,6 +25,7 @@ from clguard.config import Settings
 from clguard.errors import InvalidEvent
 from clguard.events import TRAINING_EVENTS, ObjectWork, TrainingCall, parse_training_call
 from clguard.findings import Finding, FindingType, KmsKeyResource, Outcome, S3ObjectResource
+from clguard.intents import Journal
 from clguard.keyaccess import Context, KeyResult, ensure_access
 from clguard.keydirectory import KeyDirectory
 from clguard.manifest import ImageRef, ManifestStats
@@ -183,7 +184,11 @@ class TrainingRun:
         self.origin = self.request.describe(call.event_name)
         self.publisher = Publisher(settings, lambda_context=lambda_context)
         self.keys = KeyDirectory()
-        self.ctx = Context(settings, self.publisher, self.keys, call.event_id, self.origin, sleep=sleep)
+        # Lambda retries the event with no attempt count: the journal asks its index item.
+        journal = Journal(settings.state_table, redelivered=None)
+        self.ctx = Context(
+            settings, self.publisher, self.keys, call.event_id, self.origin, sleep=sleep, journal=journal
+        )
         self.inline_limit = INLINE_IMAGE_LIMIT if inline_limit is None else inline_limit
         self.refusal = refusal_reason(
             self.caller.principal_arn, key_account=settings.account_id, patterns=settings.allowed_principal_patterns

@@ -24,6 +24,7 @@ from clguard.config import Settings
 from clguard.errors import InvalidEvent, RetryableError
 from clguard.events import FindingMessage, ObjectWork, parse_verify_message
 from clguard.findings import Finding
+from clguard.intents import Journal
 from clguard.keyaccess import Context
 from clguard.keydirectory import KeyDirectory
 from clguard.manifest import ImageRef
@@ -53,7 +54,9 @@ class BatchRun:
         self.keys = KeyDirectory()
         self.prefetch_heads: HeadPrefetch | None = None
 
-    def verify(self, work: ObjectWork) -> ObjectResult:
+    def verify(self, work: ObjectWork, *, redelivered: bool = False) -> ObjectResult:
+        """``redelivered``: SQS delivered the record before (an earlier attempt may have made a
+        change and died before reporting it: look for its write-ahead intents)."""
         ctx = Context(
             settings=self.settings,
             publisher=self.publisher,
@@ -61,6 +64,7 @@ class BatchRun:
             source_event_id=work.source_event_id,
             origin=work.origin,
             scope=key_finding_scope(work),
+            journal=Journal(self.settings.state_table, redelivered=redelivered),
         )
         return verify_object(work, ctx, self.prefetch_heads)
 
@@ -129,7 +133,7 @@ class BatchRun:
                     raise RetryableError("too little time left in this invocation to start the object; retried")
                 self._continue_later(message[index:])
                 return
-            self.verify(work)
+            self.verify(work, redelivered=_receive_count(record) > 1)
 
     def _time_short(self) -> bool:
         remaining = getattr(self.lambda_context, "get_remaining_time_in_millis", None)
@@ -150,6 +154,13 @@ class BatchRun:
         sent = sqs.send_all(queue, list(bodies))
         count("FanoutContinued", sent)
         logger.info("out of time: the rest of the message continues in new messages", extra={"objects": len(rest)})
+
+
+def _receive_count(record: SQSRecord) -> int:
+    try:
+        return int(record.attributes.approximate_receive_count or 1)
+    except (TypeError, ValueError, KeyError):
+        return 1
 
 
 def handle_batch(event: Mapping[str, Any], context: Any, settings: Settings) -> dict[str, Any]:

@@ -41,6 +41,10 @@ def put(table: str, item: Mapping[str, Any]) -> None:
     client("dynamodb").put_item(TableName=table, Item=dict(item))
 
 
+def delete(table: str, item_id: str) -> None:
+    client("dynamodb").delete_item(TableName=table, Key={"id": {"S": item_id}})
+
+
 def put_if(
     table: str,
     item: Mapping[str, Any],
