@@ -270,3 +270,35 @@ def test_a_write_that_stalls_before_it_is_sent_is_not_sent_after_its_lease(
     # And A's retry grants A
     grant_job(world, key, first, "cpv-a")()
     assert granted(world, key) == {first, second}
+
+
+def test_taking_over_an_expired_lease_waits_out_the_holders_write_deadline(world: World) -> None:
+    # Given a holder whose 60 s lease has expired, with writes in flight for up to 13 s after it
+    table = world.env()["STATE_TABLE"]
+    now = [1_000.0]
+    slept: list[float] = []
+
+    def clock() -> float:
+        return now[0]
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    holder = KeyLock(table, "k", clock=clock, sleep=sleep, lease_seconds=60, in_flight_seconds=13)
+    holder.acquire()
+    item = world.ddb.get_item(TableName=table, Key={"id": {"S": holder.item_id}})["Item"]
+    assert float(item["write_deadline"]["N"]) == 1_073.0  # stored in the lock item
+    now[0] = 1_061.0  # the lease ended a second ago
+
+    # When another writer takes the lock over
+    taker = KeyLock(table, "k", clock=clock, sleep=sleep, lease_seconds=60, in_flight_seconds=13)
+    taker.acquire()
+
+    # Then it waited until the holder's write deadline, and its own lease starts after the wait
+    assert taker.took_over == holder.owner
+    assert slept == [12.0]
+    assert taker.remaining() == 60.0
+    assert taker.send_deadline() == 1_133.0
+    # And the holder can no longer send: its send deadline has passed
+    assert holder.send_deadline() < clock()

@@ -109,6 +109,18 @@ def test_with_sns_and_the_outbox_down_every_finding_of_one_write_is_logged_and_c
     # And the record fails, so SQS redelivers it
     assert len(response["batchItemFailures"]) == 1
 
+    # When SQS redelivers it with SNS healthy again (a new container)
+    calls.faults.faults.clear()
+    from clguard.keydirectory import clear_cache  # noqa: PLC0415
+
+    clear_cache()
+    assert run(load_event("s3_object_created"), receive_count=2) == {"batchItemFailures": []}
+
+    # Then both findings are published from the write-ahead intent, and nothing is written again
+    assert calls.log.count("PutKeyPolicy") == 1
+    published = sorted((f["principal_arn"], f["outcome"]) for f in world.findings())
+    assert published == sorted([(TRAINER, "REMEDIATED"), (other, "REMEDIATED")])
+
 
 # --- item: every change is its own alert --------------------------------------------------------
 
