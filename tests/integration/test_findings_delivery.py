@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from clguard import policy
+from clguard.errors import RetryableError
+from functions.grant_training_access import app as grant_app
 from functions.verify_object_encryption import app
 from tests.awscalls import Boundary
 from tests.eventsamples import load_event, sqs_event
@@ -203,3 +205,28 @@ def test_plain_s3_events_are_not_started_when_the_invocation_is_short_of_time(wo
     assert "ServerSideEncryption" in world.head(names[0])
     assert all("ServerSideEncryption" not in world.head(name) for name in names[1:])
     assert [f["resource"]["key"] for f in world.findings()] == names[:1]
+
+
+def test_the_grant_function_fails_for_a_retry_when_a_finding_is_undelivered(
+    world: World, calls: Boundary, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a training call whose grant is made while SNS and the outbox are both down
+    world.role("CustomLabelsTrainer", "/ml/")
+    key = world.key()
+    event = world.training_event(kms_key=key)
+    for name in ("TrainingData", "TestingData", "OutputConfig"):
+        event["detail"]["requestParameters"].pop(name)
+    calls.faults.add("Publish", "InternalError", status=500)
+    calls.faults.add("SendMessage", "InternalError", status=500)
+    caplog.set_level(logging.INFO)
+
+    # When the grant function handles it, it fails (Lambda retries it, then the GrantDLQ keeps it)
+    with pytest.raises(RetryableError):
+        grant_app.lambda_handler(event, LambdaContext(function_name="grant"))
+    assert [d["outcome"] for d in undelivered_logs(caplog)] == ["REMEDIATED"]
+
+    # And Lambda's retry, with SNS healthy, publishes the finding of the grant already made
+    calls.faults.faults.clear()
+    grant_app.lambda_handler(event, LambdaContext(function_name="grant"))
+    assert calls.log.count("PutKeyPolicy") == 1
+    assert [(f["finding_type"], f["outcome"]) for f in world.findings()] == [("KEY_ACCESS_MISSING", "REMEDIATED")]
