@@ -236,6 +236,37 @@ def test_a_write_stalled_in_flight_past_its_lease_does_not_erase_the_next_writer
     assert remediated == sorted([first, second])
 
 
+def test_a_write_that_lands_beyond_its_in_flight_bound_is_caught_and_the_erased_grant_restored(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given 1 s leases, and writer A's PutKeyPolicy stalled in flight longer than any bound
+    short_leases(monkeypatch, in_flight=0.2)
+    first, second = world.role("TrainerA", "/ml/"), world.role("TrainerB", "/ml/")
+    key = world.key()
+    arrived, release = stall_writes_of(monkeypatch, first)
+    errors: list[BaseException] = []
+    writer_a = threading.Thread(target=lambda: errors.extend(run_together([grant_job(world, key, first, "cpv-a")])))
+    writer_a.start()
+    assert arrived.wait(10)
+
+    # When B takes the expired lease over, grants, confirms and reports, and only then A's write
+    # lands (erasing B's principal)
+    time.sleep(1.1)
+    errors.extend(run_together([grant_job(world, key, second, "cpv-b")]))
+    assert granted(world, key) == {second}
+    release.set()
+    writer_a.join(30)
+
+    # Then A, finding its lease was taken over, checks every principal written since it took the
+    # lock, and puts B's back: nothing is lost
+    assert errors == []
+    assert granted(world, key) == {first, second}
+    restored = [f for f in world.findings() if f["source_event_id"] == "cpv-a" and f["principal_arn"] == second]
+    assert [(f["outcome"], "restoring a grant a concurrent write erased" in f["detail"]) for f in restored] == [
+        ("REMEDIATED", True)
+    ]
+
+
 def test_a_write_that_stalls_before_it_is_sent_is_not_sent_after_its_lease(
     world: World, calls: Boundary, monkeypatch: pytest.MonkeyPatch
 ) -> None:

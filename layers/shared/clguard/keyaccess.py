@@ -22,7 +22,7 @@ from typing import Any, Final
 from botocore.exceptions import BotoCoreError, ClientError
 
 from clguard import policy
-from clguard.adapters import kms
+from clguard.adapters import dynamodb, kms
 from clguard.adapters.clients import error_code, raise_if_transient
 from clguard.adapters.kms import KeyInfo
 from clguard.config import Settings
@@ -42,6 +42,8 @@ MALFORMED_BACKOFF: Final = 0.5
 # one attempt with a 3 s connect and 10 s read timeout), so a write never lands after the lease.
 MIN_LEASE_LEFT: Final = 20.0
 STATEMENT_DETAIL_MAX: Final = 8_000
+WRITTEN_TTL_SECONDS: Final = 86_400  # the journal of principals written per key (see _written_since)
+_SPECS_BY_SID: Final = {s.sid: s for s in (policy.TRAINING_DATA, policy.COPIED_IMAGES_GRANT, policy.COPIED_IMAGES_USE)}
 
 
 @dataclass(slots=True)
@@ -222,6 +224,7 @@ def _grant(ctx: Context, key: KeyInfo, needed: dict[str, tuple[StatementSpec, ..
     something fails after a write, so a change is never left unreported."""
     attempts: list[_Attempt] = []
     lost: list[str] = []
+    erased: dict[str, tuple[StatementSpec, ...]] = {}
     lock = KeyLock(ctx.settings.state_table, key.arn)
     since = len(ctx.publisher.undelivered)
     try:
@@ -239,7 +242,7 @@ def _grant(ctx: Context, key: KeyInfo, needed: dict[str, tuple[StatementSpec, ..
                 for grant in grants:
                     attempts.append(_attempt(ctx, lock, key, ctx.keys.fresh_policy(key.arn), [grant]))
         if not lock.held_to_the_end:
-            lost = _lost_grants(ctx, key, attempts)
+            lost, erased = _lost_grants(ctx, key, attempts, since=lock.acquired_at)
     finally:
         for attempt in attempts:
             result.granted += attempt.granted
@@ -247,22 +250,91 @@ def _grant(ctx: Context, key: KeyInfo, needed: dict[str, tuple[StatementSpec, ..
             for finding in attempt.findings:
                 if finding.outcome is not Outcome.REMEDIATED or finding.principal_arn not in lost:
                     result.published += _publish(ctx, finding)
+    if erased:
+        _restore(ctx, key, erased, result)
     if lost:
         raise RetryableError(f"the lease on {key.arn} expired during the write and {', '.join(lost)} was lost")
     if ctx.journal is not None and attempts and len(ctx.publisher.undelivered) == since:
         ctx.journal.clear(ctx.source_event_id, key.arn, written_only=True)  # the writes' findings are delivered
 
 
-def _lost_grants(ctx: Context, key: KeyInfo, attempts: Sequence[_Attempt]) -> list[str]:
+def _note_written(ctx: Context, key_arn: str, grants: Sequence[policy.Grant]) -> None:
+    """Before a write: journal (per key, for a day) which principals are being written, so a
+    writer whose lease was taken over can check every principal written since it took the lock."""
+    at = time.time()
+    entries = [f"{at:.3f}|{p}|{','.join(s.sid for s in specs)}" for p, specs in grants]
+    dynamodb.add_to_set(
+        ctx.settings.state_table, f"written#{key_arn}", "entries", entries, int(at) + WRITTEN_TTL_SECONDS
+    )
+
+
+def _written_since(ctx: Context, key_arn: str, since: float) -> dict[str, tuple[StatementSpec, ...]]:
+    item = dynamodb.get(ctx.settings.state_table, f"written#{key_arn}") or {}
+    out: dict[str, tuple[StatementSpec, ...]] = {}
+    for entry in item.get("entries", {}).get("SS", []):
+        at, _, rest = entry.partition("|")
+        principal, _, sids = rest.rpartition("|")
+        specs = tuple(_SPECS_BY_SID[sid] for sid in sids.split(",") if sid in _SPECS_BY_SID)
+        try:
+            recent = float(at) >= since
+        except ValueError:
+            continue
+        if recent and principal and specs:
+            known = out.get(principal, ())
+            out[principal] = (*known, *(s for s in specs if s.sid not in {k.sid for k in known}))
+    return out
+
+
+def _lost_grants(
+    ctx: Context, key: KeyInfo, attempts: Sequence[_Attempt], *, since: float
+) -> tuple[list[str], dict[str, tuple[StatementSpec, ...]]]:
     """Our lease expired before we released it: another writer may have overwritten our write
-    with a policy read before it. Re-read, and name the grants that are no longer there."""
+    with a policy read before it, or our late write may have erased the other writer's. Re-read,
+    and name (1) our grants that are no longer there and (2) every other principal written under
+    the key since we took the lock that is no longer there."""
     document = ctx.keys.fresh_policy(key.arn)
-    return [
+    ours = {principal for attempt in attempts for principal, _ in attempt.grants}
+    lost = [
         principal
         for attempt in attempts
         for principal, specs in attempt.grants
         if principal in attempt.granted and policy.missing(document, principal, specs, key.arn)
     ]
+    erased = {
+        principal: missing
+        for principal, specs in _written_since(ctx, key.arn, since).items()
+        if principal not in ours and (missing := policy.missing(document, principal, specs, key.arn))
+    }
+    return lost, erased
+
+
+def _restore(ctx: Context, key: KeyInfo, erased: dict[str, tuple[StatementSpec, ...]], result: KeyResult) -> None:
+    """Another writer's confirmed grant was erased by a write of ours that landed late: put it
+    back (within the same guardrails), and say so."""
+    allowed = {
+        principal: specs
+        for principal, specs in erased.items()
+        if refusal_reason(principal, key_account=key.account, patterns=ctx.settings.allowed_principal_patterns) is None
+    }
+    tag_key, tag_value = ctx.settings.managed_key_tag
+    if not allowed or kms.tags(key.arn).get(tag_key) != tag_value:
+        return
+    count("GrantsRestored", len(allowed))
+    logger.warning(
+        "a late write of ours erased grants another writer had made; restoring them",
+        extra={"key": key.arn, "principals": sorted(allowed)},
+    )
+    restore_ctx = Context(
+        settings=ctx.settings,
+        publisher=ctx.publisher,
+        keys=ctx.keys,
+        source_event_id=ctx.source_event_id,
+        origin=f"restoring a grant a concurrent write erased ({ctx.origin})",
+        scope=ctx.scope,
+        sleep=ctx.sleep,
+        journal=ctx.journal,
+    )
+    _grant(restore_ctx, key, allowed, result)
 
 
 def _attempt(
@@ -312,6 +384,7 @@ def _attempt(
             for p, specs in grants
         ]
         ctx.journal.record(ctx.source_event_id, key.arn, intended)
+    _note_written(ctx, key.arn, grants)
     failure, out.rejected = _write(ctx, lock, key.arn, merge.document)
     note = ""
     if failure is None:

@@ -60,6 +60,7 @@ class KeyLock:
         self.attempts = 0
         self.held_to_the_end = True  # False when release found the lease taken over
         self.took_over: str | None = None  # the owner of the expired lease this one replaced
+        self.acquired_at = 0.0
 
     def _item(self, now: float) -> tuple[float, dict[str, object]]:
         until = now + self.lease_seconds
@@ -86,6 +87,7 @@ class KeyLock:
             )
             if taken:
                 self._lease_until = until
+                self.acquired_at = now
                 if old is not None:
                     self._wait_out(old)
                 return

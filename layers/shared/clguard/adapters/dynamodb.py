@@ -41,6 +41,17 @@ def put(table: str, item: Mapping[str, Any]) -> None:
     client("dynamodb").put_item(TableName=table, Item=dict(item))
 
 
+def add_to_set(table: str, item_id: str, attribute: str, values: list[str], expiration: int) -> None:
+    """UpdateItem ``ADD`` to a string set (created if missing), and set the item's TTL."""
+    client("dynamodb").update_item(
+        TableName=table,
+        Key={"id": {"S": item_id}},
+        UpdateExpression="ADD #a :v SET expiration = :e",
+        ExpressionAttributeNames={"#a": attribute},
+        ExpressionAttributeValues={":v": {"SS": values}, ":e": {"N": str(expiration)}},
+    )
+
+
 def delete(table: str, item_id: str) -> None:
     client("dynamodb").delete_item(TableName=table, Key={"id": {"S": item_id}})
 
