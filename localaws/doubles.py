@@ -22,7 +22,9 @@ DefaultBucketEncryption     Objects written without SSE headers stay unencrypted
 KeyPolicyValidation         KMS PutKeyPolicy/CreateKey accept any string as the policy; and
                             DescribeKey crashes (AttributeError, HTTP 500) on a valid policy
                             whose ``Statement`` is a single object instead of a list.
-AtomicConditionalWrites     DynamoDB conditional writes check, then write, without a lock.
+AtomicConditionalWrites     DynamoDB conditional writes check, then write, without a lock;
+                            PutItem ``ReturnValues=ALL_OLD`` reads the "old" item apart from
+                            the write, so it can return an item the put did not replace.
 ConditionalCopies           CopyObject/UploadPartCopy ignore ``x-amz-copy-source-if-match``
                             and ``If-Match``.
 RekognitionCustomLabels     Rekognition Custom Labels projects, datasets, dataset entries and
@@ -65,6 +67,7 @@ from xml.parsers.expat import ExpatError
 import xmltodict  # type: ignore[import-untyped]
 from moto.core.exceptions import ServiceException
 from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.responses import DynamoHandler
 from moto.iam.models import iam_backends
 from moto.kms.models import kms_backends
 from moto.kms.policy_validator import validate_policy
@@ -759,11 +762,15 @@ class AtomicConditionalWrites(Double):
     all-or-nothing. moto checks, then writes, without a lock. This double serializes moto's
     item writes (put_item, update_item, delete_item, transact_write_items; BatchWriteItem
     goes through put_item/delete_item) behind one lock. Reads are not locked.
+
+    PutItem with ``ReturnValues=ALL_OLD`` returns the item the put replaced (AWS: "the content
+    of the old item is returned"), read in the same atomic step; moto's response handler reads
+    it before, and apart from, the write. The double runs that whole handler under the lock.
     """
 
     def _patches(self) -> Iterator[contextlib.AbstractContextManager[Any]]:
         def make(original: Wrapper) -> Wrapper:
-            def locked(self: DynamoDBBackend, *args: Any, **kwargs: Any) -> Any:
+            def locked(self: Any, *args: Any, **kwargs: Any) -> Any:
                 with _DYNAMODB_WRITE_LOCK:
                     return original(self, *args, **kwargs)
 
@@ -771,6 +778,7 @@ class AtomicConditionalWrites(Double):
 
         for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
             yield _wrapped(DynamoDBBackend, name, make)
+        yield _wrapped(DynamoHandler, "put_item", make)
 
 
 # --------------------------------------------------------------------------------------------

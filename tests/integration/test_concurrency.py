@@ -11,14 +11,16 @@ from functools import partial
 from typing import Any
 
 import pytest
+from moto.kms.models import KmsBackend
 
-from clguard import fanout, keyaccess, policy
-from clguard.adapters import kms
+from clguard import fanout, keyaccess, locks, policy
+from clguard.adapters import clients, kms
 from clguard.errors import LockTimeout, RetryableError
 from clguard.locks import KeyLock
 from clguard.manifest import ImageRef
 from functions.grant_training_access import app as grant_app
 from functions.verify_object_encryption import app as verify_app
+from tests.awscalls import Boundary
 from tests.eventsamples import sqs_event
 from tests.world import BUCKET, LambdaContext, World
 
@@ -29,9 +31,9 @@ def slow_writes(monkeypatch: pytest.MonkeyPatch, seconds: float = 0.02) -> None:
     """Widen the read-modify-write window, as a slow network would."""
     original = kms.put_policy
 
-    def put_policy(key_arn: str, text: str) -> None:
+    def put_policy(key_arn: str, text: str, **kwargs: Any) -> None:
         time.sleep(seconds)
-        original(key_arn, text)
+        original(key_arn, text, **kwargs)
 
     monkeypatch.setattr(kms, "put_policy", put_policy)
 
@@ -127,6 +129,9 @@ class NoLock:
     def remaining(self) -> float:
         return 60.0
 
+    def send_deadline(self) -> float:
+        return time.time() + 60.0
+
 
 def test_without_the_lock_updates_are_lost(world: World, roles: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     key = world.key()
@@ -138,7 +143,12 @@ def test_without_the_lock_updates_are_lost(world: World, roles: list[str], monke
 
 def test_lock_holder_crash_does_not_block_forever(world: World) -> None:
     # Given a lock item left by a holder that crashed (its lease expired)
-    stale = KeyLock(world.env()["STATE_TABLE"], "arn:aws:kms:us-east-1:123456789012:key/x", lease_seconds=0.05)
+    stale = KeyLock(
+        world.env()["STATE_TABLE"],
+        "arn:aws:kms:us-east-1:123456789012:key/x",
+        lease_seconds=0.05,
+        in_flight_seconds=0.05,
+    )
     stale.acquire()
     time.sleep(0.1)
     # When another writer asks for it
@@ -161,3 +171,165 @@ def test_lock_contention_times_out_with_a_retryable_error(world: World) -> None:
         waiter.acquire()
     assert isinstance(raised.value, RetryableError)
     assert waiter.attempts > 1
+
+
+# --- lease takeover: a write that stalls in flight past its lease ------------------------------
+
+
+def stall_writes_of(monkeypatch: pytest.MonkeyPatch, principal: str) -> tuple[threading.Event, threading.Event]:
+    """A double on moto's KMS backend: a PutKeyPolicy that adds ``principal`` reaches KMS and
+    stalls there (in flight) until released. Returns (arrived, release)."""
+    arrived, release = threading.Event(), threading.Event()
+    original = KmsBackend.put_key_policy
+
+    def put_key_policy(self: KmsBackend, key_id: str, document: str) -> None:
+        if principal in document and not arrived.is_set():
+            arrived.set()
+            assert release.wait(20), "the test never released the stalled write"
+        original(self, key_id, document)
+
+    monkeypatch.setattr(KmsBackend, "put_key_policy", put_key_policy)
+    return arrived, release
+
+
+def grant_job(world: World, key: str, role: str, event_id: str) -> Callable[[], Any]:
+    event = world.training_event(kms_key=key, event_id=event_id, issuer=role)
+    params = event["detail"]["requestParameters"]
+    params.pop("TrainingData"), params.pop("TestingData"), params.pop("OutputConfig")
+    return partial(grant_app.lambda_handler, event, LambdaContext(function_name="grant"))
+
+
+def short_leases(monkeypatch: pytest.MonkeyPatch, *, lease: float = 1.0, in_flight: float = 1.5) -> None:
+    monkeypatch.setattr(keyaccess, "KeyLock", partial(KeyLock, lease_seconds=lease))
+    monkeypatch.setattr(locks, "IN_FLIGHT_SECONDS", in_flight, raising=False)
+    monkeypatch.setattr(keyaccess, "MIN_LEASE_LEFT", lease / 2)
+
+
+def test_a_write_stalled_in_flight_past_its_lease_does_not_erase_the_next_writers_grant(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given 1 s leases, writes that stay in flight at most 1.5 s, and two trainers of one key
+    short_leases(monkeypatch)
+    first, second = world.role("TrainerA", "/ml/"), world.role("TrainerB", "/ml/")
+    key = world.key()
+    # And writer A's PutKeyPolicy, sent inside its lease, stalls in flight
+    arrived, release = stall_writes_of(monkeypatch, first)
+    errors: list[BaseException] = []
+    writer_a = threading.Thread(target=lambda: errors.extend(run_together([grant_job(world, key, first, "cpv-a")])))
+    writer_a.start()
+    assert arrived.wait(10)
+
+    # When A's lease expires, writer B takes the lock over and grants its own trainer, and only
+    # then A's stalled write lands (still within its in-flight bound)
+    time.sleep(1.1)
+    writer_b = threading.Thread(target=lambda: errors.extend(run_together([grant_job(world, key, second, "cpv-b")])))
+    writer_b.start()
+    time.sleep(0.4)
+    release.set()
+    writer_a.join(30)
+    writer_b.join(30)
+
+    # Then neither grant is lost: B waited out A's write before reading the policy
+    assert errors == []
+    assert granted(world, key) == {first, second}
+    remediated = sorted(f["principal_arn"] for f in world.findings() if f["outcome"] == "REMEDIATED")
+    assert remediated == sorted([first, second])
+
+
+def test_a_write_that_lands_beyond_its_in_flight_bound_is_caught_and_the_erased_grant_restored(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given 1 s leases, and writer A's PutKeyPolicy stalled in flight longer than any bound
+    short_leases(monkeypatch, in_flight=0.2)
+    first, second = world.role("TrainerA", "/ml/"), world.role("TrainerB", "/ml/")
+    key = world.key()
+    arrived, release = stall_writes_of(monkeypatch, first)
+    errors: list[BaseException] = []
+    writer_a = threading.Thread(target=lambda: errors.extend(run_together([grant_job(world, key, first, "cpv-a")])))
+    writer_a.start()
+    assert arrived.wait(10)
+
+    # When B takes the expired lease over, grants, confirms and reports, and only then A's write
+    # lands (erasing B's principal)
+    time.sleep(1.1)
+    errors.extend(run_together([grant_job(world, key, second, "cpv-b")]))
+    assert granted(world, key) == {second}
+    release.set()
+    writer_a.join(30)
+
+    # Then A, finding its lease was taken over, checks every principal written since it took the
+    # lock, and puts B's back: nothing is lost
+    assert errors == []
+    assert granted(world, key) == {first, second}
+    restored = [f for f in world.findings() if f["source_event_id"] == "cpv-a" and f["principal_arn"] == second]
+    assert [(f["outcome"], "restoring a grant a concurrent write erased" in f["detail"]) for f in restored] == [
+        ("REMEDIATED", True)
+    ]
+
+
+def test_a_write_that_stalls_before_it_is_sent_is_not_sent_after_its_lease(
+    world: World, calls: Boundary, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given 1 s leases and writer A stalled after its lease check, before its request is sent
+    short_leases(monkeypatch)
+    first, second = world.role("TrainerA", "/ml/"), world.role("TrainerB", "/ml/")
+    key = world.key()
+    stalled, release = threading.Event(), threading.Event()
+
+    def stall_first(params: dict[str, Any], **_: Any) -> None:
+        if first in str(params) and not stalled.is_set():
+            stalled.set()
+            release.wait(20)
+
+    calls.session.events.register("before-call.kms.PutKeyPolicy", stall_first)
+    clients.reset(calls.session)
+    errors: list[BaseException] = []
+    writer_a = threading.Thread(target=lambda: errors.extend(run_together([grant_job(world, key, first, "cpv-a")])))
+    writer_a.start()
+    assert stalled.wait(10)
+
+    # When B takes the expired lease over and grants, and A wakes up after its lease ended
+    time.sleep(1.1)
+    run_together([grant_job(world, key, second, "cpv-b")])
+    release.set()
+    writer_a.join(30)
+
+    # Then A's write was never sent (A fails, to be retried), and B's grant stands
+    assert [type(e).__name__ for e in errors] == ["LeaseExpired"]
+    assert granted(world, key) == {second}
+    assert [f["principal_arn"] for f in world.findings() if f["outcome"] == "REMEDIATED"] == [second]
+    # And A's retry grants A
+    grant_job(world, key, first, "cpv-a")()
+    assert granted(world, key) == {first, second}
+
+
+def test_taking_over_an_expired_lease_waits_out_the_holders_write_deadline(world: World) -> None:
+    # Given a holder whose 60 s lease has expired, with writes in flight for up to 13 s after it
+    table = world.env()["STATE_TABLE"]
+    now = [1_000.0]
+    slept: list[float] = []
+
+    def clock() -> float:
+        return now[0]
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    holder = KeyLock(table, "k", clock=clock, sleep=sleep, lease_seconds=60, in_flight_seconds=13)
+    holder.acquire()
+    item = world.ddb.get_item(TableName=table, Key={"id": {"S": holder.item_id}})["Item"]
+    assert float(item["write_deadline"]["N"]) == 1_073.0  # stored in the lock item
+    now[0] = 1_061.0  # the lease ended a second ago
+
+    # When another writer takes the lock over
+    taker = KeyLock(table, "k", clock=clock, sleep=sleep, lease_seconds=60, in_flight_seconds=13)
+    taker.acquire()
+
+    # Then it waited until the holder's write deadline, and its own lease starts after the wait
+    assert taker.took_over == holder.owner
+    assert slept == [12.0]
+    assert taker.remaining() == 60.0
+    assert taker.send_deadline() == 1_133.0
+    # And the holder can no longer send: its send deadline has passed
+    assert holder.send_deadline() < clock()

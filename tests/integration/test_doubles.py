@@ -17,6 +17,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.dynamodb.comparisons import get_filter_expression
+from moto.dynamodb.models import DynamoDBBackend
 from moto.server import ThreadedMotoServer
 
 from localaws.doubles import (
@@ -709,6 +710,62 @@ def test_without_the_double_concurrent_conditional_puts_all_pass(
 
     # Then more than one "wins" (AWS: exactly one)
     assert winners > 1
+
+
+def put_returning_old_while_deleted(monkeypatch: pytest.MonkeyPatch) -> tuple[bool, dict[str, Any]]:
+    """A conditional ``attribute_not_exists`` put with ReturnValues=ALL_OLD, while another
+    client deletes the item. Returns (the put succeeded, the Attributes it returned)."""
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    dynamodb.create_table(
+        TableName="locks",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    key = {"id": {"S": "key-arn"}}
+    dynamodb.put_item(TableName="locks", Item={**key, "owner": {"S": "previous"}})
+    deleter = threading.Thread(
+        target=lambda: boto3.client("dynamodb", region_name=REGION).delete_item(TableName="locks", Key=key)
+    )
+    original_get = DynamoDBBackend.get_item
+
+    def get_item(self: DynamoDBBackend, *args: Any, **kwargs: Any) -> Any:
+        found = original_get(self, *args, **kwargs)
+        if not deleter.ident:  # the put read the "old" item: now the other client deletes it
+            deleter.start()
+            deleter.join(0.5)
+        return found
+
+    monkeypatch.setattr(DynamoDBBackend, "get_item", get_item)
+    try:
+        response = dynamodb.put_item(
+            TableName="locks",
+            Item={**key, "owner": {"S": "new"}},
+            ConditionExpression="attribute_not_exists(id)",
+            ReturnValues="ALL_OLD",
+        )
+    except dynamodb.exceptions.ConditionalCheckFailedException:
+        return False, {}
+    finally:
+        deleter.join(5)
+    return True, response.get("Attributes", {})
+
+
+def test_put_returning_old_returns_only_the_item_it_replaced(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the double, a put that must not replace an item, and a delete racing it
+    with mock_aws(), AtomicConditionalWrites():
+        taken, old = put_returning_old_while_deleted(monkeypatch)
+    # Then it either failed (the item was there) or replaced nothing: never "took it, replacing X"
+    assert not (taken and old)
+
+
+def test_without_the_double_put_returning_old_reports_an_item_it_did_not_replace(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with mock_aws():
+        taken, old = put_returning_old_while_deleted(monkeypatch)
+    assert taken
+    assert old["owner"] == {"S": "previous"}
 
 
 def test_conditional_copies_answer_412_as_s3_does(aws: None) -> None:

@@ -5,6 +5,8 @@ silently dropped — and nothing is half-written."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.exceptions import ClientError
@@ -113,18 +115,28 @@ def test_access_denied_describing_the_key_is_reported_as_unusable(
     assert "AccessDeniedException" in finding["detail"]
 
 
-def test_publish_and_outbox_both_failing_fails_the_record(world: World, calls: Boundary) -> None:
+def test_publish_and_outbox_both_failing_fails_the_record(
+    world: World, calls: Boundary, caplog: pytest.LogCaptureFixture
+) -> None:
     # Given SNS and SQS are both down
     world.put_legacy(KEY)
     calls.faults.add("Publish", "InternalError", status=500)
     calls.faults.add("SendMessage", "InternalError", status=500, times=1)
+    caplog.set_level(logging.INFO)
     event = load_event("s3_object_created")
 
     # Then the record fails, so SQS keeps the event (and its DLQ after the retries)
     assert failed_ids(verify(event)) == 1
-    # The copy happened; the retry finds the object compliant: the finding must not be lost,
-    # so it was logged in full with the failure (see publisher) — and the copy is not redone.
+    # The copy happened, and the finding was logged at ERROR with its full document
     assert world.head(KEY)["ServerSideEncryption"] == "AES256"
+    [logged] = [
+        r.__dict__["finding"]
+        for r in caplog.records
+        if r.levelno == logging.ERROR and "undelivered" in r.getMessage() and "finding" in r.__dict__
+    ]
+    assert (logged["finding_type"], logged["outcome"]) == ("OBJECT_UNENCRYPTED", "REMEDIATED")
+    assert logged["resource"]["key"] == KEY
+    assert logged["detail"].startswith("object had no server-side encryption")
 
 
 def test_grant_function_raises_on_transient_errors_for_lambdas_async_retry(world: World, calls: Boundary) -> None:

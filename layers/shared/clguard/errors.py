@@ -31,6 +31,10 @@ class LockTimeout(RetryableError):
     """The per-key lock could not be acquired in time."""
 
 
+class LeaseExpired(RetryableError):
+    """A key-policy write was not sent: the writer's lease on the key had ended."""
+
+
 class GuardrailViolation(GuardError):
     """A key-policy change would break a hard guardrail. Raised by the lowest layer as a backstop."""
 

@@ -25,13 +25,14 @@ from typing import Any, Final
 from botocore.exceptions import BotoCoreError, ClientError
 
 from clguard import policy
-from clguard.adapters import kms
+from clguard.adapters import dynamodb, kms
 from clguard.adapters.clients import error_code, raise_if_transient
 from clguard.adapters.kms import KeyInfo
 from clguard.arns import partition_of, partition_of_region
 from clguard.config import Settings
 from clguard.errors import KeyUnreadable, PolicyConflict, RetryableError
 from clguard.findings import Finding, FindingType, KmsKeyResource, Outcome
+from clguard.intents import Journal
 from clguard.keydirectory import KeyDirectory
 from clguard.locks import KeyLock
 from clguard.observability import count, logger
@@ -45,6 +46,8 @@ MALFORMED_BACKOFF: Final = 0.5
 # one attempt with a 3 s connect and 10 s read timeout), so a write never lands after the lease.
 MIN_LEASE_LEFT: Final = 20.0
 STATEMENT_DETAIL_MAX: Final = 8_000
+WRITTEN_TTL_SECONDS: Final = 86_400  # the journal of principals written per key (see _written_since)
+_SPECS_BY_SID: Final = {s.sid: s for s in (policy.TRAINING_DATA, policy.COPIED_IMAGES_GRANT, policy.COPIED_IMAGES_USE)}
 
 
 @dataclass(slots=True)
@@ -58,6 +61,7 @@ class Context:
     origin: str  # what asked, for the detail text: "object s3://…" or "CreateProjectVersion …"
     scope: str = ""  # finding scope for key-level conditions (see Finding.scope)
     sleep: Callable[[float], None] = time.sleep
+    journal: Journal | None = None  # write-ahead of the findings of changes (clguard.intents)
 
     def finding(
         self,
@@ -66,7 +70,13 @@ class Context:
         key_arn: str,
         detail: str,
         principal: str | None = None,
+        *,
+        change: bool | None = None,
     ) -> Finding:
+        """A key-level finding. ``scope`` groups conditions nothing changes (refusals, reports,
+        unusable keys); a change the remediator made (REMEDIATED) or tried to make and failed
+        (``change=True``) is never grouped: every change is its own alert."""
+        is_change = outcome is Outcome.REMEDIATED if change is None else change
         return Finding(
             finding_type=finding_type,
             outcome=outcome,
@@ -77,7 +87,7 @@ class Context:
             region=self.settings.region,
             principal_arn=principal,
             kms_key_arn=key_arn,
-            scope=self.scope,
+            scope="" if is_change else self.scope,
         )
 
 
@@ -154,6 +164,7 @@ def _ensure_on(
 ) -> KeyResult:
     document = ctx.keys.policy(key.arn)
     needed = {p: m for p, specs in wants.items() if (m := policy.missing(document, p, specs, key.arn))}
+    _replay_intents(ctx, key.arn, needed, result)
     if not needed:
         count("AccessAlreadyGranted", len(wants))
         return result
@@ -233,6 +244,25 @@ def _publish(ctx: Context, finding: Finding) -> list[Finding]:
     return [finding] if ctx.publisher.publish(finding) else []
 
 
+def _replay_intents(ctx: Context, key_arn: str, needed: Mapping[str, object], result: KeyResult) -> None:
+    """A retry: an earlier attempt of this event wrote ahead grants on this key and died before
+    reporting them. Those now in the policy are reported; the others did not happen (this
+    attempt grants and reports them)."""
+    if ctx.journal is None:
+        return
+    intent = ctx.journal.pending(ctx.source_event_id, key_arn)
+    if intent is None:
+        return
+    since = len(ctx.publisher.undelivered)
+    for finding in intent.findings:
+        if finding.principal_arn not in needed:
+            count("IntentsReplayed")
+            logger.info("reporting a grant an earlier attempt made", extra={"principal": finding.principal_arn})
+            result.published += _publish(ctx, finding)
+    if len(ctx.publisher.undelivered) == since:
+        ctx.journal.clear(ctx.source_event_id, key_arn)
+
+
 @dataclass(slots=True)
 class _Attempt:
     """The outcome of one locked read-merge-write, as findings to publish after the lock."""
@@ -250,7 +280,9 @@ def _grant(ctx: Context, key: KeyInfo, needed: dict[str, tuple[StatementSpec, ..
     something fails after a write, so a change is never left unreported."""
     attempts: list[_Attempt] = []
     lost: list[str] = []
+    erased: dict[str, tuple[StatementSpec, ...]] = {}
     lock = KeyLock(ctx.settings.state_table, key.arn)
+    since = len(ctx.publisher.undelivered)
     try:
         with lock:
             opted_out = _opted_out(ctx, key, needed)
@@ -270,7 +302,7 @@ def _grant(ctx: Context, key: KeyInfo, needed: dict[str, tuple[StatementSpec, ..
                 for grant in grants:
                     attempts.append(_attempt(ctx, lock, key, ctx.keys.fresh_policy(key.arn), [grant]))
         if not lock.held_to_the_end:
-            lost = _lost_grants(ctx, key, attempts)
+            lost, erased = _lost_grants(ctx, key, attempts, since=lock.acquired_at)
     finally:
         for attempt in attempts:
             result.granted += attempt.granted
@@ -278,8 +310,12 @@ def _grant(ctx: Context, key: KeyInfo, needed: dict[str, tuple[StatementSpec, ..
             for finding in attempt.findings:
                 if finding.outcome is not Outcome.REMEDIATED or finding.principal_arn not in lost:
                     result.published += _publish(ctx, finding)
+    if erased:
+        _restore(ctx, key, erased, result)
     if lost:
         raise RetryableError(f"the lease on {key.arn} expired during the write and {', '.join(lost)} was lost")
+    if ctx.journal is not None and attempts and len(ctx.publisher.undelivered) == since:
+        ctx.journal.clear(ctx.source_event_id, key.arn, written_only=True)  # the writes' findings are delivered
 
 
 def _opted_out(ctx: Context, key: KeyInfo, needed: Mapping[str, Sequence[StatementSpec]]) -> _Attempt | None:
@@ -303,16 +339,89 @@ def _opted_out(ctx: Context, key: KeyInfo, needed: Mapping[str, Sequence[Stateme
     return _Attempt(grants=(), findings=findings, status="not managed")
 
 
-def _lost_grants(ctx: Context, key: KeyInfo, attempts: Sequence[_Attempt]) -> list[str]:
+def _note_written(ctx: Context, key_arn: str, grants: Sequence[policy.Grant]) -> None:
+    """Before a write: journal (per key, for a day) which principals are being written, so a
+    writer whose lease was taken over can check every principal written since it took the lock."""
+    at = time.time()
+    entries = [f"{at:.3f}|{p}|{','.join(s.sid for s in specs)}" for p, specs in grants]
+    dynamodb.add_to_set(
+        ctx.settings.state_table, f"written#{key_arn}", "entries", entries, int(at) + WRITTEN_TTL_SECONDS
+    )
+
+
+def _written_since(ctx: Context, key_arn: str, since: float) -> dict[str, tuple[StatementSpec, ...]]:
+    item = dynamodb.get(ctx.settings.state_table, f"written#{key_arn}") or {}
+    out: dict[str, tuple[StatementSpec, ...]] = {}
+    for entry in item.get("entries", {}).get("SS", []):
+        at, _, rest = entry.partition("|")
+        principal, _, sids = rest.rpartition("|")
+        specs = tuple(_SPECS_BY_SID[sid] for sid in sids.split(",") if sid in _SPECS_BY_SID)
+        try:
+            recent = float(at) >= since
+        except ValueError:
+            continue
+        if recent and principal and specs:
+            known = out.get(principal, ())
+            out[principal] = (*known, *(s for s in specs if s.sid not in {k.sid for k in known}))
+    return out
+
+
+def _lost_grants(
+    ctx: Context, key: KeyInfo, attempts: Sequence[_Attempt], *, since: float
+) -> tuple[list[str], dict[str, tuple[StatementSpec, ...]]]:
     """Our lease expired before we released it: another writer may have overwritten our write
-    with a policy read before it. Re-read, and name the grants that are no longer there."""
+    with a policy read before it, or our late write may have erased the other writer's. Re-read,
+    and name (1) our grants that are no longer there and (2) every other principal written under
+    the key since we took the lock that is no longer there."""
     document = ctx.keys.fresh_policy(key.arn)
-    return [
+    ours = {principal for attempt in attempts for principal, _ in attempt.grants}
+    lost = [
         principal
         for attempt in attempts
         for principal, specs in attempt.grants
         if principal in attempt.granted and policy.missing(document, principal, specs, key.arn)
     ]
+    erased = {
+        principal: missing
+        for principal, specs in _written_since(ctx, key.arn, since).items()
+        if principal not in ours and (missing := policy.missing(document, principal, specs, key.arn))
+    }
+    return lost, erased
+
+
+def _restore(ctx: Context, key: KeyInfo, erased: dict[str, tuple[StatementSpec, ...]], result: KeyResult) -> None:
+    """Another writer's confirmed grant was erased by a write of ours that landed late: put it
+    back (within the same guardrails), and say so."""
+    allowed = {
+        principal: specs
+        for principal, specs in erased.items()
+        if refusal_reason(
+            principal,
+            key_account=key.account,
+            key_partition=partition_of(key.arn) or partition_of_region(ctx.settings.region),
+            patterns=ctx.settings.allowed_principal_patterns,
+        )
+        is None
+    }
+    tag_key, tag_value = ctx.settings.managed_key_tag
+    if not allowed or kms.tags(key.arn).get(tag_key) != tag_value:
+        return
+    count("GrantsRestored", len(allowed))
+    logger.warning(
+        "a late write of ours erased grants another writer had made; restoring them",
+        extra={"key": key.arn, "principals": sorted(allowed)},
+    )
+    restore_ctx = Context(
+        settings=ctx.settings,
+        publisher=ctx.publisher,
+        keys=ctx.keys,
+        source_event_id=ctx.source_event_id,
+        origin=f"restoring a grant a concurrent write erased ({ctx.origin})",
+        scope=ctx.scope,
+        sleep=ctx.sleep,
+        journal=ctx.journal,
+    )
+    _grant(restore_ctx, key, allowed, result)
 
 
 def _attempt(
@@ -321,9 +430,15 @@ def _attempt(
     out = _Attempt(grants=grants)
 
     def each(
-        finding_type: FindingType, outcome: Outcome, detail: Callable[[str, Sequence[StatementSpec]], str]
+        finding_type: FindingType,
+        outcome: Outcome,
+        detail: Callable[[str, Sequence[StatementSpec]], str],
+        *,
+        change: bool | None = None,
     ) -> None:
-        out.findings += [ctx.finding(finding_type, outcome, key.arn, detail(p, specs), p) for p, specs in grants]
+        out.findings += [
+            ctx.finding(finding_type, outcome, key.arn, detail(p, specs), p, change=change) for p, specs in grants
+        ]
 
     try:
         merge = policy.merge_grants(document, grants, key_account=key.account, key_arn=key.arn)
@@ -342,6 +457,21 @@ def _attempt(
             ),
         )
         return out
+
+    def remediated(note: str) -> Callable[[str, Sequence[StatementSpec]], str]:
+        return lambda p, specs: (
+            f"{p} lacked {', '.join(policy.actions_of(specs))} on {key.arn}, needed for {ctx.origin}; "
+            f"added it to the key policy{note}. "
+            f"{_statements_text(merge.before, merge.after, [s.sid for s in specs])}"
+        )
+
+    if ctx.journal is not None:  # write-ahead: a write that lands just before we die is reported
+        intended = [
+            ctx.finding(FindingType.KEY_ACCESS_MISSING, Outcome.REMEDIATED, key.arn, remediated("")(p, specs), p)
+            for p, specs in grants
+        ]
+        ctx.journal.record(ctx.source_event_id, key.arn, intended)
+    _note_written(ctx, key.arn, grants)
     failure, out.rejected = _write(ctx, lock, key.arn, merge.document)
     note = ""
     if failure is None:
@@ -358,6 +488,7 @@ def _attempt(
             FindingType.KEY_ACCESS_MISSING,
             Outcome.FAILED,
             lambda p, _: f"adding {p} to the policy of {key.arn} (for {ctx.origin}) failed: {failure}",
+            change=True,
         )
         return out
     for principal, specs in grants:
@@ -365,15 +496,7 @@ def _attempt(
         count("Grants")
         sids = [s.sid for s in specs]
         logger.info("granted key access", extra={"key": key.arn, "principal": principal, "sids": sids})
-    each(
-        FindingType.KEY_ACCESS_MISSING,
-        Outcome.REMEDIATED,
-        lambda p, specs: (
-            f"{p} lacked {', '.join(policy.actions_of(specs))} on {key.arn}, needed for {ctx.origin}; "
-            f"added it to the key policy{note}. "
-            f"{_statements_text(merge.before, merge.after, [s.sid for s in specs])}"
-        ),
-    )
+    each(FindingType.KEY_ACCESS_MISSING, Outcome.REMEDIATED, remediated(note))
     return out
 
 
@@ -387,7 +510,7 @@ def _write(ctx: Context, lock: KeyLock, key_arn: str, document: Mapping[str, Any
         if lock.remaining() < MIN_LEASE_LEFT:
             raise RetryableError(f"lease on {key_arn} too short to write safely")
         try:
-            kms.put_policy(key_arn, text)
+            kms.put_policy(key_arn, text, send_by=lock.send_deadline())
         except ClientError as error:
             raise_if_transient(error)
             code = error_code(error)

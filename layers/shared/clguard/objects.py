@@ -82,6 +82,7 @@ def verify_object(work: ObjectWork, ctx: Context, head_fn: HeadFn | None = None)
         logger.info("object is gone; skipped", extra={"bucket": work.bucket, "key": work.key})
         count("ObjectsGone")
         return ObjectResult(work, "gone")
+    _replay_intent(work, ctx, h)
     current = h.version_id if h.version_id not in (None, "null") else None
     if work.version_id not in (None, "null") and current is not None and work.version_id != current:
         logger.info(
@@ -109,40 +110,26 @@ def verify_object(work: ObjectWork, ctx: Context, head_fn: HeadFn | None = None)
         if ctx.publisher.publish(finding):
             result.findings.append(finding)
 
-    if h.status is HeadStatus.DENIED:
-        publish(
-            FindingType.OBJECT_UNVERIFIABLE,
-            Outcome.REPORTED,
-            f"object could not be inspected: {h.problem}",
-            None,
-        )
+    encryption, unverifiable = _encryption_of(h)
+    if encryption is None:
+        publish(FindingType.OBJECT_UNVERIFIABLE, Outcome.REPORTED, unverifiable, None)
         return result
-    if h.status is HeadStatus.SSE_C:
-        encryption = ObjectEncryption(Encryption.SSE_C)
-    else:
-        assert h.response is not None
-        try:
-            encryption = classify(h.response)
-        except UnknownEncryption as unknown:
-            publish(
-                FindingType.OBJECT_UNVERIFIABLE,
-                Outcome.REPORTED,
-                f"object could not be classified: {unknown}",
-                None,
-            )
-            return result
 
     assessment = assess(encryption, settings, aws_managed_key=_aws_managed(ctx, encryption))
     final: ObjectEncryption | None = encryption
     if not assessment.compliant:
         assert assessment.finding_type is not None
-        outcome, detail, final = _remediate(work, h, assessment, ctx, in_training)
+        since = len(ctx.publisher.undelivered)
+        outcome, detail, final = _remediate(work, h, assessment, ctx, in_training, resource=resource)
+        if outcome is not None:
+            key_arn = encryption.kms_key_arn or (final.kms_key_arn if final else None)
+            publish(FindingType(assessment.finding_type), outcome, detail, key_arn)
+            if outcome is Outcome.REMEDIATED:
+                count("Remediations")
+        if ctx.journal is not None and len(ctx.publisher.undelivered) == since:
+            ctx.journal.clear(work.source_event_id, resource.label(), written_only=True)  # delivered, or no change
         if outcome is None:
             return result  # the object changed under us: its own event covers the new one
-        key_arn = encryption.kms_key_arn or (final.kms_key_arn if final else None)
-        publish(FindingType(assessment.finding_type), outcome, detail, key_arn)
-        if outcome is Outcome.REMEDIATED:
-            count("Remediations")
     else:
         logger.debug(
             "object compliant",
@@ -152,6 +139,19 @@ def verify_object(work: ObjectWork, ctx: Context, head_fn: HeadFn | None = None)
     if final is not None and final.kind.is_kms and final.kms_key_arn:
         _ensure_key_access(work, ctx, resource, final.kms_key_arn, result)
     return result
+
+
+def _encryption_of(h: Head) -> tuple[ObjectEncryption | None, str]:
+    """The inspected object's encryption, or None and why it could not be known."""
+    if h.status is HeadStatus.DENIED:
+        return None, f"object could not be inspected: {h.problem}"
+    if h.status is HeadStatus.SSE_C:
+        return ObjectEncryption(Encryption.SSE_C), ""
+    assert h.response is not None
+    try:
+        return classify(h.response), ""
+    except UnknownEncryption as unknown:
+        return None, f"object could not be classified: {unknown}"
 
 
 def record_decides(work: ObjectWork, settings: Settings) -> bool:
@@ -217,6 +217,7 @@ def _ensure_key_access(
         origin=work.origin or f"training object {resource.label()}",
         scope=ctx.scope,
         sleep=ctx.sleep,
+        journal=ctx.journal,
     )
     key_result = ensure_access(key_ctx, key_arn, dict.fromkeys(principals, (policy.TRAINING_DATA,)))
     result.key_results.append(key_result)
@@ -274,8 +275,62 @@ def _mark_produced(ctx: Context, bucket: str, key: str, rewritten: s3.Rewritten)
         logger.warning("could not record the copy for the loop guard", extra={"key": key, "error": str(error)})
 
 
+def _remediated_detail(a: Assessment, fix: Remediation, h: Head) -> str:
+    detail = f"{a.problem}; {fix.describe()}"
+    if fix.method is Method.COPY and h.version_id not in (None, "null"):
+        detail += f"; the previous version {h.version_id} keeps its old encryption"
+    return detail
+
+
+def _write_ahead(
+    work: ObjectWork, ctx: Context, a: Assessment, fix: Remediation, h: Head, *, resource: S3ObjectResource
+) -> None:
+    """Before the change: note the finding it will produce (clguard.intents), so that a retry
+    reports it if we die right after the change took effect."""
+    if ctx.journal is None:
+        return
+    assert a.finding_type is not None
+    finding = Finding(
+        finding_type=FindingType(a.finding_type),
+        outcome=Outcome.REMEDIATED,
+        resource=resource,
+        detail=_remediated_detail(a, fix, h),
+        source_event_id=work.source_event_id,
+        account=ctx.settings.account_id,
+        region=ctx.settings.region,
+        kms_key_arn=a.encryption.kms_key_arn or fix.target.kms_key_arn,
+    )
+    ctx.journal.record(work.source_event_id, resource.label(), [finding], target=fix.target.describe())
+
+
+def _replay_intent(work: ObjectWork, ctx: Context, h: Head) -> None:
+    """A retry: an earlier attempt of this event wrote ahead a change of this object. If the
+    object now has the encryption that change makes, report it; else it did not happen (this
+    attempt makes it and reports it)."""
+    if ctx.journal is None:
+        return
+    label = S3ObjectResource(work.bucket, h.key).label()
+    intent = ctx.journal.pending(work.source_event_id, label)
+    if intent is None:
+        return
+    in_place = False
+    if h.status is HeadStatus.FOUND and h.response is not None:
+        try:
+            in_place = classify(h.response).describe() == intent.target
+        except UnknownEncryption:
+            in_place = False
+    since = len(ctx.publisher.undelivered)
+    if in_place:
+        for finding in intent.findings:
+            count("IntentsReplayed")
+            logger.info("reporting a change an earlier attempt made", extra={"resource": label})
+            ctx.publisher.publish(finding)
+    if len(ctx.publisher.undelivered) == since:
+        ctx.journal.clear(work.source_event_id, label)
+
+
 def _remediate(
-    work: ObjectWork, h: Head, a: Assessment, ctx: Context, in_training: bool
+    work: ObjectWork, h: Head, a: Assessment, ctx: Context, in_training: bool, *, resource: S3ObjectResource
 ) -> tuple[Outcome | None, str, ObjectEncryption | None]:
     """Returns (outcome, detail, the encryption the object ends with). Outcome None: skip."""
     settings = ctx.settings
@@ -305,16 +360,18 @@ def _remediate(
                     "take effect (bucket policy or default encryption?); not copying again",
                     a.encryption,
                 )
-            rewritten = _copy(ctx, work.bucket, h, fix.target)
+            _write_ahead(work, ctx, a, fix, h, resource=resource)
+            _copy(ctx, work.bucket, h, fix.target)
         else:
             assert fix.target.kms_key_arn is not None
             try:
+                _write_ahead(work, ctx, a, fix, h, resource=resource)
                 s3.update_encryption(work.bucket, h, fix.target.kms_key_arn)
-                rewritten = None
             except s3.UpdateUnavailable:
                 logger.warning("UpdateObjectEncryption unavailable in this runtime; copying instead")
                 fix = Remediation(Method.COPY, fix.target)
-                rewritten = _copy(ctx, work.bucket, h, fix.target)
+                _write_ahead(work, ctx, a, fix, h, resource=resource)
+                _copy(ctx, work.bucket, h, fix.target)
     except ObjectChanged:
         logger.info("object changed since it was inspected; its own event covers it", extra={"key": h.key})
         return None, "", None
@@ -326,10 +383,7 @@ def _remediate(
             f"{a.problem}; {fix.method.value} failed: {error_code(error)} {message}".strip(),
             a.encryption,
         )
-    detail = f"{a.problem}; {fix.describe()}"
-    if rewritten is not None and h.version_id not in (None, "null"):
-        detail += f"; the previous version {h.version_id} keeps its old encryption"
-    return Outcome.REMEDIATED, detail, fix.target
+    return Outcome.REMEDIATED, _remediated_detail(a, fix, h), fix.target
 
 
 type _ObjectId = tuple[str, str]

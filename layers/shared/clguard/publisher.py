@@ -5,7 +5,12 @@
   invocation an in-memory set spares the DynamoDB round trips.
 - Never lost: when Publish fails (after botocore's retries) the finding goes to the verify queue
   as a ``clguard.finding`` message (the findings outbox) and is published from there, retried by
-  SQS and kept by its DLQ. Only if that also fails does the error propagate, failing the record.
+  SQS and kept by its DLQ. If the outbox fails too, the finding is logged at ERROR with its full
+  document, counted as ``FindingsUndelivered`` and kept in ``undelivered``: the unit of work then
+  fails (``raise_if_undelivered``) so that it is retried, after every other finding was tried.
+- The outbox consumer publishes at least once: the outbox only holds findings whose publish
+  failed, so an idempotency record it finds still INPROGRESS is the one that failed attempt left
+  behind (its cleanup failed too), not a live publisher.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from clguard.adapters import sns, sqs
 from clguard.config import Settings
+from clguard.errors import RetryableError
 from clguard.events import FINDING_KIND
 from clguard.findings import Finding, message_attributes, sns_message, subject
 from clguard.observability import count, logger
@@ -46,9 +52,11 @@ class Publisher:
         self.idempotent = idempotent
         self.published: list[Finding] = []
         self.deferred: list[Finding] = []
+        self.undelivered: list[Finding] = []  # neither SNS nor the outbox took them (logged at ERROR)
         self._seen: set[str] = set()
         self._sent_now: set[str] = set()  # sent by this process (not a stored idempotent result)
         self._once: Callable[..., Any] | None = None
+        self._store: Any = None
 
     def _send(self, finding: Finding) -> str:
         return sns.publish(
@@ -69,7 +77,9 @@ class Publisher:
 
             from clguard.adapters.clients import client  # noqa: PLC0415
 
-            store = DynamoDBPersistenceLayer(table_name=self.settings.state_table, boto3_client=client("dynamodb"))
+            store = self._store = DynamoDBPersistenceLayer(
+                table_name=self.settings.state_table, boto3_client=client("dynamodb")
+            )
             config = IdempotencyConfig(
                 event_key_jmespath="fingerprint",
                 raise_on_no_idempotency_key=True,
@@ -96,8 +106,10 @@ class Publisher:
     def publish(self, finding: Finding, *, defer: bool = True) -> bool:
         """Publish unless this condition was already published. True when it was sent now.
 
-        ``defer=False`` (the outbox consumer itself): a failure raises, so the outbox message
-        fails, is retried by SQS and ends in the DLQ, instead of being re-queued forever.
+        Never raises for a finding it could not deliver (the next finding must still be tried):
+        see ``undelivered`` and ``raise_if_undelivered``. ``defer=False`` (the outbox consumer
+        itself): a failure raises, so the outbox message fails, is retried by SQS and ends in the
+        DLQ, instead of being re-queued forever.
         """
         from aws_lambda_powertools.utilities.idempotency.exceptions import (  # noqa: PLC0415
             IdempotencyAlreadyInProgressError,
@@ -107,24 +119,34 @@ class Publisher:
         fingerprint = finding.fingerprint()
         if fingerprint in self._seen:
             return False
+        record = {"fingerprint": fingerprint, "finding": finding}
         try:
             if self.idempotent:
-                self._publish_once()(record={"fingerprint": fingerprint, "finding": finding})
-                sent = fingerprint in self._sent_now
+                try:
+                    self._publish_once()(record=record)
+                    sent = fingerprint in self._sent_now
+                except IdempotencyAlreadyInProgressError:
+                    if defer:
+                        # Another invocation is publishing this very finding right now; if it
+                        # fails, its own record is retried (or its finding deferred).
+                        logger.info(
+                            "finding is being published by another invocation", extra={"fingerprint": fingerprint}
+                        )
+                        self._seen.add(fingerprint)
+                        return False
+                    self._publish_stuck(record)
+                    sent = True
             else:
                 self._send(finding)
                 sent = True
-        except IdempotencyAlreadyInProgressError:
-            # Another invocation is publishing this very finding right now; if it fails, its own
-            # record is retried (or its finding deferred).
-            logger.info("finding is being published by another invocation", extra={"fingerprint": fingerprint})
-            self._seen.add(fingerprint)
-            return False
         except (ClientError, BotoCoreError, IdempotencyPersistenceLayerError) as error:
             # SNS failed, or the idempotency store did (before or after the publish: the outbox
             # then publishes at least once, never zero times).
-            if not defer or not self._defer(finding, error):
+            if not defer:
                 raise
+            if not self._defer(finding, error):
+                self._undeliverable(finding, error)
+                return False
             self._seen.add(fingerprint)
             return False
         self._seen.add(fingerprint)
@@ -142,6 +164,37 @@ class Publisher:
             )
         return sent
 
+    def _publish_stuck(self, record: dict[str, Any]) -> None:
+        """The outbox consumer met an INPROGRESS record: publish anyway (at least once), then
+        mark the record done so later copies of the outbox message publish nothing more."""
+        finding: Finding = record["finding"]
+        logger.warning(
+            "outbox: the finding's idempotency record was left in progress by the failed attempt; publishing",
+            extra={"fingerprint": record["fingerprint"]},
+        )
+        message_id = self._send(finding)
+        try:
+            self._store.save_success(data=record, result={"message_id": message_id})
+        except (ClientError, BotoCoreError) as error:
+            logger.warning("could not mark the finding published", extra={"error": str(error)})
+
+    def _undeliverable(self, finding: Finding, error: BaseException) -> None:
+        """Neither SNS nor the outbox took the finding: it survives in this log line (and in a
+        retry of the unit of work, which ``raise_if_undelivered`` asks for)."""
+        self.undelivered.append(finding)
+        count("FindingsUndelivered")
+        logger.error(
+            "finding undelivered: SNS and the findings outbox both failed; the unit of work will be retried",
+            extra={"error": str(error), "finding": finding.document(), "fingerprint": finding.fingerprint()},
+        )
+
+    def raise_if_undelivered(self, since: int = 0) -> None:
+        """Fail the unit of work (record or invocation) if a finding made since ``since`` (an
+        earlier ``len(undelivered)``) was not delivered: its retry publishes it."""
+        lost = self.undelivered[since:]
+        if lost:
+            raise RetryableError(f"{len(lost)} finding(s) could not be delivered (logged at ERROR); retrying")
+
     def _defer(self, finding: Finding, error: BaseException) -> bool:
         queue = self.settings.verify_queue_url
         logger.warning(
@@ -152,11 +205,8 @@ class Publisher:
             return False
         try:
             sqs.send(queue, outbox_message(finding))
-        except (ClientError, BotoCoreError):
-            logger.exception(
-                "the findings outbox failed too; failing the record",
-                extra={"finding": finding.document()},
-            )
+        except (ClientError, BotoCoreError) as outbox_error:
+            logger.warning("the findings outbox failed too", extra={"error": str(outbox_error)})
             return False
         self.deferred.append(finding)
         count("FindingsDeferred")

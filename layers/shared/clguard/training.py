@@ -39,6 +39,7 @@ from clguard.findings import (
     Resource,
     S3ObjectResource,
 )
+from clguard.intents import Journal
 from clguard.keyaccess import Context, KeyResult, ensure_access
 from clguard.keydirectory import KeyDirectory
 from clguard.manifest import ImageRef, ManifestStats
@@ -208,7 +209,11 @@ class TrainingRun:
         self.origin = self.request.describe(call.event_name)
         self.publisher = Publisher(settings, lambda_context=lambda_context)
         self.keys = KeyDirectory(fresh=True)  # a one-shot call is decided on what KMS says now
-        self.ctx = Context(settings, self.publisher, self.keys, call.event_id, self.origin, sleep=sleep)
+        # Lambda retries the event with no attempt count: the journal asks its index item.
+        journal = Journal(settings.state_table, redelivered=None)
+        self.ctx = Context(
+            settings, self.publisher, self.keys, call.event_id, self.origin, sleep=sleep, journal=journal
+        )
         self.inline_limit = INLINE_IMAGE_LIMIT if inline_limit is None else inline_limit
         self.refusal = refusal_reason(
             self.caller.principal_arn,
@@ -258,6 +263,9 @@ class TrainingRun:
             self._output_bucket(self.request.output_bucket)
         self._publish_refusal()
         self.summary.findings = [f.document() for f in self.publisher.published]
+        # Every finding was tried; one neither SNS nor the outbox took fails the invocation, so
+        # Lambda's retry (then the GrantDLQ) publishes it.
+        self.publisher.raise_if_undelivered()
         return self.summary
 
     def _wants(self, need: AccessNeed) -> dict[str, tuple[policy.StatementSpec, ...]]:

@@ -25,6 +25,7 @@ from clguard.config import Settings
 from clguard.errors import InvalidEvent, RetryableError
 from clguard.events import FindingMessage, ObjectWork, parse_verify_message
 from clguard.findings import Finding
+from clguard.intents import Journal
 from clguard.keyaccess import Context
 from clguard.keydirectory import KeyDirectory
 from clguard.manifest import ImageRef
@@ -33,7 +34,7 @@ from clguard.observability import count, logger
 from clguard.publisher import Publisher
 
 KEY_FINDING_WINDOW_SECONDS = 3600
-TIME_RESERVE_MS = 30_000  # stop starting new fan-out objects when less than this is left
+TIME_RESERVE_MS = 30_000  # stop starting new objects (fan-out or plain) when less than this is left
 
 
 def key_finding_scope(work: ObjectWork, now: float | None = None) -> str:
@@ -54,7 +55,9 @@ class BatchRun:
         self.keys = KeyDirectory()
         self.prefetch_heads: dict[str, HeadPrefetch] = {}
 
-    def verify(self, work: ObjectWork) -> ObjectResult:
+    def verify(self, work: ObjectWork, *, redelivered: bool = False) -> ObjectResult:
+        """``redelivered``: SQS delivered the record before (an earlier attempt may have made a
+        change and died before reporting it: look for its write-ahead intents)."""
         account = work.account or self.settings.account_id
         settings = self.settings.for_account(account)
         if settings is None:
@@ -72,6 +75,7 @@ class BatchRun:
                 source_event_id=work.source_event_id,
                 origin=work.origin,
                 scope=key_finding_scope(work),
+                journal=Journal(settings.state_table, redelivered=redelivered),
             )
             return verify_object(work, ctx, self.prefetch_heads.get(account))
 
@@ -110,6 +114,13 @@ class BatchRun:
             prefetch.close()
 
     def handle_record(self, record: SQSRecord) -> None:
+        """One record. Every finding it makes is tried; if one could be delivered neither to SNS
+        nor to the outbox, the record fails afterwards so that SQS redelivers it."""
+        since = len(self.publisher.undelivered)
+        self._handle(record)
+        self.publisher.raise_if_undelivered(since)
+
+    def _handle(self, record: SQSRecord) -> None:
         try:
             message = parse_verify_message(record.body)
         except InvalidEvent as invalid:
@@ -142,10 +153,15 @@ class BatchRun:
             return
         for index, work in enumerate(message):
             logger.set_correlation_id(work.source_event_id)
-            if work.anywhere and self._time_short():
+            if self._time_short():
+                if not work.anywhere:
+                    # A plain S3 event is one object: fail it before it starts (SQS redelivers
+                    # it) rather than be killed halfway through a multi-GB copy.
+                    count("RecordsNotStarted")
+                    raise RetryableError("too little time left in this invocation to start the object; retried")
                 self._continue_later(message[index:])
                 return
-            self.verify(work)
+            self.verify(work, redelivered=_receive_count(record) > 1)
 
     def _time_short(self) -> bool:
         remaining = getattr(self.lambda_context, "get_remaining_time_in_millis", None)
@@ -170,6 +186,13 @@ class BatchRun:
         sent = sqs.send_all(queue, list(bodies))
         count("FanoutContinued", sent)
         logger.info("out of time: the rest of the message continues in new messages", extra={"objects": len(rest)})
+
+
+def _receive_count(record: SQSRecord) -> int:
+    try:
+        return int(record.attributes.approximate_receive_count or 1)
+    except (TypeError, ValueError, KeyError):
+        return 1
 
 
 def handle_batch(event: Mapping[str, Any], context: Any, settings: Settings) -> dict[str, Any]:

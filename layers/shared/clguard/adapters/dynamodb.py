@@ -41,15 +41,58 @@ def put(table: str, item: Mapping[str, Any]) -> None:
     client("dynamodb").put_item(TableName=table, Item=dict(item))
 
 
-def put_if(table: str, item: Mapping[str, Any], condition: str, values: Mapping[str, Any]) -> bool:
+def add_to_set(table: str, item_id: str, attribute: str, values: list[str], expiration: int) -> None:
+    """UpdateItem ``ADD`` to a string set (created if missing), and set the item's TTL."""
+    client("dynamodb").update_item(
+        TableName=table,
+        Key={"id": {"S": item_id}},
+        UpdateExpression="ADD #a :v SET expiration = :e",
+        ExpressionAttributeNames={"#a": attribute},
+        ExpressionAttributeValues={":v": {"SS": values}, ":e": {"N": str(expiration)}},
+    )
+
+
+def delete(table: str, item_id: str) -> None:
+    client("dynamodb").delete_item(TableName=table, Key={"id": {"S": item_id}})
+
+
+def put_if(
+    table: str,
+    item: Mapping[str, Any],
+    condition: str,
+    values: Mapping[str, Any],
+    names: Mapping[str, str] | None = None,
+) -> bool:
     """Conditional PutItem."""
+    extra: dict[str, Any] = {"ExpressionAttributeNames": dict(names)} if names else {}
     return _conditional(
         client("dynamodb").put_item,
         TableName=table,
         Item=dict(item),
         ConditionExpression=condition,
         ExpressionAttributeValues=dict(values),
+        **extra,
     )
+
+
+def put_if_returning_old(
+    table: str, item: Mapping[str, Any], condition: str, values: Mapping[str, Any]
+) -> tuple[bool, dict[str, Any] | None]:
+    """Conditional PutItem that also says what it replaced: (taken, the old item or None)."""
+    try:
+        response = client("dynamodb").put_item(
+            TableName=table,
+            Item=dict(item),
+            ConditionExpression=condition,
+            ExpressionAttributeValues=dict(values),
+            ReturnValues="ALL_OLD",
+        )
+    except ClientError as error:
+        if error_code(error) == "ConditionalCheckFailedException":
+            return False, None
+        raise
+    old: dict[str, Any] | None = response.get("Attributes") or None
+    return True, old
 
 
 def delete_if(

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
 from clguard.adapters.clients import client, error_code, raise_if_transient
+from clguard.errors import LeaseExpired
 
 IAM_ACTIONS: Final[Mapping[str, tuple[str, ...]]] = {
     "DescribeKey": ("kms:DescribeKey",),
@@ -85,8 +88,27 @@ def get_policy(key_arn: str) -> str:
     return str(client("kms").get_key_policy(KeyId=key_arn, PolicyName="default")["Policy"])
 
 
-def put_policy(key_arn: str, policy: str) -> None:
-    """One bounded attempt (see clients.WRITE_CONFIG): it runs inside the key's lease."""
-    client("kms", bounded=True).put_key_policy(
-        KeyId=key_arn, PolicyName="default", Policy=policy, BypassPolicyLockoutSafetyCheck=False
+# The time (epoch seconds) after which this thread's PutKeyPolicy must not be sent.
+_send_by: ContextVar[float | None] = ContextVar("clguard_put_policy_send_by", default=None)
+
+
+def _refuse_late_send(**_: Any) -> None:
+    """``before-send``: the last moment before the request goes on the wire (after signing,
+    credentials, endpoint resolution — steps no timeout bounds). Past the lease, do not send."""
+    deadline = _send_by.get()
+    if deadline is not None and time.time() > deadline:
+        raise LeaseExpired(f"the key's lease ended {time.time() - deadline:.3f}s before PutKeyPolicy was sent")
+
+
+def put_policy(key_arn: str, policy: str, *, send_by: float | None = None) -> None:
+    """One bounded attempt (see clients.WRITE_CONFIG): it runs inside the key's lease, and is
+    not sent at all after ``send_by`` (raises LeaseExpired, a RetryableError)."""
+    kms = client("kms", bounded=True)
+    kms.meta.events.register_first(
+        "before-send.kms.PutKeyPolicy", _refuse_late_send, unique_id="clguard-put-policy-send-by"
     )
+    token = _send_by.set(send_by)
+    try:
+        kms.put_key_policy(KeyId=key_arn, PolicyName="default", Policy=policy, BypassPolicyLockoutSafetyCheck=False)
+    finally:
+        _send_by.reset(token)
