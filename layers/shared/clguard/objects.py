@@ -299,7 +299,15 @@ class HeadPrefetch:
     fails the right record.
     """
 
-    def __init__(self, works: Sequence[ObjectWork], *, max_workers: int = 8, window: int = 64) -> None:
+    def __init__(
+        self,
+        works: Sequence[ObjectWork],
+        *,
+        max_workers: int = 8,
+        window: int = 64,
+        head: Callable[[str, str], Head] = s3.head,
+    ) -> None:
+        self._head = head
         self._order: list[_ObjectId] = list(dict.fromkeys((w.bucket, w.key) for w in works))
         self._position: dict[_ObjectId, int] = {oid: i for i, oid in enumerate(self._order)}
         self._results: dict[_ObjectId, Future[Head]] = {}
@@ -315,7 +323,7 @@ class HeadPrefetch:
         limit = min(len(self._order), consumed + self._window)
         while self._next < limit:
             bucket, key = oid = self._order[self._next]
-            self._results[oid] = self._pool.submit(s3.head, bucket, key)
+            self._results[oid] = self._pool.submit(self._head, bucket, key)
             self._next += 1
 
     def __call__(self, work: ObjectWork) -> Head:
@@ -324,7 +332,7 @@ class HeadPrefetch:
         if self._pool is not None and oid in self._position:
             self._fill(self._position[oid] + 1)
         if future is None:
-            return _default_head(work)
+            return self._head(work.bucket, work.key)
         return future.result()
 
     def close(self) -> None:
