@@ -8,6 +8,16 @@ Verify-queue message bodies:
 - ``clguard.finding`` v1, the findings outbox (see ``publisher``).
 
 Grant function input: EventBridge ``AWS API Call via CloudTrail`` from ``aws.rekognition``.
+
+Object keys, by source (a key is any UTF-8 string, so ``x+y.jpg`` and ``x y.jpg`` are two
+objects, and a compliant decoy must never hide the other one):
+
+- S3 event notifications URL-encode keys ("red flower.jpg" becomes "red+flower.jpg", S3 User
+  Guide, event message structure); for EventBridge ``Object Created`` events and CloudTrail
+  ``requestParameters.key`` AWS documents no encoding either way. So for both AWS sources the
+  key as delivered *and* its ``unquote_plus`` decoding are verified, each on its own, when they
+  differ (one that does not exist is skipped as gone).
+- Our own messages (``clguard.verify-objects``) carry raw keys: used exactly as written.
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
+from urllib.parse import unquote_plus
 
 from clguard.errors import InvalidEvent
 
@@ -116,16 +127,31 @@ def _eventbridge(event: Mapping[str, Any]) -> tuple[str, str, str, dict[str, Any
     return event_id, detail_type, source, detail
 
 
-def _object_created(event_id: str, detail: Mapping[str, Any]) -> ObjectWork:
+def key_readings(delivered: str, where: str) -> list[str]:
+    """The keys an AWS event's key may stand for: as delivered, and URL-decoded when that differs
+    (see the module documentation). Each is validated as an S3 key."""
+    keys = [object_key(delivered, where)]
+    if "%" not in delivered and "+" not in delivered:
+        return keys
+    try:
+        decoded = object_key(unquote_plus(delivered, errors="strict"), f"{where} (URL-decoded)")
+    except (UnicodeDecodeError, InvalidEvent):
+        return keys  # the decoding is no valid key: only the key as delivered can be meant
+    if decoded != delivered:
+        keys.append(decoded)
+    return keys
+
+
+def _object_created(event_id: str, detail: Mapping[str, Any]) -> list[ObjectWork]:
     bucket = req(obj(detail, "bucket", "detail"), "name", "detail.bucket")
     item = obj(detail, "object", "detail")
     key = req(item, "key", "detail.object")
     version = text(item, "version-id", "detail.object", required=False)
     reason = text(detail, "reason", "detail", required=False) or "ObjectCreated"
-    return ObjectWork(bucket, object_key(key, "detail.object.key"), version, event_id, reason)
+    return [ObjectWork(bucket, k, version, event_id, reason) for k in key_readings(key, "detail.object.key")]
 
 
-def _s3_data_event(event_id: str, detail: Mapping[str, Any]) -> ObjectWork | None:
+def _s3_data_event(event_id: str, detail: Mapping[str, Any]) -> list[ObjectWork] | None:
     name = req(detail, "eventName", "detail")
     if req(detail, "eventSource", "detail") != "s3.amazonaws.com" or name not in S3_DATA_EVENTS:
         raise InvalidEvent(f"CloudTrail S3 event {name!r} is not one we verify")
@@ -137,7 +163,7 @@ def _s3_data_event(event_id: str, detail: Mapping[str, Any]) -> ObjectWork | Non
     response = detail.get("responseElements")
     version = response.get("x-amz-version-id") if isinstance(response, dict) else None
     version = version if isinstance(version, str) and version else None
-    return ObjectWork(bucket, object_key(key, "detail.requestParameters.key"), version, event_id, name)
+    return [ObjectWork(bucket, k, version, event_id, name) for k in key_readings(key, "detail.requestParameters.key")]
 
 
 def _verify_objects(message: Mapping[str, Any]) -> list[ObjectWork]:
@@ -186,10 +212,9 @@ def parse_verify_message(body: str | bytes) -> VerifyMessage | None:
         raise InvalidEvent(f"unknown message kind {kind!r}")
     event_id, detail_type, source, detail = _eventbridge(message)
     if source == "aws.s3" and detail_type == "Object Created":
-        return [_object_created(event_id, detail)]
+        return _object_created(event_id, detail)
     if source == "aws.s3" and detail_type == "AWS API Call via CloudTrail":
-        work = _s3_data_event(event_id, detail)
-        return None if work is None else [work]
+        return _s3_data_event(event_id, detail)
     raise InvalidEvent(f"unexpected event: source {source!r}, detail-type {detail_type!r}")
 
 

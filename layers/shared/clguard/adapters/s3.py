@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
-from urllib.parse import unquote_plus
 
 from botocore.exceptions import ClientError
 
@@ -103,15 +102,10 @@ def _head_once(bucket: str, key: str, version_id: str | None) -> Head:
 
 
 def head(bucket: str, key: str, version_id: str | None = None) -> Head:
-    """HeadObject with the key as delivered; on 404, once more with ``unquote_plus`` (event
-    sources disagree on URL-encoding keys)."""
-    first = _head_once(bucket, key, version_id)
-    if first.status is not HeadStatus.GONE:
-        return first
-    decoded = unquote_plus(key)
-    if decoded == key:
-        return first
-    return _head_once(bucket, decoded, version_id)
+    """HeadObject of exactly this key. URL-encoded keys are decoded where the event is parsed
+    (``clguard.events``), which verifies both readings of an ambiguous key: a 404 fallback here
+    would let a compliant ``x+y.jpg`` hide the unencrypted ``x y.jpg``."""
+    return _head_once(bucket, key, version_id)
 
 
 def _sse_params(target: ObjectEncryption, bucket_key: bool) -> dict[str, Any]:
