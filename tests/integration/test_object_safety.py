@@ -75,9 +75,7 @@ def test_our_own_fanout_keys_are_used_exactly(world: World, calls: Boundary) -> 
     from clguard.manifest import ImageRef  # noqa: PLC0415
 
     world.put_legacy("datasets/x y.jpg")
-    [body] = fanout.messages(
-        [ImageRef(BUCKET, "datasets/x+y.jpg")], source_event_id="e1", origin="test", principals=[]
-    )
+    [body] = fanout.messages([ImageRef(BUCKET, "datasets/x+y.jpg")], source_event_id="e1", origin="test", principals=[])
 
     # When it is processed
     run(body)

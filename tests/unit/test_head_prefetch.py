@@ -54,7 +54,8 @@ def test_calls_overlap() -> None:
 
     # Then both calls met at the barrier (a sequential run would break it after 5 s)
     assert [h.key for h in heads] == ["a.jpg", "b.jpg"]
-    assert fake.barrier is not None and not fake.barrier.broken
+    assert fake.barrier is not None
+    assert not fake.barrier.broken
     assert sorted(fake.started) == ["a.jpg", "b.jpg"]
 
 
