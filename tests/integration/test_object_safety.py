@@ -83,3 +83,76 @@ def test_our_own_fanout_keys_are_used_exactly(world: World, calls: Boundary) -> 
     # Then only "x+y.jpg" was looked at (gone: skipped), never its URL-decoding
     assert world.findings() == []
     assert calls.log.count("HeadObject") == 1
+
+
+# --- UpdateObjectEncryption pinned to what was inspected ----------------------------------------
+
+
+def wrong_key_setup(world: World) -> tuple[str, str, str]:
+    """ALLOWED_KMS_KEYS = {allowed, target}, REENCRYPT_KMS_KEY = target, and KEY under a third
+    key: the remediation is UpdateObjectEncryption to ``target``."""
+    allowed, target, other = world.key(), world.key(), world.key()
+    world.env_set(ALLOWED_KMS_KEYS=f"{allowed},{target}", REENCRYPT_KMS_KEY=target)
+    world.put(KEY, b"old", ServerSideEncryption="aws:kms", SSEKMSKeyId=other)
+    return allowed, target, other
+
+
+def upload_after(calls: Boundary, event: str, world: World, key_arn: str, *, skip: int = 0) -> None:
+    """Upload a newer version of KEY under ``key_arn`` when ``event`` fires (once, after ``skip``)."""
+    seen = {"n": 0}
+
+    def upload(**_: Any) -> None:
+        seen["n"] += 1
+        if seen["n"] == skip + 1:
+            world.put(KEY, b"new", ServerSideEncryption="aws:kms", SSEKMSKeyId=key_arn)
+
+    calls.session.events.register(event, upload)
+
+
+def test_a_newer_upload_after_the_inspection_is_not_rekeyed(world: World, calls: Boundary) -> None:
+    # Given an object under a key outside ALLOWED_KMS_KEYS (unversioned bucket), and a newer
+    # upload under an allowed key landing right after the remediator inspected it
+    allowed, target, _ = wrong_key_setup(world)
+    upload_after(calls, "after-call.s3.HeadObject", world, allowed)
+
+    # When its event is processed
+    run(load_event("s3_object_created"))
+
+    # Then the newer upload keeps its allowed key: nothing was updated, nothing reported
+    assert world.head(KEY)["SSEKMSKeyId"] == allowed
+    assert calls.log.count("UpdateObjectEncryption") == 0
+    assert world.findings() == []
+    del target
+
+
+def test_an_upload_racing_the_update_itself_is_reported_not_remediated(world: World, calls: Boundary) -> None:
+    # Given the newer upload lands between the last check and UpdateObjectEncryption (the window
+    # no precondition closes in an unversioned bucket)
+    allowed, target, _ = wrong_key_setup(world)
+    upload_after(calls, "before-call.s3.UpdateObjectEncryption", world, allowed)
+
+    # When its event is processed
+    run(load_event("s3_object_created"))
+
+    # Then the finding says what may have happened, and does not claim a remediation
+    [finding] = world.findings()
+    assert (finding["finding_type"], finding["outcome"]) == ("OBJECT_WRONG_ENCRYPTION", "FAILED")
+    assert "may have been re-keyed" in finding["detail"]
+    assert world.head(KEY)["SSEKMSKeyId"] == target  # what AWS would do too: re-keyed
+
+
+def test_in_a_versioned_bucket_the_update_is_pinned_to_the_inspected_version(world: World, calls: Boundary) -> None:
+    # Given a versioned bucket, an object under a key outside ALLOWED_KMS_KEYS, and a newer
+    # upload under an allowed key landing right after the inspection
+    world.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    allowed, target, _ = wrong_key_setup(world)
+    inspected = world.head(KEY)["VersionId"]
+    upload_after(calls, "after-call.s3.HeadObject", world, allowed)
+
+    # When its event is processed
+    run(load_event("s3_object_created"))
+
+    # Then the newer upload keeps its key, and only the inspected version was updated
+    assert world.head(KEY)["SSEKMSKeyId"] == allowed
+    old = world.s3.head_object(Bucket=BUCKET, Key=KEY, VersionId=inspected)
+    assert old["SSEKMSKeyId"] == target

@@ -229,6 +229,52 @@ def _mark_produced(ctx: Context, bucket: str, key: str, rewritten: s3.Rewritten)
         logger.warning("could not record the copy for the loop guard", extra={"key": key, "error": str(error)})
 
 
+def _pinned(h: Head) -> bool:
+    """Whether the inspected object has a version id that requests can be pinned to (versioned
+    buckets; "null" is the unversioned object, which the next upload replaces)."""
+    return h.version_id not in (None, "null")
+
+
+def _state(h: Head) -> tuple[object, ...]:
+    """What changes with every write of a key (and the encryption UpdateObjectEncryption sets)."""
+    r = h.response or {}
+    return (h.status, r.get("ETag"), r.get("LastModified"), r.get("VersionId"))
+
+
+def _update_encryption(bucket: str, h: Head, kms_key_arn: str) -> str:
+    """UpdateObjectEncryption of exactly the inspected object. Returns "" when it changed what
+    was inspected, else what went wrong (for the finding).
+
+    The operation has no conditional parameters (no If-Match, no If-Unmodified-Since; only
+    VersionId). Versioned bucket: the request names the inspected version, so a newer upload is
+    never touched. Unversioned: the object is re-read immediately before (changed -> skipped,
+    its own event covers it) and after (UpdateObjectEncryption keeps ETag and LastModified, so a
+    different state means an upload landed in between and may have been re-keyed: reported).
+    """
+    if _pinned(h):
+        s3.update_encryption(bucket, h, kms_key_arn)
+        return ""
+    if _state(s3.head(bucket, h.key)) != _state(h):
+        raise ObjectChanged(h.key)
+    s3.update_encryption(bucket, h, kms_key_arn)
+    after = s3.head(bucket, h.key)
+    if _state(after) == _state(h):
+        return ""
+    count("UpdateRaces")
+    r = after.response or {}
+    logger.error(
+        "an upload replaced the object during UpdateObjectEncryption (unversioned bucket: no precondition exists)",
+        extra={"bucket": bucket, "key": h.key, "etag": r.get("ETag"), "kms_key": r.get("SSEKMSKeyId")},
+    )
+    return (
+        "the bucket is not versioned and UpdateObjectEncryption has no precondition: an upload "
+        f"(ETag {r.get('ETag')}, last modified {r.get('LastModified')}) replaced the object while its "
+        f"encryption was updated, and may have been re-keyed to {kms_key_arn} (it is now "
+        f"{r.get('ServerSideEncryption')} {r.get('SSEKMSKeyId') or ''}): check which key it was uploaded "
+        "with; enable versioning to rule this out"
+    )
+
+
 def _remediate(
     work: ObjectWork, h: Head, a: Assessment, ctx: Context, in_training: bool
 ) -> tuple[Outcome | None, str, ObjectEncryption | None]:
@@ -264,7 +310,9 @@ def _remediate(
         else:
             assert fix.target.kms_key_arn is not None
             try:
-                s3.update_encryption(work.bucket, h, fix.target.kms_key_arn)
+                race = _update_encryption(work.bucket, h, fix.target.kms_key_arn)
+                if race:
+                    return Outcome.FAILED, f"{a.problem}; {race}", a.encryption
                 rewritten = None
             except s3.UpdateUnavailable:
                 logger.warning("UpdateObjectEncryption unavailable in this runtime; copying instead")
