@@ -28,8 +28,11 @@ S3_OBJECT_ACTIONS = {
     "s3:PutObjectTagging",
     "s3:AbortMultipartUpload",
     "s3:UpdateObjectEncryption",
+    "s3:GetObjectAcl",
+    "s3:GetObjectVersionAcl",
+    "s3:PutObjectAcl",
 }
-S3_BUCKET_ACTIONS = {"s3:GetEncryptionConfiguration", "s3:ListBucket"}
+S3_BUCKET_ACTIONS = {"s3:GetEncryptionConfiguration", "s3:ListBucket", "s3:ListBucketVersions"}
 KMS_READ_ACTIONS = {"kms:DescribeKey", "kms:ListResourceTags", "kms:GetKeyPolicy"}
 KMS_VIA_S3_ACTIONS = {"kms:Decrypt", "kms:ReEncryptFrom"}
 KMS_REENCRYPT_KEY_ACTIONS = {"kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncryptTo", "kms:Decrypt"}
@@ -50,7 +53,7 @@ SQS_POLLER_ACTIONS = {
     "sqs:ChangeMessageVisibility",
 }
 EXPECTED_ACTIONS = {
-    VERIFY: COMMON_ACTIONS | {"s3:ListBucket"} | SQS_POLLER_ACTIONS,
+    VERIFY: COMMON_ACTIONS | {"s3:ListBucket", "s3:ListBucketVersions"} | SQS_POLLER_ACTIONS,
     GRANT: COMMON_ACTIONS | S3_BUCKET_ACTIONS,
 }
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from functions.verify_object_encryption import app
 from tests.awscalls import Boundary
 from tests.eventsamples import load_event, sqs_event
@@ -156,3 +158,110 @@ def test_in_a_versioned_bucket_the_update_is_pinned_to_the_inspected_version(wor
     assert world.head(KEY)["SSEKMSKeyId"] == allowed
     old = world.s3.head_object(Bucket=BUCKET, Key=KEY, VersionId=inspected)
     assert old["SSEKMSKeyId"] == target
+
+
+# --- copies guarded by what changes with every write ---------------------------------------------
+
+
+def versioned_same_bytes_race(world: World, calls: Boundary, event: str) -> None:
+    """A versioned bucket, KEY unencrypted without metadata, and a same-bytes re-upload with
+    metadata a=2 (same ETag: the MD5 of the bytes) landing when ``event`` first fires."""
+    world.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    world.put_legacy(KEY, b"same bytes")
+    fired = {"n": 0}
+
+    def reupload(**_: Any) -> None:
+        fired["n"] += 1
+        if fired["n"] == 1:
+            world.put(KEY, b"same bytes", Metadata={"a": "2"})
+
+    calls.session.events.register(event, reupload)
+
+
+def test_a_same_bytes_reupload_after_the_inspection_is_not_rolled_back(world: World, calls: Boundary) -> None:
+    # Given a versioned bucket, an unencrypted object, and a same-bytes re-upload with new
+    # metadata (same ETag) landing right after the remediator inspected the object
+    versioned_same_bytes_race(world, calls, "after-call.s3.HeadObject")
+
+    # When the first upload's event is processed
+    run(load_event("s3_object_created"))
+
+    # Then the re-upload stays current with its metadata: nothing was copied over it
+    assert world.head(KEY)["Metadata"] == {"a": "2"}
+    assert calls.log.count("CopyObject") == 0
+
+
+def test_a_same_bytes_reupload_racing_the_copy_is_put_back_on_top(world: World, calls: Boundary) -> None:
+    # Given the same-bytes re-upload lands between the last check and the CopyObject itself
+    versioned_same_bytes_race(world, calls, "before-call.s3.CopyObject")
+
+    # When the first upload's event is processed
+    run(load_event("s3_object_created"))
+
+    # Then the re-upload's metadata is current again (the copy's version lies under it), and
+    # no remediation is claimed for the version that is no longer current
+    head = world.head(KEY)
+    assert head["Metadata"] == {"a": "2"}
+    assert head["ServerSideEncryption"] == "AES256"
+    assert world.s3.get_object(Bucket=BUCKET, Key=KEY)["Body"].read() == b"same bytes"
+    assert world.findings() == []
+
+
+# --- ACLs survive the copy ---------------------------------------------------------------------------
+
+PARTNER = "79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be"
+
+
+def grants_of(world: World, key: str) -> set[tuple[str, str]]:
+    acl = world.s3.get_object_acl(Bucket=BUCKET, Key=key)
+    return {(g["Grantee"].get("ID") or g["Grantee"].get("URI"), g["Permission"]) for g in acl["Grants"]}
+
+
+def test_a_partner_read_grant_survives_the_reencryption(world: World) -> None:
+    # Given an unencrypted object whose ACL grants a partner account READ
+    world.put_legacy(KEY)
+    owner = world.s3.get_object_acl(Bucket=BUCKET, Key=KEY)["Owner"]["ID"]
+    world.s3.put_object_acl(Bucket=BUCKET, Key=KEY, GrantRead=f'id="{PARTNER}"', GrantFullControl=f'id="{owner}"')
+    before = grants_of(world, KEY)
+    assert (PARTNER, "READ") in before
+
+    # When it is re-encrypted in place
+    run(load_event("s3_object_created"))
+
+    # Then it is encrypted and its ACL has the same grants
+    assert world.head(KEY)["ServerSideEncryption"] == "AES256"
+    assert grants_of(world, KEY) == before
+
+
+def test_the_acl_is_read_on_the_remediation_path_only(world: World, calls: Boundary) -> None:
+    # Given a compliant object
+    world.put(KEY, ServerSideEncryption="AES256")
+
+    # When its event is processed
+    run(load_event("s3_object_created"))
+
+    # Then one HeadObject was the only S3 call
+    assert calls.log.by_operation() == {"HeadObject": 1}
+
+
+def test_an_acl_a_copy_cannot_carry_is_reported_not_copied(
+    world: World, calls: Boundary, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an unencrypted object whose ACL has a grant the grant headers cannot express
+    from clguard.adapters import s3  # noqa: PLC0415
+
+    world.put_legacy(KEY)
+
+    def unsupported(bucket: str, key: str, version_id: str | None) -> dict[str, str]:
+        raise s3.UnsupportedAcl("permission 'WRITE'")
+
+    monkeypatch.setattr(s3, "acl_grants", unsupported)
+
+    # When its event is processed
+    run(load_event("s3_object_created"))
+
+    # Then it is not copied (that would drop the grant) and the finding says why
+    assert calls.log.count("CopyObject") == 0
+    [finding] = world.findings()
+    assert (finding["finding_type"], finding["outcome"]) == ("OBJECT_UNENCRYPTED", "REPORTED")
+    assert "ACL" in finding["detail"]

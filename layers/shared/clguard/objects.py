@@ -321,6 +321,17 @@ def _remediate(
     except ObjectChanged:
         logger.info("object changed since it was inspected; its own event covers it", extra={"key": h.key})
         return None, "", None
+    except s3.CopyRolledBack as rolled_back:
+        count("CopyRaces")
+        logger.error("a write landed during the re-encryption copy", extra={"key": h.key, "problem": str(rolled_back)})
+        return Outcome.FAILED, f"{a.problem}; {rolled_back}", a.encryption
+    except s3.UnsupportedAcl as unsupported:
+        return (
+            Outcome.REPORTED,
+            f"{a.problem}; not re-encrypted: a copy cannot carry over its ACL ({unsupported}), and "
+            "copying without it would take the grantees' access away",
+            a.encryption,
+        )
     except ClientError as error:
         raise_if_transient(error)
         message = error.response.get("Error", {}).get("Message", "")
