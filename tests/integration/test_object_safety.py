@@ -145,11 +145,11 @@ def test_an_upload_racing_the_update_itself_is_reported_not_remediated(world: Wo
 
 def test_in_a_versioned_bucket_the_update_is_pinned_to_the_inspected_version(world: World, calls: Boundary) -> None:
     # Given a versioned bucket, an object under a key outside ALLOWED_KMS_KEYS, and a newer
-    # upload under an allowed key landing right after the inspection
+    # upload under an allowed key landing after every check, as UpdateObjectEncryption is sent
     world.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
     allowed, target, _ = wrong_key_setup(world)
     inspected = world.head(KEY)["VersionId"]
-    upload_after(calls, "after-call.s3.HeadObject", world, allowed)
+    upload_after(calls, "before-call.s3.UpdateObjectEncryption", world, allowed)
 
     # When its event is processed
     run(load_event("s3_object_created"))
@@ -265,3 +265,60 @@ def test_an_acl_a_copy_cannot_carry_is_reported_not_copied(
     [finding] = world.findings()
     assert (finding["finding_type"], finding["outcome"]) == ("OBJECT_UNENCRYPTED", "REPORTED")
     assert "ACL" in finding["detail"]
+
+
+# --- one remediation of an object at a time ------------------------------------------------------
+
+
+def test_the_same_event_delivered_twice_at_once_copies_once(world: World, calls: Boundary) -> None:
+    # Given an unencrypted object, and two deliveries of its event that both inspect it before
+    # either remediates (each waits for the other after its first HeadObject)
+    import threading  # noqa: PLC0415
+
+    world.put_legacy(KEY)
+    barrier = threading.Barrier(2)
+    waited = threading.local()
+
+    def meet(**_: Any) -> None:
+        if not getattr(waited, "done", False):
+            waited.done = True
+            barrier.wait(timeout=10)
+
+    calls.session.events.register("after-call.s3.HeadObject", meet)
+    event = load_event("s3_object_created")
+    results: list[object] = []
+    threads = [threading.Thread(target=lambda: results.append(run(event))) for _ in range(2)]
+
+    # When both run at the same moment
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    # Then the object was copied once, one finding says so, and both records succeeded
+    assert not barrier.broken
+    assert results == [{"batchItemFailures": []}] * 2
+    assert calls.log.count("CopyObject") == 1
+    assert [(f["finding_type"], f["outcome"]) for f in world.findings()] == [("OBJECT_UNENCRYPTED", "REMEDIATED")]
+    assert world.head(KEY)["ServerSideEncryption"] == "AES256"
+
+
+def test_without_its_lease_an_object_is_not_remediated_and_the_record_is_retried(world: World, calls: Boundary) -> None:
+    # Given DynamoDB refusing every write (the lease cannot be taken)
+    world.put_legacy(KEY)
+    calls.faults.add("PutItem", "ProvisionedThroughputExceededException")
+
+    # When the event is processed
+    response = run(load_event("s3_object_created"))
+
+    # Then nothing was copied and the record fails (SQS retries it, then its DLQ keeps it)
+    assert len(response["batchItemFailures"]) == 1  # type: ignore[arg-type]
+    assert calls.log.count("CopyObject") == 0
+    assert "ServerSideEncryption" not in world.head(KEY)
+
+
+def test_a_compliant_object_takes_no_lease(world: World, calls: Boundary) -> None:
+    # Given a compliant object / When its event is processed / Then no state-table call is made
+    world.put(KEY, ServerSideEncryption="AES256")
+    run(load_event("s3_object_created"))
+    assert calls.log.count("PutItem") == calls.log.count("DeleteItem") == 0

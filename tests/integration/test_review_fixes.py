@@ -210,9 +210,10 @@ def test_a_grant_whose_read_back_fails_is_still_reported(world: World, calls: Bo
 
 
 def test_idempotency_store_failure_defers_the_finding_instead_of_losing_it(world: World, calls: Boundary) -> None:
-    # Given DynamoDB refuses writes while the remediated object's finding is published
+    # Given DynamoDB refuses writes while the remediated object's finding is published (after
+    # the object's lease was taken: without it nothing is copied, see test_object_safety)
     world.put_legacy(KEY)
-    calls.faults.add("PutItem", "ProvisionedThroughputExceededException", times=10)
+    calls.faults.add("PutItem", "ProvisionedThroughputExceededException", times=10, after=1)
 
     # When the event is processed: the copy happens, the finding cannot be recorded
     assert run(load_event("s3_object_created")) == {"batchItemFailures": []}

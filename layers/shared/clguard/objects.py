@@ -36,9 +36,13 @@ from clguard.encryption import (
 from clguard.events import ObjectWork
 from clguard.findings import Finding, FindingType, Outcome, S3ObjectResource
 from clguard.keyaccess import Context, KeyResult, ensure_access
+from clguard.locks import KeyLock
 from clguard.observability import count, logger
 
 LOOP_GUARD_SECONDS: Final = 3600
+# No invocation outlives Lambda's 900 s limit, so a live holder's lease never expires under it;
+# a crashed holder blocks the object's remediation (not its check) for at most this long.
+OBJECT_LEASE_SECONDS: Final = 900.0
 
 
 @dataclass(slots=True)
@@ -247,16 +251,13 @@ def _update_encryption(bucket: str, h: Head, kms_key_arn: str) -> str:
 
     The operation has no conditional parameters (no If-Match, no If-Unmodified-Since; only
     VersionId). Versioned bucket: the request names the inspected version, so a newer upload is
-    never touched. Unversioned: the object is re-read immediately before (changed -> skipped,
-    its own event covers it) and after (UpdateObjectEncryption keeps ETag and LastModified, so a
-    different state means an upload landed in between and may have been re-keyed: reported).
+    never touched. Unversioned: the caller re-inspected the object immediately before (inside
+    its lease), and it is re-read after: UpdateObjectEncryption keeps ETag and LastModified, so
+    a different state means an upload landed in between and may have been re-keyed (reported).
     """
-    if _pinned(h):
-        s3.update_encryption(bucket, h, kms_key_arn)
-        return ""
-    if _state(s3.head(bucket, h.key)) != _state(h):
-        raise ObjectChanged(h.key)
     s3.update_encryption(bucket, h, kms_key_arn)
+    if _pinned(h):
+        return ""
     after = s3.head(bucket, h.key)
     if _state(after) == _state(h):
         return ""
@@ -297,6 +298,31 @@ def _remediate(
         )
     if h.status is not HeadStatus.FOUND:
         return Outcome.REPORTED, f"{a.problem}; nothing safe to do", a.encryption
+    # One remediation of an object at a time (the same event delivered twice at once, the S3
+    # rule and the CloudTrail rule, a fan-out check): a lease per object in the state table, as
+    # key-policy edits have one per key. Then re-inspect: whoever held it before may have fixed it.
+    with KeyLock(settings.state_table, f"object#s3://{work.bucket}/{h.key}", lease_seconds=OBJECT_LEASE_SECONDS):
+        fresh = s3.head(work.bucket, h.key)
+        if _inspected(fresh) != _inspected(h):
+            logger.info(
+                "object changed since it was inspected (or was just remediated by another delivery); skipped",
+                extra={"bucket": work.bucket, "key": h.key},
+            )
+            count("ObjectsChangedBeforeRemediation")
+            return None, "", None
+        return _apply(work, h, a, fix, ctx)
+
+
+def _inspected(h: Head) -> tuple[object, ...]:
+    """What an inspection saw: the write (ETag, LastModified, version) and the encryption."""
+    r = h.response or {}
+    return (*_state(h), r.get("ServerSideEncryption"), r.get("SSEKMSKeyId"))
+
+
+def _apply(
+    work: ObjectWork, h: Head, a: Assessment, fix: Remediation, ctx: Context
+) -> tuple[Outcome | None, str, ObjectEncryption | None]:
+    """The remediation itself, inside the object's lease, on a just re-inspected object."""
     try:
         if fix.method is Method.COPY:
             if _loop_detected(ctx, work.bucket, h):

@@ -210,9 +210,9 @@ def copy_in_place(
     the destination too (``IfMatch``). ETags are the MD5 of the bytes for SSE-S3 and unencrypted
     objects, so they do not change with a same-bytes re-upload (new metadata or tags):
 
-    - versioned bucket: the source is pinned to the inspected version (``VersionId``), checked
-      to be still current immediately before the copy, and after it the version right under the
-      copy must be the inspected one. If a write landed in between, the copy would have put the
+    - versioned bucket: the source is pinned to the inspected version (``VersionId``; the caller
+      re-inspects it immediately before, inside the object's lease), and after the copy the
+      version right under it must be the inspected one. If a write landed in between, the copy would have put the
       old version's metadata on top of it: that write is put back on top at once (copied from its
       version, with its own encryption, tags and ACL) and ObjectChanged is raised; where it
       cannot be (a delete marker, an SSE-C or too large object) CopyRolledBack says so.
@@ -224,8 +224,6 @@ def copy_in_place(
     source: dict[str, Any] = {"Bucket": bucket, "Key": h.key}
     if _pinned(h):
         source["VersionId"] = h.version_id
-        if _head_once(bucket, h.key, None).version_id != h.version_id:
-            raise ObjectChanged(h.key)
     grants = acl_grants(bucket, h.key, source.get("VersionId"))
     bucket_key = bool(h.response.get("BucketKeyEnabled", False))
     storage = h.response.get("StorageClass")
