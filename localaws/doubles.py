@@ -21,6 +21,9 @@ DefaultBucketEncryption     Objects written without SSE headers stay unencrypted
                             ServerSideEncryptionConfigurationNotFoundError.
 KeyPolicyValidation         KMS PutKeyPolicy/CreateKey accept any string as the policy.
 AtomicConditionalWrites     DynamoDB conditional writes check, then write, without a lock.
+ConditionalCopies           CopyObject/UploadPartCopy ignore ``x-amz-copy-source-if-match``
+                            and CopyObject ignores ``If-Match``.
+SqsSenderIds                Every SQS message has one constant SenderId, whoever sent it.
 ==========================  ===============================================================
 
 ``legacy_unencrypted_objects()`` and ``put_legacy_unencrypted_object()`` write the one kind
@@ -64,6 +67,8 @@ from moto.kms.responses import KmsResponse
 from moto.s3.exceptions import MalformedXML, PreconditionFailed, S3ClientError
 from moto.s3.models import S3Backend
 from moto.s3.responses import S3Response
+from moto.sqs.models import SQSBackend
+from moto.sqs.responses import SQSResponse
 from moto.utilities.utils import get_partition
 
 if TYPE_CHECKING:
@@ -77,6 +82,7 @@ __all__ = [
     "DefaultBucketEncryption",
     "Double",
     "KeyPolicyValidation",
+    "SqsSenderIds",
     "SseCustomerKeys",
     "UpdateObjectEncryption",
     "aws_behaviour",
@@ -791,6 +797,70 @@ def _conditional_copy_key_response(original: Wrapper) -> Wrapper:
 
 
 # --------------------------------------------------------------------------------------------
+# 7. SqsSenderIds
+# --------------------------------------------------------------------------------------------
+
+_SQS_API_SEND = threading.local()  # set while an SQS SendMessage(Batch) API request is handled
+
+
+class SqsSenderIds(Double):
+    """SQS ``SenderId``: the id of the principal that sent the message.
+
+    AWS (SQS ReceiveMessage, ``MessageSystemAttributeName``): "SenderId: for a user, returns the
+    user ID, for example ABCDEFGHI1JKLMNOPQ23R; for an IAM role, returns the IAM role ID, for
+    example ABCDE1F2GH3I4JK5LMNOP:i-a123b456" (the role's unique id and the session name; a
+    Lambda function's session is named after the function). Messages an AWS service delivers
+    (an EventBridge target) carry that service's id. moto gives every message one constant.
+
+    ``sending_as(sender_id)``: while active, messages sent through the SQS API (SendMessage,
+    SendMessageBatch) get this SenderId; the local runtime sets it to the invoked function's
+    role session. Messages moto's EventBridge delivers to a queue target keep moto's constant
+    (an AWS-owned id, as in AWS), and a message moved to a DLQ keeps its SenderId.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._sender_lock = threading.Lock()
+        self._sender: str | None = None
+
+    @contextlib.contextmanager
+    def sending_as(self, sender_id: str) -> Iterator[None]:
+        with self._sender_lock:
+            previous, self._sender = self._sender, sender_id
+        try:
+            yield
+        finally:
+            with self._sender_lock:
+                self._sender = previous
+
+    def _patches(self) -> Iterator[contextlib.AbstractContextManager[Any]]:
+        def api(original: Wrapper) -> Wrapper:
+            def handler(resp: SQSResponse) -> Any:
+                _SQS_API_SEND.active = True
+                try:
+                    return original(resp)
+                finally:
+                    _SQS_API_SEND.active = False
+
+            return handler
+
+        def backend(original: Wrapper) -> Wrapper:
+            def send_message(backend_self: SQSBackend, *args: Any, **kwargs: Any) -> Any:
+                message = original(backend_self, *args, **kwargs)
+                with self._sender_lock:
+                    sender = self._sender
+                if sender is not None and getattr(_SQS_API_SEND, "active", False):
+                    message.sender_id = sender
+                return message
+
+            return send_message
+
+        yield _wrapped(SQSResponse, "send_message", api)
+        yield _wrapped(SQSResponse, "send_message_batch", api)
+        yield _wrapped(SQSBackend, "send_message", backend)
+
+
+# --------------------------------------------------------------------------------------------
 # All together
 # --------------------------------------------------------------------------------------------
 
@@ -801,6 +871,7 @@ ALL_DOUBLES: tuple[type[Double], ...] = (
     KeyPolicyValidation,
     AtomicConditionalWrites,
     ConditionalCopies,
+    SqsSenderIds,
 )
 
 

@@ -40,12 +40,14 @@ VARIABLES: Final = (
     "MANAGED_KEY_TAG",
     "STATE_TABLE",
     "VERIFY_QUEUE_URL",
+    "GUARD_ROLE_IDS",
     "AWS_REGION",
 )
 
 _TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+_ROLE_ID = re.compile(r"^AROA[A-Z0-9]{4,124}$")  # IAM role unique ids start with AROA
 _QUEUE_URL = re.compile(r"^https?://[^\s/]+(:\d+)?/[0-9]{12}/[A-Za-z0-9_-]{1,80}(\.fifo)?$")
 
 
@@ -64,6 +66,9 @@ class Settings:
     verify_queue_url: str | None
     account_id: str
     region: str
+    # RoleIds of the two functions' roles: the guard's own verify-queue messages are accepted
+    # only with an SQS SenderId of one of them (empty: none is accepted).
+    guard_role_ids: frozenset[str] = frozenset()
 
     @property
     def enforce(self) -> bool:
@@ -154,7 +159,13 @@ def load_settings(env: Mapping[str, str], *, account_id: str) -> Settings:
     if queue_url is not None and not _QUEUE_URL.fullmatch(queue_url):
         raise ConfigError("VERIFY_QUEUE_URL", f"{queue_url!r} is not an SQS queue URL")
 
+    role_ids = _items(env.get("GUARD_ROLE_IDS", ""))
+    for role_id in role_ids:
+        if not _ROLE_ID.fullmatch(role_id):
+            raise ConfigError("GUARD_ROLE_IDS", f"{role_id!r} is not an IAM role unique id (AROA...)")
+
     return Settings(
+        guard_role_ids=frozenset(role_ids),
         alert_topic_arn=topic,
         training_buckets=frozenset(buckets),
         encryption_requirement=requirement,

@@ -37,3 +37,8 @@ class GuardrailViolation(GuardError):
 
 class PolicyConflict(GuardError):
     """A statement the remediator owns was changed by hand in a way it will not build on."""
+
+
+class UntrustedSender(InvalidEvent):
+    """One of the guard's own message kinds came from a sender that is not one of its functions.
+    The record fails (SQS retries it, then its DLQ keeps it for a person to look at)."""

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import unquote_plus
 
-from clguard.errors import InvalidEvent
+from clguard.errors import InvalidEvent, UntrustedSender
 
 MAX_KEY_BYTES: Final = 1024  # S3's limit for an object key
 MAX_BODY_BYTES: Final = 1024 * 1024
@@ -198,11 +198,20 @@ def _verify_objects(message: Mapping[str, Any]) -> list[ObjectWork]:
     return work
 
 
-def parse_verify_message(body: str | bytes) -> VerifyMessage | None:
+GUARD_KINDS: Final = frozenset({VERIFY_OBJECTS_KIND, FINDING_KIND})
+
+
+def parse_verify_message(body: str | bytes, *, from_guard: bool = False) -> VerifyMessage | None:
     """A verify-queue body. None means "a known event with nothing to verify" (e.g. a refused
-    CloudTrail write). Raises InvalidEvent for anything we do not know."""
+    CloudTrail write). Raises InvalidEvent for anything we do not know.
+
+    ``from_guard``: the message was sent by one of the guard's own functions (authenticated by
+    the caller: SQS SenderId). The guard's own kinds name principals to grant and become alerts,
+    so from anyone else they raise UntrustedSender (also when redriven from a DLQ)."""
     message = parse_json(body)
     kind = message.get("kind")
+    if isinstance(kind, str) and kind in GUARD_KINDS and not from_guard:
+        raise UntrustedSender(f"a {kind} message from a sender that is not one of the guard's functions")
     if kind == VERIFY_OBJECTS_KIND:
         return _verify_objects(message)
     if kind == FINDING_KIND:

@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from clguard import fanout
 from clguard.adapters import sqs
 from clguard.config import Settings
-from clguard.errors import InvalidEvent, RetryableError
+from clguard.errors import GuardError, InvalidEvent, RetryableError, UntrustedSender
 from clguard.events import FindingMessage, ObjectWork, parse_verify_message
 from clguard.findings import Finding
 from clguard.keyaccess import Context
@@ -64,13 +64,24 @@ class BatchRun:
         )
         return verify_object(work, ctx, self.prefetch_heads)
 
+    def from_guard(self, sender_id: object) -> bool:
+        """Whether an SQS SenderId is one of the guard's functions: a role session's SenderId is
+        "<RoleId>:<session name>" (Lambda: the function name), checked against GUARD_ROLE_IDS."""
+        if not isinstance(sender_id, str) or not sender_id:
+            return False
+        role_id, _, _session = sender_id.partition(":")
+        return role_id in self.settings.guard_role_ids
+
     def prefetch(self, event: Mapping[str, Any]) -> None:
         """Start the batch's HeadObject calls together (one per object, overlapped)."""
         works = []
         for record in event.get("Records") or []:
             try:
-                message = parse_verify_message(record.get("body") or "")
-            except (InvalidEvent, AttributeError, TypeError):
+                attributes = record.get("attributes") or {}
+                message = parse_verify_message(
+                    record.get("body") or "", from_guard=self.from_guard(attributes.get("SenderId"))
+                )
+            except (GuardError, AttributeError, TypeError):
                 continue  # reported when the record itself is handled
             if isinstance(message, list):
                 works += [w for w in message if w.anywhere or w.bucket in self.settings.training_buckets]
@@ -82,8 +93,22 @@ class BatchRun:
             self.prefetch_heads.close()
 
     def handle_record(self, record: SQSRecord) -> None:
+        sender = (record.get("attributes") or {}).get("SenderId")
         try:
-            message = parse_verify_message(record.body)
+            message = parse_verify_message(record.body, from_guard=self.from_guard(sender))
+        except UntrustedSender as untrusted:
+            count("UntrustedMessages")
+            logger.error(
+                "refused: one of the guard's own message kinds from another sender (forged, or sent "
+                "by hand); nothing is granted or published for it, and it fails into the DLQ",
+                extra={
+                    "message_id": record.message_id,
+                    "sender_id": sender,
+                    "problem": str(untrusted),
+                    "body_prefix": record.body[:500],
+                },
+            )
+            raise
         except InvalidEvent as invalid:
             count("InvalidRecords")
             logger.error(
