@@ -322,3 +322,18 @@ def test_a_compliant_object_takes_no_lease(world: World, calls: Boundary) -> Non
     world.put(KEY, ServerSideEncryption="AES256")
     run(load_event("s3_object_created"))
     assert calls.log.count("PutItem") == calls.log.count("DeleteItem") == 0
+
+
+def test_an_update_whose_re_read_fails_is_still_reported(world: World, calls: Boundary) -> None:
+    # Given an object to update in place, and the HeadObject after the update throttled (the
+    # first two are the inspection and the re-inspection inside the lease)
+    _, target, _ = wrong_key_setup(world)
+    calls.faults.add("HeadObject", "SlowDown", status=503, after=2, times=1)
+
+    # When its event is processed
+    response = run(load_event("s3_object_created"))
+
+    # Then the update that took effect is reported, and the record does not fail
+    assert response == {"batchItemFailures": []}
+    assert world.head(KEY)["SSEKMSKeyId"] == target
+    assert [(f["finding_type"], f["outcome"]) for f in world.findings()] == [("OBJECT_WRONG_ENCRYPTION", "REMEDIATED")]

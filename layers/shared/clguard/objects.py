@@ -33,6 +33,7 @@ from clguard.encryption import (
     assess,
     classify,
 )
+from clguard.errors import RetryableError
 from clguard.events import ObjectWork
 from clguard.findings import Finding, FindingType, Outcome, S3ObjectResource
 from clguard.keyaccess import Context, KeyResult, ensure_access
@@ -258,7 +259,11 @@ def _update_encryption(bucket: str, h: Head, kms_key_arn: str) -> str:
     s3.update_encryption(bucket, h, kms_key_arn)
     if _pinned(h):
         return ""
-    after = s3.head(bucket, h.key)
+    try:
+        after = s3.head(bucket, h.key)
+    except (ClientError, BotoCoreError, RetryableError) as error:  # the update is done: report it
+        logger.warning("could not re-read the object after UpdateObjectEncryption", extra={"error": str(error)})
+        return ""
     if _state(after) == _state(h):
         return ""
     count("UpdateRaces")
