@@ -26,10 +26,11 @@ AtomicConditionalWrites     DynamoDB conditional writes check, then write, witho
                             PutItem ``ReturnValues=ALL_OLD`` reads the "old" item apart from
                             the write, so it can return an item the put did not replace.
 ConditionalCopies           CopyObject/UploadPartCopy ignore ``x-amz-copy-source-if-match``
-                            and ``If-Match``.
+                            and CopyObject ignores ``If-Match``.
 RekognitionCustomLabels     Rekognition Custom Labels projects, datasets, dataset entries and
                             project versions are not implemented at all (DescribeProjects,
                             DescribeDataset, ListDatasetEntries, DescribeProjectVersions...).
+SqsSenderIds                Every SQS message has one constant SenderId, whoever sent it.
 ==========================  ===============================================================
 
 ``legacy_unencrypted_objects()`` and ``put_legacy_unencrypted_object()`` write the one kind
@@ -77,6 +78,8 @@ from moto.rekognition.responses import RekognitionResponse
 from moto.s3.exceptions import MalformedXML, PreconditionFailed, S3ClientError
 from moto.s3.models import S3Backend
 from moto.s3.responses import S3Response
+from moto.sqs.models import SQSBackend
+from moto.sqs.responses import SQSResponse
 from moto.utilities.utils import get_partition
 
 if TYPE_CHECKING:
@@ -91,6 +94,7 @@ __all__ = [
     "Double",
     "KeyPolicyValidation",
     "RekognitionCustomLabels",
+    "SqsSenderIds",
     "SseCustomerKeys",
     "UpdateObjectEncryption",
     "aws_behaviour",
@@ -1291,6 +1295,69 @@ class RekognitionCustomLabels(Double):
         return out
 
 
+# 8. SqsSenderIds
+# --------------------------------------------------------------------------------------------
+
+_SQS_API_SEND = threading.local()  # set while an SQS SendMessage(Batch) API request is handled
+
+
+class SqsSenderIds(Double):
+    """SQS ``SenderId``: the id of the principal that sent the message.
+
+    AWS (SQS ReceiveMessage, ``MessageSystemAttributeName``): "SenderId: for a user, returns the
+    user ID, for example ABCDEFGHI1JKLMNOPQ23R; for an IAM role, returns the IAM role ID, for
+    example ABCDE1F2GH3I4JK5LMNOP:i-a123b456" (the role's unique id and the session name; a
+    Lambda function's session is named after the function). Messages an AWS service delivers
+    (an EventBridge target) carry that service's id. moto gives every message one constant.
+
+    ``sending_as(sender_id)``: while active, messages sent through the SQS API (SendMessage,
+    SendMessageBatch) get this SenderId; the local runtime sets it to the invoked function's
+    role session. Messages moto's EventBridge delivers to a queue target keep moto's constant
+    (an AWS-owned id, as in AWS), and a message moved to a DLQ keeps its SenderId.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._sender_lock = threading.Lock()
+        self._sender: str | None = None
+
+    @contextlib.contextmanager
+    def sending_as(self, sender_id: str) -> Iterator[None]:
+        with self._sender_lock:
+            previous, self._sender = self._sender, sender_id
+        try:
+            yield
+        finally:
+            with self._sender_lock:
+                self._sender = previous
+
+    def _patches(self) -> Iterator[contextlib.AbstractContextManager[Any]]:
+        def api(original: Wrapper) -> Wrapper:
+            def handler(resp: SQSResponse) -> Any:
+                _SQS_API_SEND.active = True
+                try:
+                    return original(resp)
+                finally:
+                    _SQS_API_SEND.active = False
+
+            return handler
+
+        def backend(original: Wrapper) -> Wrapper:
+            def send_message(backend_self: SQSBackend, *args: Any, **kwargs: Any) -> Any:
+                message = original(backend_self, *args, **kwargs)
+                with self._sender_lock:
+                    sender = self._sender
+                if sender is not None and getattr(_SQS_API_SEND, "active", False):
+                    message.sender_id = sender
+                return message
+
+            return send_message
+
+        yield _wrapped(SQSResponse, "send_message", api)
+        yield _wrapped(SQSResponse, "send_message_batch", api)
+        yield _wrapped(SQSBackend, "send_message", backend)
+
+
 # --------------------------------------------------------------------------------------------
 # All together
 # --------------------------------------------------------------------------------------------
@@ -1303,6 +1370,7 @@ ALL_DOUBLES: tuple[type[Double], ...] = (
     AtomicConditionalWrites,
     ConditionalCopies,
     RekognitionCustomLabels,
+    SqsSenderIds,
 )
 
 

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import http.client
 import importlib.util
 import io
@@ -69,7 +70,7 @@ from moto.sns.models import sns_backends
 from clguard.adapters import clients
 from clguard.keydirectory import clear_cache
 from clguard.observability import logger as function_logger
-from localaws.doubles import AwsBehaviour, aws_behaviour
+from localaws.doubles import AwsBehaviour, SqsSenderIds, aws_behaviour
 from localaws.eventbridge import EventBridgeTap
 from localaws.template import (
     REPO_ROOT,
@@ -358,6 +359,12 @@ def _event_time(value: Any) -> datetime | None:
     return None
 
 
+def _role_id(role_name: str) -> str:
+    """A stable IAM-style unique role id ("AROA" + 17 characters) for a local role."""
+    digest = base64.b32encode(hashlib.sha256(role_name.encode()).digest()).decode()
+    return "AROA" + digest[:17]
+
+
 def _lambda_sqs_record(message: Mapping[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
     """An SQS message as Lambda's event source mapping delivers it to the function."""
     attributes = message.get("Attributes", {})
@@ -584,6 +591,11 @@ class LocalSystem:
             name = f"{STACK_NAME}-{logical_id}"
             arn = self._arn("lambda", f"function:{name}")
             self.deployed[logical_id] = Deployed(name, {"Arn": arn})
+            # The execution role SAM generates ("<Function>Role"): its ARN and unique RoleId.
+            role = f"{STACK_NAME}-{logical_id}Role"
+            self.deployed[f"{logical_id}Role"] = Deployed(
+                role, {"Arn": f"arn:{PARTITION}:iam::{self.account_id}:role/{role}", "RoleId": _role_id(role)}
+            )
         for logical_id in resources_of_type(self.template, "AWS::Events::Rule"):
             name = f"{STACK_NAME}-{logical_id}"
             self.deployed[logical_id] = Deployed(name, {"Arn": self._arn("events", f"rule/{name}")})
@@ -906,7 +918,7 @@ class LocalSystem:
         invocation = Invocation(function_id, trigger, events if events is not None else [event], event)
         alerts_before = self._published_count()
         started = time.monotonic()
-        with _environment(function.environment), _function_output() as output:
+        with _environment(function.environment), self._sending_as(function), _function_output() as output:
             try:
                 invocation.result = handler(event, context)
             except Exception as error:  # any exception is a function error, as in Lambda
@@ -917,6 +929,13 @@ class LocalSystem:
         invocation.alert_ids = [a.message_id for a in self.alerts()[alerts_before:]]
         self.invocations.append(invocation)
         return invocation
+
+    def _sending_as(self, function: LocalFunction) -> contextlib.AbstractContextManager[None]:
+        """While a function runs, the messages it sends carry the SenderId SQS would give them:
+        its role's RoleId and the session Lambda names after the function."""
+        assert self.behaviour is not None
+        role_id = self.deployed[f"{function.logical_id}Role"].attributes["RoleId"]
+        return self.behaviour[SqsSenderIds].sending_as(f"{role_id}:{function.name}")
 
     def _poll_sqs_source(self, source: SqsEventSource) -> bool:
         sqs = self.client("sqs")

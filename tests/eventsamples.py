@@ -59,6 +59,13 @@ VERIFY_QUEUE_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:custom-labels-guard-Verif
 
 # The sender id SQS reports for messages EventBridge delivers.
 _EVENTBRIDGE_SENDER_ID = "AIDAIE6VAXUQU2DKHA7DK"
+# The RoleIds of the two functions' roles (GUARD_ROLE_IDS), and the SenderId SQS reports for a
+# message a Lambda function sends: "<RoleId>:<function name>" (its role session).
+VERIFY_ROLE_ID = "AROA3XFRBF23VERIFY001"
+GRANT_ROLE_ID = "AROA3XFRBF23GRANT0001"
+GUARD_ROLE_IDS = f"{VERIFY_ROLE_ID},{GRANT_ROLE_ID}"
+GUARD_SENDER_ID = f"{VERIFY_ROLE_ID}:custom-labels-guard-VerifyObjectEncryptionFunction"
+_GUARD_KINDS = ('"kind":"clguard.', '"kind": "clguard.')
 _MESSAGE_ID_NAMESPACE = uuid.UUID("6f1c2a7e-3b4d-4e5f-8a9b-0c1d2e3f4a5b")
 
 
@@ -97,9 +104,16 @@ def sqs_record(
     receive_count: int = 1,
     sent_timestamp_ms: int | None = None,
     message_id: str | None = None,
+    sender_id: str | None = None,
 ) -> dict[str, Any]:
-    """One SQS record as Lambda delivers it. A mapping body is JSON-encoded; a str is used as is."""
+    """One SQS record as Lambda delivers it. A mapping body is JSON-encoded; a str is used as is.
+
+    ``sender_id``: the SenderId SQS reports; by default the guard's verify function for the
+    guard's own message kinds (``clguard.*``, which only it and the grant function send), else
+    EventBridge."""
     text = body if isinstance(body, str) else json.dumps(body)
+    if sender_id is None:
+        sender_id = GUARD_SENDER_ID if any(kind in text[:200] for kind in _GUARD_KINDS) else _EVENTBRIDGE_SENDER_ID
     sent = int(time.time() * 1000) if sent_timestamp_ms is None else sent_timestamp_ms
     region = queue_arn.split(":")[3]
     return {
@@ -109,7 +123,7 @@ def sqs_record(
         "attributes": {
             "ApproximateReceiveCount": str(receive_count),
             "SentTimestamp": str(sent),
-            "SenderId": _EVENTBRIDGE_SENDER_ID,
+            "SenderId": sender_id,
             "ApproximateFirstReceiveTimestamp": str(sent + 12),
         },
         "messageAttributes": {},
@@ -125,6 +139,7 @@ def sqs_event(
     queue_arn: str = VERIFY_QUEUE_ARN,
     receive_count: int = 1,
     sent_timestamp_ms: int | None = None,
+    sender_id: str | None = None,
 ) -> dict[str, Any]:
     """An SQS Lambda event whose record bodies are the given EventBridge events, in order.
 
@@ -139,6 +154,7 @@ def sqs_event(
             queue_arn=queue_arn,
             receive_count=receive_count,
             sent_timestamp_ms=sent + index,
+            sender_id=sender_id,
         )
         record["messageId"] = str(uuid.uuid5(_MESSAGE_ID_NAMESPACE, f"{index}:{record['body']}"))
         records.append(record)

@@ -14,7 +14,7 @@ from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.sns.models import sns_backends
 
 from localaws.doubles import put_legacy_unencrypted_object
-from tests.eventsamples import load_event
+from tests.eventsamples import GUARD_ROLE_IDS, load_event
 
 ACCOUNT = DEFAULT_ACCOUNT_ID  # "123456789012"
 REGION = "us-east-1"
@@ -141,6 +141,7 @@ class World:
             "MANAGED_KEY_TAG": f"{TAG[0]}={TAG[1]}",
             "STATE_TABLE": TABLE,
             "VERIFY_QUEUE_URL": self.queue_url,
+            "GUARD_ROLE_IDS": GUARD_ROLE_IDS,
             "POWERTOOLS_SERVICE_NAME": "custom-labels-guard",
             "POWERTOOLS_METRICS_NAMESPACE": "CustomLabelsGuard",
         }

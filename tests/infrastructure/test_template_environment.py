@@ -31,6 +31,7 @@ DESIGN_VARIABLES = {
 }
 OTHER_VARIABLES = {
     "VERIFY_QUEUE_URL",
+    "GUARD_ROLE_IDS",
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE",
     "POWERTOOLS_LOG_LEVEL",
@@ -158,6 +159,9 @@ def test_environment_resolves_to_the_documented_defaults() -> None:
         "MEMBER_ROLE_NAME": "CustomLabelsGuardMember",
         "STATE_TABLE": "ref:StateTable",
         "VERIFY_QUEUE_URL": "ref:VerifyQueue",
+        "GUARD_ROLE_IDS": (
+            "getatt:VerifyObjectEncryptionFunctionRole.RoleId,getatt:GrantTrainingAccessFunctionRole.RoleId"
+        ),
         "POWERTOOLS_SERVICE_NAME": "custom-labels-guard",
         "POWERTOOLS_METRICS_NAMESPACE": "CustomLabelsGuard",
         "POWERTOOLS_LOG_LEVEL": "INFO",
@@ -321,3 +325,14 @@ def test_every_function_gets_the_shared_environment() -> None:
     # When compared with the functions this module knows
     # Then there is no function that this environment contract does not cover
     assert set(functions) == set(FUNCTIONS)
+
+
+def test_guard_role_ids_are_the_two_function_roles() -> None:
+    # Given the template
+    template = load_template()
+
+    # When GUARD_ROLE_IDS is resolved
+    value = resolve(template, global_environment(template)["GUARD_ROLE_IDS"])
+
+    # Then it lists the RoleIds of exactly the two functions' (SAM-generated) roles
+    assert value == ",".join(f"getatt:{function}Role.RoleId" for function in FUNCTIONS)

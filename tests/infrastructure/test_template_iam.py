@@ -28,8 +28,11 @@ S3_OBJECT_ACTIONS = {
     "s3:PutObjectTagging",
     "s3:AbortMultipartUpload",
     "s3:UpdateObjectEncryption",
+    "s3:GetObjectAcl",
+    "s3:GetObjectVersionAcl",
+    "s3:PutObjectAcl",
 }
-S3_BUCKET_ACTIONS = {"s3:GetEncryptionConfiguration", "s3:ListBucket"}
+S3_BUCKET_ACTIONS = {"s3:GetEncryptionConfiguration", "s3:ListBucket", "s3:ListBucketVersions"}
 KMS_READ_ACTIONS = {"kms:DescribeKey", "kms:ListResourceTags", "kms:GetKeyPolicy"}
 KMS_VIA_S3_ACTIONS = {"kms:Decrypt", "kms:ReEncryptFrom"}
 KMS_REENCRYPT_KEY_ACTIONS = {"kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncryptTo", "kms:Decrypt"}
@@ -52,7 +55,7 @@ SQS_POLLER_ACTIONS = {
 }
 REKOGNITION_DATASET_ACTIONS = {"rekognition:DescribeProjects", "rekognition:ListDatasetEntries"}
 EXPECTED_ACTIONS = {
-    VERIFY: COMMON_ACTIONS | {"s3:ListBucket"} | SQS_POLLER_ACTIONS,
+    VERIFY: COMMON_ACTIONS | {"s3:ListBucket", "s3:ListBucketVersions"} | SQS_POLLER_ACTIONS,
     GRANT: COMMON_ACTIONS | S3_BUCKET_ACTIONS | REKOGNITION_DATASET_ACTIONS,
 }
 ACCOUNT_PROJECTS = "arn:aws:rekognition:us-east-1:123456789012:project/*"
@@ -409,7 +412,7 @@ def test_only_the_guard_may_send_to_the_verify_queue(senders: str) -> None:
     document = resolve(template, policy["Properties"]["PolicyDocument"], parameters)
 
     # When its Deny statement is read
-    [deny] = [s for s in document["Statement"] if s["Effect"] == "Deny"]
+    [deny] = [s for s in document["Statement"] if s.get("Sid") == "OnlyTheGuardSends"]
 
     # Then every sender is denied unless it is one of the functions' roles (or a listed operator)
     # or one of the S3 rules
@@ -440,3 +443,104 @@ def test_member_roles_are_assumable_only_in_member_accounts(function: str) -> No
     assert len(assume_central) == 1
     assert resources_of(assume_central[0]) == ["arn:aws:iam::*:role/GuardMember"]
     assert assume_central[0]["Condition"] == {"StringEquals": {"aws:ResourceAccount": ["111122223333", "444455556666"]}}
+
+
+def queue_policy_statement(sid: str, parameters: dict[str, Any] | None = None) -> dict[str, Any]:
+    template = load_template()
+    for policy in resources_of_type(template, "AWS::SQS::QueuePolicy").values():
+        document = resolve(template, policy["Properties"]["PolicyDocument"], parameters or FULL)
+        for statement in document["Statement"]:
+            if statement.get("Sid") == sid:
+                found: dict[str, Any] = statement
+                return found
+    raise AssertionError(f"no queue policy statement {sid}")
+
+
+def test_nobody_but_the_s3_rules_may_send_to_the_verify_dlq() -> None:
+    # Given the verify DLQ (operators redrive it into the verify queue)
+    # When its Deny statement is read
+    deny = queue_policy_statement("OnlyTheS3RulesSendToTheDLQ")
+
+    # Then every SendMessage is denied unless it is a delivery of one of the S3 rules (a role
+    # has no aws:SourceArn, so every role is denied)
+    assert (deny["Effect"], deny["Principal"], deny["Action"], deny["Resource"]) == (
+        "Deny",
+        "*",
+        "sqs:SendMessage",
+        "getatt:VerifyDLQ.Arn",
+    )
+    assert deny["Condition"] == {
+        "ArnNotEquals": {"aws:SourceArn": ["getatt:ObjectCreatedRule.Arn", "getatt:S3DataEventRule.Arn"]}
+    }
+
+
+def test_only_the_grant_function_and_its_rule_may_send_to_the_grant_dlq() -> None:
+    # Given the grant DLQ (its invocation records are replayed by operators)
+    # When its Deny statement is read
+    deny = queue_policy_statement("OnlyTheGrantFunctionAndItsRuleSend")
+
+    # Then senders other than the grant function's role (Lambda's OnFailure destination) and
+    # TrainingCallRule (its DeadLetterConfig) are denied
+    assert (deny["Effect"], deny["Principal"], deny["Action"], deny["Resource"]) == (
+        "Deny",
+        "*",
+        "sqs:SendMessage",
+        "getatt:GrantDLQ.Arn",
+    )
+    assert deny["Condition"] == {
+        "ArnNotEquals": {
+            "aws:PrincipalArn": ["getatt:GrantTrainingAccessFunctionRole.Arn"],
+            "aws:SourceArn": ["getatt:TrainingCallRule.Arn"],
+        }
+    }
+
+
+def test_only_the_functions_and_the_alarms_may_publish_findings() -> None:
+    # Given the alerts topic's policy
+    template = load_template()
+    [policy] = resources_of_type(template, "AWS::SNS::TopicPolicy").values()
+    document = resolve(template, policy["Properties"]["PolicyDocument"], FULL)
+    assert resolve(template, policy["Properties"]["Topics"]) == ["ref:AlertsTopic"]
+    statements = {s["Sid"]: s for s in document["Statement"]}
+    alarms = "arn:aws:cloudwatch:us-east-1:123456789012:alarm:*"
+
+    # When its statements are read
+    allow, deny = statements["CloudWatchAlarmsPublish"], statements["OnlyTheGuardPublishes"]
+
+    # Then this account's alarms may publish, and every other publisher is denied unless it is
+    # one of the two functions' roles
+    assert set(statements) == {"CloudWatchAlarmsPublish", "OnlyTheGuardPublishes"}
+    assert (allow["Effect"], allow["Principal"], allow["Action"]) == (
+        "Allow",
+        {"Service": "cloudwatch.amazonaws.com"},
+        "sns:Publish",
+    )
+    assert allow["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": "123456789012"},
+        "ArnLike": {"aws:SourceArn": alarms},
+    }
+    assert (deny["Effect"], deny["Principal"], deny["Action"], deny["Resource"]) == (
+        "Deny",
+        "*",
+        "sns:Publish",
+        "ref:AlertsTopic",
+    )
+    assert deny["Condition"] == {
+        "ArnNotEquals": {
+            "aws:PrincipalArn": [
+                "getatt:VerifyObjectEncryptionFunctionRole.Arn",
+                "getatt:GrantTrainingAccessFunctionRole.Arn",
+            ]
+        },
+        "ArnNotLike": {"aws:SourceArn": alarms},
+    }
+
+
+@pytest.mark.parametrize("rule", ["ObjectCreatedRule", "S3DataEventRule", "TrainingCallRule"])
+def test_rules_take_only_the_guarded_accounts_events(rule: str) -> None:
+    # Given a rule of the template / When its pattern is resolved
+    template = load_template()
+    pattern = resolve(template, template["Resources"][rule]["Properties"]["EventPattern"], FULL)
+
+    # Then it matches events of this account only
+    assert pattern["account"] == ["123456789012"]

@@ -26,6 +26,7 @@ from localaws.doubles import (
     DefaultBucketEncryption,
     KeyPolicyValidation,
     RekognitionCustomLabels,
+    SqsSenderIds,
     SseCustomerKeys,
     UpdateObjectEncryption,
     aws_behaviour,
@@ -992,3 +993,34 @@ def test_custom_labels_state_is_forgotten_when_moto_resets(moto_endpoint: str) -
         # Then the account has no projects, and the name can be used again
         assert client.describe_projects()["ProjectDescriptions"] == []
         assert client.create_project(ProjectName="cats")["ProjectArn"].startswith(project.rsplit("/", 1)[0])
+
+
+# --- SqsSenderIds --------------------------------------------------------------------------------
+
+
+def _sender_ids(sqs: SQSClient, url: str) -> list[str]:
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["SenderId"])
+    return sorted(m["Attributes"]["SenderId"] for m in messages.get("Messages", []))
+
+
+def test_sqs_sender_ids_name_the_sending_principal(aws: None) -> None:
+    # Given the double, a queue, and one message sent outside any sending_as
+    sqs: SQSClient = boto3.client("sqs", region_name=REGION)
+    double = SqsSenderIds()
+    with double:
+        url = sqs.create_queue(QueueName="q")["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody="someone")
+        default = _sender_ids(sqs, url)
+
+        # When a function's role session sends one message and a batch of two
+        with double.sending_as("AROA3XFRBF23VERIFY001:verify"):
+            sqs.send_message(QueueUrl=url, MessageBody="one")
+            sqs.send_message_batch(
+                QueueUrl=url, Entries=[{"Id": "a", "MessageBody": "a"}, {"Id": "b", "MessageBody": "b"}]
+            )
+        ours = _sender_ids(sqs, url)
+
+    # Then those carry its SenderId, and the other one moto's constant
+    assert ours == ["AROA3XFRBF23VERIFY001:verify"] * 3
+    assert default != ["AROA3XFRBF23VERIFY001:verify"]
+    assert len(default) == 1

@@ -210,10 +210,10 @@ def test_a_grant_whose_read_back_fails_is_still_reported(world: World, calls: Bo
 
 
 def test_idempotency_store_failure_defers_the_finding_instead_of_losing_it(world: World, calls: Boundary) -> None:
-    # Given DynamoDB refuses writes once the change is written ahead (the first PutItem, the
-    # write-ahead intent, goes through: without it no change would be made at all)
+    # Given DynamoDB refuses writes once the object's lease is taken and the change written ahead
+    # (without either, no change would be made at all; see test_object_safety, test_write_ahead)
     world.put_legacy(KEY)
-    calls.faults.add("PutItem", "ProvisionedThroughputExceededException", times=10, after=1)
+    calls.faults.add("PutItem", "ProvisionedThroughputExceededException", times=10, after=2)
 
     # When the event is processed: the copy happens, the finding cannot be recorded
     assert run(load_event("s3_object_created")) == {"batchItemFailures": []}

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clguard.errors import InvalidEvent
+from clguard.errors import InvalidEvent, UntrustedSender
 from clguard.events import (
     FINDING_KIND,
     MAX_BODY_BYTES,
@@ -46,8 +46,10 @@ def _work(event: Any) -> ObjectWork:
 
 
 def _invalid(body: str | bytes) -> InvalidEvent:
+    """Invalid even from the guard's own functions (so not merely an untrusted sender)."""
     with pytest.raises(InvalidEvent) as raised:
-        parse_verify_message(body)
+        parse_verify_message(body, from_guard=True)
+    assert not isinstance(raised.value, UntrustedSender)
     return raised.value
 
 
@@ -302,7 +304,7 @@ def _verify_objects(**overrides: Any) -> dict[str, Any]:
 def test_verify_objects_message() -> None:
     # Given a fan-out message
     # When parsed
-    parsed = parse_verify_message(_body(_verify_objects()))
+    parsed = parse_verify_message(_body(_verify_objects()), from_guard=True)
     # Then each object is work checked anywhere, carrying the principals and the origin
     assert isinstance(parsed, list)
     assert [(w.bucket, w.key, w.version_id) for w in parsed] == [
@@ -324,7 +326,7 @@ def test_verify_objects_defaults() -> None:
     del message["principals"]
     # When parsed
     # Then it is an empty list of work
-    assert parse_verify_message(_body(message)) == []
+    assert parse_verify_message(_body(message), from_guard=True) == []
 
 
 @pytest.mark.parametrize(
@@ -358,11 +360,13 @@ def test_finding_message() -> None:
     # Given a findings-outbox message
     message = {"kind": FINDING_KIND, "finding": {"finding_type": "OBJECT_UNENCRYPTED"}, "scope": "hour-1"}
     # When parsed
-    parsed = parse_verify_message(_body(message))
+    parsed = parse_verify_message(_body(message), from_guard=True)
     # Then the document and scope are carried
     assert parsed == FindingMessage({"finding_type": "OBJECT_UNENCRYPTED"}, "hour-1")
     del message["scope"]
-    assert parse_verify_message(_body(message)) == FindingMessage({"finding_type": "OBJECT_UNENCRYPTED"}, "")
+    assert parse_verify_message(_body(message), from_guard=True) == FindingMessage(
+        {"finding_type": "OBJECT_UNENCRYPTED"}, ""
+    )
     # And without a finding object it is invalid
     _invalid(_body({"kind": FINDING_KIND, "finding": "x"}))
     _invalid(_body({"kind": FINDING_KIND}))
@@ -582,7 +586,7 @@ def test_verify_message_fuzz_json(value: Any) -> None:
     # Given any JSON value, or a sample with one node replaced or removed
     # When parsed as a verify-queue body
     try:
-        result = parse_verify_message(json.dumps(value))
+        result = parse_verify_message(json.dumps(value), from_guard=True)
     except InvalidEvent:
         return
     # Then it is a result (None, work, or a finding message) — never any other exception
@@ -604,7 +608,7 @@ def test_verify_message_fuzz_text(text: str | bytes) -> None:
     # When parsed
     # Then a result or InvalidEvent, nothing else
     try:
-        result = parse_verify_message(text)
+        result = parse_verify_message(text, from_guard=True)
     except InvalidEvent:
         return
     assert result is None or isinstance(result, FindingMessage | list)
@@ -626,3 +630,23 @@ def test_training_call_fuzz(value: Any) -> None:
     assert isinstance(call.region, str)
     assert isinstance(call.parameters, dict)
     assert all(key == key.lower() for key in _keys(call.parameters))
+
+
+@pytest.mark.parametrize("kind", ["verify-objects", "finding"])
+def test_the_guards_own_kinds_are_refused_from_any_other_sender(kind: str) -> None:
+    # Given a well-formed message of one of the guard's own kinds
+    if kind == "verify-objects":
+        message = _verify_objects()
+    else:
+        message = {"kind": FINDING_KIND, "finding": {"finding_type": "OBJECT_UNENCRYPTED"}}
+
+    # When it is parsed as not sent by the guard's functions
+    # Then it is refused, as an untrusted sender (an InvalidEvent: the record fails)
+    with pytest.raises(UntrustedSender):
+        parse_verify_message(_body(message))
+    assert parse_verify_message(_body(message), from_guard=True) is not None
+
+
+def test_aws_events_need_no_guard_sender() -> None:
+    # Given an S3 Object Created event / When parsed from any sender / Then it is work
+    assert _work(load_event("s3_object_created")).reason == "PutObject"

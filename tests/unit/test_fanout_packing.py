@@ -25,7 +25,7 @@ def _messages(refs: list[ImageRef], **kwargs: object) -> list[str]:
 
 
 def _works(message: str) -> list[ObjectWork]:
-    parsed = parse_verify_message(message)
+    parsed = parse_verify_message(message, from_guard=True)
     assert isinstance(parsed, list)
     return parsed
 

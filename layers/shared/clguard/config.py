@@ -43,6 +43,7 @@ VARIABLES: Final = (
     "VERIFY_QUEUE_URL",
     "MEMBER_ACCOUNTS",
     "MEMBER_ROLE_NAME",
+    "GUARD_ROLE_IDS",
     "AWS_REGION",
 )
 
@@ -53,6 +54,7 @@ _TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _ACCOUNT = re.compile(r"^[0-9]{12}$")
 # IAM role names: 1-64 of [A-Za-z0-9+=,.@_-] (no path: the member role is assumed by name).
 _ROLE_NAME = re.compile(r"^[A-Za-z0-9+=,.@_-]{1,64}$")
+_ROLE_ID = re.compile(r"^AROA[A-Z0-9]{4,124}$")  # IAM role unique ids start with AROA
 _QUEUE_URL = re.compile(r"^https?://[^\s/]+(:\d+)?/[0-9]{12}/[A-Za-z0-9_-]{1,80}(\.fifo)?$")
 
 
@@ -115,6 +117,10 @@ class Settings:
             allowed_principal_patterns=patterns,
             training_principals=tuple(p for p in self.all_training_principals if account_of(p) == account),
         )
+
+    # RoleIds of the two functions' roles: the guard's own verify-queue messages are accepted
+    # only with an SQS SenderId of one of them (empty: none is accepted).
+    guard_role_ids: frozenset[str] = frozenset()
 
     @property
     def enforce(self) -> bool:
@@ -209,7 +215,13 @@ def load_settings(env: Mapping[str, str], *, account_id: str) -> Settings:
     if queue_url is not None and not _QUEUE_URL.fullmatch(queue_url):
         raise ConfigError("VERIFY_QUEUE_URL", f"{queue_url!r} is not an SQS queue URL")
 
+    role_ids = _items(env.get("GUARD_ROLE_IDS", ""))
+    for role_id in role_ids:
+        if not _ROLE_ID.fullmatch(role_id):
+            raise ConfigError("GUARD_ROLE_IDS", f"{role_id!r} is not an IAM role unique id (AROA...)")
+
     return Settings(
+        guard_role_ids=frozenset(role_ids),
         alert_topic_arn=topic,
         training_buckets=frozenset(buckets),
         encryption_requirement=requirement,

@@ -66,3 +66,8 @@ class KeyUnreadable(GuardError):
         self.key_arn = key_arn
         self.operation = operation
         self.code = code
+
+
+class UntrustedSender(InvalidEvent):
+    """One of the guard's own message kinds came from a sender that is not one of its functions.
+    The record fails (SQS retries it, then its DLQ keeps it for a person to look at)."""

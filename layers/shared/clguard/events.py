@@ -8,6 +8,16 @@ Verify-queue message bodies:
 - ``clguard.finding`` v1, the findings outbox (see ``publisher``).
 
 Grant function input: EventBridge ``AWS API Call via CloudTrail`` from ``aws.rekognition``.
+
+Object keys, by source (a key is any UTF-8 string, so ``x+y.jpg`` and ``x y.jpg`` are two
+objects, and a compliant decoy must never hide the other one):
+
+- S3 event notifications URL-encode keys ("red flower.jpg" becomes "red+flower.jpg", S3 User
+  Guide, event message structure); for EventBridge ``Object Created`` events and CloudTrail
+  ``requestParameters.key`` AWS documents no encoding either way. So for both AWS sources the
+  key as delivered *and* its ``unquote_plus`` decoding are verified, each on its own, when they
+  differ (one that does not exist is skipped as gone).
+- Our own messages (``clguard.verify-objects``) carry raw keys: used exactly as written.
 """
 
 from __future__ import annotations
@@ -16,9 +26,10 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
+from urllib.parse import unquote_plus
 
 from clguard.encryption import ObservedEncryption
-from clguard.errors import InvalidEvent
+from clguard.errors import InvalidEvent, UntrustedSender
 
 MAX_KEY_BYTES: Final = 1024  # S3's limit for an object key
 MAX_BODY_BYTES: Final = 1024 * 1024
@@ -128,16 +139,33 @@ def event_account(event: Mapping[str, Any], where: str = "event") -> str | None:
     return account
 
 
-def _object_created(event_id: str, detail: Mapping[str, Any]) -> ObjectWork:
+def key_readings(delivered: str, where: str) -> list[str]:
+    """The keys an AWS event's key may stand for: as delivered, and URL-decoded when that differs
+    (see the module documentation). Each is validated as an S3 key."""
+    keys = [object_key(delivered, where)]
+    if "%" not in delivered and "+" not in delivered:
+        return keys
+    try:
+        decoded = object_key(unquote_plus(delivered, errors="strict"), f"{where} (URL-decoded)")
+    except (UnicodeDecodeError, InvalidEvent):
+        return keys  # the decoding is no valid key: only the key as delivered can be meant
+    if decoded != delivered:
+        keys.append(decoded)
+    return keys
+
+
+def _object_created(event_id: str, detail: Mapping[str, Any]) -> list[ObjectWork]:
     bucket = req(obj(detail, "bucket", "detail"), "name", "detail.bucket")
     item = obj(detail, "object", "detail")
     key = req(item, "key", "detail.object")
     version = text(item, "version-id", "detail.object", required=False)
     reason = text(detail, "reason", "detail", required=False) or "ObjectCreated"
-    return ObjectWork(bucket, object_key(key, "detail.object.key"), version, event_id, reason)
+    # A version id belongs to one key: the other reading is inspected as its current object.
+    readings = key_readings(key, "detail.object.key")
+    return [ObjectWork(bucket, k, version if n == 0 else None, event_id, reason) for n, k in enumerate(readings)]
 
 
-def _s3_data_event(event_id: str, detail: Mapping[str, Any]) -> ObjectWork | None:
+def _s3_data_event(event_id: str, detail: Mapping[str, Any]) -> list[ObjectWork] | None:
     name = req(detail, "eventName", "detail")
     if req(detail, "eventSource", "detail") != "s3.amazonaws.com" or name not in S3_DATA_EVENTS:
         raise InvalidEvent(f"CloudTrail S3 event {name!r} is not one we verify")
@@ -150,8 +178,14 @@ def _s3_data_event(event_id: str, detail: Mapping[str, Any]) -> ObjectWork | Non
     response: Mapping[str, Any] = raw_response if isinstance(raw_response, dict) else {}
     version = _fact(response, "x-amz-version-id")
     observed = _observed(response, detail.get("additionalEventData"))
-    key = object_key(key, "detail.requestParameters.key")
-    return ObjectWork(bucket, key, version, event_id, name, observed=observed)
+    # The record's encryption is that of the key as written: only that reading may be decided
+    # from it; a URL-decoded reading is another object, inspected on its own (a decoy must not
+    # vouch for it).
+    readings = key_readings(key, "detail.requestParameters.key")
+    return [
+        ObjectWork(bucket, k, version if n == 0 else None, event_id, name, observed=observed if n == 0 else None)
+        for n, k in enumerate(readings)
+    ]
 
 
 def _fact(mapping: Mapping[str, Any], name: str) -> str | None:
@@ -207,11 +241,20 @@ def _verify_objects(message: Mapping[str, Any]) -> list[ObjectWork]:
     return work
 
 
-def parse_verify_message(body: str | bytes) -> VerifyMessage | None:
+GUARD_KINDS: Final = frozenset({VERIFY_OBJECTS_KIND, FINDING_KIND})
+
+
+def parse_verify_message(body: str | bytes, *, from_guard: bool = False) -> VerifyMessage | None:
     """A verify-queue body. None means "a known event with nothing to verify" (e.g. a refused
-    CloudTrail write). Raises InvalidEvent for anything we do not know."""
+    CloudTrail write). Raises InvalidEvent for anything we do not know.
+
+    ``from_guard``: the message was sent by one of the guard's own functions (authenticated by
+    the caller: SQS SenderId). The guard's own kinds name principals to grant and become alerts,
+    so from anyone else they raise UntrustedSender (also when redriven from a DLQ)."""
     message = parse_json(body)
     kind = message.get("kind")
+    if isinstance(kind, str) and kind in GUARD_KINDS and not from_guard:
+        raise UntrustedSender(f"a {kind} message from a sender that is not one of the guard's functions")
     if kind == VERIFY_OBJECTS_KIND:
         return _verify_objects(message)
     if kind == FINDING_KIND:
@@ -222,10 +265,10 @@ def parse_verify_message(body: str | bytes) -> VerifyMessage | None:
     event_id, detail_type, source, detail = _eventbridge(message)
     account = event_account(message)
     if source == "aws.s3" and detail_type == "Object Created":
-        return [replace(_object_created(event_id, detail), account=account)]
+        return [replace(w, account=account) for w in _object_created(event_id, detail)]
     if source == "aws.s3" and detail_type == "AWS API Call via CloudTrail":
-        work = _s3_data_event(event_id, detail)
-        return None if work is None else [replace(work, account=account)]
+        works = _s3_data_event(event_id, detail)
+        return None if works is None else [replace(w, account=account) for w in works]
     raise InvalidEvent(f"unexpected event: source {source!r}, detail-type {detail_type!r}")
 
 

@@ -36,12 +36,17 @@ from clguard.encryption import (
     classify,
     classify_observed,
 )
+from clguard.errors import RetryableError
 from clguard.events import ObjectWork
 from clguard.findings import Finding, FindingType, Outcome, S3ObjectResource
 from clguard.keyaccess import Context, KeyResult, ensure_access
+from clguard.locks import KeyLock
 from clguard.observability import count, logger
 
 LOOP_GUARD_SECONDS: Final = 3600
+# No invocation outlives Lambda's 900 s limit, so a live holder's lease never expires under it;
+# a crashed holder blocks the object's remediation (not its check) for at most this long.
+OBJECT_LEASE_SECONDS: Final = 900.0
 
 
 @dataclass(slots=True)
@@ -329,6 +334,53 @@ def _replay_intent(work: ObjectWork, ctx: Context, h: Head) -> None:
         ctx.journal.clear(work.source_event_id, label)
 
 
+def _pinned(h: Head) -> bool:
+    """Whether the inspected object has a version id that requests can be pinned to (versioned
+    buckets; "null" is the unversioned object, which the next upload replaces)."""
+    return h.version_id not in (None, "null")
+
+
+def _state(h: Head) -> tuple[object, ...]:
+    """What changes with every write of a key (and the encryption UpdateObjectEncryption sets)."""
+    r = h.response or {}
+    return (h.status, r.get("ETag"), r.get("LastModified"), r.get("VersionId"))
+
+
+def _update_encryption(bucket: str, h: Head, kms_key_arn: str) -> str:
+    """UpdateObjectEncryption of exactly the inspected object. Returns "" when it changed what
+    was inspected, else what went wrong (for the finding).
+
+    The operation has no conditional parameters (no If-Match, no If-Unmodified-Since; only
+    VersionId). Versioned bucket: the request names the inspected version, so a newer upload is
+    never touched. Unversioned: the caller re-inspected the object immediately before (inside
+    its lease), and it is re-read after: UpdateObjectEncryption keeps ETag and LastModified, so
+    a different state means an upload landed in between and may have been re-keyed (reported).
+    """
+    s3.update_encryption(bucket, h, kms_key_arn)
+    if _pinned(h):
+        return ""
+    try:
+        after = s3.head(bucket, h.key)
+    except (ClientError, BotoCoreError, RetryableError) as error:  # the update is done: report it
+        logger.warning("could not re-read the object after UpdateObjectEncryption", extra={"error": str(error)})
+        return ""
+    if _state(after) == _state(h):
+        return ""
+    count("UpdateRaces")
+    r = after.response or {}
+    logger.error(
+        "an upload replaced the object during UpdateObjectEncryption (unversioned bucket: no precondition exists)",
+        extra={"bucket": bucket, "key": h.key, "etag": r.get("ETag"), "kms_key": r.get("SSEKMSKeyId")},
+    )
+    return (
+        "the bucket is not versioned and UpdateObjectEncryption has no precondition: an upload "
+        f"(ETag {r.get('ETag')}, last modified {r.get('LastModified')}) replaced the object while its "
+        f"encryption was updated, and may have been re-keyed to {kms_key_arn} (it is now "
+        f"{r.get('ServerSideEncryption')} {r.get('SSEKMSKeyId') or ''}): check which key it was uploaded "
+        "with; enable versioning to rule this out"
+    )
+
+
 def _remediate(
     work: ObjectWork, h: Head, a: Assessment, ctx: Context, in_training: bool, *, resource: S3ObjectResource
 ) -> tuple[Outcome | None, str, ObjectEncryption | None]:
@@ -351,6 +403,31 @@ def _remediate(
         )
     if h.status is not HeadStatus.FOUND:
         return Outcome.REPORTED, f"{a.problem}; nothing safe to do", a.encryption
+    # One remediation of an object at a time (the same event delivered twice at once, the S3
+    # rule and the CloudTrail rule, a fan-out check): a lease per object in the state table, as
+    # key-policy edits have one per key. Then re-inspect: whoever held it before may have fixed it.
+    with KeyLock(settings.state_table, f"object#s3://{work.bucket}/{h.key}", lease_seconds=OBJECT_LEASE_SECONDS):
+        fresh = s3.head(work.bucket, h.key)
+        if _inspected(fresh) != _inspected(h):
+            logger.info(
+                "object changed since it was inspected (or was just remediated by another delivery); skipped",
+                extra={"bucket": work.bucket, "key": h.key},
+            )
+            count("ObjectsChangedBeforeRemediation")
+            return None, "", None
+        return _apply(work, h, a, fix, ctx, resource=resource)
+
+
+def _inspected(h: Head) -> tuple[object, ...]:
+    """What an inspection saw: the write (ETag, LastModified, version) and the encryption."""
+    r = h.response or {}
+    return (*_state(h), r.get("ServerSideEncryption"), r.get("SSEKMSKeyId"))
+
+
+def _apply(
+    work: ObjectWork, h: Head, a: Assessment, fix: Remediation, ctx: Context, *, resource: S3ObjectResource
+) -> tuple[Outcome | None, str, ObjectEncryption | None]:
+    """The remediation itself, inside the object's lease, on a just re-inspected object."""
     try:
         if fix.method is Method.COPY:
             if _loop_detected(ctx, work.bucket, h):
@@ -366,7 +443,9 @@ def _remediate(
             assert fix.target.kms_key_arn is not None
             try:
                 _write_ahead(work, ctx, a, fix, h, resource=resource)
-                s3.update_encryption(work.bucket, h, fix.target.kms_key_arn)
+                race = _update_encryption(work.bucket, h, fix.target.kms_key_arn)
+                if race:
+                    return Outcome.FAILED, f"{a.problem}; {race}", a.encryption
             except s3.UpdateUnavailable:
                 logger.warning("UpdateObjectEncryption unavailable in this runtime; copying instead")
                 fix = Remediation(Method.COPY, fix.target)
@@ -375,6 +454,17 @@ def _remediate(
     except ObjectChanged:
         logger.info("object changed since it was inspected; its own event covers it", extra={"key": h.key})
         return None, "", None
+    except s3.CopyRolledBack as rolled_back:
+        count("CopyRaces")
+        logger.error("a write landed during the re-encryption copy", extra={"key": h.key, "problem": str(rolled_back)})
+        return Outcome.FAILED, f"{a.problem}; {rolled_back}", a.encryption
+    except s3.UnsupportedAcl as unsupported:
+        return (
+            Outcome.REPORTED,
+            f"{a.problem}; not re-encrypted: a copy cannot carry over its ACL ({unsupported}), and "
+            "copying without it would take the grantees' access away",
+            a.encryption,
+        )
     except ClientError as error:
         raise_if_transient(error)
         message = error.response.get("Error", {}).get("Message", "")
@@ -398,7 +488,15 @@ class HeadPrefetch:
     fails the right record.
     """
 
-    def __init__(self, works: Sequence[ObjectWork], *, max_workers: int = 8, window: int = 64) -> None:
+    def __init__(
+        self,
+        works: Sequence[ObjectWork],
+        *,
+        max_workers: int = 8,
+        window: int = 64,
+        head: Callable[[str, str], Head] = s3.head,
+    ) -> None:
+        self._head = head
         self._order: list[_ObjectId] = list(dict.fromkeys((w.bucket, w.key) for w in works))
         self._position: dict[_ObjectId, int] = {oid: i for i, oid in enumerate(self._order)}
         self._results: dict[_ObjectId, Future[Head]] = {}
@@ -415,7 +513,7 @@ class HeadPrefetch:
         while self._next < limit:
             bucket, key = oid = self._order[self._next]
             # In the submitting thread's context: a member account's work heads with its credentials.
-            self._results[oid] = self._pool.submit(contextvars.copy_context().run, s3.head, bucket, key)
+            self._results[oid] = self._pool.submit(contextvars.copy_context().run, self._head, bucket, key)
             self._next += 1
 
     def __call__(self, work: ObjectWork) -> Head:
@@ -424,7 +522,7 @@ class HeadPrefetch:
         if self._pool is not None and oid in self._position:
             self._fill(self._position[oid] + 1)
         if future is None:
-            return _default_head(work)
+            return self._head(work.bucket, work.key)
         return future.result()
 
     def close(self) -> None:

@@ -20,6 +20,8 @@ _OBJECT_REMEDIATION: Final = (
     "CompleteMultipartUpload",
     "AbortMultipartUpload",
     "GetObjectTagging",
+    "GetObjectAcl",
+    "ListObjectVersions",
     "UpdateObjectEncryption",
 )
 

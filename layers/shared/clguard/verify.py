@@ -22,7 +22,7 @@ from clguard import fanout
 from clguard.accounts import member_of
 from clguard.adapters import clients, sqs
 from clguard.config import Settings
-from clguard.errors import InvalidEvent, RetryableError
+from clguard.errors import GuardError, InvalidEvent, RetryableError, UntrustedSender
 from clguard.events import FindingMessage, ObjectWork, parse_verify_message
 from clguard.findings import Finding
 from clguard.intents import Journal
@@ -79,6 +79,14 @@ class BatchRun:
             )
             return verify_object(work, ctx, self.prefetch_heads.get(account))
 
+    def from_guard(self, sender_id: object) -> bool:
+        """Whether an SQS SenderId is one of the guard's functions: a role session's SenderId is
+        "<RoleId>:<session name>" (Lambda: the function name), checked against GUARD_ROLE_IDS."""
+        if not isinstance(sender_id, str) or not sender_id:
+            return False
+        role_id, _, _session = sender_id.partition(":")
+        return role_id in self.settings.guard_role_ids
+
     def prefetch(self, event: Mapping[str, Any]) -> None:
         """Start the batch's HeadObject calls together (one per object, overlapped), one window
         per account served (each runs with that account's credentials), except for the data
@@ -86,8 +94,11 @@ class BatchRun:
         by_account: dict[str, list[ObjectWork]] = {}
         for record in event.get("Records") or []:
             try:
-                message = parse_verify_message(record.get("body") or "")
-            except (InvalidEvent, AttributeError, TypeError):
+                attributes = record.get("attributes") or {}
+                message = parse_verify_message(
+                    record.get("body") or "", from_guard=self.from_guard(attributes.get("SenderId"))
+                )
+            except (GuardError, AttributeError, TypeError):
                 continue  # reported when the record itself is handled
             if isinstance(message, list):
                 for w in message:
@@ -121,8 +132,22 @@ class BatchRun:
         self.publisher.raise_if_undelivered(since)
 
     def _handle(self, record: SQSRecord) -> None:
+        sender = (record.get("attributes") or {}).get("SenderId")
         try:
-            message = parse_verify_message(record.body)
+            message = parse_verify_message(record.body, from_guard=self.from_guard(sender))
+        except UntrustedSender as untrusted:
+            count("UntrustedMessages")
+            logger.error(
+                "refused: one of the guard's own message kinds from another sender (forged, or sent "
+                "by hand); nothing is granted or published for it, and it fails into the DLQ",
+                extra={
+                    "message_id": record.message_id,
+                    "sender_id": sender,
+                    "problem": str(untrusted),
+                    "body_prefix": record.body[:500],
+                },
+            )
+            raise
         except InvalidEvent as invalid:
             count("InvalidRecords")
             logger.error(

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
-from urllib.parse import unquote_plus
 
 from botocore.exceptions import ClientError
 
@@ -28,12 +27,17 @@ IAM_ACTIONS: Final[Mapping[str, tuple[str, ...]]] = {
         "s3:GetObjectTagging",
         "s3:GetObjectVersionTagging",
         "s3:PutObjectTagging",
+        "s3:PutObjectAcl",
     ),
     "UploadPartCopy": ("s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"),
-    "CreateMultipartUpload": ("s3:PutObject", "s3:PutObjectTagging"),
+    "CreateMultipartUpload": ("s3:PutObject", "s3:PutObjectTagging", "s3:PutObjectAcl"),
     "CompleteMultipartUpload": ("s3:PutObject",),
     "AbortMultipartUpload": ("s3:AbortMultipartUpload",),
     "GetObjectTagging": ("s3:GetObjectTagging", "s3:GetObjectVersionTagging"),
+    # A copy carries the object's ACL over (grant headers need s3:PutObjectAcl).
+    "GetObjectAcl": ("s3:GetObjectAcl", "s3:GetObjectVersionAcl"),
+    # After a copy in a versioned bucket: the version under ours must be the inspected one.
+    "ListObjectVersions": ("s3:ListBucketVersions",),
     "UpdateObjectEncryption": ("s3:UpdateObjectEncryption",),
     "GetBucketEncryption": ("s3:GetEncryptionConfiguration",),
 }
@@ -103,15 +107,10 @@ def _head_once(bucket: str, key: str, version_id: str | None) -> Head:
 
 
 def head(bucket: str, key: str, version_id: str | None = None) -> Head:
-    """HeadObject with the key as delivered; on 404, once more with ``unquote_plus`` (event
-    sources disagree on URL-encoding keys)."""
-    first = _head_once(bucket, key, version_id)
-    if first.status is not HeadStatus.GONE:
-        return first
-    decoded = unquote_plus(key)
-    if decoded == key:
-        return first
-    return _head_once(bucket, decoded, version_id)
+    """HeadObject of exactly this key. URL-encoded keys are decoded where the event is parsed
+    (``clguard.events``), which verifies both readings of an ambiguous key: a 404 fallback here
+    would let a compliant ``x+y.jpg`` hide the unencrypted ``x y.jpg``."""
+    return _head_once(bucket, key, version_id)
 
 
 def _sse_params(target: ObjectEncryption, bucket_key: bool) -> dict[str, Any]:
@@ -137,6 +136,66 @@ class ObjectChanged(Exception):
     """The object changed after we inspected it (If-Match failed): its own event covers it."""
 
 
+class CopyRolledBack(Exception):
+    """In a versioned bucket, a write landed between the last check and the copy, and the copy
+    could not put it back on top by itself. The message says what a person should do."""
+
+
+_GRANT_PARAMETERS: Final = {
+    "READ": "GrantRead",
+    "READ_ACP": "GrantReadACP",
+    "WRITE_ACP": "GrantWriteACP",
+    "FULL_CONTROL": "GrantFullControl",
+}
+
+
+class UnsupportedAcl(Exception):
+    """An object ACL grant that a copy cannot carry over (a grantee or permission S3's grant
+    headers do not express)."""
+
+
+def acl_grants(bucket: str, key: str, version_id: str | None) -> dict[str, str]:
+    """The object's ACL as CopyObject / CreateMultipartUpload grant parameters, or {} for the
+    default ACL (the owner's FULL_CONTROL only: also what buckets with ACLs disabled, "bucket
+    owner enforced", always answer). A copy without grant parameters gets the default ACL, so a
+    partner's READ grant would vanish; with them, the new object has exactly the same grants.
+    Called on the remediation path only."""
+    params: dict[str, Any] = {"Bucket": bucket, "Key": key}
+    if version_id:
+        params["VersionId"] = version_id
+    response = client("s3").get_object_acl(**params)
+    owner = response.get("Owner", {}).get("ID")
+    grants = response.get("Grants", [])
+    if all(
+        g.get("Permission") == "FULL_CONTROL"
+        and g.get("Grantee", {}).get("Type") == "CanonicalUser"
+        and g.get("Grantee", {}).get("ID") == owner
+        for g in grants
+    ):
+        return {}
+    by_parameter: dict[str, list[str]] = {}
+    for grant in grants:
+        grantee = grant.get("Grantee", {})
+        kind = grantee.get("Type")
+        if kind == "CanonicalUser" and grantee.get("ID"):
+            reference = f'id="{grantee["ID"]}"'
+        elif kind == "Group" and grantee.get("URI"):
+            reference = f'uri="{grantee["URI"]}"'
+        elif kind == "AmazonCustomerByEmail" and grantee.get("EmailAddress"):
+            reference = f'emailAddress="{grantee["EmailAddress"]}"'
+        else:
+            raise UnsupportedAcl(f"grantee {grantee!r}")
+        parameter = _GRANT_PARAMETERS.get(str(grant.get("Permission")))
+        if parameter is None:
+            raise UnsupportedAcl(f"permission {grant.get('Permission')!r}")
+        by_parameter.setdefault(parameter, []).append(reference)
+    return {parameter: ", ".join(refs) for parameter, refs in by_parameter.items()}
+
+
+def _pinned(h: Head) -> bool:
+    return h.version_id not in (None, "null")
+
+
 def copy_in_place(
     bucket: str,
     h: Head,
@@ -144,35 +203,105 @@ def copy_in_place(
     *,
     copy_limit: int = COPY_LIMIT,
 ) -> Rewritten:
-    """Re-encrypt by copying the object onto itself: metadata, tags and storage class kept,
-    guarded by If-Match on the ETag we inspected. Multipart copy above ``copy_limit``."""
+    """Re-encrypt by copying the object onto itself: metadata, tags, storage class and ACL kept.
+    Multipart copy above ``copy_limit``.
+
+    What guards it: the source must still have the inspected ETag (``CopySourceIfMatch``) and
+    the destination too (``IfMatch``). ETags are the MD5 of the bytes for SSE-S3 and unencrypted
+    objects, so they do not change with a same-bytes re-upload (new metadata or tags):
+
+    - versioned bucket: the source is pinned to the inspected version (``VersionId``; the caller
+      re-inspects it immediately before, inside the object's lease), and after the copy the
+      version right under it must be the inspected one. If a write landed in between, the copy would have put the
+      old version's metadata on top of it: that write is put back on top at once (copied from its
+      version, with its own encryption, tags and ACL) and ObjectChanged is raised; where it
+      cannot be (a delete marker, an SSE-C or too large object) CopyRolledBack says so.
+    - unversioned bucket: the source is the current object at the time of the copy, so S3 copies
+      whatever is there, with its own metadata and tags: a same-bytes re-upload is re-encrypted,
+      never rolled back. (Its ACL is the one read just before the copy.)
+    """
     assert h.response is not None
     source: dict[str, Any] = {"Bucket": bucket, "Key": h.key}
-    if h.version_id and h.version_id != "null":
+    if _pinned(h):
         source["VersionId"] = h.version_id
+    grants = acl_grants(bucket, h.key, source.get("VersionId"))
     bucket_key = bool(h.response.get("BucketKeyEnabled", False))
     storage = h.response.get("StorageClass")
     extra: dict[str, Any] = {"StorageClass": storage} if storage and storage != "STANDARD" else {}
     try:
         if h.size > copy_limit:
-            return _multipart_copy(bucket, h, source, {**_sse_params(target, bucket_key), **extra})
-        response = client("s3").copy_object(
-            Bucket=bucket,
-            Key=h.key,
-            CopySource=source,
-            CopySourceIfMatch=h.etag,
-            IfMatch=h.etag,  # and do not overwrite an upload that landed meanwhile
-            MetadataDirective="COPY",
-            TaggingDirective="COPY",
-            **_sse_params(target, bucket_key),
-            **extra,
-        )
+            rewritten = _multipart_copy(bucket, h, source, {**_sse_params(target, bucket_key), **extra, **grants})
+        else:
+            response = client("s3").copy_object(
+                Bucket=bucket,
+                Key=h.key,
+                CopySource=source,
+                CopySourceIfMatch=h.etag,
+                IfMatch=h.etag,  # and do not overwrite an upload that landed meanwhile
+                MetadataDirective="COPY",
+                TaggingDirective="COPY",
+                **_sse_params(target, bucket_key),
+                **extra,
+                **grants,
+            )
+            result = response.get("CopyObjectResult", {})
+            rewritten = Rewritten(response.get("VersionId"), result.get("ETag"), result.get("LastModified"))
     except ClientError as error:
         if http_status(error) == 412 or error_code(error) == "PreconditionFailed":
             raise ObjectChanged(h.key) from error
         raise
-    result = response.get("CopyObjectResult", {})
-    return Rewritten(response.get("VersionId"), result.get("ETag"), result.get("LastModified"))
+    if _pinned(h) and rewritten.version_id:
+        _put_back_what_landed_meanwhile(bucket, h, rewritten.version_id, copy_limit)
+    return rewritten
+
+
+def _put_back_what_landed_meanwhile(bucket: str, h: Head, ours: str, copy_limit: int) -> None:
+    """The version right under our copy must be the inspected one (see ``copy_in_place``)."""
+    s3 = client("s3")
+    listing = s3.list_object_versions(Bucket=bucket, Prefix=h.key, KeyMarker=h.key, VersionIdMarker=ours, MaxKeys=1)
+    versions = [v for v in listing.get("Versions", []) if v.get("Key") == h.key]
+    markers = [m for m in listing.get("DeleteMarkers", []) if m.get("Key") == h.key]
+    if markers:
+        raise CopyRolledBack(
+            f"the object was deleted (delete marker {markers[0].get('VersionId')}) while it was being "
+            f"re-encrypted, and the copy (version {ours}) brought it back: delete it again if the deletion "
+            "was meant"
+        )
+    if not versions or versions[0].get("VersionId") == h.version_id:
+        return
+    newer = str(versions[0]["VersionId"])
+    landed = _head_once(bucket, h.key, newer)
+    if landed.status is not HeadStatus.FOUND or landed.response is None or landed.size > copy_limit:
+        raise CopyRolledBack(
+            f"version {newer} was written while the object was being re-encrypted, and the copy (version "
+            f"{ours}) of the inspected version {h.version_id} now lies on top of it: copy version {newer} "
+            "back onto the key to restore it"
+        )
+    r = landed.response
+    storage = r.get("StorageClass")
+    s3.copy_object(
+        Bucket=bucket,
+        Key=h.key,
+        CopySource={"Bucket": bucket, "Key": h.key, "VersionId": newer},
+        CopySourceIfMatch=landed.etag,
+        MetadataDirective="COPY",
+        TaggingDirective="COPY",
+        **_same_encryption(r),
+        **({"StorageClass": storage} if storage and storage != "STANDARD" else {}),
+        **acl_grants(bucket, h.key, newer),
+    )
+    raise ObjectChanged(h.key)
+
+
+def _same_encryption(response: Mapping[str, Any]) -> dict[str, Any]:
+    """Copy parameters that keep an object's own SSE-S3 / SSE-KMS / DSSE-KMS encryption."""
+    algorithm = response.get("ServerSideEncryption")
+    if algorithm in ("aws:kms", "aws:kms:dsse"):
+        params: dict[str, Any] = {"ServerSideEncryption": algorithm, "SSEKMSKeyId": response.get("SSEKMSKeyId")}
+        if algorithm == "aws:kms":
+            params["BucketKeyEnabled"] = bool(response.get("BucketKeyEnabled", False))
+        return params
+    return {"ServerSideEncryption": "AES256"}
 
 
 _CARRIED: Final = (
