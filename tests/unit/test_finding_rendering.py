@@ -17,6 +17,7 @@ from clguard.findings import (
     FindingType,
     KmsKeyResource,
     Outcome,
+    ProjectVersionResource,
     S3ObjectResource,
     Severity,
     chat_message,
@@ -30,6 +31,7 @@ from clguard.findings import (
 ACCOUNT = "123456789012"
 KEY_ARN = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 TRAINER = f"arn:aws:iam::{ACCOUNT}:role/ml/CustomLabelsTrainer"
+VERSION_ARN = f"arn:aws:rekognition:us-east-1:{ACCOUNT}:project/cats/version/cats.2026-11-20/1732000000000"
 CONTRACT_FIELDS = {
     "schema_version",
     "finding_type",
@@ -56,6 +58,7 @@ DESIGN_SEVERITY = {
     "PRINCIPAL_NOT_ALLOWED": "HIGH",
     "KEY_POLICY_LIMIT": "HIGH",
     "MANIFEST_INVALID": "MEDIUM",
+    "TRAINING_FAILED": "HIGH",
 }
 # The outcomes the design names for each finding type.
 DESIGN_OUTCOMES: dict[FindingType, tuple[Outcome, ...]] = {
@@ -69,6 +72,7 @@ DESIGN_OUTCOMES: dict[FindingType, tuple[Outcome, ...]] = {
     FindingType.PRINCIPAL_NOT_ALLOWED: (Outcome.REFUSED,),
     FindingType.KEY_POLICY_LIMIT: (Outcome.REFUSED,),
     FindingType.MANIFEST_INVALID: (Outcome.REPORTED,),
+    FindingType.TRAINING_FAILED: (Outcome.REPORTED, Outcome.REMEDIATED),
 }
 PAIRS = [(t, o) for t, outcomes in DESIGN_OUTCOMES.items() for o in outcomes]
 
@@ -103,7 +107,24 @@ def _key_finding(**changes: Any) -> Finding:
     return replace(finding, **changes)
 
 
+def _training_finding(**changes: Any) -> Finding:
+    finding = Finding(
+        finding_type=FindingType.TRAINING_FAILED,
+        outcome=Outcome.REPORTED,
+        resource=ProjectVersionResource(VERSION_ARN),
+        detail=f"training failed (access): {TRAINER} lacks kms:Decrypt on {KEY_ARN}",
+        source_event_id="audit-2026-11-28T20:00:00Z",
+        account=ACCOUNT,
+        region="us-east-1",
+        kms_key_arn=KEY_ARN,
+        observed_at="2026-11-28T20:00:00Z",
+    )
+    return replace(finding, **changes)
+
+
 def _finding_for(finding_type: FindingType, outcome: Outcome) -> Finding:
+    if finding_type is FindingType.TRAINING_FAILED:
+        return _training_finding(outcome=outcome)
     if finding_type.name.startswith(("OBJECT_", "MANIFEST_")):
         return _object_finding(finding_type=finding_type, outcome=outcome)
     return _key_finding(finding_type=finding_type, outcome=outcome)
@@ -153,6 +174,8 @@ def test_document_has_exactly_the_contract_fields_and_types(finding_type: Findin
     resource = document["resource"]
     if resource["type"] == "s3-object":
         assert set(resource) == {"type", "bucket", "key", "version_id"}
+    elif resource["type"] == "rekognition-project-version":
+        assert resource == {"type": "rekognition-project-version", "arn": VERSION_ARN}
     else:
         assert resource == {"type": "kms-key", "arn": KEY_ARN}
 
@@ -448,3 +471,18 @@ def test_chat_shows_policy_statements_literally_in_a_code_block() -> None:
     assert "*" not in first_line[1:-1]
     assert "_" not in first_line[1:-1]
     assert f"after: {statement}```" in description
+
+
+def test_training_failed_document_names_the_project_version() -> None:
+    # Given a TRAINING_FAILED finding of the audit
+    finding = _training_finding()
+    # When its document is built and rebuilt from the document (the outbox's round trip)
+    document = finding.document()
+    again = Finding.from_document(document)
+    # Then it is HIGH, its resource is the project version, and the round trip keeps it
+    assert (document["severity"], document["resource"]) == (
+        "HIGH",
+        {"type": "rekognition-project-version", "arn": VERSION_ARN},
+    )
+    assert again.resource == finding.resource
+    assert VERSION_ARN in email_text(finding)

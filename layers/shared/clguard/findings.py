@@ -43,6 +43,7 @@ class FindingType(StrEnum):
     PRINCIPAL_NOT_ALLOWED = "PRINCIPAL_NOT_ALLOWED"
     KEY_POLICY_LIMIT = "KEY_POLICY_LIMIT"
     MANIFEST_INVALID = "MANIFEST_INVALID"
+    TRAINING_FAILED = "TRAINING_FAILED"
 
     @property
     def severity(self) -> Severity:
@@ -60,6 +61,7 @@ SEVERITY: Final[Mapping[FindingType, Severity]] = {
     FindingType.PRINCIPAL_NOT_ALLOWED: Severity.HIGH,
     FindingType.KEY_POLICY_LIMIT: Severity.HIGH,
     FindingType.MANIFEST_INVALID: Severity.MEDIUM,
+    FindingType.TRAINING_FAILED: Severity.HIGH,
 }
 
 
@@ -92,7 +94,20 @@ class KmsKeyResource:
         return self.arn
 
 
-type Resource = S3ObjectResource | KmsKeyResource
+@dataclass(frozen=True, slots=True)
+class ProjectVersionResource:
+    """A Rekognition Custom Labels project version (a trained or failed model)."""
+
+    arn: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "rekognition-project-version", "arn": self.arn}
+
+    def label(self) -> str:
+        return self.arn
+
+
+type Resource = S3ObjectResource | KmsKeyResource | ProjectVersionResource
 
 
 def utc_now() -> str:
@@ -159,6 +174,8 @@ class Finding:
         resource: Resource
         if resource_doc.get("type") == "kms-key":
             resource = KmsKeyResource(str(resource_doc["arn"]))
+        elif resource_doc.get("type") == "rekognition-project-version":
+            resource = ProjectVersionResource(str(resource_doc["arn"]))
         else:
             resource = S3ObjectResource(
                 str(resource_doc["bucket"]),
@@ -232,6 +249,13 @@ _NEXT_STEPS: Final[Mapping[tuple[FindingType, Outcome | None], tuple[str, ...]]]
         "Shrink the key policy (e.g. grant a role that many principals assume) before more principals are added.",
     ),
     (FindingType.MANIFEST_INVALID, None): ("Fix the listed manifest lines; the valid lines were still checked.",),
+    (FindingType.TRAINING_FAILED, Outcome.REMEDIATED): (
+        "Retry the training: the guard has since given the principals the key access it lacked.",
+    ),
+    (FindingType.TRAINING_FAILED, None): (
+        "Give the listed principals the listed key access (or tag the keys with MANAGED_KEY_TAG and set "
+        "REMEDIATION_MODE=enforce), then retry the training.",
+    ),
 }
 
 
@@ -258,6 +282,8 @@ def _where(finding: Finding) -> str:
     if isinstance(resource, S3ObjectResource):
         version = f" (version {resource.version_id})" if resource.version_id else ""
         return f"{resource.label()}{version}"
+    if isinstance(resource, ProjectVersionResource):
+        return f"Custom Labels project version {resource.arn}"
     return f"KMS key {resource.arn}"
 
 
