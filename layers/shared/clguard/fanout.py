@@ -9,6 +9,10 @@
       "objects": [{"bucket": "…", "key": "…", "version_id": null}, …]
     }
 
+Version 2 is the audit's fan-out: the same plus ``"audit_run": "<run id>"``, and each object
+carries ``"state": "<ETag>@<LastModified>"`` as listed. Its objects are checked only in
+TRAINING_BUCKETS (as uploads are), and the verify function tallies each message for the run.
+
 The verify function checks every object as it checks an uploaded one, wherever it is (not only
 in TRAINING_BUCKETS), and ensures ``principals`` (besides TRAINING_PRINCIPALS) on each CMK.
 Messages stay under ``MAX_MESSAGE_BYTES`` (SQS allows 256 KiB).
@@ -26,7 +30,7 @@ from clguard.manifest import ImageRef
 MAX_MESSAGE_BYTES: Final = 240 * 1024
 # The largest one object can encode to: a 1024-byte key of control characters escapes to
 # \uXXXX (6 bytes each), plus the bucket name and the field names.
-MAX_ITEM_BYTES: Final = 6 * MAX_KEY_BYTES + 256
+MAX_ITEM_BYTES: Final = 6 * MAX_KEY_BYTES + 384  # incl. an audit state (ETag@LastModified)
 
 
 def _encode(value: object) -> str:
@@ -40,27 +44,32 @@ def messages(
     origin: str,
     principals: Sequence[str],
     max_bytes: int = MAX_MESSAGE_BYTES,
+    audit_run: str = "",
+    states: Iterable[str] | None = None,
 ) -> Iterator[str]:
-    """Pack refs into as few messages as fit (streaming: one message in memory at a time)."""
-    head = (
-        _encode(
-            {
-                "kind": VERIFY_OBJECTS_KIND,
-                "version": 1,
-                "source_event_id": source_event_id,
-                "origin": origin,
-                "principals": list(principals),
-            }
-        )[:-1]
-        + ',"objects":['
-    )
+    """Pack refs into as few messages as fit (streaming: one message in memory at a time).
+    With ``audit_run``: version 2, each ref with its listed state from ``states`` (same order)."""
+    header: dict[str, object] = {
+        "kind": VERIFY_OBJECTS_KIND,
+        "version": 2 if audit_run else 1,
+        "source_event_id": source_event_id,
+        "origin": origin,
+        "principals": list(principals),
+    }
+    if audit_run:
+        header["audit_run"] = audit_run
+    head = _encode(header)[:-1] + ',"objects":['
+    state_of = iter(states) if states is not None else None
     room = max_bytes - len(head.encode()) - 2
     if room < MAX_ITEM_BYTES:
         raise ValueError("message header leaves no room for one object")
     items: list[str] = []
     size = 0
     for ref in refs:
-        item = _encode({"bucket": ref.bucket, "key": ref.key, "version_id": None})
+        fields: dict[str, object] = {"bucket": ref.bucket, "key": ref.key, "version_id": None}
+        if audit_run:
+            fields["state"] = next(state_of, "") if state_of is not None else ""
+        item = _encode(fields)
         cost = len(item.encode()) + 1
         if items and size + cost > room:
             yield head + ",".join(items) + "]}"
@@ -69,3 +78,50 @@ def messages(
         size += cost
     if items:
         yield head + ",".join(items) + "]}"
+
+
+class Packer:
+    """The audit's packer: objects added one at a time (pages of a listing), a message returned
+    whenever one is full, and ``flush()`` at a stop point so the cursor and the messages agree."""
+
+    def __init__(
+        self,
+        *,
+        source_event_id: str,
+        origin: str,
+        principals: Sequence[str],
+        audit_run: str,
+        max_bytes: int = MAX_MESSAGE_BYTES,
+    ) -> None:
+        header: dict[str, object] = {
+            "kind": VERIFY_OBJECTS_KIND,
+            "version": 2,
+            "source_event_id": source_event_id,
+            "origin": origin,
+            "principals": list(principals),
+            "audit_run": audit_run,
+        }
+        self._head = _encode(header)[:-1] + ',"objects":['
+        self._room = max_bytes - len(self._head.encode()) - 2
+        if self._room < MAX_ITEM_BYTES:
+            raise ValueError("message header leaves no room for one object")
+        self._items: list[str] = []
+        self._size = 0
+
+    def add(self, ref: ImageRef, state: str) -> str | None:
+        """Add one object; a full message when this one did not fit in the current one."""
+        item = _encode({"bucket": ref.bucket, "key": ref.key, "state": state})
+        cost = len(item.encode()) + 1
+        full = None
+        if self._items and self._size + cost > self._room:
+            full = self.flush()
+        self._items.append(item)
+        self._size += cost
+        return full
+
+    def flush(self) -> str | None:
+        if not self._items:
+            return None
+        body = self._head + ",".join(self._items) + "]}"
+        self._items, self._size = [], 0
+        return body
