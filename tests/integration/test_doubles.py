@@ -24,9 +24,11 @@ from localaws.doubles import (
     ConditionalCopies,
     DefaultBucketEncryption,
     KeyPolicyValidation,
+    RekognitionCustomLabels,
     SseCustomerKeys,
     UpdateObjectEncryption,
     aws_behaviour,
+    dataset_entry,
     legacy_unencrypted_objects,
     put_legacy_unencrypted_object,
 )
@@ -739,3 +741,181 @@ def test_without_conditional_copies_moto_ignores_the_conditions(aws: None) -> No
     s3.put_object(Bucket=BUCKET, Key="k", Body=b"1")
     s3.copy_object(Bucket=BUCKET, Key="k2", CopySource={"Bucket": BUCKET, "Key": "k"}, CopySourceIfMatch='"nope"')
     assert sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]) == ["k", "k2"]
+
+
+# --- RekognitionCustomLabels ------------------------------------------------------------------
+
+
+def rekognition_client(endpoint_url: str | None = None) -> Any:
+    """One attempt per call: the test sees each error the server answers."""
+    config = Config(retries={"mode": "standard", "total_max_attempts": 1})
+    return boto3.client("rekognition", region_name=REGION, endpoint_url=endpoint_url, config=config)
+
+
+def entries(count: int, prefix: str = "images") -> list[str]:
+    return [dataset_entry(BUCKET, f"{prefix}/{n:06d}.jpg") for n in range(count)]
+
+
+def test_dataset_entries_are_paged_at_100_with_next_token(aws: None) -> None:
+    # Given a TRAIN dataset of 250 entries
+    with RekognitionCustomLabels() as rek:
+        project = rek.create_project("cats")
+        dataset = rek.create_dataset(project, "TRAIN", entries(250))
+        client = rekognition_client()
+
+        # When its entries are listed page by page
+        sizes, seen, kwargs = [], [], {"DatasetArn": dataset}
+        while True:
+            page = client.list_dataset_entries(**kwargs)
+            sizes.append(len(page["DatasetEntries"]))
+            seen.extend(page["DatasetEntries"])
+            if "NextToken" not in page:
+                break
+            kwargs["NextToken"] = page["NextToken"]
+
+        # Then AWS's default page size (100) holds, with a token while more remain, in order
+        assert sizes == [100, 100, 50]
+        assert seen == entries(250)
+
+
+def test_dataset_paging_limits_and_bad_tokens_answer_as_documented(aws: None) -> None:
+    # Given a dataset of 5 entries
+    with RekognitionCustomLabels() as rek:
+        dataset = rek.create_dataset(rek.create_project("cats"), "TRAIN", entries(5))
+        client = rekognition_client()
+        # When pages of 2, 101 entries and a foreign token are asked for
+        small = client.list_dataset_entries(DatasetArn=dataset, MaxResults=2)
+        with pytest.raises(ClientError) as too_large:
+            client.list_dataset_entries(DatasetArn=dataset, MaxResults=101)
+        with pytest.raises(ClientError) as bad_token:
+            client.list_dataset_entries(DatasetArn=dataset, NextToken="not-a-token")
+        # Then MaxResults is honoured up to 100, and anything else is refused
+        assert len(small["DatasetEntries"]) == 2
+        assert "NextToken" in small
+        assert error(too_large)[1] == "ValidationException"
+        assert error(bad_token)[1] == "InvalidPaginationTokenException"
+
+
+def test_datasets_are_keyed_by_project_with_their_status(aws: None) -> None:
+    # Given two projects, one with TRAIN and TEST datasets (TEST still being created)
+    with RekognitionCustomLabels() as rek:
+        cats = rek.create_project("cats")
+        dogs = rek.create_project("dogs")
+        train = rek.create_dataset(cats, "TRAIN", entries(3))
+        test = rek.create_dataset(cats, "TEST", entries(1), status="CREATE_IN_PROGRESS")
+        client = rekognition_client()
+
+        # When the projects are described by name
+        described = client.describe_projects(ProjectNames=["cats"])["ProjectDescriptions"]
+        other = client.describe_projects(ProjectNames=["dogs"])["ProjectDescriptions"]
+
+        # Then each project lists its own datasets, with type and status
+        assert [p["ProjectArn"] for p in described] == [cats]
+        assert {(d["DatasetType"], d["DatasetArn"], d["Status"]) for d in described[0]["Datasets"]} == {
+            ("TRAIN", train, "CREATE_COMPLETE"),
+            ("TEST", test, "CREATE_IN_PROGRESS"),
+        }
+        assert [p["ProjectArn"] for p in other] == [dogs]
+        assert other[0]["Datasets"] == []
+        stats = client.describe_dataset(DatasetArn=train)["DatasetDescription"]["DatasetStats"]
+        assert stats["TotalEntries"] == 3
+
+
+def test_unreadable_datasets_fail_as_rekognition_does(aws: None) -> None:
+    # Given a dataset being created, a failed one, a forbidden one and a throttled operation
+    with RekognitionCustomLabels() as rek:
+        cats = rek.create_project("cats")
+        busy = rek.create_dataset(cats, "TRAIN", entries(1), status="CREATE_IN_PROGRESS")
+        failed = rek.create_dataset(rek.create_project("dogs"), "TRAIN", entries(1), status="CREATE_FAILED")
+        denied = rek.create_dataset(rek.create_project("owls"), "TRAIN", entries(1))
+        rek.deny(denied)
+        missing = busy.replace("/train/", "/test/")
+        client = rekognition_client()
+
+        def code(arn: str) -> str:
+            with pytest.raises(ClientError) as caught:
+                client.list_dataset_entries(DatasetArn=arn)
+            return error(caught)[1]
+
+        # When their entries are listed
+        # Then each fails with the error Rekognition documents for the case
+        assert code(busy) == "ResourceInUseException"
+        assert code(failed) == "ResourceNotReadyException"
+        assert code(denied) == "AccessDeniedException"
+        assert code(missing) == "ResourceNotFoundException"
+        rek.throttle("ListDatasetEntries", times=1)
+        rek.set_dataset_status(busy, "CREATE_COMPLETE")
+        assert code(busy) == "ThrottlingException"
+        assert len(client.list_dataset_entries(DatasetArn=busy)["DatasetEntries"]) == 1
+
+
+def test_project_versions_show_status_data_output_and_key(aws: None) -> None:
+    # Given a dataset-trained version that failed, and a manifest-trained one that completed
+    with RekognitionCustomLabels() as rek:
+        project = rek.create_project("cats")
+        failed = rek.create_project_version(
+            project,
+            "v1",
+            status="TRAINING_FAILED",
+            status_message="The images bucket permissions are invalid.",
+            kms_key_id="arn:aws:kms:us-east-1:123456789012:key/k",
+        )
+        done = rek.create_project_version(project, "v2", training_manifests=[(BUCKET, "train.manifest")])
+
+        # When the versions are described
+        described = rekognition_client().describe_project_versions(ProjectArn=project)["ProjectVersionDescriptions"]
+        only_v1 = rekognition_client().describe_project_versions(ProjectArn=project, VersionNames=["v1"])
+
+        # Then they carry the documented fields, newest first
+        assert [v["ProjectVersionArn"] for v in described] == [done, failed]
+        assert described[1]["Status"] == "TRAINING_FAILED"
+        assert described[1]["StatusMessage"] == "The images bucket permissions are invalid."
+        assert described[1]["KmsKeyId"].endswith(":key/k")
+        assert described[1]["TrainingDataResult"]["Input"]["Assets"] == []
+        assert described[0]["TrainingDataResult"]["Input"]["Assets"][0]["GroundTruthManifest"]["S3Object"] == {
+            "Bucket": BUCKET,
+            "Name": "train.manifest",
+        }
+        assert described[0]["OutputConfig"]["S3Bucket"] == "custom-labels-output"
+        assert [v["ProjectVersionArn"] for v in only_v1["ProjectVersionDescriptions"]] == [failed]
+        with pytest.raises(ClientError) as missing:
+            rekognition_client().describe_project_versions(ProjectArn=project.replace("cats", "none"))
+        assert error(missing)[1] == "ResourceNotFoundException"
+
+
+def test_without_the_double_moto_has_no_custom_labels_datasets(aws: None) -> None:
+    # Given plain moto
+    client = rekognition_client()
+    # When a project is described / dataset entries are listed
+    # Then moto cannot answer (the gap the double covers)
+    with pytest.raises(NotImplementedError):
+        client.describe_projects(ProjectNames=["cats"])
+
+
+def test_custom_labels_over_http_on_a_threaded_moto_server(moto_endpoint: str) -> None:
+    # Given a manifest in S3 on a moto server reached over HTTP, and the double
+    s3 = s3_client(moto_endpoint)
+    with RekognitionCustomLabels():
+        create_bucket(s3)
+        manifest = "\n".join(entries(120)) + "\n"
+        s3.put_object(Bucket=BUCKET, Key="train.manifest", Body=manifest.encode())
+        client = rekognition_client(moto_endpoint)
+
+        # When a data engineer creates a project and a TRAIN dataset from the manifest, and a
+        # TEST dataset from the TRAIN dataset, over HTTP
+        project = client.create_project(ProjectName="cats")["ProjectArn"]
+        train = client.create_dataset(
+            ProjectArn=project,
+            DatasetType="TRAIN",
+            DatasetSource={"GroundTruthManifest": {"S3Object": {"Bucket": BUCKET, "Name": "train.manifest"}}},
+        )["DatasetArn"]
+        test = client.create_dataset(ProjectArn=project, DatasetType="TEST", DatasetSource={"DatasetArn": train})[
+            "DatasetArn"
+        ]
+
+        # Then the server describes the project's datasets and pages their entries
+        described = client.describe_projects(ProjectNames=["cats"])["ProjectDescriptions"][0]
+        assert {d["DatasetArn"] for d in described["Datasets"]} == {train, test}
+        first = client.list_dataset_entries(DatasetArn=test)
+        rest = client.list_dataset_entries(DatasetArn=test, NextToken=first["NextToken"])
+        assert first["DatasetEntries"] + rest["DatasetEntries"] == entries(120)
