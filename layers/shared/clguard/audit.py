@@ -168,7 +168,7 @@ def _plain(item: Mapping[str, Any]) -> dict[str, Any]:
     for name, value in item.items():
         kind, raw = next(iter(value.items()))
         if kind == "N":
-            out[name] = int(raw)
+            out[name] = int(raw) if raw.lstrip("-").isdigit() else float(raw)
         elif kind == "SS":
             out[name] = sorted(raw)
         elif kind == "L":

@@ -235,9 +235,7 @@ def summary_text(data: Mapping[str, Any], locations: Mapping[str, str]) -> str:
     lines = [
         f"Custom Labels Guard audit {data['run_id']} ({data['mode']} mode) finished in {data['duration_seconds']} s.",
         f"Buckets: {len(data['buckets'])}; objects checked: {sum(int(b['objects']) for b in data['buckets'])}.",
-        "Conditions found: "
-        + (", ".join(f"{k} {v}" for k, v in data["conditions_by_type"].items()) or "none")
-        + ".",
+        "Conditions found: " + (", ".join(f"{k} {v}" for k, v in data["conditions_by_type"].items()) or "none") + ".",
         "New alerts: " + (", ".join(f"{k} {v}" for k, v in data["new_alerts_by_type"].items()) or "none") + ".",
         f"Report: {locations.get('html', '')} (data: {locations.get('json', '')})",
     ]

@@ -123,5 +123,7 @@ def rows(manifest: Manifest, *, start_file: int = 0, skip_rows: int = 0) -> Iter
             yield (
                 file_index,
                 row_index,
-                Row(key, column(values, "ETag"), column(values, "LastModifiedDate"), column(values, "EncryptionStatus")),
+                Row(
+                    key, column(values, "ETag"), column(values, "LastModifiedDate"), column(values, "EncryptionStatus")
+                ),
             )

@@ -336,9 +336,7 @@ def list_page(bucket: str, *, token: str | None = None, prefix: str = "", delimi
 
 def put_object(bucket: str, key: str, body: bytes, content_type: str) -> None:
     """Write a report object (the reports bucket's default encryption applies; SSE-S3 asked)."""
-    client("s3").put_object(
-        Bucket=bucket, Key=key, Body=body, ContentType=content_type, ServerSideEncryption="AES256"
-    )
+    client("s3").put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, ServerSideEncryption="AES256")
 
 
 def get_bytes(bucket: str, key: str, limit: int = 1 << 20) -> bytes:

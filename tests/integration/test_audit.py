@@ -1,0 +1,259 @@
+"""The audit (functions/audit): existing objects, keys in use and failed trainings, found by a
+scheduled run and checked through the verify queue exactly as uploads are."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import pytest
+
+from clguard import audit
+from clguard.config import current_settings
+from functions.audit import app as audit_app
+from functions.verify_object_encryption import app as verify_app
+from localaws.doubles import RekognitionCustomLabels
+from tests.awscalls import Boundary
+from tests.conftest import TRAINER
+from tests.eventsamples import load_event, sqs_event
+from tests.world import ACCOUNT, BUCKET, LambdaContext, World
+
+REPORTS = "custom-labels-guard-reports"
+
+
+@pytest.fixture
+def audited(world: World) -> World:
+    """The world with a reports bucket and the audit's own variable."""
+    world.s3.create_bucket(Bucket=REPORTS)
+    world.env_set(AUDIT_REPORTS=f"s3://{REPORTS}/audit-reports")
+    return world
+
+
+def run_audit(world: World, event: dict[str, Any] | None = None, **context: Any) -> dict[str, Any]:
+    """One audit invocation, then the verify function on every message it queued (until empty)."""
+    summary = audit_app.lambda_handler(
+        load_event("scheduled_audit") if event is None else event, LambdaContext(function_name="audit", **context)
+    )
+    drain_to_verify(world)
+    return summary
+
+
+def drain_to_verify(world: World) -> int:
+    handled = 0
+    while True:
+        bodies = [m["Body"] for m in world.drain_queue()]
+        if not bodies:
+            return handled
+        for body in bodies:
+            response = verify_app.lambda_handler(sqs_event(body), LambdaContext())
+            assert response == {"batchItemFailures": []}
+            handled += 1
+
+
+def summaries(world: World) -> list[dict[str, Any]]:
+    return [
+        json.loads(p.structure["default"])
+        for p in world.published()
+        if p.attributes.get("message_kind", {}).get("Value") == audit.SUMMARY_KIND
+    ]
+
+
+def findings(world: World) -> list[dict[str, Any]]:
+    return [p.finding for p in world.published() if "message_kind" not in p.attributes]
+
+
+def report(world: World, summary: dict[str, Any]) -> dict[str, Any]:
+    url = summary["report"]["json"].removeprefix("s3://")
+    bucket, _, key = url.partition("/")
+    value: dict[str, Any] = json.loads(world.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    return value
+
+
+def test_existing_unencrypted_objects_are_found_and_fixed(audited: World) -> None:
+    # Given a training bucket with objects uploaded before the guard: two unencrypted, one SSE-S3
+    audited.put_legacy("old/a.jpg")
+    audited.put_legacy("old/b.jpg")
+    audited.put("old/c.jpg", ServerSideEncryption="AES256")
+
+    # When the scheduled audit runs and its messages are checked
+    run_audit(audited)
+
+    # Then the two unencrypted objects are re-encrypted and reported as remediated
+    assert audited.head("old/a.jpg")["ServerSideEncryption"] == "AES256"
+    assert audited.head("old/b.jpg")["ServerSideEncryption"] == "AES256"
+    found = sorted((f["finding_type"], f["outcome"], f["resource"]["key"]) for f in findings(audited))
+    assert found == [
+        ("OBJECT_UNENCRYPTED", "REMEDIATED", "old/a.jpg"),
+        ("OBJECT_UNENCRYPTED", "REMEDIATED", "old/b.jpg"),
+    ]
+    # And one summary says what the run covered
+    [summary] = summaries(audited)
+    assert (summary["buckets"], summary["objects"], summary["new_alerts_by_type"]) == (
+        1,
+        3,
+        {"OBJECT_UNENCRYPTED": 2},
+    )
+
+
+def test_a_second_audit_reports_nothing_new(audited: World) -> None:
+    # Given an audit that found and fixed an unencrypted object
+    audited.put_legacy("old/a.jpg")
+    run_audit(audited)
+    before = len(findings(audited))
+
+    # When the next audit runs
+    run_audit(audited)
+
+    # Then it publishes no new finding, only its own summary
+    assert len(findings(audited)) == before == 1
+    assert len(summaries(audited)) == 2
+    assert summaries(audited)[1]["new_alerts_by_type"] == {}
+
+
+def test_report_mode_changes_nothing_and_reports_once(audited: World) -> None:
+    # Given report mode and an unencrypted existing object
+    audited.env_set(REMEDIATION_MODE="report")
+    audited.put_legacy("old/a.jpg")
+
+    # When two audits run
+    run_audit(audited)
+    run_audit(audited)
+
+    # Then the object is unchanged, and the condition was reported once, not once per run
+    assert "ServerSideEncryption" not in audited.head("old/a.jpg")
+    assert [(f["finding_type"], f["outcome"]) for f in findings(audited)] == [("OBJECT_UNENCRYPTED", "REPORTED")]
+
+
+def test_a_condition_that_reappears_after_a_fix_is_new(audited: World) -> None:
+    # Given report mode, an unencrypted object reported by one audit
+    audited.env_set(REMEDIATION_MODE="report")
+    audited.put_legacy("old/a.jpg")
+    run_audit(audited)
+    # ... that someone then fixed, and someone else broke again (a new upload of the object)
+    audited.put("old/a.jpg", ServerSideEncryption="AES256")
+    run_audit(audited)
+    audited.put_legacy("old/a.jpg", body=b"new content")
+
+    # When the next audit runs
+    run_audit(audited)
+
+    # Then the condition is reported again: it is a new one
+    assert [f["finding_type"] for f in findings(audited)] == ["OBJECT_UNENCRYPTED", "OBJECT_UNENCRYPTED"]
+
+
+def test_keys_already_in_use_get_the_training_principals(cmk_object: str, audited: World) -> None:
+    # Given an object that was uploaded under a managed CMK before TRAINER was a training principal
+    # When the audit runs
+    run_audit(audited)
+
+    # Then TRAINER can now use the key for training, and the grant was reported
+    statement = audited.statement(cmk_object, "CustomLabelsGuardTrainingData")
+    assert statement is not None
+    assert TRAINER in statement["Principal"]["AWS"]
+    assert [(f["finding_type"], f["outcome"], f["principal_arn"]) for f in findings(audited)] == [
+        ("KEY_ACCESS_MISSING", "REMEDIATED", TRAINER)
+    ]
+    # And the report lists the key with TRAINER and how it got access
+    [summary] = summaries(audited)
+    [key] = report(audited, summary)["keys"]
+    assert key["arn"] == cmk_object
+    assert {"arn": TRAINER, "how": "added by the guard (statement CustomLabelsGuardTrainingData)"} in key["principals"]
+
+
+def test_a_bucket_of_more_than_a_thousand_objects_is_fully_covered(audited: World, calls: Boundary) -> None:
+    # Given 2,345 compliant objects and one unencrypted object among the last listed
+    for index in range(2345):
+        audited.put(f"images/{index:05d}.jpg", ServerSideEncryption="AES256")
+    audited.put_legacy("images/zz-last.jpg")
+
+    # When the audit runs
+    run_audit(audited)
+
+    # Then every page was listed, every object checked once, and the last one fixed
+    assert calls.log.count("ListObjectsV2") == 3
+    assert calls.log.count("HeadObject") == 2346
+    assert audited.head("images/zz-last.jpg")["ServerSideEncryption"] == "AES256"
+    [summary] = summaries(audited)
+    assert summary["objects"] == 2346
+
+
+def test_an_audit_short_of_time_resumes_where_it_stopped(audited: World, calls: Boundary) -> None:
+    # Given 1,500 objects and an audit invocation that has little time left after its first page
+    for index in range(1500):
+        audited.put(f"images/{index:05d}.jpg", ServerSideEncryption="AES256")
+    continued: list[dict[str, Any]] = []
+    remaining = iter([120_000, 1_000])
+    context = LambdaContext(function_name="audit")
+    context.get_remaining_time_in_millis = lambda: next(remaining, 1_000)  # type: ignore[method-assign]
+    settings_env = dict(os.environ)
+    settings = current_settings(settings_env, account_id=ACCOUNT)
+    config = audit.load_config(settings_env)
+
+    # When it runs, stops, and its continuation runs
+    first = audit.run(
+        load_event("scheduled_audit"),
+        context,
+        settings,
+        config,
+        continue_with=lambda _arn, event: continued.append(event),
+    )
+    [event] = continued
+    second = audit.run(event, LambdaContext(function_name="audit"), settings, config)
+    drain_to_verify(audited)
+
+    # Then the first stopped after one page, the second went on from the next page (not from
+    # the start), and every object was checked exactly once
+    assert (first["status"], first["objects_listed"]) == ("continuing", 1000)
+    assert second["objects_listed"] == 1500
+    assert calls.log.count("ListObjectsV2") == 2
+    assert calls.log.count("HeadObject") == 1500
+    [summary] = summaries(audited)
+    assert summary["objects"] == 1500
+
+
+def test_a_failed_training_is_reported_once_and_a_completed_one_never(audited: World) -> None:
+    # Given a project with a version that failed for access, one that failed otherwise, one completed
+    rekognition = audited.behaviour[RekognitionCustomLabels]
+    key = audited.key()
+    audited.put("train.manifest", b"{}", ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
+    audited.env_set(TRAINING_PRINCIPALS=TRAINER)
+    audited.role("Trainer", "/ml/")
+    project = rekognition.create_project("cats")
+    failed = rekognition.create_project_version(
+        project,
+        "v1",
+        status="TRAINING_FAILED",
+        status_message="The S3 bucket permissions are incorrect for the training manifest.",
+        training_manifests=[(BUCKET, "train.manifest")],
+    )
+    rekognition.create_project_version(project, "v2", status="TRAINING_FAILED", status_message="Internal server error")
+    rekognition.create_project_version(project, "v3")
+
+    # When two audits run
+    run_audit(audited)
+    run_audit(audited)
+
+    # Then the access failure was reported once, with the key and the principal that lacked it
+    trainings = [f for f in findings(audited) if f["finding_type"] == "TRAINING_FAILED"]
+    assert [(f["resource"], f["severity"]) for f in trainings] == [
+        ({"type": "rekognition-project-version", "arn": failed}, "HIGH")
+    ]
+    assert key in trainings[0]["detail"]
+    assert TRAINER in trainings[0]["detail"]
+
+
+def test_an_unreadable_bucket_is_a_finding_and_the_others_are_still_audited(audited: World, calls: Boundary) -> None:
+    # Given two training buckets, the first of which the audit may not list
+    audited.s3.create_bucket(Bucket="a-denied-bucket")
+    audited.env_set(TRAINING_BUCKETS=f"a-denied-bucket,{BUCKET}")
+    audited.put_legacy("old/a.jpg")
+    calls.faults.add("ListObjectsV2", "AccessDenied", status=403, times=1)
+
+    # When the audit runs
+    run_audit(audited)
+
+    # Then the unreadable bucket is a finding, and the other bucket was audited and fixed
+    found = sorted((f["finding_type"], f["resource"]["bucket"]) for f in findings(audited))
+    assert found == [("OBJECT_UNENCRYPTED", BUCKET), ("OBJECT_UNVERIFIABLE", "a-denied-bucket")]
+    assert audited.head("old/a.jpg")["ServerSideEncryption"] == "AES256"
