@@ -52,7 +52,7 @@ SOURCES: dict[str, tuple[str, str] | None] = {
     "POWERTOOLS_METRICS_NAMESPACE": None,
 }
 
-FUNCTIONS = ("VerifyObjectEncryptionFunction", "GrantTrainingAccessFunction")
+FUNCTIONS = ("VerifyObjectEncryptionFunction", "GrantTrainingAccessFunction", "AuditFunction")
 
 
 def global_environment(template: dict[str, Any]) -> dict[str, Any]:
@@ -188,6 +188,9 @@ DESIGN_DEFAULTS = {
     "SlackChannelId": "",
     "LogLevel": "INFO",
     "LogRetentionDays": 90,
+    "AuditSchedule": "rate(1 day)",
+    "AuditReportsLocation": "",
+    "InventoryLocation": "",
 }
 
 KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -195,6 +198,14 @@ KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-123456
 # (parameter, value, accepted?) — CloudFormation matches AllowedPattern against the whole value
 # (each item, for a CommaDelimitedList).
 PATTERN_CASES = [
+    ("AuditSchedule", "rate(1 day)", True),
+    ("AuditSchedule", "cron(0 3 * * ? *)", True),
+    ("AuditSchedule", "", True),
+    ("AuditSchedule", "daily", False),
+    ("AuditReportsLocation", "my-reports/audit", True),
+    ("AuditReportsLocation", "s3://my-reports/audit", False),
+    ("InventoryLocation", "inventory-dest/inv", True),
+    ("InventoryLocation", "inventory-dest/inv/", False),
     ("TrainingBuckets", "custom-labels-training", True),
     ("TrainingBuckets", "data.v2-bucket", True),
     ("TrainingBuckets", "Custom_Labels", False),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from clguard.adapters import dynamodb, kms, s3, sns, sqs
+from clguard.adapters import dynamodb, kms, lambda_, rekognition, s3, sns, sqs
 
 _OBJECT_REMEDIATION: Final = (
     "HeadObject",
@@ -25,7 +25,8 @@ _OBJECT_REMEDIATION: Final = (
 
 OPERATIONS: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
     "verify_object_encryption": {
-        "s3": _OBJECT_REMEDIATION,
+        # PutObject: the message that completes an audit run writes its report.
+        "s3": (*_OBJECT_REMEDIATION, "PutObject"),
         "kms": tuple(kms.IAM_ACTIONS),
         "sns": ("Publish",),
         "sqs": ("SendMessage",),
@@ -37,6 +38,17 @@ OPERATIONS: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
         "sns": ("Publish",),
         "sqs": ("SendMessage",),
         "dynamodb": tuple(dynamodb.IAM_ACTIONS),
+    },
+    "audit": {
+        # ListObjectsV2: training buckets and the inventory; GetObject: inventory reports;
+        # HeadObject: a failed training's manifests; PutObject: the report.
+        "s3": ("ListObjectsV2", "GetObject", "HeadObject", "PutObject"),
+        "kms": ("DescribeKey", "GetKeyPolicy"),
+        "rekognition": ("DescribeProjects", "DescribeProjectVersions"),
+        "sns": ("Publish",),
+        "sqs": ("SendMessage",),
+        "dynamodb": tuple(dynamodb.IAM_ACTIONS),
+        "lambda": ("Invoke",),
     },
 }
 
@@ -53,20 +65,34 @@ ON_OUR_BEHALF: Final = frozenset(
     }
 )
 
+# The audit copies nothing: only SNS uses a key on its behalf (the alerts topic's).
+ON_BEHALF_OF: Final[Mapping[str, frozenset[str]]] = {
+    "audit": frozenset({"kms:GenerateDataKey", "kms:Decrypt"}),
+}
+
 # Lambda's event source mapping polls the verify queue with the verify function's role.
 EVENT_SOURCE: Final[Mapping[str, frozenset[str]]] = {
     "verify_object_encryption": frozenset(
         {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"}
     ),
     "grant_training_access": frozenset(),
+    "audit": frozenset(),
 }
 
-_ADAPTERS: Final = {"s3": s3, "kms": kms, "sns": sns, "sqs": sqs, "dynamodb": dynamodb}
+_ADAPTERS: Final = {
+    "s3": s3,
+    "kms": kms,
+    "sns": sns,
+    "sqs": sqs,
+    "dynamodb": dynamodb,
+    "rekognition": rekognition,
+    "lambda": lambda_,
+}
 
 
 def actions(function: str) -> frozenset[str]:
     """Every IAM action ``function`` needs."""
-    needed: set[str] = set(ON_OUR_BEHALF) | EVENT_SOURCE[function]
+    needed: set[str] = set(ON_BEHALF_OF.get(function, ON_OUR_BEHALF)) | EVENT_SOURCE[function]
     for service, operations in OPERATIONS[function].items():
         table = _ADAPTERS[service].IAM_ACTIONS
         for operation in operations:
