@@ -95,7 +95,7 @@ def statements_granting(statements: list[dict[str, Any]], action: str) -> list[d
     return [statement for statement in statements if action in actions_of(statement)]
 
 
-@pytest.mark.parametrize("function", (*FUNCTIONS, AUDIT))
+@pytest.mark.parametrize("function", [*FUNCTIONS, AUDIT])
 def test_function_policy_actions_are_the_declared_lists(function: str) -> None:
     # Given a function of the template
     template = load_template()
@@ -123,7 +123,7 @@ def test_function_policy_grants_exactly_what_the_code_declares(function: str, fo
     assert declared - granted == set(), "used by the code but not granted"
 
 
-@pytest.mark.parametrize("function", (*FUNCTIONS, AUDIT))
+@pytest.mark.parametrize("function", [*FUNCTIONS, AUDIT])
 def test_no_wildcard_actions_or_resources(function: str) -> None:
     # Given the function's statements with every optional statement present
     statements = function_policy_statements(load_template(), function, FULL)
