@@ -11,10 +11,11 @@
    variables are hidden, so nothing can reach a real account; ``clguard``'s client cache is reset;
 3. deploys what the template declares that the handlers use, read from ``template.yaml`` (never
    re-typed here): every ``AWS::SQS::Queue`` with its properties (redrive to its DLQ included),
-   ``AWS::SNS::Topic``, ``AWS::DynamoDB::Table``, ``AWS::S3::Bucket`` (when its condition holds); every ``AWS::Events::Rule`` with its resolved
-   ``EventPattern`` on moto's default bus and its targets (a rule target that is a function becomes
-   an SQS queue standing in for that function's asynchronous invocation); plus one SQS queue
-   subscribed to each topic, to read alerts back as a subscriber would;
+   ``AWS::SNS::Topic``, ``AWS::DynamoDB::Table``, ``AWS::S3::Bucket`` (if its condition holds);
+   every ``AWS::Events::Rule`` with its resolved ``EventPattern`` on moto's default bus and its
+   targets (a rule target that is a function becomes an SQS queue standing in for that function's
+   asynchronous invocation; schedule rules stay off the bus); plus one SQS queue subscribed to
+   each topic, to read alerts back as a subscriber would;
 4. resolves each function's environment from ``Globals.Function.Environment`` and its own
    ``Environment``, with the parameter values and the local resources' physical names.
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from clguard.auditreport import render_html
-from tests.integration.test_audit import REPORTS, audited, report, run_audit, summaries  # noqa: F401
+from tests.auditrun import REPORTS, run_audit, summaries
 from tests.world import BUCKET, World
 
 CHROMIUM_FLAGS = (
