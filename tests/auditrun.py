@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+import gzip
+import io
 import json
 from typing import Any
+from urllib.parse import quote
 
 from clguard import audit
 from functions.audit import app as audit_app
@@ -52,3 +56,35 @@ def report(world: World, summary: dict[str, Any]) -> dict[str, Any]:
     bucket, _, key = url.partition("/")
     value: dict[str, Any] = json.loads(world.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     return value
+
+
+INVENTORY_BUCKET = "custom-labels-inventory"
+INVENTORY_SCHEMA = "Bucket, Key, VersionId, IsLatest, IsDeleteMarker, Size, LastModifiedDate, ETag, EncryptionStatus"
+
+
+def put_inventory(
+    world: World, source_bucket: str, rows: list[tuple[str, str]], *, stamp: str = "2026-11-30T01-00Z"
+) -> str:
+    """An S3 Inventory delivery as S3 writes it (gzipped CSV data file, manifest.json), for
+    ``rows`` of (key, EncryptionStatus); returns the AUDIT_INVENTORY location."""
+    world.s3.create_bucket(Bucket=INVENTORY_BUCKET)
+    text = io.StringIO()
+    writer = csv.writer(text, quoting=csv.QUOTE_ALL, lineterminator="\n")
+    for key, status in rows:
+        writer.writerow([source_bucket, quote(key), "", "true", "false", "5", "2026-11-29T10:00:00.000Z", "e1", status])
+    root = f"inv/{source_bucket}/daily"
+    data_key = f"{root}/data/{stamp}.csv.gz"
+    world.s3.put_object(Bucket=INVENTORY_BUCKET, Key=data_key, Body=gzip.compress(text.getvalue().encode()))
+    manifest = {
+        "sourceBucket": source_bucket,
+        "destinationBucket": f"arn:aws:s3:::{INVENTORY_BUCKET}",
+        "version": "2016-11-30",
+        "creationTimestamp": "1764464400000",
+        "fileFormat": "CSV",
+        "fileSchema": INVENTORY_SCHEMA,
+        "files": [{"key": data_key, "size": 1, "MD5checksum": "0"}],
+    }
+    world.s3.put_object(
+        Bucket=INVENTORY_BUCKET, Key=f"{root}/{stamp}/manifest.json", Body=json.dumps(manifest).encode()
+    )
+    return f"s3://{INVENTORY_BUCKET}/inv"

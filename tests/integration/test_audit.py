@@ -9,7 +9,7 @@ from typing import Any
 from clguard import audit
 from clguard.config import current_settings
 from localaws.doubles import RekognitionCustomLabels
-from tests.auditrun import drain_to_verify, findings, report, run_audit, summaries
+from tests.auditrun import drain_to_verify, findings, put_inventory, report, run_audit, summaries
 from tests.awscalls import Boundary
 from tests.conftest import TRAINER
 from tests.eventsamples import load_event
@@ -203,3 +203,94 @@ def test_an_unreadable_bucket_is_a_finding_and_the_others_are_still_audited(audi
     found = sorted((f["finding_type"], f["resource"]["bucket"]) for f in findings(audited))
     assert found == [("OBJECT_UNENCRYPTED", BUCKET), ("OBJECT_UNVERIFIABLE", "a-denied-bucket")]
     assert audited.head("old/a.jpg")["ServerSideEncryption"] == "AES256"
+
+
+def test_an_inventory_under_sse_s3_or_kms_spares_the_head_of_sse_s3_objects(audited: World, calls: Boundary) -> None:
+    # Given an S3 Inventory report of the bucket: 300 SSE-S3 objects and one NOT-SSE object
+    for index in range(300):
+        audited.put(f"images/{index:04d}.jpg", ServerSideEncryption="AES256")
+    audited.put_legacy("images/old one.jpg")
+    rows = [(f"images/{index:04d}.jpg", "SSE-S3") for index in range(300)] + [("images/old one.jpg", "NOT-SSE")]
+    audited.env_set(AUDIT_INVENTORY=put_inventory(audited, BUCKET, rows))
+
+    # When the audit runs under SSE_S3_OR_KMS
+    run_audit(audited)
+
+    # Then the bucket was not listed, only the NOT-SSE object was inspected, and it was fixed
+    assert calls.log.count("HeadObject") == 1
+    assert audited.head("images/old one.jpg")["ServerSideEncryption"] == "AES256"
+    [summary] = summaries(audited)
+    assert summary["objects"] == 301
+    bucket_rows = [b for b in report(audited, summary)["buckets"] if b["name"] == BUCKET]
+    assert bucket_rows[0]["by_encryption"] == {"SSE-S3": 300, "none": 1}
+
+
+def test_a_missing_inventory_falls_back_to_listing(audited: World, calls: Boundary) -> None:
+    # Given an inventory location that holds no report for the bucket
+    audited.s3.create_bucket(Bucket="empty-inventory")
+    audited.env_set(AUDIT_INVENTORY="s3://empty-inventory/inv")
+    audited.put_legacy("old/a.jpg")
+
+    # When the audit runs
+    run_audit(audited)
+
+    # Then it listed the bucket instead, fixed the object, and the report says why
+    assert audited.head("old/a.jpg")["ServerSideEncryption"] == "AES256"
+    [summary] = summaries(audited)
+    notes = report(audited, summary)["notes"]
+    assert any("no inventory report" in note and "listed instead" in note for note in notes)
+
+
+def test_an_object_deleted_between_list_and_head_is_skipped(audited: World) -> None:
+    # Given an audit whose messages are queued, and an object deleted before they are checked
+    audited.put_legacy("old/a.jpg")
+    audited.put_legacy("old/b.jpg")
+    audit_summary = audit_app_handler(audited)
+    audited.s3.delete_object(Bucket=BUCKET, Key="old/a.jpg")
+
+    # When the verify function checks them
+    drain_to_verify(audited)
+
+    # Then the deleted object is skipped (counted as gone), the other fixed, and the run completes
+    assert audit_summary["status"] == "listed"
+    assert [f["resource"]["key"] for f in findings(audited)] == ["old/b.jpg"]
+    [summary] = summaries(audited)
+    [bucket] = report(audited, summary)["buckets"]
+    assert (bucket["objects"], bucket["gone"]) == (1, 1)
+
+
+def audit_app_handler(world: World) -> dict[str, Any]:
+    """The audit function alone (its messages stay queued)."""
+    from functions.audit import app  # noqa: PLC0415
+
+    result: dict[str, Any] = app.lambda_handler(load_event("scheduled_audit"), LambdaContext(function_name="audit"))
+    return result
+
+
+def test_a_throttled_list_continues_in_a_new_invocation(audited: World, calls: Boundary) -> None:
+    # Given a listing that is throttled on its first two calls (each after botocore's own retries)
+    audited.put_legacy("old/a.jpg")
+    calls.faults.add("ListObjectsV2", "SlowDown", status=503, times=2)
+    continued: list[dict[str, Any]] = []
+    settings = current_settings(dict(os.environ), account_id=ACCOUNT)
+    config = audit.load_config(dict(os.environ))
+
+    def invoke(event: dict[str, Any]) -> dict[str, Any]:
+        return audit.run(
+            event,
+            LambdaContext(function_name="audit"),
+            settings,
+            config,
+            continue_with=lambda _arn, next_event: continued.append(next_event),
+        )
+
+    # When the audit runs, and then each continuation it asks for
+    results = [invoke(load_event("scheduled_audit"))]
+    while continued and len(results) < 5:
+        results.append(invoke(continued.pop()))
+    drain_to_verify(audited)
+
+    # Then no invocation crashed: two handed over (attempts counted), the third covered the bucket
+    assert [r["status"] for r in results] == ["continuing", "continuing", "listed"]
+    assert audited.head("old/a.jpg")["ServerSideEncryption"] == "AES256"
+    assert len(summaries(audited)) == 1
