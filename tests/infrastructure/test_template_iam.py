@@ -59,7 +59,9 @@ EXPECTED_ACTIONS = {
         "s3:GetObjectVersion",
         "s3:PutObject",
         "kms:DescribeKey",
+        "kms:ListResourceTags",
         "kms:GetKeyPolicy",
+        "kms:PutKeyPolicy",
         "rekognition:DescribeProjects",
         "rekognition:DescribeProjectVersions",
         "sns:Publish",
@@ -139,7 +141,7 @@ def test_no_wildcard_actions_or_resources(function: str) -> None:
         assert "*" not in resources_of(statement), statement.get("Sid")
 
 
-@pytest.mark.parametrize("function", FUNCTIONS)
+@pytest.mark.parametrize("function", [*FUNCTIONS, AUDIT])
 @pytest.mark.parametrize("tag_value", ["managed", "opted-in"])
 def test_put_key_policy_only_on_keys_with_the_opt_in_tag(function: str, tag_value: str) -> None:
     # Given a deployment whose opt-in tag is custom-labels-guard=<tag_value>

@@ -294,3 +294,31 @@ def test_a_throttled_list_continues_in_a_new_invocation(audited: World, calls: B
     assert [r["status"] for r in results] == ["continuing", "continuing", "listed"]
     assert audited.head("old/a.jpg")["ServerSideEncryption"] == "AES256"
     assert len(summaries(audited)) == 1
+
+
+def test_a_failed_training_s_keys_are_granted_and_the_finding_says_retry(audited: World) -> None:
+    # Given a training that failed for access, whose manifest is under a managed key TRAINER lacks
+    rekognition = audited.behaviour[RekognitionCustomLabels]
+    key = audited.key()
+    audited.put("train.manifest", b"{}", ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
+    audited.role("Trainer", "/ml/")
+    audited.env_set(TRAINING_PRINCIPALS=TRAINER)
+    project = rekognition.create_project("cats")
+    rekognition.create_project_version(
+        project,
+        "v1",
+        status="TRAINING_FAILED",
+        status_message="Failed to copy images: the images S3 bucket permissions are invalid.",
+        training_manifests=[(BUCKET, "train.manifest")],
+    )
+
+    # When the audit runs (enforce mode)
+    run_audit(audited)
+
+    # Then TRAINER can use the key now, and the finding says the training can be retried
+    statement = audited.statement(key, "CustomLabelsGuardTrainingData")
+    assert statement is not None
+    assert TRAINER in statement["Principal"]["AWS"]
+    [training] = [f for f in findings(audited) if f["finding_type"] == "TRAINING_FAILED"]
+    assert training["outcome"] == "REMEDIATED"
+    assert "retry the training" in training["detail"]

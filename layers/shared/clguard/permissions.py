@@ -43,7 +43,8 @@ OPERATIONS: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
         # ListObjectsV2: training buckets and the inventory; GetObject: inventory reports;
         # HeadObject: a failed training's manifests; PutObject: the report.
         "s3": ("ListObjectsV2", "GetObject", "HeadObject", "PutObject"),
-        "kms": ("DescribeKey", "GetKeyPolicy"),
+        # the keys of a failed training's manifests: read, and (enforce) grant the trainers
+        "kms": tuple(kms.IAM_ACTIONS),
         "rekognition": ("DescribeProjects", "DescribeProjectVersions"),
         "sns": ("Publish",),
         "sqs": ("SendMessage",),

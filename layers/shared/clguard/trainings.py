@@ -3,8 +3,11 @@ of access (the Custom Labels guide, "Debugging a failed model training": S3 buck
 incorrect, unable to write to the output bucket, failed to copy images, images bucket
 permissions invalid) is one ``TRAINING_FAILED`` finding, once per version ever (a permanent
 marker in STATE_TABLE), with a diagnosis: the keys its data uses and which TRAINING_PRINCIPALS
-lack access to them now. When none lacks it any more, the guard (or someone) has fixed it: the
-finding says "retry the training" (outcome REMEDIATED). Other failures are logged, not alerted.
+lack access to them now. In enforce mode the guard first grants TRAINING_PRINCIPALS on the
+managed keys of the version's manifests (as for an upload). When nobody lacks access any more,
+the finding says "retry the training" (outcome REMEDIATED). Other failures are logged, not alerted.
+The copied-images key (``KmsKeyId``) is diagnosed, not granted: it needs the caller, whom
+DescribeProjectVersions does not name (the grant path handles it at CreateProjectVersion).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from clguard.adapters.s3 import HeadStatus
 from clguard.config import Settings
 from clguard.encryption import UnknownEncryption, classify
 from clguard.findings import Finding, FindingType, Outcome, ProjectVersionResource
+from clguard.keyaccess import Context, ensure_access
 from clguard.keydirectory import KeyDirectory
 from clguard.observability import count, logger
 from clguard.publisher import Publisher
@@ -61,8 +65,12 @@ def _manifests(description: dict[str, Any]) -> list[tuple[str, str]]:
     return found
 
 
-def diagnose(settings: Settings, description: dict[str, Any], keys: KeyDirectory) -> dict[str, Any]:
-    """The keys the version's data uses and who lacks training access to them now."""
+def diagnose(
+    settings: Settings, description: dict[str, Any], keys: KeyDirectory, publisher: Publisher, run_id: str
+) -> dict[str, Any]:
+    """The keys the version's data uses and who lacks training access to them now. In enforce
+    mode the guard first ensures TRAINING_PRINCIPALS on the data's keys (exactly as for an
+    upload: guardrails, opt-in tag, lock), so "fixed" can say: retry the training."""
     used: dict[str, str] = {}  # key ARN -> what uses it
     notes: list[str] = []
     if description.get("KmsKeyId"):
@@ -85,6 +93,22 @@ def diagnose(settings: Settings, description: dict[str, Any], keys: KeyDirectory
             continue
         if encryption.kms_key_arn:
             used.setdefault(encryption.kms_key_arn, f"manifest s3://{bucket}/{key}")
+    version_arn = str(description.get("ProjectVersionArn", ""))
+    granted: list[str] = []
+    if settings.training_principals:
+        ctx = Context(
+            settings=settings,
+            publisher=publisher,
+            keys=keys,
+            source_event_id=f"audit-{run_id}",
+            origin=f"the failed training {version_arn}",
+            scope=f"training-failed:{version_arn}",
+        )
+        wants = dict.fromkeys(settings.training_principals, (policy.TRAINING_DATA,))
+        for reference, why in used.items():
+            if why.startswith("manifest"):
+                result = ensure_access(ctx, reference, wants)
+                granted += [f"{p} on {result.key.arn if result.key else reference}" for p in result.granted]
     lacking: dict[str, list[str]] = {}
     for reference in used:
         lookup = keys.lookup(reference)
@@ -100,7 +124,7 @@ def diagnose(settings: Settings, description: dict[str, Any], keys: KeyDirectory
         if missing:
             lacking[lookup.key.arn] = missing
     fixed = not lacking and bool(used)
-    return {"keys": used, "lacking": lacking, "notes": notes, "fixed": fixed}
+    return {"keys": used, "lacking": lacking, "notes": notes, "fixed": fixed, "granted": granted}
 
 
 def _diagnosis_text(status_message: str, found: dict[str, Any]) -> str:
@@ -110,6 +134,8 @@ def _diagnosis_text(status_message: str, found: dict[str, Any]) -> str:
     for key, who in found["lacking"].items():
         parts.append(f"lacking access to {key} now: {', '.join(who)}")
     parts += found["notes"]
+    if found["granted"]:
+        parts.append("the guard has granted " + ", ".join(found["granted"]))
     if found["fixed"]:
         parts.append("every training principal has access now: retry the training")
     elif not found["lacking"] and not found["keys"]:
@@ -145,7 +171,7 @@ def audit(settings: Settings, publisher: Publisher, run_id: str) -> list[dict[st
                 )
                 count("TrainingsFailedOther")
                 continue
-            found = diagnose(settings, description, keys)
+            found = diagnose(settings, description, keys, publisher, run_id)
             text = _diagnosis_text(message, found)
             entry = {
                 "arn": arn,
