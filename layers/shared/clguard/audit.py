@@ -285,13 +285,15 @@ class Lister:
         remaining = getattr(self.lambda_context, "get_remaining_time_in_millis", None)
         return remaining is not None and remaining() < TIME_RESERVE_MS
 
-    def _packer(self) -> fanout.Packer:
-        if self.packer is None:
+    def _packer(self, bucket: str) -> fanout.Packer:
+        if self.packer is None or self.packer.bucket != bucket:
+            self.flush()
             self.packer = fanout.Packer(
                 source_event_id=f"audit-{self.cursor.run_id}",
                 origin=f"audit run {self.cursor.run_id}",
                 principals=(),
                 audit_run=self.cursor.run_id,
+                bucket=bucket,
             )
         return self.packer
 
@@ -307,7 +309,7 @@ class Lister:
 
     def offer(self, bucket: str, key: str, state: str) -> None:
         self.cursor.listed += 1
-        self._send(self._packer().add(ImageRef(bucket, key), state))
+        self._send(self._packer(bucket).add(ImageRef(bucket, key), state))
 
     def flush(self) -> None:
         """Send what is packed: at every stop point, so the cursor and the messages agree."""

@@ -149,6 +149,7 @@ def _verify_objects(message: Mapping[str, Any]) -> list[ObjectWork]:
     if version not in (1, 2) or isinstance(version, bool):
         raise InvalidEvent(f"{where} version {version!r} is not supported")
     audit_run = req(message, "audit_run", where) if version == 2 else ""
+    audit_bucket = req(message, "bucket", where) if version == 2 else ""
     event_id = req(message, "source_event_id", where)
     origin = text(message, "origin", where, required=False) or "a training request"
     principals = field_(message, "principals", list, where, required=False) or []
@@ -159,7 +160,7 @@ def _verify_objects(message: Mapping[str, Any]) -> list[ObjectWork]:
     for index, item in enumerate(objects):
         if not isinstance(item, dict):
             raise InvalidEvent(f"{where}.objects[{index}] must be an object")
-        bucket = req(item, "bucket", f"{where}.objects[{index}]")
+        bucket = audit_bucket or req(item, "bucket", f"{where}.objects[{index}]")
         key = req(item, "key", f"{where}.objects[{index}]")
         version_id = text(item, "version_id", f"{where}.objects[{index}]", required=False)
         if audit_run:

@@ -9,8 +9,9 @@
       "objects": [{"bucket": "…", "key": "…", "version_id": null}, …]
     }
 
-Version 2 is the audit's fan-out: the same plus ``"audit_run": "<run id>"``, and each object
-carries ``"state": "<ETag>@<LastModified>"`` as listed. Its objects are checked only in
+Version 2 is the audit's fan-out: the same plus ``"audit_run": "<run id>"`` and the
+``"bucket"`` of every object (one bucket per message), and each object is
+``{"key": "…", "state": "<digest of ETag and LastModified as listed>"}``. Its objects are checked only in
 TRAINING_BUCKETS (as uploads are), and the verify function tallies each message for the run.
 
 The verify function checks every object as it checks an uploaded one, wherever it is (not only
@@ -44,32 +45,24 @@ def messages(
     origin: str,
     principals: Sequence[str],
     max_bytes: int = MAX_MESSAGE_BYTES,
-    audit_run: str = "",
-    states: Iterable[str] | None = None,
 ) -> Iterator[str]:
-    """Pack refs into as few messages as fit (streaming: one message in memory at a time).
-    With ``audit_run``: version 2, each ref with its listed state from ``states`` (same order)."""
+    """Pack refs into as few messages as fit (streaming: one message in memory at a time)."""
     header: dict[str, object] = {
         "kind": VERIFY_OBJECTS_KIND,
-        "version": 2 if audit_run else 1,
+        "version": 1,
         "source_event_id": source_event_id,
         "origin": origin,
         "principals": list(principals),
     }
-    if audit_run:
-        header["audit_run"] = audit_run
     head = _encode(header)[:-1] + ',"objects":['
-    state_of = iter(states) if states is not None else None
+
     room = max_bytes - len(head.encode()) - 2
     if room < MAX_ITEM_BYTES:
         raise ValueError("message header leaves no room for one object")
     items: list[str] = []
     size = 0
     for ref in refs:
-        fields: dict[str, object] = {"bucket": ref.bucket, "key": ref.key, "version_id": None}
-        if audit_run:
-            fields["state"] = next(state_of, "") if state_of is not None else ""
-        item = _encode(fields)
+        item = _encode({"bucket": ref.bucket, "key": ref.key, "version_id": None})
         cost = len(item.encode()) + 1
         if items and size + cost > room:
             yield head + ",".join(items) + "]}"
@@ -91,6 +84,7 @@ class Packer:
         origin: str,
         principals: Sequence[str],
         audit_run: str,
+        bucket: str,
         max_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
         header: dict[str, object] = {
@@ -100,7 +94,9 @@ class Packer:
             "origin": origin,
             "principals": list(principals),
             "audit_run": audit_run,
+            "bucket": bucket,
         }
+        self.bucket = bucket
         self._head = _encode(header)[:-1] + ',"objects":['
         self._room = max_bytes - len(self._head.encode()) - 2
         if self._room < MAX_ITEM_BYTES:
@@ -109,8 +105,11 @@ class Packer:
         self._size = 0
 
     def add(self, ref: ImageRef, state: str) -> str | None:
-        """Add one object; a full message when this one did not fit in the current one."""
-        item = _encode({"bucket": ref.bucket, "key": ref.key, "state": state})
+        """Add one object (of this packer's bucket); a full message when it did not fit in the
+        current one."""
+        if ref.bucket != self.bucket:
+            raise ValueError(f"a packer of {self.bucket} cannot take an object of {ref.bucket}")
+        item = _encode({"key": ref.key, "state": state})
         cost = len(item.encode()) + 1
         full = None
         if self._items and self._size + cost > self._room:

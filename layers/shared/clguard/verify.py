@@ -156,6 +156,7 @@ class BatchRun:
                 origin=first.origin,
                 principals=first.principals,
                 audit_run=first.audit_run,
+                bucket=first.bucket,
             )
             packed = [packer.add(ImageRef(w.bucket, w.key), w.state) for w in rest]
             bodies = [b for b in (*packed, packer.flush()) if b is not None]
