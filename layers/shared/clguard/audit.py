@@ -354,11 +354,16 @@ class Lister:
             except BotoCoreError as error:
                 raise RetryableError(f"listing {bucket}: {error}") from error
             self.cursor.attempt = 0
+            before = self._packer(bucket).room
             for item in page.objects:
                 self.offer(bucket, item.key, object_state(item.etag, item.last_modified))
+            used = before - self._packer(bucket).room
             if page.next_token is None:
                 return
             self.cursor.token = page.next_token
+            del page
+            if self._packer(bucket).room < used:
+                self.flush()  # the next page may not fit: send now, while no page is in memory
 
     def _inventory(self, bucket: str, manifest: inventory.Manifest) -> None:
         settles = self.settings.encryption_requirement is EncryptionRequirement.SSE_S3_OR_KMS

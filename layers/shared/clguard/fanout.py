@@ -75,7 +75,13 @@ def messages(
 
 class Packer:
     """The audit's packer: objects added one at a time (pages of a listing), a message returned
-    whenever one is full, and ``flush()`` at a stop point so the cursor and the messages agree."""
+    whenever one is full, and ``flush()`` at a stop point so the cursor and the messages agree.
+
+    Memory is constant: one preallocated buffer of ``max_bytes`` holds the message being built
+    (whatever the bucket's size), and a finished message is decoded from it without a copy of
+    the buffer. The lister flushes between list pages when the next page may not fit, so a
+    page and a finished message are rarely in memory together.
+    """
 
     def __init__(
         self,
@@ -97,30 +103,43 @@ class Packer:
             "bucket": bucket,
         }
         self.bucket = bucket
-        self._head = _encode(header)[:-1] + ',"objects":['
-        self._room = max_bytes - len(self._head.encode()) - 2
-        if self._room < MAX_ITEM_BYTES:
+        head = (_encode(header)[:-1] + ',"objects":[').encode()
+        if max_bytes - len(head) - 2 < MAX_ITEM_BYTES:
             raise ValueError("message header leaves no room for one object")
-        self._items: list[str] = []
-        self._size = 0
+        self._buffer = bytearray(max_bytes)
+        self._buffer[: len(head)] = head
+        self._head = len(head)
+        self._end = len(head)
+        self._max = max_bytes
+        self.count = 0
+
+    @property
+    def room(self) -> int:
+        """Bytes still free for objects in the current message."""
+        return self._max - self._end - 2
 
     def add(self, ref: ImageRef, state: str) -> str | None:
         """Add one object (of this packer's bucket); a full message when it did not fit in the
         current one."""
         if ref.bucket != self.bucket:
             raise ValueError(f"a packer of {self.bucket} cannot take an object of {ref.bucket}")
-        item = _encode({"key": ref.key, "state": state})
-        cost = len(item.encode()) + 1
+        item = _encode({"key": ref.key, "state": state}).encode()
         full = None
-        if self._items and self._size + cost > self._room:
+        if self.count and len(item) + 1 > self.room:
             full = self.flush()
-        self._items.append(item)
-        self._size += cost
+        if self.count:
+            self._buffer[self._end] = 0x2C  # ","
+            self._end += 1
+        self._buffer[self._end : self._end + len(item)] = item
+        self._end += len(item)
+        self.count += 1
         return full
 
     def flush(self) -> str | None:
-        if not self._items:
+        if not self.count:
             return None
-        body = self._head + ",".join(self._items) + "]}"
-        self._items, self._size = [], 0
+        self._buffer[self._end : self._end + 2] = b"]}"
+        with memoryview(self._buffer) as view:
+            body = str(view[: self._end + 2], "utf-8")
+        self._end, self.count = self._head, 0
         return body
