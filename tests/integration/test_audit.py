@@ -3,16 +3,20 @@ scheduled run and checked through the verify queue exactly as uploads are."""
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
-from clguard import audit
+import pytest
+
+from clguard import audit, verify
 from clguard.config import current_settings
+from functions.verify_object_encryption import app as verify_app
 from localaws.doubles import RekognitionCustomLabels
 from tests.auditrun import drain_to_verify, findings, put_inventory, report, run_audit, summaries
 from tests.awscalls import Boundary
 from tests.conftest import TRAINER
-from tests.eventsamples import load_event
+from tests.eventsamples import load_event, sqs_event
 from tests.world import ACCOUNT, BUCKET, LambdaContext, World
 
 
@@ -322,3 +326,30 @@ def test_a_failed_training_s_keys_are_granted_and_the_finding_says_retry(audited
     [training] = [f for f in findings(audited) if f["finding_type"] == "TRAINING_FAILED"]
     assert training["outcome"] == "REMEDIATED"
     assert "retry the training" in training["detail"]
+
+
+def test_an_audit_message_short_of_time_continues_and_the_run_still_completes(
+    audited: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an audit of 6 unencrypted objects whose one message reaches a verify invocation that
+    # has time for 2 objects only
+    keys = [f"old/{n}.jpg" for n in range(6)]
+    for key in keys:
+        audited.put_legacy(key)
+    audit_app_handler(audited)
+    [body] = [m["Body"] for m in audited.drain_queue()]
+    checks = iter([False, False])
+    monkeypatch.setattr(verify.BatchRun, "_time_short", lambda self: next(checks, True))
+
+    # When it is handled, and then the message it continued in (with time enough)
+    assert verify_app.lambda_handler(sqs_event(body), LambdaContext()) == {"batchItemFailures": []}
+    [rest] = [m["Body"] for m in audited.drain_queue()]
+    monkeypatch.setattr(verify.BatchRun, "_time_short", lambda self: False)
+    assert verify_app.lambda_handler(sqs_event(rest), LambdaContext()) == {"batchItemFailures": []}
+
+    # Then the rest went on as the same audit run, every object was fixed once, and the run
+    # completed with one summary counting all six
+    assert json.loads(rest)["audit_run"] == json.loads(body)["audit_run"]
+    assert sorted(f["resource"]["key"] for f in findings(audited)) == sorted(keys)
+    [summary] = summaries(audited)
+    assert summary["objects"] == 6
