@@ -353,3 +353,21 @@ def test_an_audit_message_short_of_time_continues_and_the_run_still_completes(
     assert sorted(f["resource"]["key"] for f in findings(audited)) == sorted(keys)
     [summary] = summaries(audited)
     assert summary["objects"] == 6
+
+
+def test_a_run_that_never_completed_is_reported_incomplete_by_the_next(audited: World) -> None:
+    # Given an audit whose queued checks were lost (e.g. in VerifyDLQ): no summary was published
+    audited.put_legacy("old/a.jpg")
+    audit_app_handler(audited)
+    lost = list(audited.drain_queue())
+    assert lost
+    assert summaries(audited) == []
+
+    # When the next audit runs
+    run_audit(audited)
+
+    # Then the first run is reported too, marked incomplete, and the second one normally
+    first, second = summaries(audited)
+    assert any("incomplete: 0 of 1 messages" in note for note in report(audited, first)["notes"])
+    assert (first["objects"], second["objects"]) == (0, 1)
+    assert report(audited, second)["notes"] == []

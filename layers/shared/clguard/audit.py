@@ -12,7 +12,8 @@ One run, started by the schedule (or by hand with ``{}``):
    ``clguard.audit-continue`` event carrying the cursor: the next one resumes, never restarts;
 5. each verify message adds its tally to the run record (one UpdateItem per message); the one
    that completes the run (or the audit function, if it lists last) writes the report
-   (``clguard.auditreport``) and publishes the run's one summary message.
+   (``clguard.auditreport``) and publishes the run's one summary message. A run that never
+   completes (a message ended in VerifyDLQ) is reported, marked incomplete, by the next run.
 
 Idempotent across runs: findings of audit checks are scoped by the state of what was checked
 (an object's ETag and LastModified as listed, a key's policy), not by the run, so the next run
@@ -459,6 +460,7 @@ def run(
     if cursor is None:
         run_id = _new_run_id(event)
         cursor = Cursor(run_id=run_id, started=time.time())
+        _close_previous(settings, run_id, lambda_context)
         found = _trainings(settings, publisher, run_id, trainings)
         _start(settings, config, run_id, found)
         logger.info("audit started", extra={"run_id": run_id, "buckets": sorted(settings.training_buckets)})
@@ -489,6 +491,34 @@ def run(
         if report is not None:
             summary.update(status="finished", report=report)
     return summary
+
+
+LAST_RUN_ID: Final = "audit-last-run"
+
+
+def _close_previous(settings: Settings, run_id: str, lambda_context: Any) -> None:
+    """A run whose checks never all finished (a message in VerifyDLQ, an invocation in
+    AuditDLQ) would never report: the next run reports it, marked incomplete, before starting."""
+    last = dynamodb.get(settings.state_table, LAST_RUN_ID)
+    dynamodb.put(settings.state_table, {"id": {"S": LAST_RUN_ID}, "run_id": {"S": run_id}})
+    previous = str(last.get("run_id", {}).get("S", "")) if last else ""
+    if not previous:
+        return
+    record = dynamodb.get(settings.state_table, run_item_id(previous))
+    if record is None or _plain(record).get("finalized"):
+        return
+    plain = _plain(record)
+    done, expected = int(plain.get("done", 0)), int(plain.get("expected", 0)) + int(plain.get("more", 0))
+    listing = "" if plain.get("listed") else "; its listing did not finish (see AuditDLQ)"
+    note = (
+        f"incomplete: {done} of {expected} messages were checked when the next run ({run_id}) started; "
+        f"the others are in VerifyDLQ or still queued{listing}"
+    )
+    _note(settings, previous, [note])
+    dynamodb.update(settings.state_table, run_item_id(previous), "SET listed = :t", values={":t": {"BOOL": True}})
+    logger.warning("the previous audit run never completed; reporting it as incomplete", extra={"run_id": previous})
+    count("AuditRunsIncomplete")
+    finalize(settings, previous, lambda_context=lambda_context)
 
 
 def _note(settings: Settings, run_id: str, notes: Sequence[str]) -> None:
