@@ -31,9 +31,9 @@ from clguard.adapters import s3 as s3_adapter
 from clguard.adapters import sqs as sqs_adapter
 from functions.audit import app as audit_app
 from localaws.doubles import aws_behaviour
-from tests.auditrun import REPORTS, put_inventory
+from tests.auditrun import REPORTS, put_inventory, scheduled_event
 from tests.awscalls import boundary
-from tests.eventsamples import load_event, sqs_event
+from tests.eventsamples import sqs_event
 from tests.world import ACCOUNT, BUCKET, TABLE, LambdaContext, World
 
 OBJECTS = 10_000
@@ -60,7 +60,7 @@ def audit_calls(objects: int, *, inventory: bool) -> dict[str, Any]:
         with boundary() as b:
             fresh_container(b.session)
             with quiet():
-                summary = audit_app.lambda_handler(load_event("scheduled_audit"), AUDIT_CONTEXT)
+                summary = audit_app.lambda_handler(scheduled_event(), AUDIT_CONTEXT)
             audit_ops = Counter(b.log.by_operation())
         bodies = [m["Body"] for m in world.drain_queue()]  # the Lambda poller's receive: not counted
         with boundary() as b:
@@ -164,7 +164,7 @@ def _peak(objects: int) -> tuple[int, int]:
         tracemalloc.reset_peak()
         before = tracemalloc.get_traced_memory()[0]
         with quiet():
-            summary = audit_app.lambda_handler(load_event("scheduled_audit"), AUDIT_CONTEXT)
+            summary = audit_app.lambda_handler(scheduled_event(), AUDIT_CONTEXT)
         peak = tracemalloc.get_traced_memory()[1] - before
     if summary.get("objects_listed") != objects:
         raise RuntimeError(f"listed {summary.get('objects_listed')} of {objects}")

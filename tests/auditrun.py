@@ -6,6 +6,7 @@ import csv
 import gzip
 import io
 import json
+import uuid
 from typing import Any
 from urllib.parse import quote
 
@@ -18,10 +19,17 @@ from tests.world import LambdaContext, World
 REPORTS = "custom-labels-guard-reports"
 
 
+def scheduled_event() -> dict[str, Any]:
+    """The sample scheduled event as one more firing of the schedule (each firing has its own id)."""
+    event = load_event("scheduled_audit")
+    event["id"] = str(uuid.uuid4())
+    return event
+
+
 def run_audit(world: World, event: dict[str, Any] | None = None, **context: Any) -> dict[str, Any]:
     """One audit invocation, then the verify function on every message it queued (until empty)."""
     summary = audit_app.lambda_handler(
-        load_event("scheduled_audit") if event is None else event, LambdaContext(function_name="audit", **context)
+        scheduled_event() if event is None else event, LambdaContext(function_name="audit", **context)
     )
     drain_to_verify(world)
     return summary

@@ -13,10 +13,10 @@ from clguard import audit, verify
 from clguard.config import current_settings
 from functions.verify_object_encryption import app as verify_app
 from localaws.doubles import RekognitionCustomLabels
-from tests.auditrun import drain_to_verify, findings, put_inventory, report, run_audit, summaries
+from tests.auditrun import drain_to_verify, findings, put_inventory, report, run_audit, scheduled_event, summaries
 from tests.awscalls import Boundary
 from tests.conftest import TRAINER
-from tests.eventsamples import load_event, sqs_event
+from tests.eventsamples import sqs_event
 from tests.world import ACCOUNT, BUCKET, LambdaContext, World
 
 
@@ -142,7 +142,7 @@ def test_an_audit_short_of_time_resumes_where_it_stopped(audited: World, calls: 
 
     # When it runs, stops, and its continuation runs
     first = audit.run(
-        load_event("scheduled_audit"),
+        scheduled_event(),
         context,
         settings,
         config,
@@ -267,7 +267,7 @@ def audit_app_handler(world: World) -> dict[str, Any]:
     """The audit function alone (its messages stay queued)."""
     from functions.audit import app  # noqa: PLC0415
 
-    result: dict[str, Any] = app.lambda_handler(load_event("scheduled_audit"), LambdaContext(function_name="audit"))
+    result: dict[str, Any] = app.lambda_handler(scheduled_event(), LambdaContext(function_name="audit"))
     return result
 
 
@@ -289,7 +289,7 @@ def test_a_throttled_list_continues_in_a_new_invocation(audited: World, calls: B
         )
 
     # When the audit runs, and then each continuation it asks for
-    results = [invoke(load_event("scheduled_audit"))]
+    results = [invoke(scheduled_event())]
     while continued and len(results) < 5:
         results.append(invoke(continued.pop()))
     drain_to_verify(audited)
@@ -371,3 +371,19 @@ def test_a_run_that_never_completed_is_reported_incomplete_by_the_next(audited: 
     assert any("incomplete: 0 of 1 messages" in note for note in report(audited, first)["notes"])
     assert (first["objects"], second["objects"]) == (0, 1)
     assert report(audited, second)["notes"] == []
+
+
+def test_a_redelivered_scheduled_event_starts_no_second_run(audited: World, calls: Boundary) -> None:
+    # Given one firing of the schedule, delivered twice (EventBridge delivers at least once)
+    audited.put_legacy("old/a.jpg")
+    event = scheduled_event()
+
+    # When both deliveries reach the audit
+    first = run_audit(audited, event)
+    second = run_audit(audited, event)
+
+    # Then the second does nothing: one listing, one finding, one summary
+    assert (first["status"], second["status"]) == ("listed", "duplicate")
+    assert calls.log.count("ListObjectsV2") == 1
+    assert len(findings(audited)) == 1
+    assert len(summaries(audited)) == 1

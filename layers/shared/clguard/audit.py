@@ -409,9 +409,13 @@ class Lister:
 
 
 def _new_run_id(event: Mapping[str, Any]) -> str:
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%SZ")
+    """A scheduled firing's run id comes from its event (a redelivery is the same run); a run
+    by hand (``{}``) gets a new one."""
     event_id = event.get("id") if isinstance(event.get("id"), str) else None
-    return f"{stamp}-{(event_id or uuid.uuid4().hex)[:8]}"
+    fired = event.get("time") if isinstance(event.get("time"), str) else None
+    if event_id and fired:
+        return f"{fired.replace(':', '-')}-{event_id[:8]}"
+    return f"{datetime.now(UTC).strftime('%Y-%m-%dT%H-%M-%SZ')}-{uuid.uuid4().hex[:8]}"
 
 
 def parse_input(event: Any) -> Cursor | None:
@@ -425,22 +429,28 @@ def parse_input(event: Any) -> Cursor | None:
     return None
 
 
-def _start(settings: Settings, config: AuditConfig, run_id: str, trainings: list[dict[str, Any]]) -> None:
-    dynamodb.put(
+def _start(settings: Settings, config: AuditConfig, run_id: str) -> bool:
+    """Create the run record; False when this run already started (a redelivered event)."""
+    values = {
+        ":exp": _n(int(time.time()) + RUN_TTL_SECONDS),
+        ":at": {"S": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")},
+        ":started": {"N": repr(time.time())},
+        ":mode": {"S": settings.remediation_mode.value},
+        ":req": {"S": settings.encryption_requirement.value},
+        ":buckets": {"L": [{"S": b} for b in sorted(settings.training_buckets)]},
+        ":rb": {"S": config.reports_bucket},
+        ":rp": {"S": config.reports_prefix},
+    }
+    created = dynamodb.update(
         settings.state_table,
-        {
-            "id": {"S": run_item_id(run_id)},
-            "expiration": _n(int(time.time()) + RUN_TTL_SECONDS),
-            "started_at": {"S": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")},
-            "started": {"N": repr(time.time())},
-            "mode": {"S": settings.remediation_mode.value},
-            "requirement": {"S": settings.encryption_requirement.value},
-            "buckets": {"L": [{"S": b} for b in sorted(settings.training_buckets)]},
-            "reports_bucket": {"S": config.reports_bucket},
-            "reports_prefix": {"S": config.reports_prefix},
-            "trainings": {"S": json.dumps(trainings)},
-        },
+        run_item_id(run_id),
+        "SET expiration = :exp, started_at = :at, started = :started, #mode = :mode, requirement = :req, "
+        "buckets = :buckets, reports_bucket = :rb, reports_prefix = :rp",
+        names={"#mode": "mode"},
+        values=values,
+        condition="attribute_not_exists(id)",
     )
+    return created is not None
 
 
 def run(
@@ -460,9 +470,17 @@ def run(
     if cursor is None:
         run_id = _new_run_id(event)
         cursor = Cursor(run_id=run_id, started=time.time())
+        if not _start(settings, config, run_id):
+            logger.info("this scheduled event already started its run; nothing to do", extra={"run_id": run_id})
+            return {"run_id": run_id, "status": "duplicate"}
         _close_previous(settings, run_id, lambda_context)
         found = _trainings(settings, publisher, run_id, trainings)
-        _start(settings, config, run_id, found)
+        dynamodb.update(
+            settings.state_table,
+            run_item_id(run_id),
+            "SET trainings = :t",
+            values={":t": {"S": json.dumps(found)}},
+        )
         logger.info("audit started", extra={"run_id": run_id, "buckets": sorted(settings.training_buckets)})
     lister = Lister(settings, config, cursor, lambda_context, publisher, tuple(sorted(settings.training_buckets)))
     try:
@@ -502,7 +520,7 @@ def _close_previous(settings: Settings, run_id: str, lambda_context: Any) -> Non
     last = dynamodb.get(settings.state_table, LAST_RUN_ID)
     dynamodb.put(settings.state_table, {"id": {"S": LAST_RUN_ID}, "run_id": {"S": run_id}})
     previous = str(last.get("run_id", {}).get("S", "")) if last else ""
-    if not previous:
+    if not previous or previous == run_id:
         return
     record = dynamodb.get(settings.state_table, run_item_id(previous))
     if record is None or _plain(record).get("finalized"):
