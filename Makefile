@@ -15,11 +15,12 @@ SAM_ENV := PATH="$(abspath $(TOOLS))/bin:$(PYTHON313_DIR):$$PATH" SAM_CLI_TELEME
 SAM := $(SAM_ENV) $(TOOLS)/bin/sam
 TEMPLATE := template.yaml
 
-.PHONY: help venv tools lint format typecheck validate test test-fast build demo replay bench deploy deploy-prod clean
+.PHONY: help venv tools lint format typecheck validate browser test test-fast build demo audit replay bench deploy deploy-prod clean
 
 help:
 	@echo "make demo      run the whole system on a local moto server and print what happened"
 	@echo "make test      ruff, mypy, sam validate --lint, checkov and all tests"
+	@echo "make audit     run the audit on the local system and write its report to audit-report/"
 	@echo "make bench     performance figures (ratios measured side by side)"
 	@echo "make replay EVENT=path.json   route your own event through the local system"
 	@echo "make build     sam build (no container)"
@@ -58,7 +59,11 @@ validate: tools
 	$(SAM) validate --lint --template member.yaml
 	BC_SKIP_MAPPING=TRUE $(TOOLS)/bin/checkov --quiet --compact --skip-download --framework cloudformation --file $(TEMPLATE) --file member.yaml
 
-test: lint typecheck validate
+# The audit report's test renders it in a real headless Chromium (Debian's package).
+browser:
+	scripts/ensure-chromium.sh
+
+test: lint typecheck validate browser
 	PATH="$(abspath $(TOOLS))/bin:$(PYTHON313_DIR):$$PATH" SAM_CLI_TELEMETRY=0 $(PY) -m pytest -n 2
 
 test-fast: venv
@@ -69,6 +74,9 @@ build: tools
 
 demo: venv
 	$(PY) -m localaws.demo
+
+audit: venv
+	$(PY) -m localaws.audit
 
 replay: venv
 	@test -n "$(EVENT)" || { echo "usage: make replay EVENT=path/to/event.json"; exit 2; }

@@ -23,8 +23,17 @@ from bench.common import Figure, failed_figure, progress
 
 logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the in-process moto server's access log
 
-GROUPS = ("calls", "c7n", "latency", "coldstart", "grant", "memory", "policy", "accounts")
-NUMBERS = {"calls": "1", "latency": "2", "coldstart": "3", "grant": "4", "memory": "5", "policy": "6", "accounts": "7"}
+GROUPS = ("calls", "c7n", "latency", "coldstart", "grant", "memory", "policy", "audit", "accounts")
+NUMBERS = {
+    "calls": "1",
+    "latency": "2",
+    "coldstart": "3",
+    "grant": "4",
+    "memory": "5",
+    "policy": "6",
+    "audit": "7",
+    "accounts": "8",
+}
 
 
 def _calls() -> list[Figure]:
@@ -70,6 +79,12 @@ def _accounts() -> list[Figure]:
     return member_overhead()
 
 
+def _audit() -> list[Figure]:
+    from bench.audit import audit_figures  # noqa: PLC0415
+
+    return audit_figures()
+
+
 RUNNERS: dict[str, tuple[Callable[[], list[Figure]], str, float | None, str]] = {
     "calls": (_calls, "AWS calls per compliant object event", 1.05, "≤ 1.05"),
     "latency": (_latency, "Handler wall time per event ÷ bare HeadObject", 1.5, "≤ 1.5"),
@@ -78,6 +93,7 @@ RUNNERS: dict[str, tuple[Callable[[], list[Figure]], str, float | None, str]] = 
     "memory": (_memory, "Peak memory, 250,000 ÷ 1,000 manifest lines", 1.2, "≤ 1.2"),
     "policy": (_policy, "Key-policy bytes per principal", 4.0, "≤ ARN + 4"),
     "accounts": (_accounts, "Extra AWS calls per member-account object event", 0.01, "≤ 0.01"),
+    "audit": (_audit, "Audit: calls per compliant existing object", 1.002, "≤ 1.002"),
 }
 
 

@@ -11,10 +11,11 @@
    variables are hidden, so nothing can reach a real account; ``clguard``'s client cache is reset;
 3. deploys what the template declares that the handlers use, read from ``template.yaml`` (never
    re-typed here): every ``AWS::SQS::Queue`` with its properties (redrive to its DLQ included),
-   ``AWS::SNS::Topic``, ``AWS::DynamoDB::Table``; every ``AWS::Events::Rule`` with its resolved
-   ``EventPattern`` on moto's default bus and its targets (a rule target that is a function becomes
-   an SQS queue standing in for that function's asynchronous invocation); plus one SQS queue
-   subscribed to each topic, to read alerts back as a subscriber would;
+   ``AWS::SNS::Topic``, ``AWS::DynamoDB::Table``, ``AWS::S3::Bucket`` (if its condition holds);
+   every ``AWS::Events::Rule`` with its resolved ``EventPattern`` on moto's default bus and its
+   targets (a rule target that is a function becomes an SQS queue standing in for that function's
+   asynchronous invocation; schedule rules stay off the bus); plus one SQS queue subscribed to
+   each topic, to read alerts back as a subscriber would;
 4. resolves each function's environment from ``Globals.Function.Environment`` and its own
    ``Environment``, with the parameter values and the local resources' physical names.
 
@@ -587,6 +588,13 @@ class LocalSystem:
             self.deployed[logical_id] = Deployed(arn, {"TopicArn": arn, "TopicName": arn.rsplit(":", 1)[1]})
         for logical_id, resource in resources_of_type(self.template, "AWS::DynamoDB::Table").items():
             self._deploy_table(ddb, logical_id, resource)
+        # Buckets the stack creates (the audit's reports bucket, when AuditReportsLocation is empty).
+        for logical_id, resource in resources_of_type(self.template, "AWS::S3::Bucket").items():
+            if "Condition" in resource and not condition_holds(self.template, resource["Condition"], self.parameters):
+                continue
+            name = f"{STACK_NAME}-{logical_id}".lower()
+            self.client("s3").create_bucket(Bucket=name)
+            self.deployed[logical_id] = Deployed(name, {"Arn": f"arn:aws:s3:::{name}"})
         for logical_id in resources_of_type(self.template, "AWS::Serverless::Function"):
             name = f"{STACK_NAME}-{logical_id}"
             arn = self._arn("lambda", f"function:{name}")
@@ -781,6 +789,13 @@ class LocalSystem:
         for logical_id, resource in resources_of_type(self.template, "AWS::Events::Rule").items():
             properties = resource.get("Properties", {})
             name = self.deployed[logical_id].ref
+            if "EventPattern" not in properties:
+                # A schedule rule: on moto's bus a rule without a pattern would match every event.
+                # Locally the schedule is "make audit" (which invokes the target by hand).
+                self.rule_targets[logical_id] = [
+                    f"{self._function_target(t['Arn'])} (on schedule)" for t in properties.get("Targets", [])
+                ]
+                continue
             rule: dict[str, Any] = {"Name": name, "State": str(self.resolve(properties.get("State", "ENABLED")))}
             if "EventPattern" in properties:
                 rule["EventPattern"] = json.dumps(self.resolve(properties["EventPattern"]))

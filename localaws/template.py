@@ -316,9 +316,12 @@ def condition_holds(template: Mapping[str, Any], name: str, parameters: Mapping[
 def rule_patterns(
     template: Mapping[str, Any], parameters: Mapping[str, Any] | None = None
 ) -> dict[str, dict[str, Any]]:
-    """EventPattern of every AWS::Events::Rule, resolved (Ref TrainingBuckets -> bucket list)."""
+    """EventPattern of every AWS::Events::Rule, resolved (Ref TrainingBuckets -> bucket list).
+    Schedule rules (a ScheduleExpression, no pattern) match no event and are left out."""
     patterns = {}
     for logical_id, rule in resources_of_type(template, "AWS::Events::Rule").items():
+        if "EventPattern" not in rule["Properties"]:
+            continue
         pattern = resolve(template, rule["Properties"]["EventPattern"], parameters)
         if not isinstance(pattern, dict):
             raise TypeError(f"{logical_id}: EventPattern must be an object in this template")

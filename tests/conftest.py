@@ -73,3 +73,13 @@ def cmk_object(world: World) -> str:
     world.put(OBJECT_KEY, ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
     world.env_set(TRAINING_PRINCIPALS=TRAINER)
     return key
+
+
+@pytest.fixture
+def audited(world: World) -> World:
+    """The world with a reports bucket and the audit's own variable (AUDIT_REPORTS)."""
+    from tests.auditrun import REPORTS  # noqa: PLC0415
+
+    world.s3.create_bucket(Bucket=REPORTS)
+    world.env_set(AUDIT_REPORTS=f"s3://{REPORTS}/audit-reports")
+    return world

@@ -56,7 +56,7 @@ def test_legacy_upload_is_reencrypted_once_and_its_copy_echo_is_quiet(system: Lo
     [alert] = system.alerts()
     assert "re-encrypted in place" in alert.email
     assert alert.chat["content"]["textType"] == "client-markdown"
-    assert system.dead_letters() == {"VerifyDLQ": 0, "GrantDLQ": 0}
+    assert system.dead_letters() == {"VerifyDLQ": 0, "GrantDLQ": 0, "AuditDLQ": 0}
 
 
 def test_compliant_upload_outside_the_training_buckets_reaches_no_handler(system: LocalSystem) -> None:
@@ -86,7 +86,7 @@ def test_record_the_verify_function_cannot_parse_ends_in_verify_dlq(system: Loca
     # Then the record failed alone each time, was received maxReceiveCount times, and moved to VerifyDLQ
     assert len(invocations) == int(redrive["maxReceiveCount"])
     assert all(len(i.failed_records) == 1 and i.error is None for i in invocations)
-    assert system.dead_letters() == {"VerifyDLQ": 1, "GrantDLQ": 0}
+    assert system.dead_letters() == {"VerifyDLQ": 1, "GrantDLQ": 0, "AuditDLQ": 0}
     assert system.queue_depth("VerifyQueue") == 0
 
 
@@ -107,7 +107,7 @@ def test_failed_grant_invocation_is_retried_then_recorded_in_grant_dlq(system: L
     assert routed.rules == ["TrainingCallRule"]
     assert [i.attempt for i in invocations] == list(range(1, retries + 2))
     assert all(i.error for i in invocations)
-    assert system.dead_letters() == {"VerifyDLQ": 0, "GrantDLQ": 1}
+    assert system.dead_letters() == {"VerifyDLQ": 0, "GrantDLQ": 1, "AuditDLQ": 0}
     sqs = system.client("sqs")
     [message] = sqs.receive_message(QueueUrl=system.queue_url("GrantDLQ"))["Messages"]
     record = json.loads(message["Body"])

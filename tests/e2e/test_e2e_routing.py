@@ -40,6 +40,8 @@ EXPECTED: dict[str, tuple[str, str] | None] = {
     "cloudtrail_create_dataset_from_dataset": ("TrainingCallRule", GRANT),
     "cloudtrail_update_dataset_entries": ("TrainingCallRule", GRANT),
     "cloudtrail_copy_project_version": ("TrainingCallRule", GRANT),
+    # The schedule rule has no pattern: the scheduler invokes its target, no bus event matches it.
+    "scheduled_audit": None,
 }
 
 
@@ -78,7 +80,7 @@ def test_sample_reaches_exactly_its_handler(system: LocalSystem, name: str) -> N
     # And the handler coped with it on an empty account: no error, nothing left for a DLQ
     assert invocation.error is None, invocation.output[-2000:]
     assert invocation.failed_records == []
-    assert system.dead_letters() == {"VerifyDLQ": 0, "GrantDLQ": 0}
+    assert system.dead_letters() == {"VerifyDLQ": 0, "GrantDLQ": 0, "AuditDLQ": 0}
 
 
 def test_grant_handler_gets_the_event_as_lambda_async_invoke_delivers_it(system: LocalSystem) -> None:

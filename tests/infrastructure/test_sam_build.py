@@ -24,6 +24,7 @@ FIND_PYTHON313 = REPO_ROOT / "scripts" / "find-python313.sh"
 FUNCTIONS = {
     "VerifyObjectEncryptionFunction": "functions/verify_object_encryption",
     "GrantTrainingAccessFunction": "functions/grant_training_access",
+    "AuditFunction": "functions/audit",
 }
 # What the python3.13 Lambda runtime provides besides the standard library.
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")

@@ -57,7 +57,7 @@ SOURCES: dict[str, tuple[str, str] | None] = {
     "POWERTOOLS_METRICS_NAMESPACE": None,
 }
 
-FUNCTIONS = ("VerifyObjectEncryptionFunction", "GrantTrainingAccessFunction")
+FUNCTIONS = ("VerifyObjectEncryptionFunction", "GrantTrainingAccessFunction", "AuditFunction")
 
 
 def global_environment(template: dict[str, Any]) -> dict[str, Any]:
@@ -160,7 +160,8 @@ def test_environment_resolves_to_the_documented_defaults() -> None:
         "STATE_TABLE": "ref:StateTable",
         "VERIFY_QUEUE_URL": "ref:VerifyQueue",
         "GUARD_ROLE_IDS": (
-            "getatt:VerifyObjectEncryptionFunctionRole.RoleId,getatt:GrantTrainingAccessFunctionRole.RoleId"
+            "getatt:VerifyObjectEncryptionFunctionRole.RoleId,getatt:GrantTrainingAccessFunctionRole.RoleId,"
+            "getatt:AuditFunctionRole.RoleId"
         ),
         "POWERTOOLS_SERVICE_NAME": "custom-labels-guard",
         "POWERTOOLS_METRICS_NAMESPACE": "CustomLabelsGuard",
@@ -202,6 +203,9 @@ DESIGN_DEFAULTS = {
     "MemberAccountIds": "",
     "MemberRoleName": "CustomLabelsGuardMember",
     "OrganizationId": "",
+    "AuditSchedule": "rate(1 day)",
+    "AuditReportsLocation": "",
+    "InventoryLocation": "",
 }
 
 KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -209,6 +213,14 @@ KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-123456
 # (parameter, value, accepted?) — CloudFormation matches AllowedPattern against the whole value
 # (each item, for a CommaDelimitedList).
 PATTERN_CASES = [
+    ("AuditSchedule", "rate(1 day)", True),
+    ("AuditSchedule", "cron(0 3 * * ? *)", True),
+    ("AuditSchedule", "", True),
+    ("AuditSchedule", "daily", False),
+    ("AuditReportsLocation", "my-reports/audit", True),
+    ("AuditReportsLocation", "s3://my-reports/audit", False),
+    ("InventoryLocation", "inventory-dest/inv", True),
+    ("InventoryLocation", "inventory-dest/inv/", False),
     ("TrainingBuckets", "custom-labels-training", True),
     ("TrainingBuckets", "data.v2-bucket", True),
     ("TrainingBuckets", "Custom_Labels", True),  # a legacy us-east-1 bucket
@@ -327,12 +339,14 @@ def test_every_function_gets_the_shared_environment() -> None:
     assert set(functions) == set(FUNCTIONS)
 
 
-def test_guard_role_ids_are_the_two_function_roles() -> None:
+def test_guard_role_ids_are_the_roles_of_the_functions_that_send_guard_messages() -> None:
     # Given the template
     template = load_template()
 
     # When GUARD_ROLE_IDS is resolved
     value = resolve(template, global_environment(template)["GUARD_ROLE_IDS"])
 
-    # Then it lists the RoleIds of exactly the two functions' (SAM-generated) roles
-    assert value == ",".join(f"getatt:{function}Role.RoleId" for function in FUNCTIONS)
+    # Then it lists the RoleIds of exactly the (SAM-generated) roles of the functions that send the
+    # guard's own messages: verify (continuations, outbox), grant (fan-out), audit (listing pages)
+    senders = ("VerifyObjectEncryptionFunction", "GrantTrainingAccessFunction", "AuditFunction")
+    assert value == ",".join(f"getatt:{function}Role.RoleId" for function in senders)

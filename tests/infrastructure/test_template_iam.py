@@ -17,6 +17,7 @@ from tests.infrastructure.cfn_template import (
 
 VERIFY = "VerifyObjectEncryptionFunction"
 GRANT = "GrantTrainingAccessFunction"
+AUDIT = "AuditFunction"
 FUNCTIONS = (VERIFY, GRANT)
 
 S3_OBJECT_ACTIONS = {
@@ -57,6 +58,27 @@ REKOGNITION_DATASET_ACTIONS = {"rekognition:DescribeProjects", "rekognition:List
 EXPECTED_ACTIONS = {
     VERIFY: COMMON_ACTIONS | {"s3:ListBucket", "s3:ListBucketVersions"} | SQS_POLLER_ACTIONS,
     GRANT: COMMON_ACTIONS | S3_BUCKET_ACTIONS | REKOGNITION_DATASET_ACTIONS,
+    AUDIT: {
+        "s3:ListBucket",
+        "s3:GetObject",
+        "s3:GetObjectVersion",
+        "s3:PutObject",
+        "kms:DescribeKey",
+        "kms:ListResourceTags",
+        "kms:GetKeyPolicy",
+        "kms:PutKeyPolicy",
+        "rekognition:DescribeProjects",
+        "rekognition:DescribeProjectVersions",
+        "sns:Publish",
+        "kms:GenerateDataKey",
+        "kms:Decrypt",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "sqs:SendMessage",
+        "lambda:InvokeFunction",
+    },
 }
 ACCOUNT_PROJECTS = "arn:aws:rekognition:us-east-1:123456789012:project/*"
 # IAM actions that support no resource-level permissions (Resource must be "*"), each alone in
@@ -84,7 +106,7 @@ def statements_granting(statements: list[dict[str, Any]], action: str) -> list[d
     return [statement for statement in statements if action in actions_of(statement)]
 
 
-@pytest.mark.parametrize("function", FUNCTIONS)
+@pytest.mark.parametrize("function", [*FUNCTIONS, AUDIT])
 def test_function_policy_actions_are_the_declared_lists(function: str) -> None:
     # Given a function of the template
     template = load_template()
@@ -97,7 +119,8 @@ def test_function_policy_actions_are_the_declared_lists(function: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("function", "folder"), [(VERIFY, "verify_object_encryption"), (GRANT, "grant_training_access")]
+    ("function", "folder"),
+    [(VERIFY, "verify_object_encryption"), (GRANT, "grant_training_access"), (AUDIT, "audit")],
 )
 def test_function_policy_grants_exactly_what_the_code_declares(function: str, folder: str) -> None:
     # Given the IAM actions the code declares (each adapter's operations, per function)
@@ -111,7 +134,7 @@ def test_function_policy_grants_exactly_what_the_code_declares(function: str, fo
     assert declared - granted == set(), "used by the code but not granted"
 
 
-@pytest.mark.parametrize("function", FUNCTIONS)
+@pytest.mark.parametrize("function", [*FUNCTIONS, AUDIT])
 def test_no_wildcard_actions_or_resources(function: str) -> None:
     # Given the function's statements with every optional statement present
     statements = function_policy_statements(load_template(), function, FULL)
@@ -129,7 +152,7 @@ def test_no_wildcard_actions_or_resources(function: str) -> None:
         assert "*" not in resources_of(statement), statement.get("Sid")
 
 
-@pytest.mark.parametrize("function", FUNCTIONS)
+@pytest.mark.parametrize("function", [*FUNCTIONS, AUDIT])
 @pytest.mark.parametrize("tag_value", ["managed", "opted-in"])
 def test_put_key_policy_only_on_keys_with_the_opt_in_tag(function: str, tag_value: str) -> None:
     # Given a deployment whose opt-in tag is custom-labels-guard=<tag_value>
@@ -169,10 +192,18 @@ def test_s3_access_only_to_the_training_buckets(function: str) -> None:
 
     # When the statements with S3 actions are inspected
     s3_statements = [
-        statement for statement in statements if any(action.startswith("s3:") for action in actions_of(statement))
+        statement
+        for statement in statements
+        if any(action.startswith("s3:") for action in actions_of(statement)) and statement.get("Sid") != "AuditReports"
     ]
+    reports = [statement for statement in statements if statement.get("Sid") == "AuditReports"]
 
-    # Then object actions name only the buckets' objects, and bucket actions only the buckets
+    # Then object actions name only the buckets' objects, and bucket actions only the buckets;
+    # the audit's report (written by the message that completes a run) only under the reports prefix
+    assert [(actions_of(s), resources_of(s)) for s in reports] in (
+        [],
+        [({"s3:PutObject"}, ["getatt:ReportsBucket.Arn/audit-reports/*"])],
+    )
     assert s3_statements
     for statement in s3_statements:
         actions = actions_of(statement)
@@ -418,7 +449,11 @@ def test_only_the_guard_may_send_to_the_verify_queue(senders: str) -> None:
     # or one of the S3 rules
     assert (deny["Principal"], deny["Action"], deny["Resource"]) == ("*", "sqs:SendMessage", "getatt:VerifyQueue.Arn")
     not_equals = deny["Condition"]["ArnNotEquals"]
-    expected = ["getatt:VerifyObjectEncryptionFunctionRole.Arn", "getatt:GrantTrainingAccessFunctionRole.Arn"]
+    expected = [
+        "getatt:VerifyObjectEncryptionFunctionRole.Arn",
+        "getatt:GrantTrainingAccessFunctionRole.Arn",
+        "getatt:AuditFunctionRole.Arn",
+    ]
     assert not_equals["aws:PrincipalArn"] == expected + ([senders] if senders else [])
     assert not_equals["aws:SourceArn"] == ["getatt:ObjectCreatedRule.Arn", "getatt:S3DataEventRule.Arn"]
 
@@ -530,6 +565,7 @@ def test_only_the_functions_and_the_alarms_may_publish_findings() -> None:
             "aws:PrincipalArn": [
                 "getatt:VerifyObjectEncryptionFunctionRole.Arn",
                 "getatt:GrantTrainingAccessFunctionRole.Arn",
+                "getatt:AuditFunctionRole.Arn",
             ]
         },
         "ArnNotLike": {"aws:SourceArn": alarms},
@@ -544,3 +580,41 @@ def test_rules_take_only_the_guarded_accounts_events(rule: str) -> None:
 
     # Then it matches events of this account only
     assert pattern["account"] == ["123456789012"]
+
+
+AUDIT_FULL = {**FULL, "InventoryLocation": "inventory-bucket/inv", "AuditReportsLocation": "reports-bucket/r"}
+
+
+def test_audit_reads_only_the_training_buckets_the_inventory_and_writes_only_reports() -> None:
+    # Given the audit function's statements with an inventory and a reports location named
+    statements = function_policy_statements(load_template(), AUDIT, AUDIT_FULL)
+
+    # When the S3 statements' resources are collected per action
+    s3_resources: dict[str, set[str]] = {}
+    for statement in statements:
+        for action in actions_of(statement):
+            if action.startswith("s3:"):
+                s3_resources.setdefault(action, set()).update(resources_of(statement))
+
+    # Then it lists the training buckets and the inventory bucket, reads training objects and
+    # inventory reports, and writes only under the reports location
+    assert s3_resources["s3:ListBucket"] == {f"arn:aws:s3:::{b}" for b in BUCKETS} | {"arn:aws:s3:::inventory-bucket"}
+    assert s3_resources["s3:GetObject"] == {f"arn:aws:s3:::{b}/*" for b in BUCKETS} | {
+        "arn:aws:s3:::inventory-bucket/inv/*"
+    }
+    assert s3_resources["s3:PutObject"] == {"arn:aws:s3:::reports-bucket/r/*"}
+
+
+def test_audit_may_invoke_only_itself_and_read_only_projects() -> None:
+    # Given the audit function's statements
+    statements = function_policy_statements(load_template(), AUDIT, AUDIT_FULL)
+
+    # When the Lambda and Rekognition statements are read
+    [invoke] = statements_granting(statements, "lambda:InvokeFunction")
+    [describe] = statements_granting(statements, "rekognition:DescribeProjectVersions")
+
+    # Then it may invoke only its own function (by its fixed name) and describe only projects
+    assert resources_of(invoke) == ["arn:aws:lambda:us-east-1:123456789012:function:custom-labels-guard-audit"]
+    assert resources_of(describe) == ["arn:aws:rekognition:us-east-1:123456789012:project/*"]
+    name = load_template()["Resources"][AUDIT]["Properties"]["FunctionName"]
+    assert name == {"Fn::Sub": "${AWS::StackName}-audit"}

@@ -155,8 +155,8 @@ def test_dead_letter_queues_keep_messages_longest() -> None:
     retention = {name: queue["Properties"].get("MessageRetentionPeriod", 345600) for name, queue in queues.items()}
 
     # Then each DLQ keeps messages 14 days (a moved message keeps its original enqueue time),
-    # and the DLQs are exactly VerifyDLQ and GrantDLQ
-    assert dlqs == {"VerifyDLQ", "GrantDLQ"}
+    # and the DLQs are exactly VerifyDLQ, GrantDLQ and AuditDLQ
+    assert dlqs == {"VerifyDLQ", "GrantDLQ", "AuditDLQ"}
     for dlq in dlqs:
         assert retention[dlq] == FOURTEEN_DAYS, dlq
     for name in set(queues) - dlqs:

@@ -198,3 +198,51 @@ def test_whatever_scan_yields_can_be_fanned_out() -> None:
     messages = _messages(refs)
     # Then packing does not crash, and the good image is in a message
     assert any(w.key == "good.jpg" for m in messages for w in _works(m))
+
+
+def _audit_messages(keys: list[str], max_bytes: int = fanout.MAX_MESSAGE_BYTES) -> list[str]:
+    packer = fanout.Packer(
+        source_event_id="audit-r1",
+        origin="audit run r1",
+        principals=(),
+        audit_run="r1",
+        bucket="b",
+        max_bytes=max_bytes,
+    )
+    bodies = [packer.add(ImageRef("b", key), f"s{index}") for index, key in enumerate(keys)]
+    return [body for body in (*bodies, packer.flush()) if body is not None]
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    keys=st.lists(
+        st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), min_size=1, max_size=60),
+        max_size=200,
+    ),
+    max_bytes=st.integers(min_value=8_000, max_value=40_000),
+)
+def test_audit_messages_carry_every_object_once_with_its_state(keys: list[str], max_bytes: int) -> None:
+    # Given the objects of one listing, packed into audit (v2) messages of at most max_bytes
+    bodies = _audit_messages(keys, max_bytes)
+
+    # When each message is parsed as the verify function parses it
+    works = [w for body in bodies for w in parse_verify_message(body, from_guard=True) or []]  # type: ignore[union-attr]
+
+    # Then every object comes back once, in order, with its bucket, state and run, checked as an
+    # upload is (training buckets only), and no message is over the limit
+    assert [(w.bucket, w.key, w.state, w.audit_run) for w in works] == [
+        ("b", k, f"s{i}", "r1") for i, k in enumerate(keys)
+    ]
+    assert not any(w.anywhere for w in works)
+    assert all(len(body.encode()) <= max_bytes for body in bodies)
+
+
+def test_an_audit_message_holds_over_two_thousand_typical_objects() -> None:
+    # Given typical training image keys (the bucket is said once per message, not per object)
+    keys = [f"datasets/cats/images/cat-{n:05d}.jpg" for n in range(10_000)]
+
+    # When they are packed
+    bodies = _audit_messages(keys)
+
+    # Then a message carries more than two list pages: one SendMessage and one tally per 2,000+
+    assert len(bodies) <= 10_000 // 2_000

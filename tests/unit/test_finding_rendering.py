@@ -30,9 +30,9 @@ from clguard.findings import (
 
 ACCOUNT = "123456789012"
 KEY_ARN = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-VERSION_ARN = f"arn:aws:rekognition:us-east-1:{ACCOUNT}:project/cats/version/cats-v2/1764361200000"
 DATASET_ARN = f"arn:aws:rekognition:us-east-1:{ACCOUNT}:project/cats/dataset/train/1764360300000"
 TRAINER = f"arn:aws:iam::{ACCOUNT}:role/ml/CustomLabelsTrainer"
+VERSION_ARN = f"arn:aws:rekognition:us-east-1:{ACCOUNT}:project/cats/version/cats.2026-11-20/1732000000000"
 CONTRACT_FIELDS = {
     "schema_version",
     "finding_type",
@@ -59,6 +59,7 @@ DESIGN_SEVERITY = {
     "PRINCIPAL_NOT_ALLOWED": "HIGH",
     "KEY_POLICY_LIMIT": "HIGH",
     "MANIFEST_INVALID": "MEDIUM",
+    "TRAINING_FAILED": "HIGH",
 }
 # The outcomes the design names for each finding type.
 DESIGN_OUTCOMES: dict[FindingType, tuple[Outcome, ...]] = {
@@ -73,6 +74,7 @@ DESIGN_OUTCOMES: dict[FindingType, tuple[Outcome, ...]] = {
     FindingType.PRINCIPAL_NOT_ALLOWED: (Outcome.REFUSED,),
     FindingType.KEY_POLICY_LIMIT: (Outcome.REFUSED,),
     FindingType.MANIFEST_INVALID: (Outcome.REPORTED,),
+    FindingType.TRAINING_FAILED: (Outcome.REPORTED, Outcome.REMEDIATED),
 }
 PAIRS = [(t, o) for t, outcomes in DESIGN_OUTCOMES.items() for o in outcomes]
 
@@ -107,7 +109,24 @@ def _key_finding(**changes: Any) -> Finding:
     return replace(finding, **changes)
 
 
+def _training_finding(**changes: Any) -> Finding:
+    finding = Finding(
+        finding_type=FindingType.TRAINING_FAILED,
+        outcome=Outcome.REPORTED,
+        resource=ProjectVersionResource(VERSION_ARN),
+        detail=f"training failed (access): {TRAINER} lacks kms:Decrypt on {KEY_ARN}",
+        source_event_id="audit-2026-11-28T20:00:00Z",
+        account=ACCOUNT,
+        region="us-east-1",
+        kms_key_arn=KEY_ARN,
+        observed_at="2026-11-28T20:00:00Z",
+    )
+    return replace(finding, **changes)
+
+
 def _finding_for(finding_type: FindingType, outcome: Outcome) -> Finding:
+    if finding_type is FindingType.TRAINING_FAILED:
+        return _training_finding(outcome=outcome)
     if finding_type.name.startswith(("OBJECT_", "MANIFEST_")):
         return _object_finding(finding_type=finding_type, outcome=outcome)
     return _key_finding(finding_type=finding_type, outcome=outcome)
@@ -157,6 +176,8 @@ def test_document_has_exactly_the_contract_fields_and_types(finding_type: Findin
     resource = document["resource"]
     if resource["type"] == "s3-object":
         assert set(resource) == {"type", "bucket", "key", "version_id"}
+    elif resource["type"] == "rekognition-project-version":
+        assert resource == {"type": "rekognition-project-version", "arn": VERSION_ARN}
     else:
         assert resource == {"type": "kms-key", "arn": KEY_ARN}
 
@@ -478,3 +499,18 @@ def test_an_unreadable_dataset_renders_on_the_version_with_dataset_next_steps() 
     assert subject(finding).startswith("[MEDIUM] MANIFEST_INVALID arn:aws:rekognition:")
     assert "ListDatasetEntries" in next_steps(finding)[0]
     assert VERSION_ARN in text
+
+
+def test_training_failed_document_names_the_project_version() -> None:
+    # Given a TRAINING_FAILED finding of the audit
+    finding = _training_finding()
+    # When its document is built and rebuilt from the document (the outbox's round trip)
+    document = finding.document()
+    again = Finding.from_document(document)
+    # Then it is HIGH, its resource is the project version, and the round trip keeps it
+    assert (document["severity"], document["resource"]) == (
+        "HIGH",
+        {"type": "rekognition-project-version", "arn": VERSION_ARN},
+    )
+    assert again.resource == finding.resource
+    assert VERSION_ARN in email_text(finding)

@@ -4,7 +4,8 @@ Verify-queue message bodies:
 - EventBridge S3 ``Object Created`` (bucket notifications to EventBridge);
 - EventBridge ``AWS API Call via CloudTrail`` from ``aws.s3``: PutObject, CopyObject,
   CompleteMultipartUpload data events (for accounts that use CloudTrail data events);
-- ``clguard.verify-objects`` v1, our own fan-out of manifest image checks (see ``fanout``);
+- ``clguard.verify-objects`` v1, our own fan-out of manifest image checks (see ``fanout``), and
+  v2, the same with an ``audit`` run id and each object's listed state (the audit's fan-out);
 - ``clguard.finding`` v1, the findings outbox (see ``publisher``).
 
 Grant function input: EventBridge ``AWS API Call via CloudTrail`` from ``aws.rekognition``.
@@ -111,6 +112,8 @@ class ObjectWork:
     scope: str = ""  # finding scope for key-level conditions ("" = per event)
     observed: ObservedEncryption | None = None  # what a CloudTrail data event says S3 applied
     account: str | None = None  # the account whose object it is (the event's); None = the deployment's own
+    audit_run: str = ""  # the audit run that listed it (verify-objects v2), else ""
+    state: str = ""  # the listed ETag@LastModified (audit): its findings are scoped by it
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,8 +212,11 @@ def _observed(response: Mapping[str, Any], additional: Any) -> ObservedEncryptio
 
 def _verify_objects(message: Mapping[str, Any]) -> list[ObjectWork]:
     where = VERIFY_OBJECTS_KIND
-    if message.get("version") != 1:
-        raise InvalidEvent(f"{where} version {message.get('version')!r} is not supported")
+    version = message.get("version")
+    if version not in (1, 2) or isinstance(version, bool):
+        raise InvalidEvent(f"{where} version {version!r} is not supported")
+    audit_run = req(message, "audit_run", where) if version == 2 else ""
+    audit_bucket = req(message, "bucket", where) if version == 2 else ""
     event_id = req(message, "source_event_id", where)
     origin = text(message, "origin", where, required=False) or "a training request"
     principals = field_(message, "principals", list, where, required=False) or []
@@ -222,14 +228,32 @@ def _verify_objects(message: Mapping[str, Any]) -> list[ObjectWork]:
     for index, item in enumerate(objects):
         if not isinstance(item, dict):
             raise InvalidEvent(f"{where}.objects[{index}] must be an object")
-        bucket = req(item, "bucket", f"{where}.objects[{index}]")
+        bucket = audit_bucket or req(item, "bucket", f"{where}.objects[{index}]")
         key = req(item, "key", f"{where}.objects[{index}]")
-        version = text(item, "version_id", f"{where}.objects[{index}]", required=False)
+        version_id = text(item, "version_id", f"{where}.objects[{index}]", required=False)
+        if audit_run:
+            # The audit lists the training buckets only: checked as an upload is (training
+            # buckets only), its findings scoped by the object's listed state.
+            state = text(item, "state", f"{where}.objects[{index}]", required=False) or ""
+            work.append(
+                ObjectWork(
+                    bucket,
+                    object_key(key, f"{where}.objects[{index}].key"),
+                    version_id,
+                    event_id,
+                    "audit",
+                    principals=tuple(principals),
+                    origin=origin,
+                    audit_run=audit_run,
+                    state=state,
+                )
+            )
+            continue
         work.append(
             ObjectWork(
                 bucket,
                 object_key(key, f"{where}.objects[{index}].key"),
-                version,
+                version_id,
                 event_id,
                 "manifest image",
                 principals=tuple(principals),

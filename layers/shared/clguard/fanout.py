@@ -10,6 +10,11 @@
       "objects": [{"bucket": "…", "key": "…", "version_id": null}, …]
     }
 
+Version 2 is the audit's fan-out: the same plus ``"audit_run": "<run id>"`` and the
+``"bucket"`` of every object (one bucket per message), and each object is
+``{"key": "…", "state": "<digest of ETag and LastModified as listed>"}``. Its objects are checked only in
+TRAINING_BUCKETS (as uploads are), and the verify function tallies each message for the run.
+
 The verify function checks every object as it checks an uploaded one, wherever it is (not only
 in TRAINING_BUCKETS), and ensures ``principals`` (besides TRAINING_PRINCIPALS) on each CMK.
 Messages stay under ``MAX_MESSAGE_BYTES`` (SQS allows 256 KiB).
@@ -27,7 +32,7 @@ from clguard.manifest import ImageRef
 MAX_MESSAGE_BYTES: Final = 240 * 1024
 # The largest one object can encode to: a 1024-byte key of control characters escapes to
 # \uXXXX (6 bytes each), plus the bucket name and the field names.
-MAX_ITEM_BYTES: Final = 6 * MAX_KEY_BYTES + 256
+MAX_ITEM_BYTES: Final = 6 * MAX_KEY_BYTES + 384  # incl. an audit state (ETag@LastModified)
 
 
 def _encode(value: object) -> str:
@@ -69,3 +74,75 @@ def messages(
         size += cost
     if items:
         yield head + ",".join(items) + "]}"
+
+
+class Packer:
+    """The audit's packer: objects added one at a time (pages of a listing), a message returned
+    whenever one is full, and ``flush()`` at a stop point so the cursor and the messages agree.
+
+    Memory is constant: one preallocated buffer of ``max_bytes`` holds the message being built
+    (whatever the bucket's size), and a finished message is decoded from it without a copy of
+    the buffer. The lister flushes between list pages when the next page may not fit, so a
+    page and a finished message are rarely in memory together.
+    """
+
+    def __init__(
+        self,
+        *,
+        source_event_id: str,
+        origin: str,
+        principals: Sequence[str],
+        audit_run: str,
+        bucket: str,
+        max_bytes: int = MAX_MESSAGE_BYTES,
+    ) -> None:
+        header: dict[str, object] = {
+            "kind": VERIFY_OBJECTS_KIND,
+            "version": 2,
+            "source_event_id": source_event_id,
+            "origin": origin,
+            "principals": list(principals),
+            "audit_run": audit_run,
+            "bucket": bucket,
+        }
+        self.bucket = bucket
+        head = (_encode(header)[:-1] + ',"objects":[').encode()
+        if max_bytes - len(head) - 2 < MAX_ITEM_BYTES:
+            raise ValueError("message header leaves no room for one object")
+        self._buffer = bytearray(max_bytes)
+        self._buffer[: len(head)] = head
+        self._head = len(head)
+        self._end = len(head)
+        self._max = max_bytes
+        self.count = 0
+
+    @property
+    def room(self) -> int:
+        """Bytes still free for objects in the current message."""
+        return self._max - self._end - 2
+
+    def add(self, ref: ImageRef, state: str) -> str | None:
+        """Add one object (of this packer's bucket); a full message when it did not fit in the
+        current one."""
+        if ref.bucket != self.bucket:
+            raise ValueError(f"a packer of {self.bucket} cannot take an object of {ref.bucket}")
+        item = _encode({"key": ref.key, "state": state}).encode()
+        full = None
+        if self.count and len(item) + 1 > self.room:
+            full = self.flush()
+        if self.count:
+            self._buffer[self._end] = 0x2C  # ","
+            self._end += 1
+        self._buffer[self._end : self._end + len(item)] = item
+        self._end += len(item)
+        self.count += 1
+        return full
+
+    def flush(self) -> str | None:
+        if not self.count:
+            return None
+        self._buffer[self._end : self._end + 2] = b"]}"
+        with memoryview(self._buffer) as view:
+            body = str(view[: self._end + 2], "utf-8")
+        self._end, self.count = self._head, 0
+        return body

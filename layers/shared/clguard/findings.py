@@ -43,6 +43,7 @@ class FindingType(StrEnum):
     PRINCIPAL_NOT_ALLOWED = "PRINCIPAL_NOT_ALLOWED"
     KEY_POLICY_LIMIT = "KEY_POLICY_LIMIT"
     MANIFEST_INVALID = "MANIFEST_INVALID"
+    TRAINING_FAILED = "TRAINING_FAILED"
 
     @property
     def severity(self) -> Severity:
@@ -60,6 +61,7 @@ SEVERITY: Final[Mapping[FindingType, Severity]] = {
     FindingType.PRINCIPAL_NOT_ALLOWED: Severity.HIGH,
     FindingType.KEY_POLICY_LIMIT: Severity.HIGH,
     FindingType.MANIFEST_INVALID: Severity.MEDIUM,
+    FindingType.TRAINING_FAILED: Severity.HIGH,
 }
 
 
@@ -95,7 +97,8 @@ class KmsKeyResource:
 @dataclass(frozen=True, slots=True)
 class ProjectVersionResource:
     """A Rekognition Custom Labels resource, the contract's ``rekognition-project-version``: the
-    version a training creates or, where no version exists yet (CreateDataset), the dataset ARN."""
+    version a training creates or fails to (TRAINING_FAILED) or, where no version exists yet
+    (CreateDataset), the dataset ARN."""
 
     arn: str
 
@@ -255,6 +258,13 @@ _NEXT_STEPS: Final[Mapping[tuple[FindingType, Outcome | None], tuple[str, ...]]]
         "Shrink the key policy (e.g. grant a role that many principals assume) before more principals are added.",
     ),
     (FindingType.MANIFEST_INVALID, None): ("Fix the listed manifest lines; the valid lines were still checked.",),
+    (FindingType.TRAINING_FAILED, Outcome.REMEDIATED): (
+        "Retry the training: the guard has since given the principals the key access it lacked.",
+    ),
+    (FindingType.TRAINING_FAILED, None): (
+        "Give the listed principals the listed key access (or tag the keys with MANAGED_KEY_TAG and set "
+        "REMEDIATION_MODE=enforce), then retry the training.",
+    ),
 }
 _DATASET_NEXT_STEPS: Final = (
     "If the dataset could not be read: let the guard read it (rekognition:ListDatasetEntries, dataset "
@@ -289,7 +299,7 @@ def _where(finding: Finding) -> str:
         version = f" (version {resource.version_id})" if resource.version_id else ""
         return f"{resource.label()}{version}"
     if isinstance(resource, ProjectVersionResource):
-        return f"Rekognition {resource.arn}"
+        return f"Custom Labels {resource.arn}"
     return f"KMS key {resource.arn}"
 
 

@@ -55,6 +55,12 @@ class ObjectResult:
     status: str  # ignored | gone | checked
     findings: list[Finding] = field(default_factory=list)
     key_results: list[KeyResult] = field(default_factory=list)
+    # What was found, published or not (the audit tallies these): the encryption as found, the
+    # condition found (a finding type; "" when compliant), and the encryption it ends with.
+    encryption: str = ""
+    condition: str = ""
+    final_encryption: str = ""
+    final_key: str | None = None
 
 
 type HeadFn = Callable[[ObjectWork], Head]
@@ -112,6 +118,7 @@ def verify_object(work: ObjectWork, ctx: Context, head_fn: HeadFn | None = None)
             kms_key_arn=key_arn,
         )
         count(f"Violation.{finding_type.value}")
+        result.condition = result.condition or finding_type.value
         if ctx.publisher.publish(finding):
             result.findings.append(finding)
 
@@ -122,6 +129,7 @@ def verify_object(work: ObjectWork, ctx: Context, head_fn: HeadFn | None = None)
 
     assessment = assess(encryption, settings, aws_managed_key=_aws_managed(ctx, encryption))
     final: ObjectEncryption | None = encryption
+    result.encryption = encryption.kind.value
     if not assessment.compliant:
         assert assessment.finding_type is not None
         since = len(ctx.publisher.undelivered)
@@ -141,6 +149,8 @@ def verify_object(work: ObjectWork, ctx: Context, head_fn: HeadFn | None = None)
             extra={"bucket": work.bucket, "key": h.key, "encryption": encryption.describe()},
         )
 
+    if final is not None:
+        result.final_encryption, result.final_key = final.kind.value, final.kms_key_arn
     if final is not None and final.kind.is_kms and final.kms_key_arn:
         _ensure_key_access(work, ctx, resource, final.kms_key_arn, result)
     return result

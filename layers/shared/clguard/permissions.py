@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from clguard.adapters import clients, dynamodb, kms, rekognition, s3, sns, sqs
+from clguard.adapters import clients, dynamodb, kms, lambda_, rekognition, s3, sns, sqs
 
 _OBJECT_REMEDIATION: Final = (
     "HeadObject",
@@ -27,7 +27,8 @@ _OBJECT_REMEDIATION: Final = (
 
 OPERATIONS: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
     "verify_object_encryption": {
-        "s3": _OBJECT_REMEDIATION,
+        # PutObject: the message that completes an audit run writes its report.
+        "s3": (*_OBJECT_REMEDIATION, "PutObject"),
         "kms": tuple(kms.IAM_ACTIONS),
         "sns": ("Publish",),
         "sqs": ("SendMessage",),
@@ -44,6 +45,18 @@ OPERATIONS: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
         # Training from a project's datasets: the project's datasets, then their entries.
         "rekognition": ("DescribeProjects", "ListDatasetEntries"),
     },
+    "audit": {
+        # ListObjectsV2: training buckets and the inventory; GetObject: inventory reports;
+        # HeadObject: a failed training's manifests; PutObject: the report.
+        "s3": ("ListObjectsV2", "GetObject", "HeadObject", "PutObject"),
+        # the keys of a failed training's manifests: read, and (enforce) grant the trainers
+        "kms": tuple(kms.IAM_ACTIONS),
+        "rekognition": ("DescribeProjects", "DescribeProjectVersions"),
+        "sns": ("Publish",),
+        "sqs": ("SendMessage",),
+        "dynamodb": tuple(dynamodb.IAM_ACTIONS),
+        "lambda": ("Invoke",),
+    },
 }
 
 # Not calls of ours: S3 uses the object's and the target key for CopyObject / multipart copy /
@@ -59,12 +72,18 @@ ON_OUR_BEHALF: Final = frozenset(
     }
 )
 
+# The audit copies nothing: only SNS uses a key on its behalf (the alerts topic's).
+ON_BEHALF_OF: Final[Mapping[str, frozenset[str]]] = {
+    "audit": frozenset({"kms:GenerateDataKey", "kms:Decrypt"}),
+}
+
 # Lambda's event source mapping polls the verify queue with the verify function's role.
 EVENT_SOURCE: Final[Mapping[str, frozenset[str]]] = {
     "verify_object_encryption": frozenset(
         {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"}
     ),
     "grant_training_access": frozenset(),
+    "audit": frozenset(),
 }
 
 _ADAPTERS: Final = {
@@ -75,12 +94,13 @@ _ADAPTERS: Final = {
     "dynamodb": dynamodb,
     "rekognition": rekognition,
     "sts": clients,
+    "lambda": lambda_,
 }
 
 
 def actions(function: str) -> frozenset[str]:
     """Every IAM action ``function`` needs."""
-    needed: set[str] = set(ON_OUR_BEHALF) | EVENT_SOURCE[function]
+    needed: set[str] = set(ON_BEHALF_OF.get(function, ON_OUR_BEHALF)) | EVENT_SOURCE[function]
     for service, operations in OPERATIONS[function].items():
         table = _ADAPTERS[service].IAM_ACTIONS
         for operation in operations:
@@ -88,12 +108,16 @@ def actions(function: str) -> frozenset[str]:
     return frozenset(needed)
 
 
+# The functions that act in member accounts (the audit covers the central account's buckets).
+MEMBER_FUNCTIONS: Final = ("verify_object_encryption", "grant_training_access")
+
+
 def member_actions() -> frozenset[str]:
     """What the member role (member.yaml) must allow: every S3, KMS and Rekognition action of
-    either function (the calls that run with member credentials), and what S3 does with KMS on
-    our behalf there."""
+    the functions that act in members (the calls that run with member credentials), and what S3
+    does with KMS on our behalf there."""
     needed: set[str] = set(ON_OUR_BEHALF)
-    for operations in OPERATIONS.values():
+    for operations in (OPERATIONS[f] for f in MEMBER_FUNCTIONS):
         for service, names in operations.items():
             if service in clients.MEMBER_SCOPED:
                 table = _ADAPTERS[service].IAM_ACTIONS

@@ -67,10 +67,15 @@ class BatchRun:
             )
             count("EventsForeignAccount")
             return ObjectResult(work, "ignored")
+        publisher = self.publisher
+        if work.audit_run:
+            from clguard.audit import AuditPublisher  # noqa: PLC0415 - audit messages only
+
+            publisher = AuditPublisher(self.publisher, work, self.keys)
         with clients.acting_in(member_of(settings)):
             ctx = Context(
                 settings=settings,
-                publisher=self.publisher,
+                publisher=publisher,
                 keys=self.keys,
                 source_event_id=work.source_event_id,
                 origin=work.origin,
@@ -176,23 +181,37 @@ class BatchRun:
                 raise InvalidEvent(f"clguard.finding message has no valid finding: {error!r}") from error
             self.publisher.publish(finding, defer=False)
             return
+        audit_run = message[0].audit_run if message else ""
+        tally = None
+        if audit_run:
+            from clguard.audit import Tally  # noqa: PLC0415 - audit messages only
+
+            tally = Tally()
+        continued = 0
         for index, work in enumerate(message):
             logger.set_correlation_id(work.source_event_id)
             if self._time_short():
-                if not work.anywhere:
+                if not (work.anywhere or work.audit_run):
                     # A plain S3 event is one object: fail it before it starts (SQS redelivers
                     # it) rather than be killed halfway through a multi-GB copy.
                     count("RecordsNotStarted")
                     raise RetryableError("too little time left in this invocation to start the object; retried")
-                self._continue_later(message[index:])
-                return
-            self.verify(work, redelivered=_receive_count(record) > 1)
+                continued = self._continue_later(message[index:])
+                break
+            result = self.verify(work, redelivered=_receive_count(record) > 1)
+            if tally is not None:
+                tally.add(work.bucket, result.status, result.encryption, result.condition, result.final_key)
+                tally.alerts(result.findings)
+        if tally is not None:
+            from clguard.audit import record_message  # noqa: PLC0415
+
+            record_message(self.settings, audit_run, tally, continued=continued, lambda_context=self.lambda_context)
 
     def _time_short(self) -> bool:
         remaining = getattr(self.lambda_context, "get_remaining_time_in_millis", None)
         return remaining is not None and remaining() < TIME_RESERVE_MS
 
-    def _continue_later(self, rest: list[ObjectWork]) -> None:
+    def _continue_later(self, rest: list[ObjectWork]) -> int:
         """A fan-out message carries thousands of objects and a batch carries many messages: when
         the invocation runs short of time, queue what is left as a new message (same request,
         same principals) instead of being killed halfway and redoing it all."""
@@ -200,17 +219,31 @@ class BatchRun:
         queue = self.settings.verify_queue_url
         if queue is None:
             raise RetryableError("out of time and no verify queue to continue on")
-        refs = (ImageRef(w.bucket, w.key) for w in rest)
-        bodies = fanout.messages(
-            refs,
-            source_event_id=first.source_event_id,
-            origin=first.origin,
-            principals=first.principals,
-            account=first.account,
-        )
-        sent = sqs.send_all(queue, list(bodies))
+        if first.audit_run:
+            packer = fanout.Packer(
+                source_event_id=first.source_event_id,
+                origin=first.origin,
+                principals=first.principals,
+                audit_run=first.audit_run,
+                bucket=first.bucket,
+            )
+            packed = [packer.add(ImageRef(w.bucket, w.key), w.state) for w in rest]
+            bodies = [b for b in (*packed, packer.flush()) if b is not None]
+        else:
+            refs = (ImageRef(w.bucket, w.key) for w in rest)
+            bodies = list(
+                fanout.messages(
+                    refs,
+                    source_event_id=first.source_event_id,
+                    origin=first.origin,
+                    principals=first.principals,
+                    account=first.account,
+                )
+            )
+        sent = sqs.send_all(queue, bodies)
         count("FanoutContinued", sent)
         logger.info("out of time: the rest of the message continues in new messages", extra={"objects": len(rest)})
+        return sent
 
 
 def _receive_count(record: SQSRecord) -> int:

@@ -112,3 +112,35 @@ def delete_if(
         ExpressionAttributeValues=dict(values),
         **extra,
     )
+
+
+def update(
+    table: str,
+    item_id: str,
+    expression: str,
+    *,
+    names: Mapping[str, str] | None = None,
+    values: Mapping[str, Any] | None = None,
+    condition: str | None = None,
+) -> dict[str, Any] | None:
+    """UpdateItem returning the item after the update; None when ``condition`` failed."""
+    params: dict[str, Any] = {
+        "TableName": table,
+        "Key": {"id": {"S": item_id}},
+        "UpdateExpression": expression,
+        "ReturnValues": "ALL_NEW",
+    }
+    if names:
+        params["ExpressionAttributeNames"] = dict(names)
+    if values:
+        params["ExpressionAttributeValues"] = dict(values)
+    if condition:
+        params["ConditionExpression"] = condition
+    try:
+        response = client("dynamodb").update_item(**params)
+    except ClientError as error:
+        if error_code(error) == "ConditionalCheckFailedException":
+            return None
+        raise
+    attributes: dict[str, Any] = response.get("Attributes", {})
+    return attributes

@@ -40,6 +40,8 @@ IAM_ACTIONS: Final[Mapping[str, tuple[str, ...]]] = {
     "ListObjectVersions": ("s3:ListBucketVersions",),
     "UpdateObjectEncryption": ("s3:UpdateObjectEncryption",),
     "GetBucketEncryption": ("s3:GetEncryptionConfiguration",),
+    "ListObjectsV2": ("s3:ListBucket",),
+    "PutObject": ("s3:PutObject",),
 }
 
 COPY_LIMIT: Final = 5 * 1024**3  # CopyObject copies at most 5 GB; above it, multipart copy
@@ -420,3 +422,59 @@ def bucket_default_kms_key(bucket: str) -> str | None:
         if default.get("SSEAlgorithm") in ("aws:kms", "aws:kms:dsse") and default.get("KMSMasterKeyID"):
             return str(default["KMSMasterKeyID"])
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """One object of a listing page."""
+
+    key: str
+    etag: str
+    last_modified: str  # ISO 8601
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    objects: tuple[Listed, ...]
+    prefixes: tuple[str, ...]
+    next_token: str | None
+
+
+def list_page(bucket: str, *, token: str | None = None, prefix: str = "", delimiter: str = "") -> Page:
+    """One ListObjectsV2 page (up to 1,000 keys): never a whole bucket in memory."""
+    params: dict[str, Any] = {"Bucket": bucket, "MaxKeys": 1000}
+    if token:
+        params["ContinuationToken"] = token
+    if prefix:
+        params["Prefix"] = prefix
+    if delimiter:
+        params["Delimiter"] = delimiter
+    response = client("s3").list_objects_v2(**params)
+    objects = tuple(
+        Listed(
+            str(item["Key"]),
+            str(item.get("ETag", "")),
+            item["LastModified"].isoformat() if isinstance(item.get("LastModified"), datetime) else "",
+        )
+        for item in response.get("Contents", [])
+    )
+    prefixes = tuple(str(p["Prefix"]) for p in response.get("CommonPrefixes", []))
+    token_next = response.get("NextContinuationToken") if response.get("IsTruncated") else None
+    return Page(objects, prefixes, token_next)
+
+
+def put_object(bucket: str, key: str, body: bytes, content_type: str) -> None:
+    """Write a report object (the reports bucket's default encryption applies; SSE-S3 asked)."""
+    client("s3").put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, ServerSideEncryption="AES256")
+
+
+def get_bytes(bucket: str, key: str, limit: int = 1 << 20) -> bytes:
+    """A small object (an inventory manifest.json), at most ``limit`` bytes."""
+    body = client("s3").get_object(Bucket=bucket, Key=key)["Body"]
+    try:
+        data: bytes = body.read(limit + 1)
+    finally:
+        body.close()
+    if len(data) > limit:
+        raise ValueError(f"s3://{bucket}/{key} is larger than {limit} bytes")
+    return data

@@ -1,0 +1,21 @@
+"""audit: the scheduled event (or ``{}``, or its own continuation) -> a JSON-serialisable summary.
+
+Thin: settings from the environment, then the shared logic (clguard.audit).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from clguard import audit
+from clguard.config import current_settings
+from clguard.lambda_context import account_id
+from clguard.observability import logger, metrics
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    settings = current_settings(os.environ, account_id=account_id(context))
+    return audit.run(event, context, settings, audit.load_config(os.environ))

@@ -1,0 +1,201 @@
+"""Failed trainings: every Custom Labels project version that ended TRAINING_FAILED for a reason
+of access (the Custom Labels guide, "Debugging a failed model training": S3 bucket permissions
+incorrect, unable to write to the output bucket, failed to copy images, images bucket
+permissions invalid) is one ``TRAINING_FAILED`` finding, once per version ever (a permanent
+marker in STATE_TABLE), with a diagnosis: the keys its data uses and which TRAINING_PRINCIPALS
+lack access to them now. In enforce mode the guard first grants TRAINING_PRINCIPALS on the
+managed keys of the version's manifests (as for an upload). When nobody lacks access any more,
+the finding says "retry the training" (outcome REMEDIATED). Other failures are logged, not alerted.
+The copied-images key (``KmsKeyId``) is diagnosed, not granted: it needs the caller, whom
+DescribeProjectVersions does not name (the grant path handles it at CreateProjectVersion).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any, Final
+
+from botocore.exceptions import ClientError
+
+from clguard import policy
+from clguard.adapters import dynamodb, rekognition, s3
+from clguard.adapters.clients import client, raise_if_transient
+from clguard.adapters.s3 import HeadStatus
+from clguard.config import Settings
+from clguard.encryption import UnknownEncryption, classify
+from clguard.findings import Finding, FindingType, Outcome, ProjectVersionResource
+from clguard.keyaccess import Context, ensure_access
+from clguard.keydirectory import KeyDirectory
+from clguard.observability import count, logger
+from clguard.publisher import Publisher
+
+MARKER_PREFIX: Final = "training-failed#"
+ACCESS_RELATED: Final = re.compile(
+    r"permission|access|denied|not authori[sz]ed|forbidden|unable to write|failed to copy|kms|decrypt|encrypt",
+    re.IGNORECASE,
+)
+
+
+def access_related(status_message: str) -> bool:
+    return bool(ACCESS_RELATED.search(status_message or ""))
+
+
+def projects() -> Iterator[str]:
+    """Every Custom Labels project ARN of the account and region (DescribeProjects, every page)."""
+    kwargs: dict[str, Any] = {"MaxResults": rekognition.PAGE_SIZE}
+    while True:
+        page = client("rekognition").describe_projects(**kwargs)
+        for raw in page.get("ProjectDescriptions", []) or []:
+            if raw.get("Feature", "CUSTOM_LABELS") == "CUSTOM_LABELS" and raw.get("ProjectArn"):
+                yield str(raw["ProjectArn"])
+        token = page.get("NextToken")
+        if not token:
+            return
+        kwargs["NextToken"] = token
+
+
+def _manifests(description: dict[str, Any]) -> list[tuple[str, str]]:
+    found = []
+    for result in ("TrainingDataResult", "TestingDataResult"):
+        for asset in (description.get(result) or {}).get("Input", {}).get("Assets", []) or []:
+            location = (asset.get("GroundTruthManifest") or {}).get("S3Object") or {}
+            if location.get("Bucket") and location.get("Name"):
+                found.append((str(location["Bucket"]), str(location["Name"])))
+    return found
+
+
+def diagnose(
+    settings: Settings, description: dict[str, Any], keys: KeyDirectory, publisher: Publisher, run_id: str
+) -> dict[str, Any]:
+    """The keys the version's data uses and who lacks training access to them now. In enforce
+    mode the guard first ensures TRAINING_PRINCIPALS on the data's keys (exactly as for an
+    upload: guardrails, opt-in tag, lock), so "fixed" can say: retry the training."""
+    used: dict[str, str] = {}  # key ARN -> what uses it
+    notes: list[str] = []
+    if description.get("KmsKeyId"):
+        used[str(description["KmsKeyId"])] = "copied images (KmsKeyId)"
+    manifests = _manifests(description)
+    if not manifests:
+        notes.append("trained from the project's datasets: see the keys of the training buckets")
+    for bucket, key in manifests:
+        if bucket not in settings.training_buckets:
+            notes.append(f"manifest s3://{bucket}/{key} is outside TRAINING_BUCKETS: not inspected")
+            continue
+        head = s3.head(bucket, key)
+        if head.status is not HeadStatus.FOUND or head.response is None:
+            notes.append(f"manifest s3://{bucket}/{key}: {head.status.value} {head.problem}".strip())
+            continue
+        try:
+            encryption = classify(head.response)
+        except UnknownEncryption as unknown:
+            notes.append(f"manifest s3://{bucket}/{key}: {unknown}")
+            continue
+        if encryption.kms_key_arn:
+            used.setdefault(encryption.kms_key_arn, f"manifest s3://{bucket}/{key}")
+    version_arn = str(description.get("ProjectVersionArn", ""))
+    granted: list[str] = []
+    if settings.training_principals:
+        ctx = Context(
+            settings=settings,
+            publisher=publisher,
+            keys=keys,
+            source_event_id=f"audit-{run_id}",
+            origin=f"the failed training {version_arn}",
+            scope=f"training-failed:{version_arn}",
+        )
+        wants = dict.fromkeys(settings.training_principals, (policy.TRAINING_DATA,))
+        for reference, why in used.items():
+            if why.startswith("manifest"):
+                result = ensure_access(ctx, reference, wants)
+                granted += [f"{p} on {result.key.arn if result.key else reference}" for p in result.granted]
+    lacking: dict[str, list[str]] = {}
+    for reference in used:
+        lookup = keys.lookup(reference)
+        if lookup.key is None or not lookup.key.usable:
+            lacking[reference] = [f"key unusable: {lookup.problem or (lookup.key.state if lookup.key else '')}"]
+            continue
+        document = keys.policy(lookup.key.arn)
+        missing = [
+            p
+            for p in settings.training_principals
+            if policy.missing(document, p, (policy.TRAINING_DATA,), lookup.key.arn)
+        ]
+        if missing:
+            lacking[lookup.key.arn] = missing
+    fixed = not lacking and bool(used)
+    return {"keys": used, "lacking": lacking, "notes": notes, "fixed": fixed, "granted": granted}
+
+
+def _diagnosis_text(status_message: str, found: dict[str, Any]) -> str:
+    parts = [f"training failed: {status_message!r}"]
+    if found["keys"]:
+        parts.append("keys its data uses: " + ", ".join(f"{k} ({why})" for k, why in found["keys"].items()))
+    for key, who in found["lacking"].items():
+        parts.append(f"lacking access to {key} now: {', '.join(who)}")
+    parts += found["notes"]
+    if found["granted"]:
+        parts.append("the guard has granted " + ", ".join(found["granted"]))
+    if found["fixed"]:
+        parts.append("every training principal has access now: retry the training")
+    elif not found["lacking"] and not found["keys"]:
+        parts.append("no customer managed key found in its data; check the S3 bucket policies and the trainer's IAM")
+    return "; ".join(parts)
+
+
+def audit(settings: Settings, publisher: Publisher, run_id: str) -> list[dict[str, Any]]:
+    """Every access-related failed training, for the report; each alerted once per version."""
+    keys = KeyDirectory()
+    out: list[dict[str, Any]] = []
+    try:
+        project_arns = list(projects())
+    except ClientError as error:
+        raise_if_transient(error)
+        logger.warning("cannot list Custom Labels projects; trainings not audited", extra={"error": str(error)})
+        return [{"arn": "", "status_message": str(error), "diagnosis": "projects could not be listed", "fixed": False}]
+    for project_arn in project_arns:
+        try:
+            versions = list(rekognition.project_versions(project_arn))
+        except ClientError as error:
+            raise_if_transient(error)
+            logger.warning("cannot describe project versions", extra={"project": project_arn, "error": str(error)})
+            continue
+        for description in versions:
+            if description.get("Status") != "TRAINING_FAILED":
+                continue
+            arn = str(description.get("ProjectVersionArn", ""))
+            message = str(description.get("StatusMessage", ""))
+            if not access_related(message):
+                logger.info(
+                    "training failed for a reason other than access", extra={"version": arn, "status_message": message}
+                )
+                count("TrainingsFailedOther")
+                continue
+            found = diagnose(settings, description, keys, publisher, run_id)
+            text = _diagnosis_text(message, found)
+            entry = {
+                "arn": arn,
+                "status_message": message,
+                "diagnosis": text,
+                "fixed": found["fixed"],
+                "alerted": False,
+            }
+            if dynamodb.get(settings.state_table, MARKER_PREFIX + arn) is None:
+                first_key = next(iter(found["lacking"] or found["keys"]), None)
+                finding = Finding(
+                    finding_type=FindingType.TRAINING_FAILED,
+                    outcome=Outcome.REMEDIATED if found["fixed"] else Outcome.REPORTED,
+                    resource=ProjectVersionResource(arn),
+                    detail=text,
+                    source_event_id=f"audit-{run_id}",
+                    account=settings.account_id,
+                    region=settings.region,
+                    kms_key_arn=first_key if first_key and first_key.startswith("arn:") else None,
+                    scope="training-failed",
+                )
+                publisher.publish(finding)
+                dynamodb.put(settings.state_table, {"id": {"S": MARKER_PREFIX + arn}, "run": {"S": run_id}})
+                entry["alerted"] = True
+                count("TrainingsFailed")
+            out.append(entry)
+    return out

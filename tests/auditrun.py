@@ -1,0 +1,98 @@
+"""Run the audit in tests: the audit function, then the verify function on every message it queued."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import uuid
+from typing import Any
+from urllib.parse import quote
+
+from clguard import audit
+from functions.audit import app as audit_app
+from functions.verify_object_encryption import app as verify_app
+from tests.eventsamples import load_event, sqs_event
+from tests.world import LambdaContext, World
+
+REPORTS = "custom-labels-guard-reports"
+
+
+def scheduled_event() -> dict[str, Any]:
+    """The sample scheduled event as one more firing of the schedule (each firing has its own id)."""
+    event = load_event("scheduled_audit")
+    event["id"] = str(uuid.uuid4())
+    return event
+
+
+def run_audit(world: World, event: dict[str, Any] | None = None, **context: Any) -> dict[str, Any]:
+    """One audit invocation, then the verify function on every message it queued (until empty)."""
+    summary = audit_app.lambda_handler(
+        scheduled_event() if event is None else event, LambdaContext(function_name="audit", **context)
+    )
+    drain_to_verify(world)
+    return summary
+
+
+def drain_to_verify(world: World) -> int:
+    handled = 0
+    while True:
+        bodies = [m["Body"] for m in world.drain_queue()]
+        if not bodies:
+            return handled
+        for body in bodies:
+            response = verify_app.lambda_handler(sqs_event(body), LambdaContext())
+            assert response == {"batchItemFailures": []}
+            handled += 1
+
+
+def summaries(world: World) -> list[dict[str, Any]]:
+    return [
+        json.loads(p.structure["default"])
+        for p in world.published()
+        if p.attributes.get("message_kind", {}).get("Value") == audit.SUMMARY_KIND
+    ]
+
+
+def findings(world: World) -> list[dict[str, Any]]:
+    return [p.finding for p in world.published() if "message_kind" not in p.attributes]
+
+
+def report(world: World, summary: dict[str, Any]) -> dict[str, Any]:
+    url = summary["report"]["json"].removeprefix("s3://")
+    bucket, _, key = url.partition("/")
+    value: dict[str, Any] = json.loads(world.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    return value
+
+
+INVENTORY_BUCKET = "custom-labels-inventory"
+INVENTORY_SCHEMA = "Bucket, Key, VersionId, IsLatest, IsDeleteMarker, Size, LastModifiedDate, ETag, EncryptionStatus"
+
+
+def put_inventory(
+    world: World, source_bucket: str, rows: list[tuple[str, str]], *, stamp: str = "2026-11-30T01-00Z"
+) -> str:
+    """An S3 Inventory delivery as S3 writes it (gzipped CSV data file, manifest.json), for
+    ``rows`` of (key, EncryptionStatus); returns the AUDIT_INVENTORY location."""
+    world.s3.create_bucket(Bucket=INVENTORY_BUCKET)
+    text = io.StringIO()
+    writer = csv.writer(text, quoting=csv.QUOTE_ALL, lineterminator="\n")
+    for key, status in rows:
+        writer.writerow([source_bucket, quote(key), "", "true", "false", "5", "2026-11-29T10:00:00.000Z", "e1", status])
+    root = f"inv/{source_bucket}/daily"
+    data_key = f"{root}/data/{stamp}.csv.gz"
+    world.s3.put_object(Bucket=INVENTORY_BUCKET, Key=data_key, Body=gzip.compress(text.getvalue().encode()))
+    manifest = {
+        "sourceBucket": source_bucket,
+        "destinationBucket": f"arn:aws:s3:::{INVENTORY_BUCKET}",
+        "version": "2016-11-30",
+        "creationTimestamp": "1764464400000",
+        "fileFormat": "CSV",
+        "fileSchema": INVENTORY_SCHEMA,
+        "files": [{"key": data_key, "size": 1, "MD5checksum": "0"}],
+    }
+    world.s3.put_object(
+        Bucket=INVENTORY_BUCKET, Key=f"{root}/{stamp}/manifest.json", Body=json.dumps(manifest).encode()
+    )
+    return f"s3://{INVENTORY_BUCKET}/inv"
