@@ -13,7 +13,6 @@ Guardrails come before the mode, so report mode tells exactly what enforce mode 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from clguard.adapters.clients import error_code, raise_if_transient
 from clguard.adapters.kms import KeyInfo
 from clguard.config import Settings
 from clguard.errors import PolicyConflict, RetryableError
-from clguard.findings import Finding, FindingType, KmsKeyResource, Outcome
+from clguard.findings import Finding, FindingType, KmsKeyResource, Outcome, PolicyChange
 from clguard.keydirectory import KeyDirectory
 from clguard.locks import KeyLock
 from clguard.observability import count, logger
@@ -40,7 +39,6 @@ MALFORMED_BACKOFF: Final = 0.5
 # Seconds of lease left before each write: more than one PutKeyPolicy can take (its client makes
 # one attempt with a 3 s connect and 10 s read timeout), so a write never lands after the lease.
 MIN_LEASE_LEFT: Final = 20.0
-STATEMENT_DETAIL_MAX: Final = 8_000
 
 
 @dataclass(slots=True)
@@ -62,6 +60,8 @@ class Context:
         key_arn: str,
         detail: str,
         principal: str | None = None,
+        *,
+        change: tuple[PolicyChange, ...] = (),
     ) -> Finding:
         return Finding(
             finding_type=finding_type,
@@ -74,6 +74,7 @@ class Context:
             principal_arn=principal,
             kms_key_arn=key_arn,
             scope=self.scope,
+            change=change,
         )
 
 
@@ -102,18 +103,13 @@ def unusable_reason(key: KeyInfo, settings: Settings, *, must_edit: bool = True)
     return None
 
 
-def _statements_text(before: Mapping[str, Any], after: Mapping[str, Any], sids: Sequence[str]) -> str:
-    parts = []
-    for sid in sids:
-        old = json.dumps(before.get(sid), separators=(",", ":"))
-        new = json.dumps(after.get(sid), separators=(",", ":"))
-        if len(old) + len(new) > STATEMENT_DETAIL_MAX:
-            old, new = (
-                old[: STATEMENT_DETAIL_MAX // 2] + "…",
-                new[: STATEMENT_DETAIL_MAX // 2] + "…",
-            )
-        parts.append(f"statement {sid} before: {old}; after: {new}")
-    return "; ".join(parts)
+def _changes(merge: policy.Merge, specs: Sequence[StatementSpec]) -> tuple[PolicyChange, ...]:
+    """The statements a grant changed, before and after (the finding's structured ``change``)."""
+    return tuple(
+        PolicyChange(spec.sid, merge.before.get(spec.sid), merge.after.get(spec.sid))
+        for spec in specs
+        if spec.sid in merge.before
+    )
 
 
 def ensure_access(ctx: Context, reference: str, wants: Mapping[str, Sequence[StatementSpec]]) -> KeyResult:
@@ -284,15 +280,18 @@ def _attempt(
         count("Grants")
         sids = [s.sid for s in specs]
         logger.info("granted key access", extra={"key": key.arn, "principal": principal, "sids": sids})
-    each(
-        FindingType.KEY_ACCESS_MISSING,
-        Outcome.REMEDIATED,
-        lambda p, specs: (
+    out.findings += [
+        ctx.finding(
+            FindingType.KEY_ACCESS_MISSING,
+            Outcome.REMEDIATED,
+            key.arn,
             f"{p} lacked {', '.join(policy.actions_of(specs))} on {key.arn}, needed for {ctx.origin}; "
-            f"added it to the key policy{note}. "
-            f"{_statements_text(merge.before, merge.after, [s.sid for s in specs])}"
-        ),
-    )
+            f"added it to the key policy{note}",
+            p,
+            change=_changes(merge, specs),
+        )
+        for p, specs in grants
+    ]
     return out
 
 
