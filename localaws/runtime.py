@@ -84,6 +84,7 @@ from localaws.template import (
 
 __all__ = [
     "ACCOUNT_ID",
+    "LAMBDA_SQS_PAYLOAD_MAX",
     "REGION",
     "STACK_NAME",
     "Alert",
@@ -95,6 +96,7 @@ __all__ = [
     "Routed",
     "SqsEventSource",
     "SubscriberMessage",
+    "esm_batches",
 ]
 
 ACCOUNT_ID: Final = "123456789012"  # moto's default account
@@ -145,6 +147,28 @@ _SQS_RECORD_ATTRIBUTES: Final = (
 )
 _LAMBDA_DEFAULT_ASYNC_RETRIES: Final = 2
 _SQS_RECEIVE_MAX: Final = 10
+# Lambda's invocation payload limit, which also bounds what an SQS event source gathers.
+LAMBDA_SQS_PAYLOAD_MAX: Final = 6 * 1024 * 1024
+
+
+def esm_batches(
+    records: Sequence[Mapping[str, Any]], *, batch_size: int, max_bytes: int = LAMBDA_SQS_PAYLOAD_MAX
+) -> list[list[Mapping[str, Any]]]:
+    """Split SQS records into the batches an event source mapping delivers: at most
+    ``batch_size`` records and ``max_bytes`` of event payload (``{"Records": [...]}``) each."""
+    batches: list[list[Mapping[str, Any]]] = []
+    current: list[Mapping[str, Any]] = []
+    size = len(b'{"Records": []}')
+    for record in records:
+        cost = len(json.dumps(record).encode()) + 2
+        if current and (len(current) >= batch_size or size + cost > max_bytes):
+            batches.append(current)
+            current, size = [], len(b'{"Records": []}')
+        current.append(record)
+        size += cost
+    if current:
+        batches.append(current)
+    return batches
 
 
 class DrainTimeout(TimeoutError):
