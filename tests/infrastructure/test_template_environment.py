@@ -52,7 +52,7 @@ SOURCES: dict[str, tuple[str, str] | None] = {
     "POWERTOOLS_METRICS_NAMESPACE": None,
 }
 
-FUNCTIONS = ("VerifyObjectEncryptionFunction", "GrantTrainingAccessFunction")
+FUNCTIONS = ("VerifyObjectEncryptionFunction", "GrantTrainingAccessFunction", "DigestFunction")
 
 
 def global_environment(template: dict[str, Any]) -> dict[str, Any]:
@@ -188,6 +188,7 @@ DESIGN_DEFAULTS = {
     "SlackChannelId": "",
     "LogLevel": "INFO",
     "LogRetentionDays": 90,
+    "DigestWindowSeconds": 60,
 }
 
 KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"

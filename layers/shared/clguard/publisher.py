@@ -149,10 +149,12 @@ class Publisher:
             extra={"error": str(error), "finding": finding.document(), "queue": queue},
         )
         if not queue:
+            count("FindingsUndelivered")
             return False
         try:
             sqs.send(queue, outbox_message(finding))
         except (ClientError, BotoCoreError):
+            count("FindingsUndelivered")
             logger.exception(
                 "the findings outbox failed too; failing the record",
                 extra={"finding": finding.document()},
