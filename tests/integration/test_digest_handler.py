@@ -220,3 +220,41 @@ def test_a_finding_neither_published_nor_deferred_is_counted_undelivered(world: 
     # Then the FindingsUndelivered metric (the alarm's) is emitted
     assert "FindingsUndelivered" in metrics.metric_set
     metrics.clear_metrics()
+
+
+def test_threads_group_one_training_request(channels: Channels, world: World) -> None:
+    # Given a training request (CreateProjectVersion) that needs a grant on its KmsKeyId and
+    # whose manifests cannot be read, and an unrelated plain upload that gets re-encrypted
+    from functions.grant_training_access import app as grant_app  # noqa: PLC0415
+    from functions.verify_object_encryption import app as verify_app  # noqa: PLC0415
+    from tests.eventsamples import load_event, sqs_event  # noqa: PLC0415
+
+    world.role("CustomLabelsTrainer", "/ml/")
+    copy_key = world.key()
+    event = world.training_event(kms_key=copy_key)
+    world.put_legacy("datasets/cats/images/cat-001.jpg")  # the key of the s3_object_created sample
+
+    # When both are handled, and the digest function reads what the alerts topic delivered
+    grant_app.lambda_handler(event, LambdaContext(function_name="grant"))
+    verify_app.lambda_handler(sqs_event(load_event("s3_object_created")), LambdaContext(function_name="verify"))
+    channels.digest_all()
+
+    # Then every finding of the request names it (origin) and shares its event id; the upload's does not
+    findings = world.findings()
+    request = [f for f in findings if f["source_event_id"] == event["id"]]
+    upload = [f for f in findings if f["source_event_id"] != event["id"]]
+    assert {f["finding_type"] for f in request} >= {"KEY_ACCESS_MISSING"}
+    assert len(request) >= 2
+    assert all(f["origin"].startswith("CreateProjectVersion") for f in request)
+    assert [f["finding_type"] for f in upload] == ["OBJECT_UNENCRYPTED"]
+    assert "origin" not in upload[0]
+    # And people's messages about the request are in one Slack thread, the upload in another
+    threads: dict[str, set[str]] = {}
+    human = channels.human_messages()
+    assert len(human) >= 3  # the request gives at least two messages, the upload one
+    for _subject, message in human:
+        chat = json.loads(message["https"])
+        document = json.loads(message["default"])
+        source = document.get("source_event_id") or document["first"][0]["source_event_id"]
+        threads.setdefault(chat["metadata"]["threadId"], set()).add(source)
+    assert sorted(map(sorted, threads.values())) == sorted([[upload[0]["source_event_id"]], [event["id"]]])

@@ -180,6 +180,10 @@ class Finding:
     scope: str = ""
     # Optional (schema_version stays "1"): the key-policy statements a REMEDIATED grant changed.
     change: tuple[PolicyChange, ...] = ()
+    # Optional: the request that asked for this check when it was not a single object event
+    # (e.g. "CreateProjectVersion of arn:…/version/v1/…"); its findings share source_event_id.
+    # The digest threads them together for people.
+    origin: str = ""
 
     @property
     def severity(self) -> Severity:
@@ -205,6 +209,8 @@ class Finding:
         if self.change:
             changes = [c.to_json() for c in self.change]
             document["change"] = changes[0] if len(changes) == 1 else changes
+        if self.origin:
+            document["origin"] = self.origin
         return document
 
     def fingerprint(self) -> str:
@@ -247,6 +253,7 @@ class Finding:
             observed_at=str(document["observed_at"]),
             scope=scope,
             change=tuple(PolicyChange.from_json(c) for c in _as_list(document.get("change")) if isinstance(c, Mapping)),
+            origin=str(document.get("origin") or ""),
         )
 
 

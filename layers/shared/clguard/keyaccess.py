@@ -51,6 +51,7 @@ class Context:
     source_event_id: str
     origin: str  # what asked, for the detail text: "object s3://…" or "CreateProjectVersion …"
     scope: str = ""  # finding scope for key-level conditions (see Finding.scope)
+    request: str = ""  # the request (not a single object event) that asked: the findings' origin
     sleep: Callable[[float], None] = time.sleep
 
     def finding(
@@ -75,6 +76,7 @@ class Context:
             kms_key_arn=key_arn,
             scope=self.scope,
             change=change,
+            origin=self.request,
         )
 
 

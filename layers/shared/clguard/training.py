@@ -183,7 +183,9 @@ class TrainingRun:
         self.origin = self.request.describe(call.event_name)
         self.publisher = Publisher(settings, lambda_context=lambda_context)
         self.keys = KeyDirectory()
-        self.ctx = Context(settings, self.publisher, self.keys, call.event_id, self.origin, sleep=sleep)
+        self.ctx = Context(
+            settings, self.publisher, self.keys, call.event_id, self.origin, sleep=sleep, request=self.origin
+        )
         self.inline_limit = INLINE_IMAGE_LIMIT if inline_limit is None else inline_limit
         self.refusal = refusal_reason(
             self.caller.principal_arn, key_account=settings.account_id, patterns=settings.allowed_principal_patterns
@@ -286,6 +288,7 @@ class TrainingRun:
             source_event_id=self.call.event_id,
             account=self.settings.account_id,
             region=self.settings.region,
+            origin=self.origin,
         )
         self.publisher.publish(finding)
 
@@ -366,6 +369,7 @@ class TrainingRun:
             region=self.settings.region,
             principal_arn=self.display_caller,
             kms_key_arn=lacking[0],
+            origin=self.origin,
         )
         count("Refusals")
         self.publisher.publish(finding)

@@ -61,6 +61,7 @@ class BatchRun:
             source_event_id=work.source_event_id,
             origin=work.origin,
             scope=key_finding_scope(work),
+            request=work.origin,
         )
         return verify_object(work, ctx, self.prefetch_heads)
 
