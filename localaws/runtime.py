@@ -33,8 +33,11 @@ empty account; run one LocalSystem at a time per process.
 
 Local differences from AWS, on purpose: queue visibility timeouts are skipped (a failed message
 is visible again at once; the receive count and the redrive still apply); Lambda's retry delays
-are skipped; a verify batch is what one ReceiveMessage returns (at most 10 records; Lambda may
-gather up to the event source's BatchSize over its batching window); the topic's KMS key, IAM
+are skipped; batching windows are not waited out: a source with a window gets everything
+available (up to BatchSize and the 6 MB payload), and sources with longer windows are polled
+only once those with shorter ones are idle (so the digest of a burst sees the whole burst); the
+template's SQS subscriptions of its topics are deployed (the digest queue), e-mail and HTTPS
+ones are not; the topic's KMS key, IAM
 roles, log groups, alarms and the chat channel are not deployed (moto does not enforce IAM, and
 alerts are read from the topic instead of delivered).
 """
@@ -1010,12 +1013,20 @@ class LocalSystem:
         self._require_running()
         deadline = time.monotonic() + timeout
         first = len(self.invocations)
+        # Batching windows are not waited out; instead a source with a longer window is polled
+        # only once the sources with shorter (or no) windows are idle: its window closes after
+        # the burst that fills it (what a digest of a burst sees in AWS).
+        windows = sorted({source.batching_window_s for source in self.event_sources})
         while True:
             worked = False
-            for source in self.event_sources:
-                worked = self._poll_sqs_source(source) or worked
             for function_id, url in self.standins.items():
                 worked = self._poll_async(function_id, url) or worked
+            for window in windows:
+                for source in self.event_sources:
+                    if source.batching_window_s == window:
+                        worked = self._poll_sqs_source(source) or worked
+                if worked:
+                    break
             if not worked:
                 return self.invocations[first:]
             if time.monotonic() > deadline:
