@@ -183,6 +183,7 @@ def test_the_digest_email_lists_counts_the_first_three_and_every_resource() -> N
     assert "Where: s3://custom-labels-training/datasets/cats/images/ in account 123456789012" in message.email
     assert "First 3 of 1,000:" in message.email
     assert message.email.count("re-encrypted in place") == 3
+    assert "  - Nothing to do for these objects." in message.email
     assert all(f"\n  cat-{i:06d}.jpg" in message.email for i in range(1_000))
     # And Slack gets a short list, the keywords and the bucket's thread
     content = message.chat["content"]

@@ -342,7 +342,8 @@ def grouped(key: GroupKey, items: Sequence[Item]) -> HumanMessage:
     emoji, done_short, done_long = _DONE.get(key.outcome, (":warning:", key.outcome, key.outcome))
     observed = sorted(str(d.get("observed_at", "")) for d in documents)
     finding = items[0].finding
-    steps = list(next_steps(finding)) if finding is not None else []
+    # The steps are written for one finding; a digest speaks of all of them.
+    steps = [step.replace("this object", "these objects") for step in next_steps(finding)] if finding else []
 
     lines = [
         f"Custom Labels Guard digest: {n:,} {key.finding_type} ({key.severity}), {done_short}",
