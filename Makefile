@@ -15,7 +15,7 @@ SAM_ENV := PATH="$(abspath $(TOOLS))/bin:$(PYTHON313_DIR):$$PATH" SAM_CLI_TELEME
 SAM := $(SAM_ENV) $(TOOLS)/bin/sam
 TEMPLATE := template.yaml
 
-.PHONY: help venv tools lint format typecheck validate browser test test-fast build demo audit replay bench deploy deploy-prod clean
+.PHONY: help venv tools lint format typecheck validate browser test test-fast build demo audit replay bench deploy deploy-prod package publish clean
 
 help:
 	@echo "make demo      run the whole system on a local moto server and print what happened"
@@ -24,7 +24,9 @@ help:
 	@echo "make bench     performance figures (ratios measured side by side)"
 	@echo "make replay EVENT=path.json   route your own event through the local system"
 	@echo "make build     sam build (no container)"
-	@echo "make deploy    sam deploy (guided the first time)"
+	@echo "make deploy    sam deploy (guided the first time; CONFIG_ENV=example deploys a named environment)"
+	@echo "make package S3_BUCKET=b   package for the Serverless Application Repository (packaged.yaml)"
+	@echo "make publish S3_BUCKET=b   package, then publish (or update) the application in the SAR"
 
 $(VENV)/.installed: requirements-dev.txt constraints-dev.txt layers/shared/requirements.txt
 	@test -n "$(PYTHON313)" || { echo "Python 3.13 is required (see scripts/find-python313.sh)"; exit 1; }
@@ -85,11 +87,27 @@ replay: venv
 bench: venv
 	$(PY) -m bench
 
+# Guided until samconfig.toml has your [default.deploy.parameters] (the guided run saves them);
+# CONFIG_ENV=<name> deploys a named environment of samconfig.toml instead.
+CONFIG_ENV ?=
+DEPLOY_FLAGS := $(if $(CONFIG_ENV),--config-env $(CONFIG_ENV),$(if $(shell grep -s '^\[default\.deploy\.parameters\]' samconfig.toml),,--guided))
+
 deploy: build
-	$(SAM) deploy $(if $(wildcard samconfig.toml),,--guided)
+	$(SAM) deploy $(DEPLOY_FLAGS)
 
 deploy-prod: build
 	$(SAM) deploy --config-env prod
+
+# The Serverless Application Repository reads the code, README and LICENSE from S3_BUCKET: its
+# bucket policy must allow serverlessrepo.amazonaws.com s3:GetObject (see the README).
+PACKAGED := packaged.yaml
+
+package: build
+	@test -n "$(S3_BUCKET)" || { echo "usage: make package S3_BUCKET=<bucket readable by serverlessrepo.amazonaws.com>"; exit 2; }
+	$(SAM) package --template-file .aws-sam/build/template.yaml --s3-bucket "$(S3_BUCKET)" --output-template-file $(PACKAGED)
+
+publish: package
+	$(SAM) publish --template $(PACKAGED)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -23,7 +23,7 @@ from bench.common import Figure, failed_figure, progress
 
 logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the in-process moto server's access log
 
-GROUPS = ("calls", "c7n", "latency", "coldstart", "grant", "memory", "policy", "audit", "accounts")
+GROUPS = ("calls", "c7n", "latency", "coldstart", "grant", "memory", "policy", "audit", "digest", "accounts")
 NUMBERS = {
     "calls": "1",
     "latency": "2",
@@ -32,7 +32,8 @@ NUMBERS = {
     "memory": "5",
     "policy": "6",
     "audit": "7",
-    "accounts": "8",
+    "digest": "8",
+    "accounts": "9",
 }
 
 
@@ -85,6 +86,12 @@ def _audit() -> list[Figure]:
     return audit_figures()
 
 
+def _digest() -> list[Figure]:
+    from bench.digest import human_messages_per_burst  # noqa: PLC0415
+
+    return [human_messages_per_burst()]
+
+
 RUNNERS: dict[str, tuple[Callable[[], list[Figure]], str, float | None, str]] = {
     "calls": (_calls, "AWS calls per compliant object event", 1.05, "≤ 1.05"),
     "latency": (_latency, "Handler wall time per event ÷ bare HeadObject", 1.5, "≤ 1.5"),
@@ -94,6 +101,7 @@ RUNNERS: dict[str, tuple[Callable[[], list[Figure]], str, float | None, str]] = 
     "policy": (_policy, "Key-policy bytes per principal", 4.0, "≤ ARN + 4"),
     "accounts": (_accounts, "Extra AWS calls per member-account object event", 0.01, "≤ 0.01"),
     "audit": (_audit, "Audit: calls per compliant existing object", 1.002, "≤ 1.002"),
+    "digest": (_digest, "Messages for people per 10,000-finding burst", 5.0, "≤ 5"),
 }
 
 

@@ -23,8 +23,12 @@ RemediationMode=enforce and every other parameter at its default:
    ``RekognitionCustomLabels`` double); then the trainer, a different role, calls
    ``CreateProjectVersion`` naming no manifest. The grant function reads the project's datasets
    (``DescribeProjects``, ``ListDatasetEntries``) and grants the trainer on the images' key.
-5. The report: each alert as the e-mail and the Slack message, each key policy diff, a summary,
-   and the checks that every expected outcome happened. Exit status 0 when they all did.
+5. A burst: a few hundred legacy (unencrypted) images land in one folder at once. Every one is a
+   finding on the alerts topic (the machines' channel, one message each); the digest function,
+   fed by the alerts topic's SQS subscription, gives people a handful of messages.
+6. The report: each alert as the e-mail and the Slack message, each key policy diff, the digests
+   people got, a summary, and the checks that every expected outcome happened. Exit status 0
+   when they all did.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ import textwrap
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from rich.console import Console
@@ -61,6 +65,9 @@ DATA_ENGINEER_NAME, DATA_ENGINEER_PATH = "DataEngineer", "/data/"
 DATA_ENGINEER: Final = f"arn:aws:iam::{ACCOUNT_ID}:role/data/DataEngineer"
 DATASETS_PROJECT: Final = "cats-datasets"
 EVENTS_DIR: Final = REPO_ROOT / "events"
+BURST: Final = 300  # legacy images uploaded at once (step 4)
+BURST_PREFIX: Final = f"{PREFIX}burst/"
+DIGEST_FUNCTION: Final = "DigestFunction"
 GRANT_FUNCTION: Final = "GrantTrainingAccessFunction"
 VERIFY_FUNCTION: Final = "VerifyObjectEncryptionFunction"
 
@@ -91,6 +98,8 @@ class Scenario:
     dataset_images: list[str] = field(default_factory=list)
     datasets: list[str] = field(default_factory=list)  # TRAIN, TEST dataset ARNs
     dataset_training: Routed | None = None
+    burst_alerts: list[Alert] = field(default_factory=list)  # machine messages of the burst
+    burst_human: list[Alert] = field(default_factory=list)  # human messages of the burst
 
 
 @dataclass(frozen=True)
@@ -138,11 +147,11 @@ def _training_call(sample: str, scenario: Scenario) -> dict[str, Any]:
     return event
 
 
-def _drain(system: LocalSystem, scenario: Scenario, step: str) -> list[Any]:
+def _drain(system: LocalSystem, scenario: Scenario, step: str, timeout: float = 30) -> list[Any]:
     try:
-        return system.drain(timeout=30)
-    except DrainTimeout as timeout:
-        scenario.timed_out.append(f"{step}: {timeout}")
+        return system.drain(timeout=timeout)
+    except DrainTimeout as late:
+        scenario.timed_out.append(f"{step}: {late}")
         return []
 
 
@@ -306,6 +315,22 @@ def train_from_datasets(system: LocalSystem, scenario: Scenario, say: Callable[[
     )
 
 
+def burst(system: LocalSystem, scenario: Scenario, say: Callable[[str], None]) -> None:
+    """Many same-kind findings at once: every one to the alerts topic, a handful to people."""
+    s3 = system.client("s3")
+    alerts_before, human_before = len(system.alerts()), len(system.human_messages())
+    for n in range(BURST):
+        put_legacy_unencrypted_object(s3, TRAINING_BUCKET, f"{BURST_PREFIX}cat-{n:04}.jpg", b"\xff\xd8 old cat")
+    _drain(system, scenario, "burst", timeout=600)
+    scenario.burst_alerts = system.alerts()[alerts_before:]
+    scenario.burst_human = system.human_messages()[human_before:]
+    say(
+        f"{BURST} unencrypted images under {BURST_PREFIX}: {len(scenario.burst_alerts)} finding(s) on the alerts "
+        f"topic (machines: one message each) → {len(scenario.burst_human)} message(s) on the human topic "
+        "(people: e-mail and Slack)"
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # Checks
 # --------------------------------------------------------------------------------------------
@@ -462,6 +487,13 @@ def run_checks(system: LocalSystem, scenario: Scenario, subscriber_subjects: lis
         not any(dead.values()) and not errors and not scenario.timed_out,
         f"DLQs {dead}; {len(errors)} failed invocation(s)" + (f"; {scenario.timed_out}" if scenario.timed_out else ""),
     )
+    counted = sum(int(m.finding.get("count", 1)) for m in scenario.burst_human)
+    check(
+        f"the burst: {BURST} findings for machines, at most 5 messages for people, counting them all",
+        len(scenario.burst_alerts) == BURST and 1 <= len(scenario.burst_human) <= 5 and counted == BURST,
+        f"{len(scenario.burst_alerts)} on the alerts topic, {len(scenario.burst_human)} on the human topic "
+        f"counting {counted}",
+    )
     subjects = [a.subject for a in alerts]
     check(
         "every alert reached the topic's subscriber",
@@ -498,8 +530,24 @@ def summary_table(system: LocalSystem, scenario: Scenario) -> Table:
     table.add_row("  objects re-encrypted", str(metrics["Remediations"]), "EMF metric Remediations")
     table.add_row("  key policy grants", str(metrics["Grants"]), "EMF metric Grants")
     table.add_row("refusals (REFUSED)", str(outcomes["REFUSED"]), "findings")
-    table.add_row("records in DLQs", str(sum(system.dead_letters().values())), "VerifyDLQ, GrantDLQ")
+    table.add_row("records in DLQs", str(sum(system.dead_letters().values())), "VerifyDLQ, GrantDLQ, DigestDLQ")
+    table.add_row("messages for machines (alerts topic)", str(len(alerts)), "one per finding")
+    table.add_row("messages for people (human topic)", str(len(system.human_messages())), "digest function")
+    table.add_row(
+        f"  of them for the {BURST}-image burst",
+        f"{len(scenario.burst_human)} (for {len(scenario.burst_alerts)} findings)",
+        "digests",
+    )
     return table
+
+
+def _trimmed(message: Alert, lines: int = 30) -> Alert:
+    """A digest as people get it, its e-mail cut after ``lines`` lines for the terminal."""
+    text = message.email.splitlines()
+    if len(text) <= lines:
+        return message
+    rest = f"… ({len(text) - lines} more lines in the e-mail)"
+    return replace(message, email="\n".join([*text[:lines], rest]))
 
 
 def print_routing(console: Console, system: LocalSystem) -> None:
@@ -511,8 +559,17 @@ def report(console: Console, system: LocalSystem, scenario: Scenario, checks: li
     console.print(Rule("Handler invocations"))
     console.print(invocation_table(system.invocations))
     alerts = system.alerts()
-    console.print(Rule(f"Alerts ({len(alerts)}): as the e-mail subscriber and Slack show them"))
-    print_alerts(console, alerts)
+    shown = [a for a in alerts if a not in scenario.burst_alerts]
+    console.print(
+        Rule(
+            f"Alerts ({len(alerts)}; the {len(scenario.burst_alerts)} of the burst not shown one by one): each finding"
+        )
+    )
+    print_alerts(console, shown)
+    human = system.human_messages()
+    console.print(Rule(f"What people got ({len(human)} messages on the human topic, for {len(alerts)} findings)"))
+    digests = [m for m in human if m.finding.get("message_kind") == "clguard.digest"][:1]
+    print_alerts(console, [_trimmed(m) for m in digests])
     console.print(Rule("Key policies"))
     for key_arn, before in scenario.policies_before.items():
         print_policy_change(console, scenario.key_names[key_arn], before, system.key_policy(key_arn))
@@ -562,6 +619,8 @@ def run(console: Console, parameters: Mapping[str, str] = PARAMETERS) -> tuple[l
         header("Training from the project's datasets: a data engineer creates them, the trainer trains")
         create_datasets(system, scenario, say)
         train_from_datasets(system, scenario, say)
+        header("A burst: alerts topic → DigestQueue → digest function → human topic")
+        burst(system, scenario, say)
         subscriber = [m.subject for m in system.subscriber_messages()]
         checks = run_checks(system, scenario, subscriber)
         elapsed = time.monotonic() - started

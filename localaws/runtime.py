@@ -34,8 +34,11 @@ empty account; run one LocalSystem at a time per process.
 
 Local differences from AWS, on purpose: queue visibility timeouts are skipped (a failed message
 is visible again at once; the receive count and the redrive still apply); Lambda's retry delays
-are skipped; a verify batch is what one ReceiveMessage returns (at most 10 records; Lambda may
-gather up to the event source's BatchSize over its batching window); the topic's KMS key, IAM
+are skipped; batching windows are not waited out: a source with a window gets everything
+available (up to BatchSize and the 6 MB payload), and sources with longer windows are polled
+only once those with shorter ones are idle (so the digest of a burst sees the whole burst); the
+template's SQS subscriptions of its topics are deployed (the digest queue), e-mail and HTTPS
+ones are not; the topic's KMS key, IAM
 roles, log groups, alarms and the chat channel are not deployed (moto does not enforce IAM, and
 alerts are read from the topic instead of delivered).
 """
@@ -90,6 +93,7 @@ MEMBER_TEMPLATE_PATH: Final = REPO_ROOT / "member.yaml"
 
 __all__ = [
     "ACCOUNT_ID",
+    "LAMBDA_SQS_PAYLOAD_MAX",
     "REGION",
     "STACK_NAME",
     "Alert",
@@ -101,6 +105,7 @@ __all__ = [
     "Routed",
     "SqsEventSource",
     "SubscriberMessage",
+    "esm_batches",
 ]
 
 ACCOUNT_ID: Final = "123456789012"  # moto's default account
@@ -151,6 +156,28 @@ _SQS_RECORD_ATTRIBUTES: Final = (
 )
 _LAMBDA_DEFAULT_ASYNC_RETRIES: Final = 2
 _SQS_RECEIVE_MAX: Final = 10
+# Lambda's invocation payload limit, which also bounds what an SQS event source gathers.
+LAMBDA_SQS_PAYLOAD_MAX: Final = 6 * 1024 * 1024
+
+
+def esm_batches(
+    records: Sequence[Mapping[str, Any]], *, batch_size: int, max_bytes: int = LAMBDA_SQS_PAYLOAD_MAX
+) -> list[list[Mapping[str, Any]]]:
+    """Split SQS records into the batches an event source mapping delivers: at most
+    ``batch_size`` records and ``max_bytes`` of event payload (``{"Records": [...]}``) each."""
+    batches: list[list[Mapping[str, Any]]] = []
+    current: list[Mapping[str, Any]] = []
+    size = len(b'{"Records": []}')
+    for record in records:
+        cost = len(json.dumps(record).encode()) + 2
+        if current and (len(current) >= batch_size or size + cost > max_bytes):
+            batches.append(current)
+            current, size = [], len(b'{"Records": []}')
+        current.append(record)
+        size += cost
+    if current:
+        batches.append(current)
+    return batches
 
 
 class DrainTimeout(TimeoutError):
@@ -170,6 +197,7 @@ class SqsEventSource:
     queue: str  # logical id
     batch_size: int
     report_batch_item_failures: bool
+    batching_window_s: int = 0  # MaximumBatchingWindowInSeconds: gather up to batch_size
 
 
 @dataclass(frozen=True)
@@ -448,6 +476,7 @@ class LocalSystem:
         self.rule_targets: dict[str, list[str]] = {}  # rule logical id -> target descriptions
         self.standins: dict[str, str] = {}  # function logical id -> stand-in queue URL
         self.alert_queues: dict[str, str] = {}  # topic logical id -> subscribed queue URL
+        self.subscriptions: list[str] = []  # AWS::SNS::Subscription logical ids deployed (sqs)
         self.dead_letter_queues: list[str] = []  # queue logical ids that receive failures
         self.invocations: list[Invocation] = []
         self.tap = EventBridgeTap()
@@ -617,6 +646,7 @@ class LocalSystem:
                 sqs.set_queue_attributes(QueueUrl=self.deployed[logical_id].ref, Attributes=attributes)
         self._deploy_functions()
         self._subscribe_alert_queues(sqs, sns)
+        self._deploy_subscriptions(sns)
         self._deploy_rules(sqs, events)
         self._deploy_bus_policies(events)
         self.dead_letter_queues = self._find_dead_letter_queues()
@@ -756,6 +786,7 @@ class LocalSystem:
                 queue=self._queue_by_arn(str(source[arn_field])),
                 batch_size=int(source.get("BatchSize", 10)),
                 report_batch_item_failures="ReportBatchItemFailures" in source.get("FunctionResponseTypes", []),
+                batching_window_s=int(source.get("MaximumBatchingWindowInSeconds", 0)),
             )
         )
 
@@ -766,6 +797,31 @@ class LocalSystem:
             url = sqs.create_queue(QueueName=name)["QueueUrl"]
             sns.subscribe(TopicArn=self.deployed[logical_id].ref, Protocol="sqs", Endpoint=self._arn("sqs", name))
             self.alert_queues[logical_id] = url
+
+    def _deploy_subscriptions(self, sns: Any) -> None:
+        """The template's SQS subscriptions of its topics (the digest queue), with their
+        attributes (raw delivery, redrive). E-mail and HTTPS subscriptions are not deployed."""
+        self.subscriptions = []
+        for logical_id, resource in resources_of_type(self.template, "AWS::SNS::Subscription").items():
+            if "Condition" in resource and not condition_holds(self.template, resource["Condition"], self.parameters):
+                continue
+            properties = self.resolve(resource.get("Properties", {}))
+            if properties.get("Protocol") != "sqs":
+                continue
+            attributes = {}
+            if "RawMessageDelivery" in properties:
+                attributes["RawMessageDelivery"] = _as_str(properties["RawMessageDelivery"])
+            if "FilterPolicy" in properties:
+                attributes["FilterPolicy"] = json.dumps(properties["FilterPolicy"])
+            if "RedrivePolicy" in properties:
+                attributes["RedrivePolicy"] = json.dumps(properties["RedrivePolicy"])
+            sns.subscribe(
+                TopicArn=str(properties["TopicArn"]),
+                Protocol="sqs",
+                Endpoint=str(properties["Endpoint"]),
+                Attributes=attributes,
+            )
+            self.subscriptions.append(logical_id)
 
     def _standin(self, sqs: Any, function: str) -> str:
         """The queue standing in for ``function``'s asynchronous invocations; returns its ARN."""
@@ -851,7 +907,20 @@ class LocalSystem:
         return self.deployed[logical_id].ref
 
     def topic_arns(self) -> list[str]:
-        return [self.deployed[t].ref for t in resources_of_type(self.template, "AWS::SNS::Topic")]
+        """The topics the functions publish findings to (their ALERT_TOPIC_ARN): the machines' topic."""
+        return self._topics_named_by("ALERT_TOPIC_ARN")
+
+    def human_topic_arns(self) -> list[str]:
+        """The topics for people (the digest function's HUMAN_TOPIC_ARN)."""
+        return self._topics_named_by("HUMAN_TOPIC_ARN")
+
+    def _topics_named_by(self, variable: str) -> list[str]:
+        named = {f.environment.get(variable) for f in self.functions.values()}
+        return [
+            self.deployed[t].ref
+            for t in resources_of_type(self.template, "AWS::SNS::Topic")
+            if self.deployed[t].ref in named
+        ]
 
     def function_environment(self, logical_id: str) -> dict[str, str]:
         return dict(self.functions[logical_id].environment)
@@ -952,16 +1021,40 @@ class LocalSystem:
         role_id = self.deployed[f"{function.logical_id}Role"].attributes["RoleId"]
         return self.behaviour[SqsSenderIds].sending_as(f"{role_id}:{function.name}")
 
+    def _receive_batch(self, source: SqsEventSource) -> list[dict[str, Any]]:
+        """What the event source mapping hands the function: one ReceiveMessage (at most 10),
+        or, with a batching window, everything available up to BatchSize and the 6 MB payload
+        (the window's wait itself is skipped)."""
+        sqs = self.client("sqs")
+        queue = self.deployed[source.queue]
+        messages: list[dict[str, Any]] = []
+        size = 0
+        while len(messages) < source.batch_size:
+            received = sqs.receive_message(
+                QueueUrl=queue.ref,
+                MaxNumberOfMessages=min(source.batch_size - len(messages), _SQS_RECEIVE_MAX),
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+                WaitTimeSeconds=0,
+            ).get("Messages", [])
+            for message in received:
+                cost = len(message["Body"].encode()) + 1024  # the record's other fields
+                if messages and size + cost > LAMBDA_SQS_PAYLOAD_MAX:
+                    # over the payload limit: back on the queue for the next batch
+                    sqs.change_message_visibility(
+                        QueueUrl=queue.ref, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+                    )
+                    return messages
+                messages.append(message)
+                size += cost
+            if not received or source.batching_window_s <= 0:
+                break
+        return messages
+
     def _poll_sqs_source(self, source: SqsEventSource) -> bool:
         sqs = self.client("sqs")
         queue = self.deployed[source.queue]
-        messages = sqs.receive_message(
-            QueueUrl=queue.ref,
-            MaxNumberOfMessages=min(source.batch_size, _SQS_RECEIVE_MAX),
-            AttributeNames=["All"],
-            MessageAttributeNames=["All"],
-            WaitTimeSeconds=0,
-        ).get("Messages", [])
+        messages = self._receive_batch(source)
         if not messages:
             return False
         event = {"Records": [_lambda_sqs_record(m, queue.attributes["Arn"], self.region) for m in messages]}
@@ -1042,12 +1135,20 @@ class LocalSystem:
         self._require_running()
         deadline = time.monotonic() + timeout
         first = len(self.invocations)
+        # Batching windows are not waited out; instead a source with a longer window is polled
+        # only once the sources with shorter (or no) windows are idle: its window closes after
+        # the burst that fills it (what a digest of a burst sees in AWS).
+        windows = sorted({source.batching_window_s for source in self.event_sources})
         while True:
             worked = False
-            for source in self.event_sources:
-                worked = self._poll_sqs_source(source) or worked
             for function_id, url in self.standins.items():
                 worked = self._poll_async(function_id, url) or worked
+            for window in windows:
+                for source in self.event_sources:
+                    if source.batching_window_s == window:
+                        worked = self._poll_sqs_source(source) or worked
+                if worked:
+                    break
             if not worked:
                 return self.invocations[first:]
             if time.monotonic() > deadline:
@@ -1056,11 +1157,19 @@ class LocalSystem:
     # --- reading back -----------------------------------------------------------------------------
 
     def alerts(self) -> list[Alert]:
-        """Every publish to the template's topics, in order (read from moto's SNS backend, which
-        keeps the whole ``MessageStructure="json"`` message: all three renderings)."""
+        """Every publish to the alerts topic (one per finding), in order (read from moto's SNS
+        backend, which keeps the whole ``MessageStructure="json"`` message: all three renderings)."""
+        return self._published(self.topic_arns())
+
+    def human_messages(self) -> list[Alert]:
+        """Every publish to the human topic (digests, severe findings one by one), in order;
+        ``finding`` is the message's ``default`` document."""
+        return self._published(self.human_topic_arns())
+
+    def _published(self, topic_arns: Sequence[str]) -> list[Alert]:
         backend = sns_backends[self.account_id][self.region]
         found: list[Alert] = []
-        for arn in self.topic_arns():
+        for arn in topic_arns:
             topic = backend.topics.get(arn)
             if topic is None:
                 continue
@@ -1086,11 +1195,15 @@ class LocalSystem:
                 )
         return found
 
-    def subscriber_messages(self) -> list[SubscriberMessage]:
-        """Receive (and delete) what the SQS subscribers of the topics got since the last call."""
+    def subscriber_messages(self, *, people: bool = False) -> list[SubscriberMessage]:
+        """Receive (and delete) what an SQS subscriber of the alerts topic (or, with ``people``,
+        of the human topic) got since the last call."""
         sqs = self.client("sqs")
         received: list[SubscriberMessage] = []
-        for url in self.alert_queues.values():
+        wanted = set(self.human_topic_arns() if people else self.topic_arns())
+        for logical_id, url in self.alert_queues.items():
+            if self.deployed[logical_id].ref not in wanted:
+                continue
             while True:
                 messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
                     "Messages", []

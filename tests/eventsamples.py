@@ -36,6 +36,11 @@ Samples (account 123456789012, us-east-1, training bucket ``custom-labels-traini
   and ``cloudtrail_update_dataset_entries``. UpdateDatasetEntries carries no S3 location of a
   manifest: its ``Changes.GroundTruth`` is the base64 of JSON Lines (here one image line with a
   ``source-ref``); real trails may also redact the blob.
+
+Lambda events of our own queues live in ``events/sqs/`` (not EventBridge events, so no rule
+matches them): ``digest_findings`` is a batch of the digest queue, the alerts topic's raw
+deliveries (two OBJECT_WRONG_ENCRYPTION REMEDIATED under ``datasets/cats/images/`` and one
+PRINCIPAL_NOT_ALLOWED REFUSED). Load them with :func:`load_sqs_event`.
 """
 
 from __future__ import annotations
@@ -90,6 +95,14 @@ def _read(stem: str) -> dict[str, Any]:
 def load_event(name: str) -> dict[str, Any]:
     """A fresh copy of ``events/<name>.json`` (``name`` with or without ``.json``)."""
     return copy.deepcopy(_read(_stem(name)))
+
+
+def load_sqs_event(name: str) -> dict[str, Any]:
+    """A fresh copy of ``events/sqs/<name>.json``: a Lambda SQS event of one of our queues."""
+    path = EVENTS_DIR / "sqs" / f"{_stem(name)}.json"
+    with path.open(encoding="utf-8") as handle:
+        event: dict[str, Any] = json.load(handle)
+    return event
 
 
 def all_event_names() -> list[str]:

@@ -40,7 +40,7 @@ def test_legacy_upload_is_reencrypted_once_and_its_copy_echo_is_quiet(system: Lo
     assert [system.rules_matched(m.event_id) for m in matches] == [["ObjectCreatedRule"]] * 2
     assert len({m.event_id for m in matches}) == 2
     assert object_keys(system) == [KEY, KEY]
-    assert {i.function for i in invocations} == {"VerifyObjectEncryptionFunction"}
+    assert {i.function for i in invocations} == {"VerifyObjectEncryptionFunction", "DigestFunction"}
     # And the object is SSE-S3 now, with its content
     assert s3.head_object(Bucket=BUCKET, Key=KEY)["ServerSideEncryption"] == "AES256"
     assert s3.get_object(Bucket=BUCKET, Key=KEY)["Body"].read() == b"cat from 2019"
@@ -51,12 +51,17 @@ def test_legacy_upload_is_reencrypted_once_and_its_copy_echo_is_quiet(system: Lo
     assert received.message["outcome"] == "REMEDIATED"
     assert received.message["resource"] == {"type": "s3-object", "bucket": BUCKET, "key": KEY, "version_id": None}
     assert received.attributes == {"finding_type": "OBJECT_UNENCRYPTED", "severity": "HIGH", "outcome": "REMEDIATED"}
-    assert [len(i.alert_ids) for i in invocations] in ([1], [1, 0])
+    verify_runs = [i for i in invocations if i.function == "VerifyObjectEncryptionFunction"]
+    assert [len(i.alert_ids) for i in verify_runs] in ([1], [1, 0])
+    # And people got it too, through the digest (alone, so rendered as the finding itself)
+    [human] = system.human_messages()
+    assert human.subject == received.subject
+    assert human.chat["metadata"]["threadId"].startswith("clguard-bucket-")
     # And the published message carries all three renderings
     [alert] = system.alerts()
     assert "re-encrypted in place" in alert.email
     assert alert.chat["content"]["textType"] == "client-markdown"
-    assert system.dead_letters() == {"VerifyDLQ": 0, "GrantDLQ": 0, "AuditDLQ": 0}
+    assert system.dead_letters() == {"VerifyDLQ": 0, "GrantDLQ": 0, "AuditDLQ": 0, "DigestDLQ": 0}
 
 
 def test_compliant_upload_outside_the_training_buckets_reaches_no_handler(system: LocalSystem) -> None:
@@ -86,7 +91,7 @@ def test_record_the_verify_function_cannot_parse_ends_in_verify_dlq(system: Loca
     # Then the record failed alone each time, was received maxReceiveCount times, and moved to VerifyDLQ
     assert len(invocations) == int(redrive["maxReceiveCount"])
     assert all(len(i.failed_records) == 1 and i.error is None for i in invocations)
-    assert system.dead_letters() == {"VerifyDLQ": 1, "GrantDLQ": 0, "AuditDLQ": 0}
+    assert system.dead_letters() == {"VerifyDLQ": 1, "GrantDLQ": 0, "AuditDLQ": 0, "DigestDLQ": 0}
     assert system.queue_depth("VerifyQueue") == 0
 
 
@@ -107,7 +112,7 @@ def test_failed_grant_invocation_is_retried_then_recorded_in_grant_dlq(system: L
     assert routed.rules == ["TrainingCallRule"]
     assert [i.attempt for i in invocations] == list(range(1, retries + 2))
     assert all(i.error for i in invocations)
-    assert system.dead_letters() == {"VerifyDLQ": 0, "GrantDLQ": 1, "AuditDLQ": 0}
+    assert system.dead_letters() == {"VerifyDLQ": 0, "GrantDLQ": 1, "AuditDLQ": 0, "DigestDLQ": 0}
     sqs = system.client("sqs")
     [message] = sqs.receive_message(QueueUrl=system.queue_url("GrantDLQ"))["Messages"]
     record = json.loads(message["Body"])

@@ -63,7 +63,7 @@ def test_the_grant_functions_fanout_is_accepted_by_the_verify_function(system: L
     # Then the verify function received the fan-out (sent with the grant function's role
     # session as SenderId), processed it and granted the trainer on the image's key
     assert fanout_events(system)
-    assert system.dead_letters() == {"VerifyDLQ": 0, "GrantDLQ": 0, "AuditDLQ": 0}
+    assert system.dead_letters() == {"VerifyDLQ": 0, "GrantDLQ": 0, "AuditDLQ": 0, "DigestDLQ": 0}
     assert TRAINER in key_principals(system, key)
 
 
@@ -86,5 +86,5 @@ def test_a_fanout_message_sent_by_anyone_else_grants_nothing(system: LocalSystem
     # names nobody new
     assert invocations
     assert all(len(i.failed_records) == 1 for i in invocations)
-    assert system.dead_letters() == {"VerifyDLQ": 1, "GrantDLQ": 0, "AuditDLQ": 0}
+    assert system.dead_letters() == {"VerifyDLQ": 1, "GrantDLQ": 0, "AuditDLQ": 0, "DigestDLQ": 0}
     assert "Attacker" not in key_principals(system, key)

@@ -57,7 +57,7 @@ SOURCES: dict[str, tuple[str, str] | None] = {
     "POWERTOOLS_METRICS_NAMESPACE": None,
 }
 
-FUNCTIONS = ("VerifyObjectEncryptionFunction", "GrantTrainingAccessFunction", "AuditFunction")
+FUNCTIONS = ("VerifyObjectEncryptionFunction", "GrantTrainingAccessFunction", "AuditFunction", "DigestFunction")
 
 
 def global_environment(template: dict[str, Any]) -> dict[str, Any]:
@@ -206,6 +206,7 @@ DESIGN_DEFAULTS = {
     "AuditSchedule": "rate(1 day)",
     "AuditReportsLocation": "",
     "InventoryLocation": "",
+    "DigestWindowSeconds": 60,
 }
 
 KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"

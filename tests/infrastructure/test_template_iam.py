@@ -342,21 +342,43 @@ def test_queue_policies_only_let_the_rules_send() -> None:
     policies = resources_of_type(template, "AWS::SQS::QueuePolicy")
 
     # When their statements are resolved
-    # Then only EventBridge may send, and only on behalf of this stack's rules
+    # Then only EventBridge may send, on behalf of this stack's rules, and SNS, on behalf of the
+    # alerts topic (to the digest queues)
     assert policies
+    senders = {"events.amazonaws.com": "AWS::Events::Rule", "sns.amazonaws.com": "AWS::SNS::Topic"}
     for logical_id, policy in policies.items():
         document = resolve(template, policy["Properties"]["PolicyDocument"])
         for statement in document["Statement"]:
             if statement["Effect"] == "Deny":
                 continue  # see test_only_the_guard_may_send_to_the_verify_queue
             assert statement["Effect"] == "Allow", logical_id
-            assert statement["Principal"] == {"Service": "events.amazonaws.com"}, logical_id
+            service = statement["Principal"]["Service"]
+            assert service in senders, logical_id
             assert statement["Action"] == "sqs:SendMessage", logical_id
             source_arns = statement["Condition"]["ArnEquals"]["aws:SourceArn"]
             source_arns = [source_arns] if isinstance(source_arns, str) else source_arns
             for arn in source_arns:
-                rule = arn.removeprefix("getatt:").removesuffix(".Arn")
-                assert template["Resources"][rule]["Type"] == "AWS::Events::Rule", logical_id
+                source = arn.removeprefix("getatt:").removesuffix(".Arn").removeprefix("ref:")
+                assert template["Resources"][source]["Type"] == senders[service], logical_id
+
+
+def test_only_the_alerts_topic_may_send_to_the_digest_queue() -> None:
+    # Given the digest queues' policy (what reaches people must come from the alerts topic)
+    template = load_template()
+    document = resolve(template, template["Resources"]["DigestQueuesPolicy"]["Properties"]["PolicyDocument"])
+
+    # When its Deny statement is read
+    [deny] = [s for s in document["Statement"] if s["Effect"] == "Deny"]
+
+    # Then every sender but the alerts topic is denied SendMessage on the digest queue
+    assert deny["Principal"] == "*"
+    assert deny["Action"] == "sqs:SendMessage"
+    assert deny["Resource"] == "getatt:DigestQueue.Arn"
+    assert deny["Condition"] == {"ArnNotEquals": {"aws:SourceArn": "ref:AlertsTopic"}}
+    # And the subscription is raw, with the DLQ for deliveries SNS cannot make
+    subscription = template["Resources"]["AlertsDigestSubscription"]["Properties"]
+    assert subscription["RawMessageDelivery"] is True
+    assert subscription["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": ["DigestDLQ", "Arn"]}}
 
 
 def test_alerts_key_policy_has_no_wildcard_principal() -> None:
@@ -533,7 +555,7 @@ def test_only_the_grant_function_and_its_rule_may_send_to_the_grant_dlq() -> Non
 def test_only_the_functions_and_the_alarms_may_publish_findings() -> None:
     # Given the alerts topic's policy
     template = load_template()
-    [policy] = resources_of_type(template, "AWS::SNS::TopicPolicy").values()
+    policy = template["Resources"]["AlertsTopicPolicy"]
     document = resolve(template, policy["Properties"]["PolicyDocument"], FULL)
     assert resolve(template, policy["Properties"]["Topics"]) == ["ref:AlertsTopic"]
     statements = {s["Sid"]: s for s in document["Statement"]}
@@ -618,3 +640,24 @@ def test_audit_may_invoke_only_itself_and_read_only_projects() -> None:
     assert resources_of(describe) == ["arn:aws:rekognition:us-east-1:123456789012:project/*"]
     name = load_template()["Resources"][AUDIT]["Properties"]["FunctionName"]
     assert name == {"Fn::Sub": "${AWS::StackName}-audit"}
+
+
+def test_only_the_digest_and_the_alarms_may_publish_to_people() -> None:
+    # Given the human topic's policy (e-mail and Slack read it)
+    template = load_template()
+    policy = template["Resources"]["HumanTopicPolicy"]
+    document = resolve(template, policy["Properties"]["PolicyDocument"], FULL)
+    statements = {s["Sid"]: s for s in document["Statement"]}
+
+    # When its Deny statement is read
+    deny = statements["OnlyTheDigestPublishes"]
+
+    # Then every publisher but the digest function's role and this account's alarms is denied
+    assert resolve(template, policy["Properties"]["Topics"]) == ["ref:HumanTopic"]
+    assert (deny["Effect"], deny["Principal"], deny["Action"], deny["Resource"]) == (
+        "Deny",
+        "*",
+        "sns:Publish",
+        "ref:HumanTopic",
+    )
+    assert deny["Condition"]["ArnNotEquals"] == {"aws:PrincipalArn": ["getatt:DigestFunctionRole.Arn"]}

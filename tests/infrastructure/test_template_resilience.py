@@ -155,8 +155,8 @@ def test_dead_letter_queues_keep_messages_longest() -> None:
     retention = {name: queue["Properties"].get("MessageRetentionPeriod", 345600) for name, queue in queues.items()}
 
     # Then each DLQ keeps messages 14 days (a moved message keeps its original enqueue time),
-    # and the DLQs are exactly VerifyDLQ, GrantDLQ and AuditDLQ
-    assert dlqs == {"VerifyDLQ", "GrantDLQ", "AuditDLQ"}
+    # and the DLQs are exactly VerifyDLQ, GrantDLQ, AuditDLQ and DigestDLQ
+    assert dlqs == {"VerifyDLQ", "GrantDLQ", "AuditDLQ", "DigestDLQ"}
     for dlq in dlqs:
         assert retention[dlq] == FOURTEEN_DAYS, dlq
     for name in set(queues) - dlqs:
@@ -174,11 +174,12 @@ def test_all_queues_and_the_topic_are_encrypted() -> None:
     for name, queue in queues.items():
         properties = queue["Properties"]
         assert properties.get("SqsManagedSseEnabled") is True or properties.get("KmsMasterKeyId"), name
-    assert set(topics) == {"AlertsTopic"}
-    key_ref = topics["AlertsTopic"]["Properties"]["KmsMasterKeyId"]
-    key = template["Resources"][key_ref["Ref"]]
-    assert key["Type"] == "AWS::KMS::Key"
-    assert key["Properties"]["EnableKeyRotation"] is True
+    assert set(topics) == {"AlertsTopic", "HumanTopic"}
+    for topic in topics.values():
+        key_ref = topic["Properties"]["KmsMasterKeyId"]
+        key = template["Resources"][key_ref["Ref"]]
+        assert key["Type"] == "AWS::KMS::Key"
+        assert key["Properties"]["EnableKeyRotation"] is True
 
 
 def test_verify_queue_visibility_outlasts_a_batch() -> None:
@@ -245,18 +246,18 @@ def test_s3_rules_feed_the_verify_queue(rule: str) -> None:
     assert getatt_target(target["DeadLetterConfig"]["Arn"]) == "VerifyDLQ"
 
 
-def test_every_dead_letter_queue_raises_an_alarm_on_the_alerts_topic() -> None:
+def test_every_dead_letter_queue_raises_an_alarm_for_people() -> None:
     # Given the dead-letter queues and the alarms
     template = load_template()
     dlqs = dead_letter_queues(template)
     alarms = resources_of_type(template, "AWS::CloudWatch::Alarm").values()
 
-    # When the queues watched by an alarm that notifies AlertsTopic are collected
+    # When the queues watched by an alarm that notifies the human topic are collected
     watched = {
         getatt_target(dimension["Value"], "QueueName")
         for alarm in alarms
-        if {"Ref": "AlertsTopic"} in alarm["Properties"]["AlarmActions"]
-        and alarm["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+        if {"Ref": "HumanTopic"} in alarm["Properties"]["AlarmActions"]
+        and alarm["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"
         for dimension in alarm["Properties"]["Dimensions"]
         if dimension["Name"] == "QueueName"
     }
@@ -325,8 +326,8 @@ def test_slack_channel_is_guarded_and_subscribed_to_the_topic() -> None:
     properties = load_template()["Resources"]["SlackChannel"]["Properties"]
 
     # When its settings are read
-    # Then it receives the alerts topic, with read-only guardrails and error logging
-    assert properties["SnsTopicArns"] == [{"Ref": "AlertsTopic"}]
+    # Then it receives the human topic (digests), with read-only guardrails and error logging
+    assert properties["SnsTopicArns"] == [{"Ref": "HumanTopic"}]
     assert properties["LoggingLevel"] == "ERROR"
     assert properties["UserRoleRequired"] is False
     for policy in properties["GuardrailPolicies"]:

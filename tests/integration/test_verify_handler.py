@@ -155,8 +155,9 @@ def test_cmk_object_gets_training_principals_granted_once(world: World, calls: B
     assert finding["kms_key_arn"] == key
     assert finding["resource"] == {"type": "kms-key", "arn": key}
     assert "kms:Decrypt, kms:GenerateDataKey" in finding["detail"]
-    assert "before: null" in finding["detail"]
-    assert json.dumps(statement, separators=(",", ":")) in finding["detail"]
+    # And the statement before and after is the structured change, not part of the detail
+    assert finding["change"] == {"sid": policy.TRAINING_DATA.sid, "before": None, "after": statement}
+    assert '"Sid"' not in finding["detail"]
 
     # When another object under the key arrives (new event)
     calls.log.clear()

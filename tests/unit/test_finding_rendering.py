@@ -11,15 +11,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from clguard import policy
 from clguard.findings import (
     SEVERITY,
     Finding,
     FindingType,
     KmsKeyResource,
     Outcome,
+    PolicyChange,
     ProjectVersionResource,
     S3ObjectResource,
     Severity,
+    change_sentence,
     chat_message,
     email_text,
     message_attributes,
@@ -458,27 +461,99 @@ def test_severity_values() -> None:
     assert {s.value for s in Severity} == {"HIGH", "MEDIUM"}
 
 
-def test_chat_shows_policy_statements_literally_in_a_code_block() -> None:
-    # Given a grant finding whose detail carries the statement JSON (with "Resource":"*")
-    statement = '{"Sid":"CustomLabelsGuardTrainingData","Effect":"Allow","Resource":"*"}'
-    finding = Finding(
-        finding_type=FindingType.KEY_ACCESS_MISSING,
-        outcome=Outcome.REMEDIATED,
-        resource=KmsKeyResource("arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"),
-        detail=f"role_x lacked kms:Decrypt on k; added it. statement S before: null; after: {statement}",
-        source_event_id="e",
-        account="123456789012",
-        region="us-east-1",
+def _granted_change(principal: str = TRAINER, existing: tuple[str, ...] = ()) -> tuple[PolicyChange, ...]:
+    """The change a real merge makes: ``principal`` added to the training-data statement."""
+    document: dict[str, Any] = {"Version": "2012-10-17", "Statement": []}
+    if existing:
+        document = policy.merge_grants(
+            document, [(p, (policy.TRAINING_DATA,)) for p in existing], key_account=ACCOUNT
+        ).document
+    merge = policy.merge_grants(document, [(principal, (policy.TRAINING_DATA,))], key_account=ACCOUNT)
+    sid = policy.TRAINING_DATA.sid
+    return (PolicyChange(sid, merge.before[sid], merge.after[sid]),)
+
+
+SENTENCE = "added role/ml/CustomLabelsTrainer to CustomLabelsGuardTrainingData: kms:Decrypt, kms:GenerateDataKey"
+
+
+def test_structured_change_renders_as_a_sentence_in_email_and_slack() -> None:
+    # Given a REMEDIATED grant whose structured change adds the trainer to an existing statement
+    other = f"arn:aws:iam::{ACCOUNT}:role/Other"
+    finding = _key_finding(change=_granted_change(existing=(other,)))
+    # When it is rendered for e-mail and for Slack
+    email = email_text(finding)
+    description = chat_message(finding)["content"]["description"]
+    # Then both say in words what changed, naming only the added principal
+    assert f"What changed: {SENTENCE}" in email
+    assert (
+        "*Changed:* added `role/ml/CustomLabelsTrainer` to `CustomLabelsGuardTrainingData`: "
+        "kms:Decrypt, kms:GenerateDataKey" in description
+    )
+    assert "role/Other" not in email
+    # And no statement JSON is shown to people
+    assert '"Sid"' not in email
+    assert '"Sid"' not in description
+
+
+def test_a_new_statement_is_called_new() -> None:
+    # Given a grant that created the remediator's statement
+    [change] = _granted_change()
+    # When it is put in words
+    # Then the sentence says the statement is new
+    assert change_sentence(change) == (
+        "added role/ml/CustomLabelsTrainer to CustomLabelsGuardTrainingData (new statement): "
+        "kms:Decrypt, kms:GenerateDataKey"
+    )
+
+
+def test_change_is_an_optional_field_of_the_document_and_survives_the_outbox() -> None:
+    # Given a grant finding with a change, and one without
+    changed = _key_finding(change=_granted_change())
+    plain = _key_finding()
+    # When their documents are built
+    document = changed.document()
+    # Then the change is there as {sid, before, after}, the schema version unchanged
+    assert document["schema_version"] == "1"
+    assert document["change"] == changed.change[0].to_json()
+    assert document["change"]["before"] is None
+    assert TRAINER in document["change"]["after"]["Principal"]["AWS"]
+    # And a finding without a change has exactly the contract's fields
+    assert set(plain.document()) == CONTRACT_FIELDS
+    # And the change is rebuilt from the document (what the findings outbox carries)
+    assert Finding.from_document(json.loads(json.dumps(document))) == changed
+
+
+def test_several_changed_statements_are_a_list() -> None:
+    # Given a grant that changed two statements (the copied-images key)
+    merge = policy.merge_grants(
+        {"Statement": []},
+        [(TRAINER, (policy.COPIED_IMAGES_GRANT, policy.COPIED_IMAGES_USE))],
+        key_account=ACCOUNT,
+    )
+    change = tuple(PolicyChange(sid, merge.before[sid], merge.after[sid]) for sid in merge.before)
+    finding = _key_finding(change=change)
+    # When its document and e-mail are built
+    document = finding.document()
+    # Then the change is a list of both, and the e-mail has one sentence per statement
+    assert [c["sid"] for c in document["change"]] == [policy.COPIED_IMAGES_GRANT.sid, policy.COPIED_IMAGES_USE.sid]
+    assert email_text(finding).count("What changed: added role/ml/CustomLabelsTrainer") == 2
+    assert "kms:CreateGrant (with its condition)" in email_text(finding)
+
+
+def test_detail_prose_is_never_put_in_a_code_block() -> None:
+    # Given a finding whose detail happens to contain the word "statement" (a hand-edited
+    # statement's description)
+    finding = _key_finding(
+        outcome=Outcome.FAILED,
+        detail="not adding x: statement CustomLabelsGuardTrainingData was edited by hand; `*` allowed",
     )
     # When rendered for Slack
     description = chat_message(finding)["content"]["description"]
-    # Then the summary is bold with no stray markdown characters, and the JSON is literal
+    # Then the whole detail is the bold summary, neutralised, with no code block
     first_line = description.split("\n")[0]
-    assert first_line.startswith("*")
-    assert first_line.endswith("*")
-    assert "*" not in first_line[1:-1]
-    assert "_" not in first_line[1:-1]
-    assert f"after: {statement}```" in description
+    assert first_line.startswith("*not adding x: statement CustomLabelsGuardTrainingData")
+    assert "```" not in description
+    assert "`*`" not in first_line
 
 
 def test_an_unreadable_dataset_renders_on_the_version_with_dataset_next_steps() -> None:
@@ -514,3 +589,19 @@ def test_training_failed_document_names_the_project_version() -> None:
     )
     assert again.resource == finding.resource
     assert VERSION_ARN in email_text(finding)
+
+
+@given(
+    st.lists(st.sampled_from(["a", "b", "ml/c", "x_y"]), unique=True, max_size=3),
+    st.sampled_from(["new", "d", "ml/e"]),
+)
+@settings(max_examples=50, deadline=None)
+def test_the_sentence_names_exactly_the_added_principal(existing: list[str], new: str) -> None:
+    # Given any owned statement and a principal it lacks
+    arns = tuple(f"arn:aws:iam::{ACCOUNT}:role/{name}" for name in existing)
+    [change] = _granted_change(f"arn:aws:iam::{ACCOUNT}:role/{new}", arns)
+    # When the change is put in words
+    sentence = change_sentence(change)
+    # Then it names the added principal and none of those already there
+    assert sentence.startswith(f"added role/{new} to ")
+    assert all(f"role/{name} " not in sentence and f"role/{name}," not in sentence for name in existing)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -112,6 +112,68 @@ class ProjectVersionResource:
 type Resource = S3ObjectResource | KmsKeyResource | ProjectVersionResource
 
 
+@dataclass(frozen=True, slots=True)
+class PolicyChange:
+    """One key-policy statement the remediator changed: the optional ``change`` of a finding.
+
+    ``before`` is ``None`` when the statement was created. Consumers read what changed here
+    instead of parsing ``detail``; renderers turn it into a sentence (:func:`change_sentence`).
+    """
+
+    sid: str
+    before: Mapping[str, Any] | None
+    after: Mapping[str, Any] | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"sid": self.sid, "before": self.before, "after": self.after}
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> PolicyChange:
+        before, after = value.get("before"), value.get("after")
+        return cls(
+            str(value["sid"]),
+            dict(before) if isinstance(before, Mapping) else None,
+            dict(after) if isinstance(after, Mapping) else None,
+        )
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _aws_principals(statement: Mapping[str, Any] | None) -> list[str]:
+    if not statement:
+        return []
+    block = statement.get("Principal")
+    if isinstance(block, Mapping):
+        return [str(p) for p in _as_list(block.get("AWS"))]
+    return [str(p) for p in _as_list(block)]
+
+
+def short_principal(arn: str) -> str:
+    """``arn:aws:iam::123456789012:role/ml/Trainer`` -> ``role/ml/Trainer`` (what a reader scans)."""
+    head, sep, name = arn.partition(":iam::")
+    if not sep or not head.startswith("arn:"):
+        return arn
+    _account, sep, rest = name.partition(":")
+    return rest if sep and rest else arn
+
+
+def change_sentence(change: PolicyChange, code: Callable[[str], str] = str) -> str:
+    """``added role/ml/Trainer to CustomLabelsGuardTrainingData: kms:Decrypt, kms:GenerateDataKey``.
+
+    ``code`` wraps names for the medium (Slack shows them as code spans)."""
+    old = set(_aws_principals(change.before))
+    added = [p for p in _aws_principals(change.after) if p not in old]
+    actions = ", ".join(str(a) for a in _as_list((change.after or {}).get("Action")))
+    who = ", ".join(code(short_principal(p)) for p in added) or "no principal"
+    created = " (new statement)" if change.before is None else ""
+    condition = " (with its condition)" if (change.after or {}).get("Condition") else ""
+    return f"added {who} to {code(change.sid)}{created}: {actions}{condition}"
+
+
 def utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -133,14 +195,21 @@ class Finding:
     # high-volume S3 path use a time window instead, so 10,000 uploads under one disabled key
     # raise one alert an hour, not 10,000. Not published.
     scope: str = ""
+    # Optional (schema_version stays "1"): the key-policy statements a REMEDIATED grant changed.
+    change: tuple[PolicyChange, ...] = ()
+    # Optional: the request that asked for this check when it was not a single object event
+    # (e.g. "CreateProjectVersion of arn:…/version/v1/…"); its findings share source_event_id.
+    # The digest threads them together for people.
+    origin: str = ""
 
     @property
     def severity(self) -> Severity:
         return self.finding_type.severity
 
     def document(self) -> dict[str, Any]:
-        """The ``default`` message: exactly the contract's fields."""
-        return {
+        """The ``default`` message: the contract's fields, plus the optional ``change`` (one
+        ``{"sid", "before", "after"}``, or a list when several statements changed)."""
+        document: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
             "finding_type": self.finding_type.value,
             "severity": self.severity.value,
@@ -154,6 +223,12 @@ class Finding:
             "source_event_id": self.source_event_id,
             "observed_at": self.observed_at,
         }
+        if self.change:
+            changes = [c.to_json() for c in self.change]
+            document["change"] = changes[0] if len(changes) == 1 else changes
+        if self.origin:
+            document["origin"] = self.origin
+        return document
 
     def fingerprint(self) -> str:
         """Identity for de-duplication: the same event and condition give the same fingerprint,
@@ -196,6 +271,8 @@ class Finding:
             kms_key_arn=document.get("kms_key_arn"),
             observed_at=str(document["observed_at"]),
             scope=scope,
+            change=tuple(PolicyChange.from_json(c) for c in _as_list(document.get("change")) if isinstance(c, Mapping)),
+            origin=str(document.get("origin") or ""),
         )
 
 
@@ -315,6 +392,7 @@ def email_text(finding: Finding) -> str:
     if finding.principal_arn:
         lines.append(f"Principal: {finding.principal_arn}")
     lines.append(f"What was done: {_OUTCOME_TEXT[finding.outcome]}")
+    lines.extend(f"What changed: {change_sentence(change)}" for change in finding.change)
     steps = next_steps(finding)
     if steps:
         lines.append("What to do next:")
@@ -329,19 +407,8 @@ def _md(value: str) -> str:
     return value.replace("`", "'").replace("*", "\u2217").replace("_", "\u02cd").replace("~", "\u223c")
 
 
-FENCE: Final = "`" * 3
-
-
-def _code(value: str) -> str:
-    """A literal block: JSON (key-policy statements) shows exactly, ``*`` included."""
-    return FENCE + value.replace(FENCE, "'" * 3) + FENCE
-
-
 def _literal(value: str) -> str:
     return "`" + value.replace("`", "'") + "`"
-
-
-_STATEMENTS: Final = " statement "
 
 
 def chat_message(finding: Finding) -> dict[str, Any]:
@@ -353,10 +420,8 @@ def chat_message(finding: Finding) -> dict[str, Any]:
         Outcome.REFUSED: ":no_entry: refused",
         Outcome.FAILED: ":x: failed",
     }[finding.outcome]
-    summary, found, statements = finding.detail.partition(_STATEMENTS)
-    parts = [f"*{_md(summary.strip())}*"]
-    if found:
-        parts.append(_code(("statement " + statements).replace("; statement ", "\nstatement ")))
+    parts = [f"*{_md(finding.detail.strip())}*"]
+    parts.extend(f"*Changed:* {change_sentence(change, _literal)}" for change in finding.change)
     parts.append(f"*Where:* {_literal(_where(finding))}")
     if finding.kms_key_arn and not isinstance(finding.resource, KmsKeyResource):
         parts.append(f"*Key:* {_literal(finding.kms_key_arn)}")

@@ -16,7 +16,6 @@ Guardrails come before the mode, so report mode tells exactly what enforce mode 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from clguard.adapters.kms import KeyInfo
 from clguard.arns import partition_of, partition_of_region
 from clguard.config import Settings
 from clguard.errors import KeyUnreadable, PolicyConflict, RetryableError
-from clguard.findings import Finding, FindingType, KmsKeyResource, Outcome
+from clguard.findings import Finding, FindingType, KmsKeyResource, Outcome, PolicyChange
 from clguard.intents import Journal
 from clguard.keydirectory import KeyDirectory
 from clguard.locks import KeyLock
@@ -45,7 +44,6 @@ MALFORMED_BACKOFF: Final = 0.5
 # Seconds of lease left before each write: more than one PutKeyPolicy can take (its client makes
 # one attempt with a 3 s connect and 10 s read timeout), so a write never lands after the lease.
 MIN_LEASE_LEFT: Final = 20.0
-STATEMENT_DETAIL_MAX: Final = 8_000
 WRITTEN_TTL_SECONDS: Final = 86_400  # the journal of principals written per key (see _written_since)
 _SPECS_BY_SID: Final = {s.sid: s for s in (policy.TRAINING_DATA, policy.COPIED_IMAGES_GRANT, policy.COPIED_IMAGES_USE)}
 
@@ -60,6 +58,7 @@ class Context:
     source_event_id: str
     origin: str  # what asked, for the detail text: "object s3://…" or "CreateProjectVersion …"
     scope: str = ""  # finding scope for key-level conditions (see Finding.scope)
+    request: str = ""  # the request (not a single object event) that asked: the findings' origin
     sleep: Callable[[float], None] = time.sleep
     journal: Journal | None = None  # write-ahead of the findings of changes (clguard.intents)
 
@@ -71,12 +70,14 @@ class Context:
         detail: str,
         principal: str | None = None,
         *,
-        change: bool | None = None,
+        attempted: bool | None = None,
+        change: tuple[PolicyChange, ...] = (),
     ) -> Finding:
         """A key-level finding. ``scope`` groups conditions nothing changes (refusals, reports,
         unusable keys); a change the remediator made (REMEDIATED) or tried to make and failed
-        (``change=True``) is never grouped: every change is its own alert."""
-        is_change = outcome is Outcome.REMEDIATED if change is None else change
+        (``attempted=True``) is never grouped: every change is its own alert. ``change``: the
+        statements a change edited, before and after (the finding's structured ``change``)."""
+        is_change = outcome is Outcome.REMEDIATED if attempted is None else attempted
         return Finding(
             finding_type=finding_type,
             outcome=outcome,
@@ -88,6 +89,8 @@ class Context:
             principal_arn=principal,
             kms_key_arn=key_arn,
             scope="" if is_change else self.scope,
+            change=change,
+            origin=self.request,
         )
 
 
@@ -116,18 +119,13 @@ def unusable_reason(key: KeyInfo, settings: Settings, *, must_edit: bool = True)
     return None
 
 
-def _statements_text(before: Mapping[str, Any], after: Mapping[str, Any], sids: Sequence[str]) -> str:
-    parts = []
-    for sid in sids:
-        old = json.dumps(before.get(sid), separators=(",", ":"))
-        new = json.dumps(after.get(sid), separators=(",", ":"))
-        if len(old) + len(new) > STATEMENT_DETAIL_MAX:
-            old, new = (
-                old[: STATEMENT_DETAIL_MAX // 2] + "…",
-                new[: STATEMENT_DETAIL_MAX // 2] + "…",
-            )
-        parts.append(f"statement {sid} before: {old}; after: {new}")
-    return "; ".join(parts)
+def _changes(merge: policy.Merge, specs: Sequence[StatementSpec]) -> tuple[PolicyChange, ...]:
+    """The statements a grant changed, before and after (the finding's structured ``change``)."""
+    return tuple(
+        PolicyChange(spec.sid, merge.before.get(spec.sid), merge.after.get(spec.sid))
+        for spec in specs
+        if spec.sid in merge.before
+    )
 
 
 def ensure_access(ctx: Context, reference: str, wants: Mapping[str, Sequence[StatementSpec]]) -> KeyResult:
@@ -434,10 +432,10 @@ def _attempt(
         outcome: Outcome,
         detail: Callable[[str, Sequence[StatementSpec]], str],
         *,
-        change: bool | None = None,
+        attempted: bool | None = None,
     ) -> None:
         out.findings += [
-            ctx.finding(finding_type, outcome, key.arn, detail(p, specs), p, change=change) for p, specs in grants
+            ctx.finding(finding_type, outcome, key.arn, detail(p, specs), p, attempted=attempted) for p, specs in grants
         ]
 
     try:
@@ -458,19 +456,22 @@ def _attempt(
         )
         return out
 
-    def remediated(note: str) -> Callable[[str, Sequence[StatementSpec]], str]:
-        return lambda p, specs: (
-            f"{p} lacked {', '.join(policy.actions_of(specs))} on {key.arn}, needed for {ctx.origin}; "
-            f"added it to the key policy{note}. "
-            f"{_statements_text(merge.before, merge.after, [s.sid for s in specs])}"
-        )
-
-    if ctx.journal is not None:  # write-ahead: a write that lands just before we die is reported
-        intended = [
-            ctx.finding(FindingType.KEY_ACCESS_MISSING, Outcome.REMEDIATED, key.arn, remediated("")(p, specs), p)
+    def remediated(note: str) -> list[Finding]:
+        return [
+            ctx.finding(
+                FindingType.KEY_ACCESS_MISSING,
+                Outcome.REMEDIATED,
+                key.arn,
+                f"{p} lacked {', '.join(policy.actions_of(specs))} on {key.arn}, needed for {ctx.origin}; "
+                f"added it to the key policy{note}",
+                p,
+                change=_changes(merge, specs),
+            )
             for p, specs in grants
         ]
-        ctx.journal.record(ctx.source_event_id, key.arn, intended)
+
+    if ctx.journal is not None:  # write-ahead: a write that lands just before we die is reported
+        ctx.journal.record(ctx.source_event_id, key.arn, remediated(""))
     _note_written(ctx, key.arn, grants)
     failure, out.rejected = _write(ctx, lock, key.arn, merge.document)
     note = ""
@@ -488,7 +489,7 @@ def _attempt(
             FindingType.KEY_ACCESS_MISSING,
             Outcome.FAILED,
             lambda p, _: f"adding {p} to the policy of {key.arn} (for {ctx.origin}) failed: {failure}",
-            change=True,
+            attempted=True,
         )
         return out
     for principal, specs in grants:
@@ -496,7 +497,7 @@ def _attempt(
         count("Grants")
         sids = [s.sid for s in specs]
         logger.info("granted key access", extra={"key": key.arn, "principal": principal, "sids": sids})
-    each(FindingType.KEY_ACCESS_MISSING, Outcome.REMEDIATED, remediated(note))
+    out.findings += remediated(note)
     return out
 
 

@@ -116,6 +116,7 @@ def verify_object(work: ObjectWork, ctx: Context, head_fn: HeadFn | None = None)
             account=settings.account_id,
             region=settings.region,
             kms_key_arn=key_arn,
+            origin=work.origin,
         )
         count(f"Violation.{finding_type.value}")
         result.condition = result.condition or finding_type.value
@@ -233,6 +234,7 @@ def _ensure_key_access(
         scope=ctx.scope,
         sleep=ctx.sleep,
         journal=ctx.journal,
+        request=work.origin,
     )
     key_result = ensure_access(key_ctx, key_arn, dict.fromkeys(principals, (policy.TRAINING_DATA,)))
     result.key_results.append(key_result)

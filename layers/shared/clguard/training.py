@@ -212,7 +212,14 @@ class TrainingRun:
         # Lambda retries the event with no attempt count: the journal asks its index item.
         journal = Journal(settings.state_table, redelivered=None)
         self.ctx = Context(
-            settings, self.publisher, self.keys, call.event_id, self.origin, sleep=sleep, journal=journal
+            settings,
+            self.publisher,
+            self.keys,
+            call.event_id,
+            self.origin,
+            sleep=sleep,
+            journal=journal,
+            request=self.origin,
         )
         self.inline_limit = INLINE_IMAGE_LIMIT if inline_limit is None else inline_limit
         self.refusal = refusal_reason(
@@ -327,6 +334,7 @@ class TrainingRun:
             account=self.settings.account_id,
             region=self.settings.region,
             scope=scope,
+            origin=self.origin,
         )
         self.publisher.publish(finding)
 
@@ -488,6 +496,7 @@ class TrainingRun:
             region=self.settings.region,
             principal_arn=self.display_caller,
             kms_key_arn=lacking[0],
+            origin=self.origin,
         )
         count("Refusals")
         self.publisher.publish(finding)

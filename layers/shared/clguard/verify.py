@@ -81,6 +81,7 @@ class BatchRun:
                 origin=work.origin,
                 scope=key_finding_scope(work),
                 journal=Journal(settings.state_table, redelivered=redelivered),
+                request=work.origin,
             )
             return verify_object(work, ctx, self.prefetch_heads.get(account))
 

@@ -1,0 +1,17 @@
+"""digest: SQS batch of findings (the alerts topic's raw deliveries) -> SQS partial batch response.
+
+Thin: the human topic from the environment, then the shared logic (clguard.digest).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clguard import digest
+from clguard.observability import logger, metrics
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return digest.handle_batch(event, digest.current_digest_settings())

@@ -1,0 +1,522 @@
+"""The digest stage: findings for people, grouped (machines keep one message per finding).
+
+The alerts topic carries every finding as its own message (the contract, for machines and
+filters). Its SQS subscription ``DigestQueue`` (raw message delivery: each body is the finding
+document, the SNS message attributes become SQS message attributes) is read by the digest
+function in batches gathered over a batching window. Per batch:
+
+- **at once, one by one**: the rare and severe findings (:data:`IMMEDIATE_TYPES`, any ``FAILED``
+  outcome) and every message that is not a finding (the audit's summary, anything unreadable),
+  published first, each rendered as the finding itself is;
+- **grouped**: the other findings with the same finding type, outcome and place (the bucket of an
+  object, the key, the project version) and the same thread become one message with the count,
+  the first :data:`FIRST_LISTED` findings in full and every resource in a compact list (as many
+  as fit in the e-mail; the digest function's log holds them all under the message's
+  ``digest_id``). A group of one is rendered as the finding itself.
+
+Nothing is lost: every record of the batch is counted in exactly one human message, and a record
+whose message could not be published fails (SQS retries it, then ``DigestDLQ``) while the records
+of the messages that were sent succeed.
+
+Slack threads (``metadata.threadId`` of the chat notification schema): everything about one
+training request (findings carrying ``origin``, the request that asked for the check) shares the
+request's thread; plain uploads share one thread per bucket and hour (one bucket's burst), key
+findings one per key and hour. ``content.keywords`` are the finding type, severity and outcome.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from clguard.adapters import sns
+from clguard.errors import ConfigError
+from clguard.findings import (
+    CHAT_DESCRIPTION_MAX,
+    SUBJECT_MAX,
+    Finding,
+    chat_message,
+    email_text,
+    next_steps,
+)
+from clguard.findings import subject as finding_subject
+from clguard.observability import count, logger
+
+DIGEST_KIND: Final = "clguard.digest"
+# Rare and severe: never grouped (plus every FAILED outcome and every message that is not a finding).
+IMMEDIATE_TYPES: Final = frozenset({"PRINCIPAL_NOT_ALLOWED", "KEY_POLICY_LIMIT", "TRAINING_FAILED"})
+FIRST_LISTED: Final = 3
+CHAT_LISTED: Final = 10
+# SNS allows 256 KiB per message; the e-mail rendering gets most of it (the default document and
+# the chat notification are small and bounded).
+EMAIL_BUDGET: Final = 180_000
+LOG_CHUNK: Final = 500  # resources per log line (CloudWatch Logs events are at most 256 KB)
+
+_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$")
+_NOT_SUBJECT = re.compile(r"[^\x20-\x7e]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
+
+def _printable(value: str) -> str:
+    """One line of text: control characters (a key may hold any) shown as escapes."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
+
+
+@dataclass(frozen=True, slots=True)
+class DigestSettings:
+    """The digest function's configuration: the topic people subscribe to."""
+
+    human_topic_arn: str
+
+
+def load_digest_settings(env: Mapping[str, str]) -> DigestSettings:
+    topic = env.get("HUMAN_TOPIC_ARN", "").strip()
+    if not topic:
+        raise ConfigError("HUMAN_TOPIC_ARN", "is required and empty or not set")
+    if not _TOPIC_ARN.fullmatch(topic):
+        raise ConfigError("HUMAN_TOPIC_ARN", f"{topic!r} is not an SNS topic ARN")
+    return DigestSettings(topic)
+
+
+def current_digest_settings() -> DigestSettings:
+    return load_digest_settings(os.environ)
+
+
+# --- input ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One record of the digest queue: a finding document, or any other message."""
+
+    record_id: str
+    body: str
+    attributes: Mapping[str, str]
+    document: Mapping[str, Any] | None  # the finding document, when the body is one
+    finding: Finding | None  # the same, rebuilt (None for a finding type this code does not know)
+
+
+def _attributes(record: Mapping[str, Any]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, value in (record.get("messageAttributes") or {}).items():
+        if isinstance(value, Mapping) and isinstance(value.get("stringValue"), str):
+            out[str(name)] = value["stringValue"]
+    return out
+
+
+def parse_record(record: Mapping[str, Any]) -> Item:
+    """Never raises: a body that is not a finding document is still a message for people."""
+    body = record.get("body")
+    body = body if isinstance(body, str) else json.dumps(body)
+    record_id = str(record.get("messageId", ""))
+    attributes = _attributes(record)
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return Item(record_id, body, attributes, None, None)
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("finding_type"), str):
+        return Item(record_id, body, attributes, None, None)
+    finding: Finding | None
+    try:
+        finding = Finding.from_document(parsed)
+    except (KeyError, ValueError, TypeError, AttributeError):
+        finding = None
+    if not isinstance(parsed.get("resource"), dict):
+        return Item(record_id, body, attributes, None, None)
+    return Item(record_id, body, attributes, parsed, finding)
+
+
+def is_immediate(item: Item) -> bool:
+    document = item.document
+    if document is None:
+        return True
+    return document.get("finding_type") in IMMEDIATE_TYPES or document.get("outcome") == "FAILED"
+
+
+# --- grouping ---------------------------------------------------------------------------------
+
+
+def _hash(*parts: object) -> str:
+    raw = json.dumps(parts, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def place(document: Mapping[str, Any]) -> str:
+    """Where a finding is, for grouping: an object's bucket, else the resource's ARN."""
+    resource = document.get("resource") or {}
+    if resource.get("type") == "s3-object":
+        return f"s3://{resource.get('bucket')}/"
+    return str(resource.get("arn") or json.dumps(resource, sort_keys=True))
+
+
+def thread_id(document: Mapping[str, Any]) -> str:
+    """The Slack thread: one per training request (the finding names its ``origin``), else one
+    per bucket (objects) or key and hour. At most 64 printable characters."""
+    hour = str(document.get("observed_at", ""))[:13]
+    if document.get("origin"):
+        return f"clguard-request-{_hash(document.get('source_event_id'))}"
+    resource = document.get("resource") or {}
+    if resource.get("type") == "s3-object":
+        return f"clguard-bucket-{_hash(resource.get('bucket'), hour)}"
+    return f"clguard-resource-{_hash(place(document), hour)}"
+
+
+@dataclass(frozen=True, slots=True)
+class GroupKey:
+    finding_type: str
+    outcome: str
+    severity: str
+    account: str
+    region: str
+    place: str
+    thread: str
+
+
+def group_key(document: Mapping[str, Any]) -> GroupKey:
+    return GroupKey(
+        finding_type=str(document.get("finding_type")),
+        outcome=str(document.get("outcome")),
+        severity=str(document.get("severity")),
+        account=str(document.get("account")),
+        region=str(document.get("region")),
+        place=place(document),
+        thread=thread_id(document),
+    )
+
+
+# --- output -----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class HumanMessage:
+    """One message for the human topic, and the records it accounts for."""
+
+    subject: str
+    email: str
+    chat: dict[str, Any]
+    default: dict[str, Any]
+    attributes: dict[str, str]
+    record_ids: list[str] = field(default_factory=list)
+    digest_id: str = ""
+    resources: list[str] = field(default_factory=list)  # every resource, for the log
+
+    def sns_message(self) -> str:
+        return json.dumps(
+            {
+                "default": json.dumps(self.default, ensure_ascii=False),
+                "email": self.email,
+                "https": json.dumps(self.chat, ensure_ascii=False),
+            },
+            ensure_ascii=False,
+        )
+
+    def message_attributes(self) -> dict[str, dict[str, str]]:
+        return {name: {"DataType": "String", "StringValue": value} for name, value in self.attributes.items()}
+
+
+def _subject(text: str) -> str:
+    text = _NOT_SUBJECT.sub("?", text)
+    if len(text) <= SUBJECT_MAX:
+        return text
+    return text[: SUBJECT_MAX - 3] + "..."
+
+
+def _with_thread(chat: dict[str, Any], document: Mapping[str, Any] | None) -> dict[str, Any]:
+    if document is not None:
+        chat.setdefault("metadata", {})["threadId"] = thread_id(document)
+    return chat
+
+
+def single(item: Item) -> HumanMessage:
+    """One finding (or other message) as people see it alone."""
+    document, finding = item.document, item.finding
+    if finding is not None and document is not None:
+        return HumanMessage(
+            subject=finding_subject(finding),
+            email=email_text(finding),
+            chat=_with_thread(chat_message(finding), document),
+            default=dict(document),
+            attributes={
+                "finding_type": finding.finding_type.value,
+                "severity": finding.severity.value,
+                "outcome": finding.outcome.value,
+                "message_kind": "finding",
+            },
+            record_ids=[item.record_id],
+            resources=[finding.resource.label()],
+        )
+    return _other(item)
+
+
+def _other(item: Item) -> HumanMessage:
+    """A message that is not a finding this code knows (the audit's summary, a finding type of a
+    newer version, an unreadable body): forwarded as it is, at once."""
+    kind = item.attributes.get("message_kind") or (item.document or {}).get("finding_type") or "message"
+    text = item.body
+    with contextlib.suppress(ValueError):
+        text = json.dumps(json.loads(item.body), indent=2, ensure_ascii=False)
+    shown = text if len(text) <= EMAIL_BUDGET else text[:EMAIL_BUDGET] + "\n… (truncated)"
+    chat_text = text if len(text) <= CHAT_DESCRIPTION_MAX - 40 else text[: CHAT_DESCRIPTION_MAX - 60] + "\n…"
+    return HumanMessage(
+        subject=_subject(f"Custom Labels Guard: {kind}"),
+        email=f"Custom Labels Guard: {kind}\n\n{shown}",
+        chat={
+            "version": "1.0",
+            "source": "custom",
+            "content": {
+                "textType": "client-markdown",
+                "title": f":information_source: Custom Labels Guard: {kind}"[:250],
+                "description": "```" + chat_text.replace("```", "'''") + "```",
+                "keywords": [str(kind)[:50]],
+            },
+        },
+        default={"schema_version": "1", "message_kind": "forwarded", "kind": kind, "body": item.body[:100_000]},
+        attributes={"message_kind": str(kind)[:256]},
+        record_ids=[item.record_id],
+        resources=[],
+    )
+
+
+def _label(document: Mapping[str, Any]) -> str:
+    resource = document.get("resource") or {}
+    if resource.get("type") == "s3-object":
+        return f"s3://{resource.get('bucket')}/{resource.get('key')}"
+    return str(resource.get("arn") or resource)
+
+
+def _common_prefix(keys: Sequence[str]) -> str:
+    """The longest common folder (ending in ``/``) of the keys, or ``""``."""
+    if not keys:
+        return ""
+    prefix = os.path.commonprefix(list(keys))  # noqa: RUF071 - by character, then cut at the last '/'
+    return prefix[: prefix.rfind("/") + 1]
+
+
+_DONE: Final = {
+    "REMEDIATED": (":white_check_mark:", "all remediated", "Fixed automatically."),
+    "REPORTED": (":memo:", "all reported", "Left as is (report only)."),
+    "REFUSED": (":no_entry:", "all refused", "Not changed: a guardrail forbade the change."),
+    "FAILED": (":x:", "all failed", "The remediator tried and failed."),
+}
+
+
+def _md(value: str) -> str:
+    return value.replace("`", "'").replace("*", "\u2217").replace("_", "\u02cd").replace("~", "\u223c")
+
+
+def _literal(value: str) -> str:
+    return "`" + value.replace("`", "'") + "`"
+
+
+def _cost(line: str) -> int:
+    """Bytes a line takes in the published message (JSON-escaped, UTF-8, with its newline)."""
+    return len(json.dumps(line, ensure_ascii=False).encode()) + 2
+
+
+def grouped(key: GroupKey, items: Sequence[Item]) -> HumanMessage:
+    """Several findings of one kind about one place: one message with counts."""
+    if len(items) == 1:
+        return single(items[0])
+    documents = [item.document for item in items if item.document is not None]
+    first = documents[0]
+    n = len(documents)
+    resources = [_label(d) for d in documents]
+    where = key.place
+    if where.startswith("s3://"):
+        bucket_prefix = where
+        keys = [str((d.get("resource") or {}).get("key", "")) for d in documents]
+        folder = _common_prefix(keys)
+        where = f"{bucket_prefix}{folder}"
+        relative = [k[len(folder) :] for k in keys]
+    else:
+        relative = resources
+    digest_id = _hash(key, [item.record_id for item in items])
+    emoji, done_short, done_long = _DONE.get(key.outcome, (":warning:", key.outcome, key.outcome))
+    observed = sorted(str(d.get("observed_at", "")) for d in documents)
+    finding = items[0].finding
+    # The steps are written for one finding; a digest speaks of all of them.
+    steps = [step.replace("this object", "these objects") for step in next_steps(finding)] if finding else []
+
+    lines = [
+        f"Custom Labels Guard digest: {n:,} {key.finding_type} ({key.severity}), {done_short}",
+        "",
+        f"Where: {_printable(where)} in account {key.account}, {key.region}",
+        f"When: observed {observed[0]} to {observed[-1]}",
+        f"What was done: {done_long}",
+    ]
+    if steps:
+        lines.append("What to do next:")
+        lines.extend(f"  - {step}" for step in steps)
+    lines += ["", f"First {min(FIRST_LISTED, n)} of {n:,}:"]
+    for document in documents[:FIRST_LISTED]:
+        lines.append(f"  - {_printable(_label(document))}: {_printable(str(document.get('detail', ''))[:2000])}")
+    lines += ["", f"All {n:,} (relative to {_printable(where)}):"]
+    size = sum(_cost(line) for line in lines)
+    listed = 0
+    for name in relative:
+        line = f"  {_printable(name)}"
+        if size + _cost(line) > EMAIL_BUDGET:
+            break
+        lines.append(line)
+        size += _cost(line)
+        listed += 1
+    if listed < n:
+        lines.append(
+            f"  … {n - listed:,} more not listed here: the digest function's log lists them all "
+            f'(CloudWatch Logs Insights: filter digest_id = "{digest_id}"), and each is its own '
+            "message on the alerts topic."
+        )
+    lines += ["", f"Digest {digest_id}; every finding is also on the alerts topic as its own message."]
+
+    parts = [f"*{n:,} {key.finding_type} in {_literal(where)}, {done_short}*"]
+    parts += [f"• {_literal(r)}" for r in relative[:CHAT_LISTED]]
+    if n > CHAT_LISTED:
+        parts.append(f"… and {n - CHAT_LISTED:,} more: full list in the e-mail digest (digest {_literal(digest_id)})")
+    parts.append(f"*First:* {_md(str(first.get('detail', '')))}")
+    parts.append(f"*Account:* {key.account} ({key.region}) · *Observed:* {observed[0]} to {observed[-1]}")
+    description = "\n".join(parts)
+    if len(description) > CHAT_DESCRIPTION_MAX:
+        description = description[: CHAT_DESCRIPTION_MAX - 20] + "\n… (truncated)"
+    chat = {
+        "version": "1.0",
+        "source": "custom",
+        "id": digest_id,
+        "content": {
+            "textType": "client-markdown",
+            "title": f"{emoji} {n:,} × {key.finding_type} ({key.severity}): {done_short}",
+            "description": description,
+            "nextSteps": steps,
+            "keywords": [key.finding_type, key.severity, key.outcome],
+        },
+        "metadata": {
+            "threadId": key.thread,
+            "summary": f"{n:,} {key.finding_type} {key.outcome} in {where}"[:250],
+            "eventType": key.finding_type,
+            "relatedResources": resources[:5],
+        },
+    }
+    default = {
+        "schema_version": "1",
+        "message_kind": DIGEST_KIND,
+        "digest_id": digest_id,
+        "finding_type": key.finding_type,
+        "severity": key.severity,
+        "outcome": key.outcome,
+        "account": key.account,
+        "region": key.region,
+        "place": where,
+        "count": n,
+        "first": [{k: v for k, v in d.items() if k != "change"} for d in documents[:FIRST_LISTED]],
+        "observed_from": observed[0],
+        "observed_to": observed[-1],
+    }
+    return HumanMessage(
+        subject=_subject(f"[{key.severity}] {n:,} x {key.finding_type} {key.outcome} {where}"),
+        email="\n".join(lines),
+        chat=chat,
+        default=default,
+        attributes={
+            "finding_type": key.finding_type,
+            "severity": key.severity,
+            "outcome": key.outcome,
+            "message_kind": DIGEST_KIND,
+        },
+        record_ids=[item.record_id for item in items],
+        digest_id=digest_id,
+        resources=resources,
+    )
+
+
+def plan(items: Iterable[Item]) -> list[HumanMessage]:
+    """The human messages for one batch: the immediate ones first (in arrival order), then one
+    per group (in order of each group's first finding). Duplicate deliveries of one finding
+    (same fingerprint) count once; every record is in exactly one message."""
+    immediate: list[HumanMessage] = []
+    groups: dict[GroupKey, list[Item]] = {}
+    seen: dict[str, HumanMessage | list[Item]] = {}
+    extra: dict[int, list[str]] = {}
+    for item in items:
+        identity = item.finding.fingerprint() if item.finding is not None else None
+        if identity is not None and identity in seen:
+            # the same finding delivered twice: account for the record, do not count it twice
+            holder = seen[identity]
+            extra.setdefault(id(holder), []).append(item.record_id)
+            continue
+        if is_immediate(item):
+            message = single(item)
+            immediate.append(message)
+            if identity is not None:
+                seen[identity] = message
+            continue
+        assert item.document is not None
+        bucket = groups.setdefault(group_key(item.document), [])
+        bucket.append(item)
+        if identity is not None:
+            seen[identity] = bucket
+    digests = [grouped(key, members) for key, members in groups.items()]
+    for message in immediate:
+        message.record_ids += extra.get(id(message), [])
+    for (_key, members), message in zip(groups.items(), digests, strict=True):
+        message.record_ids += extra.get(id(members), [])
+    return immediate + digests
+
+
+def findings_counted(messages: Iterable[HumanMessage]) -> int:
+    """How many distinct findings the messages account for (a digest counts each of its own)."""
+    total = 0
+    for message in messages:
+        total += int(message.default.get("count", 1)) if message.default.get("message_kind") == DIGEST_KIND else 1
+    return total
+
+
+# --- the batch --------------------------------------------------------------------------------
+
+
+def handle_batch(event: Mapping[str, Any], settings: DigestSettings) -> dict[str, Any]:
+    """Publish one batch's human messages; fail exactly the records of messages not published."""
+    records = [r for r in event.get("Records") or [] if isinstance(r, Mapping)]
+    messages = plan(parse_record(r) for r in records)
+    failed: list[str] = []
+    for message in messages:
+        try:
+            sns.publish(
+                settings.human_topic_arn,
+                subject=message.subject,
+                message=message.sns_message(),
+                attributes=message.message_attributes(),
+            )
+        except (ClientError, BotoCoreError):
+            count("DigestPublishFailures")
+            logger.exception(
+                "a human message could not be published; its records fail and are retried",
+                extra={"subject": message.subject, "records": len(message.record_ids)},
+            )
+            failed += message.record_ids
+            continue
+        findings = findings_counted([message])
+        count("HumanMessages")
+        count("DigestedFindings", findings)
+        if message.digest_id:
+            count("DigestMessages")
+            for start in range(0, len(message.resources), LOG_CHUNK):
+                logger.info(
+                    "digest resources",
+                    extra={
+                        "digest_id": message.digest_id,
+                        "finding_type": message.attributes.get("finding_type"),
+                        "outcome": message.attributes.get("outcome"),
+                        "resources": message.resources[start : start + LOG_CHUNK],
+                    },
+                )
+        else:
+            count("ImmediateMessages")
+    logger.info("digest batch", extra={"records": len(records), "human_messages": len(messages) - len(set(failed))})
+    return {"batchItemFailures": [{"itemIdentifier": record_id} for record_id in dict.fromkeys(failed)]}
