@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import tracemalloc
 from collections import Counter
 from datetime import UTC, datetime
@@ -57,17 +58,24 @@ def audit_calls(objects: int, *, inventory: bool) -> dict[str, Any]:
         if inventory:
             rows = [(f"datasets/cats/images/cat-{n:06d}.jpg", "SSE-S3") for n in range(objects)]
             os.environ["AUDIT_INVENTORY"] = put_inventory(world, BUCKET, rows)
+        cpu = 0.0
         with boundary() as b:
             fresh_container(b.session)
+            started = time.process_time()
             with quiet():
                 summary = audit_app.lambda_handler(scheduled_event(), AUDIT_CONTEXT)
+            cpu += time.process_time() - started
             audit_ops = Counter(b.log.by_operation())
+            audit_calls_by_service = Counter(f"{s}:{o}" for s, o in b.log.calls)
         bodies = [m["Body"] for m in world.drain_queue()]  # the Lambda poller's receive: not counted
         with boundary() as b:
             fresh_container(b.session)
+            started = time.process_time()
             for batch in chunks(bodies, SQS_BATCH):
                 run_verify(sqs_event(*batch))
+            cpu += time.process_time() - started
             verify_ops = Counter(b.log.by_operation())
+            verify_calls_by_service = Counter(f"{s}:{o}" for s, o in b.log.calls)
         published = world.published()
         summaries = [p for p in published if "message_kind" in p.attributes]
         alerts = len(published) - len(summaries)
@@ -94,6 +102,9 @@ def audit_calls(objects: int, *, inventory: bool) -> dict[str, Any]:
         "verify_by_operation": dict(verify_ops),
         "total_calls": total,
         "status": summary.get("status"),
+        # (service:operation) -> calls, both functions; CPU seconds of both handlers (incl. moto's)
+        "calls_by_service_operation": dict(audit_calls_by_service + verify_calls_by_service),
+        "cpu_seconds": cpu,
     }
 
 
@@ -132,7 +143,33 @@ def calls_figures() -> list[Figure]:
             f"{inv['messages']} messages; verify: {inv['verify_calls']}",
             data=inv,
         ),
+        _cost_figure("listed", listed),
+        _cost_figure("inventory", inv),
     ]
+
+
+def _cost_figure(how: str, measured: dict[str, Any]) -> Figure:
+    """Information: USD per million existing objects, from this run's calls and CPU time."""
+    from bench.cost import audit_per_million  # noqa: PLC0415
+
+    objects = int(measured["objects"])
+    calls: dict[tuple[str, str], float] = {
+        (key.split(":", 1)[0], key.split(":", 1)[1]): n / objects
+        for key, n in measured["calls_by_service_operation"].items()
+    }
+    cost = audit_per_million(calls, measured["cpu_seconds"] / objects, int(measured["messages"]) / objects)
+    what = "listed page by page" if how == "listed" else "from an S3 Inventory report (SSE-S3 objects)"
+    return Figure(
+        f"audit_cost_per_million_objects_{how}",
+        f"Cost model: USD per million existing objects audited, {what}",
+        cost.total,
+        f"${cost.total:.3f}",
+        detail=f"AWS calls ${cost.aws_calls:.3f} + Lambda requests ${cost.lambda_requests:.4f} + Lambda arm64 "
+        f"duration ${cost.lambda_duration:.3f} ({measured['cpu_seconds'] / objects * 1000:.2f} ms CPU/object, both "
+        f"handlers, incl. moto: an upper bound) + SQS receive/delete ${cost.sqs_delivery:.4f}; us-east-1 list prices "
+        f"of the cost model (bench/README.md); an S3 Inventory itself costs $0.0025 per million objects listed",
+        data=cost.as_dict(),
+    )
 
 
 def _pages(objects: int) -> Any:

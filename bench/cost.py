@@ -114,3 +114,20 @@ def per_million(
     duration = LAMBDA_ARM64_GB_SECOND * (deployment.memory_mb / 1024) * cpu_seconds_per_event * million
     sqs = SQS_REQUEST * million * (1 + 2 / SQS_MESSAGES_PER_CALL)
     return Cost(calls, requests, duration, sqs)
+
+
+def audit_per_million(
+    calls_per_object: Mapping[tuple[str, str], float], cpu_seconds_per_object: float, messages_per_object: float
+) -> Cost:
+    """The audit per million existing objects: both functions' calls (listing, fan-out messages,
+    HeadObjects, tallies), their Lambda duration at the verify function's memory size, one verify
+    invocation per ``BatchSize`` messages, and the event source's receive and delete calls."""
+    deployment = verify_deployment()
+    if deployment.architecture != "arm64":
+        raise ValueError(f"the model has arm64 prices only, the template deploys {deployment.architecture}")
+    million = 1_000_000
+    calls = sum(n * price_of(service, op) for (service, op), n in calls_per_object.items()) * million
+    requests = LAMBDA_REQUEST * million * messages_per_object / deployment.batch_size
+    duration = LAMBDA_ARM64_GB_SECOND * (deployment.memory_mb / 1024) * cpu_seconds_per_object * million
+    sqs = SQS_REQUEST * million * messages_per_object * 2 / SQS_MESSAGES_PER_CALL
+    return Cost(calls, requests, duration, sqs)
