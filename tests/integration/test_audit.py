@@ -388,3 +388,91 @@ def test_a_redelivered_scheduled_event_starts_no_second_run(audited: World, call
     assert calls.log.count("ListObjectsV2") == 1
     assert len(findings(audited)) == 1
     assert len(summaries(audited)) == 1
+
+
+def _audit_message(key: str) -> str:
+    from clguard import fanout  # noqa: PLC0415
+    from clguard.manifest import ImageRef  # noqa: PLC0415
+
+    packer = fanout.Packer(
+        source_event_id="audit-run1", origin="audit run run1", principals=(), audit_run="run1", bucket=BUCKET
+    )
+    assert packer.add(ImageRef(BUCKET, key), "state1") is None
+    body = packer.flush()
+    assert body is not None
+    return body
+
+
+def test_a_change_an_audit_message_made_is_reported_by_its_retry_when_sns_was_down(
+    audited: World, calls: Boundary
+) -> None:
+    # Given an audit page naming a legacy unencrypted object, while SNS and the outbox are down
+    audited.put_legacy("old/lost.jpg")
+    calls.faults.add("Publish", "InternalError", status=500)
+    calls.faults.add("SendMessage", "InternalError", status=500)
+    body = _audit_message("old/lost.jpg")
+    first = verify_app.lambda_handler(sqs_event(body), LambdaContext())
+
+    # When SQS redelivers the message, AWS healthy again
+    calls.faults.faults.clear()
+    verify_app.lambda_handler(sqs_event(body, receive_count=2), LambdaContext())
+
+    # Then the record failed the first time, and the retry reports the re-encryption it made
+    assert first["batchItemFailures"] != []
+    assert audited.head("old/lost.jpg")["ServerSideEncryption"] == "AES256"
+    assert [(f["finding_type"], f["outcome"]) for f in findings(audited)] == [("OBJECT_UNENCRYPTED", "REMEDIATED")]
+
+
+def _failed_training(audited: World) -> str:
+    rekognition = audited.behaviour[RekognitionCustomLabels]
+    key = audited.key()
+    audited.put("train.manifest", b"{}", ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
+    project = rekognition.create_project("cats")
+    rekognition.create_project_version(
+        project,
+        "v1",
+        status="TRAINING_FAILED",
+        status_message="The S3 bucket permissions are incorrect for the training manifest.",
+        training_manifests=[(BUCKET, "train.manifest")],
+    )
+    return key
+
+
+def test_a_failed_training_the_guard_did_not_fix_is_not_remediated(audited: World) -> None:
+    # Given an access-related failed training, and no TRAINING_PRINCIPALS (the default)
+    key = _failed_training(audited)
+    before = audited.policy(key)
+
+    # When the audit runs
+    run_audit(audited)
+
+    # Then nothing changed, so the finding is REPORTED, and it says why
+    [training] = [f for f in findings(audited) if f["finding_type"] == "TRAINING_FAILED"]
+    assert audited.policy(key) == before
+    assert training["outcome"] == "REPORTED"
+    assert "none is set" in training["detail"]
+
+
+def test_a_failed_training_reported_while_sns_is_down_is_reported_by_the_retry(audited: World, calls: Boundary) -> None:
+    # Given an access-related failed training whose data key lacks the training principal, and
+    # SNS and the outbox down during the scheduled run
+    audited.role("Trainer", "/ml/")
+    audited.env_set(TRAINING_PRINCIPALS=TRAINER)
+    key = _failed_training(audited)
+    calls.faults.add("Publish", "InternalError", status=500)
+    calls.faults.add("SendMessage", "InternalError", status=500)
+    event = scheduled_event()
+    with pytest.raises(Exception, match="could not be delivered"):
+        run_audit(audited, event)
+
+    # When Lambda retries the same scheduled event, AWS healthy again
+    calls.faults.faults.clear()
+    run_audit(audited, event)
+
+    # Then the grant made by the first attempt and the failed training are both reported
+    reported = {(f["finding_type"], f["outcome"]) for f in findings(audited)}
+    assert ("TRAINING_FAILED", "REMEDIATED") in reported
+    assert ("KEY_ACCESS_MISSING", "REMEDIATED") in reported
+    statement = audited.statement(key, "CustomLabelsGuardTrainingData")
+    assert statement is not None
+    assert TRAINER in statement["Principal"]["AWS"]

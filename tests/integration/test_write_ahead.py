@@ -4,6 +4,7 @@ which no ``except Exception`` catches, as a killed runtime runs no handler at al
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -188,3 +189,56 @@ def test_first_delivery_of_a_compliant_object_costs_no_state_table_call(world: W
     # Then the first delivery made only its HeadObject; only a redelivery looks for intents
     assert first == {"HeadObject": 1}
     assert calls.log.count("GetItem") == 1
+
+
+def test_a_grant_made_by_hand_after_a_failed_write_is_not_reported_as_ours(world: World, calls: Boundary) -> None:
+    # Given an object under a managed key whose first grant attempt fails (a 5xx) after its intent
+    world.role("Trainer", "/ml/")
+    key = world.key()
+    world.put(KEY, ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
+    world.env_set(TRAINING_PRINCIPALS=TRAINER)
+    calls.faults.add("PutKeyPolicy", "InternalError", status=500, times=1)
+    verify(load_event("s3_object_created"))
+    assert world.statement(key, policy.TRAINING_DATA.sid) is None
+    # And a key administrator then grants the trainer by hand, in a statement of their own
+    document = world.policy(key)
+    document["Statement"].append(
+        {
+            "Sid": "AdminGrant",
+            "Effect": "Allow",
+            "Principal": {"AWS": TRAINER},
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Resource": "*",
+        }
+    )
+    world.kms.put_key_policy(KeyId=key, PolicyName="default", Policy=json.dumps(document))
+    from clguard.keydirectory import clear_cache  # noqa: PLC0415
+
+    clear_cache()
+
+    # When SQS redelivers the record
+    verify(load_event("s3_object_created"), receive_count=2)
+
+    # Then no REMEDIATED grant is reported: the guard's own statement never got the trainer
+    assert world.statement(key, policy.TRAINING_DATA.sid) is None
+    assert [f for f in world.findings() if f["outcome"] == "REMEDIATED"] == []
+
+
+def test_a_compliant_reupload_after_a_failed_copy_is_not_reported_as_our_remediation(
+    world: World, calls: Boundary
+) -> None:
+    # Given a legacy unencrypted object whose re-encryption copy fails (5xx) after its intent
+    world.put_legacy(KEY)
+    calls.faults.add("CopyObject", "InternalError", status=500, times=8)
+    verify(load_event("s3_object_created"))
+    calls.faults.faults.clear()
+    # And the owner re-uploads the object (S3 encrypts every new upload with SSE-S3)
+    world.put(KEY, b"new content")
+    copies = calls.log.count("CopyObject")
+
+    # When SQS redelivers the first event
+    verify(load_event("s3_object_created"), receive_count=2)
+
+    # Then nothing is copied and no remediation the guard did not make is reported
+    assert calls.log.count("CopyObject") == copies
+    assert [f for f in world.findings() if f["outcome"] == "REMEDIATED"] == []

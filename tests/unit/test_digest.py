@@ -315,3 +315,34 @@ def test_the_human_topic_is_validated_naming_the_variable() -> None:
         digest.load_digest_settings({})
     with pytest.raises(ConfigError, match="HUMAN_TOPIC_ARN"):
         digest.load_digest_settings({"HUMAN_TOPIC_ARN": "not-an-arn"})
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"principal_arn": 123}, {"kms_key_arn": ["x"]}, {"detail": {"a": 1}}, {"observed_at": 5}],
+)
+def test_a_finding_document_with_a_mistyped_field_travels_as_a_plain_message(change: dict[str, Any]) -> None:
+    # Given one alerts-topic delivery whose finding document has a field of the wrong type
+    document = {
+        "schema_version": "1",
+        "finding_type": "OBJECT_UNENCRYPTED",
+        "severity": "HIGH",
+        "outcome": "REPORTED",
+        "account": "123456789012",
+        "region": "us-east-1",
+        "resource": {"type": "s3-object", "bucket": "b", "key": "k1", "version_id": None},
+        "principal_arn": None,
+        "kms_key_arn": None,
+        "detail": "d",
+        "source_event_id": "e1",
+        "observed_at": "2026-11-28T20:00:00Z",
+        **change,
+    }
+    record = {"messageId": "m1", "body": json.dumps(document), "messageAttributes": {}}
+
+    # When the batch is planned and rendered
+    messages = digest.plan([digest.parse_record(record)])
+    rendered = [m.sns_message() for m in messages]
+
+    # Then it is not lost and does not stop the batch: one message for people
+    assert len(rendered) == 1

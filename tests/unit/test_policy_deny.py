@@ -75,8 +75,9 @@ def test_merge_refuses_to_write_an_allow_that_a_deny_cancels() -> None:
         (deny(Principal={"AWS": ACCOUNT}), True),
         (deny(Principal={"AWS": f"arn:aws:sts::{ACCOUNT}:assumed-role/Trainer/any-session"}), True),
         (deny(Principal={"Service": "rekognition.amazonaws.com"}), False),
-        # NotPrincipal: excluded only when the principal and its account are both listed
-        (deny(Principal=None, NotPrincipal={"AWS": [TRAINER, f"arn:aws:iam::{ACCOUNT}:root"]}), False),
+        # NotPrincipal: a role is never excluded (IAM also needs its assumed-role session listed,
+        # which no policy can know in advance), even with the role and its account listed
+        (deny(Principal=None, NotPrincipal={"AWS": [TRAINER, f"arn:aws:iam::{ACCOUNT}:root"]}), True),
         (deny(Principal=None, NotPrincipal={"AWS": [TRAINER]}), True),
         (deny(Principal=None, NotPrincipal={"AWS": [OTHER_ROLE, ACCOUNT]}), True),
         # actions
@@ -233,3 +234,59 @@ def test_adding_any_deny_never_grants(drawn: Any, spec, statement, key_arn) -> N
     # When any Deny is added
     # Then it is still not granted (a Deny only takes away)
     assert not policy.is_granted(_with(drawn.document, statement), TRAINER, spec, key_arn)
+
+
+# --- IAM policy variables and NotPrincipal (adversarial review) --------------------------------
+
+_TRAINER = "arn:aws:iam::111122223333:role/ml/CustomLabelsTrainer"
+_KEY = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+def _policy_with(statement: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "Root",
+                "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
+                "Action": "kms:*",
+                "Resource": "*",
+            },
+            {"Sid": "Trainer", "Effect": "Allow", "Principal": {"AWS": _TRAINER}, "Action": "kms:*", "Resource": "*"},
+            statement,
+        ],
+    }
+
+
+def test_a_deny_whose_condition_uses_a_policy_variable_is_assumed_to_apply() -> None:
+    # Given a Deny on ml roles written with an IAM policy variable (IAM substitutes it per request)
+    deny = {
+        "Sid": "DenyMlRoles",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "kms:*",
+        "Resource": "*",
+        "Condition": {"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::${aws:PrincipalAccount}:role/ml/*"}},
+    }
+    # When the trainer's access is evaluated
+    denies = policy.blocking_denies(_policy_with(deny), _TRAINER, (TRAINING_DATA,), _KEY)
+    # Then the Deny is taken to apply (it does, once substituted), so the Allow does not count
+    assert denies == ("DenyMlRoles",)
+    assert not policy.is_granted(_policy_with(deny), _TRAINER, TRAINING_DATA, _KEY)
+
+
+def test_a_notprincipal_deny_is_not_an_exception_for_a_role() -> None:
+    # Given a Deny to everyone but the trainer role and its account (IAM also needs the assumed-role
+    # session listed, which no policy can know in advance)
+    deny = {
+        "Sid": "DenyAllButTrainer",
+        "Effect": "Deny",
+        "NotPrincipal": {"AWS": [_TRAINER, "arn:aws:iam::111122223333:root"]},
+        "Action": "kms:*",
+        "Resource": "*",
+    }
+    # When the trainer's access is evaluated
+    # Then the Deny applies to the role's sessions: not granted
+    assert policy.blocking_denies(_policy_with(deny), _TRAINER, (TRAINING_DATA,), _KEY) == ("DenyAllButTrainer",)
+    assert not policy.is_granted(_policy_with(deny), _TRAINER, TRAINING_DATA, _KEY)

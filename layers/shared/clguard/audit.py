@@ -112,6 +112,10 @@ class AuditPublisher(Publisher):
         self.base = base
         self.work = work
         self.keys = keys
+        # One delivery record for the batch: what the base could not deliver is what this
+        # publisher's callers (write-ahead intents, raise_if_undelivered) must see.
+        self.undelivered = base.undelivered
+        self.published = base.published
 
     def scope_of(self, finding: Finding) -> str:
         if finding.outcome in (Outcome.REMEDIATED, Outcome.FAILED):
@@ -470,11 +474,15 @@ def run(
     if cursor is None:
         run_id = _new_run_id(event)
         cursor = Cursor(run_id=run_id, started=time.time())
+        # The failed trainings first (idempotent: a marker per version, fingerprinted findings,
+        # write-ahead grants): a finding neither published nor deferred fails this invocation
+        # before the run is recorded, so Lambda's retry of the same event does them again.
+        found = _trainings(settings, publisher, run_id, trainings)
+        publisher.raise_if_undelivered()
         if not _start(settings, config, run_id):
             logger.info("this scheduled event already started its run; nothing to do", extra={"run_id": run_id})
             return {"run_id": run_id, "status": "duplicate"}
         _close_previous(settings, run_id, lambda_context)
-        found = _trainings(settings, publisher, run_id, trainings)
         dynamodb.update(
             settings.state_table,
             run_item_id(run_id),

@@ -129,9 +129,18 @@ def parse_record(record: Mapping[str, Any]) -> Item:
         finding = Finding.from_document(parsed)
     except (KeyError, ValueError, TypeError, AttributeError):
         finding = None
-    if not isinstance(parsed.get("resource"), dict):
-        return Item(record_id, body, attributes, None, None)
+    if not isinstance(parsed.get("resource"), dict) or not _well_typed(parsed):
+        return Item(record_id, body, attributes, None, None)  # forwarded as it is, never dropped
     return Item(record_id, body, attributes, parsed, finding)
+
+
+_TEXT_FIELDS: Final = ("principal_arn", "kms_key_arn", "detail", "account", "region", "source_event_id", "observed_at")
+
+
+def _well_typed(document: Mapping[str, Any]) -> bool:
+    """The document's text fields are strings (or null where the contract allows): a document
+    that breaks this cannot be rendered as a finding, so it travels as a plain message."""
+    return all(document.get(name) is None or isinstance(document.get(name), str) for name in _TEXT_FIELDS)
 
 
 def is_immediate(item: Item) -> bool:

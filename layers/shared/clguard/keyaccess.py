@@ -252,13 +252,29 @@ def _replay_intents(ctx: Context, key_arn: str, needed: Mapping[str, object], re
     if intent is None:
         return
     since = len(ctx.publisher.undelivered)
+    document = ctx.keys.policy(key_arn)
     for finding in intent.findings:
-        if finding.principal_arn not in needed:
+        if finding.principal_arn not in needed and _in_owned_statements(document, finding):
             count("IntentsReplayed")
             logger.info("reporting a grant an earlier attempt made", extra={"principal": finding.principal_arn})
             result.published += _publish(ctx, finding)
     if len(ctx.publisher.undelivered) == since:
         ctx.journal.clear(ctx.source_event_id, key_arn)
+
+
+def _in_owned_statements(document: Mapping[str, Any], finding: Finding) -> bool:
+    """Whether the grant a write-ahead finding describes is in the remediator's own statements
+    (granted by someone else, by hand, it is not ours to report)."""
+
+    def names_it(sid: str) -> bool:
+        statement = policy.owned_statement(document, sid)
+        principal = statement.get("Principal") if statement else None
+        aws = policy.as_list(principal.get("AWS")) if isinstance(principal, Mapping) else []
+        return finding.principal_arn in aws
+
+    if finding.change:  # every statement the write changed must name the principal now
+        return all(names_it(c.sid) for c in finding.change)
+    return any(names_it(sid) for sid in policy.OWNED_SIDS)
 
 
 @dataclass(slots=True)

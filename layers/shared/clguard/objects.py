@@ -317,7 +317,19 @@ def _write_ahead(
         region=ctx.settings.region,
         kms_key_arn=a.encryption.kms_key_arn or fix.target.kms_key_arn,
     )
-    ctx.journal.record(work.source_event_id, resource.label(), [finding], target=fix.target.describe())
+    ctx.journal.record(work.source_event_id, resource.label(), [finding], target=_intent_target(fix, h))
+
+
+def _inspected_stamp(h: Head) -> str:
+    modified = h.response.get("LastModified") if h.response else None
+    stamp = int(modified.timestamp()) if isinstance(modified, datetime) else modified
+    return f"{h.etag}@{stamp}"
+
+
+def _intent_target(fix: Remediation, h: Head) -> str:
+    """What a retry needs to recognise the change as ours: its method, the encryption it sets,
+    and the state of the object it was made on."""
+    return f"{fix.method.value}|{fix.target.describe()}|{_inspected_stamp(h)}"
 
 
 def _replay_intent(work: ObjectWork, ctx: Context, h: Head) -> None:
@@ -331,11 +343,23 @@ def _replay_intent(work: ObjectWork, ctx: Context, h: Head) -> None:
     if intent is None:
         return
     in_place = False
+    method, _, rest = intent.target.partition("|")
+    target, _, inspected = rest.partition("|")
     if h.status is HeadStatus.FOUND and h.response is not None:
         try:
-            in_place = classify(h.response).describe() == intent.target
+            encrypted_as_intended = classify(h.response).describe() == target
         except UnknownEncryption:
-            in_place = False
+            encrypted_as_intended = False
+        # Only a change provably ours: the state our copy produced (its loop-guard marker), or,
+        # for UpdateObjectEncryption (which keeps ETag and LastModified), the very object it was
+        # made on. A re-upload that happens to be compliant is not reported as our remediation.
+        # A copy in place keeps the bytes: for SSE-S3 and unencrypted objects the ETag (their MD5)
+        # stays; otherwise only the loop-guard marker of the state our copy produced proves it.
+        if encrypted_as_intended and method == Method.UPDATE.value:
+            in_place = _inspected_stamp(h) == inspected
+        elif encrypted_as_intended:
+            same_bytes = inspected.startswith(f"{h.etag}@") and target == Encryption.SSE_S3.value
+            in_place = same_bytes or _loop_detected(ctx, work.bucket, h)
     since = len(ctx.publisher.undelivered)
     if in_place:
         for finding in intent.findings:

@@ -314,6 +314,8 @@ def _condition_can_match(operator: str, key: str, wanted: Json, context: _Contex
     if_exists = op.endswith("ifexists") and op != "ifexists"
     base = op.removesuffix("ifexists") if if_exists else op
     values = as_list(wanted)
+    if any(isinstance(v, str) and "${" in v for v in values):
+        return True  # an IAM policy variable (${aws:PrincipalAccount}, ...): IAM substitutes it; assume a match
     found = _lookup(context, key)
     if base == "null":
         if found is _ANY:
@@ -375,10 +377,12 @@ def _deny_principal_covers(statement: Mapping[str, Json], arn: str) -> bool:
         return any(a == "*" or a in names or (sessions and a.startswith(sessions)) for a in aws)
 
     if "NotPrincipal" in statement:
-        # Everyone but the listed principals. Excluded only when the principal and its account
-        # are both listed (as IAM requires for an exception to hold); in doubt, it applies.
+        # Everyone but the listed principals. An exception holds only when every identity IAM
+        # checks is listed: the account and the user; for a role, also the assumed-role session
+        # Rekognition's request carries, which no policy can know in advance (IAM: "NotPrincipal
+        # with Deny" — list the session ARN too). So for a role it applies; in doubt, it applies.
         block = statement.get("NotPrincipal")
-        if not isinstance(block, Mapping) or parsed is None:
+        if not isinstance(block, Mapping) or parsed is None or parsed.kind == "role":
             return True
         aws = {a for a in as_list(block.get("AWS")) if isinstance(a, str)}
         account_listed = bool(aws & {parsed.account, f"arn:{parsed.partition}:iam::{parsed.account}:root"})

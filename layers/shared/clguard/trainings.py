@@ -25,6 +25,7 @@ from clguard.adapters.s3 import HeadStatus
 from clguard.config import Settings
 from clguard.encryption import UnknownEncryption, classify
 from clguard.findings import Finding, FindingType, Outcome, ProjectVersionResource
+from clguard.intents import Journal
 from clguard.keyaccess import Context, ensure_access
 from clguard.keydirectory import KeyDirectory
 from clguard.observability import count, logger
@@ -103,12 +104,25 @@ def diagnose(
             source_event_id=f"audit-{run_id}",
             origin=f"the failed training {version_arn}",
             scope=f"training-failed:{version_arn}",
+            # A grant that lands just before the invocation dies is reported by its retry.
+            journal=Journal(settings.state_table, redelivered=None),
         )
         wants = dict.fromkeys(settings.training_principals, (policy.TRAINING_DATA,))
         for reference, why in used.items():
             if why.startswith("manifest"):
                 result = ensure_access(ctx, reference, wants)
-                granted += [f"{p} on {result.key.arn if result.key else reference}" for p in result.granted]
+                # Granted now, or by an earlier attempt of this run whose report is replayed now.
+                replayed = [
+                    f.principal_arn
+                    for f in result.published
+                    if f.finding_type is FindingType.KEY_ACCESS_MISSING
+                    and f.outcome is Outcome.REMEDIATED
+                    and f.principal_arn
+                    and f.principal_arn not in result.granted
+                ]
+                granted += [
+                    f"{p} on {result.key.arn if result.key else reference}" for p in (*result.granted, *replayed)
+                ]
     lacking: dict[str, list[str]] = {}
     for reference in used:
         lookup = keys.lookup(reference)
@@ -123,8 +137,16 @@ def diagnose(
         ]
         if missing:
             lacking[lookup.key.arn] = missing
-    fixed = not lacking and bool(used)
-    return {"keys": used, "lacking": lacking, "notes": notes, "fixed": fixed, "granted": granted}
+    # REMEDIATED means the guard changed something that fixed it: a grant now, and nobody lacking.
+    fixed = not lacking and bool(used) and bool(granted)
+    return {
+        "keys": used,
+        "lacking": lacking,
+        "notes": notes,
+        "fixed": fixed,
+        "granted": granted,
+        "principals": list(settings.training_principals),
+    }
 
 
 def _diagnosis_text(status_message: str, found: dict[str, Any]) -> str:
@@ -138,6 +160,12 @@ def _diagnosis_text(status_message: str, found: dict[str, Any]) -> str:
         parts.append("the guard has granted " + ", ".join(found["granted"]))
     if found["fixed"]:
         parts.append("every training principal has access now: retry the training")
+    elif found["keys"] and not found["lacking"]:
+        parts.append(
+            "every TRAINING_PRINCIPALS entry has access to these keys (none is set)"
+            if not found.get("principals")
+            else "every TRAINING_PRINCIPALS entry already has access to these keys: check the trainer's own access"
+        )
     elif not found["lacking"] and not found["keys"]:
         parts.append("no customer managed key found in its data; check the S3 bucket policies and the trainer's IAM")
     return "; ".join(parts)
@@ -193,9 +221,12 @@ def audit(settings: Settings, publisher: Publisher, run_id: str) -> list[dict[st
                     kms_key_arn=first_key if first_key and first_key.startswith("arn:") else None,
                     scope="training-failed",
                 )
+                before = len(publisher.undelivered)
                 publisher.publish(finding)
-                dynamodb.put(settings.state_table, {"id": {"S": MARKER_PREFIX + arn}, "run": {"S": run_id}})
-                entry["alerted"] = True
-                count("TrainingsFailed")
+                # Not delivered: no marker, so the retry (or the next run) reports it.
+                if len(publisher.undelivered) == before:
+                    dynamodb.put(settings.state_table, {"id": {"S": MARKER_PREFIX + arn}, "run": {"S": run_id}})
+                    entry["alerted"] = True
+                    count("TrainingsFailed")
             out.append(entry)
     return out
