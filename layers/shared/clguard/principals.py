@@ -1,4 +1,5 @@
-"""Who may be added to a key policy (guardrails, design §6) and who called (CloudTrail, design §7)."""
+"""Who may be added to a key policy (guardrails, docs/architecture.md §6) and who called
+(CloudTrail ``userIdentity``, docs/architecture.md §7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The grant path (design §7, §8): a Rekognition training call → the caller gets exactly the key
+"""The grant path (docs/architecture.md §7, §8): a Rekognition training call → the caller gets exactly the key
 access training needs, and every violation on the way is reported.
 
 Handles CreateProjectVersion (manifests, KmsKeyId, output bucket; without manifests, the entries
