@@ -1,4 +1,4 @@
-"""The functions' configuration (design §4) comes from the template's Parameters."""
+"""The functions' configuration (docs/architecture.md §4) comes from the template's Parameters."""
 
 from __future__ import annotations
 
@@ -293,7 +293,7 @@ def test_parameter_defaults_are_the_design_defaults() -> None:
     # When their defaults are read
     defaults = {name: spec["Default"] for name, spec in parameters.items() if "Default" in spec}
 
-    # Then they are the design's, and each default passes its own constraints
+    # Then they are the documented defaults (docs/architecture.md §4), and each default passes its own constraints
     assert defaults == DESIGN_DEFAULTS
     for name, default in defaults.items():
         assert accepts(parameters[name], default), name
