@@ -2,8 +2,9 @@
 
 Handlers (``functions/*/app.py``) stay thin: settings from the environment, then one call into a
 use case. Dependencies point one way: handlers -> use cases -> rules and adapters; nothing above
-the adapters touches boto3. The architecture is in ``docs/architecture.md`` (§2). Every module of
-the package, by role (``tests/unit/test_maps.py`` keeps this list complete):
+the adapters touches boto3. The architecture is in ``docs/architecture.md`` (§2; every §N below
+is one of its sections). Every module of the package, by role (``tests/unit/test_maps.py`` keeps
+this list complete):
 
 Boundary: each input parsed once, into frozen types
 

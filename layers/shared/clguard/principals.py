@@ -71,7 +71,7 @@ def _issuer_role(identity: Mapping[str, Any]) -> str | None:
 
 
 def resolve_caller(identity: Any) -> Caller:
-    """Design §7. AssumedRole → the session issuer role ARN *with its path* (never the sts ARN)."""
+    """docs/architecture.md §7. AssumedRole → the session issuer role ARN *with its path* (never the sts ARN)."""
     if not isinstance(identity, Mapping):
         return Caller("missing", None, "the record has no userIdentity")
     kind = _text(identity.get("type")) or "unknown"
