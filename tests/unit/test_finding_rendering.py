@@ -50,7 +50,7 @@ CONTRACT_FIELDS = {
     "source_event_id",
     "observed_at",
 }
-# Design §5, copied from the table (not from the code).
+# docs/architecture.md §5, copied from the table (not from the code).
 DESIGN_SEVERITY = {
     "OBJECT_UNENCRYPTED": "HIGH",
     "OBJECT_SSE_C": "HIGH",
