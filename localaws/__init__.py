@@ -1,11 +1,31 @@
 """Custom Labels Guard on this machine: moto as AWS, the template's routing, the real handlers.
 
+Every module of the package (``tests/unit/test_maps.py`` keeps this list complete):
+
+moto made to behave like AWS
+
 - ``localaws.doubles``: named moto patches that make moto behave like AWS where our code depends
-  on it.
-- ``localaws.template``: the template loader and intrinsic-function resolver (one for the project).
-- ``localaws.eventbridge``: records which EventBridge rule matched which event on the moto server.
-- ``localaws.runtime``: ``LocalSystem``, the whole system on a moto server on loopback.
-- ``python -m localaws.demo`` (``make demo``) and ``python -m localaws.replay EVENT.json``.
+  on it (the table of doubles is its docstring).
+- ``localaws.eventbridge``: ``EventBridgeTap``, which rule matched which event on the moto server,
+  and the gaps between moto's EventBridge and AWS's on that path.
+
+The system, deployed from the template
+
+- ``localaws.template``: the one template loader of the project, and the resolver of the
+  intrinsic functions, parameters, rules and function policies it uses.
+- ``localaws.runtime``: ``LocalSystem``, the whole system on a moto server on loopback: the
+  template's resources deployed, the Lambda service (event sources, async invocations, retries,
+  on-failure destinations) and what happened read back.
+- ``localaws.report``: what happened on a LocalSystem, rendered with rich (invocations, alerts as
+  e-mail and Slack show them, key policy changes).
+
+Commands
+
+- ``localaws.demo``: ``python -m localaws.demo`` (``make demo``), a training team's day.
+- ``localaws.replay``: ``python -m localaws.replay EVENT.json`` (``make replay``), your event
+  through the template's rules and the handlers.
+- ``localaws.audit``: ``python -m localaws.audit`` (``make audit``), the audit with its report
+  written to this machine.
 
 The shared layer folder is put on ``sys.path`` here (after everything else, as Lambda puts
 ``/opt/python``), so that ``clguard`` imports the same way for the runtime as for the handlers.

@@ -1,4 +1,4 @@
-"""The functions' configuration (design §4) comes from the template's Parameters."""
+"""The functions' configuration (docs/architecture.md §4) comes from the template's Parameters."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from tests.infrastructure.cfn_template import (
     resources_of_type,
 )
 
-# Design §4, the configuration contract.
+# docs/architecture.md §4, the configuration contract.
 DESIGN_VARIABLES = {
     "ALERT_TOPIC_ARN",
     "TRAINING_BUCKETS",
@@ -98,7 +98,7 @@ def test_globals_environment_is_exactly_the_contract() -> None:
     # When the environment every function receives is read
     variables = set(global_environment(template))
 
-    # Then it holds the §4 variables plus the queue URL and the Powertools settings, nothing else
+    # Then it holds the docs/architecture.md §4 variables plus the queue URL and the Powertools settings, nothing else
     assert variables == DESIGN_VARIABLES | OTHER_VARIABLES
 
 
@@ -143,7 +143,7 @@ def test_environment_resolves_to_the_documented_defaults() -> None:
     # When the environment is resolved
     env = resolve(template, global_environment(template), {"TrainingBuckets": buckets})
 
-    # Then each variable has the §4 default; the principal patterns are left to the code, whose
+    # Then each variable has its docs/architecture.md §4 default; the principal patterns are left to the code, whose
     # default follows the account acted on (this one, or a member's)
     assert env == {
         "ALERT_TOPIC_ARN": "ref:AlertsTopic",
@@ -293,7 +293,7 @@ def test_parameter_defaults_are_the_design_defaults() -> None:
     # When their defaults are read
     defaults = {name: spec["Default"] for name, spec in parameters.items() if "Default" in spec}
 
-    # Then they are the design's, and each default passes its own constraints
+    # Then they are the documented defaults (docs/architecture.md §4), and each default passes its own constraints
     assert defaults == DESIGN_DEFAULTS
     for name, default in defaults.items():
         assert accepts(parameters[name], default), name
@@ -325,7 +325,7 @@ def test_enumerated_parameters_match_the_contract() -> None:
     parameters = load_template()["Parameters"]
 
     # When their allowed values are read
-    # Then they are the values §4 defines
+    # Then they are the values docs/architecture.md §4 defines
     assert set(parameters["EncryptionRequirement"]["AllowedValues"]) == {"SSE_S3_OR_KMS", "SSE_KMS"}
     assert set(parameters["RemediationMode"]["AllowedValues"]) == {"enforce", "report"}
 

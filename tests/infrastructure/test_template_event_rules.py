@@ -67,7 +67,7 @@ def test_the_template_declares_the_three_rules() -> None:
     # When its rules are listed
     patterns = rule_patterns(load_template())
 
-    # Then they are the three rules of the design
+    # Then they are the three rules of docs/architecture.md §2
     assert set(patterns) == {OBJECT_CREATED, S3_DATA_EVENT, TRAINING_CALL}
 
 

@@ -1,4 +1,4 @@
-"""Configuration (design §4): validation names the variable, defaults, and the per-env cache."""
+"""Configuration (docs/architecture.md §4): validation names the variable, defaults, and the per-env cache."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def test_defaults() -> None:
     # Given only the required variables
     # When loaded
     settings = load_settings(_env(), account_id=ACCOUNT)
-    # Then every optional variable has the design's default
+    # Then every optional variable has its documented default (docs/architecture.md §4)
     assert settings.encryption_requirement is EncryptionRequirement.SSE_S3_OR_KMS
     assert settings.allowed_kms_keys == frozenset()
     assert settings.remediation_mode is RemediationMode.ENFORCE

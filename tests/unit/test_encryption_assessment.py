@@ -1,4 +1,4 @@
-"""Classifying HeadObject responses and deciding what the configuration requires (design §5, §8)."""
+"""Classifying HeadObject responses and deciding what the configuration requires (docs/architecture.md §5, §8)."""
 
 from __future__ import annotations
 
@@ -104,7 +104,7 @@ def test_describe() -> None:
     assert "UpdateObjectEncryption" in Remediation(Method.UPDATE, kms(K1)).describe()
 
 
-# --- assess: the design's corner cases --------------------------------------------------------
+# --- assess: the contract's corner cases ------------------------------------------------------
 
 
 def test_unencrypted_object_is_copied_with_sse_s3_by_default() -> None:
@@ -197,7 +197,7 @@ def test_kms_object_without_a_key_id_fails_a_key_allow_list() -> None:
 
 
 def _expected(requirement: str, allowed: tuple[str, ...], reencrypt: str | None, enc: ObjectEncryption):
-    """The design's table (§4, §5, §8), written out independently: (finding_type, remediation)."""
+    """The table of docs/architecture.md §4, §5, §8, written out independently: (finding_type, remediation)."""
     reencrypt_target = kms(reencrypt) if reencrypt else None
     if enc.kind is Encryption.SSE_C:
         return "OBJECT_SSE_C", None
@@ -234,7 +234,7 @@ def test_assess_every_combination(
     settings = _settings(requirement, allowed, reencrypt)
     # When assessed
     result: Assessment = assess(encryption, settings)
-    # Then the finding and remediation are those of the design's table
+    # Then the finding and remediation are those of the contract's table
     finding, remediation = _expected(requirement, allowed, reencrypt, encryption)
     assert (result.finding_type, result.remediation) == (finding, remediation)
     assert result.encryption == encryption

@@ -1,4 +1,4 @@
-"""The finding (design §5, a contract) and the three renderings SNS delivers."""
+"""The finding (docs/architecture.md §5, a contract) and the three renderings SNS delivers."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ CONTRACT_FIELDS = {
     "source_event_id",
     "observed_at",
 }
-# Design §5, copied from the table (not from the code).
+# docs/architecture.md §5, copied from the table (not from the code).
 DESIGN_SEVERITY = {
     "OBJECT_UNENCRYPTED": "HIGH",
     "OBJECT_SSE_C": "HIGH",
@@ -64,7 +64,7 @@ DESIGN_SEVERITY = {
     "MANIFEST_INVALID": "MEDIUM",
     "TRAINING_FAILED": "HIGH",
 }
-# The outcomes the design names for each finding type.
+# The outcomes the contract (docs/architecture.md §5) names for each finding type.
 DESIGN_OUTCOMES: dict[FindingType, tuple[Outcome, ...]] = {
     FindingType.OBJECT_UNENCRYPTED: (Outcome.REMEDIATED, Outcome.REPORTED, Outcome.FAILED),
     FindingType.OBJECT_SSE_C: (Outcome.REPORTED,),
@@ -139,7 +139,7 @@ def _finding_for(finding_type: FindingType, outcome: Outcome) -> Finding:
 
 
 def test_document_of_the_design_example() -> None:
-    # Given the design's example finding
+    # Given the contract's example finding (docs/architecture.md §5)
     finding = _object_finding()
     # When its document is built
     # Then it is exactly the contract's document
@@ -187,7 +187,7 @@ def test_document_has_exactly_the_contract_fields_and_types(finding_type: Findin
 
 def test_severity_table_matches_the_design() -> None:
     # Given the severity table
-    # Then every finding type has the design's severity, and there are no others
+    # Then every finding type has the contract's severity (docs/architecture.md §5), and no others
     assert {t.value: s.value for t, s in SEVERITY.items()} == DESIGN_SEVERITY
     assert {t.value for t in FindingType} == set(DESIGN_SEVERITY)
     assert {t.value: t.severity.value for t in FindingType} == DESIGN_SEVERITY
@@ -341,7 +341,7 @@ def test_subject_of_a_huge_key_keeps_both_ends() -> None:
 
 @pytest.mark.parametrize(("finding_type", "outcome"), PAIRS)
 def test_email_says_what_where_what_was_done_and_next(finding_type: FindingType, outcome: Outcome) -> None:
-    # Given a finding of any type, with an outcome the design names for it
+    # Given a finding of any type, with an outcome the contract names for it
     finding = _finding_for(finding_type, outcome)
     # When rendered for email
     text = email_text(finding)
@@ -457,7 +457,7 @@ def test_message_attributes(finding_type: FindingType, outcome: Outcome) -> None
 
 def test_severity_values() -> None:
     # Given the severities
-    # Then only HIGH and MEDIUM exist (the design uses no others)
+    # Then only HIGH and MEDIUM exist (docs/architecture.md §5 uses no others)
     assert {s.value for s in Severity} == {"HIGH", "MEDIUM"}
 
 

@@ -284,7 +284,7 @@ def test_exactly_max_lines_is_not_truncated() -> None:
 
 def test_default_limits_match_the_design() -> None:
     # Given the module's limits
-    # Then they are the design's 250,000 lines and 1 GB
+    # Then they are Custom Labels' manifest limits: 250,000 lines and 1 GB
     assert manifest.MAX_LINES == 250_000
     assert MAX_BYTES == 1024**3
 

@@ -1,4 +1,4 @@
-"""Configuration (design §4): one immutable Settings, validated once per cold start.
+"""Configuration (docs/architecture.md §4): one immutable Settings, validated once per cold start.
 
 Logic never reads ``os.environ``: handlers call :func:`current_settings` with the environment
 and the account id from the Lambda context, and pass the Settings down.

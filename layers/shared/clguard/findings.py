@@ -1,4 +1,4 @@
-"""The finding (design §5, a contract) and the three renderings SNS delivers.
+"""The finding (docs/architecture.md §5, a contract) and the three renderings SNS delivers.
 
 ``default`` is the finding document (JSON), ``email`` a short text, ``https`` the chat schema that
 Amazon Q Developer in chat applications (formerly AWS Chatbot) renders in Slack.

@@ -1,4 +1,4 @@
-"""Ensure principals have the key access training needs — within the guardrails (design §6).
+"""Ensure principals have the key access training needs — within the guardrails (docs/architecture.md §6).
 
 Order of checks for one key (each stops the rest and says why in a finding):
 1. the key resolves, is customer managed, in this account and enabled, else KEY_UNUSABLE (also

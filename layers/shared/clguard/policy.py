@@ -1,4 +1,4 @@
-"""Pure key-policy logic (design §6). No I/O: every function takes and returns plain JSON values.
+"""Pure key-policy logic (docs/architecture.md §6). No I/O: every function takes and returns plain JSON values.
 
 The remediator owns a few statements, found by ``Sid``. It only ever appends principals to
 their ``Principal.AWS`` list; every statement it does not own stays exactly as it was.

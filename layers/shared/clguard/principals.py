@@ -1,4 +1,5 @@
-"""Who may be added to a key policy (guardrails, design §6) and who called (CloudTrail, design §7)."""
+"""Who may be added to a key policy (guardrails, docs/architecture.md §6) and who called
+(CloudTrail ``userIdentity``, docs/architecture.md §7)."""
 
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ def _issuer_role(identity: Mapping[str, Any]) -> str | None:
 
 
 def resolve_caller(identity: Any) -> Caller:
-    """Design §7. AssumedRole → the session issuer role ARN *with its path* (never the sts ARN)."""
+    """docs/architecture.md §7. AssumedRole → the session issuer role ARN *with its path* (never the sts ARN)."""
     if not isinstance(identity, Mapping):
         return Caller("missing", None, "the record has no userIdentity")
     kind = _text(identity.get("type")) or "unknown"

@@ -1,4 +1,4 @@
-"""The grant path (design §7, §8): a Rekognition training call → the caller gets exactly the key
+"""The grant path (docs/architecture.md §7, §8): a Rekognition training call → the caller gets exactly the key
 access training needs, and every violation on the way is reported.
 
 Handles CreateProjectVersion (manifests, KmsKeyId, output bucket; without manifests, the entries
@@ -144,7 +144,7 @@ def request_of(call: TrainingCall) -> TrainingRequest:
 
 
 def should_act(call: TrainingCall) -> tuple[bool, str]:
-    """Design §7: a refused call grants nothing, except AccessDenied naming a kms: action (the
+    """docs/architecture.md §7: a refused call grants nothing, except AccessDenied naming a kms: action (the
     caller lacked key access; grant it so the retry succeeds)."""
     if call.event_name not in TRAINING_EVENTS:
         return False, f"{call.event_name} is not a training call"

@@ -52,7 +52,7 @@ class KeyLookup:
 
 
 def describe(reference: str) -> KeyLookup:
-    """Resolve a key id, key ARN, alias name or alias ARN to the key (design §6)."""
+    """Resolve a key id, key ARN, alias name or alias ARN to the key (docs/architecture.md §6)."""
     try:
         meta = client("kms").describe_key(KeyId=reference)["KeyMetadata"]
     except ClientError as error:
