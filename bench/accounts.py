@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 from collections import Counter
 
-import boto3
 from moto import mock_aws
 
 from bench.calls import BATCH, compliant_keys, compliant_world, run_verify
@@ -16,23 +15,10 @@ from clguard import policy
 from localaws.doubles import aws_behaviour
 from tests.awscalls import boundary
 from tests.eventsamples import sqs_event
-from tests.world import REGION, World, default_key_policy
+from tests.world import World, default_key_policy, member_world
 
 MEMBER = "111122223333"
 MEMBER_BUCKET = "member-training-data"
-
-
-def _member_world() -> World:
-    credentials = boto3.client("sts", region_name=REGION).assume_role(
-        RoleArn=f"arn:aws:iam::{MEMBER}:role/setup", RoleSessionName="bench-setup"
-    )["Credentials"]
-    session = boto3.session.Session(
-        aws_access_key_id=credentials["AccessKeyId"],
-        aws_secret_access_key=credentials["SecretAccessKey"],
-        aws_session_token=credentials["SessionToken"],
-        region_name=REGION,
-    )
-    return World(s3=session.client("s3"), kms=session.client("kms"), iam=session.client("iam"))
 
 
 def member_overhead(count: int = BATCH) -> list[Figure]:
@@ -42,7 +28,7 @@ def member_overhead(count: int = BATCH) -> list[Figure]:
         os.environ.pop("MOTO_ACCOUNT_ID", None)
         fresh_container()
         world, keys, _ = compliant_world(count)
-        member = _member_world()
+        member = member_world(MEMBER)
         member.role("CustomLabelsGuardMember")
         trainer = member.role("CustomLabelsTrainer", "/ml/")
         key = member.key(policy=_granted(trainer))
