@@ -120,7 +120,12 @@ def test_function_policy_actions_are_the_declared_lists(function: str) -> None:
 
 @pytest.mark.parametrize(
     ("function", "folder"),
-    [(VERIFY, "verify_object_encryption"), (GRANT, "grant_training_access"), (AUDIT, "audit")],
+    [
+        (VERIFY, "verify_object_encryption"),
+        (GRANT, "grant_training_access"),
+        (AUDIT, "audit"),
+        ("DigestFunction", "digest"),
+    ],
 )
 def test_function_policy_grants_exactly_what_the_code_declares(function: str, folder: str) -> None:
     # Given the IAM actions the code declares (each adapter's operations, per function)

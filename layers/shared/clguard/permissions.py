@@ -57,6 +57,10 @@ OPERATIONS: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
         "dynamodb": tuple(dynamodb.IAM_ACTIONS),
         "lambda": ("Invoke",),
     },
+    # Publishes messages for people to the human topic; reads nothing else.
+    "digest": {
+        "sns": ("Publish",),
+    },
 }
 
 # Not calls of ours: S3 uses the object's and the target key for CopyObject / multipart copy /
@@ -75,6 +79,7 @@ ON_OUR_BEHALF: Final = frozenset(
 # The audit copies nothing: only SNS uses a key on its behalf (the alerts topic's).
 ON_BEHALF_OF: Final[Mapping[str, frozenset[str]]] = {
     "audit": frozenset({"kms:GenerateDataKey", "kms:Decrypt"}),
+    "digest": frozenset({"kms:GenerateDataKey", "kms:Decrypt"}),  # the human topic's key
 }
 
 # Lambda's event source mapping polls the verify queue with the verify function's role.
@@ -84,6 +89,10 @@ EVENT_SOURCE: Final[Mapping[str, frozenset[str]]] = {
     ),
     "grant_training_access": frozenset(),
     "audit": frozenset(),
+    # ... and the digest queue with the digest function's
+    "digest": frozenset(
+        {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"}
+    ),
 }
 
 _ADAPTERS: Final = {
