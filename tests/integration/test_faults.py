@@ -5,13 +5,14 @@ silently dropped — and nothing is half-written."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.exceptions import ClientError
 
-from clguard import policy
+from clguard import policy, training
 from clguard.adapters import clients
 from clguard.adapters.clients import CONFIG
 from clguard.errors import RetryableError
@@ -20,7 +21,7 @@ from functions.verify_object_encryption import app
 from localaws.doubles import KeyPolicyValidation
 from tests.awscalls import Boundary
 from tests.eventsamples import load_event, sqs_event
-from tests.world import ACCOUNT, LambdaContext, World
+from tests.world import ACCOUNT, BUCKET, LambdaContext, World
 
 KEY = "datasets/cats/images/cat-001.jpg"
 TRAINER = f"arn:aws:iam::{ACCOUNT}:role/ml/Trainer"
@@ -212,3 +213,53 @@ def test_one_principal_kms_cannot_see_does_not_block_the_others(world: World, mo
     assert statement["Principal"]["AWS"] == [good]
     outcomes = sorted((f["principal_arn"], f["outcome"]) for f in world.findings())
     assert outcomes == sorted([(good, "REMEDIATED"), (gone, "FAILED")])
+
+
+def test_a_copy_that_failed_is_retried_not_taken_for_a_loop(world: World, calls: Boundary) -> None:
+    # Given a CopyObject that fails once with SlowDown
+    world.put_legacy(KEY)
+    calls.faults.add("CopyObject", "SlowDown", status=503, times=1)
+    event = load_event("s3_object_created")
+
+    # When the event is processed and then redelivered by SQS
+    assert len(verify(event)["batchItemFailures"]) == 1  # type: ignore[arg-type]
+    assert verify(event) == {"batchItemFailures": []}
+
+    # Then the retry re-encrypts it and reports a remediation, not a loop
+    assert world.head(KEY)["ServerSideEncryption"] == "AES256"
+    assert [(f["finding_type"], f["outcome"]) for f in world.findings()] == [("OBJECT_UNENCRYPTED", "REMEDIATED")]
+
+
+def test_a_grant_whose_read_back_fails_is_still_reported(world: World, calls: Boundary, cmk_object: str) -> None:
+    # Given the confirming read after the write fails (the third GetKeyPolicy: cached view,
+    # re-read inside the lock, read-back)
+    calls.faults.add("GetKeyPolicy", "ThrottlingException", after=2, times=1)
+
+    # When the object's event is processed
+    assert verify(load_event("s3_object_created")) == {"batchItemFailures": []}
+
+    # Then the grant is in the policy and was reported, as unconfirmed
+    assert policy.is_granted(world.policy(cmk_object), TRAINER, policy.TRAINING_DATA)
+    [finding] = world.findings()
+    assert (finding["finding_type"], finding["outcome"]) == ("KEY_ACCESS_MISSING", "REMEDIATED")
+    assert "read-back to confirm it failed" in finding["detail"]
+
+
+def test_a_failure_fanning_images_out_is_not_blamed_on_the_manifest(
+    world: World, calls: Boundary, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given readable manifests with more images than the inline limit, and a verify queue that
+    # refuses the fan-out (a deployment error, not the manifest's)
+    monkeypatch.setattr(training, "INLINE_IMAGE_LIMIT", 1)
+    world.role("CustomLabelsTrainer", "/ml/")
+    body = "\n".join(json.dumps({"source-ref": f"s3://{BUCKET}/img-{n}.jpg"}) for n in range(3)).encode()
+    for manifest in ("datasets/cats/train.manifest", "datasets/cats/test.manifest"):
+        world.put(manifest, body)
+    calls.faults.add("SendMessage", "AccessDenied", status=403)
+
+    # When the training call is handled, the error surfaces (Lambda retries, then its DLQ)
+    with pytest.raises(ClientError):
+        grant_app.lambda_handler(world.training_event(), LambdaContext(function_name="grant"))
+
+    # And no manifest was reported unreadable
+    assert "MANIFEST_INVALID" not in [f["finding_type"] for f in world.findings()]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
 from clguard import fanout, policy, verify
+from clguard.adapters import kms, s3
 from clguard.config import Settings, load_settings
 from clguard.manifest import ImageRef
 from functions.verify_object_encryption import app
@@ -385,3 +387,53 @@ def test_a_version_id_s3_does_not_know_is_not_taken_for_sse_c(world: World) -> N
     # Then the current object is inspected and remediated, not reported as SSE-C
     [finding] = world.findings()
     assert (finding["finding_type"], finding["outcome"]) == ("OBJECT_UNENCRYPTED", "REMEDIATED")
+
+
+def test_aws_managed_key_is_wrong_encryption_under_sse_kms(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given SSE_KMS (customer managed keys only) and an object under an AWS managed key
+    # (moto reports every key as CUSTOMER: DescribeKey's KeyManager is set to AWS for this one)
+    aws_key = world.key()
+    world.env_set(ENCRYPTION_REQUIREMENT="SSE_KMS")
+    world.put(KEY, ServerSideEncryption="aws:kms", SSEKMSKeyId=aws_key)
+    describe = kms.describe
+
+    def as_aws_managed(reference: str) -> kms.KeyLookup:
+        found = describe(reference)
+        if found.key is not None and found.key.arn == aws_key:
+            return dataclasses.replace(found, key=dataclasses.replace(found.key, manager="AWS"))
+        return found
+
+    monkeypatch.setattr(kms, "describe", as_aws_managed)
+
+    run(load_event("s3_object_created"))
+
+    [finding] = world.findings()
+    assert (finding["finding_type"], finding["outcome"], finding["kms_key_arn"]) == (
+        "OBJECT_WRONG_ENCRYPTION",
+        "REPORTED",
+        aws_key,
+    )
+    assert "AWS managed key" in finding["detail"]
+
+
+def test_without_update_object_encryption_in_the_sdk_the_object_is_copied(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given SSE_KMS required, a re-encryption key, and an SDK without UpdateObjectEncryption
+    target = world.key()
+    world.env_set(ENCRYPTION_REQUIREMENT="SSE_KMS", REENCRYPT_KMS_KEY=target)
+    world.put(KEY, ServerSideEncryption="AES256")
+
+    def unavailable(*_: object) -> None:
+        raise s3.UpdateUnavailable("no such operation in this botocore")
+
+    monkeypatch.setattr(s3, "update_encryption", unavailable)
+
+    run(load_event("s3_object_created"))
+
+    # Then the object was re-encrypted by copying, and the finding says so
+    head = world.head(KEY)
+    assert (head["ServerSideEncryption"], head["SSEKMSKeyId"]) == ("aws:kms", target)
+    [finding] = world.findings()
+    assert finding["outcome"] == "REMEDIATED"
+    assert "(CopyObject)" in finding["detail"]
