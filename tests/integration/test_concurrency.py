@@ -135,10 +135,15 @@ class NoLock:
 
 
 def test_without_the_lock_updates_are_lost(world: World, roles: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given one managed key, 20 principals, slow policy writes, and no key lock
     key = world.key()
     slow_writes(monkeypatch)
     monkeypatch.setattr(keyaccess, "KeyLock", NoLock)
+
+    # When 20 grants run at the same moment
     run_together(jobs_for(world, key, roles))
+
+    # Then some grants are lost (so the test above can fail)
     assert len(granted(world, key)) < len(roles)
 
 
@@ -164,12 +169,17 @@ def test_lock_holder_crash_does_not_block_forever(world: World) -> None:
 
 
 def test_lock_contention_times_out_with_a_retryable_error(world: World) -> None:
+    # Given a lock held by one writer
     table = world.env()["STATE_TABLE"]
     holder = KeyLock(table, "k")
     holder.acquire()
+
+    # When another waits for it longer than its wait allows
     waiter = KeyLock(table, "k", wait_seconds=0.2)
     with pytest.raises(LockTimeout) as raised:
         waiter.acquire()
+
+    # Then it times out, after more than one attempt, with an error that retries the event
     assert isinstance(raised.value, RetryableError)
     assert waiter.attempts > 1
 

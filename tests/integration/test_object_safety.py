@@ -407,9 +407,11 @@ def test_in_a_versioned_bucket_the_copy_does_not_overwrite_a_newer_upload(versio
     inspected = s3.head(BUCKET, KEY)
     versioned.put(KEY, b"new", ServerSideEncryption="AES256")
 
+    # When the remediator copies what it inspected, it is told the object changed
     with pytest.raises(ObjectChanged):
         s3.copy_in_place(BUCKET, inspected, ObjectEncryption(Encryption.SSE_S3))
 
+    # Then the newer upload is intact
     assert versioned.s3.get_object(Bucket=BUCKET, Key=KEY)["Body"].read() == b"new"
 
 
