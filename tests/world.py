@@ -273,3 +273,26 @@ class World:
             for message in messages:
                 self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
                 yield message
+
+
+def member_world(account: str) -> World:
+    """Another account's side of a many-accounts test: its clients, through a role assumed in it.
+    Needs MOTO_ACCOUNT_ID unset (it pins every request to one account); moto then takes the
+    account from the credentials, as AWS does."""
+    credentials = boto3.client("sts", region_name=REGION).assume_role(
+        RoleArn=f"arn:aws:iam::{account}:role/setup", RoleSessionName="test-setup"
+    )["Credentials"]
+    session = boto3.session.Session(
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+        region_name=REGION,
+    )
+    return World(
+        s3=session.client("s3"),
+        kms=session.client("kms"),
+        sns=session.client("sns"),
+        sqs=session.client("sqs"),
+        iam=session.client("iam"),
+        ddb=session.client("dynamodb"),
+    )

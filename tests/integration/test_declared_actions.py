@@ -5,10 +5,10 @@ Three lists are kept by hand: the calls in the code, the declarations (each adap
 (``tests/infrastructure/test_template_iam.py`` checks the template grants exactly what is declared).
 These tests close the loop: they run each function through scenarios that exercise its AWS calls
 (remediation by copy, multipart copy and in-place update, a key grant, the findings outbox, a
-fan-out, dataset reads, an audit run with its continuation, a digest), record every call the
-code makes (``tests.awscalls.CallLog``: (service, operation)), and require each one declared for
-the function whose invocation made it. Lambda's own polling of the verify queue (the event source,
-``permissions.EVENT_SOURCE``) is declared but never called by the code.
+member account, a fan-out, dataset reads, an audit run with its continuation, a digest), record
+every call the code makes (``tests.awscalls.CallLog``: (service, operation)), and require each one
+declared for the function whose invocation made it. Lambda's own polling of the verify queue (the
+event source, ``permissions.EVENT_SOURCE``) is declared but never called by the code.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from tests.auditrun import REPORTS, scheduled_event, summaries
 from tests.awscalls import Boundary
 from tests.eventsamples import load_event, load_sqs_event, sqs_event
 from tests.infrastructure.cfn_template import function_policy_actions, load_template
-from tests.world import ACCOUNT, BUCKET, OUTPUT_BUCKET, LambdaContext, World
+from tests.world import ACCOUNT, BUCKET, OUTPUT_BUCKET, LambdaContext, World, member_world
 
 VERIFY, GRANT, AUDIT, DIGEST = "verify_object_encryption", "grant_training_access", "audit", "digest"
 KEY = "datasets/cats/images/cat-001.jpg"  # the key of events/s3_object_created.json
@@ -146,6 +146,23 @@ def findings_outbox(world: World, recorder: Recorder, _: pytest.MonkeyPatch) -> 
     return {("sqs", "SendMessage"), ("sns", "Publish")}
 
 
+def member_account(world: World, recorder: Recorder, _: pytest.MonkeyPatch) -> set[Call]:
+    # an unencrypted object in a member account's bucket: the central verify function acts
+    # there through the member role
+    member, bucket = "111122223333", "member-training-data"
+    world.monkeypatch.delenv("MOTO_ACCOUNT_ID")  # moto takes the account from the credentials
+    side = member_world(member)
+    side.role("CustomLabelsGuardMember")
+    side.s3.create_bucket(Bucket=bucket)
+    side.put_legacy("images/a.jpg", bucket=bucket)
+    world.env_set(MEMBER_ACCOUNTS=member, TRAINING_BUCKETS=f"{BUCKET},{bucket}")
+    event = world.object_created("images/a.jpg", bucket=bucket)
+    event["account"] = member
+    assert recorder.verify(event) == {"batchItemFailures": []}
+    assert side.head("images/a.jpg", bucket=bucket)["ServerSideEncryption"] == "AES256"
+    return {("sts", "AssumeRole"), ("s3", "CopyObject")}
+
+
 def manifests_and_fanout(world: World, recorder: Recorder, monkeypatch: pytest.MonkeyPatch) -> set[Call]:
     # a training from two manifests with more images than the inline limit, an output bucket
     # under its own key; the images' checks fan out to the verify queue
@@ -250,6 +267,7 @@ SCENARIOS: dict[str, tuple[Scenario, set[str]]] = {
     "update in place": (update_in_place, {VERIFY}),
     "key grant": (key_grant, {VERIFY}),
     "findings outbox": (findings_outbox, {VERIFY}),
+    "member account": (member_account, {VERIFY}),
     "manifests and fan-out": (manifests_and_fanout, {GRANT, VERIFY}),
     "dataset reads": (dataset_reads, {GRANT}),
     "audit run": (audit_run, {AUDIT, VERIFY}),

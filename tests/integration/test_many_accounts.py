@@ -9,7 +9,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import pytest
 
 from clguard import policy
@@ -17,7 +16,7 @@ from functions.grant_training_access import app as grant_app
 from functions.verify_object_encryption import app as verify_app
 from tests.awscalls import Boundary
 from tests.eventsamples import sqs_event
-from tests.world import ACCOUNT, REGION, LambdaContext, World, default_key_policy
+from tests.world import ACCOUNT, LambdaContext, World, default_key_policy, member_world
 
 MEMBER = "111122223333"
 STRANGER = "999988887777"
@@ -35,26 +34,6 @@ class Member:
     central_key: str
 
 
-def member_clients() -> World:
-    credentials = boto3.client("sts", region_name=REGION).assume_role(
-        RoleArn=f"arn:aws:iam::{MEMBER}:role/setup", RoleSessionName="test-setup"
-    )["Credentials"]
-    session = boto3.session.Session(
-        aws_access_key_id=credentials["AccessKeyId"],
-        aws_secret_access_key=credentials["SecretAccessKey"],
-        aws_session_token=credentials["SessionToken"],
-        region_name=REGION,
-    )
-    return World(
-        s3=session.client("s3"),
-        kms=session.client("kms"),
-        sns=session.client("sns"),
-        sqs=session.client("sqs"),
-        iam=session.client("iam"),
-        ddb=session.client("dynamodb"),
-    )
-
-
 @pytest.fixture
 def member(world: World) -> Member:
     """A member account with the guard's member role, a trainer role, a managed key and a
@@ -62,7 +41,7 @@ def member(world: World) -> Member:
     # MOTO_ACCOUNT_ID pins every request to one account; without it moto takes the account from
     # the credentials, as AWS does (the default one is ACCOUNT).
     world.monkeypatch.delenv("MOTO_ACCOUNT_ID")
-    side = member_clients()
+    side = member_world(MEMBER)
     side.role("CustomLabelsGuardMember")
     side.role("Trainer", "/ml/")
     side.s3.create_bucket(Bucket=MEMBER_BUCKET)
