@@ -37,7 +37,7 @@ from tests.eventsamples import load_event, load_sqs_event, sqs_event
 from tests.infrastructure.cfn_template import function_policy_actions, load_template
 from tests.world import ACCOUNT, BUCKET, OUTPUT_BUCKET, LambdaContext, World, member_world
 
-VERIFY, GRANT, AUDIT, DIGEST = "verify_object_encryption", "grant_training_access", "audit", "digest"
+VERIFY, GRANT, AUDIT = "verify_object_encryption", "grant_training_access", "audit"
 KEY = "datasets/cats/images/cat-001.jpg"  # the key of events/s3_object_created.json
 TRAINER = f"arn:aws:iam::{ACCOUNT}:role/ml/CustomLabelsTrainer"  # the caller of the training samples
 Call = tuple[str, str]  # (botocore service name, operation name)
