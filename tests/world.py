@@ -128,7 +128,7 @@ class World:
             self.monkeypatch.setenv(name, value)
 
     def env(self, **overrides: str) -> dict[str, str]:
-        """The function environment the template gives (design §4), with overrides."""
+        """The function environment the template gives (docs/architecture.md §4), with overrides."""
         values = {
             "ALERT_TOPIC_ARN": self.topic_arn,
             "TRAINING_BUCKETS": BUCKET,

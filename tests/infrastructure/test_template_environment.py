@@ -1,4 +1,4 @@
-"""The functions' configuration (design §4) comes from the template's Parameters."""
+"""The functions' configuration (docs/architecture.md §4) comes from the template's Parameters."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The functions' IAM permissions are least privilege (design §11)."""
+"""The functions' IAM permissions are least privilege (docs/architecture.md §11)."""
 
 from __future__ import annotations
 

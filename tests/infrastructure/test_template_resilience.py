@@ -1,4 +1,4 @@
-"""Nothing is lost silently (design §11): retries, DLQs, alarms, encryption, retention."""
+"""Nothing is lost silently (docs/architecture.md §11): retries, DLQs, alarms, encryption, retention."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """No code path can add ``*``, a root, a service principal or another account's principal to a
-key policy — whatever the configuration says (design §6, §11)."""
+key policy — whatever the configuration says (docs/architecture.md §6, §11)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Configuration (design §4): validation names the variable, defaults, and the per-env cache."""
+"""Configuration (docs/architecture.md §4): validation names the variable, defaults, and the per-env cache."""
 
 from __future__ import annotations
 

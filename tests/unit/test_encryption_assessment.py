@@ -1,4 +1,4 @@
-"""Classifying HeadObject responses and deciding what the configuration requires (design §5, §8)."""
+"""Classifying HeadObject responses and deciding what the configuration requires (docs/architecture.md §5, §8)."""
 
 from __future__ import annotations
 

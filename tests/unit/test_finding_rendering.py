@@ -1,4 +1,4 @@
-"""The finding (design §5, a contract) and the three renderings SNS delivers."""
+"""The finding (docs/architecture.md §5, a contract) and the three renderings SNS delivers."""
 
 from __future__ import annotations
 

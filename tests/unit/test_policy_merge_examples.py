@@ -1,4 +1,4 @@
-"""Example tests of the key-policy logic (design §6): what counts as granted, the owned statements,
+"""Example tests of the key-policy logic (docs/architecture.md §6): what counts as granted, the owned statements,
 their order, and the hand modifications the remediator refuses to build on."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Property tests of the key-policy merge (design §6): add, never remove; owned statements only
+"""Property tests of the key-policy merge (docs/architecture.md §6): add, never remove; owned statements only
 gain principals; idempotent; guardrails hold for any document.
 
 The generators build arbitrary *valid* key policies: foreign statements of every shape, the

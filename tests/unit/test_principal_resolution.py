@@ -1,4 +1,4 @@
-"""Who may be added to a key policy (design §6) and who called (design §7)."""
+"""Who may be added to a key policy (docs/architecture.md §6) and who called (docs/architecture.md §7)."""
 
 from __future__ import annotations
 
