@@ -4,6 +4,7 @@ functions, and show that none is lost — and that the same run without the lock
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from clguard.manifest import ImageRef
 from functions.grant_training_access import app as grant_app
 from functions.verify_object_encryption import app as verify_app
 from tests.awscalls import Boundary
-from tests.eventsamples import sqs_event
+from tests.eventsamples import load_event, sqs_event
 from tests.world import BUCKET, LambdaContext, World
 
 WRITERS = 20
@@ -134,10 +135,15 @@ class NoLock:
 
 
 def test_without_the_lock_updates_are_lost(world: World, roles: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given one managed key, 20 principals, slow policy writes, and no key lock
     key = world.key()
     slow_writes(monkeypatch)
     monkeypatch.setattr(keyaccess, "KeyLock", NoLock)
+
+    # When 20 grants run at the same moment
     run_together(jobs_for(world, key, roles))
+
+    # Then some grants are lost (so the test above can fail)
     assert len(granted(world, key)) < len(roles)
 
 
@@ -163,12 +169,17 @@ def test_lock_holder_crash_does_not_block_forever(world: World) -> None:
 
 
 def test_lock_contention_times_out_with_a_retryable_error(world: World) -> None:
+    # Given a lock held by one writer
     table = world.env()["STATE_TABLE"]
     holder = KeyLock(table, "k")
     holder.acquire()
+
+    # When another waits for it longer than its wait allows
     waiter = KeyLock(table, "k", wait_seconds=0.2)
     with pytest.raises(LockTimeout) as raised:
         waiter.acquire()
+
+    # Then it times out, after more than one attempt, with an error that retries the event
     assert isinstance(raised.value, RetryableError)
     assert waiter.attempts > 1
 
@@ -333,3 +344,34 @@ def test_taking_over_an_expired_lease_waits_out_the_holders_write_deadline(world
     assert taker.send_deadline() == 1_133.0
     # And the holder can no longer send: its send deadline has passed
     assert holder.send_deadline() < clock()
+
+
+def verify(*bodies: object) -> dict[str, object]:
+    return verify_app.lambda_handler(sqs_event(*bodies), LambdaContext())  # type: ignore[arg-type]
+
+
+def test_a_grant_lost_to_an_expired_lease_is_retried_not_reported(
+    world: World, cmk_object: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a writer whose lease expires during its write, and a stale writer that then puts
+    # back the policy it had read before (our grant is lost)
+    before = world.policy(cmk_object)
+    release = KeyLock.release
+
+    def expired_release(self: KeyLock) -> None:
+        world.kms.put_key_policy(KeyId=cmk_object, PolicyName="default", Policy=json.dumps(before))
+        release(self)
+        self.held_to_the_end = False
+
+    monkeypatch.setattr(KeyLock, "release", expired_release)
+
+    # When the object's event is processed
+    response = verify(load_event("s3_object_created"))
+
+    # Then the record fails (to be retried) and no REMEDIATED was published for a lost grant
+    assert len(response["batchItemFailures"]) == 1  # type: ignore[arg-type]
+    assert world.published() == []
+    # And the retry, with an honest lease, grants and reports once
+    monkeypatch.setattr(KeyLock, "release", release)
+    assert verify(load_event("s3_object_created")) == {"batchItemFailures": []}
+    assert [(f["finding_type"], f["outcome"]) for f in world.findings()] == [("KEY_ACCESS_MISSING", "REMEDIATED")]

@@ -3,7 +3,12 @@ with other events, yields exactly one key-policy change and one alert per findin
 
 from __future__ import annotations
 
+import pytest
+
 from clguard import policy
+from clguard.config import load_settings
+from clguard.findings import Finding, FindingType, KmsKeyResource, Outcome
+from clguard.publisher import Publisher
 from functions.grant_training_access import app as grant_app
 from functions.verify_object_encryption import app
 from tests.awscalls import Boundary
@@ -60,3 +65,21 @@ def test_grant_event_delivered_three_times_interleaved(world: World, calls: Boun
     assert calls.log.count("PutKeyPolicy") == 2
     remediated = [f["principal_arn"] for f in world.findings() if f["outcome"] == "REMEDIATED"]
     assert sorted(remediated) == sorted([f"arn:aws:iam::{ACCOUNT}:role/ml/CustomLabelsTrainer", other])
+
+
+def test_the_same_finding_from_both_functions_is_published_once(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given one finding (a refusal of the same key), as both functions would raise it
+    settings = load_settings(world.env() | {"AWS_REGION": "us-east-1"}, account_id="123456789012")
+    finding = Finding(
+        FindingType.KEY_NOT_MANAGED, Outcome.REFUSED, KmsKeyResource("arn:k"), "d", "evt", "123456789012", "us-east-1"
+    )
+
+    # When the grant function publishes it, then the verify function
+    sent = []
+    for function in ("grant-training-access", "verify-object-encryption"):
+        monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", function)
+        sent.append(Publisher(settings, lambda_context=LambdaContext(function_name=function)).publish(finding))
+
+    # Then only the first is published: the two functions share one idempotency record per finding
+    assert sent == [True, False]
+    assert len(world.published()) == 1

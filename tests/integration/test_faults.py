@@ -5,13 +5,14 @@ silently dropped — and nothing is half-written."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.exceptions import ClientError
 
-from clguard import policy
+from clguard import policy, training
 from clguard.adapters import clients
 from clguard.adapters.clients import CONFIG
 from clguard.errors import RetryableError
@@ -20,7 +21,7 @@ from functions.verify_object_encryption import app
 from localaws.doubles import KeyPolicyValidation
 from tests.awscalls import Boundary
 from tests.eventsamples import load_event, sqs_event
-from tests.world import ACCOUNT, LambdaContext, World
+from tests.world import ACCOUNT, BUCKET, LambdaContext, World
 
 KEY = "datasets/cats/images/cat-001.jpg"
 TRAINER = f"arn:aws:iam::{ACCOUNT}:role/ml/Trainer"
@@ -36,7 +37,11 @@ def failed_ids(response: dict[str, object]) -> int:
 
 @pytest.mark.parametrize("service", ["s3", "kms", "sns", "sqs", "dynamodb"])
 def test_clients_use_standard_retries_with_bounded_attempts(aws: object, service: str) -> None:
+    # Given the code's client for a service
+    # When its configuration is read
     retries = clients.client(service).meta.config.retries
+
+    # Then it retries in standard mode, at most 4 attempts in all, with a short connect timeout
     assert retries["mode"] == "standard"
     assert retries["total_max_attempts"] == 4  # the first attempt and at most 3 retries
     assert CONFIG.connect_timeout == 5  # type: ignore[attr-defined]
@@ -54,12 +59,13 @@ def test_transient_head_failure_fails_the_record_then_the_retry_reports_once(
     calls.faults.add("HeadObject", code, status=status, times=1)
     event = load_event("s3_object_created")
 
-    # When the event is processed, the record fails (SQS retries it) and nothing is published
+    # When the event is processed
+    # Then the record fails (SQS retries it) and nothing is published
     assert failed_ids(verify(event)) == 1
     assert world.published() == []
     assert "ServerSideEncryption" not in world.head(KEY)
 
-    # When SQS redelivers it, it is remediated and reported once
+    # And when SQS redelivers it, it is remediated and reported once
     assert failed_ids(verify(event)) == 0
     assert [f["outcome"] for f in world.findings()] == ["REMEDIATED"]
 
@@ -73,6 +79,7 @@ def test_transient_key_failures_fail_the_record_and_write_nothing_half(
     calls.faults.add(operation, "ThrottlingException", times=1)
     event = load_event("s3_object_created")
 
+    # When the object's event is processed
     # Then the record fails, the policy is unchanged and nothing is published
     assert failed_ids(verify(event)) == 1
     assert world.policy(cmk_object) == before
@@ -84,9 +91,14 @@ def test_transient_key_failures_fail_the_record_and_write_nothing_half(
 
 
 def test_access_denied_on_put_key_policy_is_a_failed_finding(world: World, calls: Boundary, cmk_object: str) -> None:
+    # Given an object under a managed key the training principal lacks, and PutKeyPolicy denied
     before = world.policy(cmk_object)
     calls.faults.add("PutKeyPolicy", "AccessDeniedException")
+
+    # When the object's event is processed (the record succeeds: the failure is reported, not retried)
     assert failed_ids(verify(load_event("s3_object_created"))) == 0
+
+    # Then the policy is unchanged, and the failure is a FAILED finding that says why
     assert world.policy(cmk_object) == before
     [finding] = world.findings()
     assert (finding["finding_type"], finding["outcome"]) == ("KEY_ACCESS_MISSING", "FAILED")
@@ -96,9 +108,14 @@ def test_access_denied_on_put_key_policy_is_a_failed_finding(world: World, calls
 def test_malformed_policy_document_is_retried_then_failed(
     world: World, calls: Boundary, cmk_object: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Given KMS rejects every PutKeyPolicy as MalformedPolicyDocumentException
     monkeypatch.setattr("clguard.keyaccess.MALFORMED_BACKOFF", 0.0)
     calls.faults.add("PutKeyPolicy", "MalformedPolicyDocumentException")
+
+    # When the object's event is processed
     verify(load_event("s3_object_created"))
+
+    # Then the write was tried 4 times, then reported FAILED with the reason
     assert calls.log.count("PutKeyPolicy") == 4
     [finding] = world.findings()
     assert finding["outcome"] == "FAILED"
@@ -108,8 +125,13 @@ def test_malformed_policy_document_is_retried_then_failed(
 def test_access_denied_describing_the_key_is_reported_as_unusable(
     world: World, calls: Boundary, cmk_object: str
 ) -> None:
+    # Given DescribeKey is denied for the object's key
     calls.faults.add("DescribeKey", "AccessDeniedException")
+
+    # When the object's event is processed
     assert failed_ids(verify(load_event("s3_object_created"))) == 0
+
+    # Then the key is reported as unusable, with the reason
     [finding] = world.findings()
     assert (finding["finding_type"], finding["kms_key_arn"]) == ("KEY_UNUSABLE", cmk_object)
     assert "AccessDeniedException" in finding["detail"]
@@ -125,9 +147,10 @@ def test_publish_and_outbox_both_failing_fails_the_record(
     caplog.set_level(logging.INFO)
     event = load_event("s3_object_created")
 
+    # When the event is processed
     # Then the record fails, so SQS keeps the event (and its DLQ after the retries)
     assert failed_ids(verify(event)) == 1
-    # The copy happened, and the finding was logged at ERROR with its full document
+    # And the copy happened, and the finding was logged at ERROR with its full document
     assert world.head(KEY)["ServerSideEncryption"] == "AES256"
     [logged] = [
         r.__dict__["finding"]
@@ -140,14 +163,18 @@ def test_publish_and_outbox_both_failing_fails_the_record(
 
 
 def test_grant_function_raises_on_transient_errors_for_lambdas_async_retry(world: World, calls: Boundary) -> None:
+    # Given a training call, and GetKeyPolicy throttled once
     world.role("CustomLabelsTrainer", "/ml/")
     key = world.key()
     calls.faults.add("GetKeyPolicy", "ThrottlingException", times=1)
     event = world.training_event(kms_key=key)
+
+    # When the grant function handles it
+    # Then it raises (so Lambda's asynchronous retry applies) having granted nothing
     with pytest.raises((RetryableError, ClientError)):
         grant_app.lambda_handler(event, LambdaContext(function_name="grant"))
     assert world.statement(key, policy.COPIED_IMAGES_USE.sid) is None
-    # The retry succeeds
+    # And the retry (Lambda's) succeeds
     grant_app.lambda_handler(event, LambdaContext(function_name="grant"))
     assert world.statement(key, policy.COPIED_IMAGES_USE.sid) is not None
 
@@ -183,6 +210,7 @@ def test_copy_that_does_not_take_effect_is_not_copied_again(world: World, calls:
 
 
 def test_one_bad_record_among_100_fails_only_itself(world: World) -> None:
+    # Given a batch of 99 good events with one malformed body at position 50
     events: list[dict[str, object] | str] = []
     for n in range(99):
         name = f"datasets/cats/images/cat-{n:03}.jpg"
@@ -190,7 +218,11 @@ def test_one_bad_record_among_100_fails_only_itself(world: World) -> None:
         events.append(world.object_created(name))
     events.insert(50, '{"detail-type": "Object Created", "source": "aws.s3"}')
     batch = sqs_event(*events)
+
+    # When the batch is processed
     response = app.lambda_handler(batch, LambdaContext())
+
+    # Then only the malformed record fails
     assert response["batchItemFailures"] == [{"itemIdentifier": batch["Records"][50]["messageId"]}]
 
 
@@ -212,3 +244,53 @@ def test_one_principal_kms_cannot_see_does_not_block_the_others(world: World, mo
     assert statement["Principal"]["AWS"] == [good]
     outcomes = sorted((f["principal_arn"], f["outcome"]) for f in world.findings())
     assert outcomes == sorted([(good, "REMEDIATED"), (gone, "FAILED")])
+
+
+def test_a_copy_that_failed_is_retried_not_taken_for_a_loop(world: World, calls: Boundary) -> None:
+    # Given a CopyObject that fails once with SlowDown
+    world.put_legacy(KEY)
+    calls.faults.add("CopyObject", "SlowDown", status=503, times=1)
+    event = load_event("s3_object_created")
+
+    # When the event is processed and then redelivered by SQS
+    assert len(verify(event)["batchItemFailures"]) == 1  # type: ignore[arg-type]
+    assert verify(event) == {"batchItemFailures": []}
+
+    # Then the retry re-encrypts it and reports a remediation, not a loop
+    assert world.head(KEY)["ServerSideEncryption"] == "AES256"
+    assert [(f["finding_type"], f["outcome"]) for f in world.findings()] == [("OBJECT_UNENCRYPTED", "REMEDIATED")]
+
+
+def test_a_grant_whose_read_back_fails_is_still_reported(world: World, calls: Boundary, cmk_object: str) -> None:
+    # Given the confirming read after the write fails (the third GetKeyPolicy: cached view,
+    # re-read inside the lock, read-back)
+    calls.faults.add("GetKeyPolicy", "ThrottlingException", after=2, times=1)
+
+    # When the object's event is processed
+    assert verify(load_event("s3_object_created")) == {"batchItemFailures": []}
+
+    # Then the grant is in the policy and was reported, as unconfirmed
+    assert policy.is_granted(world.policy(cmk_object), TRAINER, policy.TRAINING_DATA)
+    [finding] = world.findings()
+    assert (finding["finding_type"], finding["outcome"]) == ("KEY_ACCESS_MISSING", "REMEDIATED")
+    assert "read-back to confirm it failed" in finding["detail"]
+
+
+def test_a_failure_fanning_images_out_is_not_blamed_on_the_manifest(
+    world: World, calls: Boundary, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given readable manifests with more images than the inline limit, and a verify queue that
+    # refuses the fan-out (a deployment error, not the manifest's)
+    monkeypatch.setattr(training, "INLINE_IMAGE_LIMIT", 1)
+    world.role("CustomLabelsTrainer", "/ml/")
+    body = "\n".join(json.dumps({"source-ref": f"s3://{BUCKET}/img-{n}.jpg"}) for n in range(3)).encode()
+    for manifest in ("datasets/cats/train.manifest", "datasets/cats/test.manifest"):
+        world.put(manifest, body)
+    calls.faults.add("SendMessage", "AccessDenied", status=403)
+
+    # When the training call is handled, the error surfaces (Lambda retries, then its DLQ)
+    with pytest.raises(ClientError):
+        grant_app.lambda_handler(world.training_event(), LambdaContext(function_name="grant"))
+
+    # And no manifest was reported unreadable
+    assert "MANIFEST_INVALID" not in [f["finding_type"] for f in world.findings()]

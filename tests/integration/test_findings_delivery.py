@@ -235,3 +235,58 @@ def test_the_grant_function_fails_for_a_retry_when_a_finding_is_undelivered(
     assert calls.log.count("PutKeyPolicy") == 1
     grants = [(f["finding_type"], f["outcome"]) for f in world.findings() if f["finding_type"] == "KEY_ACCESS_MISSING"]
     assert grants == [("KEY_ACCESS_MISSING", "REMEDIATED")]
+
+
+# --- the findings outbox and the once-per-key-and-hour window -----------------------------------
+
+
+def test_key_level_conditions_from_uploads_are_reported_once_per_key_and_hour(world: World) -> None:
+    # Given five uploads under a disabled key
+    key = world.key()
+    events = []
+    for n in range(5):
+        name = f"datasets/cats/images/cat-{n}.jpg"
+        world.put(name, ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
+        events.append(world.object_created(name))
+    world.kms.disable_key(KeyId=key.split("/")[-1])
+
+    # When their events arrive, in two batches
+    run(*events[:2])
+    run(*events[2:])
+
+    # Then one KEY_UNUSABLE, not five
+    assert [f["finding_type"] for f in world.findings()] == ["KEY_UNUSABLE"]
+
+
+def test_idempotency_store_failure_defers_the_finding_instead_of_losing_it(world: World, calls: Boundary) -> None:
+    # Given DynamoDB refuses writes once the object's lease is taken and the change written ahead
+    # (without either, no change would be made at all; see test_object_safety, test_write_ahead)
+    world.put_legacy(KEY)
+    calls.faults.add("PutItem", "ProvisionedThroughputExceededException", times=10, after=2)
+
+    # When the event is processed: the copy happens, the finding cannot be recorded
+    assert run(load_event("s3_object_created")) == {"batchItemFailures": []}
+    assert world.head(KEY)["ServerSideEncryption"] == "AES256"
+    assert world.published() == []
+
+    # Then it waits in the outbox, and is published once from there
+    calls.faults.faults.clear()
+    bodies = [m["Body"] for m in world.drain_queue()]
+    assert len(bodies) == 1
+    run(*bodies)
+    assert [(f["finding_type"], f["outcome"]) for f in world.findings()] == [("OBJECT_UNENCRYPTED", "REMEDIATED")]
+
+
+def test_the_outbox_consumer_fails_its_record_instead_of_requeueing_forever(world: World, calls: Boundary) -> None:
+    # Given a finding waiting in the outbox, and SNS still failing
+    world.put_legacy(KEY)
+    calls.faults.add("Publish", "KMSAccessDeniedException", status=400)
+    run(load_event("s3_object_created"))
+    [body] = [m["Body"] for m in world.drain_queue()]
+
+    # When the outbox message is consumed
+    response = run(body)
+
+    # Then its record fails (SQS retries it, then its DLQ keeps it), and nothing was re-queued
+    assert len(response["batchItemFailures"]) == 1
+    assert list(world.drain_queue()) == []

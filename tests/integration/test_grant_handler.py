@@ -65,12 +65,14 @@ def principals(world: World, key: str, sid: str) -> list[str]:
 
 
 def test_assumed_role_with_path_gets_exactly_the_access_training_needs(scenario: Scenario) -> None:
+    # Given the training role (path /ml/), three managed CMKs (data, KmsKeyId, output bucket) it lacks
     w = scenario.world
     before = {k: w.policy(k) for k in (scenario.data_key, scenario.copy_key, scenario.output_key)}
 
+    # When the role's CreateProjectVersion is handled
     summary = grant(w.training_event(kms_key=scenario.copy_key))
 
-    # The role ARN *with its path* is in the copied-images statements of KmsKeyId ...
+    # Then the role ARN *with its path* is in the copied-images statements of KmsKeyId ...
     assert principals(w, scenario.copy_key, policy.COPIED_IMAGES_GRANT.sid) == [TRAINER]
     assert principals(w, scenario.copy_key, policy.COPIED_IMAGES_USE.sid) == [TRAINER]
     statement = w.statement(scenario.copy_key, policy.COPIED_IMAGES_GRANT.sid)
@@ -79,10 +81,10 @@ def test_assumed_role_with_path_gets_exactly_the_access_training_needs(scenario:
     # ... and in the training-data statement of the data key and the output bucket's key
     assert principals(w, scenario.data_key, policy.TRAINING_DATA.sid) == [TRAINER]
     assert principals(w, scenario.output_key, policy.TRAINING_DATA.sid) == [TRAINER]
-    # Every statement that was there is still there, unchanged
+    # And every statement that was there is still there, unchanged
     for key, old in before.items():
         assert w.policy(key)["Statement"][: len(old["Statement"])] == old["Statement"]
-    # One KEY_ACCESS_MISSING REMEDIATED per key, naming the principal and the project
+    # And one KEY_ACCESS_MISSING REMEDIATED per key, naming the principal and the project
     findings = w.findings()
     assert sorted((f["finding_type"], f["outcome"], f["kms_key_arn"]) for f in findings) == sorted(
         ("KEY_ACCESS_MISSING", "REMEDIATED", k) for k in (scenario.copy_key, scenario.data_key, scenario.output_key)
@@ -94,33 +96,47 @@ def test_assumed_role_with_path_gets_exactly_the_access_training_needs(scenario:
 
 
 def test_redelivered_event_changes_nothing_and_publishes_nothing(scenario: Scenario, calls: Boundary) -> None:
+    # Given a training call already handled once
     event = scenario.world.training_event(kms_key=scenario.copy_key)
     grant(event)
     count = len(scenario.world.published())
+
+    # When the same event is delivered twice more
     calls.log.clear()
     grant(event)
     grant(event)
+
+    # Then no key policy is written again and nothing more is published
     assert calls.log.count("PutKeyPolicy") == 0
     assert len(scenario.world.published()) == count
 
 
 def test_sso_role_is_granted_with_its_reserved_path(scenario: Scenario) -> None:
+    # Given a training call by an IAM Identity Center role (under /aws-reserved/sso.amazonaws.com/)
     w = scenario.world
     event = w.training_event("cloudtrail_create_project_version_sso", kms_key=scenario.copy_key)
     role = event["detail"]["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"]
     w.role(role.rsplit("/", 1)[1], "/aws-reserved/sso.amazonaws.com/us-east-1/")
+
+    # When it is handled
     grant(event)
+
+    # Then the role is granted by its ARN with the reserved path
     assert principals(w, scenario.copy_key, policy.COPIED_IMAGES_USE.sid) == [role]
     assert "/aws-reserved/sso.amazonaws.com/us-east-1/" in role
 
 
 def test_iam_user_is_refused_by_default_patterns_and_granted_when_allowed(scenario: Scenario) -> None:
+    # Given a training call by an IAM user (the default patterns allow roles only)
     w = scenario.world
     event = w.training_event("cloudtrail_create_project_version_iam_user", kms_key=scenario.copy_key)
     user = event["detail"]["userIdentity"]["arn"]
     w.user(user.rsplit("/", 1)[1])
 
+    # When it is handled
     grant(event)
+
+    # Then it is refused, the refusal names every key, and no key names the user
     [refusal] = w.findings()
     assert (refusal["finding_type"], refusal["outcome"], refusal["principal_arn"]) == (
         "PRINCIPAL_NOT_ALLOWED",
@@ -131,6 +147,8 @@ def test_iam_user_is_refused_by_default_patterns_and_granted_when_allowed(scenar
         assert key in refusal["detail"]
         assert w.statement(key, policy.TRAINING_DATA.sid) is None
 
+    # When the patterns allow the user, and the user calls again
+    # Then the user is granted
     w.env_set(ALLOWED_PRINCIPAL_PATTERNS=f"arn:aws:iam::{ACCOUNT}:role/*,arn:aws:iam::{ACCOUNT}:user/ml-*")
     grant(w.training_event("cloudtrail_create_project_version_iam_user", kms_key=scenario.copy_key, event_id="again"))
     assert principals(w, scenario.copy_key, policy.COPIED_IMAGES_USE.sid) == [user]
@@ -140,9 +158,14 @@ def test_iam_user_is_refused_by_default_patterns_and_granted_when_allowed(scenar
     "sample", ["cloudtrail_create_project_version_root", "cloudtrail_create_project_version_other_account"]
 )
 def test_root_and_other_account_callers_are_refused_once(scenario: Scenario, sample: str) -> None:
+    # Given a training call by the account root, or by a caller in another account
     w = scenario.world
     before = {k: w.policy(k) for k in (scenario.data_key, scenario.copy_key, scenario.output_key)}
+
+    # When it is handled
     grant(w.training_event(sample, kms_key=scenario.copy_key))
+
+    # Then no key policy changes, and one HIGH refusal names the caller
     assert {k: w.policy(k) for k in before} == before
     [refusal] = w.findings()
     assert (refusal["finding_type"], refusal["severity"], refusal["outcome"]) == (
@@ -154,24 +177,37 @@ def test_root_and_other_account_callers_are_refused_once(scenario: Scenario, sam
 
 
 def test_lowercamelcase_parameters_are_read_like_pascalcase(scenario: Scenario) -> None:
+    # Given a training call whose request parameters are lowerCamelCase
+    # When it is handled
     w = scenario.world
     grant(w.training_event("cloudtrail_create_project_version_lowercamel", kms_key=scenario.copy_key))
+
+    # Then the keys are granted as for PascalCase parameters
     assert principals(w, scenario.copy_key, policy.COPIED_IMAGES_USE.sid) == [TRAINER]
     assert principals(w, scenario.data_key, policy.TRAINING_DATA.sid) == [TRAINER]
 
 
 def test_alias_kms_key_id_is_resolved_to_its_key(scenario: Scenario) -> None:
+    # Given a training call whose KmsKeyId is an alias of a managed key
     w = scenario.world
     event = w.training_event("cloudtrail_create_project_version_alias_key")
     alias = event["detail"]["requestParameters"]["KmsKeyId"]
     w.kms.create_alias(AliasName=alias, TargetKeyId=scenario.copy_key.split("/")[-1])
+
+    # When it is handled
     grant(event)
+
+    # Then the key the alias names is granted
     assert principals(w, scenario.copy_key, policy.COPIED_IMAGES_USE.sid) == [TRAINER]
 
 
 def test_refused_call_grants_nothing(scenario: Scenario) -> None:
+    # Given a training call that AWS refused (ValidationException)
+    # When it is handled
     w = scenario.world
     summary = grant(w.training_event("cloudtrail_create_project_version_error", kms_key=scenario.copy_key))
+
+    # Then it is ignored: nothing granted, nothing published
     assert summary["status"] == "ignored"
     assert "ValidationException" in summary["reason"]
     assert w.statement(scenario.copy_key, policy.COPIED_IMAGES_USE.sid) is None
@@ -179,13 +215,18 @@ def test_refused_call_grants_nothing(scenario: Scenario) -> None:
 
 
 def test_access_denied_on_a_kms_action_is_granted_so_the_retry_succeeds(scenario: Scenario) -> None:
+    # Given a training call that failed with AccessDenied on kms:CreateGrant
+    # When it is handled
     w = scenario.world
     summary = grant(w.training_event("cloudtrail_create_project_version_access_denied_kms", kms_key=scenario.copy_key))
+
+    # Then the grant is made, so the caller's retry succeeds
     assert summary["status"] == "processed"
     assert principals(w, scenario.copy_key, policy.COPIED_IMAGES_GRANT.sid) == [TRAINER]
 
 
 def test_create_dataset_grants_the_manifest_key(scenario: Scenario) -> None:
+    # Given a CreateDataset call whose manifest is under the data key
     w = scenario.world
     event = w.training_event("cloudtrail_create_dataset")
     source = event["detail"]["requestParameters"]["DatasetSource"]["GroundTruthManifest"]["S3Object"]
@@ -196,29 +237,47 @@ def test_create_dataset_grants_the_manifest_key(scenario: Scenario) -> None:
         ServerSideEncryption="aws:kms",
         SSEKMSKeyId=scenario.data_key,
     )
+
+    # When it is handled
     grant(event)
+
+    # Then the caller is granted on the manifest's key
     assert principals(w, scenario.data_key, policy.TRAINING_DATA.sid) == [TRAINER]
 
 
 def test_copy_project_version_grants_its_kms_key(scenario: Scenario) -> None:
+    # Given a CopyProjectVersion call with a KmsKeyId
+    # When it is handled
     w = scenario.world
     grant(w.training_event("cloudtrail_copy_project_version", kms_key=scenario.copy_key))
+
+    # Then the caller is granted the copied-images access on that key
     assert principals(w, scenario.copy_key, policy.COPIED_IMAGES_USE.sid) == [TRAINER]
 
 
 def test_update_dataset_entries_checks_the_inline_ground_truth(scenario: Scenario) -> None:
+    # Given an UpdateDatasetEntries call whose inline ground truth names images under the data key
     w = scenario.world
     event = w.training_event("cloudtrail_update_dataset_entries")
     lines = scenario.manifest_lines()
     event["detail"]["requestParameters"]["Changes"]["GroundTruth"] = base64.b64encode(lines).decode()
+
+    # When it is handled
     grant(event)
+
+    # Then the caller is granted on the images' key
     assert principals(w, scenario.data_key, policy.TRAINING_DATA.sid) == [TRAINER]
 
 
 def test_report_mode_reports_what_it_would_grant(scenario: Scenario) -> None:
+    # Given report mode, and the training role (path /ml/), three managed CMKs (data, KmsKeyId, output bucket) it lacks
     w = scenario.world
     w.env_set(REMEDIATION_MODE="report")
+
+    # When the training call is handled
     grant(w.training_event(kms_key=scenario.copy_key))
+
+    # Then nothing is granted, and one REPORTED finding per key says what would be
     assert w.statement(scenario.copy_key, policy.COPIED_IMAGES_USE.sid) is None
     findings = w.findings()
     assert {(f["finding_type"], f["outcome"]) for f in findings} == {("KEY_ACCESS_MISSING", "REPORTED")}
@@ -226,10 +285,15 @@ def test_report_mode_reports_what_it_would_grant(scenario: Scenario) -> None:
 
 
 def test_untagged_key_is_not_managed(scenario: Scenario) -> None:
+    # Given a training call whose KmsKeyId is a key without the opt-in tag
     w = scenario.world
     untagged = w.key(managed=False)
     before = w.policy(untagged)
+
+    # When it is handled
     summary = grant(w.training_event(kms_key=untagged))
+
+    # Then that key is left alone and refused; the managed keys are still granted
     assert w.policy(untagged) == before
     assert summary["keys"][untagged] == "not managed"
     assert summary["keys"][scenario.data_key] == "granted"
@@ -239,8 +303,8 @@ def test_untagged_key_is_not_managed(scenario: Scenario) -> None:
 
 
 def test_policy_near_the_size_limit_is_refused(scenario: Scenario) -> None:
-    w = scenario.world
     # Given a key policy 100 bytes under the limit: room for no new statement
+    w = scenario.world
     document = w.policy(scenario.copy_key)
     pad: dict[str, Any] = {"StringEquals": {"aws:PrincipalTag/x": ""}}
     document["Statement"].append(
@@ -257,7 +321,11 @@ def test_policy_near_the_size_limit_is_refused(scenario: Scenario) -> None:
     text = policy.serialize(document)
     assert len(text.encode()) == policy.MAX_POLICY_BYTES - 100
     w.kms.put_key_policy(KeyId=scenario.copy_key, PolicyName="default", Policy=text)
+
+    # When the training call is handled
     grant(w.training_event(kms_key=scenario.copy_key))
+
+    # Then the policy is unchanged and the grant refused as KEY_POLICY_LIMIT
     assert w.policy(scenario.copy_key) == json.loads(text)
     limits = [f for f in w.findings() if f["finding_type"] == "KEY_POLICY_LIMIT"]
     assert [(f["outcome"], f["kms_key_arn"], f["principal_arn"]) for f in limits] == [
@@ -266,18 +334,28 @@ def test_policy_near_the_size_limit_is_refused(scenario: Scenario) -> None:
 
 
 def test_principal_not_yet_visible_to_kms_is_retried(scenario: Scenario, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given KMS rejects the principal twice as not yet visible (a new role propagating)
     w = scenario.world
     monkeypatch.setattr("clguard.keyaccess.MALFORMED_BACKOFF", 0.0)
     w.behaviour[KeyPolicyValidation].not_yet_visible(TRAINER, times=2)
+
+    # When the training call is handled
     grant(w.training_event(kms_key=scenario.copy_key))
+
+    # Then the write is retried until it takes
     assert principals(w, scenario.copy_key, policy.COPIED_IMAGES_USE.sid) == [TRAINER]
 
 
 def test_principal_never_visible_ends_as_failed(scenario: Scenario, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given KMS never accepts the principal (MalformedPolicyDocumentException each time)
     w = scenario.world
     monkeypatch.setattr("clguard.keyaccess.MALFORMED_BACKOFF", 0.0)
     w.behaviour[KeyPolicyValidation].not_yet_visible(TRAINER, times=100)
+
+    # When the training call is handled
     grant(w.training_event(kms_key=scenario.copy_key))
+
+    # Then each key's grant ends as a FAILED finding that says why, and nothing is written
     failed = [f for f in w.findings() if f["outcome"] == "FAILED"]
     assert {f["finding_type"] for f in failed} == {"KEY_ACCESS_MISSING"}
     assert {f["kms_key_arn"] for f in failed} == {scenario.copy_key, scenario.data_key, scenario.output_key}

@@ -8,6 +8,9 @@ from typing import Any
 
 import pytest
 
+from clguard.adapters import s3
+from clguard.adapters.s3 import HeadStatus, ObjectChanged
+from clguard.encryption import Encryption, ObjectEncryption
 from functions.verify_object_encryption import app
 from tests.awscalls import Boundary
 from tests.eventsamples import load_event, sqs_event
@@ -337,3 +340,110 @@ def test_an_update_whose_re_read_fails_is_still_reported(world: World, calls: Bo
     assert response == {"batchItemFailures": []}
     assert world.head(KEY)["SSEKMSKeyId"] == target
     assert [(f["finding_type"], f["outcome"]) for f in world.findings()] == [("OBJECT_WRONG_ENCRYPTION", "REMEDIATED")]
+
+
+# --- versioned buckets and changed objects: the copy never overwrites or revives ----------------
+
+
+def versioned_event(version: str) -> dict[str, Any]:
+    """The sample Object Created event, for one version of its key."""
+    event = load_event("s3_object_created")
+    event["detail"]["object"]["version-id"] = version
+    return event
+
+
+@pytest.fixture
+def versioned(world: World) -> World:
+    world.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    return world
+
+
+def test_a_deleted_object_is_not_brought_back(versioned: World) -> None:
+    # Given an unencrypted version, then the object deleted (a delete marker is current)
+    versioned.put_legacy(KEY, b"old")
+    version = versioned.head(KEY)["VersionId"]
+    versioned.s3.delete_object(Bucket=BUCKET, Key=KEY)
+
+    # When the first upload's event arrives (late, or redriven from the DLQ)
+    run(versioned_event(version))
+
+    # Then the object stays deleted and nothing is reported
+    assert s3.head(BUCKET, KEY).status is HeadStatus.GONE
+    assert versioned.published() == []
+
+
+def test_a_newer_upload_is_not_rolled_back(versioned: World) -> None:
+    # Given an unencrypted version, then a newer upload (SSE-S3) of the key
+    versioned.put_legacy(KEY, b"old-unencrypted")
+    old = versioned.head(KEY)["VersionId"]
+    versioned.put(KEY, b"new", ServerSideEncryption="AES256")
+
+    # When the old version's event arrives
+    run(versioned_event(old))
+
+    # Then the newer upload stays current, untouched
+    assert versioned.s3.get_object(Bucket=BUCKET, Key=KEY)["Body"].read() == b"new"
+    assert versioned.published() == []
+
+
+def test_copy_does_not_overwrite_an_object_that_changed_since_it_was_inspected(world: World) -> None:
+    # Given an inspected unencrypted object, then a new upload of the key
+    world.put_legacy(KEY, b"old")
+    inspected = s3.head(BUCKET, KEY)
+    world.put(KEY, b"new", ServerSideEncryption="AES256")
+
+    # When the remediator copies what it inspected
+    with pytest.raises(ObjectChanged):
+        s3.copy_in_place(BUCKET, inspected, ObjectEncryption(Encryption.SSE_S3))
+
+    # Then the new upload is intact
+    assert world.s3.get_object(Bucket=BUCKET, Key=KEY)["Body"].read() == b"new"
+
+
+def test_in_a_versioned_bucket_the_copy_does_not_overwrite_a_newer_upload(versioned: World) -> None:
+    # Given an inspected version, then a newer upload: the inspected version itself is unchanged,
+    # so only the destination's If-Match can tell
+    versioned.put_legacy(KEY, b"old")
+    inspected = s3.head(BUCKET, KEY)
+    versioned.put(KEY, b"new", ServerSideEncryption="AES256")
+
+    # When the remediator copies what it inspected, it is told the object changed
+    with pytest.raises(ObjectChanged):
+        s3.copy_in_place(BUCKET, inspected, ObjectEncryption(Encryption.SSE_S3))
+
+    # Then the newer upload is intact
+    assert versioned.s3.get_object(Bucket=BUCKET, Key=KEY)["Body"].read() == b"new"
+
+
+def test_multipart_copy_keeps_content_metadata_and_tags(
+    world: World, calls: Boundary, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an 11 MiB legacy object with metadata and tags, and a copy limit below its size
+    body = bytes(range(256)) * (11 * 4096)
+    world.put_legacy(KEY, body)
+    world.s3.put_object_tagging(Bucket=BUCKET, Key=KEY, Tagging={"TagSet": [{"Key": "label", "Value": "cat"}]})
+    h = s3.head(BUCKET, KEY)
+
+    # When it is re-encrypted with 5 MiB parts
+    monkeypatch.setattr(s3, "MIN_PART", 5 * 1024 * 1024)
+    s3.copy_in_place(BUCKET, h, ObjectEncryption(Encryption.SSE_S3), copy_limit=1024 * 1024)
+
+    # Then the content, tags and encryption are right, and the parts went through UploadPartCopy
+    assert world.s3.get_object(Bucket=BUCKET, Key=KEY)["Body"].read() == body
+    assert world.s3.get_object_tagging(Bucket=BUCKET, Key=KEY)["TagSet"] == [{"Key": "label", "Value": "cat"}]
+    assert world.head(KEY)["ServerSideEncryption"] == "AES256"
+    assert calls.log.count("UploadPartCopy") == 3
+    assert calls.log.count("CompleteMultipartUpload") == 1
+
+
+def test_a_second_event_for_the_same_upload_is_not_a_false_failure(versioned: World) -> None:
+    # Given an unencrypted upload remediated once (its copy is a newer version)
+    versioned.put_legacy(KEY)
+    event = versioned_event(versioned.head(KEY)["VersionId"])
+    run(event)
+
+    # When the same upload's event comes again (CloudTrail rule, redelivery, redrive)
+    run(event)
+
+    # Then the one finding is the remediation: no "copy did not take effect"
+    assert [(f["finding_type"], f["outcome"]) for f in versioned.findings()] == [("OBJECT_UNENCRYPTED", "REMEDIATED")]

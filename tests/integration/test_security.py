@@ -77,8 +77,13 @@ def ctx(world: World) -> tuple[World, str, Context]:
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(principal=HOSTILE)
 def test_hostile_principals_never_reach_a_key_policy(ctx: tuple[World, str, Context], principal: str) -> None:
+    # Given the most permissive configuration, a managed key, and a hostile principal
     world, key, context = ctx
+
+    # When the principal is to be granted on the key
     ensure_access(context, key, {principal: (policy.TRAINING_DATA,)})
+
+    # Then every principal in the guard's statements is a safe one of the key's account
     for statement in world.policy(key)["Statement"]:
         if statement.get("Sid") in policy.OWNED_SIDS:
             for added in policy.as_list(statement["Principal"]["AWS"]):
@@ -88,7 +93,9 @@ def test_hostile_principals_never_reach_a_key_policy(ctx: tuple[World, str, Cont
 @given(principal=HOSTILE.filter(lambda p: not safe(p)))
 @settings(max_examples=200, deadline=None)
 def test_the_lowest_layer_refuses_them_too(principal: str) -> None:
-    # Even if every check above it were bypassed, the merge itself raises
+    # Given an unsafe principal
+    # When it is merged into a policy directly
+    # Then, even if every check above it were bypassed, the merge itself raises
     with pytest.raises(GuardrailViolation):
         policy.merge_grants({"Statement": []}, [(principal, (policy.TRAINING_DATA,))], key_account=ACCOUNT)
 
@@ -104,17 +111,26 @@ def test_the_lowest_layer_refuses_them_too(principal: str) -> None:
     ],
 )
 def test_configuration_cannot_name_them_as_training_principals(world: World, principal: str) -> None:
+    # Given TRAINING_PRINCIPALS naming an unsafe principal, with every pattern allowed
     env = world.env(TRAINING_PRINCIPALS=principal, ALLOWED_PRINCIPAL_PATTERNS="arn:*") | {"AWS_REGION": "us-east-1"}
+
+    # When the settings are loaded
+    # Then they are refused, naming the variable
     with pytest.raises(ConfigError) as raised:
         load_settings(env, account_id=ACCOUNT)
     assert raised.value.variable == "TRAINING_PRINCIPALS"
 
 
 def test_a_key_without_the_opt_in_tag_is_never_edited(ctx: tuple[World, str, Context]) -> None:
+    # Given a key without the opt-in tag, and a principal the configuration allows
     world, _, context = ctx
     untagged = world.key(managed=False)
     world.role("Trainer", "/ml/")
     before = world.policy(untagged)
+
+    # When the principal is to be granted on it
     result = ensure_access(context, untagged, {f"arn:aws:iam::{ACCOUNT}:role/ml/Trainer": (policy.TRAINING_DATA,)})
+
+    # Then the policy is unchanged, and KEY_NOT_MANAGED is reported
     assert world.policy(untagged) == before
     assert [f.finding_type.value for f in result.published] == ["KEY_NOT_MANAGED"]

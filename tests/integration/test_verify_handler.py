@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
 from clguard import fanout, policy, verify
+from clguard.adapters import kms, s3
 from clguard.config import Settings, load_settings
 from clguard.manifest import ImageRef
 from functions.verify_object_encryption import app
@@ -98,9 +100,14 @@ def test_same_event_delivered_again_publishes_nothing_more(world: World) -> None
 
 
 def test_report_mode_changes_nothing(world: World) -> None:
+    # Given report mode and a legacy object with no server-side encryption
     world.env_set(REMEDIATION_MODE="report")
     world.put_legacy(KEY)
+
+    # When its Object Created event is processed
     run(load_event("s3_object_created"))
+
+    # Then the object is left as it is, and the finding says what enforce mode would do
     assert "ServerSideEncryption" not in world.head(KEY)
     [finding] = world.findings()
     assert (finding["finding_type"], finding["outcome"]) == ("OBJECT_UNENCRYPTED", "REPORTED")
@@ -108,16 +115,25 @@ def test_report_mode_changes_nothing(world: World) -> None:
 
 
 def test_other_buckets_are_ignored_without_a_call(world: World, calls: Boundary) -> None:
+    # Given an unencrypted object in a bucket that is not a training bucket
     world.s3.create_bucket(Bucket="unrelated-bucket")
     world.put_legacy(KEY, bucket="unrelated-bucket")
+
+    # When its Object Created event arrives
     response = run(load_event("s3_object_created_other_bucket"))
+
+    # Then it is acknowledged without a single AWS call, and nothing is reported
     assert response == {"batchItemFailures": []}
     assert calls.log.count() == 0
     assert world.published() == []
 
 
 def test_object_deleted_before_the_check_is_skipped_silently(world: World) -> None:
+    # Given an Object Created event whose object no longer exists
+    # When it is processed
     response = run(load_event("s3_object_created"))  # the object does not exist
+
+    # Then it is acknowledged and nothing is reported
     assert response == {"batchItemFailures": []}
     assert world.published() == []
 
@@ -126,8 +142,12 @@ def test_url_encoded_key_is_decoded_on_404(world: World) -> None:
     # Given an object whose key has a space and a plus, delivered URL-encoded
     real = "datasets/cats/images/cat 001+a.jpg"
     world.put_legacy(real)
+
+    # When its event arrives
     event = world.object_created("datasets/cats/images/cat+001%2Ba.jpg")
     run(event)
+
+    # Then the decoded key is the one reported and re-encrypted
     [finding] = world.findings()
     assert finding["resource"]["key"] == real
     assert world.head(real)["ServerSideEncryption"] == "AES256"
@@ -170,12 +190,17 @@ def test_cmk_object_gets_training_principals_granted_once(world: World, calls: B
 
 
 def test_untagged_key_is_refused_and_left_alone(world: World) -> None:
+    # Given an object under a key without the opt-in tag, and a training principal it lacks
     role = world.role("Trainer", "/ml/")
     key = world.key(managed=False)
     world.put(KEY, ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
     world.env_set(TRAINING_PRINCIPALS=role)
     before = world.policy(key)
+
+    # When the object's event is processed
     run(load_event("s3_object_created"))
+
+    # Then the key policy is unchanged, and the refusal names the principal
     assert world.policy(key) == before
     [finding] = world.findings()
     assert (finding["finding_type"], finding["outcome"], finding["principal_arn"]) == (
@@ -187,13 +212,18 @@ def test_untagged_key_is_refused_and_left_alone(world: World) -> None:
 
 @pytest.mark.parametrize("state", ["disabled", "pending deletion"])
 def test_unusable_key_is_reported(world: World, state: str) -> None:
+    # Given an object under a key that is disabled or pending deletion
     key = world.key()
     world.put(KEY, ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
     if state == "disabled":
         world.kms.disable_key(KeyId=key.split("/")[-1])  # moto wants the id here
     else:
         world.kms.schedule_key_deletion(KeyId=key.split("/")[-1], PendingWindowInDays=7)
+
+    # When the object's event is processed
     run(load_event("s3_object_created"))
+
+    # Then one HIGH KEY_UNUSABLE names the key
     [finding] = world.findings()
     assert (finding["finding_type"], finding["severity"], finding["kms_key_arn"]) == ("KEY_UNUSABLE", "HIGH", key)
 
@@ -205,6 +235,7 @@ def test_sse_s3_under_sse_kms_requirement_is_updated_in_place(world: World, call
     world.put(KEY, ServerSideEncryption="AES256")
     etag = world.head(KEY)["ETag"]
 
+    # When an SSE-S3 object's event is processed
     run(load_event("s3_object_created"))
 
     # Then UpdateObjectEncryption changed it in place (no copy, same ETag)
@@ -221,19 +252,29 @@ def test_sse_s3_under_sse_kms_requirement_is_updated_in_place(world: World, call
 
 
 def test_sse_kms_required_without_reencrypt_key_is_reported(world: World) -> None:
+    # Given SSE_KMS required, no re-encryption key, and an SSE-S3 object
     world.env_set(ENCRYPTION_REQUIREMENT="SSE_KMS")
     world.put(KEY, ServerSideEncryption="AES256")
+
+    # When its event is processed
     run(load_event("s3_object_created"))
+
+    # Then the object is left as it is and reported (there is no key to move it to)
     assert world.head(KEY)["ServerSideEncryption"] == "AES256"
     [finding] = world.findings()
     assert (finding["finding_type"], finding["outcome"]) == ("OBJECT_WRONG_ENCRYPTION", "REPORTED")
 
 
 def test_key_outside_allowed_keys_is_moved_to_the_reencrypt_key(world: World) -> None:
+    # Given allowed keys that exclude the object's key, and an allowed re-encryption key
     allowed, other = world.key(), world.key()
     world.env_set(ALLOWED_KMS_KEYS=allowed, REENCRYPT_KMS_KEY=allowed)
     world.put(KEY, ServerSideEncryption="aws:kms", SSEKMSKeyId=other)
+
+    # When the object's event is processed
     run(load_event("s3_object_created"))
+
+    # Then the object is under the re-encryption key, and the finding names the key it left
     assert world.head(KEY)["SSEKMSKeyId"] == allowed
     [finding] = world.findings()
     assert (finding["finding_type"], finding["outcome"], finding["kms_key_arn"]) == (
@@ -244,16 +285,26 @@ def test_key_outside_allowed_keys_is_moved_to_the_reencrypt_key(world: World) ->
 
 
 def test_sse_c_object_is_reported(world: World) -> None:
+    # Given an object encrypted with a customer-provided key (SSE-C)
     world.put(KEY, SSECustomerAlgorithm="AES256", SSECustomerKey="k" * 32)
+
+    # When its event is processed
     run(load_event("s3_object_created"))
+
+    # Then it is reported (it cannot be re-encrypted without the key), HIGH
     [finding] = world.findings()
     assert (finding["finding_type"], finding["outcome"], finding["severity"]) == ("OBJECT_SSE_C", "REPORTED", "HIGH")
 
 
 def test_access_denied_on_head_is_unverifiable(world: World, calls: Boundary) -> None:
+    # Given an object whose HeadObject is denied (403)
     world.put(KEY)
     calls.faults.add("HeadObject", "403", status=403)
+
+    # When its event is processed
     run(load_event("s3_object_created"))
+
+    # Then it is reported as unverifiable
     [finding] = world.findings()
     assert (finding["finding_type"], finding["outcome"]) == ("OBJECT_UNVERIFIABLE", "REPORTED")
 
@@ -268,7 +319,11 @@ def test_malformed_record_fails_alone(world: World) -> None:
         {"id": "x", "detail-type": "Something Else", "source": "aws.ec2", "detail": {}},
         world.object_created("datasets/cats/images/cat-002.jpg"),
     )
+
+    # When the batch is processed
     response = app.lambda_handler(batch, LambdaContext())
+
+    # Then exactly the two bad records fail, and both good ones were handled and reported
     failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
     assert failed == {batch["Records"][1]["messageId"], batch["Records"][2]["messageId"]}
     assert len(world.findings()) == 2
@@ -288,18 +343,26 @@ def test_batch_of_100_describes_each_key_and_reads_its_policy_once(world: World,
     document["Statement"].append(policy.TRAINING_DATA.new_statement(role))
     world.kms.put_key_policy(KeyId=key, PolicyName="default", Policy=json.dumps(document))
 
+    # When their 100 events arrive in one batch
     run(*events)
 
+    # Then each object is inspected, the key described once and its policy read once, and
+    # nothing is reported
     assert calls.log.by_operation() == {"HeadObject": 100, "DescribeKey": 1, "GetKeyPolicy": 1}
     assert world.published() == []
 
 
 def test_cloudtrail_putobject_data_event_is_verified(world: World) -> None:
+    # Given a legacy object and the CloudTrail PutObject data event of it
     # (a record without encryption fields: the object is inspected; see test_data_events.py)
     event = load_event("cloudtrail_s3_putobject_no_encryption_fields")
     key = event["detail"]["requestParameters"]["key"]
     world.put_legacy(key)
+
+    # When the data event is processed
     run(event)
+
+    # Then the object is reported as unencrypted
     [finding] = world.findings()
     assert (finding["finding_type"], finding["resource"]["key"]) == ("OBJECT_UNENCRYPTED", key)
 
@@ -327,10 +390,15 @@ def test_publish_failure_defers_the_finding_and_loses_nothing(world: World, call
 
 
 def test_versioned_bucket_says_the_old_version_keeps_its_encryption(world: World) -> None:
+    # Given a versioned bucket with an unencrypted object
     world.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
     world.put_legacy(KEY)
     old_version = world.head(KEY)["VersionId"]
+
+    # When it is re-encrypted (a copy is a new version)
     run(load_event("s3_object_created"))
+
+    # Then the finding says the previous version keeps its old encryption
     [finding] = world.findings()
     assert f"the previous version {old_version} keeps its old encryption" in finding["detail"]
 
@@ -363,6 +431,9 @@ def test_fanout_message_continues_in_a_new_message_when_time_runs_short(
 
 
 def test_time_check_reads_the_lambda_context(world: World) -> None:
+    # When each is asked whether time is short
+    # Then only the one under the reserve is short
+    # Given batch runs without a context, and with contexts just under and over the time reserve
     run_ = verify.BatchRun(verify_settings(world))
     assert run_._time_short() is False  # no context: never short
     context = LambdaContext(remaining_ms=verify.TIME_RESERVE_MS - 1)
@@ -381,7 +452,62 @@ def test_a_version_id_s3_does_not_know_is_not_taken_for_sse_c(world: World) -> N
     world.put_legacy(KEY)
     event = load_event("s3_object_created")
     event["detail"]["object"]["version-id"] = "null"
+
+    # When the event is processed
     run(event)
     # Then the current object is inspected and remediated, not reported as SSE-C
     [finding] = world.findings()
     assert (finding["finding_type"], finding["outcome"]) == ("OBJECT_UNENCRYPTED", "REMEDIATED")
+
+
+def test_aws_managed_key_is_wrong_encryption_under_sse_kms(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given SSE_KMS (customer managed keys only) and an object under an AWS managed key
+    # (moto reports every key as CUSTOMER: DescribeKey's KeyManager is set to AWS for this one)
+    aws_key = world.key()
+    world.env_set(ENCRYPTION_REQUIREMENT="SSE_KMS")
+    world.put(KEY, ServerSideEncryption="aws:kms", SSEKMSKeyId=aws_key)
+    describe = kms.describe
+
+    def as_aws_managed(reference: str) -> kms.KeyLookup:
+        found = describe(reference)
+        if found.key is not None and found.key.arn == aws_key:
+            return dataclasses.replace(found, key=dataclasses.replace(found.key, manager="AWS"))
+        return found
+
+    monkeypatch.setattr(kms, "describe", as_aws_managed)
+
+    # When the object's event is processed
+    run(load_event("s3_object_created"))
+
+    # Then it is reported as wrong encryption, naming the AWS managed key
+    [finding] = world.findings()
+    assert (finding["finding_type"], finding["outcome"], finding["kms_key_arn"]) == (
+        "OBJECT_WRONG_ENCRYPTION",
+        "REPORTED",
+        aws_key,
+    )
+    assert "AWS managed key" in finding["detail"]
+
+
+def test_without_update_object_encryption_in_the_sdk_the_object_is_copied(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given SSE_KMS required, a re-encryption key, and an SDK without UpdateObjectEncryption
+    target = world.key()
+    world.env_set(ENCRYPTION_REQUIREMENT="SSE_KMS", REENCRYPT_KMS_KEY=target)
+    world.put(KEY, ServerSideEncryption="AES256")
+
+    def unavailable(*_: object) -> None:
+        raise s3.UpdateUnavailable("no such operation in this botocore")
+
+    monkeypatch.setattr(s3, "update_encryption", unavailable)
+
+    # When the object's event is processed
+    run(load_event("s3_object_created"))
+
+    # Then the object was re-encrypted by copying, and the finding says so
+    head = world.head(KEY)
+    assert (head["ServerSideEncryption"], head["SSEKMSKeyId"]) == ("aws:kms", target)
+    [finding] = world.findings()
+    assert finding["outcome"] == "REMEDIATED"
+    assert "(CopyObject)" in finding["detail"]

@@ -754,6 +754,7 @@ def put_returning_old_while_deleted(monkeypatch: pytest.MonkeyPatch) -> tuple[bo
 
 def test_put_returning_old_returns_only_the_item_it_replaced(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given the double, a put that must not replace an item, and a delete racing it
+    # When the put runs
     with mock_aws(), AtomicConditionalWrites():
         taken, old = put_returning_old_while_deleted(monkeypatch)
     # Then it either failed (the item was there) or replaced nothing: never "took it, replacing X"
@@ -763,8 +764,12 @@ def test_put_returning_old_returns_only_the_item_it_replaced(aws_env: None, monk
 def test_without_the_double_put_returning_old_reports_an_item_it_did_not_replace(
     aws_env: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Given moto alone, a put that must not replace an item, and a delete racing it
+    # When the put runs
     with mock_aws():
         taken, old = put_returning_old_while_deleted(monkeypatch)
+
+    # Then moto says it both took the key and replaced the old item (why the double exists)
     assert taken
     assert old["owner"] == {"S": "previous"}
 
@@ -789,15 +794,21 @@ def test_conditional_copies_answer_412_as_s3_does(aws: None) -> None:
             with pytest.raises(ClientError) as raised:
                 s3.copy_object(Bucket=BUCKET, Key="k2", CopySource={"Bucket": BUCKET, "Key": "k"}, **condition)
             assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+        # Then only the original object exists
         assert "Contents" in s3.list_objects_v2(Bucket=BUCKET)
         assert [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]] == ["k"]
 
 
 def test_without_conditional_copies_moto_ignores_the_conditions(aws: None) -> None:
+    # Given moto alone and an object
     s3 = boto3.client("s3", region_name=REGION)
     s3.create_bucket(Bucket=BUCKET)
     s3.put_object(Bucket=BUCKET, Key="k", Body=b"1")
+
+    # When it is copied on a source ETag that does not match
     s3.copy_object(Bucket=BUCKET, Key="k2", CopySource={"Bucket": BUCKET, "Key": "k"}, CopySourceIfMatch='"nope"')
+
+    # Then moto copies anyway (why ConditionalCopies exists)
     assert sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]) == ["k", "k2"]
 
 
