@@ -13,9 +13,15 @@ The system, deployed from the template
 
 - ``localaws.template``: the one template loader of the project, and the resolver of the
   intrinsic functions, parameters, rules and function policies it uses.
-- ``localaws.runtime``: ``LocalSystem``, the whole system on a moto server on loopback: the
-  template's resources deployed, the Lambda service (event sources, async invocations, retries,
-  on-failure destinations) and what happened read back.
+- ``localaws.runtime``: ``LocalSystem``, the whole system on a moto server on loopback: the facade
+  a scenario drives, which puts together the four parts below (and re-exports their names).
+- ``localaws.isolation``: the moto server, the environment that keeps every AWS client of this
+  process on it (fake credentials, no profile or other endpoint), the boto3 clients.
+- ``localaws.deploy``: template.yaml's resources on the server, member.yaml in member accounts.
+- ``localaws.lambda_service``: the Lambda service: invocations of the real handlers, SQS event
+  sources, asynchronous invocations with retries and on-failure records.
+- ``localaws.observed``: what happened, read back: invocations, alerts, messages for people,
+  metrics, the rules an event matched.
 - ``localaws.report``: what happened on a LocalSystem, rendered with rich (invocations, alerts as
   e-mail and Slack show them, key policy changes).
 

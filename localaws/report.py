@@ -22,7 +22,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
-from localaws.runtime import Alert, Invocation
+from localaws.observed import Alert, Invocation
 
 __all__ = [
     "PolicyChange",

@@ -1,6 +1,6 @@
 """Read template.yaml the way CloudFormation does: the one template loader of the project.
 
-Used by the local runtime (``localaws.runtime`` deploys the template's queues, table, topic and
+Used by the local runtime (``localaws.deploy`` deploys the template's queues, table, topic and
 EventBridge rules onto a moto server) and by the infrastructure tests.
 
 - ``load_template()``: the template as plain data, short-form tags (``!Ref``, ``!Sub``, ...) turned
