@@ -7,13 +7,13 @@ import dataclasses
 import json
 
 import pytest
-from botocore.exceptions import ClientError
 
 from clguard import policy, training
 from clguard.adapters import kms, s3
 from clguard.adapters.s3 import HeadStatus, ObjectChanged
 from clguard.config import load_settings
 from clguard.encryption import Encryption, ObjectEncryption
+from clguard.errors import Denied
 from clguard.findings import Finding, FindingType, KmsKeyResource, Outcome
 from clguard.locks import KeyLock
 from clguard.publisher import Publisher
@@ -319,7 +319,7 @@ def test_a_failure_fanning_images_out_is_not_blamed_on_the_manifest(
     calls.faults.add("SendMessage", "AccessDenied", status=403)
 
     # When the training call is handled, the error surfaces (Lambda retries, then its DLQ)
-    with pytest.raises(ClientError):
+    with pytest.raises(Denied):
         grant_app.lambda_handler(world.training_event(), LambdaContext(function_name="grant"))
 
     # And no manifest was reported unreadable
