@@ -242,6 +242,9 @@ def is_transient(error: BaseException) -> bool:
 
 
 def raise_if_transient(error: BaseException) -> None:
+    """For an adapter that answers AWS's refusals itself (HeadObject, DescribeKey, AssumeRole):
+    a transient failure becomes a plain RetryableError, not an AwsError, so that a caller's
+    ``except AwsError`` (a best-effort step) never swallows it: the unit of work is retried."""
     if is_transient(error):
         raise RetryableError(f"transient AWS error: {error}") from error
 
