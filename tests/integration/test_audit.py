@@ -11,6 +11,7 @@ import pytest
 
 from clguard import audit, verify
 from clguard.config import current_settings
+from clguard.errors import Throttled
 from functions.verify_object_encryption import app as verify_app
 from localaws.doubles import RekognitionCustomLabels
 from tests.auditrun import drain_to_verify, findings, put_inventory, report, run_audit, scheduled_event, summaries
@@ -299,6 +300,31 @@ def test_a_throttled_list_continues_in_a_new_invocation(audited: World, calls: B
     assert [r["status"] for r in results] == ["continuing", "continuing", "listed"]
     assert audited.head("old/a.jpg")["ServerSideEncryption"] == "AES256"
     assert len(summaries(audited)) == 1
+
+
+def test_a_throttled_send_of_the_audit_s_messages_is_not_taken_for_a_listing_failure(
+    audited: World, calls: Boundary
+) -> None:
+    # Given a bucket to audit, and a verify queue whose SendMessage is throttled once (after
+    # botocore's own retries): a failure no step of the listing handles
+    audited.put_legacy("old/a.jpg")
+    calls.faults.add("SendMessage", "ThrottlingException", times=1)
+    continued: list[dict[str, Any]] = []
+    settings = current_settings(dict(os.environ), account_id=ACCOUNT)
+    config = audit.load_config(dict(os.environ))
+
+    # When the audit runs, the error surfaces: the invocation fails, and Lambda's async retry runs it again
+    with pytest.raises(Throttled):
+        audit.run(
+            scheduled_event(),
+            LambdaContext(function_name="audit"),
+            settings,
+            config,
+            continue_with=lambda _arn, next_event: continued.append(next_event),
+        )
+
+    # Then it did not hand over to a new invocation as for a throttled listing (whose attempts are counted)
+    assert continued == []
 
 
 def test_a_failed_training_s_keys_are_granted_and_the_finding_says_retry(audited: World) -> None:

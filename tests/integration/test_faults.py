@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from clguard import policy, training
 from clguard.adapters import clients
 from clguard.adapters.clients import CONFIG
-from clguard.errors import RetryableError
+from clguard.errors import Denied, RetryableError
 from functions.grant_training_access import app as grant_app
 from functions.verify_object_encryption import app
 from localaws.doubles import KeyPolicyValidation
@@ -289,7 +289,7 @@ def test_a_failure_fanning_images_out_is_not_blamed_on_the_manifest(
     calls.faults.add("SendMessage", "AccessDenied", status=403)
 
     # When the training call is handled, the error surfaces (Lambda retries, then its DLQ)
-    with pytest.raises(ClientError):
+    with pytest.raises(Denied):
         grant_app.lambda_handler(world.training_event(), LambdaContext(function_name="grant"))
 
     # And no manifest was reported unreadable

@@ -33,14 +33,11 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from clguard import fanout, inventory
 from clguard.adapters import dynamodb, s3, sns, sqs
-from clguard.adapters.clients import error_code, is_transient
 from clguard.config import EncryptionRequirement, Settings
 from clguard.encryption import Encryption
-from clguard.errors import ConfigError, InvalidEvent, RetryableError
+from clguard.errors import AwsError, ConfigError, InvalidEvent, Refused, RetryableError, Throttled
 from clguard.events import ObjectWork
 from clguard.findings import Finding, FindingType, KmsKeyResource, Outcome, S3ObjectResource
 from clguard.keydirectory import KeyDirectory
@@ -351,12 +348,12 @@ class Lister:
                 raise OutOfTime
             try:
                 page = s3.list_page(bucket, token=self.cursor.token)
-            except ClientError as error:
-                if is_transient(error):
-                    raise RetryableError(f"listing {bucket}: {error_code(error)}") from error
+            except Throttled as error:
+                raise RetryableError(f"listing {bucket}: {error.code}") from error
+            except Refused as error:
                 self._unreadable(bucket, error)
                 return
-            except BotoCoreError as error:
+            except AwsError as error:  # no answer (a timeout, a dropped connection) or a bad call
                 raise RetryableError(f"listing {bucket}: {error}") from error
             self.cursor.attempt = 0
             before = self._packer(bucket).room
@@ -392,8 +389,8 @@ class Lister:
             _add(self.settings.state_table, self.cursor.run_id, self.settled)
             self.settled.clear()
 
-    def _unreadable(self, bucket: str, error: ClientError) -> None:
-        problem = f"{error_code(error)}: {error.response.get('Error', {}).get('Message', '')}".strip(": ")
+    def _unreadable(self, bucket: str, error: Refused) -> None:
+        problem = f"{error.code}: {error.message}".strip(": ")
         self.notes.append(f"{bucket}: could not be listed ({problem})")
         count("AuditBucketsUnreadable")
         finding = Finding(
@@ -404,7 +401,7 @@ class Lister:
             source_event_id=f"audit-{self.cursor.run_id}",
             account=self.settings.account_id,
             region=self.settings.region,
-            scope=f"audit:list:{error_code(error)}",
+            scope=f"audit:list:{error.code}",
         )
         self.publisher.publish(finding)
 
@@ -493,6 +490,8 @@ def run(
     lister = Lister(settings, config, cursor, lambda_context, publisher, tuple(sorted(settings.training_buckets)))
     try:
         lister.run()
+    except AwsError:
+        raise  # an AWS call no step of the listing handles failed: Lambda retries the invocation
     except (OutOfTime, RetryableError) as stop:
         lister.flush()
         lister._write_settled()

@@ -17,11 +17,10 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping
 from typing import Any, Final
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from clguard import policy
 from clguard.adapters import s3
 from clguard.config import Settings
+from clguard.errors import AwsError
 from clguard.keydirectory import KeyDirectory
 from clguard.policy import OWNED_SIDS, TRAINING_DATA
 
@@ -44,7 +43,7 @@ def key_principals(settings: Settings, key_arn: str, keys: KeyDirectory) -> dict
         return {"arn": key_arn, "state": lookup.problem or "not found", "principals": [], "lacking": []}
     try:
         document = keys.policy(lookup.key.arn)
-    except (ClientError, BotoCoreError) as error:
+    except AwsError as error:
         return {"arn": key_arn, "state": f"policy unreadable: {error}", "principals": [], "lacking": []}
     candidates: dict[str, None] = {}
     for statement in policy.statements(document):

@@ -35,10 +35,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from clguard.adapters import sns
-from clguard.errors import ConfigError
+from clguard.errors import AwsError, ConfigError
 from clguard.findings import (
     CHAT_DESCRIPTION_MAX,
     SUBJECT_MAX,
@@ -502,7 +500,7 @@ def handle_batch(event: Mapping[str, Any], settings: DigestSettings) -> dict[str
                 message=message.sns_message(),
                 attributes=message.message_attributes(),
             )
-        except (ClientError, BotoCoreError):
+        except AwsError:
             count("DigestPublishFailures")
             logger.exception(
                 "a human message could not be published; its records fail and are retried",

@@ -28,9 +28,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from clguard.adapters import dynamodb
+from clguard.errors import AwsError
 from clguard.findings import Finding
 from clguard.observability import logger
 
@@ -112,5 +111,5 @@ class Journal:
             return
         try:
             dynamodb.delete(self.table, self._id(event_id, resource))
-        except (ClientError, BotoCoreError) as error:
+        except AwsError as error:
             logger.warning("could not clear a write-ahead intent", extra={"resource": resource, "error": str(error)})

@@ -19,10 +19,8 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import unquote
 
-from botocore.exceptions import ClientError
-
 from clguard.adapters import s3
-from clguard.adapters.clients import raise_if_transient
+from clguard.errors import Refused, RetryableError, Throttled
 
 DATE_FOLDER_LENGTH: Final = len("2026-11-30T01-00Z/")
 
@@ -70,8 +68,10 @@ def latest_manifest(destination: str, source_bucket: str) -> Manifest:
             raise InventoryMissing(f"no inventory report under s3://{dest_bucket}/{root}")
         folder = max(candidates, key=lambda p: p[-DATE_FOLDER_LENGTH:])
         raw = s3.get_bytes(dest_bucket, folder + "manifest.json")
-    except ClientError as error:
-        raise_if_transient(error)
+    except Throttled as error:
+        # Retried by the audit itself (it continues in a new invocation), like a throttled listing.
+        raise RetryableError(f"transient AWS error: {error}") from error
+    except Refused as error:
         raise InventoryMissing(f"inventory of {source_bucket} unreadable: {error}") from error
     try:
         document = json.loads(raw)

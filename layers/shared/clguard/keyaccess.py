@@ -21,15 +21,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from clguard import policy
 from clguard.adapters import dynamodb, kms
-from clguard.adapters.clients import error_code, raise_if_transient
 from clguard.adapters.kms import KeyInfo
 from clguard.arns import partition_of, partition_of_region
 from clguard.config import Settings
-from clguard.errors import KeyUnreadable, PolicyConflict, RetryableError
+from clguard.errors import AwsError, KeyUnreadable, PolicyConflict, Refused, RetryableError
 from clguard.findings import Finding, FindingType, KmsKeyResource, Outcome, PolicyChange
 from clguard.intents import Journal
 from clguard.keydirectory import KeyDirectory
@@ -494,7 +491,7 @@ def _attempt(
     if failure is None:
         try:
             confirmed = ctx.keys.fresh_policy(key.arn)
-        except (ClientError, BotoCoreError) as error:  # the write succeeded: report it, unconfirmed
+        except AwsError as error:  # the write succeeded: report it, unconfirmed
             note = f" (written; the read-back to confirm it failed: {error})"
         else:
             unconfirmed = [p for p, specs in grants if policy.missing(confirmed, p, specs, key.arn)]
@@ -528,9 +525,8 @@ def _write(ctx: Context, lock: KeyLock, key_arn: str, document: Mapping[str, Any
             raise RetryableError(f"lease on {key_arn} too short to write safely")
         try:
             kms.put_policy(key_arn, text, send_by=lock.send_deadline())
-        except ClientError as error:
-            raise_if_transient(error)
-            code = error_code(error)
+        except Refused as error:
+            code = error.code
             if code == "MalformedPolicyDocumentException" and attempt < MALFORMED_RETRIES:
                 logger.warning(
                     "KMS rejected the policy; retrying",
@@ -539,7 +535,7 @@ def _write(ctx: Context, lock: KeyLock, key_arn: str, document: Mapping[str, Any
                 ctx.sleep(delay)
                 delay *= 2
                 continue
-            message = error.response.get("Error", {}).get("Message", "")
+            message = error.message
             failure = f"PutKeyPolicy failed after {attempt} attempt(s): {code}: {message}"
             return failure, code == "MalformedPolicyDocumentException"
         ctx.keys.remember_policy(key_arn, dict(document))

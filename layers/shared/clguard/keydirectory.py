@@ -16,13 +16,10 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
-from botocore.exceptions import ClientError
-
 from clguard import policy
 from clguard.adapters import clients, kms
-from clguard.adapters.clients import error_code, is_transient
 from clguard.adapters.kms import KeyLookup
-from clguard.errors import KeyUnreadable
+from clguard.errors import KeyUnreadable, Refused
 
 TTL_SECONDS: Final = 60.0
 
@@ -43,11 +40,8 @@ def _read[T](operation: str, key_arn: str, load: Callable[[], T]) -> T:
     key's alone: KeyUnreadable."""
     try:
         return load()
-    except ClientError as error:
-        if is_transient(error):
-            raise
-        message = str(error.response.get("Error", {}).get("Message", ""))[:300]
-        raise KeyUnreadable(key_arn, operation, error_code(error), message) from error
+    except Refused as error:
+        raise KeyUnreadable(key_arn, operation, error.code, error.message[:300]) from error
 
 
 def clear_cache() -> None:

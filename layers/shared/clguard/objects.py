@@ -18,12 +18,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from clguard import policy
 from clguard.adapters import dynamodb, s3
-from clguard.adapters.clients import error_code, raise_if_transient
-from clguard.adapters.s3 import Head, HeadStatus, ObjectChanged
+from clguard.adapters.s3 import Head, HeadStatus
 from clguard.config import EncryptionRequirement, Settings
 from clguard.encryption import (
     Assessment,
@@ -36,7 +33,15 @@ from clguard.encryption import (
     classify,
     classify_observed,
 )
-from clguard.errors import RetryableError
+from clguard.errors import (
+    AwsError,
+    CopyRolledBack,
+    ObjectChanged,
+    Refused,
+    RetryableError,
+    UnsupportedAcl,
+    UpdateUnavailable,
+)
 from clguard.events import ObjectWork
 from clguard.findings import Finding, FindingType, Outcome, S3ObjectResource
 from clguard.keyaccess import Context, KeyResult, ensure_access
@@ -288,7 +293,7 @@ def _mark_produced(ctx: Context, bucket: str, key: str, rewritten: s3.Rewritten)
                 "expiration": {"N": str(int(time.time()) + LOOP_GUARD_SECONDS)},
             },
         )
-    except (ClientError, BotoCoreError) as error:
+    except AwsError as error:
         logger.warning("could not record the copy for the loop guard", extra={"key": key, "error": str(error)})
 
 
@@ -397,7 +402,7 @@ def _update_encryption(bucket: str, h: Head, kms_key_arn: str) -> str:
         return ""
     try:
         after = s3.head(bucket, h.key)
-    except (ClientError, BotoCoreError, RetryableError) as error:  # the update is done: report it
+    except (AwsError, RetryableError) as error:  # the update is done: report it
         logger.warning("could not re-read the object after UpdateObjectEncryption", extra={"error": str(error)})
         return ""
     if _state(after) == _state(h):
@@ -482,7 +487,7 @@ def _apply(
                 race = _update_encryption(work.bucket, h, fix.target.kms_key_arn)
                 if race:
                     return Outcome.FAILED, f"{a.problem}; {race}", a.encryption
-            except s3.UpdateUnavailable:
+            except UpdateUnavailable:
                 logger.warning("UpdateObjectEncryption unavailable in this runtime; copying instead")
                 fix = Remediation(Method.COPY, fix.target)
                 _write_ahead(work, ctx, a, fix, h, resource=resource)
@@ -490,23 +495,22 @@ def _apply(
     except ObjectChanged:
         logger.info("object changed since it was inspected; its own event covers it", extra={"key": h.key})
         return None, "", None
-    except s3.CopyRolledBack as rolled_back:
+    except CopyRolledBack as rolled_back:
         count("CopyRaces")
         logger.error("a write landed during the re-encryption copy", extra={"key": h.key, "problem": str(rolled_back)})
         return Outcome.FAILED, f"{a.problem}; {rolled_back}", a.encryption
-    except s3.UnsupportedAcl as unsupported:
+    except UnsupportedAcl as unsupported:
         return (
             Outcome.REPORTED,
             f"{a.problem}; not re-encrypted: a copy cannot carry over its ACL ({unsupported}), and "
             "copying without it would take the grantees' access away",
             a.encryption,
         )
-    except ClientError as error:
-        raise_if_transient(error)
-        message = error.response.get("Error", {}).get("Message", "")
+    except Refused as error:
+        message = error.message
         return (
             Outcome.FAILED,
-            f"{a.problem}; {fix.method.value} failed: {error_code(error)} {message}".strip(),
+            f"{a.problem}; {fix.method.value} failed: {error.code} {message}".strip(),
             a.encryption,
         )
     return Outcome.REMEDIATED, _remediated_detail(a, fix, h), fix.target

@@ -19,11 +19,10 @@ import json
 from collections.abc import Callable
 from typing import Any, Final
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from clguard.adapters import sns, sqs
+from clguard.adapters.clients import translated
 from clguard.config import Settings
-from clguard.errors import RetryableError
+from clguard.errors import AwsError, RetryableError
 from clguard.events import FINDING_KIND
 from clguard.findings import Finding, message_attributes, sns_message, subject
 from clguard.observability import count, logger
@@ -123,7 +122,9 @@ class Publisher:
         try:
             if self.idempotent:
                 try:
-                    self._publish_once()(record=record)
+                    # The idempotency utility's own DynamoDB calls raise our errors too.
+                    with translated():
+                        self._publish_once()(record=record)
                     sent = fingerprint in self._sent_now
                 except IdempotencyAlreadyInProgressError:
                     if defer:
@@ -139,7 +140,7 @@ class Publisher:
             else:
                 self._send(finding)
                 sent = True
-        except (ClientError, BotoCoreError, IdempotencyPersistenceLayerError) as error:
+        except (AwsError, IdempotencyPersistenceLayerError) as error:
             # SNS failed, or the idempotency store did (before or after the publish: the outbox
             # then publishes at least once, never zero times).
             if not defer:
@@ -174,8 +175,9 @@ class Publisher:
         )
         message_id = self._send(finding)
         try:
-            self._store.save_success(data=record, result={"message_id": message_id})
-        except (ClientError, BotoCoreError) as error:
+            with translated():
+                self._store.save_success(data=record, result={"message_id": message_id})
+        except AwsError as error:
             logger.warning("could not mark the finding published", extra={"error": str(error)})
 
     def _undeliverable(self, finding: Finding, error: BaseException) -> None:
@@ -205,7 +207,7 @@ class Publisher:
             return False
         try:
             sqs.send(queue, outbox_message(finding))
-        except (ClientError, BotoCoreError) as outbox_error:
+        except AwsError as outbox_error:
             logger.warning("the findings outbox failed too", extra={"error": str(outbox_error)})
             return False
         self.deferred.append(finding)

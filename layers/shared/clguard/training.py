@@ -20,15 +20,12 @@ from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any, Final
 
-from botocore.exceptions import ClientError
-
 from clguard import fanout, manifest, policy
 from clguard.accounts import member_of
 from clguard.adapters import clients, rekognition, s3, sqs
-from clguard.adapters.clients import error_code, raise_if_transient
 from clguard.arns import partition_of_region
 from clguard.config import Settings
-from clguard.errors import InvalidEvent, KeyUnreadable
+from clguard.errors import InvalidEvent, KeyUnreadable, Refused
 from clguard.events import TRAINING_EVENTS, ObjectWork, TrainingCall, parse_training_call
 from clguard.findings import (
     Finding,
@@ -316,9 +313,8 @@ class TrainingRun:
         resource = S3ObjectResource(location.bucket, location.key, location.version_id)
         try:
             chunks = s3.iter_chunks(location.bucket, location.key, location.version_id)
-        except ClientError as error:
-            raise_if_transient(error)
-            self._manifest_finding(resource, f"the manifest could not be read: {error_code(error)}")
+        except Refused as error:
+            self._manifest_finding(resource, f"the manifest could not be read: {error.code}")
             return
         # Errors while checking the images are the images' own (findings, or a retry), not the
         # manifest's.
@@ -353,11 +349,10 @@ class TrainingRun:
         resource = ProjectVersionResource(self.request.version_arn or project_arn)
         try:
             project = rekognition.describe_project(project_arn)
-        except ClientError as error:
-            raise_if_transient(error)
+        except Refused as error:
             self._manifest_finding(
                 resource,
-                f"the project's datasets could not be listed (DescribeProjects: {error_code(error)}); "
+                f"the project's datasets could not be listed (DescribeProjects: {error.code}); "
                 "the training images were not checked",
             )
             return
@@ -389,11 +384,10 @@ class TrainingRun:
         name = f"the {dataset_type} dataset" if dataset_type else "the dataset"
         try:
             pages = rekognition.dataset_entry_pages(dataset_arn)
-        except ClientError as error:
-            raise_if_transient(error)
+        except Refused as error:
             self._manifest_finding(
                 resource,
-                f"{name} {dataset_arn} could not be read (ListDatasetEntries: {error_code(error)}); "
+                f"{name} {dataset_arn} could not be read (ListDatasetEntries: {error.code}); "
                 "its images were not checked",
                 scope=scope,
             )
@@ -454,11 +448,10 @@ class TrainingRun:
     def _output_bucket(self, bucket: str) -> None:
         try:
             key = s3.bucket_default_kms_key(bucket)
-        except ClientError as error:
-            raise_if_transient(error)
+        except Refused as error:
             logger.warning(
                 "could not read the output bucket's default encryption",
-                extra={"bucket": bucket, "error": error_code(error)},
+                extra={"bucket": bucket, "error": error.code},
             )
             count("OutputBucketUnverifiable")
             return
@@ -510,9 +503,8 @@ def _pages_until_refused(pages: Iterator[list[str]], stats: ManifestStats) -> It
         for page in pages:
             read += 1
             yield page
-    except ClientError as error:
-        raise_if_transient(error)
-        code = error_code(error)
+    except Refused as error:
+        code = error.code
         stats.truncated = f"ListDatasetEntries failed after {read} page(s) ({code}); the rest was not checked"
 
 

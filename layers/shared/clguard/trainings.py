@@ -16,14 +16,12 @@ import re
 from collections.abc import Iterator
 from typing import Any, Final
 
-from botocore.exceptions import ClientError
-
 from clguard import policy
 from clguard.adapters import dynamodb, rekognition, s3
-from clguard.adapters.clients import client, raise_if_transient
 from clguard.adapters.s3 import HeadStatus
 from clguard.config import Settings
 from clguard.encryption import UnknownEncryption, classify
+from clguard.errors import Refused
 from clguard.findings import Finding, FindingType, Outcome, ProjectVersionResource
 from clguard.intents import Journal
 from clguard.keyaccess import Context, ensure_access
@@ -44,16 +42,7 @@ def access_related(status_message: str) -> bool:
 
 def projects() -> Iterator[str]:
     """Every Custom Labels project ARN of the account and region (DescribeProjects, every page)."""
-    kwargs: dict[str, Any] = {"MaxResults": rekognition.PAGE_SIZE}
-    while True:
-        page = client("rekognition").describe_projects(**kwargs)
-        for raw in page.get("ProjectDescriptions", []) or []:
-            if raw.get("Feature", "CUSTOM_LABELS") == "CUSTOM_LABELS" and raw.get("ProjectArn"):
-                yield str(raw["ProjectArn"])
-        token = page.get("NextToken")
-        if not token:
-            return
-        kwargs["NextToken"] = token
+    return rekognition.custom_labels_project_arns()
 
 
 def _manifests(description: dict[str, Any]) -> list[tuple[str, str]]:
@@ -177,15 +166,13 @@ def audit(settings: Settings, publisher: Publisher, run_id: str) -> list[dict[st
     out: list[dict[str, Any]] = []
     try:
         project_arns = list(projects())
-    except ClientError as error:
-        raise_if_transient(error)
+    except Refused as error:
         logger.warning("cannot list Custom Labels projects; trainings not audited", extra={"error": str(error)})
         return [{"arn": "", "status_message": str(error), "diagnosis": "projects could not be listed", "fixed": False}]
     for project_arn in project_arns:
         try:
             versions = list(rekognition.project_versions(project_arn))
-        except ClientError as error:
-            raise_if_transient(error)
+        except Refused as error:
             logger.warning("cannot describe project versions", extra={"project": project_arn, "error": str(error)})
             continue
         for description in versions:

@@ -22,7 +22,7 @@ from clguard import fanout
 from clguard.accounts import member_of
 from clguard.adapters import clients, sqs
 from clguard.config import Settings
-from clguard.errors import GuardError, InvalidEvent, RetryableError, UntrustedSender
+from clguard.errors import GuardError, InvalidEvent, MemberUnreachable, RetryableError, UntrustedSender
 from clguard.events import FindingMessage, ObjectWork, parse_verify_message
 from clguard.findings import Finding
 from clguard.intents import Journal
@@ -122,7 +122,7 @@ class BatchRun:
                 try:
                     with clients.acting_in(member_of(settings)):
                         self.prefetch_heads[account] = HeadPrefetch(works)
-                except (RetryableError, clients.MemberUnreachable) as error:
+                except (RetryableError, MemberUnreachable) as error:
                     # Each record meets the same problem when it is handled, and fails alone.
                     logger.warning("no prefetch for a member account", extra={"account": account, "error": str(error)})
 

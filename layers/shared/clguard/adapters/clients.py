@@ -6,13 +6,15 @@ Clients are never created at import time: moto must be active first, and cold st
 
 from __future__ import annotations
 
+import functools
+import inspect
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import boto3
 from botocore.config import Config
@@ -25,7 +27,21 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from clguard.errors import RetryableError
+from clguard import errors
+from clguard.errors import (
+    AwsError,
+    Denied,
+    InvalidCall,
+    NotFound,
+    PreconditionFailed,
+    Rejected,
+    RetryableError,
+    Throttled,
+    Transient,
+)
+
+# Defined in clguard.errors with every other error of the project; importable from here too.
+MemberUnreachable = errors.MemberUnreachable
 
 # "standard" retries throttling and 5xx with backoff, bounded at 4 attempts in all.
 CONFIG: Final = Config(
@@ -153,14 +169,6 @@ def _member_credentials(member: Member) -> _Credentials:
     return found
 
 
-class MemberUnreachable(Exception):
-    """The member role could not be assumed (not deployed, or its trust policy refuses us)."""
-
-    def __init__(self, account: str, problem: str) -> None:
-        super().__init__(f"cannot assume the member role in {account}: {problem}")
-        self.account = account
-
-
 @contextmanager
 def acting_in(member: Member | None) -> Iterator[None]:
     """Run the block's S3/KMS/Rekognition calls in ``member`` (None: the function's own account).
@@ -234,5 +242,68 @@ def is_transient(error: BaseException) -> bool:
 
 
 def raise_if_transient(error: BaseException) -> None:
+    """For an adapter that answers AWS's refusals itself (HeadObject, DescribeKey, AssumeRole):
+    a transient failure becomes a plain RetryableError, not an AwsError, so that a caller's
+    ``except AwsError`` (a best-effort step) never swallows it: the unit of work is retried."""
     if is_transient(error):
         raise RetryableError(f"transient AWS error: {error}") from error
+
+
+# --- botocore errors into the project's own (clguard.errors) ----------------------------------------
+
+_NOT_FOUND_CODES: Final = frozenset({"404", "NotFound", "NotFoundException", "ResourceNotFoundException"})
+
+
+def _refusal(code: str, status: int) -> type[AwsError]:
+    if status == 404 or code in _NOT_FOUND_CODES or code.startswith("NoSuch"):
+        return NotFound
+    if status == 403 or code.startswith("AccessDenied") or "Unauthorized" in code:
+        return Denied
+    if status == 412 or code == "PreconditionFailed":
+        return PreconditionFailed
+    return Rejected
+
+
+def translate(error: BaseException) -> BaseException:
+    """The project's error for a botocore one (any other error is returned as it is).
+
+    Whether it is transient is decided as before (``is_transient``); an answer from AWS (a
+    ``ClientError``) that is transient is ``Throttled``, a failure without one ``Transient``."""
+    if isinstance(error, ClientError):
+        code, status = error_code(error), http_status(error)
+        message = str(error.response.get("Error", {}).get("Message", "") or "")
+        kind = Throttled if is_transient(error) else _refusal(code, status)
+        return kind(str(error), code=code, message=message, status=status)
+    if isinstance(error, BotoCoreError):
+        return (Transient if is_transient(error) else InvalidCall)(str(error))
+    return error
+
+
+@contextmanager
+def translated() -> Iterator[None]:
+    """Raise the project's errors instead of botocore's inside the block (for calls an adapter
+    does not make itself, such as the idempotency utility's own DynamoDB client)."""
+    try:
+        yield
+    except (ClientError, BotoCoreError) as error:
+        raise translate(error) from error
+
+
+def aws[F: Callable[..., Any]](function: F) -> F:
+    """Decorate each public adapter function: the botocore errors it raises (also while a
+    generator it is runs) become the project's own."""
+    if inspect.isgeneratorfunction(function):
+
+        @functools.wraps(function)
+        def generator(*args: Any, **kwargs: Any) -> Any:
+            with translated():
+                return (yield from function(*args, **kwargs))
+
+        return cast("F", generator)
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with translated():
+            return function(*args, **kwargs)
+
+    return cast("F", wrapper)

@@ -7,7 +7,7 @@ from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
-from clguard.adapters.clients import client, error_code
+from clguard.adapters.clients import aws, client, error_code
 
 IAM_ACTIONS: Final[Mapping[str, tuple[str, ...]]] = {
     "PutItem": ("dynamodb:PutItem",),
@@ -29,6 +29,7 @@ def _conditional(call: Callable[..., Any], **params: Any) -> bool:
     return True
 
 
+@aws
 def get(table: str, item_id: str) -> dict[str, Any] | None:
     """The item with this ``id`` (strongly consistent), or None."""
     item: dict[str, Any] | None = (
@@ -37,10 +38,12 @@ def get(table: str, item_id: str) -> dict[str, Any] | None:
     return item
 
 
+@aws
 def put(table: str, item: Mapping[str, Any]) -> None:
     client("dynamodb").put_item(TableName=table, Item=dict(item))
 
 
+@aws
 def add_to_set(table: str, item_id: str, attribute: str, values: list[str], expiration: int) -> None:
     """UpdateItem ``ADD`` to a string set (created if missing), and set the item's TTL."""
     client("dynamodb").update_item(
@@ -52,10 +55,12 @@ def add_to_set(table: str, item_id: str, attribute: str, values: list[str], expi
     )
 
 
+@aws
 def delete(table: str, item_id: str) -> None:
     client("dynamodb").delete_item(TableName=table, Key={"id": {"S": item_id}})
 
 
+@aws
 def put_if(
     table: str,
     item: Mapping[str, Any],
@@ -75,6 +80,7 @@ def put_if(
     )
 
 
+@aws
 def put_if_returning_old(
     table: str, item: Mapping[str, Any], condition: str, values: Mapping[str, Any]
 ) -> tuple[bool, dict[str, Any] | None]:
@@ -95,6 +101,7 @@ def put_if_returning_old(
     return True, old
 
 
+@aws
 def delete_if(
     table: str,
     key: Mapping[str, Any],
@@ -114,6 +121,7 @@ def delete_if(
     )
 
 
+@aws
 def update(
     table: str,
     item_id: str,

@@ -10,7 +10,7 @@ from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
-from clguard.adapters.clients import client, error_code, raise_if_transient
+from clguard.adapters.clients import aws, client, error_code, raise_if_transient
 from clguard.errors import LeaseExpired
 
 IAM_ACTIONS: Final[Mapping[str, tuple[str, ...]]] = {
@@ -51,6 +51,7 @@ class KeyLookup:
     problem: str = ""
 
 
+@aws
 def describe(reference: str) -> KeyLookup:
     """Resolve a key id, key ARN, alias name or alias ARN to the key (docs/architecture.md §6)."""
     try:
@@ -73,6 +74,7 @@ def describe(reference: str) -> KeyLookup:
     )
 
 
+@aws
 def tags(key_arn: str) -> dict[str, str]:
     out: dict[str, str] = {}
     kwargs: dict[str, Any] = {"KeyId": key_arn}
@@ -84,6 +86,7 @@ def tags(key_arn: str) -> dict[str, str]:
         kwargs["Marker"] = page["NextMarker"]
 
 
+@aws
 def get_policy(key_arn: str) -> str:
     return str(client("kms").get_key_policy(KeyId=key_arn, PolicyName="default")["Policy"])
 
@@ -100,6 +103,7 @@ def _refuse_late_send(**_: Any) -> None:
         raise LeaseExpired(f"the key's lease ended {time.time() - deadline:.3f}s before PutKeyPolicy was sent")
 
 
+@aws
 def put_policy(key_arn: str, policy: str, *, send_by: float | None = None) -> None:
     """One bounded attempt (see clients.WRITE_CONFIG): it runs inside the key's lease, and is
     not sent at all after ``send_by`` (raises LeaseExpired, a RetryableError)."""

@@ -2,8 +2,8 @@
 
 Every listing is paged with ``NextToken`` at the documented maximum page size (100) and streamed:
 a dataset of 250,000 entries is read one page (at most 100 JSON Lines) at a time, never collected.
-Errors are botocore ``ClientError``s; callers decide what a missing or forbidden resource means
-(``raise_if_transient`` first: throttling and 5xx are retried by the unit of work).
+Errors are the project's own (``clguard.errors``): callers decide what a ``Refused`` (missing,
+forbidden) resource means; ``Transient`` ones are retried by the unit of work.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from clguard.adapters.clients import client
+from clguard.adapters.clients import aws, client, translated
 
 IAM_ACTIONS: Final[Mapping[str, tuple[str, ...]]] = {
     "DescribeProjects": ("rekognition:DescribeProjects",),
@@ -80,6 +80,7 @@ def _project(raw: Mapping[str, Any]) -> Project:
     return Project(str(raw.get("ProjectArn", "")), str(raw.get("Status", "")), datasets)
 
 
+@aws
 def projects() -> Iterator[Project]:
     """Every Custom Labels project of the account and region (DescribeProjects, every page)."""
     kwargs: dict[str, Any] = {"MaxResults": PAGE_SIZE}
@@ -93,6 +94,23 @@ def projects() -> Iterator[Project]:
         kwargs["NextToken"] = token
 
 
+@aws
+def custom_labels_project_arns() -> Iterator[str]:
+    """The ARN of every Custom Labels project of the account and region (DescribeProjects, every
+    page; projects of other features skipped)."""
+    kwargs: dict[str, Any] = {"MaxResults": PAGE_SIZE}
+    while True:
+        page = client("rekognition").describe_projects(**kwargs)
+        for raw in page.get("ProjectDescriptions", []) or []:
+            if raw.get("Feature", "CUSTOM_LABELS") == "CUSTOM_LABELS" and raw.get("ProjectArn"):
+                yield str(raw["ProjectArn"])
+        token = page.get("NextToken")
+        if not token:
+            return
+        kwargs["NextToken"] = token
+
+
+@aws
 def describe_project(project_arn: str) -> Project | None:
     """The project with this ARN (DescribeProjects by its name, every page), or None if absent."""
     name = project_name(project_arn)
@@ -110,11 +128,13 @@ def describe_project(project_arn: str) -> Project | None:
         kwargs["NextToken"] = token
 
 
+@aws
 def describe_dataset(dataset_arn: str) -> Dataset:
     description = client("rekognition").describe_dataset(DatasetArn=dataset_arn)["DatasetDescription"]
     return _dataset(description, dataset_arn)
 
 
+@aws
 def dataset_entry_pages(dataset_arn: str) -> Iterator[list[str]]:
     """The dataset's entries, one page (≤ 100 JSON Lines) at a time. Each page is requested only
     when the previous one has been consumed, so memory holds one page whatever the dataset size.
@@ -123,6 +143,10 @@ def dataset_entry_pages(dataset_arn: str) -> Iterator[list[str]]:
     first = rekognition.list_dataset_entries(DatasetArn=dataset_arn, MaxResults=PAGE_SIZE)
 
     def pages() -> Iterator[list[str]]:
+        with translated():
+            yield from _pages()
+
+    def _pages() -> Iterator[list[str]]:
         page = first
         while True:
             yield list(page.get("DatasetEntries", []) or [])
@@ -141,6 +165,7 @@ def entry_lines(pages: Iterator[Sequence[str]]) -> Iterator[bytes]:
             yield entry.encode("utf-8", "replace") + b"\n"
 
 
+@aws
 def project_versions(project_arn: str, version_names: Sequence[str] = ()) -> Iterator[dict[str, Any]]:
     """Every ProjectVersionDescription of the project (DescribeProjectVersions, every page),
     streamed; ``version_names`` (at most 10, as AWS allows) narrows it."""

@@ -12,8 +12,15 @@ from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
-from clguard.adapters.clients import client, error_code, http_status, raise_if_transient
+from clguard import errors
+from clguard.adapters.clients import aws, client, error_code, http_status, raise_if_transient, translated
 from clguard.encryption import Encryption, ObjectEncryption
+
+# The re-encryption outcomes, defined in clguard.errors with every other error; importable from here too.
+ObjectChanged = errors.ObjectChanged
+CopyRolledBack = errors.CopyRolledBack
+UnsupportedAcl = errors.UnsupportedAcl
+UpdateUnavailable = errors.UpdateUnavailable
 
 IAM_ACTIONS: Final[Mapping[str, tuple[str, ...]]] = {
     # s3:ListBucket lets S3 answer 404 for a missing object instead of 403: without it an object
@@ -108,6 +115,7 @@ def _head_once(bucket: str, key: str, version_id: str | None) -> Head:
     return Head(HeadStatus.FOUND, key, response)
 
 
+@aws
 def head(bucket: str, key: str, version_id: str | None = None) -> Head:
     """HeadObject of exactly this key. URL-encoded keys are decoded where the event is parsed
     (``clguard.events``), which verifies both readings of an ambiguous key: a 404 fallback here
@@ -134,15 +142,6 @@ class Rewritten:
     last_modified: datetime | None = None
 
 
-class ObjectChanged(Exception):
-    """The object changed after we inspected it (If-Match failed): its own event covers it."""
-
-
-class CopyRolledBack(Exception):
-    """In a versioned bucket, a write landed between the last check and the copy, and the copy
-    could not put it back on top by itself. The message says what a person should do."""
-
-
 _GRANT_PARAMETERS: Final = {
     "READ": "GrantRead",
     "READ_ACP": "GrantReadACP",
@@ -151,11 +150,7 @@ _GRANT_PARAMETERS: Final = {
 }
 
 
-class UnsupportedAcl(Exception):
-    """An object ACL grant that a copy cannot carry over (a grantee or permission S3's grant
-    headers do not express)."""
-
-
+@aws
 def acl_grants(bucket: str, key: str, version_id: str | None) -> dict[str, str]:
     """The object's ACL as CopyObject / CreateMultipartUpload grant parameters, or {} for the
     default ACL (the owner's FULL_CONTROL only: also what buckets with ACLs disabled, "bucket
@@ -198,6 +193,7 @@ def _pinned(h: Head) -> bool:
     return h.version_id not in (None, "null")
 
 
+@aws
 def copy_in_place(
     bucket: str,
     h: Head,
@@ -367,10 +363,7 @@ def _multipart_copy(
     return Rewritten(done.get("VersionId"), done.get("ETag"))
 
 
-class UpdateUnavailable(Exception):
-    """The SDK in this runtime predates UpdateObjectEncryption: re-encrypt by copying instead."""
-
-
+@aws
 def update_encryption(bucket: str, h: Head, kms_key_arn: str) -> None:
     """UpdateObjectEncryption: SSE-S3/SSE-KMS to SSE-KMS in place (no copy, no new event)."""
     assert h.response is not None
@@ -392,6 +385,7 @@ def update_encryption(bucket: str, h: Head, kms_key_arn: str) -> None:
     s3.update_object_encryption(**params)
 
 
+@aws
 def iter_chunks(bucket: str, key: str, version_id: str | None = None, chunk_size: int = 1 << 16) -> Iterator[bytes]:
     """Stream an object in chunks (bounded memory; manifests can be 1 GB). GetObject is called
     here, eagerly, so that a missing or forbidden object raises now, not at the first chunk."""
@@ -402,13 +396,15 @@ def iter_chunks(bucket: str, key: str, version_id: str | None = None, chunk_size
 
     def chunks() -> Iterator[bytes]:
         try:
-            yield from body.iter_chunks(chunk_size=chunk_size)
+            with translated():
+                yield from body.iter_chunks(chunk_size=chunk_size)
         finally:
             body.close()
 
     return chunks()
 
 
+@aws
 def bucket_default_kms_key(bucket: str) -> str | None:
     """The KMS key of a bucket's default encryption, or None for SSE-S3 / no configuration."""
     try:
@@ -440,6 +436,7 @@ class Page:
     next_token: str | None
 
 
+@aws
 def list_page(bucket: str, *, token: str | None = None, prefix: str = "", delimiter: str = "") -> Page:
     """One ListObjectsV2 page (up to 1,000 keys): never a whole bucket in memory."""
     params: dict[str, Any] = {"Bucket": bucket, "MaxKeys": 1000}
@@ -463,11 +460,13 @@ def list_page(bucket: str, *, token: str | None = None, prefix: str = "", delimi
     return Page(objects, prefixes, token_next)
 
 
+@aws
 def put_object(bucket: str, key: str, body: bytes, content_type: str) -> None:
     """Write a report object (the reports bucket's default encryption applies; SSE-S3 asked)."""
     client("s3").put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, ServerSideEncryption="AES256")
 
 
+@aws
 def get_bytes(bucket: str, key: str, limit: int = 1 << 20) -> bytes:
     """A small object (an inventory manifest.json), at most ``limit`` bytes."""
     body = client("s3").get_object(Bucket=bucket, Key=key)["Body"]

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Final
 
-from clguard.adapters.clients import client
+from clguard.adapters.clients import aws, client
 
 IAM_ACTIONS: Final[Mapping[str, tuple[str, ...]]] = {"SendMessage": ("sqs:SendMessage",)}
 
 
+@aws
 def send(queue_url: str, body: str) -> None:
     client("sqs").send_message(QueueUrl=queue_url, MessageBody=body)
 
