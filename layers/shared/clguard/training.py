@@ -40,7 +40,7 @@ from clguard.findings import (
     S3ObjectResource,
 )
 from clguard.intents import Journal
-from clguard.keyaccess import Context, KeyResult, ensure_access
+from clguard.keyaccess import Context, KeyResult, KeyStatus, ensure_access
 from clguard.keydirectory import KeyDirectory
 from clguard.manifest import ImageRef, ManifestStats
 from clguard.objects import HeadPrefetch, verify_object
@@ -51,7 +51,6 @@ from clguard.publisher import Publisher
 
 INLINE_IMAGE_LIMIT: Final = 1_000  # larger manifests fan their image checks out to the verify queue
 MAX_INLINE_GROUND_TRUTH: Final = 5 * 1024 * 1024
-KEY_STATUS_RANK: Final = ("ok", "reported", "refused", "denied", "not managed", "failed", "unusable", "granted")
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +171,7 @@ class Summary:
     manifests: int = 0
     datasets: int = 0
     fanout_messages: int = 0
-    keys: dict[str, str] = field(default_factory=dict)
+    keys: dict[str, KeyStatus] = field(default_factory=dict)
     findings: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -187,7 +186,7 @@ class Summary:
             "manifests": self.manifests,
             "datasets": self.datasets,
             "fanout_messages": self.fanout_messages,
-            "keys": self.keys,
+            "keys": {arn: status.value for arn, status in self.keys.items()},
             "findings": [{k: f[k] for k in ("finding_type", "outcome", "resource")} for f in self.findings],
         }
 
@@ -283,8 +282,7 @@ class TrainingRun:
         if result.key is not None:
             self.key_needs.setdefault(arn, set()).add(need)
         # Keep the most telling status seen for the key (several objects share one key).
-        previous = self.summary.keys.get(arn, "ok")
-        self.summary.keys[arn] = max(previous, result.status, key=KEY_STATUS_RANK.index)
+        self.summary.keys[arn] = max(self.summary.keys.get(arn, KeyStatus.OK), result.status)
 
     def _ensure(self, reference: str, need: AccessNeed) -> None:
         result = ensure_access(self.ctx, reference, self._wants(need))
