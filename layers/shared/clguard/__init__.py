@@ -7,7 +7,8 @@ Layout (handlers stay thin; nothing above the adapters touches boto3):
 - ``arns``/``principals``  ARN parsing, principal guardrails and CloudTrail caller resolution.
 - ``encryption``  Classify an object's encryption and decide what the policy requires.
 - ``policy``      Pure key-policy logic: is a principal granted, merge a grant in additively.
-- ``findings``    The finding document (contract) and its email / chat renderings.
+- ``findings``    The finding (contract): types, severities, resources, its document and fingerprint.
+- ``rendering``   How a finding reads: the e-mail, chat and SNS renderings.
 - ``adapters``    Thin AWS adapters (S3, KMS, SNS, SQS, DynamoDB) and the client factory.
 - ``locks``       A per-key lease lock in DynamoDB that serializes key-policy edits.
 - ``keyaccess``   Ensure principals have key access, within the guardrails.

@@ -21,11 +21,12 @@ from typing import Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from clguard import rendering
 from clguard.adapters import sns, sqs
 from clguard.config import Settings
 from clguard.errors import RetryableError
 from clguard.events import FINDING_KIND
-from clguard.findings import Finding, message_attributes, sns_message, subject
+from clguard.findings import Finding
 from clguard.observability import count, logger
 
 IDEMPOTENCY_TTL_SECONDS: Final = 14 * 24 * 3600  # SQS keeps a message (and its DLQ) up to 14 days
@@ -61,9 +62,9 @@ class Publisher:
     def _send(self, finding: Finding) -> str:
         return sns.publish(
             self.settings.alert_topic_arn,
-            subject=subject(finding),
-            message=sns_message(finding),
-            attributes=message_attributes(finding),
+            subject=rendering.subject(finding),
+            message=rendering.sns_message(finding),
+            attributes=rendering.message_attributes(finding),
         )
 
     def _publish_once(self) -> Callable[..., Any]:
