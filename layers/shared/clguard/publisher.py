@@ -52,7 +52,6 @@ class Publisher:
         self.lambda_context = lambda_context
         self.idempotent = idempotent
         self.published: list[Finding] = []
-        self.deferred: list[Finding] = []
         self.undelivered: list[Finding] = []  # neither SNS nor the outbox took them (logged at ERROR)
         self._seen: set[str] = set()
         self._sent_now: set[str] = set()  # sent by this process (not a stored idempotent result)
@@ -209,6 +208,5 @@ class Publisher:
         except (ClientError, BotoCoreError) as outbox_error:
             logger.warning("the findings outbox failed too", extra={"error": str(outbox_error)})
             return False
-        self.deferred.append(finding)
         count("FindingsDeferred")
         return True
