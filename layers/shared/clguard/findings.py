@@ -1,4 +1,4 @@
-"""The finding (design §5, a contract): its types, severities, outcomes and resources, the
+"""The finding (a contract, docs/architecture.md §5): its types, severities, outcomes and resources, the
 ``default`` document SNS delivers, its fingerprint, and the rebuild from a document.
 
 How a finding reads for people (e-mail, chat, the SNS subject and message) is
