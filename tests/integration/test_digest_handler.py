@@ -16,9 +16,9 @@ from clguard import digest
 from clguard.config import load_settings
 from clguard.errors import RetryableError
 from clguard.findings import Finding
-from clguard.findings import subject as finding_subject
 from clguard.observability import metrics
 from clguard.publisher import Publisher
+from clguard.rendering import subject as finding_subject
 from localaws.runtime import esm_batches
 from tests.awscalls import Boundary
 from tests.eventsamples import load_sqs_event

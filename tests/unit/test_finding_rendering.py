@@ -22,6 +22,8 @@ from clguard.findings import (
     ProjectVersionResource,
     S3ObjectResource,
     Severity,
+)
+from clguard.rendering import (
     change_sentence,
     chat_message,
     email_text,

@@ -56,7 +56,9 @@ Adapters: the only modules that call AWS; each declares its ``IAM_ACTIONS``
 
 Findings: the model, its renderings, its delivery
 
-- ``findings``        The finding (the contract, §5) and its three renderings: JSON, e-mail, chat.
+- ``findings``        The finding (the contract, §5): types, severities, resources, its document
+                      and fingerprint.
+- ``rendering``       How a finding reads: the e-mail, chat and SNS renderings.
 - ``publisher``       Publish each finding once per condition, never lose one (the outbox, SQS).
 - ``intents``         Write-ahead of the findings of changes, so a change made just before the
                       runtime died is still reported by the retry.

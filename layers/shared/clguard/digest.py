@@ -37,16 +37,18 @@ from typing import Any, Final
 
 from clguard.adapters import sns
 from clguard.errors import AwsError, ConfigError
-from clguard.findings import (
+from clguard.findings import Finding
+from clguard.observability import count, logger
+from clguard.rendering import (
     CHAT_DESCRIPTION_MAX,
     SUBJECT_MAX,
-    Finding,
     chat_message,
+    code_span,
     email_text,
+    markdown_text,
     next_steps,
 )
-from clguard.findings import subject as finding_subject
-from clguard.observability import count, logger
+from clguard.rendering import subject as finding_subject
 
 DIGEST_KIND: Final = "clguard.digest"
 # Rare and severe: never grouped (plus every FAILED outcome and every message that is not a finding).
@@ -315,14 +317,6 @@ _DONE: Final = {
 }
 
 
-def _md(value: str) -> str:
-    return value.replace("`", "'").replace("*", "\u2217").replace("_", "\u02cd").replace("~", "\u223c")
-
-
-def _literal(value: str) -> str:
-    return "`" + value.replace("`", "'") + "`"
-
-
 def _cost(line: str) -> int:
     """Bytes a line takes in the published message (JSON-escaped, UTF-8, with its newline)."""
     return len(json.dumps(line, ensure_ascii=False).encode()) + 2
@@ -383,11 +377,11 @@ def grouped(key: GroupKey, items: Sequence[Item]) -> HumanMessage:
         )
     lines += ["", f"Digest {digest_id}; every finding is also on the alerts topic as its own message."]
 
-    parts = [f"*{n:,} {key.finding_type} in {_literal(where)}, {done_short}*"]
-    parts += [f"• {_literal(r)}" for r in relative[:CHAT_LISTED]]
+    parts = [f"*{n:,} {key.finding_type} in {code_span(where)}, {done_short}*"]
+    parts += [f"• {code_span(r)}" for r in relative[:CHAT_LISTED]]
     if n > CHAT_LISTED:
-        parts.append(f"… and {n - CHAT_LISTED:,} more: full list in the e-mail digest (digest {_literal(digest_id)})")
-    parts.append(f"*First:* {_md(str(first.get('detail', '')))}")
+        parts.append(f"… and {n - CHAT_LISTED:,} more: full list in the e-mail digest (digest {code_span(digest_id)})")
+    parts.append(f"*First:* {markdown_text(str(first.get('detail', '')))}")
     parts.append(f"*Account:* {key.account} ({key.region}) · *Observed:* {observed[0]} to {observed[-1]}")
     description = "\n".join(parts)
     if len(description) > CHAT_DESCRIPTION_MAX:

@@ -19,6 +19,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
+from functools import total_ordering
 from typing import Any, Final
 
 from clguard import policy
@@ -91,6 +93,35 @@ class Context:
         )
 
 
+@total_ordering
+class KeyStatus(Enum):
+    """What happened on one key, from the least to the most telling (the order of definition).
+
+    Several objects of one request may share a key: its training summary keeps the most telling
+    status seen (``max``). The summaries' JSON carries the ``value``."""
+
+    OK = "ok"
+    REPORTED = "reported"
+    REFUSED = "refused"
+    DENIED = "denied"
+    NOT_MANAGED = "not managed"
+    FAILED = "failed"
+    UNUSABLE = "unusable"
+    GRANTED = "granted"
+
+    @property
+    def rank(self) -> int:
+        return _KEY_STATUS_RANK[self]
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, KeyStatus):
+            return NotImplemented
+        return self.rank < other.rank
+
+
+_KEY_STATUS_RANK: Final[Mapping[KeyStatus, int]] = {status: rank for rank, status in enumerate(KeyStatus)}
+
+
 @dataclass(slots=True)
 class KeyResult:
     """What happened on one key. ``refused`` is returned, not published: the caller publishes one
@@ -98,7 +129,7 @@ class KeyResult:
 
     reference: str
     key: KeyInfo | None = None
-    status: str = "ok"  # ok | unusable | refused | denied | not managed | reported | granted | failed
+    status: KeyStatus = KeyStatus.OK
     granted: list[str] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)
     published: list[Finding] = field(default_factory=list)
@@ -132,7 +163,7 @@ def ensure_access(ctx: Context, reference: str, wants: Mapping[str, Sequence[Sta
     key = result.key = lookup.key
     reason = lookup.problem if key is None else unusable_reason(key, ctx.settings, must_edit=bool(wants))
     if reason is not None:
-        result.status = "unusable"
+        result.status = KeyStatus.UNUSABLE
         arn = reference if key is None else key.arn
         detail = f"{reason}; needed for {ctx.origin}"
         result.published += _publish(ctx, ctx.finding(FindingType.KEY_UNUSABLE, Outcome.REPORTED, arn, detail))
@@ -142,7 +173,7 @@ def ensure_access(ctx: Context, reference: str, wants: Mapping[str, Sequence[Sta
         _ensure_on(ctx, key, wants, result)
     except KeyUnreadable as unreadable:
         # This key's problem alone: reported, and the caller goes on with every other key.
-        result.status = "unusable"
+        result.status = KeyStatus.UNUSABLE
         count("KeysUnreadable")
         logger.warning("key unreadable", extra={"key": key.arn, "error": str(unreadable)})
         detail = (
@@ -176,7 +207,7 @@ def _ensure_on(
             del needed[principal]
             count("Refusals")
     if not needed:
-        result.status = "refused"
+        result.status = KeyStatus.REFUSED
         return result
 
     for principal in list(needed):
@@ -186,7 +217,7 @@ def _ensure_on(
             result.published += _publish(ctx, _denied_finding(ctx, key, principal, wants[principal], sids))
             count("Refusals")
     if not needed:
-        result.status = "denied"
+        result.status = KeyStatus.DENIED
         return result
 
     def lacking(finding_type: FindingType, outcome: Outcome, why: str) -> KeyResult:
@@ -200,7 +231,7 @@ def _ensure_on(
 
     tag_key, tag_value = ctx.settings.managed_key_tag
     if ctx.keys.tags(key.arn).get(tag_key) != tag_value:
-        result.status = "not managed"
+        result.status = KeyStatus.NOT_MANAGED
         count("Refusals", len(needed))
         return lacking(
             FindingType.KEY_NOT_MANAGED,
@@ -208,7 +239,7 @@ def _ensure_on(
             f"but the key does not carry the opt-in tag {tag_key}={tag_value}",
         )
     if not ctx.settings.enforce:
-        result.status = "reported"
+        result.status = KeyStatus.REPORTED
         return lacking(
             FindingType.KEY_ACCESS_MISSING, Outcome.REPORTED, "report mode: would add it to statement(s) {sids}"
         )
@@ -282,7 +313,7 @@ class _Attempt:
     findings: list[Finding] = field(default_factory=list)
     granted: list[str] = field(default_factory=list)
     rejected: bool = False  # KMS kept rejecting the document (MalformedPolicyDocumentException)
-    status: str | None = None  # the key result's status when it is not granted/failed
+    status: KeyStatus | None = None  # the key result's status when it is not granted/failed
 
 
 def _grant(ctx: Context, key: KeyInfo, needed: dict[str, tuple[StatementSpec, ...]], result: KeyResult) -> None:
@@ -317,7 +348,7 @@ def _grant(ctx: Context, key: KeyInfo, needed: dict[str, tuple[StatementSpec, ..
     finally:
         for attempt in attempts:
             result.granted += attempt.granted
-            result.status = attempt.status or ("granted" if result.granted else "failed")
+            result.status = attempt.status or (KeyStatus.GRANTED if result.granted else KeyStatus.FAILED)
             for finding in attempt.findings:
                 if finding.outcome is not Outcome.REMEDIATED or finding.principal_arn not in lost:
                     result.published += _publish(ctx, finding)
@@ -347,7 +378,7 @@ def _opted_out(ctx: Context, key: KeyInfo, needed: Mapping[str, Sequence[Stateme
         )
         for p, specs in needed.items()
     ]
-    return _Attempt(grants=(), findings=findings, status="not managed")
+    return _Attempt(grants=(), findings=findings, status=KeyStatus.NOT_MANAGED)
 
 
 def _note_written(ctx: Context, key_arn: str, grants: Sequence[policy.Grant]) -> None:

@@ -61,10 +61,9 @@ class ObjectResult:
     findings: list[Finding] = field(default_factory=list)
     key_results: list[KeyResult] = field(default_factory=list)
     # What was found, published or not (the audit tallies these): the encryption as found, the
-    # condition found (a finding type; "" when compliant), and the encryption it ends with.
+    # condition found (a finding type; "" when compliant), and the KMS key it ends encrypted with.
     encryption: str = ""
     condition: str = ""
-    final_encryption: str = ""
     final_key: str | None = None
 
 
@@ -156,7 +155,7 @@ def verify_object(work: ObjectWork, ctx: Context, head_fn: HeadFn | None = None)
         )
 
     if final is not None:
-        result.final_encryption, result.final_key = final.kind.value, final.kms_key_arn
+        result.final_key = final.kms_key_arn
     if final is not None and final.kind.is_kms and final.kms_key_arn:
         _ensure_key_access(work, ctx, resource, final.kms_key_arn, result)
     return result

@@ -19,12 +19,13 @@ import json
 from collections.abc import Callable
 from typing import Any, Final
 
+from clguard import rendering
 from clguard.adapters import sns, sqs
 from clguard.adapters.clients import translated
 from clguard.config import Settings
 from clguard.errors import AwsError, RetryableError
 from clguard.events import FINDING_KIND
-from clguard.findings import Finding, message_attributes, sns_message, subject
+from clguard.findings import Finding
 from clguard.observability import count, logger
 
 IDEMPOTENCY_TTL_SECONDS: Final = 14 * 24 * 3600  # SQS keeps a message (and its DLQ) up to 14 days
@@ -50,7 +51,6 @@ class Publisher:
         self.lambda_context = lambda_context
         self.idempotent = idempotent
         self.published: list[Finding] = []
-        self.deferred: list[Finding] = []
         self.undelivered: list[Finding] = []  # neither SNS nor the outbox took them (logged at ERROR)
         self._seen: set[str] = set()
         self._sent_now: set[str] = set()  # sent by this process (not a stored idempotent result)
@@ -60,9 +60,9 @@ class Publisher:
     def _send(self, finding: Finding) -> str:
         return sns.publish(
             self.settings.alert_topic_arn,
-            subject=subject(finding),
-            message=sns_message(finding),
-            attributes=message_attributes(finding),
+            subject=rendering.subject(finding),
+            message=rendering.sns_message(finding),
+            attributes=rendering.message_attributes(finding),
         )
 
     def _publish_once(self) -> Callable[..., Any]:
@@ -210,6 +210,5 @@ class Publisher:
         except AwsError as outbox_error:
             logger.warning("the findings outbox failed too", extra={"error": str(outbox_error)})
             return False
-        self.deferred.append(finding)
         count("FindingsDeferred")
         return True

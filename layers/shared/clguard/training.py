@@ -37,7 +37,7 @@ from clguard.findings import (
     S3ObjectResource,
 )
 from clguard.intents import Journal
-from clguard.keyaccess import Context, KeyResult, ensure_access
+from clguard.keyaccess import Context, KeyResult, KeyStatus, ensure_access
 from clguard.keydirectory import KeyDirectory
 from clguard.manifest import ImageRef, ManifestStats
 from clguard.objects import HeadPrefetch, verify_object
@@ -48,7 +48,6 @@ from clguard.publisher import Publisher
 
 INLINE_IMAGE_LIMIT: Final = 1_000  # larger manifests fan their image checks out to the verify queue
 MAX_INLINE_GROUND_TRUTH: Final = 5 * 1024 * 1024
-KEY_STATUS_RANK: Final = ("ok", "reported", "refused", "denied", "not managed", "failed", "unusable", "granted")
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +156,74 @@ def should_act(call: TrainingCall) -> tuple[bool, str]:
     return False, f"the call was refused by AWS ({call.error_code}): nothing to grant"
 
 
+@dataclass(frozen=True, slots=True)
+class TrainingPlan:
+    """What one training call asks of the guard, decided from the call and the settings alone
+    (no AWS call): who would be granted (or why nobody is), which keys it names and what each
+    needs, which manifests and datasets hold its images, and its output bucket.
+
+    :class:`TrainingRun` carries it out, in this order: the KmsKeyId, the manifests, the project's
+    datasets, the source dataset, the inline Ground Truth, the output bucket, then the refusal."""
+
+    event_id: str
+    event_name: str
+    origin: str  # what asked, for the findings' detail and origin: "CreateProjectVersion of …"
+    caller: Caller
+    display_caller: str | None  # the caller as a person reads it (its ARN even when refused)
+    refusal: str | None  # why the caller may not be granted; None: it may
+    keys: tuple[tuple[str, AccessNeed], ...] = ()  # key references the call names, with their need
+    manifests: tuple[S3Location, ...] = ()
+    project_datasets: str | None = None  # the project whose TRAIN and TEST datasets are trained from
+    source_dataset: str | None = None  # CreateDataset's DatasetSource.DatasetArn
+    inline_ground_truth: bytes | None = None
+    output_bucket: str | None = None  # its default key is needed for the training data
+    version_arn: str | None = None  # the version CreateProjectVersion created (responseElements)
+
+    @property
+    def principal(self) -> str | None:
+        """The principal to grant: the caller, unless it is refused."""
+        return self.caller.principal_arn if self.refusal is None else None
+
+    @property
+    def principals(self) -> tuple[str, ...]:
+        return (self.principal,) if self.principal else ()
+
+    def wants(self, need: AccessNeed) -> dict[str, tuple[policy.StatementSpec, ...]]:
+        """What ``ensure_access`` is asked to make hold on a key with ``need``."""
+        return {principal: need.specs for principal in self.principals}
+
+
+def plan_training(call: TrainingCall, settings: Settings) -> TrainingPlan:
+    """Decide what the call asks (parsing its parameters and resolving its caller)."""
+    request = request_of(call)
+    caller = resolve_caller(call.user_identity)
+    identity = call.user_identity if isinstance(call.user_identity, dict) else {}
+    arn = identity.get("arn")
+    # CreateProjectVersion without manifests trains from the project's datasets (the request's
+    # manifests rule when there are any).
+    from_datasets = call.event_name == "CreateProjectVersion" and not request.manifests and bool(request.project)
+    return TrainingPlan(
+        event_id=call.event_id,
+        event_name=call.event_name,
+        origin=request.describe(call.event_name),
+        caller=caller,
+        display_caller=caller.principal_arn or (arn if isinstance(arn, str) else None),
+        refusal=refusal_reason(
+            caller.principal_arn,
+            key_account=settings.account_id,
+            key_partition=partition_of_region(settings.region),
+            patterns=settings.allowed_principal_patterns,
+        ),
+        keys=((request.kms_key_id, AccessNeed.COPIED_IMAGES),) if request.kms_key_id else (),
+        manifests=tuple(request.manifests),
+        project_datasets=request.project if from_datasets else None,
+        source_dataset=request.source_dataset,
+        inline_ground_truth=request.inline_ground_truth,
+        output_bucket=request.output_bucket,
+        version_arn=request.version_arn,
+    )
+
+
 @dataclass(slots=True)
 class Summary:
     event_id: str
@@ -169,7 +236,7 @@ class Summary:
     manifests: int = 0
     datasets: int = 0
     fanout_messages: int = 0
-    keys: dict[str, str] = field(default_factory=dict)
+    keys: dict[str, KeyStatus] = field(default_factory=dict)
     findings: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -184,26 +251,26 @@ class Summary:
             "manifests": self.manifests,
             "datasets": self.datasets,
             "fanout_messages": self.fanout_messages,
-            "keys": self.keys,
+            "keys": {arn: status.value for arn, status in self.keys.items()},
             "findings": [{k: f[k] for k in ("finding_type", "outcome", "resource")} for f in self.findings],
         }
 
 
 class TrainingRun:
+    """Carries out a :class:`TrainingPlan`: checks its images and keys and keeps the summary."""
+
     def __init__(
         self,
-        call: TrainingCall,
+        plan: TrainingPlan,
         settings: Settings,
         *,
         lambda_context: Any = None,
         sleep: Callable[[float], None] = time.sleep,
         inline_limit: int | None = None,
     ) -> None:
-        self.call = call
+        self.plan = plan
         self.settings = settings
-        self.request = request_of(call)
-        self.caller: Caller = resolve_caller(call.user_identity)
-        self.origin = self.request.describe(call.event_name)
+        self.origin = plan.origin
         self.publisher = Publisher(settings, lambda_context=lambda_context)
         self.keys = KeyDirectory(fresh=True)  # a one-shot call is decided on what KMS says now
         # Lambda retries the event with no attempt count: the journal asks its index item.
@@ -212,59 +279,47 @@ class TrainingRun:
             settings,
             self.publisher,
             self.keys,
-            call.event_id,
+            plan.event_id,
             self.origin,
             sleep=sleep,
             journal=journal,
             request=self.origin,
         )
         self.inline_limit = INLINE_IMAGE_LIMIT if inline_limit is None else inline_limit
-        self.refusal = refusal_reason(
-            self.caller.principal_arn,
-            key_account=settings.account_id,
-            key_partition=partition_of_region(settings.region),
-            patterns=settings.allowed_principal_patterns,
-        )
-        self.principal = self.caller.principal_arn if self.refusal is None else None
-        self.summary = Summary(call.event_id, call.event_name, "processed", "", self.display_caller, self.principal)
+        self.summary = Summary(plan.event_id, plan.event_name, "processed", "", plan.display_caller, plan.principal)
         self.key_needs: dict[str, set[AccessNeed]] = {}  # resolved CMK ARN -> needs (for refusals)
         self.checked: set[ImageRef] = set()  # images checked inline (bounded by the inline limit)
-
-    @property
-    def display_caller(self) -> str | None:
-        identity = self.call.user_identity if isinstance(self.call.user_identity, dict) else {}
-        arn = identity.get("arn")
-        return self.caller.principal_arn or (arn if isinstance(arn, str) else None)
 
     # --- steps ---------------------------------------------------------------------------------
 
     def run(self) -> Summary:
+        plan = self.plan
         logger.info(
             "training call",
             extra={
-                "event_name": self.call.event_name,
-                "caller": self.display_caller,
-                "identity_type": self.caller.identity_type,
-                "principal": self.principal,
-                "refusal": self.refusal,
-                "manifests": len(self.request.manifests),
-                "kms_key_id": self.request.kms_key_id,
+                "event_name": plan.event_name,
+                "caller": plan.display_caller,
+                "identity_type": plan.caller.identity_type,
+                "principal": plan.principal,
+                "refusal": plan.refusal,
+                "manifests": len(plan.manifests),
+                "kms_key_id": next((reference for reference, _ in plan.keys), None),
             },
         )
-        if self.request.kms_key_id:
-            self._ensure(self.request.kms_key_id, AccessNeed.COPIED_IMAGES)
-        for location in self.request.manifests:
+        for reference, need in plan.keys:
+            self._ensure(reference, need)
+        for location in plan.manifests:
             self._manifest(location)
-        if self._trains_from_datasets():
-            self._project_datasets(str(self.request.project))
-        if self.request.source_dataset:
-            self._dataset(self.request.source_dataset, ProjectVersionResource(self.request.source_dataset))
-        if self.request.inline_ground_truth:
+        if plan.project_datasets:
+            self._project_datasets(plan.project_datasets)
+        if plan.source_dataset:
+            self._dataset(plan.source_dataset, ProjectVersionResource(plan.source_dataset))
+        if plan.inline_ground_truth:
             stats = ManifestStats()
-            refs = manifest.scan([self.request.inline_ground_truth], stats)
+            refs = manifest.scan([plan.inline_ground_truth], stats)
             self._images(refs, stats, None)
-        if self.request.output_bucket:
-            self._output_bucket(self.request.output_bucket)
+        if plan.output_bucket:
+            self._output_bucket(plan.output_bucket)
         self._publish_refusal()
         self.summary.findings = [f.document() for f in self.publisher.published]
         # Every finding was tried; one neither SNS nor the outbox took fails the invocation, so
@@ -272,19 +327,15 @@ class TrainingRun:
         self.publisher.raise_if_undelivered()
         return self.summary
 
-    def _wants(self, need: AccessNeed) -> dict[str, tuple[policy.StatementSpec, ...]]:
-        return {self.principal: need.specs} if self.principal else {}
-
     def _note_key(self, result: KeyResult, need: AccessNeed) -> None:
         arn = result.key.arn if result.key is not None else result.reference
         if result.key is not None:
             self.key_needs.setdefault(arn, set()).add(need)
         # Keep the most telling status seen for the key (several objects share one key).
-        previous = self.summary.keys.get(arn, "ok")
-        self.summary.keys[arn] = max(previous, result.status, key=KEY_STATUS_RANK.index)
+        self.summary.keys[arn] = max(self.summary.keys.get(arn, KeyStatus.OK), result.status)
 
     def _ensure(self, reference: str, need: AccessNeed) -> None:
-        result = ensure_access(self.ctx, reference, self._wants(need))
+        result = ensure_access(self.ctx, reference, self.plan.wants(need))
         self._note_key(result, need)
 
     def _verify(self, work: ObjectWork, head_fn: Callable[[ObjectWork], s3.Head] | None = None) -> None:
@@ -299,9 +350,9 @@ class TrainingRun:
             bucket=location.bucket,
             key=location.key,
             version_id=getattr(location, "version_id", None),
-            source_event_id=self.call.event_id,
+            source_event_id=self.plan.event_id,
             reason=reason,
-            principals=(self.principal,) if self.principal else (),
+            principals=self.plan.principals,
             anywhere=True,
             origin=self.origin,
         )
@@ -324,9 +375,9 @@ class TrainingRun:
         finding = Finding(
             finding_type=FindingType.MANIFEST_INVALID,
             outcome=Outcome.REPORTED,
-            resource=resource or S3ObjectResource("(inline)", self.call.event_name),
+            resource=resource or S3ObjectResource("(inline)", self.plan.event_name),
             detail=f"{detail} (for {self.origin})",
-            source_event_id=self.call.event_id,
+            source_event_id=self.plan.event_id,
             account=self.settings.account_id,
             region=self.settings.region,
             scope=scope,
@@ -336,17 +387,10 @@ class TrainingRun:
 
     # --- datasets ------------------------------------------------------------------------------
 
-    def _trains_from_datasets(self) -> bool:
-        """CreateProjectVersion without manifests trains from the project's datasets (the request's
-        manifests rule when there are any)."""
-        return (
-            self.call.event_name == "CreateProjectVersion" and not self.request.manifests and bool(self.request.project)
-        )
-
     def _project_datasets(self, project_arn: str) -> None:
         # The finding's resource is the version being trained; before CloudTrail names it (a
         # refused call we still act on), the project.
-        resource = ProjectVersionResource(self.request.version_arn or project_arn)
+        resource = ProjectVersionResource(self.plan.version_arn or project_arn)
         try:
             project = rekognition.describe_project(project_arn)
         except Refused as error:
@@ -372,7 +416,7 @@ class TrainingRun:
                     resource,
                     f"the {dataset.dataset_type} dataset {dataset.arn} is {dataset.status}{message}; "
                     "its images were not checked",
-                    scope=f"{self.call.event_id}:{dataset.arn}",
+                    scope=f"{self.plan.event_id}:{dataset.arn}",
                 )
                 continue
             self._dataset(dataset.arn, resource, dataset.dataset_type)
@@ -380,7 +424,7 @@ class TrainingRun:
     def _dataset(self, dataset_arn: str, resource: Resource, dataset_type: str = "") -> None:
         """Check the images of a dataset's entries, as the lines of a manifest."""
         self.summary.datasets += 1
-        scope = f"{self.call.event_id}:{dataset_arn}"
+        scope = f"{self.plan.event_id}:{dataset_arn}"
         name = f"the {dataset_type} dataset" if dataset_type else "the dataset"
         try:
             pages = rekognition.dataset_entry_pages(dataset_arn)
@@ -433,17 +477,14 @@ class TrainingRun:
         account = None if self.settings.account_id == self.settings.home else self.settings.account_id
         for body in fanout.messages(
             refs,
-            source_event_id=self.call.event_id,
+            source_event_id=self.plan.event_id,
             origin=self.origin,
-            principals=self._wants_list(),
+            principals=self.plan.principals,
             account=account,
         ):
             sqs.send(queue, body)
             self.summary.fanout_messages += 1
         count("FanoutMessages", self.summary.fanout_messages)
-
-    def _wants_list(self) -> list[str]:
-        return [self.principal] if self.principal else []
 
     def _output_bucket(self, bucket: str) -> None:
         try:
@@ -460,14 +501,14 @@ class TrainingRun:
 
     def _publish_refusal(self) -> None:
         """One PRINCIPAL_NOT_ALLOWED per principal per event, listing the keys it lacks."""
-        if self.refusal is None or not self.key_needs:
+        if self.plan.refusal is None or not self.key_needs:
             return
         lacking = []
         for key_arn, needs in self.key_needs.items():
             lookup = self.keys.lookup(key_arn)
             if lookup.key is None or not lookup.key.customer_managed:
                 continue
-            arn = self.caller.principal_arn
+            arn = self.plan.caller.principal_arn
             try:
                 document = self.keys.policy(key_arn)
             except KeyUnreadable:
@@ -477,17 +518,17 @@ class TrainingRun:
             lacking.append(key_arn)
         if not lacking:
             return
-        who = self.display_caller or f"a {self.caller.identity_type} caller"
+        who = self.plan.display_caller or f"a {self.plan.caller.identity_type} caller"
         finding = Finding(
             finding_type=FindingType.PRINCIPAL_NOT_ALLOWED,
             outcome=Outcome.REFUSED,
             resource=KmsKeyResource(lacking[0]),
-            detail=f"not granting {who} ({self.caller.note}) access for {self.origin}: {self.refusal}; "
+            detail=f"not granting {who} ({self.plan.caller.note}) access for {self.origin}: {self.plan.refusal}; "
             f"key(s): {', '.join(lacking)}",
-            source_event_id=self.call.event_id,
+            source_event_id=self.plan.event_id,
             account=self.settings.account_id,
             region=self.settings.region,
-            principal_arn=self.display_caller,
+            principal_arn=self.plan.display_caller,
             kms_key_arn=lacking[0],
             origin=self.origin,
         )
@@ -528,8 +569,9 @@ def handle_training_event(
         logger.warning("training call ignored: nothing assumed, nothing changed", extra={"reason": reason})
         count("EventsForeignAccount")
         return Summary(call.event_id, call.event_name, "ignored", reason).to_json()
+    plan = plan_training(call, account_settings)
     with clients.acting_in(member_of(account_settings)):
-        run = TrainingRun(call, account_settings, lambda_context=lambda_context, sleep=sleep)
+        run = TrainingRun(plan, account_settings, lambda_context=lambda_context, sleep=sleep)
         summary = run.run()
     summary.reason = reason
     return summary.to_json()

@@ -1,0 +1,252 @@
+"""How a finding reads: the three renderings SNS delivers, and the helpers the digest shares.
+
+``default`` is the finding document (JSON, :meth:`clguard.findings.Finding.document`: the
+contract), ``email`` a short text, ``https`` the chat schema that Amazon Q Developer in chat
+applications (formerly AWS Chatbot) renders in Slack. :func:`sns_message` puts the three in one
+``MessageStructure="json"`` message, with its :func:`subject` and :func:`message_attributes`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from clguard import policy
+from clguard.findings import (
+    Finding,
+    FindingType,
+    KmsKeyResource,
+    Outcome,
+    PolicyChange,
+    ProjectVersionResource,
+    S3ObjectResource,
+    Severity,
+)
+
+SUBJECT_MAX: Final = 99  # SNS: "must be less than 100 characters long"
+CHAT_DESCRIPTION_MAX: Final = 7_000
+
+
+def _aws_principals(statement: Mapping[str, Any] | None) -> list[str]:
+    if not statement:
+        return []
+    block = statement.get("Principal")
+    if isinstance(block, Mapping):
+        return [str(p) for p in policy.as_list(block.get("AWS"))]
+    return [str(p) for p in policy.as_list(block)]
+
+
+def short_principal(arn: str) -> str:
+    """``arn:aws:iam::123456789012:role/ml/Trainer`` -> ``role/ml/Trainer`` (what a reader scans)."""
+    head, sep, name = arn.partition(":iam::")
+    if not sep or not head.startswith("arn:"):
+        return arn
+    _account, sep, rest = name.partition(":")
+    return rest if sep and rest else arn
+
+
+def change_sentence(change: PolicyChange, code: Callable[[str], str] = str) -> str:
+    """``added role/ml/Trainer to CustomLabelsGuardTrainingData: kms:Decrypt, kms:GenerateDataKey``.
+
+    ``code`` wraps names for the medium (Slack shows them as code spans)."""
+    old = set(_aws_principals(change.before))
+    added = [p for p in _aws_principals(change.after) if p not in old]
+    actions = ", ".join(str(a) for a in policy.as_list((change.after or {}).get("Action")))
+    who = ", ".join(code(short_principal(p)) for p in added) or "no principal"
+    created = " (new statement)" if change.before is None else ""
+    condition = " (with its condition)" if (change.after or {}).get("Condition") else ""
+    return f"added {who} to {code(change.sid)}{created}: {actions}{condition}"
+
+
+_OUTCOME_TEXT: Final[Mapping[Outcome, str]] = {
+    Outcome.REMEDIATED: "Fixed automatically.",
+    Outcome.REPORTED: "Left as is (report only).",
+    Outcome.REFUSED: "Not changed: a guardrail forbade the change.",
+    Outcome.FAILED: "The remediator tried and failed.",
+}
+
+_NEXT_STEPS: Final[Mapping[tuple[FindingType, Outcome | None], tuple[str, ...]]] = {
+    (FindingType.OBJECT_UNENCRYPTED, Outcome.REMEDIATED): (
+        "Nothing to do for this object. Set default encryption on the bucket so new uploads are encrypted.",
+    ),
+    (FindingType.OBJECT_UNENCRYPTED, None): (
+        "Re-encrypt the object (copy it onto itself with SSE-S3 or SSE-KMS) or set REENCRYPT_KMS_KEY and "
+        "REMEDIATION_MODE=enforce so the remediator does it.",
+    ),
+    (FindingType.OBJECT_SSE_C, None): (
+        "Re-upload the object with SSE-S3 or SSE-KMS: Rekognition cannot read SSE-C objects.",
+    ),
+    (FindingType.OBJECT_WRONG_ENCRYPTION, Outcome.REMEDIATED): ("Nothing to do for this object.",),
+    (FindingType.OBJECT_WRONG_ENCRYPTION, None): (
+        "Re-encrypt the object with an allowed key, or set REENCRYPT_KMS_KEY so the remediator does it.",
+    ),
+    (FindingType.OBJECT_UNVERIFIABLE, None): (
+        "Check that the remediator's role may read the object (bucket policy, KMS key policy, IAM).",
+    ),
+    (FindingType.KEY_UNUSABLE, None): (
+        "Enable the key or cancel its deletion, or re-encrypt the data with a usable customer managed key "
+        "of this account.",
+        "If the detail says the guard cannot read the key, let the guard's role call kms:DescribeKey, "
+        "kms:GetKeyPolicy and kms:ListResourceTags on it (key policy or IAM).",
+    ),
+    (FindingType.KEY_ACCESS_MISSING, Outcome.REMEDIATED): (
+        "Nothing to do: retry the training job if it failed before the grant.",
+    ),
+    (FindingType.KEY_ACCESS_MISSING, Outcome.REPORTED): (
+        "Add the principal to the key policy with the listed actions, or set REMEDIATION_MODE=enforce.",
+    ),
+    (FindingType.KEY_ACCESS_MISSING, Outcome.REFUSED): (
+        "A Deny statement of the key policy (named in the detail) cancels this access, and the remediator never "
+        "edits a statement it does not own: change that statement so it exempts the principal for requests "
+        "made through S3 and Rekognition, then retry the training job.",
+    ),
+    (FindingType.KEY_ACCESS_MISSING, Outcome.FAILED): (
+        "Check the detail; the remediator retries on the next event. Add the statement by hand if it keeps failing.",
+    ),
+    (FindingType.KEY_NOT_MANAGED, None): (
+        "Tag the key with the MANAGED_KEY_TAG opt-in to let the remediator edit its policy, or grant the "
+        "principal by hand.",
+    ),
+    (FindingType.PRINCIPAL_NOT_ALLOWED, None): (
+        "If this principal should train, add it to ALLOWED_PRINCIPAL_PATTERNS (same-account roles/users only); "
+        "otherwise investigate who called.",
+    ),
+    (FindingType.KEY_POLICY_LIMIT, None): (
+        "Shrink the key policy (e.g. grant a role that many principals assume) before more principals are added.",
+    ),
+    (FindingType.MANIFEST_INVALID, None): ("Fix the listed manifest lines; the valid lines were still checked.",),
+    (FindingType.TRAINING_FAILED, Outcome.REMEDIATED): (
+        "Retry the training: the guard has since given the principals the key access it lacked.",
+    ),
+    (FindingType.TRAINING_FAILED, None): (
+        "Give the listed principals the listed key access (or tag the keys with MANAGED_KEY_TAG and set "
+        "REMEDIATION_MODE=enforce), then retry the training.",
+    ),
+}
+_DATASET_NEXT_STEPS: Final = (
+    "If the dataset could not be read: let the guard read it (rekognition:ListDatasetEntries, dataset "
+    "CREATE_COMPLETE), then retry the training so that its images are checked and their keys granted.",
+    "If entries are invalid: fix them (UpdateDatasetEntries); the valid entries were still checked.",
+)
+
+
+def next_steps(finding: Finding) -> tuple[str, ...]:
+    if finding.finding_type is FindingType.MANIFEST_INVALID and isinstance(finding.resource, ProjectVersionResource):
+        return _DATASET_NEXT_STEPS
+    return _NEXT_STEPS.get((finding.finding_type, finding.outcome), _NEXT_STEPS.get((finding.finding_type, None), ()))
+
+
+_NOT_SUBJECT = re.compile(r"[^\x20-\x7e]")
+
+
+def subject(finding: Finding) -> str:
+    """``[SEVERITY] FINDING_TYPE <resource>``: printable ASCII, one line, under 100 characters."""
+    head = f"[{finding.severity.value}] {finding.finding_type.value} "
+    label = _NOT_SUBJECT.sub("?", finding.resource.label())
+    room = SUBJECT_MAX - len(head)
+    if len(label) > room:
+        keep = room - 3
+        label = label[: keep // 2] + "..." + label[len(label) - (keep - keep // 2) :]
+    return head + label
+
+
+def _where(finding: Finding) -> str:
+    resource = finding.resource
+    if isinstance(resource, S3ObjectResource):
+        version = f" (version {resource.version_id})" if resource.version_id else ""
+        return f"{resource.label()}{version}"
+    if isinstance(resource, ProjectVersionResource):
+        return f"Custom Labels {resource.arn}"
+    return f"KMS key {resource.arn}"
+
+
+def email_text(finding: Finding) -> str:
+    lines = [
+        f"Custom Labels Guard: {finding.finding_type.value} ({finding.severity.value}), {finding.outcome.value}",
+        "",
+        f"What happened: {finding.detail}",
+        f"Where: {_where(finding)} in account {finding.account}, {finding.region}",
+    ]
+    if finding.kms_key_arn and not isinstance(finding.resource, KmsKeyResource):
+        lines.append(f"KMS key: {finding.kms_key_arn}")
+    if finding.principal_arn:
+        lines.append(f"Principal: {finding.principal_arn}")
+    lines.append(f"What was done: {_OUTCOME_TEXT[finding.outcome]}")
+    lines.extend(f"What changed: {change_sentence(change)}" for change in finding.change)
+    steps = next_steps(finding)
+    if steps:
+        lines.append("What to do next:")
+        lines.extend(f"  - {step}" for step in steps)
+    lines += ["", f"Event {finding.source_event_id}, observed {finding.observed_at}."]
+    return "\n".join(lines)
+
+
+def markdown_text(value: str) -> str:
+    """Text for Slack's markdown: no backticks (they would end a code span), and no ``*``/``_``/``~``
+    (they would toggle bold, italics, strike); look-alike characters read the same."""
+    return value.replace("`", "'").replace("*", "\u2217").replace("_", "\u02cd").replace("~", "\u223c")
+
+
+def code_span(value: str) -> str:
+    return "`" + value.replace("`", "'") + "`"
+
+
+def chat_message(finding: Finding) -> dict[str, Any]:
+    """Custom notification schema of Amazon Q Developer in chat applications (Slack)."""
+    emoji = ":rotating_light:" if finding.severity is Severity.HIGH else ":warning:"
+    done = {
+        Outcome.REMEDIATED: ":white_check_mark: remediated",
+        Outcome.REPORTED: ":memo: reported",
+        Outcome.REFUSED: ":no_entry: refused",
+        Outcome.FAILED: ":x: failed",
+    }[finding.outcome]
+    parts = [f"*{markdown_text(finding.detail.strip())}*"]
+    parts.extend(f"*Changed:* {change_sentence(change, code_span)}" for change in finding.change)
+    parts.append(f"*Where:* {code_span(_where(finding))}")
+    if finding.kms_key_arn and not isinstance(finding.resource, KmsKeyResource):
+        parts.append(f"*Key:* {code_span(finding.kms_key_arn)}")
+    if finding.principal_arn:
+        parts.append(f"*Principal:* {code_span(finding.principal_arn)}")
+    parts.append(f"*Account:* {finding.account} ({finding.region}) · *Event:* {code_span(finding.source_event_id)}")
+    description = "\n".join(parts)
+    if len(description) > CHAT_DESCRIPTION_MAX:
+        description = description[: CHAT_DESCRIPTION_MAX - 20] + "\n… (truncated)"
+    return {
+        "version": "1.0",
+        "source": "custom",
+        "id": finding.fingerprint()[:32],
+        "content": {
+            "textType": "client-markdown",
+            "title": f"{emoji} {finding.finding_type.value} ({finding.severity.value}): {done}",
+            "description": description,
+            "nextSteps": list(next_steps(finding)),
+            "keywords": [finding.finding_type.value, finding.severity.value, finding.outcome.value],
+        },
+        "metadata": {
+            "summary": f"{finding.finding_type.value} {finding.outcome.value}: {finding.resource.label()}"[:250],
+            "eventType": finding.finding_type.value,
+            "relatedResources": [r for r in (finding.resource.label(), finding.kms_key_arn) if r][:5],
+        },
+    }
+
+
+def sns_message(finding: Finding) -> str:
+    """The ``Message`` for ``MessageStructure="json"``."""
+    return json.dumps(
+        {
+            "default": json.dumps(finding.document(), ensure_ascii=False),
+            "email": email_text(finding),
+            "https": json.dumps(chat_message(finding), ensure_ascii=False),
+        },
+        ensure_ascii=False,
+    )
+
+
+def message_attributes(finding: Finding) -> dict[str, dict[str, str]]:
+    return {
+        "finding_type": {"DataType": "String", "StringValue": finding.finding_type.value},
+        "severity": {"DataType": "String", "StringValue": finding.severity.value},
+        "outcome": {"DataType": "String", "StringValue": finding.outcome.value},
+    }
