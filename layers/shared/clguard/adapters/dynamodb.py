@@ -18,10 +18,18 @@ IAM_ACTIONS: Final[Mapping[str, tuple[str, ...]]] = {
 }
 
 
-def _conditional(call: Callable[..., Any], **params: Any) -> bool:
+def _conditional(
+    call: Callable[..., Any],
+    condition: str,
+    values: Mapping[str, Any],
+    names: Mapping[str, str] | None = None,
+    **params: Any,
+) -> bool:
     """Run a conditional write. False when the condition failed (someone else holds the item)."""
+    if names:
+        params["ExpressionAttributeNames"] = dict(names)
     try:
-        call(**params)
+        call(ConditionExpression=condition, ExpressionAttributeValues=dict(values), **params)
     except ClientError as error:
         if error_code(error) == "ConditionalCheckFailedException":
             return False
@@ -69,15 +77,7 @@ def put_if(
     names: Mapping[str, str] | None = None,
 ) -> bool:
     """Conditional PutItem."""
-    extra: dict[str, Any] = {"ExpressionAttributeNames": dict(names)} if names else {}
-    return _conditional(
-        client("dynamodb").put_item,
-        TableName=table,
-        Item=dict(item),
-        ConditionExpression=condition,
-        ExpressionAttributeValues=dict(values),
-        **extra,
-    )
+    return _conditional(client("dynamodb").put_item, condition, values, names, TableName=table, Item=dict(item))
 
 
 @aws
@@ -110,15 +110,7 @@ def delete_if(
     names: Mapping[str, str] | None = None,
 ) -> bool:
     """Conditional DeleteItem."""
-    extra: dict[str, Any] = {"ExpressionAttributeNames": dict(names)} if names else {}
-    return _conditional(
-        client("dynamodb").delete_item,
-        TableName=table,
-        Key=dict(key),
-        ConditionExpression=condition,
-        ExpressionAttributeValues=dict(values),
-        **extra,
-    )
+    return _conditional(client("dynamodb").delete_item, condition, values, names, TableName=table, Key=dict(key))
 
 
 @aws
