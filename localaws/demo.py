@@ -26,7 +26,11 @@ RemediationMode=enforce and every other parameter at its default:
 5. A burst: a few hundred legacy (unencrypted) images land in one folder at once. Every one is a
    finding on the alerts topic (the machines' channel, one message each); the digest function,
    fed by the alerts topic's SQS subscription, gives people a handful of messages.
-6. The report: each alert as the e-mail and the Slack message, each key policy diff, the digests
+6. A member account (``111122223333``, ``member.yaml`` deployed there): an unencrypted upload to
+   its training bucket and its trainer's ``CreateProjectVersion`` reach this account's bus through
+   its forwarding rules; the functions assume the member role, re-encrypt the object and grant the
+   trainer on the member's key, there.
+7. The report: each alert as the e-mail and the Slack message, each key policy diff, the digests
    people got, a summary, and the checks that every expected outcome happened. Exit status 0
    when they all did.
 """
@@ -55,7 +59,11 @@ from localaws.runtime import ACCOUNT_ID, Alert, DrainTimeout, LocalSystem, Route
 
 TRAINING_BUCKET: Final = "custom-labels-training"
 OUTPUT_BUCKET: Final = "custom-labels-output"
-PARAMETERS: Final = {"TrainingBuckets": TRAINING_BUCKET, "RemediationMode": "enforce"}
+MEMBER_ACCOUNT: Final = "111122223333"  # a member account this deployment serves (member.yaml deployed)
+MEMBER_BUCKET: Final = "member-training-data"
+MEMBER_TRAINER: Final = f"arn:aws:iam::{MEMBER_ACCOUNT}:role/ml/CustomLabelsTrainer"
+MEMBER_IMAGE: Final = "images/cat-from-the-member.jpg"
+PARAMETERS: Final = {"TrainingBuckets": f"{TRAINING_BUCKET},{MEMBER_BUCKET}", "RemediationMode": "enforce"}
 TRAINER_NAME, TRAINER_PATH = "CustomLabelsTrainer", "/ml/"
 TRAINER: Final = f"arn:aws:iam::{ACCOUNT_ID}:role/ml/CustomLabelsTrainer"
 PREFIX: Final = "datasets/cats/"
@@ -100,6 +108,7 @@ class Scenario:
     dataset_training: Routed | None = None
     burst_alerts: list[Alert] = field(default_factory=list)  # machine messages of the burst
     burst_human: list[Alert] = field(default_factory=list)  # human messages of the burst
+    member_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -331,6 +340,35 @@ def burst(system: LocalSystem, scenario: Scenario, say: Callable[[str], None]) -
     )
 
 
+def member_account(system: LocalSystem, scenario: Scenario, say: Callable[[str], None]) -> None:
+    """A member account (member.yaml deployed there): its upload and its trainer's training call
+    reach this deployment through its forwarding rules and are handled in the member."""
+    s3, kms, iam = (system.member_client(MEMBER_ACCOUNT, s) for s in ("s3", "kms", "iam"))
+    trust = {"Version": "2012-10-17", "Statement": []}
+    iam.create_role(RoleName=TRAINER_NAME, Path=TRAINER_PATH, AssumeRolePolicyDocument=json.dumps(trust))
+    tag_key, _, tag_value = str(system.parameters["ManagedKeyTag"]).partition("=")
+    scenario.member_key = kms.create_key(Tags=[{"TagKey": tag_key, "TagValue": tag_value}])["KeyMetadata"]["Arn"]
+    s3.create_bucket(Bucket=MEMBER_BUCKET)
+    system.enable_eventbridge_notifications(MEMBER_BUCKET, account=MEMBER_ACCOUNT)
+    put_legacy_unencrypted_object(s3, MEMBER_BUCKET, MEMBER_IMAGE, b"\xff\xd8 member cat")
+    _drain(system, scenario, "member upload")
+    event = load_sample("cloudtrail_create_project_version")
+    event["detail"]["recipientAccountId"] = MEMBER_ACCOUNT
+    event["detail"]["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"] = MEMBER_TRAINER
+    parameters = event["detail"]["requestParameters"]
+    parameters["KmsKeyId"] = scenario.member_key
+    for name in ("TrainingData", "TestingData", "OutputConfig"):
+        parameters.pop(name, None)
+    routed = system.put_event(event, account=MEMBER_ACCOUNT)
+    scenario.routed.append((f"Member {MEMBER_ACCOUNT}: CreateProjectVersion", routed))
+    _drain(system, scenario, "member training call")
+    say(
+        f"account {MEMBER_ACCOUNT}: an unencrypted upload to {MEMBER_BUCKET} and a CreateProjectVersion "
+        f"by {MEMBER_TRAINER}, forwarded to this account's bus ({', '.join(routed.rules)}); the functions "
+        "assumed the member role and acted there"
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # Checks
 # --------------------------------------------------------------------------------------------
@@ -467,6 +505,22 @@ def run_checks(system: LocalSystem, scenario: Scenario, subscriber_subjects: lis
         [f["outcome"] for f in dataset_grants] == ["REMEDIATED"] and not _mentions(datasets_after, DATA_ENGINEER),
         f"{len(dataset_grants)} finding(s); data engineer in the policy: {_mentions(datasets_after, DATA_ENGINEER)}",
     )
+    member_head = system.member_client(MEMBER_ACCOUNT, "s3").head_object(Bucket=MEMBER_BUCKET, Key=MEMBER_IMAGE)
+    member_policy = json.loads(
+        system.member_client(MEMBER_ACCOUNT, "kms").get_key_policy(KeyId=scenario.member_key, PolicyName="default")[
+            "Policy"
+        ]
+    )
+    member_findings = [a.finding for a in alerts if a.finding.get("account") == MEMBER_ACCOUNT]
+    member_calls = [r for label, r in scenario.routed if label.startswith("Member")]
+    check(
+        "the member account's upload was re-encrypted in the member, its trainer granted on the member's key",
+        member_head.get("ServerSideEncryption") == "AES256"
+        and _allows(member_policy, MEMBER_TRAINER, "kms:Decrypt")
+        and all("TrainingCallRule" in r.rules for r in member_calls),
+        f"{member_head.get('ServerSideEncryption')}; {len(member_findings)} finding(s) carry the member's account; "
+        + ", ".join(f"{r.rules}" for r in member_calls),
+    )
     grants = _grant_event_ids(system)
     training_calls = [r for label, r in scenario.routed if label.startswith("CreateProjectVersion")]
     check(
@@ -600,13 +654,13 @@ def run(console: Console, parameters: Mapping[str, str] = PARAMETERS) -> tuple[l
     def header(text: str) -> None:
         nonlocal step
         step += 1
-        console.print(Text.assemble((f"[{step}/5] ", "bold cyan"), (text, "bold")))
+        console.print(Text.assemble((f"[{step}/7] ", "bold cyan"), (text, "bold")))
 
     def say(text: str) -> None:
         console.print(Text(textwrap.fill(text, width=console.width, initial_indent=" " * 6, subsequent_indent=" " * 6)))
 
     header("Local AWS: a moto server on loopback, template.yaml deployed on it")
-    with LocalSystem(parameters) as system:
+    with LocalSystem(parameters, members={MEMBER_ACCOUNT: [MEMBER_BUCKET]}) as system:
         say(f"{system.endpoint_url}; parameters: " + ", ".join(f"{k}={v}" for k, v in parameters.items()))
         say("EventBridge rules from template.yaml (default bus):")
         print_routing(console, system)
@@ -621,6 +675,8 @@ def run(console: Console, parameters: Mapping[str, str] = PARAMETERS) -> tuple[l
         train_from_datasets(system, scenario, say)
         header("A burst: alerts topic → DigestQueue → digest function → human topic")
         burst(system, scenario, say)
+        header(f"A member account ({MEMBER_ACCOUNT}): its events handled there, through its role")
+        member_account(system, scenario, say)
         subscriber = [m.subject for m in system.subscriber_messages()]
         checks = run_checks(system, scenario, subscriber)
         elapsed = time.monotonic() - started
