@@ -8,12 +8,18 @@ this list complete):
 
 Boundary: each input parsed once, into frozen types
 
+- ``parsing``         The one helper family for untrusted JSON (typed fields, InvalidEvent naming
+                      the field) and the one S3 object-key rule.
 - ``config``          Settings from the environment, validated once per cold start (§4).
 - ``lambda_context``  What the handlers take from the Lambda context (the account id).
 - ``events``          Every event shape we accept (verify-queue bodies, CloudTrail training calls);
-                      anything else raises InvalidEvent. The S3 key readings of each source.
+                      anything else raises InvalidEvent. The S3 key readings of each source. The
+                      one entry point for verify-queue bodies (the guard's own kinds decoded by
+                      ``fanout`` and ``outbox``).
 - ``fanout``          Our ``clguard.verify-objects`` message (v1 image checks, v2 the audit's
-                      fan-out): its shape and the packer that keeps messages under the SQS limit.
+                      fan-out): its shape, version, encoders (kept under the SQS limit) and decoder.
+- ``outbox``          Our ``clguard.finding`` message (the findings outbox): its encode and decode.
+- ``work``            ObjectWork: one object to verify, whatever source of work asked for it.
 - ``manifest``        Stream a Custom Labels manifest (JSON Lines of ``source-ref``) in bounded memory.
 - ``inventory``       S3 Inventory reports: a bucket's latest report and its CSV rows, streamed.
 

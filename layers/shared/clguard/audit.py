@@ -38,12 +38,12 @@ from clguard.adapters import dynamodb, s3, sns, sqs
 from clguard.config import EncryptionRequirement, Settings
 from clguard.encryption import Encryption
 from clguard.errors import AwsError, ConfigError, InvalidEvent, Refused, RetryableError, Throttled
-from clguard.events import ObjectWork
 from clguard.findings import Finding, FindingType, KmsKeyResource, Outcome, S3ObjectResource
 from clguard.keydirectory import KeyDirectory
 from clguard.manifest import ImageRef
 from clguard.observability import count, logger
 from clguard.publisher import Publisher
+from clguard.work import ObjectWork
 
 CONTINUE_KIND: Final = "clguard.audit-continue"
 SUMMARY_KIND: Final = "clguard.audit-summary"

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from clguard.adapters import sns
-from clguard.errors import AwsError, ConfigError
+from clguard.errors import AwsError, ConfigError, InvalidEvent
 from clguard.findings import Finding
 from clguard.observability import count, logger
 from clguard.rendering import (
@@ -127,7 +127,7 @@ def parse_record(record: Mapping[str, Any]) -> Item:
     finding: Finding | None
     try:
         finding = Finding.from_document(parsed)
-    except (KeyError, ValueError, TypeError, AttributeError):
+    except (InvalidEvent, KeyError, ValueError, TypeError, AttributeError):
         finding = None
     if not isinstance(parsed.get("resource"), dict) or not _well_typed(parsed):
         return Item(record_id, body, attributes, None, None)  # forwarded as it is, never dropped

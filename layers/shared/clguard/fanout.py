@@ -1,4 +1,5 @@
-"""The verify-queue message that carries image checks of a large manifest (our own shape).
+"""The ``clguard.verify-objects`` message (our own shape): image checks of a large manifest (v1)
+and the audit's fan-out (v2), encoded by ``messages`` and ``Packer``, decoded by ``decode``.
 
     {
       "kind": "clguard.verify-objects",
@@ -23,11 +24,24 @@ Messages stay under ``MAX_MESSAGE_BYTES`` (SQS allows 256 KiB).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Final
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Final
 
-from clguard.events import MAX_KEY_BYTES, VERIFY_OBJECTS_KIND
+from clguard.errors import InvalidEvent
 from clguard.manifest import ImageRef
+from clguard.parsing import (
+    MAX_KEY_BYTES,
+    object_key,
+    optional_account_id,
+    optional_field,
+    optional_text,
+    required_field,
+    required_text,
+)
+from clguard.work import ObjectWork
+
+VERIFY_OBJECTS_KIND: Final = "clguard.verify-objects"
+VERSIONS: Final = (1, 2)  # 1: image checks of a manifest (``messages``); 2: the audit's (``Packer``)
 
 MAX_MESSAGE_BYTES: Final = 240 * 1024
 # The largest one object can encode to: a 1024-byte key of control characters escapes to
@@ -146,3 +160,60 @@ class Packer:
             body = str(view[: self._end + 2], "utf-8")
         self._end, self.count = self._head, 0
         return body
+
+
+def decode(message: Mapping[str, Any]) -> list[ObjectWork]:
+    """A ``clguard.verify-objects`` message (v1 or v2, already parsed as JSON) -> its work.
+    Raises InvalidEvent naming the field that is wrong."""
+    where = VERIFY_OBJECTS_KIND
+    version = message.get("version")
+    if version not in VERSIONS or isinstance(version, bool):
+        raise InvalidEvent(f"{where} version {version!r} is not supported")
+    audit_run = required_text(message, "audit_run", where) if version == 2 else ""
+    audit_bucket = required_text(message, "bucket", where) if version == 2 else ""
+    event_id = required_text(message, "source_event_id", where)
+    origin = optional_text(message, "origin", where) or "a training request"
+    principals = optional_field(message, "principals", list, where) or []
+    if not all(isinstance(p, str) for p in principals):
+        raise InvalidEvent(f"{where}.principals must be a list of strings")
+    account = optional_account_id(message, where)
+    objects = required_field(message, "objects", list, where)
+    work = []
+    for index, item in enumerate(objects):
+        if not isinstance(item, dict):
+            raise InvalidEvent(f"{where}.objects[{index}] must be an object")
+        bucket = audit_bucket or required_text(item, "bucket", f"{where}.objects[{index}]")
+        key = required_text(item, "key", f"{where}.objects[{index}]")
+        version_id = optional_text(item, "version_id", f"{where}.objects[{index}]")
+        if audit_run:
+            # The audit lists the training buckets only: checked as an upload is (training
+            # buckets only), its findings scoped by the object's listed state.
+            state = optional_text(item, "state", f"{where}.objects[{index}]") or ""
+            work.append(
+                ObjectWork(
+                    bucket,
+                    object_key(key, f"{where}.objects[{index}].key"),
+                    version_id,
+                    event_id,
+                    "audit",
+                    principals=tuple(principals),
+                    origin=origin,
+                    audit_run=audit_run,
+                    state=state,
+                )
+            )
+            continue
+        work.append(
+            ObjectWork(
+                bucket,
+                object_key(key, f"{where}.objects[{index}].key"),
+                version_id,
+                event_id,
+                "manifest image",
+                principals=tuple(principals),
+                anywhere=True,
+                origin=origin,
+                account=account,
+            )
+        )
+    return work

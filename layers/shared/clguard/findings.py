@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final
 
+from clguard.parsing import required_object, required_value
+
 SCHEMA_VERSION: Final = "1"
 
 
@@ -213,30 +215,36 @@ class Finding:
 
     @classmethod
     def from_document(cls, document: Mapping[str, Any], *, scope: str = "") -> Finding:
-        """Rebuild a finding from its ``default`` document (the findings outbox carries these)."""
-        resource_doc = document["resource"]
+        """Rebuild a finding from its ``default`` document (the findings outbox carries these).
+        Raises InvalidEvent naming a missing field, ValueError for an unknown type or outcome."""
+        where = "finding"
+        resource_doc = required_object(document, "resource", where)
         resource: Resource
         if resource_doc.get("type") == "kms-key":
-            resource = KmsKeyResource(str(resource_doc["arn"]))
+            resource = KmsKeyResource(str(required_value(resource_doc, "arn", f"{where}.resource")))
         elif resource_doc.get("type") == "rekognition-project-version":
-            resource = ProjectVersionResource(str(resource_doc["arn"]))
+            resource = ProjectVersionResource(str(required_value(resource_doc, "arn", f"{where}.resource")))
         else:
             resource = S3ObjectResource(
-                str(resource_doc["bucket"]),
-                str(resource_doc["key"]),
+                str(required_value(resource_doc, "bucket", f"{where}.resource")),
+                str(required_value(resource_doc, "key", f"{where}.resource")),
                 resource_doc.get("version_id"),
             )
+
+        def text_of(name: str) -> str:
+            return str(required_value(document, name, where))
+
         return cls(
-            finding_type=FindingType(document["finding_type"]),
-            outcome=Outcome(document["outcome"]),
+            finding_type=FindingType(required_value(document, "finding_type", where)),
+            outcome=Outcome(required_value(document, "outcome", where)),
             resource=resource,
-            detail=str(document["detail"]),
-            source_event_id=str(document["source_event_id"]),
-            account=str(document["account"]),
-            region=str(document["region"]),
+            detail=text_of("detail"),
+            source_event_id=text_of("source_event_id"),
+            account=text_of("account"),
+            region=text_of("region"),
             principal_arn=document.get("principal_arn"),
             kms_key_arn=document.get("kms_key_arn"),
-            observed_at=str(document["observed_at"]),
+            observed_at=text_of("observed_at"),
             scope=scope,
             change=tuple(PolicyChange.from_json(c) for c in _as_list(document.get("change")) if isinstance(c, Mapping)),
             origin=str(document.get("origin") or ""),

@@ -13,8 +13,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
-from clguard.events import MAX_KEY_BYTES
+from clguard.errors import InvalidEvent
 from clguard.names import is_bucket_name
+from clguard.parsing import object_key
 
 MAX_LINES: Final = 250_000
 MAX_BYTES: Final = 1024**3
@@ -95,11 +96,9 @@ def parse_source_ref(value: object) -> ImageRef | str:
     if not is_bucket_name(bucket):
         return f"source-ref bucket {bucket[:80]!r} is not a valid bucket name"
     try:
-        encoded = key.encode("utf-8")
-    except UnicodeEncodeError:
-        return "source-ref key is not valid UTF-8"
-    if len(encoded) > MAX_KEY_BYTES or "\x00" in key:
-        return "source-ref key is not a valid S3 key"
+        object_key(key, "source-ref key")
+    except InvalidEvent as error:
+        return str(error)  # the one S3 key rule (events' too), reported as this line's problem
     return ImageRef(bucket, key)
 
 

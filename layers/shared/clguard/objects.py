@@ -42,11 +42,11 @@ from clguard.errors import (
     UnsupportedAcl,
     UpdateUnavailable,
 )
-from clguard.events import ObjectWork
 from clguard.findings import Finding, FindingType, Outcome, S3ObjectResource
 from clguard.keyaccess import Context, KeyResult, ensure_access
 from clguard.locks import KeyLock
 from clguard.observability import count, logger
+from clguard.work import ObjectWork
 
 LOOP_GUARD_SECONDS: Final = 3600
 # No invocation outlives Lambda's 900 s limit, so a live holder's lease never expires under it;

@@ -9,6 +9,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from clguard.arns import parse_principal_arn
+from clguard.parsing import said_text
 
 
 def matches_patterns(arn: str, patterns: Iterable[str]) -> bool:
@@ -53,10 +54,6 @@ class Caller:
     note: str
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
 def _issuer_role(identity: Mapping[str, Any]) -> str | None:
     context = identity.get("sessionContext")
     if not isinstance(context, Mapping):
@@ -64,7 +61,7 @@ def _issuer_role(identity: Mapping[str, Any]) -> str | None:
     issuer = context.get("sessionIssuer")
     if not isinstance(issuer, Mapping):
         return None
-    arn = _text(issuer.get("arn"))
+    arn = said_text(issuer.get("arn"))
     if arn is None or str(issuer.get("type", "Role")) != "Role":
         return None
     return arn
@@ -74,13 +71,13 @@ def resolve_caller(identity: Any) -> Caller:
     """docs/architecture.md §7. AssumedRole → the session issuer role ARN *with its path* (never the sts ARN)."""
     if not isinstance(identity, Mapping):
         return Caller("missing", None, "the record has no userIdentity")
-    kind = _text(identity.get("type")) or "unknown"
+    kind = said_text(identity.get("type")) or "unknown"
     if kind == "AssumedRole":
         role = _issuer_role(identity)
         note = "session issuer role" if role else "assumed role without a session issuer"
         return Caller(kind, role, note)
     if kind == "IAMUser":
-        arn = _text(identity.get("arn"))
+        arn = said_text(identity.get("arn"))
         return Caller(kind, arn, "IAM user")
     if kind == "Root":
         return Caller(kind, None, "root user: never added to a key policy")

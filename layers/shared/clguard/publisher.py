@@ -15,34 +15,19 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any, Final
 
-from clguard import rendering
+from clguard import outbox, rendering
 from clguard.adapters import sns, sqs
 from clguard.adapters.clients import translated
 from clguard.config import Settings
 from clguard.errors import AwsError, RetryableError
-from clguard.events import FINDING_KIND
 from clguard.findings import Finding
 from clguard.observability import count, logger
 
 IDEMPOTENCY_TTL_SECONDS: Final = 14 * 24 * 3600  # SQS keeps a message (and its DLQ) up to 14 days
 IDEMPOTENCY_PREFIX: Final = "clguard-finding"
-
-
-def outbox_message(finding: Finding) -> str:
-    """The findings-outbox message: ``{"kind": "clguard.finding", "version": 1, ...}``."""
-    return json.dumps(
-        {
-            "kind": FINDING_KIND,
-            "version": 1,
-            "scope": finding.scope,
-            "finding": finding.document(),
-        },
-        ensure_ascii=False,
-    )
 
 
 class Publisher:
@@ -206,7 +191,7 @@ class Publisher:
         if not queue:
             return False
         try:
-            sqs.send(queue, outbox_message(finding))
+            sqs.send(queue, outbox.encode(finding))
         except AwsError as outbox_error:
             logger.warning("the findings outbox failed too", extra={"error": str(outbox_error)})
             return False

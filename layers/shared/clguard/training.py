@@ -26,7 +26,7 @@ from clguard.adapters import clients, rekognition, s3, sqs
 from clguard.arns import partition_of_region
 from clguard.config import Settings
 from clguard.errors import InvalidEvent, KeyUnreadable, Refused
-from clguard.events import TRAINING_EVENTS, ObjectWork, TrainingCall, parse_training_call
+from clguard.events import TRAINING_EVENTS, TrainingCall, parse_training_call
 from clguard.findings import (
     Finding,
     FindingType,
@@ -42,9 +42,11 @@ from clguard.keydirectory import KeyDirectory
 from clguard.manifest import ImageRef, ManifestStats
 from clguard.objects import HeadPrefetch, verify_object
 from clguard.observability import count, logger
+from clguard.parsing import object_value, text_value
 from clguard.policy import AccessNeed
 from clguard.principals import Caller, refusal_reason, resolve_caller
 from clguard.publisher import Publisher
+from clguard.work import ObjectWork
 
 INLINE_IMAGE_LIMIT: Final = 1_000  # larger manifests fan their image checks out to the verify queue
 MAX_INLINE_GROUND_TRUTH: Final = 5 * 1024 * 1024
@@ -73,39 +75,23 @@ class TrainingRequest:
         return f"{event_name} of {target}" if target else event_name
 
 
-def _str(value: Any, where: str) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise InvalidEvent(f"{where} must be a string")
-    return value or None
-
-
-def _map(value: Any, where: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise InvalidEvent(f"{where} must be an object")
-    return value
-
-
 def _manifest_location(ground_truth: Any, where: str) -> S3Location | None:
-    s3_object = _map(_map(ground_truth, where).get("s3object"), f"{where}.S3Object")
-    bucket = _str(s3_object.get("bucket"), f"{where}.S3Object.Bucket")
-    name = _str(s3_object.get("name"), f"{where}.S3Object.Name")
+    s3_object = object_value(object_value(ground_truth, where).get("s3object"), f"{where}.S3Object")
+    bucket = text_value(s3_object.get("bucket"), f"{where}.S3Object.Bucket")
+    name = text_value(s3_object.get("name"), f"{where}.S3Object.Name")
     if not bucket or not name:
         return None
-    return S3Location(bucket, name, _str(s3_object.get("version"), f"{where}.S3Object.Version"))
+    return S3Location(bucket, name, text_value(s3_object.get("version"), f"{where}.S3Object.Version"))
 
 
 def _assets(data: Any, where: str) -> Iterator[S3Location]:
-    assets = _map(data, where).get("assets")
+    assets = object_value(data, where).get("assets")
     if assets is None:
         return
     if not isinstance(assets, list):
         raise InvalidEvent(f"{where}.Assets must be a list")
     for index, asset in enumerate(assets):
-        location = _manifest_location(_map(asset, f"{where}.Assets[{index}]").get("groundtruthmanifest"), where)
+        location = _manifest_location(object_value(asset, f"{where}.Assets[{index}]").get("groundtruthmanifest"), where)
         if location is not None:
             yield location
 
@@ -114,21 +100,23 @@ def request_of(call: TrainingCall) -> TrainingRequest:
     """Read the request parameters, whatever their case (lower-cased by the parser)."""
     p = call.parameters
     request = TrainingRequest(
-        project=_str(p.get("projectarn") or p.get("destinationprojectarn") or p.get("datasetarn"), "ProjectArn"),
-        version_name=_str(p.get("versionname"), "VersionName"),
-        kms_key_id=_str(p.get("kmskeyid"), "KmsKeyId"),
-        output_bucket=_str(_map(p.get("outputconfig"), "OutputConfig").get("s3bucket"), "OutputConfig.S3Bucket"),
+        project=text_value(p.get("projectarn") or p.get("destinationprojectarn") or p.get("datasetarn"), "ProjectArn"),
+        version_name=text_value(p.get("versionname"), "VersionName"),
+        kms_key_id=text_value(p.get("kmskeyid"), "KmsKeyId"),
+        output_bucket=text_value(
+            object_value(p.get("outputconfig"), "OutputConfig").get("s3bucket"), "OutputConfig.S3Bucket"
+        ),
     )
     request.manifests.extend(_assets(p.get("trainingdata"), "TrainingData"))
     request.manifests.extend(_assets(p.get("testingdata"), "TestingData"))
-    source = _map(p.get("datasetsource"), "DatasetSource")
+    source = object_value(p.get("datasetsource"), "DatasetSource")
     location = _manifest_location(source.get("groundtruthmanifest"), "DatasetSource.GroundTruthManifest")
     if location is not None:
         request.manifests.append(location)
-    request.source_dataset = _str(source.get("datasetarn"), "DatasetSource.DatasetArn")
+    request.source_dataset = text_value(source.get("datasetarn"), "DatasetSource.DatasetArn")
     version_arn = call.response.get("projectversionarn")
     request.version_arn = version_arn if isinstance(version_arn, str) and version_arn else None
-    blob = _map(p.get("changes"), "Changes").get("groundtruth")
+    blob = object_value(p.get("changes"), "Changes").get("groundtruth")
     if isinstance(blob, str) and blob:
         try:
             decoded = base64.b64decode(blob[: MAX_INLINE_GROUND_TRUTH * 2], validate=True)

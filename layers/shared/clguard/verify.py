@@ -23,7 +23,7 @@ from clguard.accounts import member_of
 from clguard.adapters import clients, sqs
 from clguard.config import Settings
 from clguard.errors import GuardError, InvalidEvent, MemberUnreachable, RetryableError, UntrustedSender
-from clguard.events import FindingMessage, ObjectWork, parse_verify_message
+from clguard.events import parse_verify_message
 from clguard.findings import Finding
 from clguard.intents import Journal
 from clguard.keyaccess import Context
@@ -31,7 +31,9 @@ from clguard.keydirectory import KeyDirectory
 from clguard.manifest import ImageRef
 from clguard.objects import HeadPrefetch, ObjectResult, record_decides, verify_object
 from clguard.observability import count, logger
+from clguard.outbox import FindingMessage
 from clguard.publisher import Publisher
+from clguard.work import ObjectWork
 
 KEY_FINDING_WINDOW_SECONDS = 3600
 TIME_RESERVE_MS = 30_000  # stop starting new objects (fan-out or plain) when less than this is left
@@ -174,7 +176,7 @@ class BatchRun:
         if isinstance(message, FindingMessage):
             try:
                 finding = Finding.from_document(message.document, scope=message.scope)
-            except (KeyError, ValueError, TypeError, AttributeError) as error:
+            except (InvalidEvent, KeyError, ValueError, TypeError, AttributeError) as error:
                 count("InvalidRecords")
                 logger.error(
                     "invalid finding in the outbox", extra={"message_id": record.message_id, "problem": repr(error)}

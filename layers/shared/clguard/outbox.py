@@ -1,0 +1,41 @@
+"""The findings-outbox message (our own shape): a finding SNS did not take, put on the verify
+queue to be published by the verify function.
+
+    {"kind": "clguard.finding", "version": 1, "scope": "<the finding's scope>", "finding": {<its document>}}
+
+``encode`` is what the publisher sends; ``decode`` what ``events.parse_verify_message`` returns for
+it. The version is written, not required on reading (the first outbox messages had none).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from clguard.findings import Finding
+from clguard.parsing import required_object
+
+FINDING_KIND: Final = "clguard.finding"
+VERSION: Final = 1
+
+
+@dataclass(frozen=True, slots=True)
+class FindingMessage:
+    document: dict[str, Any]
+    scope: str
+
+
+def encode(finding: Finding) -> str:
+    """The outbox message of ``finding``."""
+    return json.dumps(
+        {"kind": FINDING_KIND, "version": VERSION, "scope": finding.scope, "finding": finding.document()},
+        ensure_ascii=False,
+    )
+
+
+def decode(message: Mapping[str, Any]) -> FindingMessage:
+    """A ``clguard.finding`` message (already parsed as JSON): its finding document and scope."""
+    document = required_object(message, "finding", FINDING_KIND)
+    return FindingMessage(document, str(message.get("scope") or ""))
