@@ -178,42 +178,29 @@ def decode(message: Mapping[str, Any]) -> list[ObjectWork]:
         raise InvalidEvent(f"{where}.principals must be a list of strings")
     account = optional_account_id(message, where)
     objects = required_field(message, "objects", list, where)
+    # v2 (the audit) lists the training buckets only: checked as an upload is (training buckets
+    # only, this account), its findings scoped by the object's listed state. v1 (a training
+    # request's images) is checked wherever it is, in the account the request came from.
+    audit = bool(audit_run)
+    asked = tuple(principals)
     work = []
     for index, item in enumerate(objects):
+        at = f"{where}.objects[{index}]"
         if not isinstance(item, dict):
-            raise InvalidEvent(f"{where}.objects[{index}] must be an object")
-        bucket = audit_bucket or required_text(item, "bucket", f"{where}.objects[{index}]")
-        key = required_text(item, "key", f"{where}.objects[{index}]")
-        version_id = optional_text(item, "version_id", f"{where}.objects[{index}]")
-        if audit_run:
-            # The audit lists the training buckets only: checked as an upload is (training
-            # buckets only), its findings scoped by the object's listed state.
-            state = optional_text(item, "state", f"{where}.objects[{index}]") or ""
-            work.append(
-                ObjectWork(
-                    bucket,
-                    object_key(key, f"{where}.objects[{index}].key"),
-                    version_id,
-                    event_id,
-                    "audit",
-                    principals=tuple(principals),
-                    origin=origin,
-                    audit_run=audit_run,
-                    state=state,
-                )
-            )
-            continue
+            raise InvalidEvent(f"{at} must be an object")
         work.append(
             ObjectWork(
-                bucket,
-                object_key(key, f"{where}.objects[{index}].key"),
-                version_id,
+                audit_bucket or required_text(item, "bucket", at),
+                object_key(required_text(item, "key", at), f"{at}.key"),
+                optional_text(item, "version_id", at),
                 event_id,
-                "manifest image",
-                principals=tuple(principals),
-                anywhere=True,
+                "audit" if audit else "manifest image",
+                principals=asked,
+                anywhere=not audit,
                 origin=origin,
-                account=account,
+                account=None if audit else account,
+                audit_run=audit_run,
+                state=(optional_text(item, "state", at) or "") if audit else "",
             )
         )
     return work
