@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,3 +108,23 @@ def boundary() -> Iterator[Boundary]:
         yield Boundary(log, faults, session)
     finally:
         clients.reset()
+
+
+def copies_take_no_effect(b: Boundary, head: Mapping[str, Any]) -> None:
+    """S3 answers every CopyObject with success, but the object stays as ``head`` describes it
+    (what a bucket policy or default encryption overriding the copy looks like): the loop guard's
+    case. The other injected faults still apply."""
+    faults = b.faults
+
+    def fake_copy(model: Any, **kwargs: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+        if getattr(model, "name", "") == "CopyObject":
+            body = {
+                "CopyObjectResult": {"ETag": head["ETag"], "LastModified": head["LastModified"]},
+                "ResponseMetadata": {"HTTPStatusCode": 200},
+            }
+            return AWSResponse("https://injected", 200, HTTPHeaders(), None), body
+        return faults(model, **kwargs)
+
+    b.session.events.unregister("before-call.*.*", unique_id="test-faults")
+    b.session.events.register("before-call.*.*", fake_copy, unique_id="test-faults")  # type: ignore[arg-type]
+    clients.reset(b.session)

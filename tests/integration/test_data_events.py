@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from botocore.awsrequest import AWSResponse, HTTPHeaders
 from moto import mock_aws
 
 from clguard import policy
@@ -24,7 +23,7 @@ from clguard.adapters import clients
 from clguard.keydirectory import clear_cache
 from functions.verify_object_encryption import app
 from localaws.doubles import aws_behaviour
-from tests.awscalls import Boundary, boundary
+from tests.awscalls import Boundary, boundary, copies_take_no_effect
 from tests.eventsamples import load_event, sqs_event
 from tests.world import ACCOUNT, BUCKET, LambdaContext, World
 
@@ -139,20 +138,7 @@ def test_loop_guard_holds_for_data_events(world: World, calls: Boundary) -> None
     # Given S3 answers CopyObject with success but the object stays unencrypted
     world.put_legacy(KEY)
     head = world.head(KEY)
-    original_call = calls.faults.__call__
-
-    def fake_copy(model: object, **kwargs: object) -> object:
-        if getattr(model, "name", "") == "CopyObject":
-            body = {
-                "CopyObjectResult": {"ETag": head["ETag"], "LastModified": head["LastModified"]},
-                "ResponseMetadata": {"HTTPStatusCode": 200},
-            }
-            return AWSResponse("https://injected", 200, HTTPHeaders(), None), body
-        return original_call(model, **kwargs)
-
-    calls.session.events.unregister("before-call.*.*", unique_id="test-faults")
-    calls.session.events.register("before-call.*.*", fake_copy, unique_id="test-faults")  # type: ignore[arg-type]
-    clients.reset(calls.session)
+    copies_take_no_effect(calls, head)
 
     # When the upload's record and then the copy's record arrive, neither with encryption fields
     run(record_of(KEY, None, None))

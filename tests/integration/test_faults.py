@@ -9,7 +9,6 @@ import json
 import logging
 
 import pytest
-from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.exceptions import ClientError
 
 from clguard import policy, training
@@ -19,7 +18,7 @@ from clguard.errors import Denied, RetryableError
 from functions.grant_training_access import app as grant_app
 from functions.verify_object_encryption import app
 from localaws.doubles import KeyPolicyValidation
-from tests.awscalls import Boundary
+from tests.awscalls import Boundary, copies_take_no_effect
 from tests.eventsamples import load_event, sqs_event
 from tests.world import ACCOUNT, BUCKET, LambdaContext, World
 
@@ -183,20 +182,7 @@ def test_copy_that_does_not_take_effect_is_not_copied_again(world: World, calls:
     # Given S3 answers CopyObject with success but the object stays unencrypted
     world.put_legacy(KEY)
     head = world.head(KEY)
-    original_call = calls.faults.__call__
-
-    def fake_copy(model: object, **kwargs: object) -> object:
-        if getattr(model, "name", "") == "CopyObject":
-            body = {
-                "CopyObjectResult": {"ETag": head["ETag"], "LastModified": head["LastModified"]},
-                "ResponseMetadata": {"HTTPStatusCode": 200},
-            }
-            return AWSResponse("https://injected", 200, HTTPHeaders(), None), body
-        return original_call(model, **kwargs)
-
-    calls.session.events.unregister("before-call.*.*", unique_id="test-faults")
-    calls.session.events.register("before-call.*.*", fake_copy, unique_id="test-faults")  # type: ignore[arg-type]
-    clients.reset(calls.session)
+    copies_take_no_effect(calls, head)
 
     # When the upload event and then the copy's echo are processed
     verify(load_event("s3_object_created"))
