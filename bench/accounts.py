@@ -11,7 +11,7 @@ from moto import mock_aws
 
 from bench.calls import BATCH, compliant_keys, compliant_world, run_verify
 from bench.common import Figure, environment, fresh_container, ops_text, progress
-from clguard import policy
+from clguard.rules import policy
 from localaws.doubles import aws_behaviour
 from tests.awscalls import boundary
 from tests.eventsamples import sqs_event

@@ -26,10 +26,10 @@ from moto.s3.models import s3_backends
 
 from bench.calls import SQS_BATCH, run_verify
 from bench.common import Figure, chunks, environment, fresh_container, new_world, ops_text, progress, quiet
-from clguard import audit
 from clguard.adapters import clients
 from clguard.adapters import s3 as s3_adapter
 from clguard.adapters import sqs as sqs_adapter
+from clguard.usecases import audit
 from functions.audit import app as audit_app
 from localaws.doubles import aws_behaviour
 from tests.auditrun import REPORTS, put_inventory, scheduled_event

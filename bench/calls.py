@@ -29,8 +29,8 @@ from bench.common import (
     progress,
     quiet,
 )
-from clguard import training
 from clguard.adapters import clients
+from clguard.usecases import training
 from functions.grant_training_access import app as grant_app
 from functions.verify_object_encryption import app as verify_app
 from localaws.doubles import AwsBehaviour, RekognitionCustomLabels, aws_behaviour, dataset_entry

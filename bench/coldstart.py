@@ -7,7 +7,7 @@ as information.
 
 - handler: only the function folder and the layer folder are put on ``sys.path`` (as Lambda
   does: /var/task and /opt/python; boto3 and powertools come from site-packages here), then
-  ``import app`` and ``clguard.config.current_settings(os.environ, account_id=...)`` with a
+  ``import app`` and ``clguard.boundary.config.current_settings(os.environ, account_id=...)`` with a
   valid environment.
 - baseline: ``import boto3`` and ``boto3.client("s3")``.
 
@@ -44,7 +44,7 @@ else:
     sys.path[:0] = [sys.argv[2], sys.argv[3]]
     import importlib
     importlib.import_module("app")
-    from clguard.config import current_settings
+    from clguard.boundary.config import current_settings
     current_settings(os.environ, account_id=sys.argv[4])
     if mode.endswith("+client"):
         from clguard.adapters.clients import client

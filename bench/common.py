@@ -11,9 +11,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from clguard import policy
 from clguard.adapters import clients
-from clguard.keydirectory import clear_cache
+from clguard.rules import policy
+from clguard.state.keydirectory import clear_cache
 from localaws.runtime import FAKE_CREDENTIALS
 from tests.world import ACCOUNT, REGION, World, default_key_policy
 

@@ -19,7 +19,7 @@ from typing import Any
 from moto import mock_aws
 
 from bench.common import Figure, environment, fresh_container, progress, quiet
-from clguard.findings import Finding, S3ObjectResource
+from clguard.reporting.findings import Finding, S3ObjectResource
 from localaws.runtime import FAKE_CREDENTIALS, esm_batches
 from tests.awscalls import boundary
 from tests.eventsamples import load_sqs_event, sqs_record

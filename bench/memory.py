@@ -1,5 +1,5 @@
 """Figure 5: peak traced memory (tracemalloc) streaming a 250,000-line manifest through the code
-that reads it — ``clguard.manifest.scan`` over ``clguard.adapters.s3.iter_chunks`` (GetObject,
+that reads it — ``clguard.boundary.manifest.scan`` over ``clguard.adapters.s3.iter_chunks`` (GetObject,
 streamed) — ÷ the peak for a 1,000-line manifest.
 
 The manifests live in a moto server in a child process (bench.motoserver), reached over
@@ -7,7 +7,7 @@ loopback HTTP, so the traced heap is the reader's alone. The S3 client is create
 before tracing starts (client creation is a fixed cost, not streaming). Each size is measured
 three times, interleaved; the figure uses the largest peak of each size.
 
-Information row: the same stream packed into fan-out messages (``clguard.fanout.messages``, the
+Information row: the same stream packed into fan-out messages (``clguard.boundary.fanout.messages``, the
 grant path's large-manifest branch) without sending them.
 """
 
@@ -21,8 +21,8 @@ import boto3
 
 from bench.common import Figure, environment, fresh_container, progress
 from bench.motoserver import child_server
-from clguard import fanout, manifest
 from clguard.adapters import clients, s3
+from clguard.boundary import fanout, manifest
 from tests.world import BUCKET
 
 SMALL = 1_000

@@ -1,5 +1,5 @@
 """Figure 6: key-policy bytes added per principal, 250 principals added one by one through
-``clguard.policy.merge_grants`` (compact serialization: ``policy.size_in_bytes``, the form sent to
+``clguard.rules.policy.merge_grants`` (compact serialization: ``policy.size_in_bytes``, the form sent to
 PutKeyPolicy), from the default key policy.
 
 Principals are realistic role ARNs of three shapes (plain, with a team path, IAM Identity Center
@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 
 from bench.common import Figure, progress
-from clguard import policy
+from clguard.rules import policy
 from tests.world import ACCOUNT, default_key_policy
 
 PRINCIPALS = 250

@@ -28,7 +28,7 @@ from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
 from clguard.adapters import clients as function_clients
-from clguard.keydirectory import clear_cache
+from clguard.state.keydirectory import clear_cache
 
 __all__ = [
     "ACCOUNT_ID",

@@ -10,7 +10,7 @@ import uuid
 from typing import Any
 from urllib.parse import quote
 
-from clguard import audit
+from clguard.usecases import audit
 from functions.audit import app as audit_app
 from functions.verify_object_encryption import app as verify_app
 from tests.eventsamples import load_event, sqs_event

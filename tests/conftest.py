@@ -8,7 +8,7 @@ import pytest
 from moto import mock_aws
 
 from clguard.adapters import clients
-from clguard.keydirectory import clear_cache
+from clguard.state.keydirectory import clear_cache
 from localaws.doubles import AwsBehaviour, aws_behaviour
 from localaws.runtime import FAKE_CREDENTIALS
 from tests.awscalls import Boundary, boundary

@@ -1,6 +1,6 @@
 """audit: the scheduled event (or ``{}``, or its own continuation) -> a JSON-serialisable summary.
 
-Thin: settings from the environment, then the shared logic (clguard.audit).
+Thin: settings from the environment, then the shared logic (clguard.usecases.audit).
 """
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from clguard import audit
-from clguard.config import current_settings
-from clguard.lambda_context import account_id
+from clguard.boundary.config import current_settings
+from clguard.boundary.lambda_context import account_id
 from clguard.observability import logger, metrics
+from clguard.usecases import audit
 
 
 @metrics.log_metrics

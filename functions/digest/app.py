@@ -1,14 +1,14 @@
 """digest: SQS batch of findings (the alerts topic's raw deliveries) -> SQS partial batch response.
 
-Thin: the human topic from the environment, then the shared logic (clguard.digest).
+Thin: the human topic from the environment, then the shared logic (clguard.usecases.digest).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from clguard import digest
 from clguard.observability import logger, metrics
+from clguard.usecases import digest
 
 
 @metrics.log_metrics

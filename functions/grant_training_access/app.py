@@ -1,6 +1,6 @@
 """grant_training_access: EventBridge CloudTrail event (Rekognition training calls) -> summary.
 
-Thin: settings from the environment, then the shared logic (clguard.training).
+Thin: settings from the environment, then the shared logic (clguard.usecases.training).
 """
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from clguard import training
-from clguard.config import current_settings
-from clguard.lambda_context import account_id
+from clguard.boundary.config import current_settings
+from clguard.boundary.lambda_context import account_id
 from clguard.observability import logger, metrics
+from clguard.usecases import training
 
 
 @metrics.log_metrics

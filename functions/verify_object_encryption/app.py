@@ -1,6 +1,6 @@
 """verify_object_encryption: SQS batch of EventBridge events -> SQS partial batch response.
 
-Thin: settings from the environment, then the shared logic (clguard.verify).
+Thin: settings from the environment, then the shared logic (clguard.usecases.verify).
 """
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from clguard import verify
-from clguard.config import current_settings
-from clguard.lambda_context import account_id
+from clguard.boundary.config import current_settings
+from clguard.boundary.lambda_context import account_id
 from clguard.observability import logger, metrics
+from clguard.usecases import verify
 
 
 @metrics.log_metrics

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from clguard import policy
 from clguard.errors import InvalidEvent
+from clguard.rules import policy
 from functions.grant_training_access import app as grant_app
 from functions.verify_object_encryption import app as verify_app
 from tests.badinput.corpus import CASES, ROLE, Case, materialize

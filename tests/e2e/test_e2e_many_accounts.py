@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from clguard import policy
+from clguard.rules import policy
 from localaws.doubles import put_legacy_unencrypted_object
 from localaws.runtime import LocalSystem
 from tests.eventsamples import load_event

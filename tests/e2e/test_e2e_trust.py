@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from clguard import fanout
-from clguard.manifest import ImageRef
+from clguard.boundary import fanout
+from clguard.boundary.manifest import ImageRef
 from localaws.runtime import LocalSystem
 from tests.eventsamples import load_event
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from clguard.findings import FindingType
+from clguard.reporting.findings import FindingType
 from tests.infrastructure.cfn_template import load_template, resources_of_type
 
 ROOT = Path(__file__).resolve().parents[2]

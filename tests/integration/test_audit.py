@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from clguard import audit, verify
-from clguard.config import current_settings
+from clguard.boundary.config import current_settings
 from clguard.errors import Throttled
+from clguard.usecases import audit, verify
 from functions.verify_object_encryption import app as verify_app
 from localaws.doubles import RekognitionCustomLabels
 from tests.auditrun import drain_to_verify, findings, put_inventory, report, run_audit, scheduled_event, summaries
@@ -417,8 +417,8 @@ def test_a_redelivered_scheduled_event_starts_no_second_run(audited: World, call
 
 
 def _audit_message(key: str) -> str:
-    from clguard import fanout  # noqa: PLC0415
-    from clguard.manifest import ImageRef  # noqa: PLC0415
+    from clguard.boundary import fanout  # noqa: PLC0415
+    from clguard.boundary.manifest import ImageRef  # noqa: PLC0415
 
     packer = fanout.Packer(
         source_event_id="audit-run1", origin="audit run run1", principals=(), audit_run="run1", bucket=BUCKET

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from clguard.auditreport import render_html
+from clguard.reporting.auditreport import render_html
 from tests.auditrun import REPORTS, run_audit, summaries
 from tests.world import BUCKET, World
 

@@ -14,11 +14,14 @@ from typing import Any
 import pytest
 from moto.kms.models import KmsBackend
 
-from clguard import fanout, keyaccess, locks, policy
 from clguard.adapters import clients, kms
+from clguard.boundary import fanout
+from clguard.boundary.manifest import ImageRef
 from clguard.errors import LockTimeout, RetryableError
-from clguard.locks import KeyLock
-from clguard.manifest import ImageRef
+from clguard.rules import policy
+from clguard.state import locks
+from clguard.state.locks import KeyLock
+from clguard.usecases import keyaccess
 from functions.grant_training_access import app as grant_app
 from functions.verify_object_encryption import app as verify_app
 from tests.awscalls import Boundary

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from clguard import policy
 from clguard.adapters import clients
-from clguard.keydirectory import clear_cache
+from clguard.rules import policy
+from clguard.state.keydirectory import clear_cache
 from functions.verify_object_encryption import app
 from localaws.doubles import aws_behaviour
 from tests.awscalls import Boundary, boundary, copies_take_no_effect

@@ -24,8 +24,9 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
-from clguard import permissions, training
+from clguard import permissions
 from clguard.adapters import s3, sns
+from clguard.usecases import training
 from functions.audit import app as audit_app
 from functions.digest import app as digest_app
 from functions.grant_training_access import app as grant_app

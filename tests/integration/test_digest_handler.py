@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 from moto.sns.models import sns_backends
 
-from clguard import digest
-from clguard.config import load_settings
+from clguard.boundary.config import load_settings
 from clguard.errors import RetryableError
-from clguard.findings import Finding
 from clguard.observability import metrics
-from clguard.publisher import Publisher
-from clguard.rendering import subject as finding_subject
+from clguard.reporting.findings import Finding
+from clguard.reporting.publisher import Publisher
+from clguard.reporting.rendering import subject as finding_subject
+from clguard.usecases import digest
 from localaws.runtime import esm_batches
 from tests.awscalls import Boundary
 from tests.eventsamples import load_sqs_event
@@ -126,7 +126,7 @@ def channels(world: World, monkeypatch: pytest.MonkeyPatch) -> Channels:
 def _burst(template: Finding, n: int) -> list[Finding]:
     from dataclasses import replace  # noqa: PLC0415
 
-    from clguard.findings import S3ObjectResource  # noqa: PLC0415
+    from clguard.reporting.findings import S3ObjectResource  # noqa: PLC0415
 
     return [
         replace(

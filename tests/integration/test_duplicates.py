@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from clguard import policy
-from clguard.config import load_settings
-from clguard.findings import Finding, FindingType, KmsKeyResource, Outcome
-from clguard.publisher import Publisher
+from clguard.boundary.config import load_settings
+from clguard.reporting.findings import Finding, FindingType, KmsKeyResource, Outcome
+from clguard.reporting.publisher import Publisher
+from clguard.rules import policy
 from functions.grant_training_access import app as grant_app
 from functions.verify_object_encryption import app
 from tests.awscalls import Boundary

@@ -11,10 +11,11 @@ import logging
 import pytest
 from botocore.exceptions import ClientError
 
-from clguard import policy, training
 from clguard.adapters import clients
 from clguard.adapters.clients import CONFIG
 from clguard.errors import Denied, RetryableError
+from clguard.rules import policy
+from clguard.usecases import training
 from functions.grant_training_access import app as grant_app
 from functions.verify_object_encryption import app
 from localaws.doubles import KeyPolicyValidation
@@ -108,7 +109,7 @@ def test_malformed_policy_document_is_retried_then_failed(
     world: World, calls: Boundary, cmk_object: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given KMS rejects every PutKeyPolicy as MalformedPolicyDocumentException
-    monkeypatch.setattr("clguard.keyaccess.MALFORMED_BACKOFF", 0.0)
+    monkeypatch.setattr("clguard.usecases.keyaccess.MALFORMED_BACKOFF", 0.0)
     calls.faults.add("PutKeyPolicy", "MalformedPolicyDocumentException")
 
     # When the object's event is processed
@@ -214,7 +215,7 @@ def test_one_bad_record_among_100_fails_only_itself(world: World) -> None:
 
 def test_one_principal_kms_cannot_see_does_not_block_the_others(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given two training principals, one of which KMS never sees (deleted, say)
-    monkeypatch.setattr("clguard.keyaccess.MALFORMED_BACKOFF", 0.0)
+    monkeypatch.setattr("clguard.usecases.keyaccess.MALFORMED_BACKOFF", 0.0)
     good, gone = world.role("Trainer", "/ml/"), world.role("Gone", "/ml/")
     world.behaviour[KeyPolicyValidation].not_yet_visible(gone, times=1000)
     key = world.key()

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from clguard import policy
 from clguard.errors import RetryableError
+from clguard.rules import policy
 from functions.grant_training_access import app as grant_app
 from functions.verify_object_encryption import app
 from tests.awscalls import Boundary
@@ -114,7 +114,7 @@ def test_with_sns_and_the_outbox_down_every_finding_of_one_write_is_logged_and_c
 
     # When SQS redelivers it with SNS healthy again (a new container)
     calls.faults.faults.clear()
-    from clguard.keydirectory import clear_cache  # noqa: PLC0415
+    from clguard.state.keydirectory import clear_cache  # noqa: PLC0415
 
     clear_cache()
     assert run(load_event("s3_object_created"), receive_count=2) == {"batchItemFailures": []}
@@ -138,7 +138,7 @@ def test_a_second_grant_within_the_hour_is_alerted_again(world: World, cmk_objec
     document["Statement"] = [s for s in document["Statement"] if s.get("Sid") != policy.TRAINING_DATA.sid]
     world.kms.put_key_policy(KeyId=cmk_object, PolicyName="default", Policy=json.dumps(document))
     world.put("datasets/cats/images/cat-002.jpg", ServerSideEncryption="aws:kms", SSEKMSKeyId=cmk_object)
-    from clguard.keydirectory import clear_cache  # noqa: PLC0415 - a new container's view
+    from clguard.state.keydirectory import clear_cache  # noqa: PLC0415 - a new container's view
 
     clear_cache()
     run(world.object_created("datasets/cats/images/cat-002.jpg", event_id="upload-2"))

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from clguard import policy
 from clguard.errors import RetryableError
+from clguard.rules import policy
 from functions.grant_training_access import app
 from localaws.doubles import RekognitionCustomLabels, dataset_entry
 from tests.awscalls import Boundary

@@ -18,8 +18,8 @@ import pytest
 
 from bench.common import environment, fresh_container, new_world, quiet
 from bench.motoserver import child_server
-from clguard import training
-from clguard.config import current_settings
+from clguard.boundary.config import current_settings
+from clguard.usecases import training
 from localaws.doubles import dataset_entry
 from tests.eventsamples import load_event
 from tests.world import ACCOUNT, BUCKET, LambdaContext, World

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from clguard import fanout, policy
-from clguard.keydirectory import KeyDirectory
-from clguard.manifest import ImageRef
+from clguard.boundary import fanout
+from clguard.boundary.manifest import ImageRef
+from clguard.rules import policy
+from clguard.state.keydirectory import KeyDirectory
 from functions.grant_training_access import app as grant_app
 from functions.verify_object_encryption import app as verify_app
 from tests.awscalls import Boundary

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from clguard import policy
+from clguard.rules import policy
 from functions.grant_training_access import app as grant_app
 from functions.verify_object_encryption import app as verify_app
 from tests.awscalls import Boundary

@@ -10,7 +10,7 @@ import pytest
 
 from clguard.adapters import s3
 from clguard.adapters.s3 import HeadStatus, ObjectChanged
-from clguard.encryption import Encryption, ObjectEncryption
+from clguard.rules.encryption import Encryption, ObjectEncryption
 from functions.verify_object_encryption import app
 from tests.awscalls import Boundary
 from tests.eventsamples import load_event, sqs_event
@@ -76,8 +76,8 @@ def test_a_cloudtrail_key_is_checked_in_both_readings_too(world: World) -> None:
 def test_our_own_fanout_keys_are_used_exactly(world: World, calls: Boundary) -> None:
     # Given an unencrypted "x y.jpg" and a fan-out message (raw keys) naming "x+y.jpg", which
     # does not exist
-    from clguard import fanout  # noqa: PLC0415
-    from clguard.manifest import ImageRef  # noqa: PLC0415
+    from clguard.boundary import fanout  # noqa: PLC0415
+    from clguard.boundary.manifest import ImageRef  # noqa: PLC0415
 
     world.put_legacy("datasets/x y.jpg")
     [body] = fanout.messages([ImageRef(BUCKET, "datasets/x+y.jpg")], source_event_id="e1", origin="test", principals=[])

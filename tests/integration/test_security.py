@@ -7,13 +7,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clguard import policy
-from clguard.arns import parse_principal_arn
-from clguard.config import load_settings
+from clguard.boundary.config import load_settings
 from clguard.errors import ConfigError, GuardrailViolation
-from clguard.keyaccess import Context, ensure_access
-from clguard.keydirectory import KeyDirectory
-from clguard.publisher import Publisher
+from clguard.reporting.publisher import Publisher
+from clguard.rules import policy
+from clguard.rules.arns import parse_principal_arn
+from clguard.state.keydirectory import KeyDirectory
+from clguard.usecases.keyaccess import Context, ensure_access
 from tests.world import ACCOUNT, World
 
 OTHER = "210987654321"

@@ -8,8 +8,11 @@ from typing import Any
 
 import pytest
 
-from clguard import fanout, observability, policy, verify
-from clguard.manifest import ImageRef
+from clguard import observability
+from clguard.boundary import fanout
+from clguard.boundary.manifest import ImageRef
+from clguard.rules import policy
+from clguard.usecases import verify
 from functions.verify_object_encryption import app
 from tests.conftest import OBJECT_KEY, TRAINER
 from tests.eventsamples import GUARD_SENDER_ID, sqs_event

@@ -7,10 +7,12 @@ import json
 
 import pytest
 
-from clguard import fanout, policy, verify
 from clguard.adapters import kms, s3
-from clguard.config import Settings, load_settings
-from clguard.manifest import ImageRef
+from clguard.boundary import fanout
+from clguard.boundary.config import Settings, load_settings
+from clguard.boundary.manifest import ImageRef
+from clguard.rules import policy
+from clguard.usecases import verify
 from functions.verify_object_encryption import app
 from tests.awscalls import Boundary
 from tests.eventsamples import load_event, sqs_event

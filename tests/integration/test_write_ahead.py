@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from clguard import policy
+from clguard.rules import policy
 from functions.grant_training_access import app as grant_app
 from functions.verify_object_encryption import app
 from tests.awscalls import Boundary
@@ -136,7 +136,7 @@ def test_a_grant_that_lands_just_before_the_runtime_dies_is_reported_by_the_retr
     assert world.published() == []
 
     # When SQS redelivers the record (a new container: nothing cached)
-    from clguard.keydirectory import clear_cache  # noqa: PLC0415
+    from clguard.state.keydirectory import clear_cache  # noqa: PLC0415
 
     clear_cache()
     assert verify(event, receive_count=2) == {"batchItemFailures": []}
@@ -165,7 +165,7 @@ def test_the_grant_function_reports_a_grant_that_landed_before_it_died(world: Wo
     assert world.published() == []
 
     # When Lambda retries the event
-    from clguard.keydirectory import clear_cache  # noqa: PLC0415
+    from clguard.state.keydirectory import clear_cache  # noqa: PLC0415
 
     clear_cache()
     grant_app.lambda_handler(event, LambdaContext(function_name="grant"))
@@ -212,7 +212,7 @@ def test_a_grant_made_by_hand_after_a_failed_write_is_not_reported_as_ours(world
         }
     )
     world.kms.put_key_policy(KeyId=key, PolicyName="default", Policy=json.dumps(document))
-    from clguard.keydirectory import clear_cache  # noqa: PLC0415
+    from clguard.state.keydirectory import clear_cache  # noqa: PLC0415
 
     clear_cache()
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clguard.arns import (
+from clguard.rules.arns import (
     MAX_PRINCIPAL_ARN,
     account_of,
     is_key_reference,

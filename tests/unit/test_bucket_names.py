@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clguard.config import load_settings
+from clguard.boundary.config import load_settings
+from clguard.boundary.manifest import ImageRef, parse_source_ref
 from clguard.errors import ConfigError
-from clguard.manifest import ImageRef, parse_source_ref
-from clguard.names import is_bucket_name, is_current_bucket_name, is_legacy_bucket_name
+from clguard.rules.names import is_bucket_name, is_current_bucket_name, is_legacy_bucket_name
 
 LOWER = string.ascii_lowercase + string.digits
 current_names = st.builds(

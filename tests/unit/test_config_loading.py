@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from clguard import config
-from clguard.config import (
+from clguard.boundary import config
+from clguard.boundary.config import (
     DEFAULT_MANAGED_KEY_TAG,
     EncryptionRequirement,
     RemediationMode,

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clguard import digest
 from clguard.errors import ConfigError
+from clguard.usecases import digest
 from localaws.runtime import LAMBDA_SQS_PAYLOAD_MAX, esm_batches
 from tests.eventsamples import load_sqs_event
 

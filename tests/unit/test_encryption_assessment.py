@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from clguard.config import Settings, load_settings
-from clguard.encryption import (
+from clguard.boundary.config import Settings, load_settings
+from clguard.rules.encryption import (
     Assessment,
     Encryption,
     Method,

@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clguard.errors import InvalidEvent, UntrustedSender
-from clguard.events import (
+from clguard.boundary.events import (
     FINDING_KIND,
     MAX_BODY_BYTES,
     MAX_KEY_BYTES,
@@ -21,6 +20,7 @@ from clguard.events import (
     parse_training_call,
     parse_verify_message,
 )
+from clguard.errors import InvalidEvent, UntrustedSender
 from tests.eventsamples import all_event_names, load_event
 
 S3_SAMPLES = [

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clguard import fanout
-from clguard.events import MAX_KEY_BYTES, VERIFY_OBJECTS_KIND, ObjectWork, parse_verify_message
-from clguard.manifest import ImageRef, ManifestStats, scan
+from clguard.boundary import fanout
+from clguard.boundary.events import MAX_KEY_BYTES, VERIFY_OBJECTS_KIND, ObjectWork, parse_verify_message
+from clguard.boundary.manifest import ImageRef, ManifestStats, scan
 
 EVENT_ID = "7fb16c5d-3c9c-4a6d-8b8f-ad7e2c4a6b59"
 ORIGIN = "CreateProjectVersion of arn:aws:rekognition:us-east-1:123456789012:project/cats/version/cats-v1/1"

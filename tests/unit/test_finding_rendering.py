@@ -11,8 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clguard import policy
-from clguard.findings import (
+from clguard.reporting.findings import (
     SEVERITY,
     Finding,
     FindingType,
@@ -23,7 +22,7 @@ from clguard.findings import (
     S3ObjectResource,
     Severity,
 )
-from clguard.rendering import (
+from clguard.reporting.rendering import (
     change_sentence,
     chat_message,
     email_text,
@@ -32,6 +31,7 @@ from clguard.rendering import (
     sns_message,
     subject,
 )
+from clguard.rules import policy
 
 ACCOUNT = "123456789012"
 KEY_ARN = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"

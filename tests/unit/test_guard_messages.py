@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import json
 
-from clguard import fanout, outbox
-from clguard.events import parse_verify_message
-from clguard.findings import Finding, FindingType, Outcome, S3ObjectResource
-from clguard.manifest import ImageRef
+from clguard.boundary import fanout, outbox
+from clguard.boundary.events import parse_verify_message
+from clguard.boundary.manifest import ImageRef
+from clguard.reporting.findings import Finding, FindingType, Outcome, S3ObjectResource
 
 EVENT_ID = "7fb16c5d-3c9c-4a6d-8b8f-ad7e2c4a6b59"
 

@@ -1,4 +1,4 @@
-"""HeadPrefetch (clguard.objects): the batch's HeadObject calls overlap on a bounded pool, at
+"""HeadPrefetch (clguard.usecases.objects): the batch's HeadObject calls overlap on a bounded pool, at
 most ``window`` ahead of use, and an error is raised for the record whose object failed."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import threading
 import pytest
 
 from clguard.adapters.s3 import Head, HeadStatus
-from clguard.events import ObjectWork
-from clguard.objects import HeadPrefetch
+from clguard.boundary.events import ObjectWork
+from clguard.usecases.objects import HeadPrefetch
 
 BUCKET = "custom-labels-training"
 

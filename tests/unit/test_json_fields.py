@@ -1,4 +1,4 @@
-"""The one helper family for untrusted JSON (``clguard.parsing``): every field is read to its type
+"""The one helper family for untrusted JSON (``clguard.boundary.parsing``): every field is read to its type
 or rejected with InvalidEvent naming it, never another error; and the one S3 object-key rule,
 which manifests and events share."""
 
@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clguard import parsing
+from clguard.boundary import parsing
+from clguard.boundary.manifest import ImageRef, parse_source_ref
 from clguard.errors import InvalidEvent
-from clguard.manifest import ImageRef, parse_source_ref
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clguard.keyaccess import KeyStatus
-from clguard.training import Summary
+from clguard.usecases.keyaccess import KeyStatus
+from clguard.usecases.training import Summary
 
 KEY_ARN = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 # The ranking the summaries have always used, least telling first (the summaries' JSON strings).

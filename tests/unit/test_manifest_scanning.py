@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clguard import manifest
-from clguard.manifest import (
+from clguard.boundary import manifest
+from clguard.boundary.manifest import (
     EXAMPLES,
     MAX_BYTES,
     MAX_LINE_BYTES,

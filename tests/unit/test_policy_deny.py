@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clguard import policy
 from clguard.errors import DeniedByPolicy
-from clguard.policy import COPIED_IMAGES_GRANT, COPIED_IMAGES_USE, TRAINING_DATA, StatementSpec
+from clguard.rules import policy
+from clguard.rules.policy import COPIED_IMAGES_GRANT, COPIED_IMAGES_USE, TRAINING_DATA, StatementSpec
 from tests.fixtures import key_policy
 from tests.unit.test_policy_merge_properties import key_policies
 

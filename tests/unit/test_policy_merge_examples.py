@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from clguard import policy
 from clguard.errors import GuardrailViolation, PolicyConflict
-from clguard.policy import (
+from clguard.rules import policy
+from clguard.rules.policy import (
     COPIED_IMAGES_GRANT,
     COPIED_IMAGES_USE,
     OWNED_SIDS,

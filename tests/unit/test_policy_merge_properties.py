@@ -18,10 +18,10 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from clguard import policy
-from clguard.arns import parse_principal_arn
 from clguard.errors import DeniedByPolicy, GuardrailViolation, PolicyConflict
-from clguard.policy import COPIED_IMAGES_GRANT, COPIED_IMAGES_USE, OWNED_SIDS, TRAINING_DATA, StatementSpec
+from clguard.rules import policy
+from clguard.rules.arns import parse_principal_arn
+from clguard.rules.policy import COPIED_IMAGES_GRANT, COPIED_IMAGES_USE, OWNED_SIDS, TRAINING_DATA, StatementSpec
 
 ACCOUNT = "111122223333"
 OTHER_ACCOUNT = "444455556666"

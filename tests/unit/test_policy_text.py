@@ -9,7 +9,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clguard import policy
+from clguard.rules import policy
 
 KMS_CHARACTERS = re.compile(r"[\u0009\u000A\u000D\u0020-\u00FF]+")  # PutKeyPolicy's Policy pattern
 

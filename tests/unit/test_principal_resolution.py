@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clguard.arns import parse_principal_arn
-from clguard.principals import matches_patterns, refusal_reason, resolve_caller
+from clguard.rules.arns import parse_principal_arn
+from clguard.rules.principals import matches_patterns, refusal_reason, resolve_caller
 from tests.eventsamples import load_event
 
 ACCOUNT = "123456789012"

@@ -14,8 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clguard.arns import parse_key_arn
-from clguard.encryption import (
+from clguard.boundary.events import ObjectWork, parse_verify_message
+from clguard.rules.arns import parse_key_arn
+from clguard.rules.encryption import (
     SSE_APPLIED_KMS,
     SSE_APPLIED_S3,
     Encryption,
@@ -24,7 +25,6 @@ from clguard.encryption import (
     classify,
     classify_observed,
 )
-from clguard.events import ObjectWork, parse_verify_message
 from tests.eventsamples import load_event
 
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clguard.config import Settings, load_settings
-from clguard.events import parse_training_call
-from clguard.policy import AccessNeed
-from clguard.training import S3Location, TrainingPlan, plan_training
+from clguard.boundary.config import Settings, load_settings
+from clguard.boundary.events import parse_training_call
+from clguard.rules.policy import AccessNeed
+from clguard.usecases.training import S3Location, TrainingPlan, plan_training
 from tests.awscalls import boundary
 from tests.eventsamples import ACCOUNT_ID, load_event
 

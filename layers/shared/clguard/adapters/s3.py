@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from clguard import errors
 from clguard.adapters.clients import aws, client, error_code, http_status, raise_if_transient, translated
-from clguard.encryption import Encryption, ObjectEncryption
+from clguard.rules.encryption import Encryption, ObjectEncryption
 
 # The re-encryption outcomes, defined in clguard.errors with every other error; importable from here too.
 ObjectChanged = errors.ObjectChanged
@@ -118,7 +118,7 @@ def _head_once(bucket: str, key: str, version_id: str | None) -> Head:
 @aws
 def head(bucket: str, key: str, version_id: str | None = None) -> Head:
     """HeadObject of exactly this key. URL-encoded keys are decoded where the event is parsed
-    (``clguard.events``), which verifies both readings of an ambiguous key: a 404 fallback here
+    (``clguard.boundary.events``), which verifies both readings of an ambiguous key: a 404 fallback here
     would let a compliant ``x+y.jpg`` hide the unencrypted ``x y.jpg``."""
     return _head_once(bucket, key, version_id)
 

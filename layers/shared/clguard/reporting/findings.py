@@ -2,7 +2,7 @@
 ``default`` document SNS delivers, its fingerprint, and the rebuild from a document.
 
 How a finding reads for people (e-mail, chat, the SNS subject and message) is
-:mod:`clguard.rendering`.
+:mod:`clguard.reporting.rendering`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final
 
-from clguard.parsing import required_object, required_value
+from clguard.boundary.parsing import required_object, required_value
 
 SCHEMA_VERSION: Final = "1"
 
@@ -117,7 +117,8 @@ class PolicyChange:
     """One key-policy statement the remediator changed: the optional ``change`` of a finding.
 
     ``before`` is ``None`` when the statement was created. Consumers read what changed here
-    instead of parsing ``detail``; renderers turn it into a sentence (:func:`clguard.rendering.change_sentence`).
+    instead of parsing ``detail``; renderers turn it into a sentence
+    (:func:`clguard.reporting.rendering.change_sentence`).
     """
 
     sid: str

@@ -30,14 +30,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final
 from urllib.parse import unquote_plus
 
-from clguard import fanout, outbox
-from clguard.encryption import ObservedEncryption
-from clguard.errors import InvalidEvent, UntrustedSender
-from clguard.fanout import VERIFY_OBJECTS_KIND as VERIFY_OBJECTS_KIND  # noqa: PLC0414 (re-exported)
-from clguard.outbox import FINDING_KIND as FINDING_KIND  # noqa: PLC0414 (re-exported)
-from clguard.outbox import FindingMessage as FindingMessage  # noqa: PLC0414 (re-exported)
-from clguard.parsing import MAX_KEY_BYTES as MAX_KEY_BYTES  # noqa: PLC0414 (re-exported)
-from clguard.parsing import (
+from clguard.boundary import fanout, outbox
+from clguard.boundary.fanout import VERIFY_OBJECTS_KIND as VERIFY_OBJECTS_KIND  # noqa: PLC0414 (re-exported)
+from clguard.boundary.outbox import FINDING_KIND as FINDING_KIND  # noqa: PLC0414 (re-exported)
+from clguard.boundary.outbox import FindingMessage as FindingMessage  # noqa: PLC0414 (re-exported)
+from clguard.boundary.parsing import MAX_KEY_BYTES as MAX_KEY_BYTES  # noqa: PLC0414 (re-exported)
+from clguard.boundary.parsing import (
     object_key,
     optional_account_id,
     optional_text,
@@ -45,7 +43,9 @@ from clguard.parsing import (
     required_text,
     said_text,
 )
-from clguard.work import ObjectWork as ObjectWork  # noqa: PLC0414 (re-exported)
+from clguard.boundary.work import ObjectWork as ObjectWork  # noqa: PLC0414 (re-exported)
+from clguard.errors import InvalidEvent, UntrustedSender
+from clguard.rules.encryption import ObservedEncryption
 
 MAX_BODY_BYTES: Final = 1024 * 1024
 S3_DATA_EVENTS: Final = frozenset({"PutObject", "CopyObject", "CompleteMultipartUpload"})

@@ -13,9 +13,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
+from clguard.boundary.parsing import object_key
 from clguard.errors import InvalidEvent
-from clguard.names import is_bucket_name
-from clguard.parsing import object_key
+from clguard.rules.names import is_bucket_name
 
 MAX_LINES: Final = 250_000
 MAX_BYTES: Final = 1024**3

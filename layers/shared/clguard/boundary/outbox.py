@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from clguard.findings import Finding
-from clguard.parsing import required_object
+from clguard.boundary.parsing import required_object
+from clguard.reporting.findings import Finding
 
 FINDING_KIND: Final = "clguard.finding"
 VERSION: Final = 1

@@ -23,20 +23,20 @@ from enum import Enum
 from functools import total_ordering
 from typing import Any, Final
 
-from clguard import policy
 from clguard.adapters import dynamodb, kms
 from clguard.adapters.kms import KeyInfo
-from clguard.arns import partition_of, partition_of_region
-from clguard.config import Settings
+from clguard.boundary.config import Settings
 from clguard.errors import AwsError, KeyUnreadable, PolicyConflict, Refused, RetryableError
-from clguard.findings import Finding, FindingType, KmsKeyResource, Outcome, PolicyChange
-from clguard.intents import Journal
-from clguard.keydirectory import KeyDirectory
-from clguard.locks import KeyLock
 from clguard.observability import count, logger
-from clguard.policy import StatementSpec
-from clguard.principals import refusal_reason
-from clguard.publisher import Publisher
+from clguard.reporting.findings import Finding, FindingType, KmsKeyResource, Outcome, PolicyChange
+from clguard.reporting.publisher import Publisher
+from clguard.rules import policy
+from clguard.rules.arns import partition_of, partition_of_region
+from clguard.rules.policy import StatementSpec
+from clguard.rules.principals import refusal_reason
+from clguard.state.intents import Journal
+from clguard.state.keydirectory import KeyDirectory
+from clguard.state.locks import KeyLock
 
 MALFORMED_RETRIES: Final = 4  # KMS may not see a just-created principal yet
 MALFORMED_BACKOFF: Final = 0.5
@@ -59,7 +59,7 @@ class Context:
     scope: str = ""  # finding scope for key-level conditions (see Finding.scope)
     request: str = ""  # the request (not a single object event) that asked: the findings' origin
     sleep: Callable[[float], None] = time.sleep
-    journal: Journal | None = None  # write-ahead of the findings of changes (clguard.intents)
+    journal: Journal | None = None  # write-ahead of the findings of changes (clguard.state.intents)
 
     def finding(
         self,

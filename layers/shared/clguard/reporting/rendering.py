@@ -1,6 +1,6 @@
 """How a finding reads: the three renderings SNS delivers, and the helpers the digest shares.
 
-``default`` is the finding document (JSON, :meth:`clguard.findings.Finding.document`: the
+``default`` is the finding document (JSON, :meth:`clguard.reporting.findings.Finding.document`: the
 contract), ``email`` a short text, ``https`` the chat schema that Amazon Q Developer in chat
 applications (formerly AWS Chatbot) renders in Slack. :func:`sns_message` puts the three in one
 ``MessageStructure="json"`` message, with its :func:`subject` and :func:`message_attributes`.
@@ -13,8 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from clguard import policy
-from clguard.findings import (
+from clguard.reporting.findings import (
     Finding,
     FindingType,
     KmsKeyResource,
@@ -24,6 +23,7 @@ from clguard.findings import (
     S3ObjectResource,
     Severity,
 )
+from clguard.rules import policy
 
 SUBJECT_MAX: Final = 99  # SNS: "must be less than 100 characters long"
 CHAT_DESCRIPTION_MAX: Final = 7_000

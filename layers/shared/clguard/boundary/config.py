@@ -12,9 +12,9 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Final
 
-from clguard.arns import account_of, parse_key_arn, parse_principal_arn, partition_of_region
 from clguard.errors import ConfigError
-from clguard.names import is_bucket_name
+from clguard.rules.arns import account_of, parse_key_arn, parse_principal_arn, partition_of_region
+from clguard.rules.names import is_bucket_name
 
 
 class EncryptionRequirement(StrEnum):
@@ -273,7 +273,7 @@ def _patterns(env: Mapping[str, str], account_id: str, region: str) -> list[str]
 def _principals(
     env: Mapping[str, str], account_id: str, region: str, patterns: list[str], members: list[str]
 ) -> list[str]:
-    from clguard.principals import matches_patterns  # noqa: PLC0415 - avoids an import cycle
+    from clguard.rules.principals import matches_patterns  # noqa: PLC0415 - avoids an import cycle
 
     principals = _items(env.get("TRAINING_PRINCIPALS", ""))
     defaulted = not env.get("ALLOWED_PRINCIPAL_PATTERNS", "").strip()

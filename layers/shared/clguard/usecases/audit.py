@@ -3,16 +3,16 @@
 One run, started by the schedule (or by hand with ``{}``):
 
 1. a run record ``audit-run#<run id>`` in STATE_TABLE (what the run covers, its tallies);
-2. failed trainings (``clguard.trainings``): ``TRAINING_FAILED`` findings, once per version;
+2. failed trainings (``clguard.usecases.failed_trainings``): ``TRAINING_FAILED`` findings, once per version;
 3. every object of every training bucket, page by page (ListObjectsV2, or the bucket's latest
    S3 Inventory report), fanned out to the verify queue as ``clguard.verify-objects`` v2
-   messages (``clguard.fanout``), which the verify function checks exactly as uploads;
+   messages (``clguard.boundary.fanout``), which the verify function checks exactly as uploads;
    objects whose inventory ``EncryptionStatus`` settles the question are counted, not sent;
 4. when the invocation runs short of time, it invokes itself asynchronously with a
    ``clguard.audit-continue`` event carrying the cursor: the next one resumes, never restarts;
 5. each verify message adds its tally to the run record (one UpdateItem per message); the one
    that completes the run (or the audit function, if it lists last) writes the report
-   (``clguard.auditreport``) and publishes the run's one summary message. A run that never
+   (``clguard.reporting.auditreport``) and publishes the run's one summary message. A run that never
    completes (a message ended in VerifyDLQ) is reported, marked incomplete, by the next run.
 
 Idempotent across runs: findings of audit checks are scoped by the state of what was checked
@@ -33,17 +33,17 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from clguard import fanout, inventory
 from clguard.adapters import dynamodb, s3, sns, sqs
-from clguard.config import EncryptionRequirement, Settings
-from clguard.encryption import Encryption
+from clguard.boundary import fanout, inventory
+from clguard.boundary.config import EncryptionRequirement, Settings
+from clguard.boundary.manifest import ImageRef
+from clguard.boundary.work import ObjectWork
 from clguard.errors import AwsError, ConfigError, InvalidEvent, Refused, RetryableError, Throttled
-from clguard.findings import Finding, FindingType, KmsKeyResource, Outcome, S3ObjectResource
-from clguard.keydirectory import KeyDirectory
-from clguard.manifest import ImageRef
 from clguard.observability import count, logger
-from clguard.publisher import Publisher
-from clguard.work import ObjectWork
+from clguard.reporting.findings import Finding, FindingType, KmsKeyResource, Outcome, S3ObjectResource
+from clguard.reporting.publisher import Publisher
+from clguard.rules.encryption import Encryption
+from clguard.state.keydirectory import KeyDirectory
 
 CONTINUE_KIND: Final = "clguard.audit-continue"
 SUMMARY_KIND: Final = "clguard.audit-summary"
@@ -465,7 +465,7 @@ def run(
 ) -> dict[str, Any]:
     """One invocation of the audit. ``continue_with(function_arn, event)`` invokes the next one
     (default: Lambda asynchronous invocation of this function); ``trainings(settings,
-    publisher, run_id)`` audits the failed trainings (default: ``clguard.trainings``)."""
+    publisher, run_id)`` audits the failed trainings (default: ``clguard.usecases.failed_trainings``)."""
     cursor = parse_input(event)
     publisher = Publisher(settings, lambda_context=lambda_context)
     if cursor is None:
@@ -581,9 +581,9 @@ def _continue(settings: Settings, lister: Lister, stop: Exception, continue_with
 
 def _trainings(settings: Settings, publisher: Publisher, run_id: str, audit_trainings: Any) -> list[dict[str, Any]]:
     if audit_trainings is None:
-        from clguard import trainings  # noqa: PLC0415
+        from clguard.usecases import failed_trainings  # noqa: PLC0415
 
-        audit_trainings = trainings.audit
+        audit_trainings = failed_trainings.audit
     found: list[dict[str, Any]] = audit_trainings(settings, publisher, run_id)
     return found
 
@@ -603,7 +603,7 @@ def finalize(settings: Settings, run_id: str, *, lambda_context: Any = None) -> 
     )
     if item is None:
         return None
-    from clguard import auditreport  # noqa: PLC0415 - only the last message of a run reports
+    from clguard.reporting import auditreport  # noqa: PLC0415 - only the last message of a run reports
 
     data = auditreport.build(settings, run_id, _plain(item))
     locations = auditreport.write(data, bucket=str(data["reports_bucket"]), prefix=str(data["reports_prefix"]))
@@ -614,7 +614,7 @@ def finalize(settings: Settings, run_id: str, *, lambda_context: Any = None) -> 
 def publish_summary(settings: Settings, data: Mapping[str, Any], locations: Mapping[str, str]) -> None:
     """The run's one summary: its own message on the alerts topic, marked by the
     ``message_kind`` attribute (no ``finding_type``: finding subscribers' filters skip it)."""
-    from clguard import auditreport  # noqa: PLC0415
+    from clguard.reporting import auditreport  # noqa: PLC0415
 
     text = auditreport.summary_text(data, locations)
     subject = auditreport.summary_subject(data)

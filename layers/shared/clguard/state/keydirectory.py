@@ -16,10 +16,10 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
-from clguard import policy
 from clguard.adapters import clients, kms
 from clguard.adapters.kms import KeyLookup
 from clguard.errors import KeyUnreadable, Refused
+from clguard.rules import policy
 
 TTL_SECONDS: Final = 60.0
 

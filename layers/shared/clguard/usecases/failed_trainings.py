@@ -16,18 +16,18 @@ import re
 from collections.abc import Iterator
 from typing import Any, Final
 
-from clguard import policy
 from clguard.adapters import dynamodb, rekognition, s3
 from clguard.adapters.s3 import HeadStatus
-from clguard.config import Settings
-from clguard.encryption import UnknownEncryption, classify
+from clguard.boundary.config import Settings
 from clguard.errors import Refused
-from clguard.findings import Finding, FindingType, Outcome, ProjectVersionResource
-from clguard.intents import Journal
-from clguard.keyaccess import Context, ensure_access
-from clguard.keydirectory import KeyDirectory
 from clguard.observability import count, logger
-from clguard.publisher import Publisher
+from clguard.reporting.findings import Finding, FindingType, Outcome, ProjectVersionResource
+from clguard.reporting.publisher import Publisher
+from clguard.rules import policy
+from clguard.rules.encryption import UnknownEncryption, classify
+from clguard.state.intents import Journal
+from clguard.state.keydirectory import KeyDirectory
+from clguard.usecases.keyaccess import Context, ensure_access
 
 MARKER_PREFIX: Final = "training-failed#"
 ACCESS_RELATED: Final = re.compile(

@@ -18,13 +18,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
-from clguard import outbox, rendering
 from clguard.adapters import sns, sqs
 from clguard.adapters.clients import translated
-from clguard.config import Settings
+from clguard.boundary import outbox
+from clguard.boundary.config import Settings
 from clguard.errors import AwsError, RetryableError
-from clguard.findings import Finding
 from clguard.observability import count, logger
+from clguard.reporting import rendering
+from clguard.reporting.findings import Finding
 
 IDEMPOTENCY_TTL_SECONDS: Final = 14 * 24 * 3600  # SQS keeps a message (and its DLQ) up to 14 days
 IDEMPOTENCY_PREFIX: Final = "clguard-finding"

@@ -30,8 +30,8 @@ from typing import Final
 
 from clguard.adapters import dynamodb
 from clguard.errors import AwsError
-from clguard.findings import Finding
 from clguard.observability import logger
+from clguard.reporting.findings import Finding
 
 INTENT_TTL_SECONDS: Final = 14 * 24 * 3600  # as long as SQS (and its DLQ) can keep the event
 

@@ -27,9 +27,8 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
-from clguard.errors import InvalidEvent
-from clguard.manifest import ImageRef
-from clguard.parsing import (
+from clguard.boundary.manifest import ImageRef
+from clguard.boundary.parsing import (
     MAX_KEY_BYTES,
     object_key,
     optional_account_id,
@@ -38,7 +37,8 @@ from clguard.parsing import (
     required_field,
     required_text,
 )
-from clguard.work import ObjectWork
+from clguard.boundary.work import ObjectWork
+from clguard.errors import InvalidEvent
 
 VERIFY_OBJECTS_KIND: Final = "clguard.verify-objects"
 VERSIONS: Final = (1, 2)  # 1: image checks of a manifest (``messages``); 2: the audit's (``Packer``)

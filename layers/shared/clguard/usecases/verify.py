@@ -18,22 +18,22 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from clguard import fanout
-from clguard.accounts import member_of
 from clguard.adapters import clients, sqs
-from clguard.config import Settings
+from clguard.boundary import fanout
+from clguard.boundary.config import Settings
+from clguard.boundary.events import parse_verify_message
+from clguard.boundary.manifest import ImageRef
+from clguard.boundary.outbox import FindingMessage
+from clguard.boundary.work import ObjectWork
 from clguard.errors import GuardError, InvalidEvent, MemberUnreachable, RetryableError, UntrustedSender
-from clguard.events import parse_verify_message
-from clguard.findings import Finding
-from clguard.intents import Journal
-from clguard.keyaccess import Context
-from clguard.keydirectory import KeyDirectory
-from clguard.manifest import ImageRef
-from clguard.objects import HeadPrefetch, ObjectResult, record_decides, verify_object
 from clguard.observability import count, logger
-from clguard.outbox import FindingMessage
-from clguard.publisher import Publisher
-from clguard.work import ObjectWork
+from clguard.reporting.findings import Finding
+from clguard.reporting.publisher import Publisher
+from clguard.state.intents import Journal
+from clguard.state.keydirectory import KeyDirectory
+from clguard.usecases.accounts import member_of
+from clguard.usecases.keyaccess import Context
+from clguard.usecases.objects import HeadPrefetch, ObjectResult, record_decides, verify_object
 
 KEY_FINDING_WINDOW_SECONDS = 3600
 TIME_RESERVE_MS = 30_000  # stop starting new objects (fan-out or plain) when less than this is left
@@ -71,7 +71,7 @@ class BatchRun:
             return ObjectResult(work, "ignored")
         publisher = self.publisher
         if work.audit_run:
-            from clguard.audit import AuditPublisher  # noqa: PLC0415 - audit messages only
+            from clguard.usecases.audit import AuditPublisher  # noqa: PLC0415 - audit messages only
 
             publisher = AuditPublisher(self.publisher, work, self.keys)
         with clients.acting_in(member_of(settings)):
@@ -187,7 +187,7 @@ class BatchRun:
         audit_run = message[0].audit_run if message else ""
         tally = None
         if audit_run:
-            from clguard.audit import Tally  # noqa: PLC0415 - audit messages only
+            from clguard.usecases.audit import Tally  # noqa: PLC0415 - audit messages only
 
             tally = Tally()
         continued = 0
@@ -206,7 +206,7 @@ class BatchRun:
                 tally.add(work.bucket, result.status, result.encryption, result.condition, result.final_key)
                 tally.alerts(result.findings)
         if tally is not None:
-            from clguard.audit import record_message  # noqa: PLC0415
+            from clguard.usecases.audit import record_message  # noqa: PLC0415
 
             record_message(self.settings, audit_run, tally, continued=continued, lambda_context=self.lambda_context)
 

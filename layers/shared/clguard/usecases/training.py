@@ -20,14 +20,16 @@ from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any, Final
 
-from clguard import fanout, manifest, policy
-from clguard.accounts import member_of
 from clguard.adapters import clients, rekognition, s3, sqs
-from clguard.arns import partition_of_region
-from clguard.config import Settings
+from clguard.boundary import fanout, manifest
+from clguard.boundary.config import Settings
+from clguard.boundary.events import TRAINING_EVENTS, TrainingCall, parse_training_call
+from clguard.boundary.manifest import ImageRef, ManifestStats
+from clguard.boundary.parsing import object_value, text_value
+from clguard.boundary.work import ObjectWork
 from clguard.errors import InvalidEvent, KeyUnreadable, Refused
-from clguard.events import TRAINING_EVENTS, TrainingCall, parse_training_call
-from clguard.findings import (
+from clguard.observability import count, logger
+from clguard.reporting.findings import (
     Finding,
     FindingType,
     KmsKeyResource,
@@ -36,17 +38,16 @@ from clguard.findings import (
     Resource,
     S3ObjectResource,
 )
-from clguard.intents import Journal
-from clguard.keyaccess import Context, KeyResult, KeyStatus, ensure_access
-from clguard.keydirectory import KeyDirectory
-from clguard.manifest import ImageRef, ManifestStats
-from clguard.objects import HeadPrefetch, verify_object
-from clguard.observability import count, logger
-from clguard.parsing import object_value, text_value
-from clguard.policy import AccessNeed
-from clguard.principals import Caller, refusal_reason, resolve_caller
-from clguard.publisher import Publisher
-from clguard.work import ObjectWork
+from clguard.reporting.publisher import Publisher
+from clguard.rules import policy
+from clguard.rules.arns import partition_of_region
+from clguard.rules.policy import AccessNeed
+from clguard.rules.principals import Caller, refusal_reason, resolve_caller
+from clguard.state.intents import Journal
+from clguard.state.keydirectory import KeyDirectory
+from clguard.usecases.accounts import member_of
+from clguard.usecases.keyaccess import Context, KeyResult, KeyStatus, ensure_access
+from clguard.usecases.objects import HeadPrefetch, verify_object
 
 INLINE_IMAGE_LIMIT: Final = 1_000  # larger manifests fan their image checks out to the verify queue
 MAX_INLINE_GROUND_TRUTH: Final = 5 * 1024 * 1024

@@ -17,12 +17,12 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping
 from typing import Any, Final
 
-from clguard import policy
 from clguard.adapters import s3
-from clguard.config import Settings
+from clguard.boundary.config import Settings
 from clguard.errors import AwsError
-from clguard.keydirectory import KeyDirectory
-from clguard.policy import OWNED_SIDS, TRAINING_DATA
+from clguard.rules import policy
+from clguard.rules.policy import OWNED_SIDS, TRAINING_DATA
+from clguard.state.keydirectory import KeyDirectory
 
 SCHEMA: Final = "clguard.audit-report/1"
 

@@ -37,9 +37,9 @@ from typing import Any, Final
 
 from clguard.adapters import sns
 from clguard.errors import AwsError, ConfigError, InvalidEvent
-from clguard.findings import Finding
 from clguard.observability import count, logger
-from clguard.rendering import (
+from clguard.reporting.findings import Finding
+from clguard.reporting.rendering import (
     CHAT_DESCRIPTION_MAX,
     SUBJECT_MAX,
     chat_message,
@@ -48,7 +48,7 @@ from clguard.rendering import (
     markdown_text,
     next_steps,
 )
-from clguard.rendering import subject as finding_subject
+from clguard.reporting.rendering import subject as finding_subject
 
 DIGEST_KIND: Final = "clguard.digest"
 # Rare and severe: never grouped (plus every FAILED outcome and every message that is not a finding).

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from clguard.encryption import ObservedEncryption
+from clguard.rules.encryption import ObservedEncryption
 
 
 @dataclass(frozen=True, slots=True)

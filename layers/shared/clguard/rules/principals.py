@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
-from clguard.arns import parse_principal_arn
-from clguard.parsing import said_text
+from clguard.boundary.parsing import said_text
+from clguard.rules.arns import parse_principal_arn
 
 
 def matches_patterns(arn: str, patterns: Iterable[str]) -> bool:

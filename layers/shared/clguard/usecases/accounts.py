@@ -9,7 +9,7 @@ member role (assumed once per member and warm container), with the member's guar
 from __future__ import annotations
 
 from clguard.adapters.clients import Member
-from clguard.config import Settings
+from clguard.boundary.config import Settings
 
 
 def member_of(settings: Settings) -> Member | None:

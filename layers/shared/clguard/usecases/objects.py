@@ -18,11 +18,23 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
-from clguard import policy
 from clguard.adapters import dynamodb, s3
 from clguard.adapters.s3 import Head, HeadStatus
-from clguard.config import EncryptionRequirement, Settings
-from clguard.encryption import (
+from clguard.boundary.config import EncryptionRequirement, Settings
+from clguard.boundary.work import ObjectWork
+from clguard.errors import (
+    AwsError,
+    CopyRolledBack,
+    ObjectChanged,
+    Refused,
+    RetryableError,
+    UnsupportedAcl,
+    UpdateUnavailable,
+)
+from clguard.observability import count, logger
+from clguard.reporting.findings import Finding, FindingType, Outcome, S3ObjectResource
+from clguard.rules import policy
+from clguard.rules.encryption import (
     Assessment,
     Encryption,
     Method,
@@ -33,20 +45,8 @@ from clguard.encryption import (
     classify,
     classify_observed,
 )
-from clguard.errors import (
-    AwsError,
-    CopyRolledBack,
-    ObjectChanged,
-    Refused,
-    RetryableError,
-    UnsupportedAcl,
-    UpdateUnavailable,
-)
-from clguard.findings import Finding, FindingType, Outcome, S3ObjectResource
-from clguard.keyaccess import Context, KeyResult, ensure_access
-from clguard.locks import KeyLock
-from clguard.observability import count, logger
-from clguard.work import ObjectWork
+from clguard.state.locks import KeyLock
+from clguard.usecases.keyaccess import Context, KeyResult, ensure_access
 
 LOOP_GUARD_SECONDS: Final = 3600
 # No invocation outlives Lambda's 900 s limit, so a live holder's lease never expires under it;
@@ -306,7 +306,7 @@ def _remediated_detail(a: Assessment, fix: Remediation, h: Head) -> str:
 def _write_ahead(
     work: ObjectWork, ctx: Context, a: Assessment, fix: Remediation, h: Head, *, resource: S3ObjectResource
 ) -> None:
-    """Before the change: note the finding it will produce (clguard.intents), so that a retry
+    """Before the change: note the finding it will produce (clguard.state.intents), so that a retry
     reports it if we die right after the change took effect."""
     if ctx.journal is None:
         return

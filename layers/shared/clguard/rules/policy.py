@@ -15,8 +15,8 @@ from enum import Enum
 from functools import lru_cache
 from typing import Any, Final
 
-from clguard.arns import parse_principal_arn, partition_of
 from clguard.errors import DeniedByPolicy, GuardrailViolation, PolicyConflict
+from clguard.rules.arns import parse_principal_arn, partition_of
 
 MAX_POLICY_BYTES: Final = 32_768
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
-from clguard.arns import parse_key_arn
-from clguard.config import EncryptionRequirement, Settings
+from clguard.boundary.config import EncryptionRequirement, Settings
+from clguard.rules.arns import parse_key_arn
 
 
 class Encryption(StrEnum):
