@@ -19,7 +19,8 @@ from typing import Any
 from moto import mock_aws
 
 from bench.common import Figure, environment, fresh_container, progress, quiet
-from clguard.reporting.findings import Finding, S3ObjectResource
+from clguard.boundary.s3ref import S3ObjectRef
+from clguard.reporting.findings import Finding
 from localaws.runtime import FAKE_CREDENTIALS, esm_batches
 from tests.awscalls import boundary
 from tests.eventsamples import load_sqs_event, sqs_record
@@ -39,7 +40,7 @@ def burst_records(n: int = BURST) -> list[dict[str, Any]]:
         finding = Finding(
             finding_type=template.finding_type,
             outcome=template.outcome,
-            resource=S3ObjectResource("custom-labels-training", f"datasets/cats/images/cat-{i:06d}.jpg"),
+            resource=S3ObjectRef("custom-labels-training", f"datasets/cats/images/cat-{i:06d}.jpg"),
             detail=template.detail,
             source_event_id=str(uuid.uuid5(uuid.NAMESPACE_OID, f"bench-event-{i}")),
             account=template.account,

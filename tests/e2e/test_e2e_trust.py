@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from clguard.boundary import fanout
-from clguard.boundary.manifest import ImageRef
+from clguard.boundary.s3ref import S3ObjectRef
 from localaws.runtime import LocalSystem
 from tests.eventsamples import load_event
 
@@ -72,7 +72,7 @@ def test_a_fanout_message_sent_by_anyone_else_grants_nothing(system: LocalSystem
     # VerifyQueue by a principal of the account (not one of the functions)
     key = managed_key_with_an_image(system)
     [body] = fanout.messages(
-        [ImageRef(BUCKET, "images/0000.jpg")],
+        [S3ObjectRef(BUCKET, "images/0000.jpg")],
         source_event_id="forged",
         origin="forged",
         principals=["arn:aws:iam::123456789012:role/Attacker"],

@@ -418,12 +418,12 @@ def test_a_redelivered_scheduled_event_starts_no_second_run(audited: World, call
 
 def _audit_message(key: str) -> str:
     from clguard.boundary import fanout  # noqa: PLC0415
-    from clguard.boundary.manifest import ImageRef  # noqa: PLC0415
+    from clguard.boundary.s3ref import S3ObjectRef  # noqa: PLC0415
 
     packer = fanout.Packer(
         source_event_id="audit-run1", origin="audit run run1", principals=(), audit_run="run1", bucket=BUCKET
     )
-    assert packer.add(ImageRef(BUCKET, key), "state1") is None
+    assert packer.add(S3ObjectRef(BUCKET, key), "state1") is None
     body = packer.flush()
     assert body is not None
     return body

@@ -16,7 +16,7 @@ from moto.kms.models import KmsBackend
 
 from clguard.adapters import clients, kms
 from clguard.boundary import fanout
-from clguard.boundary.manifest import ImageRef
+from clguard.boundary.s3ref import S3ObjectRef
 from clguard.errors import LockTimeout, RetryableError
 from clguard.rules import policy
 from clguard.state import locks
@@ -74,7 +74,7 @@ def jobs_for(world: World, key: str, roles: list[str]) -> list[Callable[[], Any]
             jobs.append(partial(grant_app.lambda_handler, event, LambdaContext(function_name="grant")))
         else:
             [body] = fanout.messages(
-                [ImageRef(BUCKET, "datasets/shared/img.jpg")],
+                [S3ObjectRef(BUCKET, "datasets/shared/img.jpg")],
                 source_event_id=f"fan-{index}",
                 origin="test",
                 principals=[role],

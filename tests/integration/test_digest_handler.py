@@ -126,12 +126,12 @@ def channels(world: World, monkeypatch: pytest.MonkeyPatch) -> Channels:
 def _burst(template: Finding, n: int) -> list[Finding]:
     from dataclasses import replace  # noqa: PLC0415
 
-    from clguard.reporting.findings import S3ObjectResource  # noqa: PLC0415
+    from clguard.boundary.s3ref import S3ObjectRef  # noqa: PLC0415
 
     return [
         replace(
             template,
-            resource=S3ObjectResource("custom-labels-training", f"datasets/cats/images/cat-{i:06d}.jpg"),
+            resource=S3ObjectRef("custom-labels-training", f"datasets/cats/images/cat-{i:06d}.jpg"),
             source_event_id=f"event-{i}",
         )
         for i in range(n)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from clguard.boundary import fanout
-from clguard.boundary.manifest import ImageRef
+from clguard.boundary.s3ref import S3ObjectRef
 from clguard.rules import policy
 from clguard.state.keydirectory import KeyDirectory
 from functions.grant_training_access import app as grant_app
@@ -229,7 +229,7 @@ def test_a_fanout_message_goes_on_after_an_unreadable_key(world: World, calls: B
     first, second = world.key(), world.key()
     world.put("datasets/a/1.jpg", ServerSideEncryption="aws:kms", SSEKMSKeyId=first)
     world.put("datasets/a/2.jpg", ServerSideEncryption="aws:kms", SSEKMSKeyId=second)
-    refs = [ImageRef(BUCKET, "datasets/a/1.jpg"), ImageRef(BUCKET, "datasets/a/2.jpg")]
+    refs = [S3ObjectRef(BUCKET, "datasets/a/1.jpg"), S3ObjectRef(BUCKET, "datasets/a/2.jpg")]
     [body] = list(fanout.messages(iter(refs), source_event_id="evt-1", origin="test", principals=[TRAINER]))
     calls.faults.add("ListResourceTags", "AccessDeniedException", times=1)
     # When the verify function handles it

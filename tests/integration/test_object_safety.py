@@ -77,10 +77,12 @@ def test_our_own_fanout_keys_are_used_exactly(world: World, calls: Boundary) -> 
     # Given an unencrypted "x y.jpg" and a fan-out message (raw keys) naming "x+y.jpg", which
     # does not exist
     from clguard.boundary import fanout  # noqa: PLC0415
-    from clguard.boundary.manifest import ImageRef  # noqa: PLC0415
+    from clguard.boundary.s3ref import S3ObjectRef  # noqa: PLC0415
 
     world.put_legacy("datasets/x y.jpg")
-    [body] = fanout.messages([ImageRef(BUCKET, "datasets/x+y.jpg")], source_event_id="e1", origin="test", principals=[])
+    [body] = fanout.messages(
+        [S3ObjectRef(BUCKET, "datasets/x+y.jpg")], source_event_id="e1", origin="test", principals=[]
+    )
 
     # When it is processed
     run(body)

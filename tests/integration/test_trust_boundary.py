@@ -10,7 +10,7 @@ import pytest
 
 from clguard import observability
 from clguard.boundary import fanout
-from clguard.boundary.manifest import ImageRef
+from clguard.boundary.s3ref import S3ObjectRef
 from clguard.rules import policy
 from clguard.usecases import verify
 from functions.verify_object_encryption import app
@@ -49,7 +49,7 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 def fanout_naming(principal: str) -> str:
     [body] = fanout.messages(
-        [ImageRef(BUCKET, OBJECT_KEY)], source_event_id="forged-1", origin="a forged request", principals=[principal]
+        [S3ObjectRef(BUCKET, OBJECT_KEY)], source_event_id="forged-1", origin="a forged request", principals=[principal]
     )
     return body
 

@@ -10,7 +10,7 @@ import pytest
 from clguard.adapters import kms, s3
 from clguard.boundary import fanout
 from clguard.boundary.config import Settings, load_settings
-from clguard.boundary.manifest import ImageRef
+from clguard.boundary.s3ref import S3ObjectRef
 from clguard.rules import policy
 from clguard.usecases import verify
 from functions.verify_object_encryption import app
@@ -413,7 +413,7 @@ def test_fanout_message_continues_in_a_new_message_when_time_runs_short(
     for image in images:
         world.put_legacy(image)
     [body] = fanout.messages(
-        [ImageRef(BUCKET, i) for i in images], source_event_id="cpv-1", origin="CreateProjectVersion", principals=[]
+        [S3ObjectRef(BUCKET, i) for i in images], source_event_id="cpv-1", origin="CreateProjectVersion", principals=[]
     )
 
     # When the verify function handles it with time for 2 objects only

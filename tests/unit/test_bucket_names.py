@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clguard.boundary.config import load_settings
-from clguard.boundary.manifest import ImageRef, parse_source_ref
+from clguard.boundary.manifest import parse_source_ref
+from clguard.boundary.s3ref import S3ObjectRef
 from clguard.errors import ConfigError
 from clguard.rules.names import is_bucket_name, is_current_bucket_name, is_legacy_bucket_name
 
@@ -50,7 +51,7 @@ def test_every_legacy_us_east_1_name_is_accepted_by_config_and_manifest(name: st
     ref = parse_source_ref(f"s3://{name}/images/a.jpg")
     settings_ = load_settings({**ENV, "TRAINING_BUCKETS": name}, account_id="123456789012")
     # Then both accept it, unchanged
-    assert ref == ImageRef(name, "images/a.jpg")
+    assert ref == S3ObjectRef(name, "images/a.jpg")
     assert settings_.training_buckets == frozenset({name})
 
 

@@ -78,9 +78,9 @@ def test_s3_samples(sample: str, bucket: str, key: str, reason: str) -> None:
     # When parsed as a verify-queue body
     work = _work(event)
     # Then it is one object to verify, identified by the EventBridge event id
-    assert (work.bucket, work.key, work.reason) == (bucket, key, reason)
+    assert (work.ref.bucket, work.ref.key, work.reason) == (bucket, key, reason)
     assert work.source_event_id == event["id"]
-    assert work.version_id is None
+    assert work.ref.version_id is None
     assert work.principals == ()
     assert not work.anywhere
 
@@ -91,7 +91,7 @@ def test_object_created_version_id() -> None:
     event["detail"]["object"]["version-id"] = "3HL4kqtJlcpXroDTDmJ"
     # When parsed
     # Then the version is kept
-    assert _work(event).version_id == "3HL4kqtJlcpXroDTDmJ"
+    assert _work(event).ref.version_id == "3HL4kqtJlcpXroDTDmJ"
 
 
 def test_object_created_without_reason() -> None:
@@ -109,9 +109,9 @@ def test_cloudtrail_data_event_version_id() -> None:
     event["detail"]["responseElements"]["x-amz-version-id"] = "v-1"
     # When parsed
     # Then the version is kept; a null responseElements gives none
-    assert _work(event).version_id == "v-1"
+    assert _work(event).ref.version_id == "v-1"
     event["detail"]["responseElements"] = None
-    assert _work(event).version_id is None
+    assert _work(event).ref.version_id is None
 
 
 @pytest.mark.parametrize("code", ["AccessDenied", "NoSuchBucket", "InvalidRequest"])
@@ -130,10 +130,10 @@ def test_bytes_body() -> None:
     event["detail"]["object"]["key"] = "datasets/猫/画像 1.jpg"
     # When parsed
     # Then the key is decoded
-    assert _work(json.loads(json.dumps(event))).key == "datasets/猫/画像 1.jpg"
+    assert _work(json.loads(json.dumps(event))).ref.key == "datasets/猫/画像 1.jpg"
     parsed = parse_verify_message(json.dumps(event, ensure_ascii=False).encode())
     assert isinstance(parsed, list)
-    assert parsed[0].key == "datasets/猫/画像 1.jpg"
+    assert parsed[0].ref.key == "datasets/猫/画像 1.jpg"
 
 
 # --- verify-queue bodies: invalid ---------------------------------------------------------------
@@ -269,7 +269,7 @@ def test_key_length_counts_utf8_bytes_and_nul_is_refused(sample: str, key: str, 
     # When parsed
     # Then only keys S3 could hold are accepted, unchanged
     if valid:
-        assert _work(event).key == key
+        assert _work(event).ref.key == key
     else:
         _invalid(_body(event))
 
@@ -307,7 +307,7 @@ def test_verify_objects_message() -> None:
     parsed = parse_verify_message(_body(_verify_objects()), from_guard=True)
     # Then each object is work checked anywhere, carrying the principals and the origin
     assert isinstance(parsed, list)
-    assert [(w.bucket, w.key, w.version_id) for w in parsed] == [
+    assert [(w.ref.bucket, w.ref.key, w.ref.version_id) for w in parsed] == [
         ("custom-labels-training", "a.jpg", None),
         ("other-bucket", "b.jpg", "v2"),
     ]
@@ -594,11 +594,11 @@ def test_verify_message_fuzz_json(value: Any) -> None:
     if isinstance(result, list):
         for work in result:
             assert isinstance(work, ObjectWork)
-            assert isinstance(work.bucket, str)
-            assert work.bucket
-            assert isinstance(work.key, str)
-            assert work.key
-            assert "\x00" not in work.key
+            assert isinstance(work.ref.bucket, str)
+            assert work.ref.bucket
+            assert isinstance(work.ref.key, str)
+            assert work.ref.key
+            assert "\x00" not in work.ref.key
 
 
 @FUZZ

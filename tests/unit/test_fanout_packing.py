@@ -11,14 +11,15 @@ from hypothesis import strategies as st
 
 from clguard.boundary import fanout
 from clguard.boundary.events import MAX_KEY_BYTES, VERIFY_OBJECTS_KIND, ObjectWork, parse_verify_message
-from clguard.boundary.manifest import ImageRef, ManifestStats, scan
+from clguard.boundary.manifest import ManifestStats, scan
+from clguard.boundary.s3ref import S3ObjectRef
 
 EVENT_ID = "7fb16c5d-3c9c-4a6d-8b8f-ad7e2c4a6b59"
 ORIGIN = "CreateProjectVersion of arn:aws:rekognition:us-east-1:123456789012:project/cats/version/cats-v1/1"
 TRAINER = "arn:aws:iam::123456789012:role/ml/CustomLabelsTrainer"
 
 
-def _messages(refs: list[ImageRef], **kwargs: object) -> list[str]:
+def _messages(refs: list[S3ObjectRef], **kwargs: object) -> list[str]:
     options: dict[str, object] = {"source_event_id": EVENT_ID, "origin": ORIGIN, "principals": [TRAINER]}
     options.update(kwargs)
     return list(fanout.messages(refs, **options))  # type: ignore[arg-type]
@@ -32,7 +33,7 @@ def _works(message: str) -> list[ObjectWork]:
 
 def test_one_small_batch_is_one_message() -> None:
     # Given three image references
-    refs = [ImageRef("custom-labels-training", f"images/{i}.jpg") for i in range(3)]
+    refs = [S3ObjectRef("custom-labels-training", f"images/{i}.jpg") for i in range(3)]
     # When packed
     messages = _messages(refs)
     # Then one message carries them all, in the documented shape
@@ -55,17 +56,20 @@ def test_no_refs_no_messages() -> None:
 
 def test_messages_parse_back_into_work_checked_anywhere() -> None:
     # Given references in several buckets
-    refs = [ImageRef("custom-labels-training", "a.jpg"), ImageRef("other-bucket", "b.jpg")]
+    refs = [S3ObjectRef("custom-labels-training", "a.jpg"), S3ObjectRef("other-bucket", "b.jpg")]
     # When packed and parsed by the verify function
     works = _works(_messages(refs)[0])
     # Then each is work checked wherever it is, ensuring the trainer, with the origin
-    assert [(w.bucket, w.key) for w in works] == [("custom-labels-training", "a.jpg"), ("other-bucket", "b.jpg")]
+    assert [(w.ref.bucket, w.ref.key) for w in works] == [
+        ("custom-labels-training", "a.jpg"),
+        ("other-bucket", "b.jpg"),
+    ]
     for work in works:
         assert work.anywhere
         assert work.principals == (TRAINER,)
         assert work.source_event_id == EVENT_ID
         assert work.origin == ORIGIN
-        assert work.version_id is None
+        assert work.ref.version_id is None
 
 
 @pytest.mark.parametrize(
@@ -83,22 +87,22 @@ def test_messages_parse_back_into_work_checked_anywhere() -> None:
 def test_unicode_keys_survive(key: str) -> None:
     # Given a key with non-ASCII, escaped or control characters
     # When packed and parsed back
-    works = _works(_messages([ImageRef("bkt", key)])[0])
+    works = _works(_messages([S3ObjectRef("bkt", key)])[0])
     # Then the key is exactly the same
-    assert works[0].key == key
+    assert works[0].ref.key == key
 
 
 def test_many_refs_are_split_under_the_limit() -> None:
     # Given 5,000 references and the default limit
     refs = [
-        ImageRef("custom-labels-training", f"datasets/cats/images/{i:06d}-" + "x" * 60 + ".jpg") for i in range(5000)
+        S3ObjectRef("custom-labels-training", f"datasets/cats/images/{i:06d}-" + "x" * 60 + ".jpg") for i in range(5000)
     ]
     # When packed
     messages = _messages(refs)
     # Then there are several messages, each under the SQS-safe limit, holding every ref once
     assert len(messages) > 1
     assert all(len(m.encode()) <= fanout.MAX_MESSAGE_BYTES for m in messages)
-    assert [(w.bucket, w.key) for m in messages for w in _works(m)] == [(r.bucket, r.key) for r in refs]
+    assert [(w.ref.bucket, w.ref.key) for m in messages for w in _works(m)] == [(r.bucket, r.key) for r in refs]
     assert fanout.MAX_MESSAGE_BYTES <= 256 * 1024
 
 
@@ -107,14 +111,14 @@ def test_messages_are_produced_lazily() -> None:
     def endless():
         i = 0
         while True:
-            yield ImageRef("bkt", f"{i}.jpg")
+            yield S3ObjectRef("bkt", f"{i}.jpg")
             i += 1
 
     # When the first message is taken
     first = next(fanout.messages(endless(), source_event_id=EVENT_ID, origin=ORIGIN, principals=[], max_bytes=16_384))
     # Then it is produced without consuming the whole stream
     assert len(first.encode()) <= 16_384
-    assert _works(first)[0].key == "0.jpg"
+    assert _works(first)[0].ref.key == "0.jpg"
 
 
 def test_header_too_large_is_refused() -> None:
@@ -122,12 +126,12 @@ def test_header_too_large_is_refused() -> None:
     # When packing
     # Then ValueError, before anything is yielded
     with pytest.raises(ValueError, match="no room"):
-        _messages([ImageRef("bkt", "a.jpg")], principals=[TRAINER] * 100, max_bytes=4096)
+        _messages([S3ObjectRef("bkt", "a.jpg")], principals=[TRAINER] * 100, max_bytes=4096)
 
 
 buckets = st.from_regex(r"[a-z0-9][a-z0-9.-]{1,20}[a-z0-9]", fullmatch=True)
 keys = st.text(min_size=1, max_size=120).filter(lambda k: "\x00" not in k)
-image_refs = st.builds(ImageRef, buckets, keys)
+image_refs = st.builds(S3ObjectRef, buckets, keys)
 arns = st.from_regex(r"arn:aws:iam::123456789012:role/[A-Za-z0-9_+=,.@-]{1,30}", fullmatch=True)
 
 
@@ -157,7 +161,7 @@ def test_every_ref_once_each_message_under_the_limit(refs, principals, origin, m
             assert work.source_event_id == EVENT_ID
         parsed.extend(works)
     # And every reference appears exactly once, in order
-    assert [ImageRef(w.bucket, w.key) for w in parsed] == refs
+    assert [S3ObjectRef(w.ref.bucket, w.ref.key) for w in parsed] == refs
     # And the packing is greedy: the next message's first object would not have fit in the previous one
     for current, following in itertools.pairwise(messages):
         first_next = json.dumps(json.loads(following)["objects"][0], ensure_ascii=False, separators=(",", ":"))
@@ -166,7 +170,7 @@ def test_every_ref_once_each_message_under_the_limit(refs, principals, origin, m
 
 def test_a_single_escaped_key_never_overflows_an_accepted_limit() -> None:
     # Given a valid S3 key of 1024 control characters (each escaped to 6 bytes in JSON)
-    ref = ImageRef("bkt", "\x01" * MAX_KEY_BYTES)
+    ref = S3ObjectRef("bkt", "\x01" * MAX_KEY_BYTES)
     # And the smallest limit messages() accepts for this header
     max_bytes = next(
         n
@@ -197,7 +201,7 @@ def test_whatever_scan_yields_can_be_fanned_out() -> None:
     # When the images scan yields are fanned out
     messages = _messages(refs)
     # Then packing does not crash, and the good image is in a message
-    assert any(w.key == "good.jpg" for m in messages for w in _works(m))
+    assert any(w.ref.key == "good.jpg" for m in messages for w in _works(m))
 
 
 def _audit_messages(keys: list[str], max_bytes: int = fanout.MAX_MESSAGE_BYTES) -> list[str]:
@@ -209,7 +213,7 @@ def _audit_messages(keys: list[str], max_bytes: int = fanout.MAX_MESSAGE_BYTES) 
         bucket="b",
         max_bytes=max_bytes,
     )
-    bodies = [packer.add(ImageRef("b", key), f"s{index}") for index, key in enumerate(keys)]
+    bodies = [packer.add(S3ObjectRef("b", key), f"s{index}") for index, key in enumerate(keys)]
     return [body for body in (*bodies, packer.flush()) if body is not None]
 
 
@@ -230,7 +234,7 @@ def test_audit_messages_carry_every_object_once_with_its_state(keys: list[str], 
 
     # Then every object comes back once, in order, with its bucket, state and run, checked as an
     # upload is (training buckets only), and no message is over the limit
-    assert [(w.bucket, w.key, w.state, w.audit_run) for w in works] == [
+    assert [(w.ref.bucket, w.ref.key, w.state, w.audit_run) for w in works] == [
         ("b", k, f"s{i}", "r1") for i, k in enumerate(keys)
     ]
     assert not any(w.anywhere for w in works)

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from clguard.boundary.s3ref import S3ObjectRef
 from clguard.reporting.findings import (
     SEVERITY,
     Finding,
@@ -19,7 +20,6 @@ from clguard.reporting.findings import (
     Outcome,
     PolicyChange,
     ProjectVersionResource,
-    S3ObjectResource,
     Severity,
 )
 from clguard.reporting.rendering import (
@@ -88,7 +88,7 @@ def _object_finding(**changes: Any) -> Finding:
     finding = Finding(
         finding_type=FindingType.OBJECT_UNENCRYPTED,
         outcome=Outcome.REMEDIATED,
-        resource=S3ObjectResource("train-data", "images/a.jpg"),
+        resource=S3ObjectRef("train-data", "images/a.jpg"),
         detail="object had no server-side encryption; re-encrypted in place with SSE-S3",
         source_event_id="17793124-05d4-b198-2fde-7ededc63b103",
         account=ACCOUNT,
@@ -198,16 +198,14 @@ def test_severity_table_matches_the_design() -> None:
 
 def test_default_observed_at_is_utc_iso() -> None:
     # Given a finding created without observed_at
-    finding = Finding(
-        FindingType.OBJECT_SSE_C, Outcome.REPORTED, S3ObjectResource("b", "k"), "d", "e", ACCOUNT, "us-east-1"
-    )
+    finding = Finding(FindingType.OBJECT_SSE_C, Outcome.REPORTED, S3ObjectRef("b", "k"), "d", "e", ACCOUNT, "us-east-1")
     # Then it is stamped in UTC, to the second, with a Z
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", finding.observed_at)
 
 
 def test_version_id_is_in_the_resource() -> None:
     # Given a finding about a versioned object
-    finding = _object_finding(resource=S3ObjectResource("b", "k", "v-3"))
+    finding = _object_finding(resource=S3ObjectRef("b", "k", "v-3"))
     # Then the version is in the document and the email
     assert finding.document()["resource"]["version_id"] == "v-3"
     assert "version v-3" in email_text(finding)
@@ -217,7 +215,7 @@ def test_version_id_is_in_the_resource() -> None:
     "finding",
     [
         _object_finding(),
-        _object_finding(resource=S3ObjectResource("b", "猫/画像.jpg", "v1"), kms_key_arn=KEY_ARN),
+        _object_finding(resource=S3ObjectRef("b", "猫/画像.jpg", "v1"), kms_key_arn=KEY_ARN),
         _key_finding(),
         _key_finding(outcome=Outcome.FAILED, principal_arn=None, scope="2026-11-28T20"),
         _object_finding(
@@ -280,11 +278,8 @@ def test_object_fingerprint_differs_by_key_and_version() -> None:
     # Given findings about different objects
     base = _object_finding()
     # Then key and version are part of the identity
-    assert base.fingerprint() != _object_finding(resource=S3ObjectResource("train-data", "images/b.jpg")).fingerprint()
-    assert (
-        base.fingerprint()
-        != _object_finding(resource=S3ObjectResource("train-data", "images/a.jpg", "v")).fingerprint()
-    )
+    assert base.fingerprint() != _object_finding(resource=S3ObjectRef("train-data", "images/b.jpg")).fingerprint()
+    assert base.fingerprint() != _object_finding(resource=S3ObjectRef("train-data", "images/a.jpg", "v")).fingerprint()
 
 
 # --- subject ----------------------------------------------------------------------------------
@@ -320,7 +315,7 @@ def _assert_subject_rules(finding: Finding) -> str:
 )
 def test_subject_rules_hold_for_any_key(bucket: str, key: str, finding_type: FindingType) -> None:
     # Given a finding about an object with any (huge, unicode, control-character) key
-    finding = _object_finding(finding_type=finding_type, resource=S3ObjectResource(bucket, key))
+    finding = _object_finding(finding_type=finding_type, resource=S3ObjectRef(bucket, key))
     # When its subject is built
     text = _assert_subject_rules(finding)
     # Then the label keeps its beginning when it is cut
@@ -329,7 +324,7 @@ def test_subject_rules_hold_for_any_key(bucket: str, key: str, finding_type: Fin
 
 def test_subject_of_a_huge_key_keeps_both_ends() -> None:
     # Given a key far longer than a subject
-    finding = _object_finding(resource=S3ObjectResource("train-data", "start/" + "猫" * 900 + "/end.jpg"))
+    finding = _object_finding(resource=S3ObjectRef("train-data", "start/" + "猫" * 900 + "/end.jpg"))
     # When its subject is built
     text = _assert_subject_rules(finding)
     # Then it keeps the beginning and the end, with an ellipsis
@@ -414,7 +409,7 @@ def test_chat_description_is_bounded() -> None:
 
 def test_chat_backticks_cannot_break_the_markdown() -> None:
     # Given a key with backticks
-    finding = _object_finding(resource=S3ObjectResource("b", "a`b``c.jpg"))
+    finding = _object_finding(resource=S3ObjectRef("b", "a`b``c.jpg"))
     # When rendered for chat
     description = chat_message(finding)["content"]["description"]
     # Then the key's backticks are neutralised inside the code span
@@ -429,7 +424,7 @@ def test_chat_backticks_cannot_break_the_markdown() -> None:
     [
         _object_finding(),
         _key_finding(outcome=Outcome.REFUSED, finding_type=FindingType.PRINCIPAL_NOT_ALLOWED),
-        _object_finding(resource=S3ObjectResource("b", 'ünï"code\n\\key')),
+        _object_finding(resource=S3ObjectRef("b", 'ünï"code\n\\key')),
     ],
 )
 def test_sns_message_structure(finding: Finding) -> None:

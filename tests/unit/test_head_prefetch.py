@@ -8,14 +8,15 @@ import threading
 import pytest
 
 from clguard.adapters.s3 import Head, HeadStatus
-from clguard.boundary.events import ObjectWork
+from clguard.boundary.s3ref import S3ObjectRef
+from clguard.boundary.work import ObjectWork
 from clguard.usecases.objects import HeadPrefetch
 
 BUCKET = "custom-labels-training"
 
 
 def works(*keys: str) -> list[ObjectWork]:
-    return [ObjectWork(BUCKET, key, None, "event-1", "PutObject") for key in keys]
+    return [ObjectWork(S3ObjectRef(BUCKET, key), "event-1", "PutObject") for key in keys]
 
 
 class FakeHead:
@@ -80,8 +81,8 @@ def test_the_window_bounds_how_far_ahead_calls_start() -> None:
     # and every object got its own result, in order, one call each
     assert len(started_before_use) <= 3
     assert after_first <= 4
-    assert [h.key for h in [first, *rest]] == [w.key for w in items]
-    assert sorted(fake.started) == sorted(w.key for w in items)
+    assert [h.key for h in [first, *rest]] == [w.ref.key for w in items]
+    assert sorted(fake.started) == sorted(w.ref.key for w in items)
 
 
 def test_an_error_is_raised_for_its_own_record_only() -> None:

@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from clguard.boundary import parsing
-from clguard.boundary.manifest import ImageRef, parse_source_ref
+from clguard.boundary.manifest import parse_source_ref
+from clguard.boundary.s3ref import S3ObjectRef
 from clguard.errors import InvalidEvent
 
 json_values = st.recursive(
@@ -96,6 +97,6 @@ def test_manifests_and_events_share_one_object_key_rule(key: str) -> None:
     valid = _outcome(parsing.object_key, key, "key")[0] == "ok"
     ref = parse_source_ref(f"s3://bucket-a/{key}")
     # Then they agree: the manifest accepts exactly the keys the event rule accepts
-    assert isinstance(ref, ImageRef) == valid
+    assert isinstance(ref, S3ObjectRef) == valid
     if valid:
-        assert ref == ImageRef("bucket-a", key)
+        assert ref == S3ObjectRef("bucket-a", key)

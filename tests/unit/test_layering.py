@@ -1,5 +1,11 @@
-"""The layering rule: nothing in clguard above ``clguard/adapters/`` imports botocore or boto3.
-AWS errors reach the logic as the project's own (``clguard.errors``), turned so by the adapters."""
+"""The layering rules of docs/architecture.md §2, read from every module's syntax tree:
+
+- nothing in clguard above ``clguard/adapters/`` imports botocore or boto3 (AWS errors reach the
+  logic as the project's own, ``clguard.errors``, turned so by the adapters);
+- ``clguard/rules/`` imports nothing that does I/O (no adapters, state, reporting, use cases,
+  telemetry): the decisions are pure;
+- nothing but the use cases themselves imports ``clguard.usecases`` (the handlers call them).
+"""
 
 from __future__ import annotations
 
@@ -20,6 +26,47 @@ def _imported(tree: ast.AST) -> list[tuple[int, str]]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.append((node.lineno, node.module))
     return found
+
+
+def clguard_imports(tree: ast.AST) -> list[tuple[int, str]]:
+    """The clguard modules a tree imports, as dotted names below clguard (``from clguard.rules import
+    policy`` is ``rules.policy``; ``from clguard.errors import X`` is ``errors``)."""
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            parts = node.module.split(".")
+            if parts[0] != "clguard":
+                continue
+            if len(parts) == 1:
+                found += [(node.lineno, alias.name) for alias in node.names]
+            elif len(parts) == 2 and parts[1] in ROLE_PACKAGES:
+                found += [(node.lineno, f"{parts[1]}.{alias.name}") for alias in node.names]
+            else:
+                found.append((node.lineno, ".".join(parts[1:])))
+        elif isinstance(node, ast.Import):
+            found += [
+                (node.lineno, a.name.removeprefix("clguard.")) for a in node.names if a.name.startswith("clguard.")
+            ]
+    return found
+
+
+ROLE_PACKAGES = ("adapters", "boundary", "reporting", "rules", "state", "usecases")
+# What the pure rules may not import: everything that does I/O, and the layers above them.
+NOT_FROM_RULES = ("adapters", "state", "reporting", "usecases", "observability", "permissions")
+
+
+def modules_in(package: str) -> list[Path]:
+    return sorted((PACKAGE / package).rglob("*.py"))
+
+
+def violations(paths: list[Path], forbidden: tuple[str, ...]) -> list[str]:
+    """Each import of a module below one of the ``forbidden`` names, as ``file:line imports name``."""
+    return [
+        f"{path.relative_to(PACKAGE)}:{line} imports {name}"
+        for path in paths
+        for line, name in clguard_imports(ast.parse(path.read_text(encoding="utf-8"), str(path)))
+        if name.split(".")[0] in forbidden
+    ]
 
 
 def logic_modules() -> list[Path]:
@@ -44,3 +91,35 @@ def test_no_logic_module_imports_botocore_or_boto3() -> None:
     ]
     # Then none is botocore or boto3: AWS is touched (and its errors translated) in the adapters only
     assert offenders == []
+
+
+def test_the_role_packages_are_the_tree() -> None:
+    # Given the package, each role is a folder and the module map's headings name them
+    assert {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()} == set(ROLE_PACKAGES)
+    # And the rules check sees the pure modules
+    assert {p.name for p in modules_in("rules")} >= {"policy.py", "encryption.py", "principals.py", "arns.py"}
+
+
+def test_rules_import_nothing_that_does_io() -> None:
+    # Given every module of clguard/rules/
+    # When its clguard imports are read
+    # Then none is an adapter, state, reporting, a use case or telemetry
+    assert violations(modules_in("rules"), NOT_FROM_RULES) == []
+
+
+def test_only_use_cases_import_use_cases() -> None:
+    # Given every clguard module outside clguard/usecases/
+    outside = [p for p in PACKAGE.rglob("*.py") if "usecases" not in p.relative_to(PACKAGE).parts]
+    # Then none imports a use case: they sit on top, called by the handlers only
+    assert violations(outside, ("usecases",)) == []
+
+
+def test_the_import_check_reports_a_forbidden_import(tmp_path: Path) -> None:
+    # Given a rule module that imports an adapter and one that imports an error
+    bad = tmp_path / "bad.py"
+    bad.write_text("from clguard.adapters import s3\nfrom clguard.errors import InvalidEvent\n", encoding="utf-8")
+    # When the check reads it (relative names are taken from the package)
+    found = [name for _, name in clguard_imports(ast.parse(bad.read_text(encoding="utf-8")))]
+    # Then both imports are seen, and only the adapter is forbidden
+    assert found == ["adapters.s3", "errors"]
+    assert [name.split(".")[0] for name in found if name.split(".")[0] in NOT_FROM_RULES] == ["adapters"]

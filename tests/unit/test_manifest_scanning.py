@@ -15,19 +15,21 @@ from clguard.boundary.manifest import (
     EXAMPLES,
     MAX_BYTES,
     MAX_LINE_BYTES,
-    ImageRef,
     ManifestStats,
     parse_source_ref,
     scan,
     split_lines,
 )
+from clguard.boundary.s3ref import S3ObjectRef
 
 
 def _line(ref: object, **extra: object) -> bytes:
     return json.dumps({"source-ref": ref, **extra}).encode()
 
 
-def _scan(data: bytes, *, chunk: int = 7, max_lines: int = manifest.MAX_LINES) -> tuple[list[ImageRef], ManifestStats]:
+def _scan(
+    data: bytes, *, chunk: int = 7, max_lines: int = manifest.MAX_LINES
+) -> tuple[list[S3ObjectRef], ManifestStats]:
     stats = ManifestStats()
     chunks = [data[i : i + chunk] for i in range(0, len(data), chunk)]
     return list(scan(chunks, stats, max_lines=max_lines)), stats
@@ -122,14 +124,14 @@ def test_overlong_line_does_not_accumulate_memory() -> None:
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        ("s3://custom-labels-training/images/a.jpg", ImageRef("custom-labels-training", "images/a.jpg")),
-        ("s3://b.c-d/k", ImageRef("b.c-d", "k")),
-        ("s3://bkt/猫/画像 1.jpg", ImageRef("bkt", "猫/画像 1.jpg")),
-        ("s3://bkt/a/b/", ImageRef("bkt", "a/b/")),
-        ("s3://bkt//double", ImageRef("bkt", "/double")),
+        ("s3://custom-labels-training/images/a.jpg", S3ObjectRef("custom-labels-training", "images/a.jpg")),
+        ("s3://b.c-d/k", S3ObjectRef("b.c-d", "k")),
+        ("s3://bkt/猫/画像 1.jpg", S3ObjectRef("bkt", "猫/画像 1.jpg")),
+        ("s3://bkt/a/b/", S3ObjectRef("bkt", "a/b/")),
+        ("s3://bkt//double", S3ObjectRef("bkt", "/double")),
     ],
 )
-def test_parse_source_ref(value: str, expected: ImageRef) -> None:
+def test_parse_source_ref(value: str, expected: S3ObjectRef) -> None:
     # Given an s3:// URI
     # When parsed
     # Then bucket and key are split at the first slash
@@ -198,8 +200,8 @@ def test_scan_valid_lines() -> None:
     refs, stats = _scan(data, chunk=5)
     # Then both images come back, and nothing is invalid
     assert refs == [
-        ImageRef("custom-labels-training", "images/a.jpg"),
-        ImageRef("custom-labels-training", "images/b.jpg"),
+        S3ObjectRef("custom-labels-training", "images/a.jpg"),
+        S3ObjectRef("custom-labels-training", "images/b.jpg"),
     ]
     assert (stats.lines, stats.images, stats.invalid, stats.truncated) == (2, 2, 0, "")
     assert not stats.problems

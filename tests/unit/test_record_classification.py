@@ -74,7 +74,7 @@ def test_a_record_without_encryption_fields_carries_no_facts() -> None:
     work = work_of(load_event("cloudtrail_s3_putobject_no_encryption_fields"))
 
     # Then it carries nothing to decide from (HeadObject decides), and no version
-    assert (work.observed, work.version_id) == (None, None)
+    assert (work.observed, work.ref.version_id) == (None, None)
 
 
 def test_the_version_the_record_names_is_carried() -> None:
@@ -83,7 +83,7 @@ def test_the_version_the_record_names_is_carried() -> None:
     work = work_of(load_event("cloudtrail_s3_putobject_default_sse_kms"))
 
     # Then the version it wrote is the work's version, and the facts are the record's as written
-    assert work.version_id == "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY"
+    assert work.ref.version_id == "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY"
     assert work.observed == ObservedEncryption("Default_SSE_KMS", "aws:kms", SAMPLE_KEY, None)
 
 
@@ -248,4 +248,4 @@ def test_encryption_fields_of_the_wrong_shape_are_ignored_not_fatal(response: An
 
     # Then the object is still verified (through HeadObject): no facts, no error
     assert work.observed is None
-    assert work.key == "datasets/cats/images/cat-002.jpg"
+    assert work.ref.key == "datasets/cats/images/cat-002.jpg"

@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 
 from clguard.boundary.config import Settings, load_settings
 from clguard.boundary.events import parse_training_call
+from clguard.boundary.s3ref import S3ObjectRef
 from clguard.rules.policy import AccessNeed
-from clguard.usecases.training import S3Location, TrainingPlan, plan_training
+from clguard.usecases.training import TrainingPlan, plan_training
 from tests.awscalls import boundary
 from tests.eventsamples import ACCOUNT_ID, load_event
 
@@ -54,8 +55,8 @@ def test_a_training_from_manifests_plans_its_key_manifests_and_output_bucket_wit
     assert plan.refusal is None
     assert plan.keys == ((KEY_ARN, AccessNeed.COPIED_IMAGES),)
     assert plan.manifests == (
-        S3Location("custom-labels-training", "datasets/cats/train.manifest"),
-        S3Location("custom-labels-training", "datasets/cats/test.manifest"),
+        S3ObjectRef("custom-labels-training", "datasets/cats/train.manifest"),
+        S3ObjectRef("custom-labels-training", "datasets/cats/test.manifest"),
     )
     assert plan.project_datasets is None
     assert plan.output_bucket == "custom-labels-output"

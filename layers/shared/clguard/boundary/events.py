@@ -43,6 +43,7 @@ from clguard.boundary.parsing import (
     required_text,
     said_text,
 )
+from clguard.boundary.s3ref import S3ObjectRef
 from clguard.boundary.work import ObjectWork as ObjectWork  # noqa: PLC0414 (re-exported)
 from clguard.errors import InvalidEvent, UntrustedSender
 from clguard.rules.encryption import ObservedEncryption
@@ -100,7 +101,10 @@ def _object_created(event_id: str, detail: Mapping[str, Any]) -> list[ObjectWork
     reason = optional_text(detail, "reason", "detail") or "ObjectCreated"
     # A version id belongs to one key: the other reading is inspected as its current object.
     readings = key_readings(key, "detail.object.key")
-    return [ObjectWork(bucket, k, version if n == 0 else None, event_id, reason) for n, k in enumerate(readings)]
+    return [
+        ObjectWork(S3ObjectRef(bucket, k, version if n == 0 else None), event_id, reason)
+        for n, k in enumerate(readings)
+    ]
 
 
 def _s3_data_event(event_id: str, detail: Mapping[str, Any]) -> list[ObjectWork] | None:
@@ -121,7 +125,9 @@ def _s3_data_event(event_id: str, detail: Mapping[str, Any]) -> list[ObjectWork]
     # vouch for it).
     readings = key_readings(key, "detail.requestParameters.key")
     return [
-        ObjectWork(bucket, k, version if n == 0 else None, event_id, name, observed=observed if n == 0 else None)
+        ObjectWork(
+            S3ObjectRef(bucket, k, version if n == 0 else None), event_id, name, observed=observed if n == 0 else None
+        )
         for n, k in enumerate(readings)
     ]
 

@@ -27,7 +27,6 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
-from clguard.boundary.manifest import ImageRef
 from clguard.boundary.parsing import (
     MAX_KEY_BYTES,
     object_key,
@@ -37,6 +36,7 @@ from clguard.boundary.parsing import (
     required_field,
     required_text,
 )
+from clguard.boundary.s3ref import S3ObjectRef
 from clguard.boundary.work import ObjectWork
 from clguard.errors import InvalidEvent
 
@@ -54,7 +54,7 @@ def _encode(value: object) -> str:
 
 
 def messages(
-    refs: Iterable[ImageRef],
+    refs: Iterable[S3ObjectRef],
     *,
     source_event_id: str,
     origin: str,
@@ -135,7 +135,7 @@ class Packer:
         """Bytes still free for objects in the current message."""
         return self._max - self._end - 2
 
-    def add(self, ref: ImageRef, state: str) -> str | None:
+    def add(self, ref: S3ObjectRef, state: str) -> str | None:
         """Add one object (of this packer's bucket); a full message when it did not fit in the
         current one."""
         if ref.bucket != self.bucket:
@@ -190,9 +190,11 @@ def decode(message: Mapping[str, Any]) -> list[ObjectWork]:
             raise InvalidEvent(f"{at} must be an object")
         work.append(
             ObjectWork(
-                audit_bucket or required_text(item, "bucket", at),
-                object_key(required_text(item, "key", at), f"{at}.key"),
-                optional_text(item, "version_id", at),
+                S3ObjectRef(
+                    audit_bucket or required_text(item, "bucket", at),
+                    object_key(required_text(item, "key", at), f"{at}.key"),
+                    optional_text(item, "version_id", at),
+                ),
                 event_id,
                 "audit" if audit else "manifest image",
                 principals=asked,

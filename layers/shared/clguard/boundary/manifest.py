@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from clguard.boundary.parsing import object_key
+from clguard.boundary.s3ref import S3ObjectRef
 from clguard.errors import InvalidEvent
 from clguard.rules.names import is_bucket_name
 
@@ -21,12 +22,6 @@ MAX_LINES: Final = 250_000
 MAX_BYTES: Final = 1024**3
 MAX_LINE_BYTES: Final = 256 * 1024
 EXAMPLES: Final = 10
-
-
-@dataclass(frozen=True, slots=True)
-class ImageRef:
-    bucket: str
-    key: str
 
 
 @dataclass(slots=True)
@@ -84,8 +79,8 @@ def split_lines(chunks: Iterable[bytes], max_line: int = MAX_LINE_BYTES) -> Iter
         yield bytes(pending)
 
 
-def parse_source_ref(value: object) -> ImageRef | str:
-    """``s3://bucket/key`` → ImageRef, or why not."""
+def parse_source_ref(value: object) -> S3ObjectRef | str:
+    """``s3://bucket/key`` → S3ObjectRef, or why not."""
     if not isinstance(value, str):
         return "source-ref is missing or not a string"
     if not value.startswith("s3://"):
@@ -99,10 +94,10 @@ def parse_source_ref(value: object) -> ImageRef | str:
         object_key(key, "source-ref key")
     except InvalidEvent as error:
         return str(error)  # the one S3 key rule (events' too), reported as this line's problem
-    return ImageRef(bucket, key)
+    return S3ObjectRef(bucket, key)
 
 
-def scan(chunks: Iterable[bytes], stats: ManifestStats, *, max_lines: int = MAX_LINES) -> Iterator[ImageRef]:
+def scan(chunks: Iterable[bytes], stats: ManifestStats, *, max_lines: int = MAX_LINES) -> Iterator[S3ObjectRef]:
     """The images of a manifest, one at a time; problems go to ``stats``."""
     read = 0
     for line in split_lines(_capped(chunks, stats)):

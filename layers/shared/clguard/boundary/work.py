@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from clguard.boundary.s3ref import S3ObjectRef
 from clguard.rules.encryption import ObservedEncryption
 
 
@@ -12,9 +13,7 @@ from clguard.rules.encryption import ObservedEncryption
 class ObjectWork:
     """One object to verify."""
 
-    bucket: str
-    key: str
-    version_id: str | None
+    ref: S3ObjectRef  # the object (pinned to a version when the source named one)
     source_event_id: str
     reason: str  # PutObject, CopyObject, CompleteMultipartUpload, manifest image, ...
     principals: tuple[str, ...] = ()  # principals to ensure beyond TRAINING_PRINCIPALS

@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from clguard.boundary.parsing import required_object, required_value
+from clguard.boundary.s3ref import S3ObjectRef
 
 SCHEMA_VERSION: Final = "1"
 
@@ -66,24 +67,6 @@ SEVERITY: Final[Mapping[FindingType, Severity]] = {
 
 
 @dataclass(frozen=True, slots=True)
-class S3ObjectResource:
-    bucket: str
-    key: str
-    version_id: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "type": "s3-object",
-            "bucket": self.bucket,
-            "key": self.key,
-            "version_id": self.version_id,
-        }
-
-    def label(self) -> str:
-        return f"s3://{self.bucket}/{self.key}"
-
-
-@dataclass(frozen=True, slots=True)
 class KmsKeyResource:
     arn: str
 
@@ -109,7 +92,7 @@ class ProjectVersionResource:
         return self.arn
 
 
-type Resource = S3ObjectResource | KmsKeyResource | ProjectVersionResource
+type Resource = S3ObjectRef | KmsKeyResource | ProjectVersionResource
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +209,7 @@ class Finding:
         elif resource_doc.get("type") == "rekognition-project-version":
             resource = ProjectVersionResource(str(required_value(resource_doc, "arn", f"{where}.resource")))
         else:
-            resource = S3ObjectResource(
+            resource = S3ObjectRef(
                 str(required_value(resource_doc, "bucket", f"{where}.resource")),
                 str(required_value(resource_doc, "key", f"{where}.resource")),
                 resource_doc.get("version_id"),

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from clguard.boundary.s3ref import S3ObjectRef
 from clguard.reporting.findings import (
     Finding,
     FindingType,
@@ -20,7 +21,6 @@ from clguard.reporting.findings import (
     Outcome,
     PolicyChange,
     ProjectVersionResource,
-    S3ObjectResource,
     Severity,
 )
 from clguard.rules import policy
@@ -154,7 +154,7 @@ def subject(finding: Finding) -> str:
 
 def _where(finding: Finding) -> str:
     resource = finding.resource
-    if isinstance(resource, S3ObjectResource):
+    if isinstance(resource, S3ObjectRef):
         version = f" (version {resource.version_id})" if resource.version_id else ""
         return f"{resource.label()}{version}"
     if isinstance(resource, ProjectVersionResource):

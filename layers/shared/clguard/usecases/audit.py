@@ -36,11 +36,11 @@ from typing import Any, Final
 from clguard.adapters import dynamodb, s3, sns, sqs
 from clguard.boundary import fanout, inventory
 from clguard.boundary.config import EncryptionRequirement, Settings
-from clguard.boundary.manifest import ImageRef
+from clguard.boundary.s3ref import S3ObjectRef
 from clguard.boundary.work import ObjectWork
 from clguard.errors import AwsError, ConfigError, InvalidEvent, Refused, RetryableError, Throttled
 from clguard.observability import count, logger
-from clguard.reporting.findings import Finding, FindingType, KmsKeyResource, Outcome, S3ObjectResource
+from clguard.reporting.findings import Finding, FindingType, KmsKeyResource, Outcome
 from clguard.reporting.publisher import Publisher
 from clguard.rules.encryption import Encryption
 from clguard.state.keydirectory import KeyDirectory
@@ -118,7 +118,7 @@ class AuditPublisher(Publisher):
         if finding.outcome in (Outcome.REMEDIATED, Outcome.FAILED):
             # A change (or a failed one) is an event of its own: each one is reported.
             return f"audit-run:{self.work.audit_run}"
-        if isinstance(finding.resource, S3ObjectResource):
+        if isinstance(finding.resource, S3ObjectRef):
             return f"audit:{self.work.state}" if self.work.state else f"audit-run:{self.work.audit_run}"
         if isinstance(finding.resource, KmsKeyResource):
             return f"audit:{self._key_state(finding.resource.arn)}"
@@ -311,7 +311,7 @@ class Lister:
 
     def offer(self, bucket: str, key: str, state: str) -> None:
         self.cursor.listed += 1
-        self._send(self._packer(bucket).add(ImageRef(bucket, key), state))
+        self._send(self._packer(bucket).add(S3ObjectRef(bucket, key), state))
 
     def flush(self) -> None:
         """Send what is packed: at every stop point, so the cursor and the messages agree."""
@@ -396,7 +396,7 @@ class Lister:
         finding = Finding(
             finding_type=FindingType.OBJECT_UNVERIFIABLE,
             outcome=Outcome.REPORTED,
-            resource=S3ObjectResource(bucket, ""),
+            resource=S3ObjectRef(bucket, ""),
             detail=f"the audit could not list training bucket {bucket}: {problem}; none of its objects were checked",
             source_event_id=f"audit-{self.cursor.run_id}",
             account=self.settings.account_id,

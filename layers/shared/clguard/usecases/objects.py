@@ -21,6 +21,7 @@ from typing import Final
 from clguard.adapters import dynamodb, s3
 from clguard.adapters.s3 import Head, HeadStatus
 from clguard.boundary.config import EncryptionRequirement, Settings
+from clguard.boundary.s3ref import S3ObjectRef
 from clguard.boundary.work import ObjectWork
 from clguard.errors import (
     AwsError,
@@ -32,7 +33,7 @@ from clguard.errors import (
     UpdateUnavailable,
 )
 from clguard.observability import count, logger
-from clguard.reporting.findings import Finding, FindingType, Outcome, S3ObjectResource
+from clguard.reporting.findings import Finding, FindingType, Outcome
 from clguard.rules import policy
 from clguard.rules.encryption import (
     Assessment,
@@ -74,16 +75,16 @@ def _default_head(work: ObjectWork) -> Head:
     """The *current* object. An event's version id is compared with it, never inspected or copied
     itself: copying an old version onto the key would bring back a deleted object or roll back a
     newer upload (which has its own event)."""
-    return s3.head(work.bucket, work.key)
+    return s3.head(work.ref.bucket, work.ref.key)
 
 
 def verify_object(work: ObjectWork, ctx: Context, head_fn: HeadFn | None = None) -> ObjectResult:
     settings = ctx.settings
-    in_training = work.bucket in settings.training_buckets
+    in_training = work.ref.bucket in settings.training_buckets
     if not in_training and not work.anywhere:
         logger.info(
             "bucket is not a training bucket; ignored",
-            extra={"bucket": work.bucket, "key": work.key},
+            extra={"bucket": work.ref.bucket, "key": work.ref.key},
         )
         count("EventsIgnored")
         return ObjectResult(work, "ignored")
@@ -94,21 +95,21 @@ def verify_object(work: ObjectWork, ctx: Context, head_fn: HeadFn | None = None)
 
     h = (head_fn or _default_head)(work)
     if h.status is HeadStatus.GONE:
-        logger.info("object is gone; skipped", extra={"bucket": work.bucket, "key": work.key})
+        logger.info("object is gone; skipped", extra={"bucket": work.ref.bucket, "key": work.ref.key})
         count("ObjectsGone")
         return ObjectResult(work, "gone")
     _replay_intent(work, ctx, h)
     current = h.version_id if h.version_id not in (None, "null") else None
-    if work.version_id not in (None, "null") and current is not None and work.version_id != current:
+    if work.ref.version_id not in (None, "null") and current is not None and work.ref.version_id != current:
         logger.info(
             "a newer version replaced the object since the event; its own event covers it",
-            extra={"bucket": work.bucket, "key": h.key, "event_version": work.version_id, "current": current},
+            extra={"bucket": work.ref.bucket, "key": h.key, "event_version": work.ref.version_id, "current": current},
         )
         count("ObjectsSuperseded")
         return ObjectResult(work, "superseded")
     result = ObjectResult(work, "checked")
     count("ObjectsChecked")
-    resource = S3ObjectResource(work.bucket, h.key, current)
+    resource = S3ObjectRef(work.ref.bucket, h.key, current)
 
     def publish(finding_type: FindingType, outcome: Outcome, detail: str, key_arn: str | None) -> None:
         finding = Finding(
@@ -151,7 +152,7 @@ def verify_object(work: ObjectWork, ctx: Context, head_fn: HeadFn | None = None)
     else:
         logger.debug(
             "object compliant",
-            extra={"bucket": work.bucket, "key": h.key, "encryption": encryption.describe()},
+            extra={"bucket": work.ref.bucket, "key": h.key, "encryption": encryption.describe()},
         )
 
     if final is not None:
@@ -200,11 +201,11 @@ def _compliant_by_record(work: ObjectWork, ctx: Context) -> ObjectResult | None:
         return None
     count("ObjectsChecked")
     count("ObjectsDecidedFromRecord")
-    version = work.version_id if work.version_id not in (None, "null") else None
-    resource = S3ObjectResource(work.bucket, work.key, version)
+    version = work.ref.version_id if work.ref.version_id not in (None, "null") else None
+    resource = S3ObjectRef(work.ref.bucket, work.ref.key, version)
     logger.debug(
         "object compliant (from its CloudTrail record)",
-        extra={"bucket": work.bucket, "key": work.key, "encryption": encryption.describe()},
+        extra={"bucket": work.ref.bucket, "key": work.ref.key, "encryption": encryption.describe()},
     )
     result = ObjectResult(work, "checked")
     if encryption.kind.is_kms and encryption.kms_key_arn:
@@ -224,7 +225,7 @@ def _aws_managed(ctx: Context, encryption: ObjectEncryption) -> bool:
 
 
 def _ensure_key_access(
-    work: ObjectWork, ctx: Context, resource: S3ObjectResource, key_arn: str, result: ObjectResult
+    work: ObjectWork, ctx: Context, resource: S3ObjectRef, key_arn: str, result: ObjectResult
 ) -> None:
     """For an object under a CMK: the key must be usable, and every training principal (and the
     principals a training request asked for) must hold kms:Decrypt and kms:GenerateDataKey."""
@@ -304,7 +305,7 @@ def _remediated_detail(a: Assessment, fix: Remediation, h: Head) -> str:
 
 
 def _write_ahead(
-    work: ObjectWork, ctx: Context, a: Assessment, fix: Remediation, h: Head, *, resource: S3ObjectResource
+    work: ObjectWork, ctx: Context, a: Assessment, fix: Remediation, h: Head, *, resource: S3ObjectRef
 ) -> None:
     """Before the change: note the finding it will produce (clguard.state.intents), so that a retry
     reports it if we die right after the change took effect."""
@@ -342,7 +343,7 @@ def _replay_intent(work: ObjectWork, ctx: Context, h: Head) -> None:
     attempt makes it and reports it)."""
     if ctx.journal is None:
         return
-    label = S3ObjectResource(work.bucket, h.key).label()
+    label = S3ObjectRef(work.ref.bucket, h.key).label()
     intent = ctx.journal.pending(work.source_event_id, label)
     if intent is None:
         return
@@ -363,7 +364,7 @@ def _replay_intent(work: ObjectWork, ctx: Context, h: Head) -> None:
             in_place = _inspected_stamp(h) == inspected
         elif encrypted_as_intended:
             same_bytes = inspected.startswith(f"{h.etag}@") and target == Encryption.SSE_S3.value
-            in_place = same_bytes or _loop_detected(ctx, work.bucket, h)
+            in_place = same_bytes or _loop_detected(ctx, work.ref.bucket, h)
     since = len(ctx.publisher.undelivered)
     if in_place:
         for finding in intent.findings:
@@ -422,7 +423,7 @@ def _update_encryption(bucket: str, h: Head, kms_key_arn: str) -> str:
 
 
 def _remediate(
-    work: ObjectWork, h: Head, a: Assessment, ctx: Context, in_training: bool, *, resource: S3ObjectResource
+    work: ObjectWork, h: Head, a: Assessment, ctx: Context, in_training: bool, *, resource: S3ObjectRef
 ) -> tuple[Outcome | None, str, ObjectEncryption | None]:
     """Returns (outcome, detail, the encryption the object ends with). Outcome None: skip."""
     settings = ctx.settings
@@ -446,12 +447,12 @@ def _remediate(
     # One remediation of an object at a time (the same event delivered twice at once, the S3
     # rule and the CloudTrail rule, a fan-out check): a lease per object in the state table, as
     # key-policy edits have one per key. Then re-inspect: whoever held it before may have fixed it.
-    with KeyLock(settings.state_table, f"object#s3://{work.bucket}/{h.key}", lease_seconds=OBJECT_LEASE_SECONDS):
-        fresh = s3.head(work.bucket, h.key)
+    with KeyLock(settings.state_table, f"object#s3://{work.ref.bucket}/{h.key}", lease_seconds=OBJECT_LEASE_SECONDS):
+        fresh = s3.head(work.ref.bucket, h.key)
         if _inspected(fresh) != _inspected(h):
             logger.info(
                 "object changed since it was inspected (or was just remediated by another delivery); skipped",
-                extra={"bucket": work.bucket, "key": h.key},
+                extra={"bucket": work.ref.bucket, "key": h.key},
             )
             count("ObjectsChangedBeforeRemediation")
             return None, "", None
@@ -465,12 +466,12 @@ def _inspected(h: Head) -> tuple[object, ...]:
 
 
 def _apply(
-    work: ObjectWork, h: Head, a: Assessment, fix: Remediation, ctx: Context, *, resource: S3ObjectResource
+    work: ObjectWork, h: Head, a: Assessment, fix: Remediation, ctx: Context, *, resource: S3ObjectRef
 ) -> tuple[Outcome | None, str, ObjectEncryption | None]:
     """The remediation itself, inside the object's lease, on a just re-inspected object."""
     try:
         if fix.method is Method.COPY:
-            if _loop_detected(ctx, work.bucket, h):
+            if _loop_detected(ctx, work.ref.bucket, h):
                 return (
                     Outcome.FAILED,
                     f"{a.problem}; the remediator already re-encrypted this object and the copy did not "
@@ -478,19 +479,19 @@ def _apply(
                     a.encryption,
                 )
             _write_ahead(work, ctx, a, fix, h, resource=resource)
-            _copy(ctx, work.bucket, h, fix.target)
+            _copy(ctx, work.ref.bucket, h, fix.target)
         else:
             assert fix.target.kms_key_arn is not None
             try:
                 _write_ahead(work, ctx, a, fix, h, resource=resource)
-                race = _update_encryption(work.bucket, h, fix.target.kms_key_arn)
+                race = _update_encryption(work.ref.bucket, h, fix.target.kms_key_arn)
                 if race:
                     return Outcome.FAILED, f"{a.problem}; {race}", a.encryption
             except UpdateUnavailable:
                 logger.warning("UpdateObjectEncryption unavailable in this runtime; copying instead")
                 fix = Remediation(Method.COPY, fix.target)
                 _write_ahead(work, ctx, a, fix, h, resource=resource)
-                _copy(ctx, work.bucket, h, fix.target)
+                _copy(ctx, work.ref.bucket, h, fix.target)
     except ObjectChanged:
         logger.info("object changed since it was inspected; its own event covers it", extra={"key": h.key})
         return None, "", None
@@ -536,7 +537,7 @@ class HeadPrefetch:
         head: Callable[[str, str], Head] = s3.head,
     ) -> None:
         self._head = head
-        self._order: list[_ObjectId] = list(dict.fromkeys((w.bucket, w.key) for w in works))
+        self._order: list[_ObjectId] = list(dict.fromkeys((w.ref.bucket, w.ref.key) for w in works))
         self._position: dict[_ObjectId, int] = {oid: i for i, oid in enumerate(self._order)}
         self._results: dict[_ObjectId, Future[Head]] = {}
         self._next = 0
@@ -556,12 +557,12 @@ class HeadPrefetch:
             self._next += 1
 
     def __call__(self, work: ObjectWork) -> Head:
-        oid = (work.bucket, work.key)
+        oid = (work.ref.bucket, work.ref.key)
         future = self._results.pop(oid, None)
         if self._pool is not None and oid in self._position:
             self._fill(self._position[oid] + 1)
         if future is None:
-            return self._head(work.bucket, work.key)
+            return self._head(work.ref.bucket, work.ref.key)
         return future.result()
 
     def close(self) -> None:

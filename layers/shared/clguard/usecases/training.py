@@ -24,8 +24,9 @@ from clguard.adapters import clients, rekognition, s3, sqs
 from clguard.boundary import fanout, manifest
 from clguard.boundary.config import Settings
 from clguard.boundary.events import TRAINING_EVENTS, TrainingCall, parse_training_call
-from clguard.boundary.manifest import ImageRef, ManifestStats
+from clguard.boundary.manifest import ManifestStats
 from clguard.boundary.parsing import object_value, text_value
+from clguard.boundary.s3ref import S3ObjectRef
 from clguard.boundary.work import ObjectWork
 from clguard.errors import InvalidEvent, KeyUnreadable, Refused
 from clguard.observability import count, logger
@@ -36,7 +37,6 @@ from clguard.reporting.findings import (
     Outcome,
     ProjectVersionResource,
     Resource,
-    S3ObjectResource,
 )
 from clguard.reporting.publisher import Publisher
 from clguard.rules import policy
@@ -53,19 +53,12 @@ INLINE_IMAGE_LIMIT: Final = 1_000  # larger manifests fan their image checks out
 MAX_INLINE_GROUND_TRUTH: Final = 5 * 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class S3Location:
-    bucket: str
-    key: str
-    version_id: str | None = None
-
-
 @dataclass(slots=True)
 class TrainingRequest:
     project: str | None = None
     version_name: str | None = None
     kms_key_id: str | None = None
-    manifests: list[S3Location] = field(default_factory=list)
+    manifests: list[S3ObjectRef] = field(default_factory=list)
     output_bucket: str | None = None
     inline_ground_truth: bytes | None = None
     source_dataset: str | None = None  # CreateDataset's DatasetSource.DatasetArn
@@ -76,16 +69,16 @@ class TrainingRequest:
         return f"{event_name} of {target}" if target else event_name
 
 
-def _manifest_location(ground_truth: Any, where: str) -> S3Location | None:
+def _manifest_location(ground_truth: Any, where: str) -> S3ObjectRef | None:
     s3_object = object_value(object_value(ground_truth, where).get("s3object"), f"{where}.S3Object")
     bucket = text_value(s3_object.get("bucket"), f"{where}.S3Object.Bucket")
     name = text_value(s3_object.get("name"), f"{where}.S3Object.Name")
     if not bucket or not name:
         return None
-    return S3Location(bucket, name, text_value(s3_object.get("version"), f"{where}.S3Object.Version"))
+    return S3ObjectRef(bucket, name, text_value(s3_object.get("version"), f"{where}.S3Object.Version"))
 
 
-def _assets(data: Any, where: str) -> Iterator[S3Location]:
+def _assets(data: Any, where: str) -> Iterator[S3ObjectRef]:
     assets = object_value(data, where).get("assets")
     if assets is None:
         return
@@ -161,7 +154,7 @@ class TrainingPlan:
     display_caller: str | None  # the caller as a person reads it (its ARN even when refused)
     refusal: str | None  # why the caller may not be granted; None: it may
     keys: tuple[tuple[str, AccessNeed], ...] = ()  # key references the call names, with their need
-    manifests: tuple[S3Location, ...] = ()
+    manifests: tuple[S3ObjectRef, ...] = ()
     project_datasets: str | None = None  # the project whose TRAIN and TEST datasets are trained from
     source_dataset: str | None = None  # CreateDataset's DatasetSource.DatasetArn
     inline_ground_truth: bytes | None = None
@@ -277,7 +270,7 @@ class TrainingRun:
         self.inline_limit = INLINE_IMAGE_LIMIT if inline_limit is None else inline_limit
         self.summary = Summary(plan.event_id, plan.event_name, "processed", "", plan.display_caller, plan.principal)
         self.key_needs: dict[str, set[AccessNeed]] = {}  # resolved CMK ARN -> needs (for refusals)
-        self.checked: set[ImageRef] = set()  # images checked inline (bounded by the inline limit)
+        self.checked: set[S3ObjectRef] = set()  # images checked inline (bounded by the inline limit)
 
     # --- steps ---------------------------------------------------------------------------------
 
@@ -334,11 +327,9 @@ class TrainingRun:
         for key_result in result.key_results:
             self._note_key(key_result, AccessNeed.TRAINING_DATA)
 
-    def _object(self, location: S3Location | ImageRef, reason: str) -> ObjectWork:
+    def _object(self, location: S3ObjectRef, reason: str) -> ObjectWork:
         return ObjectWork(
-            bucket=location.bucket,
-            key=location.key,
-            version_id=getattr(location, "version_id", None),
+            location,
             source_event_id=self.plan.event_id,
             reason=reason,
             principals=self.plan.principals,
@@ -346,11 +337,11 @@ class TrainingRun:
             origin=self.origin,
         )
 
-    def _manifest(self, location: S3Location) -> None:
+    def _manifest(self, location: S3ObjectRef) -> None:
         self.summary.manifests += 1
         self._verify(self._object(location, "manifest"))
         stats = ManifestStats()
-        resource = S3ObjectResource(location.bucket, location.key, location.version_id)
+        resource = location
         try:
             chunks = s3.iter_chunks(location.bucket, location.key, location.version_id)
         except Refused as error:
@@ -364,7 +355,7 @@ class TrainingRun:
         finding = Finding(
             finding_type=FindingType.MANIFEST_INVALID,
             outcome=Outcome.REPORTED,
-            resource=resource or S3ObjectResource("(inline)", self.plan.event_name),
+            resource=resource or S3ObjectRef("(inline)", self.plan.event_name),
             detail=f"{detail} (for {self.origin})",
             source_event_id=self.plan.event_id,
             account=self.settings.account_id,
@@ -431,7 +422,7 @@ class TrainingRun:
 
     def _images(
         self,
-        refs: Iterator[ImageRef],
+        refs: Iterator[S3ObjectRef],
         stats: ManifestStats,
         resource: Resource | None,
         *,
@@ -440,7 +431,7 @@ class TrainingRun:
     ) -> None:
         """Check the images: inline for a small manifest, fanned out to the verify queue beyond
         ``inline_limit`` images (bounded memory either way)."""
-        buffered: list[ImageRef] = []
+        buffered: list[S3ObjectRef] = []
         for ref in refs:
             buffered.append(ref)
             if len(buffered) > self.inline_limit and self.settings.verify_queue_url:
@@ -460,7 +451,7 @@ class TrainingRun:
         if stats.problems:
             self._manifest_finding(resource, f"{what} problems: {stats.describe()}", scope=scope)
 
-    def _fan_out(self, refs: Iterator[ImageRef]) -> None:
+    def _fan_out(self, refs: Iterator[S3ObjectRef]) -> None:
         queue = self.settings.verify_queue_url
         assert queue is not None
         account = None if self.settings.account_id == self.settings.home else self.settings.account_id

@@ -22,7 +22,6 @@ from clguard.adapters import clients, sqs
 from clguard.boundary import fanout
 from clguard.boundary.config import Settings
 from clguard.boundary.events import parse_verify_message
-from clguard.boundary.manifest import ImageRef
 from clguard.boundary.outbox import FindingMessage
 from clguard.boundary.work import ObjectWork
 from clguard.errors import GuardError, InvalidEvent, MemberUnreachable, RetryableError, UntrustedSender
@@ -65,7 +64,7 @@ class BatchRun:
         if settings is None:
             logger.warning(
                 "event from an account this deployment does not serve; nothing assumed, nothing changed",
-                extra={"account": account, "bucket": work.bucket, "key": work.key},
+                extra={"account": account, "bucket": work.ref.bucket, "key": work.ref.key},
             )
             count("EventsForeignAccount")
             return ObjectResult(work, "ignored")
@@ -114,7 +113,7 @@ class BatchRun:
                     settings = self.settings.for_account(account)
                     if (
                         settings is not None
-                        and (w.anywhere or w.bucket in settings.training_buckets)
+                        and (w.anywhere or w.ref.bucket in settings.training_buckets)
                         and not record_decides(w, settings)
                     ):
                         by_account.setdefault(account, []).append(w)
@@ -203,7 +202,7 @@ class BatchRun:
                 break
             result = self.verify(work, redelivered=_receive_count(record) > 1)
             if tally is not None:
-                tally.add(work.bucket, result.status, result.encryption, result.condition, result.final_key)
+                tally.add(work.ref.bucket, result.status, result.encryption, result.condition, result.final_key)
                 tally.alerts(result.findings)
         if tally is not None:
             from clguard.usecases.audit import record_message  # noqa: PLC0415
@@ -228,12 +227,12 @@ class BatchRun:
                 origin=first.origin,
                 principals=first.principals,
                 audit_run=first.audit_run,
-                bucket=first.bucket,
+                bucket=first.ref.bucket,
             )
-            packed = [packer.add(ImageRef(w.bucket, w.key), w.state) for w in rest]
+            packed = [packer.add(w.ref.at(None), w.state) for w in rest]
             bodies = [b for b in (*packed, packer.flush()) if b is not None]
         else:
-            refs = (ImageRef(w.bucket, w.key) for w in rest)
+            refs = (w.ref.at(None) for w in rest)
             bodies = list(
                 fanout.messages(
                     refs,
