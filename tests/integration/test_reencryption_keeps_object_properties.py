@@ -5,6 +5,10 @@ double)."""
 
 from __future__ import annotations
 
+import pytest
+
+from clguard.adapters import s3
+from clguard.encryption import Encryption, ObjectEncryption
 from functions.verify_object_encryption import app
 from localaws.doubles import legacy_unencrypted_objects
 from tests.eventsamples import sqs_event
@@ -27,3 +31,17 @@ def test_a_re_encrypted_object_keeps_its_website_redirect(world: World) -> None:
     assert head["ServerSideEncryption"] == "AES256"
     assert [(f["finding_type"], f["outcome"]) for f in world.findings()] == [("OBJECT_UNENCRYPTED", "REMEDIATED")]
     assert head.get("WebsiteRedirectLocation") == "/datasets/dogs/"
+
+
+def test_a_multipart_re_encryption_keeps_its_website_redirect(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given an 11 MiB unencrypted object with a website redirect, above the (lowered) copy limit
+    with legacy_unencrypted_objects(BUCKET, KEY):
+        world.s3.put_object(Bucket=BUCKET, Key=KEY, Body=b"x" * (11 << 20), WebsiteRedirectLocation="/datasets/dogs/")
+    monkeypatch.setattr(s3, "MIN_PART", 5 << 20)
+
+    # When it is re-encrypted by multipart copy
+    s3.copy_in_place(BUCKET, s3.head(BUCKET, KEY), ObjectEncryption(Encryption.SSE_S3), copy_limit=1 << 20)
+
+    # Then it is encrypted and still redirects where it did
+    head = world.head(KEY)
+    assert (head["ServerSideEncryption"], head.get("WebsiteRedirectLocation")) == ("AES256", "/datasets/dogs/")
