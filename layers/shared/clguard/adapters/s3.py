@@ -246,6 +246,10 @@ def copy_in_place(
     except ClientError as error:
         if http_status(error) == 412 or error_code(error) == "PreconditionFailed":
             raise ObjectChanged(h.key) from error
+        if http_status(error) == 409 or error_code(error) == "ConditionalRequestConflict":
+            # A concurrent write of the key: "fetch the object's ETag and retry" (S3 API reference,
+            # CopyObject If-Match): the unit of work is retried and re-inspects the object.
+            raise errors.RetryableError(f"a concurrent write of {h.key!r} met the copy (409); retried") from error
         raise
     if _pinned(h) and rewritten.version_id:
         _put_back_what_landed_meanwhile(bucket, h, rewritten.version_id, copy_limit)
