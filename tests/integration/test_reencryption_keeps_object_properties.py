@@ -23,7 +23,7 @@ def test_a_re_encrypted_object_keeps_its_website_redirect(world: World) -> None:
         world.s3.put_object(Bucket=BUCKET, Key=KEY, Body=b"<html/>", WebsiteRedirectLocation="/datasets/dogs/")
 
     # When its Object Created event is verified (enforce mode: re-encrypted in place)
-    response = app.lambda_handler(sqs_event(world.object_created(KEY)), LambdaContext())  # type: ignore[arg-type]
+    response = app.lambda_handler(sqs_event(world.object_created(KEY)), LambdaContext())
 
     # Then it is encrypted, reported as remediated, and still redirects where it did
     assert response == {"batchItemFailures": []}
