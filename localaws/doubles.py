@@ -31,6 +31,8 @@ RekognitionCustomLabels     Rekognition Custom Labels projects, datasets, datase
                             project versions are not implemented at all (DescribeProjects,
                             DescribeDataset, ListDatasetEntries, DescribeProjectVersions...).
 SqsSenderIds                Every SQS message has one constant SenderId, whoever sent it.
+CopiesDropWebsiteRedirect   CopyObject keeps the source's ``x-amz-website-redirect-location``;
+                            S3 does not copy it unless the request names it again.
 ==========================  ===============================================================
 
 ``legacy_unencrypted_objects()`` and ``put_legacy_unencrypted_object()`` write the one kind
@@ -90,6 +92,7 @@ __all__ = [
     "AtomicConditionalWrites",
     "AwsBehaviour",
     "ConditionalCopies",
+    "CopiesDropWebsiteRedirect",
     "DefaultBucketEncryption",
     "Double",
     "KeyPolicyValidation",
@@ -1359,6 +1362,40 @@ class SqsSenderIds(Double):
 
 
 # --------------------------------------------------------------------------------------------
+# 9. CopiesDropWebsiteRedirect
+# --------------------------------------------------------------------------------------------
+
+
+class CopiesDropWebsiteRedirect(Double):
+    """CopyObject does not copy an object's website redirect: S3 API reference, CopyObject,
+    ``x-amz-metadata-directive``: "x-amz-website-redirect-location is unique to each object and is
+    not copied when using the x-amz-metadata-directive header. To copy the value, you must
+    specify x-amz-website-redirect-location in the request header." moto keeps it, so a copy
+    in place that forgets it would look harmless.
+    """
+
+    def _patches(self) -> Iterator[contextlib.AbstractContextManager[Any]]:
+        yield _wrapped(S3Backend, "copy_object", _copy_drops_website_redirect)
+
+
+def _copy_drops_website_redirect(original: Wrapper) -> Wrapper:
+    signature = inspect.signature(original)
+
+    def copy_object(self: S3Backend, *args: Any, **kwargs: Any) -> Any:
+        call = signature.bind(self, *args, **kwargs)
+        result = original(*call.args, **call.kwargs)
+        if not call.arguments.get("website_redirect_location"):
+            copied = self.get_object(call.arguments["dest_bucket_name"], call.arguments["dest_key_name"])
+            if copied is not None:
+                with _S3_OBJECT_LOCK:  # moto keeps it as an attribute and among the metadata
+                    copied.website_redirect_location = None
+                    copied.metadata.pop("x-amz-website-redirect-location", None)
+        return result
+
+    return copy_object
+
+
+# --------------------------------------------------------------------------------------------
 # All together
 # --------------------------------------------------------------------------------------------
 
@@ -1371,6 +1408,7 @@ ALL_DOUBLES: tuple[type[Double], ...] = (
     ConditionalCopies,
     RekognitionCustomLabels,
     SqsSenderIds,
+    CopiesDropWebsiteRedirect,
 )
 
 

@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -71,15 +72,23 @@ INVENTORY_SCHEMA = "Bucket, Key, VersionId, IsLatest, IsDeleteMarker, Size, Last
 
 
 def put_inventory(
-    world: World, source_bucket: str, rows: list[tuple[str, str]], *, stamp: str = "2026-11-30T01-00Z"
+    world: World,
+    source_bucket: str,
+    rows: list[tuple[str, str]],
+    *,
+    stamp: str = "2026-11-30T01-00Z",
+    encode_key: Callable[[str], str] = quote,
 ) -> str:
     """An S3 Inventory delivery as S3 writes it (gzipped CSV data file, manifest.json), for
-    ``rows`` of (key, EncryptionStatus); returns the AUDIT_INVENTORY location."""
+    ``rows`` of (key, EncryptionStatus); returns the AUDIT_INVENTORY location. ``encode_key``:
+    how the Key column is URL-encoded (S3 writes a space as ``+``: ``urllib.parse.quote_plus``)."""
     world.s3.create_bucket(Bucket=INVENTORY_BUCKET)
     text = io.StringIO()
     writer = csv.writer(text, quoting=csv.QUOTE_ALL, lineterminator="\n")
     for key, status in rows:
-        writer.writerow([source_bucket, quote(key), "", "true", "false", "5", "2026-11-29T10:00:00.000Z", "e1", status])
+        writer.writerow(
+            [source_bucket, encode_key(key), "", "true", "false", "5", "2026-11-29T10:00:00.000Z", "e1", status]
+        )
     root = f"inv/{source_bucket}/daily"
     data_key = f"{root}/data/{stamp}.csv.gz"
     world.s3.put_object(Bucket=INVENTORY_BUCKET, Key=data_key, Body=gzip.compress(text.getvalue().encode()))

@@ -224,8 +224,7 @@ def copy_in_place(
         source["VersionId"] = h.version_id
     grants = acl_grants(bucket, h.key, source.get("VersionId"))
     bucket_key = bool(h.response.get("BucketKeyEnabled", False))
-    storage = h.response.get("StorageClass")
-    extra: dict[str, Any] = {"StorageClass": storage} if storage and storage != "STANDARD" else {}
+    extra = _not_copied(h.response)
     try:
         if h.size > copy_limit:
             rewritten = _multipart_copy(bucket, h, source, {**_sse_params(target, bucket_key), **extra, **grants})
@@ -247,6 +246,10 @@ def copy_in_place(
     except ClientError as error:
         if http_status(error) == 412 or error_code(error) == "PreconditionFailed":
             raise ObjectChanged(h.key) from error
+        if http_status(error) == 409 or error_code(error) == "ConditionalRequestConflict":
+            # A concurrent write of the key: "fetch the object's ETag and retry" (S3 API reference,
+            # CopyObject If-Match): the unit of work is retried and re-inspects the object.
+            raise errors.RetryableError(f"a concurrent write of {h.key!r} met the copy (409); retried") from error
         raise
     if _pinned(h) and rewritten.version_id:
         _put_back_what_landed_meanwhile(bucket, h, rewritten.version_id, copy_limit)
@@ -276,7 +279,6 @@ def _put_back_what_landed_meanwhile(bucket: str, h: Head, ours: str, copy_limit:
             "back onto the key to restore it"
         )
     r = landed.response
-    storage = r.get("StorageClass")
     s3.copy_object(
         Bucket=bucket,
         Key=h.key,
@@ -285,10 +287,21 @@ def _put_back_what_landed_meanwhile(bucket: str, h: Head, ours: str, copy_limit:
         MetadataDirective="COPY",
         TaggingDirective="COPY",
         **_same_encryption(r),
-        **({"StorageClass": storage} if storage and storage != "STANDARD" else {}),
+        **_not_copied(r),
         **acl_grants(bucket, h.key, newer),
     )
     raise ObjectChanged(h.key)
+
+
+def _not_copied(response: Mapping[str, Any]) -> dict[str, Any]:
+    """CopyObject parameters for what a copy does not carry over by itself (MetadataDirective
+    COPY): the storage class, and the website redirect, which "is not copied when using the
+    x-amz-metadata-directive header" (S3 API reference, CopyObject)."""
+    storage = response.get("StorageClass")
+    params: dict[str, Any] = {"StorageClass": storage} if storage and storage != "STANDARD" else {}
+    if response.get("WebsiteRedirectLocation"):
+        params["WebsiteRedirectLocation"] = response["WebsiteRedirectLocation"]
+    return params
 
 
 def _same_encryption(response: Mapping[str, Any]) -> dict[str, Any]:
@@ -334,7 +347,7 @@ def _multipart_copy(
         from urllib.parse import urlencode  # noqa: PLC0415 - rare path
 
         carried["Tagging"] = urlencode({t["Key"]: t["Value"] for t in tags})
-    upload = s3.create_multipart_upload(Bucket=bucket, Key=h.key, **carried, **sse)
+    upload = s3.create_multipart_upload(Bucket=bucket, Key=h.key, **{**carried, **sse})  # both may name the redirect
     upload_id = upload["UploadId"]
 
     def copy_part(number: int, start: int, end: int) -> dict[str, Any]:

@@ -5,7 +5,8 @@ Layout S3 writes (Amazon S3 User Guide, "Inventory"): under the destination
 (``YYYY-MM-DDTHH-MMZ/``) holding ``manifest.json``, whose ``fileSchema`` names the columns
 (``Bucket, Key, VersionId, IsLatest, IsDeleteMarker, Size, LastModifiedDate, ETag,
 EncryptionStatus, …``) and whose ``files`` are gzipped CSV data files. Keys in the CSV are
-URL-encoded. Only CSV is read; an ORC or Parquet report is "missing" (the audit lists instead).
+URL-encoded form-style: a space as ``+``, a ``+`` as ``%2B``. Only CSV is read; an ORC or
+Parquet report is "missing" (the audit lists instead).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
-from urllib.parse import unquote
+from urllib.parse import unquote_plus
 
 from clguard.adapters import s3
 from clguard.errors import Refused, RetryableError, Throttled
@@ -117,7 +118,7 @@ def rows(manifest: Manifest, *, start_file: int = 0, skip_rows: int = 0) -> Iter
                 continue
             if column(values, "IsLatest").lower() == "false" or column(values, "IsDeleteMarker").lower() == "true":
                 continue
-            key = unquote(column(values, "Key"))
+            key = unquote_plus(column(values, "Key"))  # S3 writes a space as "+", a "+" as "%2B"
             if not key:
                 continue
             yield (
