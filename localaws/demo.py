@@ -63,6 +63,7 @@ MEMBER_ACCOUNT: Final = "111122223333"  # a member account this deployment serve
 MEMBER_BUCKET: Final = "member-training-data"
 MEMBER_TRAINER: Final = f"arn:aws:iam::{MEMBER_ACCOUNT}:role/ml/CustomLabelsTrainer"
 MEMBER_IMAGE: Final = "images/cat-from-the-member.jpg"
+MEMBER_MANIFEST: Final = "manifests/train.manifest"
 PARAMETERS: Final = {"TrainingBuckets": f"{TRAINING_BUCKET},{MEMBER_BUCKET}", "RemediationMode": "enforce"}
 TRAINER_NAME, TRAINER_PATH = "CustomLabelsTrainer", "/ml/"
 TRAINER: Final = f"arn:aws:iam::{ACCOUNT_ID}:role/ml/CustomLabelsTrainer"
@@ -123,12 +124,12 @@ class Check:
 # --------------------------------------------------------------------------------------------
 
 
-def _manifest(lines: Sequence[str]) -> bytes:
+def _manifest(lines: Sequence[str], bucket: str = TRAINING_BUCKET) -> bytes:
     entries = []
     for key in lines:
         entries.append(
             {
-                "source-ref": f"s3://{TRAINING_BUCKET}/{key}",
+                "source-ref": f"s3://{bucket}/{key}",
                 "cat": 1,
                 "cat-metadata": {
                     "confidence": 1,
@@ -253,7 +254,7 @@ def train(system: LocalSystem, scenario: Scenario, say: Callable[[str], None]) -
         scenario.routed.append((label, routed))
         first = len(system.invocations)
         _drain(system, scenario, label)
-        mine = system.invocations[first:]
+        mine = [i for i in system.invocations[first:] if i.function == GRANT_FUNCTION]
         if routed.rules:
             alerts = sum(len(i.alert_ids) for i in mine)
             say(f"{label} → {', '.join(routed.rules)} → {len(mine)} grant invocation(s), {alerts} alert(s)")
@@ -314,7 +315,7 @@ def train_from_datasets(system: LocalSystem, scenario: Scenario, say: Callable[[
     scenario.dataset_training = routed
     first = len(system.invocations)
     _drain(system, scenario, label)
-    mine = system.invocations[first:]
+    mine = [i for i in system.invocations[first:] if i.function == GRANT_FUNCTION]
     summaries = [i.result for i in mine if isinstance(i.result, dict)]
     datasets = sum(int(r.get("datasets") or 0) for r in summaries)
     checked = sum(int(r.get("objects_checked") or 0) for r in summaries)
@@ -352,13 +353,19 @@ def member_account(system: LocalSystem, scenario: Scenario, say: Callable[[str],
     system.enable_eventbridge_notifications(MEMBER_BUCKET, account=MEMBER_ACCOUNT)
     put_legacy_unencrypted_object(s3, MEMBER_BUCKET, MEMBER_IMAGE, b"\xff\xd8 member cat")
     _drain(system, scenario, "member upload")
-    event = load_sample("cloudtrail_create_project_version")
-    event["detail"]["recipientAccountId"] = MEMBER_ACCOUNT
+    # The member's own CloudTrail record: every account id in it is the member's (its project too).
+    event = json.loads(json.dumps(load_sample("cloudtrail_create_project_version")).replace(ACCOUNT_ID, MEMBER_ACCOUNT))
     event["detail"]["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"] = MEMBER_TRAINER
     parameters = event["detail"]["requestParameters"]
     parameters["KmsKeyId"] = scenario.member_key
-    for name in ("TrainingData", "TestingData", "OutputConfig"):
-        parameters.pop(name, None)
+    # Trained from a manifest in the member's training bucket (the member has no datasets).
+    s3.put_object(Bucket=MEMBER_BUCKET, Key=MEMBER_MANIFEST, Body=_manifest([MEMBER_IMAGE], bucket=MEMBER_BUCKET))
+    parameters["TrainingData"]["Assets"][0]["GroundTruthManifest"]["S3Object"] = {
+        "Bucket": MEMBER_BUCKET,
+        "Name": MEMBER_MANIFEST,
+    }
+    parameters["TestingData"] = {"AutoCreate": True}
+    parameters.pop("OutputConfig", None)
     routed = system.put_event(event, account=MEMBER_ACCOUNT)
     scenario.routed.append((f"Member {MEMBER_ACCOUNT}: CreateProjectVersion", routed))
     _drain(system, scenario, "member training call")

@@ -129,6 +129,12 @@ def _describe_event(event: Any) -> str:
     detail: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
     if event.get("kind"):
         return f"{event['kind']} message"
+    if event.get("finding_type"):  # the alerts topic's raw message: a finding document (digest)
+        resource = event.get("resource") or {}
+        where = resource.get("arn") or f"s3://{resource.get('bucket')}/{resource.get('key')}"
+        return f"{event['finding_type']} {event.get('outcome')} {where}"
+    if event.get("message_kind"):  # the audit's summary, on the alerts topic
+        return f"{event['message_kind']} message"
     if event.get("detail-type") == "Object Created":
         bucket = (detail.get("bucket") or {}).get("name")
         key = (detail.get("object") or {}).get("key")

@@ -158,6 +158,7 @@ class TrainingPlan:
     project_datasets: str | None = None  # the project whose TRAIN and TEST datasets are trained from
     source_dataset: str | None = None  # CreateDataset's DatasetSource.DatasetArn
     inline_ground_truth: bytes | None = None
+    inline_dataset: str | None = None  # the dataset UpdateDatasetEntries writes the inline lines to
     output_bucket: str | None = None  # its default key is needed for the training data
     version_arn: str | None = None  # the version CreateProjectVersion created (responseElements)
 
@@ -201,6 +202,7 @@ def plan_training(call: TrainingCall, settings: Settings) -> TrainingPlan:
         project_datasets=request.project if from_datasets else None,
         source_dataset=request.source_dataset,
         inline_ground_truth=request.inline_ground_truth,
+        inline_dataset=request.project if request.inline_ground_truth else None,
         output_bucket=request.output_bucket,
         version_arn=request.version_arn,
     )
@@ -299,7 +301,7 @@ class TrainingRun:
         if plan.inline_ground_truth:
             stats = ManifestStats()
             refs = manifest.scan([plan.inline_ground_truth], stats)
-            self._images(refs, stats, None)
+            self._images(refs, stats, ProjectVersionResource(plan.inline_dataset) if plan.inline_dataset else None)
         if plan.output_bucket:
             self._output_bucket(plan.output_bucket)
         self._publish_refusal()
