@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from clguard.adapters import s3
-from clguard.encryption import Encryption, ObjectEncryption
+from clguard.rules.encryption import Encryption, ObjectEncryption
 from functions.verify_object_encryption import app
 from localaws.doubles import legacy_unencrypted_objects
 from tests.eventsamples import sqs_event

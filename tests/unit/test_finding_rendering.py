@@ -520,7 +520,7 @@ def test_change_is_an_optional_field_of_the_document_and_survives_the_outbox() -
     assert Finding.from_document(json.loads(json.dumps(document))) == changed
 
 
-def test_several_changed_statements_are_a_list() -> None:
+def test_several_changed_statements_are_all_in_changes_and_change_keeps_the_contract_shape() -> None:
     # Given a grant that changed two statements (the copied-images key)
     merge = policy.merge_grants(
         {"Statement": []},
@@ -532,9 +532,30 @@ def test_several_changed_statements_are_a_list() -> None:
     # When its document and e-mail are built
     document = finding.document()
     # Then the change is a list of both, and the e-mail has one sentence per statement
-    assert [c["sid"] for c in document["change"]] == [policy.COPIED_IMAGES_GRANT.sid, policy.COPIED_IMAGES_USE.sid]
+    assert [c["sid"] for c in document["changes"]] == [policy.COPIED_IMAGES_GRANT.sid, policy.COPIED_IMAGES_USE.sid]
+    # And ``change`` keeps the contract's shape (one object): the first statement changed
+    assert document["change"] == document["changes"][0]
+    # And the document read back has both statements
+    assert Finding.from_document(json.loads(json.dumps(document))).change == change
     assert email_text(finding).count("What changed: added role/ml/CustomLabelsTrainer") == 2
     assert "kms:CreateGrant (with its condition)" in email_text(finding)
+
+
+def test_a_document_an_earlier_version_wrote_with_a_list_in_change_reads_back_whole() -> None:
+    # Given a document as the previous version wrote it (several changes as a list in ``change``,
+    # no ``changes``), e.g. still in the findings outbox during a deployment
+    merge = policy.merge_grants(
+        {"Statement": []},
+        [(TRAINER, (policy.COPIED_IMAGES_GRANT, policy.COPIED_IMAGES_USE))],
+        key_account=ACCOUNT,
+    )
+    change = tuple(PolicyChange(sid, merge.before[sid], merge.after[sid]) for sid in merge.before)
+    document = _key_finding(change=change).document()
+    document["change"] = document.pop("changes")
+    # When it is read
+    read = Finding.from_document(json.loads(json.dumps(document)))
+    # Then both statements are there
+    assert [c.sid for c in read.change] == [policy.COPIED_IMAGES_GRANT.sid, policy.COPIED_IMAGES_USE.sid]
 
 
 def test_detail_prose_is_never_put_in_a_code_block() -> None:

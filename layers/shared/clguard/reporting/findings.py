@@ -121,6 +121,12 @@ class PolicyChange:
         )
 
 
+def _changes(document: Mapping[str, Any]) -> list[Any]:
+    """Every statement a document says changed: ``changes`` when it has it, else its ``change`` (one
+    object, or the list an earlier version wrote there)."""
+    return _as_list(document["changes"] if "changes" in document else document.get("change"))
+
+
 def _as_list(value: Any) -> list[Any]:
     if value is None:
         return []
@@ -160,8 +166,9 @@ class Finding:
         return self.finding_type.severity
 
     def document(self) -> dict[str, Any]:
-        """The ``default`` message: the contract's fields, plus the optional ``change`` (one
-        ``{"sid", "before", "after"}``, or a list when several statements changed)."""
+        """The ``default`` message: the contract's fields, plus the optional ``change`` (always one
+        ``{"sid", "before", "after"}``, the contract's shape: the first statement changed) and
+        ``changes`` (every statement changed, in order, as a list: a KmsKeyId grant changes two)."""
         document: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
             "finding_type": self.finding_type.value,
@@ -178,7 +185,8 @@ class Finding:
         }
         if self.change:
             changes = [c.to_json() for c in self.change]
-            document["change"] = changes[0] if len(changes) == 1 else changes
+            document["change"] = changes[0]
+            document["changes"] = changes
         if self.origin:
             document["origin"] = self.origin
         return document
@@ -230,6 +238,6 @@ class Finding:
             kms_key_arn=document.get("kms_key_arn"),
             observed_at=text_of("observed_at"),
             scope=scope,
-            change=tuple(PolicyChange.from_json(c) for c in _as_list(document.get("change")) if isinstance(c, Mapping)),
+            change=tuple(PolicyChange.from_json(c) for c in _changes(document) if isinstance(c, Mapping)),
             origin=str(document.get("origin") or ""),
         )

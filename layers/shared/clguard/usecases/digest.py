@@ -415,7 +415,7 @@ def grouped(key: GroupKey, items: Sequence[Item]) -> HumanMessage:
         "region": key.region,
         "place": where,
         "count": n,
-        "first": [{k: v for k, v in d.items() if k != "change"} for d in documents[:FIRST_LISTED]],
+        "first": [{k: v for k, v in d.items() if k not in ("change", "changes")} for d in documents[:FIRST_LISTED]],
         "observed_from": observed[0],
         "observed_to": observed[-1],
     }
