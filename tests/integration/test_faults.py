@@ -197,11 +197,12 @@ def test_copy_that_does_not_take_effect_is_not_copied_again(world: World, calls:
 
 
 def test_one_bad_record_among_100_fails_only_itself(world: World) -> None:
-    # Given a batch of 99 good events with one malformed body at position 50
+    # Given a batch of 99 good events (each for an unencrypted legacy object) with one malformed
+    # body at position 50
     events: list[dict[str, object] | str] = []
-    for n in range(99):
-        name = f"datasets/cats/images/cat-{n:03}.jpg"
-        world.put(name)
+    names = [f"datasets/cats/images/cat-{n:03}.jpg" for n in range(99)]
+    for name in names:
+        world.put_legacy(name)
         events.append(world.object_created(name))
     events.insert(50, '{"detail-type": "Object Created", "source": "aws.s3"}')
     batch = sqs_event(*events)
@@ -211,6 +212,10 @@ def test_one_bad_record_among_100_fails_only_itself(world: World) -> None:
 
     # Then only the malformed record fails
     assert response["batchItemFailures"] == [{"itemIdentifier": batch["Records"][50]["messageId"]}]
+    # And every one of the 99 others was verified and re-encrypted, none skipped
+    remediated = [f["resource"]["key"] for f in world.findings() if f["outcome"] == "REMEDIATED"]
+    assert sorted(remediated) == names
+    assert all(world.head(name).get("ServerSideEncryption") for name in names)
 
 
 def test_one_principal_kms_cannot_see_does_not_block_the_others(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
