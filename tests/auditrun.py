@@ -71,6 +71,32 @@ INVENTORY_BUCKET = "custom-labels-inventory"
 INVENTORY_SCHEMA = "Bucket, Key, VersionId, IsLatest, IsDeleteMarker, Size, LastModifiedDate, ETag, EncryptionStatus"
 
 
+def put_inventory_configuration(
+    world: World, source_bucket: str, *, config_id: str = "daily", prefix: str | None = None, fmt: str = "CSV"
+) -> None:
+    """The source bucket's inventory configuration that delivers the report ``put_inventory`` writes
+    (``prefix``: a Filter limiting it to part of the bucket)."""
+    configuration: dict[str, Any] = {
+        "Id": config_id,
+        "IsEnabled": True,
+        "IncludedObjectVersions": "Current",
+        "Schedule": {"Frequency": "Daily"},
+        "OptionalFields": ["Size", "LastModifiedDate", "ETag", "EncryptionStatus"],
+        "Destination": {
+            "S3BucketDestination": {
+                "Bucket": f"arn:aws:s3:::{INVENTORY_BUCKET}",
+                "Prefix": "inv",
+                "Format": fmt,
+            }
+        },
+    }
+    if prefix is not None:
+        configuration["Filter"] = {"Prefix": prefix}
+    world.s3.put_bucket_inventory_configuration(
+        Bucket=source_bucket, Id=config_id, InventoryConfiguration=configuration
+    )
+
+
 def put_inventory(
     world: World,
     source_bucket: str,
@@ -83,6 +109,7 @@ def put_inventory(
     ``rows`` of (key, EncryptionStatus); returns the AUDIT_INVENTORY location. ``encode_key``:
     how the Key column is URL-encoded (S3 writes a space as ``+``: ``urllib.parse.quote_plus``)."""
     world.s3.create_bucket(Bucket=INVENTORY_BUCKET)
+    put_inventory_configuration(world, source_bucket)
     text = io.StringIO()
     writer = csv.writer(text, quoting=csv.QUOTE_ALL, lineterminator="\n")
     for key, status in rows:

@@ -60,6 +60,7 @@ EXPECTED_ACTIONS = {
     GRANT: COMMON_ACTIONS | S3_BUCKET_ACTIONS | REKOGNITION_DATASET_ACTIONS,
     AUDIT: {
         "s3:ListBucket",
+        "s3:GetInventoryConfiguration",
         "s3:GetObject",
         "s3:GetObjectVersion",
         "s3:PutObject",

@@ -14,7 +14,16 @@ from clguard.errors import Throttled
 from clguard.usecases import audit, verify
 from functions.verify_object_encryption import app as verify_app
 from localaws.doubles import RekognitionCustomLabels
-from tests.auditrun import drain_to_verify, findings, put_inventory, report, run_audit, scheduled_event, summaries
+from tests.auditrun import (
+    drain_to_verify,
+    findings,
+    put_inventory,
+    put_inventory_configuration,
+    report,
+    run_audit,
+    scheduled_event,
+    summaries,
+)
 from tests.awscalls import Boundary
 from tests.conftest import TRAINER
 from tests.eventsamples import sqs_event
@@ -232,9 +241,10 @@ def test_an_inventory_under_sse_s3_or_kms_spares_the_head_of_sse_s3_objects(audi
 
 
 def test_a_missing_inventory_falls_back_to_listing(audited: World, calls: Boundary) -> None:
-    # Given an inventory location that holds no report for the bucket
+    # Given an inventory location that holds no report for the bucket (configured, none delivered yet)
     audited.s3.create_bucket(Bucket="empty-inventory")
     audited.env_set(AUDIT_INVENTORY="s3://empty-inventory/inv")
+    put_inventory_configuration(audited, BUCKET)
     audited.put_legacy("old/a.jpg")
 
     # When the audit runs

@@ -48,7 +48,8 @@ OPERATIONS: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
     "audit": {
         # ListObjectsV2: training buckets and the inventory; GetObject: inventory reports;
         # HeadObject: a failed training's manifests; PutObject: the report.
-        "s3": ("ListObjectsV2", "GetObject", "HeadObject", "PutObject"),
+        # ListBucketInventoryConfigurations: only inventories of whole buckets are read.
+        "s3": ("ListObjectsV2", "GetObject", "HeadObject", "PutObject", "ListBucketInventoryConfigurations"),
         # the keys of a failed training's manifests: read, and (enforce) grant the trainers
         "kms": tuple(kms.IAM_ACTIONS),
         "rekognition": ("DescribeProjects", "DescribeProjectVersions"),

@@ -49,6 +49,8 @@ IAM_ACTIONS: Final[Mapping[str, tuple[str, ...]]] = {
     "GetBucketEncryption": ("s3:GetEncryptionConfiguration",),
     "ListObjectsV2": ("s3:ListBucket",),
     "PutObject": ("s3:PutObject",),
+    # The audit reads a bucket's inventory only from a configuration that covers the whole bucket.
+    "ListBucketInventoryConfigurations": ("s3:GetInventoryConfiguration",),
 }
 
 COPY_LIMIT: Final = 5 * 1024**3  # CopyObject copies at most 5 GB; above it, multipart copy
@@ -431,6 +433,40 @@ def bucket_default_kms_key(bucket: str) -> str | None:
         if default.get("SSEAlgorithm") in ("aws:kms", "aws:kms:dsse") and default.get("KMSMasterKeyID"):
             return str(default["KMSMasterKeyID"])
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class InventoryConfiguration:
+    """One S3 Inventory configuration of a bucket, as far as the audit needs it."""
+
+    id: str
+    enabled: bool
+    format: str  # CSV, ORC or Parquet
+    filter_prefix: str  # "" when no Filter limits the report to part of the bucket
+
+
+@aws
+def inventory_configurations(bucket: str) -> list[InventoryConfiguration]:
+    """Every inventory configuration of ``bucket`` (ListBucketInventoryConfigurations, paged by its
+    continuation token; a bucket holds at most 1,000)."""
+    found: list[InventoryConfiguration] = []
+    params: dict[str, Any] = {"Bucket": bucket}
+    while True:
+        response = client("s3").list_bucket_inventory_configurations(**params)
+        for item in response.get("InventoryConfigurationList", []):
+            destination = item.get("Destination", {}).get("S3BucketDestination", {})
+            found.append(
+                InventoryConfiguration(
+                    str(item.get("Id", "")),
+                    bool(item.get("IsEnabled")),
+                    str(destination.get("Format", "")),
+                    str((item.get("Filter") or {}).get("Prefix", "")),
+                )
+            )
+        token = response.get("NextContinuationToken") if response.get("IsTruncated") else None
+        if not token:
+            return found
+        params["ContinuationToken"] = token
 
 
 @dataclass(frozen=True, slots=True)

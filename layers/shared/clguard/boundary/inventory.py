@@ -7,6 +7,11 @@ Layout S3 writes (Amazon S3 User Guide, "Inventory"): under the destination
 EncryptionStatus, …``) and whose ``files`` are gzipped CSV data files. Keys in the CSV are
 URL-encoded form-style: a space as ``+``, a ``+`` as ``%2B``. Only CSV is read; an ORC or
 Parquet report is "missing" (the audit lists instead).
+
+A report is used only when the source bucket's configuration that delivers it is enabled, CSV and
+covers the whole bucket (no prefix ``Filter``): a filtered report lists part of the bucket, and an
+audit that read it would never see the rest. When no such configuration delivered a report (or the
+configurations cannot be read), the inventory is "missing" and the audit lists the bucket instead.
 """
 
 from __future__ import annotations
@@ -53,12 +58,27 @@ def _parse_s3_url(url: str) -> tuple[str, str]:
     return bucket, prefix.strip("/")
 
 
+def whole_bucket_configurations(source_bucket: str) -> set[str]:
+    """The ids of ``source_bucket``'s inventory configurations whose reports the audit may use:
+    enabled, CSV, and not limited to a prefix."""
+    return {
+        c.id
+        for c in s3.inventory_configurations(source_bucket)
+        if c.enabled and c.format == "CSV" and not c.filter_prefix
+    }
+
+
 def latest_manifest(destination: str, source_bucket: str) -> Manifest:
     """The newest CSV report delivered for ``source_bucket`` under ``destination`` (s3://bucket/prefix)."""
     dest_bucket, prefix = _parse_s3_url(destination)
     root = f"{prefix}/{source_bucket}/" if prefix else f"{source_bucket}/"
     try:
-        configs = s3.list_page(dest_bucket, prefix=root, delimiter="/").prefixes
+        whole = whole_bucket_configurations(source_bucket)
+        if not whole:
+            raise InventoryMissing(f"{source_bucket} has no enabled CSV inventory of the whole bucket")
+        configs = [
+            p for p in s3.list_page(dest_bucket, prefix=root, delimiter="/").prefixes if p[len(root) : -1] in whole
+        ]
         candidates: list[str] = []
         for config in configs:
             dates = [p for p in s3.list_page(dest_bucket, prefix=config, delimiter="/").prefixes if p[-1:] == "/"]
