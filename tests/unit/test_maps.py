@@ -177,3 +177,25 @@ def test_doubles_table_check_reports_a_double_without_a_row() -> None:
     found = differences(table, double_classes(module, ALL_DOUBLES))
     # Then the check names the double that has no row
     assert "ClockSkew" in found["missing from the map"]
+
+
+# --- the README's doubles table ---------------------------------------------------------------
+
+_README_DOUBLE_ROW = re.compile(r"^\| `(?P<name>[A-Z]\w*)` \| (?P<gap>[^|]+?) \|$", re.MULTILINE)
+
+
+def readme_doubles(text: str) -> set[str]:
+    """The doubles the README's "where moto differs" table names (rows ``| `Name` | gap |``)."""
+    section = text.split("## Testing with moto", 1)[1].split("\n## ", 1)[0]
+    return {match["name"] for match in _README_DOUBLE_ROW.finditer(section)}
+
+
+def test_readme_doubles_table_names_every_double() -> None:
+    # Given the README's table of where moto differs from AWS
+    from localaws.template import REPO_ROOT  # noqa: PLC0415
+
+    names = readme_doubles((REPO_ROOT / "README.md").read_text(encoding="utf-8"))
+    # Then it names exactly the doubles the code has
+    assert differences(names, double_classes(doubles, ALL_DOUBLES)) == {}
+    # And the check sees a removed row
+    assert "SqsSenderIds" not in readme_doubles("## Testing with moto\n| `KeyPolicyValidation` | x |\n## Next\n")
