@@ -111,39 +111,41 @@ def client(service: str, *, bounded: bool = False) -> Any:
     name = f"{service}:bounded" if bounded else service
     if member is not None:
         return _member_client(member, service, name, bounded)
+    config = WRITE_CONFIG if bounded else CONFIG
+    return _cached(name, lambda: _base_session().client(service, config=config))  # type: ignore[call-overload]
+
+
+def _cached(name: str, create: Callable[[], Any], *, replaces: str = "") -> Any:
+    """The client cached as ``name``, created once (under the lock) when missing; a created one
+    drops the cached clients whose names start with ``replaces`` (expired credentials)."""
     found = _clients.get(name)
     if found is not None:
         return found
     with _lock:
         found = _clients.get(name)
         if found is None:
-            config = WRITE_CONFIG if bounded else CONFIG
-            found = _base_session().client(service, config=config)  # type: ignore[call-overload]
+            found = create()
+            if replaces:
+                for stale in [n for n in _clients if n.startswith(replaces)]:
+                    del _clients[stale]
             _clients[name] = found
     return found
 
 
 def _member_client(member: Member, service: str, name: str, bounded: bool) -> Any:
     credentials = _member_credentials(member)
-    cache_name = f"{member.account}:{name}:{credentials.access_key}"
-    found = _clients.get(cache_name)
-    if found is not None:
-        return found
-    with _lock:
-        found = _clients.get(cache_name)
-        if found is None:
-            # From the base session, so the botocore event hooks tests attach apply here too.
-            found = _base_session().client(  # type: ignore[call-overload]
-                service,
-                config=WRITE_CONFIG if bounded else CONFIG,
-                aws_access_key_id=credentials.access_key,
-                aws_secret_access_key=credentials.secret_key,
-                aws_session_token=credentials.token,
-            )
-            for stale in [n for n in _clients if n.startswith(f"{member.account}:{name}:")]:
-                del _clients[stale]
-            _clients[cache_name] = found
-    return found
+    # From the base session, so the botocore event hooks tests attach apply here too.
+    return _cached(
+        f"{member.account}:{name}:{credentials.access_key}",
+        lambda: _base_session().client(  # type: ignore[call-overload]
+            service,
+            config=WRITE_CONFIG if bounded else CONFIG,
+            aws_access_key_id=credentials.access_key,
+            aws_secret_access_key=credentials.secret_key,
+            aws_session_token=credentials.token,
+        ),
+        replaces=f"{member.account}:{name}:",
+    )
 
 
 def _member_credentials(member: Member) -> _Credentials:
