@@ -6,11 +6,13 @@ to the role's account, as AWS does."""
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
+from clguard.adapters import clients
 from clguard.rules import policy
 from functions.grant_training_access import app as grant_app
 from functions.verify_object_encryption import app as verify_app
@@ -167,6 +169,29 @@ def test_member_credentials_are_assumed_once_per_warm_container(world: World, me
     assert calls.log.count("AssumeRole") == 1
     assert calls.log.count("HeadObject") == 3
     assert world.findings() == []
+
+
+def test_member_credentials_are_renewed_before_they_expire_and_the_old_clients_dropped(
+    world: World, member: Member, calls: Boundary, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an object under the member's key, verified once in a warm container
+    member.world.put("images/r.jpg", bucket=MEMBER_BUCKET, ServerSideEncryption="aws:kms", SSEKMSKeyId=member.key)
+    verify(upload_event(world, "images/r.jpg"))
+    first = dict(clients._clients)
+
+    # When the member session's renewal time has passed and the next batch arrives
+    later = time.monotonic() + clients.MEMBER_SESSION_SECONDS
+    monkeypatch.setattr(clients.time, "monotonic", lambda: later)
+    verify(upload_event(world, "images/r.jpg"))
+
+    # Then the role was assumed again; the S3 client the batch used has the new credentials, and
+    # each member client is cached once (the one the old credentials made was dropped)
+    assert calls.log.count("AssumeRole") == 2
+    s3_clients = [name for name in clients._clients if name.startswith(f"{MEMBER}:s3:")]
+    assert len(s3_clients) == 1
+    assert s3_clients[0] not in first
+    member_clients = [name for name in clients._clients if name.startswith(f"{MEMBER}:")]
+    assert len({name.rsplit(":", 1)[0] for name in member_clients}) == len(member_clients)
 
 
 def test_member_trainers_are_ensured_only_on_member_keys(world: World, member: Member) -> None:
