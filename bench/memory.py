@@ -23,6 +23,7 @@ from bench.common import Figure, environment, fresh_container, progress
 from bench.motoserver import child_server
 from clguard.adapters import clients, s3
 from clguard.boundary import fanout, manifest
+from clguard.boundary.s3ref import S3ObjectRef
 from tests.world import BUCKET
 
 SMALL = 1_000
@@ -60,7 +61,7 @@ def name_of(lines: int) -> str:
 
 def scan_all(lines: int) -> int:
     stats = manifest.ManifestStats()
-    count = sum(1 for _ in manifest.scan(s3.iter_chunks(BUCKET, name_of(lines)), stats))
+    count = sum(1 for _ in manifest.scan(s3.iter_chunks(S3ObjectRef(BUCKET, name_of(lines))), stats))
     if count != lines or stats.problems:
         raise RuntimeError(f"scanned {count} of {lines} lines: {stats.describe()}")
     return count
@@ -68,7 +69,7 @@ def scan_all(lines: int) -> int:
 
 def pack_all(lines: int) -> int:
     stats = manifest.ManifestStats()
-    refs = manifest.scan(s3.iter_chunks(BUCKET, name_of(lines)), stats)
+    refs = manifest.scan(s3.iter_chunks(S3ObjectRef(BUCKET, name_of(lines))), stats)
     bodies = fanout.messages(refs, source_event_id="bench", origin="bench", principals=["arn:aws:iam::1:role/x"])
     return sum(1 for _ in bodies)
 

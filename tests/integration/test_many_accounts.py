@@ -181,7 +181,7 @@ def test_member_credentials_are_renewed_before_they_expire_and_the_old_clients_d
 
     # When the member session's renewal time has passed and the next batch arrives
     later = time.monotonic() + clients.MEMBER_SESSION_SECONDS
-    monkeypatch.setattr(clients.time, "monotonic", lambda: later)
+    monkeypatch.setattr("clguard.adapters.clients.time.monotonic", lambda: later)
     verify(upload_event(world, "images/r.jpg"))
 
     # Then the role was assumed again; the S3 client the batch used has the new credentials, and

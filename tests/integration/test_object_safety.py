@@ -10,6 +10,7 @@ import pytest
 
 from clguard.adapters import s3
 from clguard.adapters.s3 import HeadStatus, ObjectChanged
+from clguard.boundary.s3ref import S3ObjectRef
 from clguard.rules.encryption import Encryption, ObjectEncryption
 from functions.verify_object_encryption import app
 from tests.awscalls import Boundary
@@ -257,7 +258,7 @@ def test_an_acl_a_copy_cannot_carry_is_reported_not_copied(
 
     world.put_legacy(KEY)
 
-    def unsupported(bucket: str, key: str, version_id: str | None) -> dict[str, str]:
+    def unsupported(ref: S3ObjectRef) -> dict[str, str]:
         raise s3.UnsupportedAcl("permission 'WRITE'")
 
     monkeypatch.setattr(s3, "acl_grants", unsupported)
@@ -370,7 +371,7 @@ def test_a_deleted_object_is_not_brought_back(versioned: World) -> None:
     run(versioned_event(version))
 
     # Then the object stays deleted and nothing is reported
-    assert s3.head(BUCKET, KEY).status is HeadStatus.GONE
+    assert s3.head(S3ObjectRef(BUCKET, KEY)).status is HeadStatus.GONE
     assert versioned.published() == []
 
 
@@ -391,12 +392,12 @@ def test_a_newer_upload_is_not_rolled_back(versioned: World) -> None:
 def test_copy_does_not_overwrite_an_object_that_changed_since_it_was_inspected(world: World) -> None:
     # Given an inspected unencrypted object, then a new upload of the key
     world.put_legacy(KEY, b"old")
-    inspected = s3.head(BUCKET, KEY)
+    inspected = s3.head(S3ObjectRef(BUCKET, KEY))
     world.put(KEY, b"new", ServerSideEncryption="AES256")
 
     # When the remediator copies what it inspected
     with pytest.raises(ObjectChanged):
-        s3.copy_in_place(BUCKET, inspected, ObjectEncryption(Encryption.SSE_S3))
+        s3.copy_in_place(inspected, ObjectEncryption(Encryption.SSE_S3))
 
     # Then the new upload is intact
     assert world.s3.get_object(Bucket=BUCKET, Key=KEY)["Body"].read() == b"new"
@@ -406,12 +407,12 @@ def test_in_a_versioned_bucket_the_copy_does_not_overwrite_a_newer_upload(versio
     # Given an inspected version, then a newer upload: the inspected version itself is unchanged,
     # so only the destination's If-Match can tell
     versioned.put_legacy(KEY, b"old")
-    inspected = s3.head(BUCKET, KEY)
+    inspected = s3.head(S3ObjectRef(BUCKET, KEY))
     versioned.put(KEY, b"new", ServerSideEncryption="AES256")
 
     # When the remediator copies what it inspected, it is told the object changed
     with pytest.raises(ObjectChanged):
-        s3.copy_in_place(BUCKET, inspected, ObjectEncryption(Encryption.SSE_S3))
+        s3.copy_in_place(inspected, ObjectEncryption(Encryption.SSE_S3))
 
     # Then the newer upload is intact
     assert versioned.s3.get_object(Bucket=BUCKET, Key=KEY)["Body"].read() == b"new"
@@ -424,11 +425,11 @@ def test_multipart_copy_keeps_content_metadata_and_tags(
     body = bytes(range(256)) * (11 * 4096)
     world.put_legacy(KEY, body)
     world.s3.put_object_tagging(Bucket=BUCKET, Key=KEY, Tagging={"TagSet": [{"Key": "label", "Value": "cat"}]})
-    h = s3.head(BUCKET, KEY)
+    h = s3.head(S3ObjectRef(BUCKET, KEY))
 
     # When it is re-encrypted with 5 MiB parts
     monkeypatch.setattr(s3, "MIN_PART", 5 * 1024 * 1024)
-    s3.copy_in_place(BUCKET, h, ObjectEncryption(Encryption.SSE_S3), copy_limit=1024 * 1024)
+    s3.copy_in_place(h, ObjectEncryption(Encryption.SSE_S3), copy_limit=1024 * 1024)
 
     # Then the content, tags and encryption are right, and the parts went through UploadPartCopy
     assert world.s3.get_object(Bucket=BUCKET, Key=KEY)["Body"].read() == body

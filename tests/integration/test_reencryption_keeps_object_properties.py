@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from clguard.adapters import s3
+from clguard.boundary.s3ref import S3ObjectRef
 from clguard.rules.encryption import Encryption, ObjectEncryption
 from functions.verify_object_encryption import app
 from localaws.doubles import legacy_unencrypted_objects
@@ -40,7 +41,7 @@ def test_a_multipart_re_encryption_keeps_its_website_redirect(world: World, monk
     monkeypatch.setattr(s3, "MIN_PART", 5 << 20)
 
     # When it is re-encrypted by multipart copy
-    s3.copy_in_place(BUCKET, s3.head(BUCKET, KEY), ObjectEncryption(Encryption.SSE_S3), copy_limit=1 << 20)
+    s3.copy_in_place(s3.head(S3ObjectRef(BUCKET, KEY)), ObjectEncryption(Encryption.SSE_S3), copy_limit=1 << 20)
 
     # Then it is encrypted and still redirects where it did
     head = world.head(KEY)

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from clguard.adapters import s3
+from clguard.boundary.s3ref import S3ObjectRef
 
 OWNER = "owner-canonical-id"
 PARTNER = "partner-canonical-id"
@@ -38,7 +39,7 @@ def test_the_default_acl_needs_no_grant_parameters(monkeypatch: pytest.MonkeyPat
     with_acl(monkeypatch, grant("FULL_CONTROL", Type="CanonicalUser", ID=OWNER))
 
     # When the grants are read / Then the copy sends none
-    assert s3.acl_grants("b", "k", None) == {}
+    assert s3.acl_grants(S3ObjectRef("b", "k")) == {}
 
 
 def test_every_grant_is_carried_over(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -52,7 +53,7 @@ def test_every_grant_is_carried_over(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
     # When the grants of a version are read
-    params = s3.acl_grants("b", "k", "v1")
+    params = s3.acl_grants(S3ObjectRef("b", "k", "v1"))
 
     # Then each permission lists its grantees, and that version's ACL was asked for
     assert params == {
@@ -74,4 +75,4 @@ def test_a_grant_a_copy_cannot_express_is_refused(monkeypatch: pytest.MonkeyPatc
 
     # When the grants are read / Then the copy is refused rather than dropping the grant
     with pytest.raises(s3.UnsupportedAcl):
-        s3.acl_grants("b", "k", None)
+        s3.acl_grants(S3ObjectRef("b", "k"))

@@ -30,7 +30,8 @@ class FakeHead:
         self.gate.set()
         self._lock = threading.Lock()
 
-    def __call__(self, bucket: str, key: str) -> Head:
+    def __call__(self, ref: S3ObjectRef) -> Head:
+        key = ref.key
         with self._lock:
             self.started.append(key)
         if self.barrier is not None:
@@ -38,7 +39,7 @@ class FakeHead:
         self.gate.wait(timeout=5)
         if key == self.failing:
             raise ConnectionError(f"head of {key} failed")
-        return Head(HeadStatus.FOUND, key, {"ETag": f'"{key}"'})
+        return Head(HeadStatus.FOUND, ref, {"ETag": f'"{key}"'})
 
 
 def test_calls_overlap() -> None:
@@ -54,7 +55,7 @@ def test_calls_overlap() -> None:
         prefetch.close()
 
     # Then both calls met at the barrier (a sequential run would break it after 5 s)
-    assert [h.key for h in heads] == ["a.jpg", "b.jpg"]
+    assert [h.ref.key for h in heads] == ["a.jpg", "b.jpg"]
     assert fake.barrier is not None
     assert not fake.barrier.broken
     assert sorted(fake.started) == ["a.jpg", "b.jpg"]
@@ -81,7 +82,7 @@ def test_the_window_bounds_how_far_ahead_calls_start() -> None:
     # and every object got its own result, in order, one call each
     assert len(started_before_use) <= 3
     assert after_first <= 4
-    assert [h.key for h in [first, *rest]] == [w.ref.key for w in items]
+    assert [h.ref.key for h in [first, *rest]] == [w.ref.key for w in items]
     assert sorted(fake.started) == sorted(w.ref.key for w in items)
 
 
@@ -101,7 +102,7 @@ def test_an_error_is_raised_for_its_own_record_only() -> None:
         prefetch.close()
 
     # Then the first and third records get their heads, and only the second one fails
-    assert (a.key, c.key) == ("a.jpg", "c.jpg")
+    assert (a.ref.key, c.ref.key) == ("a.jpg", "c.jpg")
 
 
 def test_an_object_not_in_the_prefetch_is_headed_on_demand() -> None:
@@ -116,5 +117,5 @@ def test_an_object_not_in_the_prefetch_is_headed_on_demand() -> None:
         prefetch.close()
 
     # Then it is headed then and there, with the same head function
-    assert h.key == "z.jpg"
+    assert h.ref.key == "z.jpg"
     assert fake.started.count("z.jpg") == 1

@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 
 from clguard import errors
 from clguard.adapters.clients import aws, client, error_code, http_status, raise_if_transient, translated
+from clguard.boundary.s3ref import S3ObjectRef
 from clguard.rules.encryption import Encryption, ObjectEncryption
 
 # The re-encryption outcomes, defined in clguard.errors with every other error; importable from here too.
@@ -69,7 +70,7 @@ class HeadStatus(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Head:
     status: HeadStatus
-    key: str  # the key that answered (after any URL decoding)
+    ref: S3ObjectRef  # the object asked about (its version, when the request named one)
     response: Mapping[str, Any] | None = None
     problem: str = ""
 
@@ -86,10 +87,8 @@ class Head:
         return None if self.response is None else self.response.get("VersionId")
 
 
-def _head_once(bucket: str, key: str, version_id: str | None) -> Head:
-    params: dict[str, Any] = {"Bucket": bucket, "Key": key}
-    if version_id:
-        params["VersionId"] = version_id
+def _head_once(ref: S3ObjectRef) -> Head:
+    params = _object_params(ref)
     try:
         response = client("s3").head_object(**params)
     except ClientError as error:
@@ -101,28 +100,36 @@ def _head_once(bucket: str, key: str, version_id: str | None) -> Head:
             "NotFound",
             "NoSuchVersion",
         ):
-            return Head(HeadStatus.GONE, key)
+            return Head(HeadStatus.GONE, ref)
         if status == 400:
             return Head(
                 HeadStatus.SSE_C,
-                key,
+                ref,
                 problem="HeadObject answered 400 Bad Request, as S3 does for an SSE-C object "
                 "requested without its customer key",
             )
         return Head(
             HeadStatus.DENIED,
-            key,
+            ref,
             problem=f"HeadObject failed: {error_code(error)} (HTTP {status})",
         )
-    return Head(HeadStatus.FOUND, key, response)
+    return Head(HeadStatus.FOUND, ref, response)
 
 
 @aws
-def head(bucket: str, key: str, version_id: str | None = None) -> Head:
+def head(ref: S3ObjectRef) -> Head:
     """HeadObject of exactly this key. URL-encoded keys are decoded where the event is parsed
     (``clguard.boundary.events``), which verifies both readings of an ambiguous key: a 404 fallback here
     would let a compliant ``x+y.jpg`` hide the unencrypted ``x y.jpg``."""
-    return _head_once(bucket, key, version_id)
+    return _head_once(ref)
+
+
+def _object_params(ref: S3ObjectRef) -> dict[str, Any]:
+    """``Bucket``, ``Key`` and (when the reference is pinned) ``VersionId`` of a request."""
+    params: dict[str, Any] = {"Bucket": ref.bucket, "Key": ref.key}
+    if ref.version_id:
+        params["VersionId"] = ref.version_id
+    return params
 
 
 def _sse_params(target: ObjectEncryption, bucket_key: bool) -> dict[str, Any]:
@@ -153,16 +160,13 @@ _GRANT_PARAMETERS: Final = {
 
 
 @aws
-def acl_grants(bucket: str, key: str, version_id: str | None) -> dict[str, str]:
+def acl_grants(ref: S3ObjectRef) -> dict[str, str]:
     """The object's ACL as CopyObject / CreateMultipartUpload grant parameters, or {} for the
     default ACL (the owner's FULL_CONTROL only: also what buckets with ACLs disabled, "bucket
     owner enforced", always answer). A copy without grant parameters gets the default ACL, so a
     partner's READ grant would vanish; with them, the new object has exactly the same grants.
     Called on the remediation path only."""
-    params: dict[str, Any] = {"Bucket": bucket, "Key": key}
-    if version_id:
-        params["VersionId"] = version_id
-    response = client("s3").get_object_acl(**params)
+    response = client("s3").get_object_acl(**_object_params(ref))
     owner = response.get("Owner", {}).get("ID")
     grants = response.get("Grants", [])
     if all(
@@ -197,7 +201,6 @@ def _pinned(h: Head) -> bool:
 
 @aws
 def copy_in_place(
-    bucket: str,
     h: Head,
     target: ObjectEncryption,
     *,
@@ -221,19 +224,18 @@ def copy_in_place(
       never rolled back. (Its ACL is the one read just before the copy.)
     """
     assert h.response is not None
-    source: dict[str, Any] = {"Bucket": bucket, "Key": h.key}
-    if _pinned(h):
-        source["VersionId"] = h.version_id
-    grants = acl_grants(bucket, h.key, source.get("VersionId"))
+    bucket, key = h.ref.bucket, h.ref.key
+    source = _object_params(h.ref.at(h.version_id if _pinned(h) else None))
+    grants = acl_grants(h.ref.at(source.get("VersionId")))
     bucket_key = bool(h.response.get("BucketKeyEnabled", False))
     extra = _not_copied(h.response)
     try:
         if h.size > copy_limit:
-            rewritten = _multipart_copy(bucket, h, source, {**_sse_params(target, bucket_key), **extra, **grants})
+            rewritten = _multipart_copy(h, source, {**_sse_params(target, bucket_key), **extra, **grants})
         else:
             response = client("s3").copy_object(
                 Bucket=bucket,
-                Key=h.key,
+                Key=key,
                 CopySource=source,
                 CopySourceIfMatch=h.etag,
                 IfMatch=h.etag,  # and do not overwrite an upload that landed meanwhile
@@ -247,23 +249,24 @@ def copy_in_place(
             rewritten = Rewritten(response.get("VersionId"), result.get("ETag"), result.get("LastModified"))
     except ClientError as error:
         if http_status(error) == 412 or error_code(error) == "PreconditionFailed":
-            raise ObjectChanged(h.key) from error
+            raise ObjectChanged(key) from error
         if http_status(error) == 409 or error_code(error) == "ConditionalRequestConflict":
             # A concurrent write of the key: "fetch the object's ETag and retry" (S3 API reference,
             # CopyObject If-Match): the unit of work is retried and re-inspects the object.
-            raise errors.RetryableError(f"a concurrent write of {h.key!r} met the copy (409); retried") from error
+            raise errors.RetryableError(f"a concurrent write of {key!r} met the copy (409); retried") from error
         raise
     if _pinned(h) and rewritten.version_id:
-        _put_back_what_landed_meanwhile(bucket, h, rewritten.version_id, copy_limit)
+        _put_back_what_landed_meanwhile(h, rewritten.version_id, copy_limit)
     return rewritten
 
 
-def _put_back_what_landed_meanwhile(bucket: str, h: Head, ours: str, copy_limit: int) -> None:
+def _put_back_what_landed_meanwhile(h: Head, ours: str, copy_limit: int) -> None:
     """The version right under our copy must be the inspected one (see ``copy_in_place``)."""
     s3 = client("s3")
-    listing = s3.list_object_versions(Bucket=bucket, Prefix=h.key, KeyMarker=h.key, VersionIdMarker=ours, MaxKeys=1)
-    versions = [v for v in listing.get("Versions", []) if v.get("Key") == h.key]
-    markers = [m for m in listing.get("DeleteMarkers", []) if m.get("Key") == h.key]
+    bucket, key = h.ref.bucket, h.ref.key
+    listing = s3.list_object_versions(Bucket=bucket, Prefix=key, KeyMarker=key, VersionIdMarker=ours, MaxKeys=1)
+    versions = [v for v in listing.get("Versions", []) if v.get("Key") == key]
+    markers = [m for m in listing.get("DeleteMarkers", []) if m.get("Key") == key]
     if markers:
         raise CopyRolledBack(
             f"the object was deleted (delete marker {markers[0].get('VersionId')}) while it was being "
@@ -273,7 +276,7 @@ def _put_back_what_landed_meanwhile(bucket: str, h: Head, ours: str, copy_limit:
     if not versions or versions[0].get("VersionId") == h.version_id:
         return
     newer = str(versions[0]["VersionId"])
-    landed = _head_once(bucket, h.key, newer)
+    landed = _head_once(h.ref.at(newer))
     if landed.status is not HeadStatus.FOUND or landed.response is None or landed.size > copy_limit:
         raise CopyRolledBack(
             f"version {newer} was written while the object was being re-encrypted, and the copy (version "
@@ -283,16 +286,16 @@ def _put_back_what_landed_meanwhile(bucket: str, h: Head, ours: str, copy_limit:
     r = landed.response
     s3.copy_object(
         Bucket=bucket,
-        Key=h.key,
-        CopySource={"Bucket": bucket, "Key": h.key, "VersionId": newer},
+        Key=key,
+        CopySource=_object_params(landed.ref),
         CopySourceIfMatch=landed.etag,
         MetadataDirective="COPY",
         TaggingDirective="COPY",
         **_same_encryption(r),
         **_not_copied(r),
-        **acl_grants(bucket, h.key, newer),
+        **acl_grants(landed.ref),
     )
-    raise ObjectChanged(h.key)
+    raise ObjectChanged(key)
 
 
 def _not_copied(response: Mapping[str, Any]) -> dict[str, Any]:
@@ -335,27 +338,23 @@ def part_ranges(size: int, part_size: int | None = None) -> list[tuple[int, int]
     return [(start, min(start + part, size) - 1) for start in range(0, size, part)]
 
 
-def _multipart_copy(
-    bucket: str, h: Head, source: dict[str, Any], sse: dict[str, Any], part_size: int | None = None
-) -> Rewritten:
+def _multipart_copy(h: Head, source: dict[str, Any], sse: dict[str, Any], part_size: int | None = None) -> Rewritten:
     s3 = client("s3")
     assert h.response is not None
+    bucket, key = h.ref.bucket, h.ref.key
     carried = {name: h.response[name] for name in _CARRIED if h.response.get(name)}
-    tag_params: dict[str, Any] = {"Bucket": bucket, "Key": h.key}
-    if "VersionId" in source:
-        tag_params["VersionId"] = source["VersionId"]
-    tags = s3.get_object_tagging(**tag_params).get("TagSet", [])
+    tags = s3.get_object_tagging(**source).get("TagSet", [])
     if tags:
         from urllib.parse import urlencode  # noqa: PLC0415 - rare path
 
         carried["Tagging"] = urlencode({t["Key"]: t["Value"] for t in tags})
-    upload = s3.create_multipart_upload(Bucket=bucket, Key=h.key, **{**carried, **sse})  # both may name the redirect
+    upload = s3.create_multipart_upload(Bucket=bucket, Key=key, **{**carried, **sse})  # both may name the redirect
     upload_id = upload["UploadId"]
 
     def copy_part(number: int, start: int, end: int) -> dict[str, Any]:
         response = s3.upload_part_copy(
             Bucket=bucket,
-            Key=h.key,
+            Key=key,
             UploadId=upload_id,
             PartNumber=number,
             CopySource=source,
@@ -370,24 +369,24 @@ def _multipart_copy(
             ranges = part_ranges(h.size, part_size)
             parts = list(pool.map(copy_part, range(1, len(ranges) + 1), *zip(*ranges, strict=True)))
         done = s3.complete_multipart_upload(
-            Bucket=bucket, Key=h.key, UploadId=upload_id, MultipartUpload={"Parts": parts}, IfMatch=h.etag
+            Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}, IfMatch=h.etag
         )
     except BaseException:  # abort the upload on any failure (incl. timeouts), then re-raise
-        s3.abort_multipart_upload(Bucket=bucket, Key=h.key, UploadId=upload_id)
+        s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
         raise
     return Rewritten(done.get("VersionId"), done.get("ETag"))
 
 
 @aws
-def update_encryption(bucket: str, h: Head, kms_key_arn: str) -> None:
+def update_encryption(h: Head, kms_key_arn: str) -> None:
     """UpdateObjectEncryption: SSE-S3/SSE-KMS to SSE-KMS in place (no copy, no new event)."""
     assert h.response is not None
     s3 = client("s3")
     if not hasattr(s3, "update_object_encryption"):
         raise UpdateUnavailable("this botocore has no UpdateObjectEncryption")
     params: dict[str, Any] = {
-        "Bucket": bucket,
-        "Key": h.key,
+        "Bucket": h.ref.bucket,
+        "Key": h.ref.key,
         "ObjectEncryption": {
             "SSEKMS": {
                 "KMSKeyArn": kms_key_arn,
@@ -401,13 +400,10 @@ def update_encryption(bucket: str, h: Head, kms_key_arn: str) -> None:
 
 
 @aws
-def iter_chunks(bucket: str, key: str, version_id: str | None = None, chunk_size: int = 1 << 16) -> Iterator[bytes]:
+def iter_chunks(ref: S3ObjectRef, chunk_size: int = 1 << 16) -> Iterator[bytes]:
     """Stream an object in chunks (bounded memory; manifests can be 1 GB). GetObject is called
     here, eagerly, so that a missing or forbidden object raises now, not at the first chunk."""
-    params: dict[str, Any] = {"Bucket": bucket, "Key": key}
-    if version_id:
-        params["VersionId"] = version_id
-    body = client("s3").get_object(**params)["Body"]
+    body = client("s3").get_object(**_object_params(ref))["Body"]
 
     def chunks() -> Iterator[bytes]:
         try:

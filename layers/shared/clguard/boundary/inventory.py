@@ -26,6 +26,7 @@ from typing import Final
 from urllib.parse import unquote_plus
 
 from clguard.adapters import s3
+from clguard.boundary.s3ref import S3ObjectRef
 from clguard.errors import Refused, RetryableError, Throttled
 
 DATE_FOLDER_LENGTH: Final = len("2026-11-30T01-00Z/")
@@ -112,7 +113,7 @@ def _lines(bucket: str, key: str) -> Iterator[str]:
     inflate = zlib.decompressobj(16 + zlib.MAX_WBITS) if key.endswith(".gz") else None
     decode = codecs.getincrementaldecoder("utf-8")()
     pending = ""
-    for chunk in s3.iter_chunks(bucket, key):
+    for chunk in s3.iter_chunks(S3ObjectRef(bucket, key)):
         data = inflate.decompress(chunk) if inflate else chunk
         pending += decode.decode(data)
         *complete, pending = pending.split("\n")

@@ -19,6 +19,7 @@ from typing import Any, Final
 from clguard.adapters import dynamodb, rekognition, s3
 from clguard.adapters.s3 import HeadStatus
 from clguard.boundary.config import Settings
+from clguard.boundary.s3ref import S3ObjectRef
 from clguard.errors import Refused
 from clguard.observability import count, logger
 from clguard.reporting.findings import Finding, FindingType, Outcome, ProjectVersionResource
@@ -45,13 +46,13 @@ def projects() -> Iterator[str]:
     return rekognition.custom_labels_project_arns()
 
 
-def _manifests(description: dict[str, Any]) -> list[tuple[str, str]]:
+def _manifests(description: dict[str, Any]) -> list[S3ObjectRef]:
     found = []
     for result in ("TrainingDataResult", "TestingDataResult"):
         for asset in (description.get(result) or {}).get("Input", {}).get("Assets", []) or []:
             location = (asset.get("GroundTruthManifest") or {}).get("S3Object") or {}
             if location.get("Bucket") and location.get("Name"):
-                found.append((str(location["Bucket"]), str(location["Name"])))
+                found.append(S3ObjectRef(str(location["Bucket"]), str(location["Name"])))
     return found
 
 
@@ -68,21 +69,21 @@ def diagnose(
     manifests = _manifests(description)
     if not manifests:
         notes.append("trained from the project's datasets: see the keys of the training buckets")
-    for bucket, key in manifests:
-        if bucket not in settings.training_buckets:
-            notes.append(f"manifest s3://{bucket}/{key} is outside TRAINING_BUCKETS: not inspected")
+    for manifest in manifests:
+        if manifest.bucket not in settings.training_buckets:
+            notes.append(f"manifest {manifest.uri} is outside TRAINING_BUCKETS: not inspected")
             continue
-        head = s3.head(bucket, key)
+        head = s3.head(manifest)
         if head.status is not HeadStatus.FOUND or head.response is None:
-            notes.append(f"manifest s3://{bucket}/{key}: {head.status.value} {head.problem}".strip())
+            notes.append(f"manifest {manifest.uri}: {head.status.value} {head.problem}".strip())
             continue
         try:
             encryption = classify(head.response)
         except UnknownEncryption as unknown:
-            notes.append(f"manifest s3://{bucket}/{key}: {unknown}")
+            notes.append(f"manifest {manifest.uri}: {unknown}")
             continue
         if encryption.kms_key_arn:
-            used.setdefault(encryption.kms_key_arn, f"manifest s3://{bucket}/{key}")
+            used.setdefault(encryption.kms_key_arn, f"manifest {manifest.uri}")
     version_arn = str(description.get("ProjectVersionArn", ""))
     granted: list[str] = []
     if settings.training_principals:

@@ -75,7 +75,7 @@ def _default_head(work: ObjectWork) -> Head:
     """The *current* object. An event's version id is compared with it, never inspected or copied
     itself: copying an old version onto the key would bring back a deleted object or roll back a
     newer upload (which has its own event)."""
-    return s3.head(work.ref.bucket, work.ref.key)
+    return s3.head(work.ref.at(None))
 
 
 def verify_object(work: ObjectWork, ctx: Context, head_fn: HeadFn | None = None) -> ObjectResult:
@@ -103,13 +103,18 @@ def verify_object(work: ObjectWork, ctx: Context, head_fn: HeadFn | None = None)
     if work.ref.version_id not in (None, "null") and current is not None and work.ref.version_id != current:
         logger.info(
             "a newer version replaced the object since the event; its own event covers it",
-            extra={"bucket": work.ref.bucket, "key": h.key, "event_version": work.ref.version_id, "current": current},
+            extra={
+                "bucket": work.ref.bucket,
+                "key": h.ref.key,
+                "event_version": work.ref.version_id,
+                "current": current,
+            },
         )
         count("ObjectsSuperseded")
         return ObjectResult(work, "superseded")
     result = ObjectResult(work, "checked")
     count("ObjectsChecked")
-    resource = S3ObjectRef(work.ref.bucket, h.key, current)
+    resource = h.ref.at(current)
 
     def publish(finding_type: FindingType, outcome: Outcome, detail: str, key_arn: str | None) -> None:
         finding = Finding(
@@ -152,7 +157,7 @@ def verify_object(work: ObjectWork, ctx: Context, head_fn: HeadFn | None = None)
     else:
         logger.debug(
             "object compliant",
-            extra={"bucket": work.ref.bucket, "key": h.key, "encryption": encryption.describe()},
+            extra={"bucket": work.ref.bucket, "key": h.ref.key, "encryption": encryption.describe()},
         )
 
     if final is not None:
@@ -257,44 +262,44 @@ def _ensure_key_access(
     result.findings.extend(key_result.published)
 
 
-def _state_id(bucket: str, key: str, etag: str | None, modified: object) -> str:
+def _state_id(ref: S3ObjectRef, etag: str | None, modified: object) -> str:
     stamp = int(modified.timestamp()) if isinstance(modified, datetime) else modified
-    return f"remediated#{bucket}#{key}#{etag}#{stamp}"
+    return f"remediated#{ref.bucket}#{ref.key}#{etag}#{stamp}"
 
 
-def _loop_detected(ctx: Context, bucket: str, h: Head) -> bool:
+def _loop_detected(ctx: Context, h: Head) -> bool:
     """True when this exact object state (ETag + LastModified) is one our own copy produced:
     the copy did not take effect and copying again would loop. Only states our copies created
     count, so a copy that failed (and is retried) is never mistaken for a loop."""
     assert h.response is not None
-    marker = dynamodb.get(ctx.settings.state_table, _state_id(bucket, h.key, h.etag, h.response.get("LastModified")))
+    marker = dynamodb.get(ctx.settings.state_table, _state_id(h.ref, h.etag, h.response.get("LastModified")))
     return marker is not None and int(marker.get("expiration", {}).get("N", "0")) > int(time.time())
 
 
-def _copy(ctx: Context, bucket: str, h: Head, target: ObjectEncryption) -> s3.Rewritten:
+def _copy(ctx: Context, h: Head, target: ObjectEncryption) -> s3.Rewritten:
     """Copy the object onto itself, then note the state the copy produced (for the loop guard)."""
-    rewritten = s3.copy_in_place(bucket, h, target)
-    _mark_produced(ctx, bucket, h.key, rewritten)
+    rewritten = s3.copy_in_place(h, target)
+    _mark_produced(ctx, h.ref.at(None), rewritten)
     return rewritten
 
 
-def _mark_produced(ctx: Context, bucket: str, key: str, rewritten: s3.Rewritten) -> None:
+def _mark_produced(ctx: Context, ref: S3ObjectRef, rewritten: s3.Rewritten) -> None:
     """Best effort: a failure here must not fail the record (the copy is done; its finding must
     still be published), it only weakens the loop guard for this one object."""
     try:
         etag, modified = rewritten.etag, rewritten.last_modified
         if modified is None:  # CompleteMultipartUpload does not say; ask
-            after = s3.head(bucket, key)
+            after = s3.head(ref)
             etag, modified = after.etag, after.response.get("LastModified") if after.response else None
         dynamodb.put(
             ctx.settings.state_table,
             {
-                "id": {"S": _state_id(bucket, key, etag, modified)},
+                "id": {"S": _state_id(ref, etag, modified)},
                 "expiration": {"N": str(int(time.time()) + LOOP_GUARD_SECONDS)},
             },
         )
     except AwsError as error:
-        logger.warning("could not record the copy for the loop guard", extra={"key": key, "error": str(error)})
+        logger.warning("could not record the copy for the loop guard", extra={"key": ref.key, "error": str(error)})
 
 
 def _remediated_detail(a: Assessment, fix: Remediation, h: Head) -> str:
@@ -343,7 +348,7 @@ def _replay_intent(work: ObjectWork, ctx: Context, h: Head) -> None:
     attempt makes it and reports it)."""
     if ctx.journal is None:
         return
-    label = S3ObjectRef(work.ref.bucket, h.key).label()
+    label = h.ref.label()
     intent = ctx.journal.pending(work.source_event_id, label)
     if intent is None:
         return
@@ -364,7 +369,7 @@ def _replay_intent(work: ObjectWork, ctx: Context, h: Head) -> None:
             in_place = _inspected_stamp(h) == inspected
         elif encrypted_as_intended:
             same_bytes = inspected.startswith(f"{h.etag}@") and target == Encryption.SSE_S3.value
-            in_place = same_bytes or _loop_detected(ctx, work.ref.bucket, h)
+            in_place = same_bytes or _loop_detected(ctx, h)
     since = len(ctx.publisher.undelivered)
     if in_place:
         for finding in intent.findings:
@@ -387,7 +392,7 @@ def _state(h: Head) -> tuple[object, ...]:
     return (h.status, r.get("ETag"), r.get("LastModified"), r.get("VersionId"))
 
 
-def _update_encryption(bucket: str, h: Head, kms_key_arn: str) -> str:
+def _update_encryption(h: Head, kms_key_arn: str) -> str:
     """UpdateObjectEncryption of exactly the inspected object. Returns "" when it changed what
     was inspected, else what went wrong (for the finding).
 
@@ -397,11 +402,11 @@ def _update_encryption(bucket: str, h: Head, kms_key_arn: str) -> str:
     its lease), and it is re-read after: UpdateObjectEncryption keeps ETag and LastModified, so
     a different state means an upload landed in between and may have been re-keyed (reported).
     """
-    s3.update_encryption(bucket, h, kms_key_arn)
+    s3.update_encryption(h, kms_key_arn)
     if _pinned(h):
         return ""
     try:
-        after = s3.head(bucket, h.key)
+        after = s3.head(h.ref.at(None))
     except (AwsError, RetryableError) as error:  # the update is done: report it
         logger.warning("could not re-read the object after UpdateObjectEncryption", extra={"error": str(error)})
         return ""
@@ -411,7 +416,7 @@ def _update_encryption(bucket: str, h: Head, kms_key_arn: str) -> str:
     r = after.response or {}
     logger.error(
         "an upload replaced the object during UpdateObjectEncryption (unversioned bucket: no precondition exists)",
-        extra={"bucket": bucket, "key": h.key, "etag": r.get("ETag"), "kms_key": r.get("SSEKMSKeyId")},
+        extra={"bucket": h.ref.bucket, "key": h.ref.key, "etag": r.get("ETag"), "kms_key": r.get("SSEKMSKeyId")},
     )
     return (
         "the bucket is not versioned and UpdateObjectEncryption has no precondition: an upload "
@@ -447,12 +452,12 @@ def _remediate(
     # One remediation of an object at a time (the same event delivered twice at once, the S3
     # rule and the CloudTrail rule, a fan-out check): a lease per object in the state table, as
     # key-policy edits have one per key. Then re-inspect: whoever held it before may have fixed it.
-    with KeyLock(settings.state_table, f"object#s3://{work.ref.bucket}/{h.key}", lease_seconds=OBJECT_LEASE_SECONDS):
-        fresh = s3.head(work.ref.bucket, h.key)
+    with KeyLock(settings.state_table, f"object#{h.ref.uri}", lease_seconds=OBJECT_LEASE_SECONDS):
+        fresh = s3.head(h.ref.at(None))
         if _inspected(fresh) != _inspected(h):
             logger.info(
                 "object changed since it was inspected (or was just remediated by another delivery); skipped",
-                extra={"bucket": work.ref.bucket, "key": h.key},
+                extra={"bucket": h.ref.bucket, "key": h.ref.key},
             )
             count("ObjectsChangedBeforeRemediation")
             return None, "", None
@@ -471,7 +476,7 @@ def _apply(
     """The remediation itself, inside the object's lease, on a just re-inspected object."""
     try:
         if fix.method is Method.COPY:
-            if _loop_detected(ctx, work.ref.bucket, h):
+            if _loop_detected(ctx, h):
                 return (
                     Outcome.FAILED,
                     f"{a.problem}; the remediator already re-encrypted this object and the copy did not "
@@ -479,25 +484,27 @@ def _apply(
                     a.encryption,
                 )
             _write_ahead(work, ctx, a, fix, h, resource=resource)
-            _copy(ctx, work.ref.bucket, h, fix.target)
+            _copy(ctx, h, fix.target)
         else:
             assert fix.target.kms_key_arn is not None
             try:
                 _write_ahead(work, ctx, a, fix, h, resource=resource)
-                race = _update_encryption(work.ref.bucket, h, fix.target.kms_key_arn)
+                race = _update_encryption(h, fix.target.kms_key_arn)
                 if race:
                     return Outcome.FAILED, f"{a.problem}; {race}", a.encryption
             except UpdateUnavailable:
                 logger.warning("UpdateObjectEncryption unavailable in this runtime; copying instead")
                 fix = Remediation(Method.COPY, fix.target)
                 _write_ahead(work, ctx, a, fix, h, resource=resource)
-                _copy(ctx, work.ref.bucket, h, fix.target)
+                _copy(ctx, h, fix.target)
     except ObjectChanged:
-        logger.info("object changed since it was inspected; its own event covers it", extra={"key": h.key})
+        logger.info("object changed since it was inspected; its own event covers it", extra={"key": h.ref.key})
         return None, "", None
     except CopyRolledBack as rolled_back:
         count("CopyRaces")
-        logger.error("a write landed during the re-encryption copy", extra={"key": h.key, "problem": str(rolled_back)})
+        logger.error(
+            "a write landed during the re-encryption copy", extra={"key": h.ref.key, "problem": str(rolled_back)}
+        )
         return Outcome.FAILED, f"{a.problem}; {rolled_back}", a.encryption
     except UnsupportedAcl as unsupported:
         return (
@@ -516,9 +523,6 @@ def _apply(
     return Outcome.REMEDIATED, _remediated_detail(a, fix, h), fix.target
 
 
-type _ObjectId = tuple[str, str]
-
-
 class HeadPrefetch:
     """HeadObject for many objects on a bounded thread pool, a sliding window ahead of use.
 
@@ -534,12 +538,12 @@ class HeadPrefetch:
         *,
         max_workers: int = 8,
         window: int = 64,
-        head: Callable[[str, str], Head] = s3.head,
+        head: Callable[[S3ObjectRef], Head] = s3.head,
     ) -> None:
         self._head = head
-        self._order: list[_ObjectId] = list(dict.fromkeys((w.ref.bucket, w.ref.key) for w in works))
-        self._position: dict[_ObjectId, int] = {oid: i for i, oid in enumerate(self._order)}
-        self._results: dict[_ObjectId, Future[Head]] = {}
+        self._order: list[S3ObjectRef] = list(dict.fromkeys(w.ref.at(None) for w in works))
+        self._position: dict[S3ObjectRef, int] = {oid: i for i, oid in enumerate(self._order)}
+        self._results: dict[S3ObjectRef, Future[Head]] = {}
         self._next = 0
         self._window = window
         self._pool: ThreadPoolExecutor | None = None
@@ -551,18 +555,18 @@ class HeadPrefetch:
         assert self._pool is not None
         limit = min(len(self._order), consumed + self._window)
         while self._next < limit:
-            bucket, key = oid = self._order[self._next]
+            ref = self._order[self._next]
             # In the submitting thread's context: a member account's work heads with its credentials.
-            self._results[oid] = self._pool.submit(contextvars.copy_context().run, self._head, bucket, key)
+            self._results[ref] = self._pool.submit(contextvars.copy_context().run, self._head, ref)
             self._next += 1
 
     def __call__(self, work: ObjectWork) -> Head:
-        oid = (work.ref.bucket, work.ref.key)
-        future = self._results.pop(oid, None)
-        if self._pool is not None and oid in self._position:
-            self._fill(self._position[oid] + 1)
+        ref = work.ref.at(None)
+        future = self._results.pop(ref, None)
+        if self._pool is not None and ref in self._position:
+            self._fill(self._position[ref] + 1)
         if future is None:
-            return self._head(work.ref.bucket, work.ref.key)
+            return self._head(ref)
         return future.result()
 
     def close(self) -> None:

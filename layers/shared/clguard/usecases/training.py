@@ -345,7 +345,7 @@ class TrainingRun:
         stats = ManifestStats()
         resource = location
         try:
-            chunks = s3.iter_chunks(location.bucket, location.key, location.version_id)
+            chunks = s3.iter_chunks(location)
         except Refused as error:
             self._manifest_finding(resource, f"the manifest could not be read: {error.code}")
             return
