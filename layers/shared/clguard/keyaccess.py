@@ -522,7 +522,7 @@ def _attempt(
     if failure is None:
         try:
             confirmed = ctx.keys.fresh_policy(key.arn)
-        except AwsError as error:  # the write succeeded: report it, unconfirmed
+        except (AwsError, KeyUnreadable) as error:  # the write succeeded: report it, unconfirmed
             note = f" (written; the read-back to confirm it failed: {error})"
         else:
             unconfirmed = [p for p, specs in grants if policy.missing(confirmed, p, specs, key.arn)]
