@@ -27,7 +27,9 @@ Samples (account 123456789012, us-east-1, training bucket ``custom-labels-traini
   ``/aws-reserved/sso.amazonaws.com/us-east-1/``), ``_iam_user``, ``_root``, ``_other_account``
   (caller in 210987654321), ``_lowercamel`` (lowerCamelCase parameters, testing data
   auto-created), ``_alias_key`` (KmsKeyId ``alias/custom-labels-training``), ``_error``
-  (ValidationException), ``_access_denied_kms`` (AccessDeniedException naming kms:CreateGrant),
+  (ValidationException), ``_access_denied_kms`` (AccessDeniedException naming kms:CreateGrant:
+  "because no resource-based policy allows", an implicit deny), ``_access_denied_kms_scp`` (the
+  same refused "with an explicit deny in a service control policy", which no key policy overrides),
   ``_other_event`` (DescribeProjects: no rule may match it), ``_datasets`` (no TrainingData or
   TestingData: training from the project's datasets; version ``cats-v2`` in responseElements).
 - ``cloudtrail_create_dataset`` (TRAIN dataset from a manifest), ``cloudtrail_create_dataset_from_dataset``

@@ -34,6 +34,7 @@ EXPECTED: dict[str, tuple[str, str] | None] = {
     "cloudtrail_create_project_version_alias_key": ("TrainingCallRule", GRANT),
     "cloudtrail_create_project_version_error": ("TrainingCallRule", GRANT),
     "cloudtrail_create_project_version_access_denied_kms": ("TrainingCallRule", GRANT),
+    "cloudtrail_create_project_version_access_denied_kms_scp": ("TrainingCallRule", GRANT),
     "cloudtrail_create_project_version_other_event": None,
     "cloudtrail_create_project_version_datasets": ("TrainingCallRule", GRANT),
     "cloudtrail_create_dataset": ("TrainingCallRule", GRANT),

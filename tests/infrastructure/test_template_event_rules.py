@@ -39,6 +39,7 @@ EXPECTED_RULES: dict[str, set[str]] = {
     "cloudtrail_create_project_version_alias_key": {TRAINING_CALL},
     "cloudtrail_create_project_version_error": {TRAINING_CALL},
     "cloudtrail_create_project_version_access_denied_kms": {TRAINING_CALL},
+    "cloudtrail_create_project_version_access_denied_kms_scp": {TRAINING_CALL},
     "cloudtrail_create_project_version_other_event": set(),
     "cloudtrail_create_project_version_datasets": {TRAINING_CALL},
     "cloudtrail_create_dataset": {TRAINING_CALL},

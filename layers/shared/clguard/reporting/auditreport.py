@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from clguard.adapters import s3
 from clguard.boundary.config import Settings
-from clguard.errors import AwsError
+from clguard.errors import AwsError, KeyUnreadable
 from clguard.rules import policy
 from clguard.rules.policy import OWNED_SIDS, TRAINING_DATA
 from clguard.state.keydirectory import KeyDirectory
@@ -43,7 +43,7 @@ def key_principals(settings: Settings, key_arn: str, keys: KeyDirectory) -> dict
         return {"arn": key_arn, "state": lookup.problem or "not found", "principals": [], "lacking": []}
     try:
         document = keys.policy(lookup.key.arn)
-    except AwsError as error:
+    except (AwsError, KeyUnreadable) as error:
         return {"arn": key_arn, "state": f"policy unreadable: {error}", "principals": [], "lacking": []}
     candidates: dict[str, None] = {}
     for statement in policy.statements(document):

@@ -10,14 +10,16 @@ import re
 from dataclasses import dataclass
 
 _PARTITION = r"aws(?:-cn|-us-gov|-iso(?:-[a-z])?|-eusc)?"
+# Region names: two letters first, or the sovereign cloud's four (eusc-de-east-1).
+_REGION = r"(?:[a-z]{2}|eusc)(?:-[a-z]+)+-[0-9]"
 _KEY_ID = r"(?:mrk-[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
 
 KEY_ARN_RE = re.compile(
-    rf"^arn:(?P<partition>{_PARTITION}):kms:(?P<region>[a-z]{{2}}(?:-[a-z]+)+-[0-9]):"
+    rf"^arn:(?P<partition>{_PARTITION}):kms:(?P<region>{_REGION}):"
     rf"(?P<account>[0-9]{{12}}):key/(?P<key_id>{_KEY_ID})$"
 )
 ALIAS_ARN_RE = re.compile(
-    rf"^arn:(?P<partition>{_PARTITION}):kms:(?P<region>[a-z]{{2}}(?:-[a-z]+)+-[0-9]):"
+    rf"^arn:(?P<partition>{_PARTITION}):kms:(?P<region>{_REGION}):"
     r"(?P<account>[0-9]{12}):(?P<alias>alias/[A-Za-z0-9/_-]{1,250})$"
 )
 KEY_ID_RE = re.compile(rf"^{_KEY_ID}$")

@@ -38,7 +38,7 @@ from clguard.boundary import fanout, inventory
 from clguard.boundary.config import EncryptionRequirement, Settings
 from clguard.boundary.s3ref import S3ObjectRef
 from clguard.boundary.work import ObjectWork
-from clguard.errors import AwsError, ConfigError, InvalidEvent, Refused, RetryableError, Throttled
+from clguard.errors import AwsError, ConfigError, InvalidEvent, KeyUnreadable, Refused, RetryableError, Throttled
 from clguard.observability import count, logger
 from clguard.reporting.findings import Finding, FindingType, KmsKeyResource, Outcome
 from clguard.reporting.publisher import Publisher
@@ -128,7 +128,10 @@ class AuditPublisher(Publisher):
         lookup = self.keys.lookup(key_arn)
         if lookup.key is None or not lookup.key.usable:
             return f"unusable:{lookup.key.state if lookup.key else lookup.problem}"
-        document = self.keys.policy(lookup.key.arn)
+        try:
+            document = self.keys.policy(lookup.key.arn)
+        except KeyUnreadable as unreadable:  # the condition the finding reports: scoped by it
+            return f"unreadable:{unreadable.operation}:{unreadable.code}"
         return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:16]
 
     def publish(self, finding: Finding, *, defer: bool = True) -> bool:

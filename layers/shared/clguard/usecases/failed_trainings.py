@@ -20,7 +20,7 @@ from clguard.adapters import dynamodb, rekognition, s3
 from clguard.adapters.s3 import HeadStatus
 from clguard.boundary.config import Settings
 from clguard.boundary.s3ref import S3ObjectRef
-from clguard.errors import Refused
+from clguard.errors import KeyUnreadable, Refused
 from clguard.observability import count, logger
 from clguard.reporting.findings import Finding, FindingType, Outcome, ProjectVersionResource
 from clguard.reporting.publisher import Publisher
@@ -119,7 +119,11 @@ def diagnose(
         if lookup.key is None or not lookup.key.usable:
             lacking[reference] = [f"key unusable: {lookup.problem or (lookup.key.state if lookup.key else '')}"]
             continue
-        document = keys.policy(lookup.key.arn)
+        try:
+            document = keys.policy(lookup.key.arn)
+        except KeyUnreadable as unreadable:  # this key's problem alone: diagnosed, the audit goes on
+            lacking[lookup.key.arn] = [f"unknown: the guard cannot read its policy ({unreadable})"]
+            continue
         missing = [
             p
             for p in settings.training_principals

@@ -522,11 +522,16 @@ def _attempt(
     if failure is None:
         try:
             confirmed = ctx.keys.fresh_policy(key.arn)
-        except AwsError as error:  # the write succeeded: report it, unconfirmed
+        except (AwsError, KeyUnreadable) as error:  # the write succeeded: report it, unconfirmed
             note = f" (written; the read-back to confirm it failed: {error})"
         else:
             unconfirmed = [p for p, specs in grants if policy.missing(confirmed, p, specs, key.arn)]
-            if unconfirmed:
+            if unconfirmed and confirmed == document:
+                # KMS is eventually consistent: a read just after an accepted write can still show
+                # the policy from before it. Another writer's policy would differ from it.
+                ctx.keys.remember_policy(key.arn, dict(merge.document))
+                note = " (written; the read-back still showed the policy from before the write: KMS reads lag)"
+            elif unconfirmed:
                 failure = f"the policy read back after the write lacks {', '.join(unconfirmed)}"
     if failure is not None:
         each(

@@ -134,6 +134,10 @@ def should_act(call: TrainingCall) -> tuple[bool, str]:
         return True, "the call succeeded"
     message = call.error_message or ""
     if call.error_code.startswith("AccessDenied") and "kms:" in message:
+        # AWS says "with an explicit deny in a <type> policy" for a Deny statement (SCP, IAM,
+        # boundary, session or the key's own): it overrides any Allow a grant could add.
+        if "with an explicit deny" in message.lower():
+            return False, f"{call.error_code}: an explicit deny refused the kms: action; no key-policy grant lifts it"
         return True, f"{call.error_code} names a kms: action: granting so that the retry succeeds"
     return False, f"the call was refused by AWS ({call.error_code}): nothing to grant"
 
