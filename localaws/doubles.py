@@ -19,9 +19,10 @@ SseCustomerKeys             SSE-C headers are ignored: the object is stored as p
 DefaultBucketEncryption     Objects written without SSE headers stay unencrypted, and
                             GetBucketEncryption without a configuration raises
                             ServerSideEncryptionConfigurationNotFoundError.
-KeyPolicyValidation         KMS PutKeyPolicy/CreateKey accept any string as the policy; and
+KeyPolicyValidation         KMS PutKeyPolicy/CreateKey accept any string as the policy;
                             DescribeKey crashes (AttributeError, HTTP 500) on a valid policy
-                            whose ``Statement`` is a single object instead of a list.
+                            whose ``Statement`` is a single object instead of a list, and is
+                            refused by any Deny of ``kms:*``, whatever its ``Condition``.
 AtomicConditionalWrites     DynamoDB conditional writes check, then write, without a lock;
                             PutItem ``ReturnValues=ALL_OLD`` reads the "old" item apart from
                             the write, so it can return an item the put did not replace.
@@ -683,17 +684,27 @@ class KeyPolicyValidation(Double):
 
 
 def _single_statement_as_list(original: Wrapper) -> Wrapper:
+    """moto's check of DescribeKey against the key policy, as AWS evaluates it: a single-object
+    ``Statement`` is a list of one, and a Deny with a ``Condition`` applies only when its
+    conditions match the request. moto ignores conditions (any Deny of ``kms:*`` on ``*`` refuses
+    DescribeKey to everyone); the caller here is the test world's own role, whose request
+    context the double does not model, so a conditioned Deny is left out (the code under test
+    evaluates such Denies itself, against the requests Rekognition makes for a principal)."""
+
     def _validate_key_policy(self: KmsResponse, key_id: str, action: str) -> None:
         key = self.kms_backend.describe_key(self.kms_backend.get_key_id(key_id))
         try:
             document = json.loads(key.policy)
         except (TypeError, ValueError):
             document = None
-        if isinstance(document, dict) and isinstance(document.get("Statement"), dict):
-            view = SimpleNamespace(arn=key.arn, policy=json.dumps({**document, "Statement": [document["Statement"]]}))
-            validate_policy(view, action)  # type: ignore[arg-type]
+        if not isinstance(document, dict):
+            original(self, key_id, action)
             return
-        original(self, key_id, action)
+        found = document.get("Statement")
+        listed = [found] if isinstance(found, dict) else found if isinstance(found, list) else []
+        applied = [s for s in listed if not (isinstance(s, dict) and s.get("Effect") == "Deny" and s.get("Condition"))]
+        view = SimpleNamespace(arn=key.arn, policy=json.dumps({**document, "Statement": applied}))
+        validate_policy(view, action)  # type: ignore[arg-type]
 
     return _validate_key_policy
 

@@ -47,6 +47,7 @@ COMMON_ACTIONS = (
     | {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
     | {"sqs:SendMessage"}
     | {"sts:AssumeRole"}
+    | {"organizations:DescribeOrganization"}
 )
 SQS_POLLER_ACTIONS = {
     "sqs:ReceiveMessage",
@@ -61,6 +62,7 @@ EXPECTED_ACTIONS = {
     AUDIT: {
         "s3:ListBucket",
         "s3:GetInventoryConfiguration",
+        "organizations:DescribeOrganization",
         "s3:GetObject",
         "s3:GetObjectVersion",
         "s3:PutObject",
@@ -84,7 +86,8 @@ EXPECTED_ACTIONS = {
 ACCOUNT_PROJECTS = "arn:aws:rekognition:us-east-1:123456789012:project/*"
 # IAM actions that support no resource-level permissions (Resource must be "*"), each alone in
 # its statement. DescribeProjects only describes the caller's own account's projects.
-NO_RESOURCE_LEVEL_ACTIONS = {"rekognition:DescribeProjects"}
+# Actions without resource-level permissions (Service Authorization Reference): only "*" names them.
+NO_RESOURCE_LEVEL_ACTIONS = {"rekognition:DescribeProjects", "organizations:DescribeOrganization"}
 
 ACCOUNT_KEYS = "arn:aws:kms:us-east-1:123456789012:key/*"
 REENCRYPT_KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"

@@ -11,20 +11,20 @@ Deny does not apply to it and an added Allow works. The guard treats aws:Princip
 unknown ("in doubt, the Deny applies") and refuses: the training then fails for key access,
 with a finding that blames a Deny that does not apply.
 
-Known break, not fixed here (xfail): the fix learns the account's organization id
-(organizations:DescribeOrganization, once per cold start; a new IAM action in the template and
-permissions.py) and puts it in the request contexts of policy.request_contexts as
-aws:principalorgid (unknown stays unknown when the call is refused or the account has none)."""
+The guard learns the account's organization (organizations:DescribeOrganization, once per warm
+container, only for a key policy whose Deny names an organization key) and evaluates the Deny
+with it; an account in no organization carries no aws:PrincipalOrgID (the Deny applies), and an
+organization it cannot read stays unknown (the Deny is taken to apply: fail safe)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import boto3
-import pytest
 
 from clguard.rules import policy
 from functions.grant_training_access import app
+from tests.awscalls import Boundary
 from tests.fixtures import key_policy
 from tests.world import ACCOUNT, REGION, LambdaContext, World
 
@@ -35,11 +35,6 @@ def grant(event: dict[str, Any]) -> dict[str, Any]:
     return app.lambda_handler(event, LambdaContext(function_name="grant-training-access"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="aws:PrincipalOrgID is treated as unknown, so an organization's identity perimeter blocks every grant",
-)
 def test_a_key_behind_the_organization_s_identity_perimeter_is_granted(world: World) -> None:
     # Given an account in an organization, the training role, and a managed KmsKeyId key whose
     # policy denies kms:* to principals outside that organization
@@ -57,3 +52,79 @@ def test_a_key_behind_the_organization_s_identity_perimeter_is_granted(world: Wo
     # Then the role was granted (the perimeter does not apply to it), and no refusal was reported
     assert policy.is_allowed(world.policy(key), TRAINER, policy.COPIED_IMAGES_USE, key)
     assert ("KEY_ACCESS_MISSING", "REFUSED") not in {(f["finding_type"], f["outcome"]) for f in world.findings()}
+
+
+def perimeter_key(world: World, org_id: str) -> str:
+    document = key_policy("identity_perimeter_key_policy", ACCOUNT)
+    document["Statement"][1]["Condition"]["StringNotEqualsIfExists"]["aws:PrincipalOrgID"] = org_id
+    return world.key(policy=document)
+
+
+def refusals(world: World) -> list[dict[str, Any]]:
+    return [f for f in world.findings() if (f["finding_type"], f["outcome"]) == ("KEY_ACCESS_MISSING", "REFUSED")]
+
+
+def test_an_account_in_no_organization_is_outside_the_perimeter(world: World) -> None:
+    # Given an account in no organization, and a key whose policy denies kms:* outside o-other
+    world.role("CustomLabelsTrainer", "/ml/")
+    key = perimeter_key(world, "o-other1234")
+
+    # When the role's CreateProjectVersion is handled
+    grant(world.training_event(kms_key=key))
+
+    # Then nothing is granted (its requests carry no aws:PrincipalOrgID: the Deny applies), and
+    # the refusal names the Deny
+    assert not policy.is_allowed(world.policy(key), TRAINER, policy.COPIED_IMAGES_USE, key)
+    assert refusals(world)
+    assert all("EnforceIdentityPerimeter" in f["detail"] for f in refusals(world))
+
+
+def test_an_organization_the_guard_cannot_read_is_unknown_and_the_deny_taken_to_apply(
+    world: World, calls: Boundary
+) -> None:
+    # Given an account in an organization, but DescribeOrganization is denied to the guard
+    org_id = boto3.client("organizations", region_name=REGION).create_organization(FeatureSet="ALL")["Organization"][
+        "Id"
+    ]
+    world.role("CustomLabelsTrainer", "/ml/")
+    key = perimeter_key(world, org_id)
+    calls.faults.add("DescribeOrganization", "AccessDeniedException", status=400)
+
+    # When the role's CreateProjectVersion is handled
+    grant(world.training_event(kms_key=key))
+
+    # Then nothing is written and the Deny is reported (fail safe), not a crash
+    assert not policy.is_allowed(world.policy(key), TRAINER, policy.COPIED_IMAGES_USE, key)
+    assert refusals(world)
+
+
+def test_a_key_policy_without_an_organization_deny_never_asks_for_the_organization(
+    world: World, calls: Boundary
+) -> None:
+    # Given a managed key with the default key policy
+    world.role("CustomLabelsTrainer", "/ml/")
+    key = world.key()
+
+    # When the role's CreateProjectVersion is handled
+    grant(world.training_event(kms_key=key))
+
+    # Then the role is granted and DescribeOrganization was never called
+    assert policy.is_allowed(world.policy(key), TRAINER, policy.COPIED_IMAGES_USE, key)
+    assert calls.log.count("DescribeOrganization") == 0
+
+
+def test_the_organization_is_read_once_per_container(world: World, calls: Boundary) -> None:
+    # Given an organization and two perimeter keys
+    org_id = boto3.client("organizations", region_name=REGION).create_organization(FeatureSet="ALL")["Organization"][
+        "Id"
+    ]
+    world.role("CustomLabelsTrainer", "/ml/")
+    first, second = perimeter_key(world, org_id), perimeter_key(world, org_id)
+
+    # When two training calls name them
+    grant(world.training_event(kms_key=first))
+    grant(world.training_event(kms_key=second))
+
+    # Then both are granted, and the organization was read once
+    assert all(policy.is_allowed(world.policy(k), TRAINER, policy.COPIED_IMAGES_USE, k) for k in (first, second))
+    assert calls.log.count("DescribeOrganization") == 1

@@ -290,3 +290,73 @@ def test_a_notprincipal_deny_is_not_an_exception_for_a_role() -> None:
     # Then the Deny applies to the role's sessions: not granted
     assert policy.blocking_denies(_policy_with(deny), _TRAINER, (TRAINING_DATA,), _KEY) == ("DenyAllButTrainer",)
     assert not policy.is_granted(_policy_with(deny), _TRAINER, TRAINING_DATA, _KEY)
+
+
+# --- the organization (data-perimeter Denies) ------------------------------------------------
+
+ORG = "o-a1b2c3d4e5"
+
+
+def perimeter(org: str = ORG) -> dict[str, Any]:
+    document = key_policy("identity_perimeter_key_policy", ACCOUNT)
+    document["Statement"][1]["Condition"]["StringNotEqualsIfExists"]["aws:PrincipalOrgID"] = org
+    return document
+
+
+def test_a_perimeter_deny_does_not_apply_to_a_principal_of_the_keys_organization() -> None:
+    # Given the identity-perimeter policy of the key's organization, and what the guard learnt of it
+    facts = policy.organization_facts(ORG)
+    # When a role of the key's account is evaluated with it, and without it
+    principal = f"arn:aws:iam::{ACCOUNT}:role/ml/Trainer"
+    known = policy.blocking_denies(perimeter(), principal, (TRAINING_DATA,), KEY_ARN, facts=facts)
+    unknown = policy.blocking_denies(perimeter(), principal, (TRAINING_DATA,), KEY_ARN)
+    # Then the Deny does not apply when the organization is known, and is taken to apply when not
+    assert known == ()
+    assert unknown == ("EnforceIdentityPerimeter",)
+
+
+def test_an_account_in_no_organization_is_outside_every_perimeter() -> None:
+    # Given an account the guard knows is in no organization
+    facts = policy.organization_facts(None)
+    # Then the perimeter Deny applies (its requests carry no aws:PrincipalOrgID: IfExists matches)
+    principal = f"arn:aws:iam::{ACCOUNT}:role/ml/Trainer"
+    assert policy.blocking_denies(perimeter(), principal, (TRAINING_DATA,), KEY_ARN, facts=facts) == (
+        "EnforceIdentityPerimeter",
+    )
+
+
+def test_the_organization_is_never_lent_to_a_principal_of_another_account() -> None:
+    # Given the key's organization known, and a principal of another account
+    facts = policy.organization_facts(ORG)
+    stranger = "arn:aws:iam::999988887777:role/ml/Trainer"
+    # Then its requests are evaluated without it: the perimeter is taken to apply
+    assert policy.blocking_denies(perimeter(), stranger, (TRAINING_DATA,), KEY_ARN, facts=facts) == (
+        "EnforceIdentityPerimeter",
+    )
+    contexts = policy.request_contexts(stranger, "kms:Decrypt", KEY_ARN, facts=facts)
+    assert all("aws:principalorgid" not in c for c in contexts)
+
+
+def test_a_perimeter_on_another_organization_still_applies() -> None:
+    # Given a key whose perimeter names another organization than the account's
+    facts = policy.organization_facts(ORG)
+    principal = f"arn:aws:iam::{ACCOUNT}:role/ml/Trainer"
+    # Then it applies
+    assert policy.blocking_denies(perimeter("o-zzzzzzzzzz"), principal, (TRAINING_DATA,), KEY_ARN, facts=facts)
+
+
+@pytest.mark.parametrize(
+    ("document", "depends"),
+    [
+        (perimeter(), True),
+        (key_policy("identity_perimeter_key_policy", ACCOUNT) | {"Statement": []}, False),
+        ({"Statement": [{"Effect": "Deny", "Condition": {"StringEquals": {"aws:ResourceOrgID": ORG}}}]}, True),
+        ({"Statement": [{"Effect": "Allow", "Condition": {"StringEquals": {"aws:PrincipalOrgID": ORG}}}]}, False),
+        ({"Statement": {"Effect": "Deny", "Condition": {"Bool": {"aws:ViaAWSService": "false"}}}}, False),
+        ({"Statement": [{"Effect": "Deny", "Condition": "not a mapping"}]}, False),
+    ],
+)
+def test_the_organization_is_learnt_only_for_a_deny_that_names_it(document: dict[str, Any], depends: bool) -> None:
+    # Given a key policy
+    # Then it is worth learning the organization only when a Deny's condition names an organization key
+    assert policy.depends_on_organization(document) is depends

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from clguard.adapters import clients, dynamodb, kms, lambda_, rekognition, s3, sns, sqs
+from clguard.adapters import clients, dynamodb, kms, lambda_, organizations, rekognition, s3, sns, sqs
 
 _OBJECT_REMEDIATION: Final = (
     "HeadObject",
@@ -30,6 +30,8 @@ OPERATIONS: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
         # PutObject: the message that completes an audit run writes its report.
         "s3": (*_OBJECT_REMEDIATION, "PutObject"),
         "kms": tuple(kms.IAM_ACTIONS),
+        # A Deny on the principal's organization (data-perimeter key policies) needs it.
+        "organizations": tuple(organizations.IAM_ACTIONS),
         "sns": ("Publish",),
         "sqs": ("SendMessage",),
         "dynamodb": tuple(dynamodb.IAM_ACTIONS),
@@ -38,6 +40,8 @@ OPERATIONS: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
     "grant_training_access": {
         "s3": (*_OBJECT_REMEDIATION, "GetObject", "GetBucketEncryption"),
         "kms": tuple(kms.IAM_ACTIONS),
+        # A Deny on the principal's organization (data-perimeter key policies) needs it.
+        "organizations": tuple(organizations.IAM_ACTIONS),
         "sns": ("Publish",),
         "sqs": ("SendMessage",),
         "dynamodb": tuple(dynamodb.IAM_ACTIONS),
@@ -52,6 +56,8 @@ OPERATIONS: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
         "s3": ("ListObjectsV2", "GetObject", "HeadObject", "PutObject", "ListBucketInventoryConfigurations"),
         # the keys of a failed training's manifests: read, and (enforce) grant the trainers
         "kms": tuple(kms.IAM_ACTIONS),
+        # A Deny on the principal's organization (data-perimeter key policies) needs it.
+        "organizations": tuple(organizations.IAM_ACTIONS),
         "rekognition": ("DescribeProjects", "DescribeProjectVersions"),
         "sns": ("Publish",),
         "sqs": ("SendMessage",),
@@ -105,6 +111,7 @@ _ADAPTERS: Final = {
     "rekognition": rekognition,
     "sts": clients,
     "lambda": lambda_,
+    "organizations": organizations,
 }
 
 

@@ -16,7 +16,7 @@ from functools import lru_cache
 from typing import Any, Final
 
 from clguard.errors import DeniedByPolicy, GuardrailViolation, PolicyConflict
-from clguard.rules.arns import parse_principal_arn, partition_of
+from clguard.rules.arns import account_of, parse_principal_arn, partition_of
 
 MAX_POLICY_BYTES: Final = 32_768
 
@@ -163,10 +163,45 @@ def is_allowed(document: Mapping[str, Json], principal: str, spec: StatementSpec
     return all(any(_allows(s, principal, action, spec.condition, key_arn) for s in found) for action in spec.actions)
 
 
-def is_granted(document: Mapping[str, Json], principal: str, spec: StatementSpec, key_arn: str | None = None) -> bool:
+# What the guard knows of a principal's requests beyond its ARN, by condition key (lower case):
+# a value, or None for a key the requests do not carry. Empty: nothing more is known.
+type RequestFacts = Mapping[str, str | None]
+NO_FACTS: Final[RequestFacts] = {}
+# The organization keys of a request; for a principal of the key's own account (the only kind the
+# guard adds) the principal's and the key's organization are the account's.
+ORGANIZATION_KEYS: Final = ("aws:principalorgid", "aws:resourceorgid")
+
+
+def organization_facts(organization: str | None) -> RequestFacts:
+    """The facts of a principal of the key's account whose organization is ``organization``
+    (None: the account is in no organization, so its requests carry neither key)."""
+    return dict.fromkeys(ORGANIZATION_KEYS, organization)
+
+
+def depends_on_organization(document: Mapping[str, Json]) -> bool:
+    """True when a Deny's condition names an organization key: only then is it worth learning."""
+    for statement in statements(document):
+        if statement.get("Effect") != "Deny" or not isinstance(statement.get("Condition"), dict):
+            continue
+        for keys in statement["Condition"].values():
+            if isinstance(keys, dict) and any(str(k).lower() in ORGANIZATION_KEYS for k in keys):
+                return True
+    return False
+
+
+def is_granted(
+    document: Mapping[str, Json],
+    principal: str,
+    spec: StatementSpec,
+    key_arn: str | None = None,
+    *,
+    facts: RequestFacts = NO_FACTS,
+) -> bool:
     """Effective access: allowed (:func:`is_allowed`) and no Deny statement can cancel it for a
     request Rekognition makes on the principal's behalf (:func:`blocking_denies`)."""
-    return is_allowed(document, principal, spec, key_arn) and not blocking_denies(document, principal, (spec,), key_arn)
+    return is_allowed(document, principal, spec, key_arn) and not blocking_denies(
+        document, principal, (spec,), key_arn, facts=facts
+    )
 
 
 def missing(
@@ -174,12 +209,14 @@ def missing(
     principal: str,
     specs: Sequence[StatementSpec],
     key_arn: str | None = None,
+    *,
+    facts: RequestFacts = NO_FACTS,
 ) -> tuple[StatementSpec, ...]:
     """Specs not yet granted, evaluated in order as if the earlier ones had been added."""
     work = copy.deepcopy(dict(document))
     out = []
     for spec in specs:
-        if not is_granted(work, principal, spec, key_arn):
+        if not is_granted(work, principal, spec, key_arn, facts=facts):
             out.append(spec)
             work.setdefault("Statement", [])
             work["Statement"] = [*as_list(work["Statement"]), spec.new_statement(principal)]
@@ -248,12 +285,19 @@ def _region_of(key_arn: str | None) -> str | None:
 
 
 def request_contexts(
-    principal: str, action: str, key_arn: str | None, via: Sequence[str] = ("s3", "rekognition")
+    principal: str,
+    action: str,
+    key_arn: str | None,
+    via: Sequence[str] = ("s3", "rekognition"),
+    facts: RequestFacts = NO_FACTS,
 ) -> list[_Context]:
     """The request contexts KMS can see when Rekognition trains for ``principal`` (keys lower
-    case). One per service in ``via`` that calls KMS on the principal's behalf."""
+    case). One per service in ``via`` that calls KMS on the principal's behalf. ``facts``: what
+    the caller learnt of the principal beyond its ARN (its organization), ``None`` for a key the
+    request does not carry."""
     parsed = parse_principal_arn(principal)
     account = parsed.account if parsed else None
+    key_account = account_of(key_arn) if key_arn else None
     region = _region_of(key_arn)
     out: list[_Context] = []
     for service in via:
@@ -273,6 +317,9 @@ def request_contexts(
             context["aws:requestedregion"] = (region,)
         if action.lower() == "kms:creategrant":
             context["kms:grantisforawsresource"] = ("true",)
+        if account is not None and account == key_account:  # facts are of the key's account
+            for name, value in facts.items():
+                context[name.lower()] = () if value is None else (value,)
         out.append(context)
     return out
 
@@ -281,7 +328,7 @@ def _lookup(context: _Context, key: str) -> tuple[str, ...] | object | None:
     """The request's values of ``key``; None when absent; _ANY when unknown."""
     name = key.lower()
     if name in context:
-        return context[name]
+        return context[name] or None  # () is a key the caller knows the request does not carry
     if name in _ABSENT_KEYS or name == "kms:grantisforawsresource":
         return None
     return _ANY
@@ -410,6 +457,8 @@ def blocking_denies(
     principal: str,
     specs: Sequence[StatementSpec],
     key_arn: str | None = None,
+    *,
+    facts: RequestFacts = NO_FACTS,
 ) -> tuple[str, ...]:
     """Labels (``Sid``, or ``Statement[i]`` when it has none) of the Deny statements that can
     cancel any action of ``specs`` for ``principal``, in policy order."""
@@ -423,7 +472,7 @@ def blocking_denies(
         for action, via in requests:
             if not _deny_action_covers(statement, action):
                 continue
-            contexts = request_contexts(principal, action, key_arn, via)
+            contexts = request_contexts(principal, action, key_arn, via, facts)
             if _deny_condition_can_match(statement.get("Condition"), contexts):
                 sid = statement.get("Sid")
                 out.append(sid if isinstance(sid, str) and sid else f"Statement[{index}]")
@@ -501,6 +550,7 @@ def merge_grants(
     key_account: str,
     key_arn: str | None = None,
     key_partition: str | None = None,
+    facts: RequestFacts = NO_FACTS,
 ) -> Merge:
     """Add each principal to each spec it lacks: appended to the owned statement's
     ``Principal.AWS`` list, or a new owned statement when there is none. Pure and idempotent.
@@ -514,7 +564,7 @@ def merge_grants(
     for principal, _ in grants:  # the guardrails first, for every grant: nothing is merged otherwise
         assert_addable(principal, key_account, partition)
     for principal, specs in grants:
-        denied = blocking_denies(document, principal, specs, key_arn)
+        denied = blocking_denies(document, principal, specs, key_arn, facts=facts)
         if denied:
             raise DeniedByPolicy(principal, denied)
     for principal, specs in grants:

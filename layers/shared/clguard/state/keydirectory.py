@@ -16,10 +16,13 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
-from clguard.adapters import clients, kms
+from clguard.adapters import clients, kms, organizations
 from clguard.adapters.kms import KeyLookup
 from clguard.errors import KeyUnreadable, Refused
+from clguard.observability import logger
 from clguard.rules import policy
+from clguard.rules.arns import account_of
+from clguard.rules.policy import NO_FACTS, RequestFacts, depends_on_organization, organization_facts
 
 TTL_SECONDS: Final = 60.0
 
@@ -47,6 +50,7 @@ def _read[T](operation: str, key_arn: str, load: Callable[[], T]) -> T:
 def clear_cache() -> None:
     with _lock:
         _cache.clear()
+    organizations.forget()
 
 
 class KeyDirectory:
@@ -113,3 +117,21 @@ class KeyDirectory:
         found = _read("ListResourceTags", key_arn, lambda: kms.tags(key_arn))
         self._put("tags", key_arn, found)
         return found
+
+    @staticmethod
+    def request_facts(key_arn: str, document: dict[str, Any], *, home_account: str) -> RequestFacts:
+        """What the key policy's Denies need to know of a training principal's requests beyond
+        its ARN: the organization, for a data-perimeter Deny on ``aws:PrincipalOrgID`` (the guard
+        only adds principals of the key's own account, so it is that account's organization).
+        Learnt (DescribeOrganization, once per container) only when a Deny names it, and only for
+        keys of the deployment's own account; otherwise, or when it cannot be read, nothing is
+        known and such a Deny is taken to apply (docs/architecture.md §6)."""
+        if not depends_on_organization(document):
+            return NO_FACTS
+        if account_of(key_arn) != home_account or clients.current_member() is not None:
+            return NO_FACTS
+        try:
+            return organization_facts(organizations.own_organization())
+        except organizations.OrganizationUnknown as unknown:
+            logger.warning("the organization is unknown; a Deny on it is taken to apply", extra={"error": str(unknown)})
+            return NO_FACTS

@@ -124,10 +124,11 @@ def diagnose(
         except KeyUnreadable as unreadable:  # this key's problem alone: diagnosed, the audit goes on
             lacking[lookup.key.arn] = [f"unknown: the guard cannot read its policy ({unreadable})"]
             continue
+        facts = keys.request_facts(lookup.key.arn, document, home_account=settings.home)
         missing = [
             p
             for p in settings.training_principals
-            if policy.missing(document, p, (policy.TRAINING_DATA,), lookup.key.arn)
+            if policy.missing(document, p, (policy.TRAINING_DATA,), lookup.key.arn, facts=facts)
         ]
         if missing:
             lacking[lookup.key.arn] = missing

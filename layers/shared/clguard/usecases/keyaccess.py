@@ -185,11 +185,17 @@ def ensure_access(ctx: Context, reference: str, wants: Mapping[str, Sequence[Sta
     return result
 
 
+def _facts(ctx: Context, key: KeyInfo, document: dict[str, Any]) -> policy.RequestFacts:
+    """What the policy's Denies need to know of the principals' requests (their organization)."""
+    return ctx.keys.request_facts(key.arn, document, home_account=ctx.settings.home)
+
+
 def _ensure_on(
     ctx: Context, key: KeyInfo, wants: Mapping[str, Sequence[StatementSpec]], result: KeyResult
 ) -> KeyResult:
     document = ctx.keys.policy(key.arn)
-    needed = {p: m for p, specs in wants.items() if (m := policy.missing(document, p, specs, key.arn))}
+    facts = _facts(ctx, key, document)
+    needed = {p: m for p, specs in wants.items() if (m := policy.missing(document, p, specs, key.arn, facts=facts))}
     _replay_intents(ctx, key.arn, needed, result)
     if not needed:
         count("AccessAlreadyGranted", len(wants))
@@ -211,7 +217,7 @@ def _ensure_on(
         return result
 
     for principal in list(needed):
-        sids = policy.blocking_denies(document, principal, wants[principal], key.arn)
+        sids = policy.blocking_denies(document, principal, wants[principal], key.arn, facts=facts)
         if sids:
             del needed[principal]
             result.published += _publish(ctx, _denied_finding(ctx, key, principal, wants[principal], sids))
@@ -332,7 +338,10 @@ def _grant(ctx: Context, key: KeyInfo, needed: dict[str, tuple[StatementSpec, ..
                 attempts.append(opted_out)
                 return  # the key opted out since it was read: not edited
             document = ctx.keys.fresh_policy(key.arn)
-            grants = [(p, m) for p, specs in needed.items() if (m := policy.missing(document, p, specs, key.arn))]
+            facts = _facts(ctx, key, document)
+            grants = [
+                (p, m) for p, specs in needed.items() if (m := policy.missing(document, p, specs, key.arn, facts=facts))
+            ]
             if not grants:
                 return  # another writer granted it meanwhile
             attempts.append(_attempt(ctx, lock, key, document, grants))
@@ -416,17 +425,18 @@ def _lost_grants(
     and name (1) our grants that are no longer there and (2) every other principal written under
     the key since we took the lock that is no longer there."""
     document = ctx.keys.fresh_policy(key.arn)
+    facts = _facts(ctx, key, document)
     ours = {principal for attempt in attempts for principal, _ in attempt.grants}
     lost = [
         principal
         for attempt in attempts
         for principal, specs in attempt.grants
-        if principal in attempt.granted and policy.missing(document, principal, specs, key.arn)
+        if principal in attempt.granted and policy.missing(document, principal, specs, key.arn, facts=facts)
     ]
     erased = {
         principal: missing
         for principal, specs in _written_since(ctx, key.arn, since).items()
-        if principal not in ours and (missing := policy.missing(document, principal, specs, key.arn))
+        if principal not in ours and (missing := policy.missing(document, principal, specs, key.arn, facts=facts))
     }
     return lost, erased
 
@@ -483,7 +493,9 @@ def _attempt(
         ]
 
     try:
-        merge = policy.merge_grants(document, grants, key_account=key.account, key_arn=key.arn)
+        merge = policy.merge_grants(
+            document, grants, key_account=key.account, key_arn=key.arn, facts=_facts(ctx, key, document)
+        )
     except PolicyConflict as conflict:
         reason = str(conflict)
         each(FindingType.KEY_ACCESS_MISSING, Outcome.FAILED, lambda p, _: f"not adding {p}: {reason}")
@@ -525,7 +537,8 @@ def _attempt(
         except (AwsError, KeyUnreadable) as error:  # the write succeeded: report it, unconfirmed
             note = f" (written; the read-back to confirm it failed: {error})"
         else:
-            unconfirmed = [p for p, specs in grants if policy.missing(confirmed, p, specs, key.arn)]
+            facts = _facts(ctx, key, confirmed)
+            unconfirmed = [p for p, specs in grants if policy.missing(confirmed, p, specs, key.arn, facts=facts)]
             if unconfirmed and confirmed == document:
                 # KMS is eventually consistent: a read just after an accepted write can still show
                 # the policy from before it. Another writer's policy would differ from it.

@@ -499,7 +499,8 @@ class TrainingRun:
                 document = self.keys.policy(key_arn)
             except KeyUnreadable:
                 document = {}  # cannot tell: listed (its own KEY_UNUSABLE says why)
-            if arn and not policy.missing(document, arn, policy.specs_for(needs), key_arn):
+            facts = self.keys.request_facts(key_arn, document, home_account=self.settings.home)
+            if arn and not policy.missing(document, arn, policy.specs_for(needs), key_arn, facts=facts):
                 continue
             lacking.append(key_arn)
         if not lacking:
