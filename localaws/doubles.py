@@ -653,6 +653,16 @@ class KeyPolicyValidation(Double):
         with self._visibility_lock:
             self._invisible[principal_arn] = self._invisible.get(principal_arn, 0) + times
 
+    @staticmethod
+    def principal_deleted(key_arn: str, principal_arn: str, unique_id: str) -> None:
+        """``principal_arn`` was deleted: as in AWS, the key policy now names it by its unique
+        principal id (``AROA…``/``AIDA…``; KMS Developer Guide, key policies: "If the principal is
+        deleted, the key policy shows the principal's unique ID"), which no PutKeyPolicy accepts
+        (MalformedPolicyDocumentException, invalid principals) until someone removes it."""
+        _, _, _, region, account, resource = key_arn.split(":", 5)
+        key = kms_backends[account][region].keys[resource.removeprefix("key/")]
+        key.policy = key.policy.replace(json.dumps(principal_arn), json.dumps(unique_id))
+
     def _patches(self) -> Iterator[contextlib.AbstractContextManager[Any]]:
         yield _wrapped(KmsResponse, "put_key_policy", self._validating(put_key_policy=True))
         yield _wrapped(KmsResponse, "create_key", self._validating(put_key_policy=False))

@@ -480,6 +480,26 @@ def blocking_denies(
     return tuple(out)
 
 
+_ACCOUNT_ID: Final = re.compile(r"[0-9]{12}")
+
+
+def unwritable_principals(document: Mapping[str, Json]) -> tuple[str, ...]:
+    """The ``Principal.AWS`` values KMS refuses in any PutKeyPolicy, in policy order: neither
+    ``*``, an account id nor an ARN. In practice the unique id (``AROA…``, ``AIDA…``) a key
+    policy shows for a principal that was deleted: until it is removed, no write of the policy
+    can succeed, and the guard never removes what it did not add."""
+    found: dict[str, None] = {}
+    for statement in statements(document):
+        principal = statement.get("Principal")
+        if not isinstance(principal, Mapping):
+            continue
+        for value in as_list(principal.get("AWS")):
+            named = isinstance(value, str) and (value == "*" or value.startswith("arn:"))
+            if isinstance(value, str) and not named and not _ACCOUNT_ID.fullmatch(value):
+                found[value] = None
+    return tuple(found)
+
+
 def owned_statement(document: Mapping[str, Json], sid: str) -> Statement | None:
     return next((s for s in statements(document) if s.get("Sid") == sid), None)
 

@@ -492,6 +492,20 @@ def _attempt(
             ctx.finding(finding_type, outcome, key.arn, detail(p, specs), p, attempted=attempted) for p, specs in grants
         ]
 
+    unwritable = policy.unwritable_principals(document)
+    if unwritable:
+        names = ", ".join(unwritable)
+        each(
+            FindingType.KEY_ACCESS_MISSING,
+            Outcome.FAILED,
+            lambda p, _: (
+                f"not adding {p}: the key policy of {key.arn} names {names}, the id KMS shows for a "
+                "principal that was deleted, and KMS refuses every PutKeyPolicy that contains one. "
+                "Remove it from the key policy (the guard never removes what it did not add); nothing was written"
+            ),
+        )
+        count("KeyPoliciesUnwritable")
+        return out
     try:
         merge = policy.merge_grants(
             document, grants, key_account=key.account, key_arn=key.arn, facts=_facts(ctx, key, document)
