@@ -456,7 +456,17 @@ def _restore(ctx: Context, key: KeyInfo, erased: dict[str, tuple[StatementSpec, 
         is None
     }
     tag_key, tag_value = ctx.settings.managed_key_tag
-    if not allowed or kms.tags(key.arn).get(tag_key) != tag_value:
+    if not allowed:
+        return
+    try:
+        opted_in = ctx.keys.fresh_tags(key.arn).get(tag_key) == tag_value
+    except KeyUnreadable as unreadable:  # the opt-in cannot be confirmed: the key is not edited
+        logger.error(
+            "grants a late write erased are not restored: the key's tags cannot be read",
+            extra={"key": key.arn, "principals": sorted(allowed), "error": str(unreadable)},
+        )
+        return
+    if not opted_in:
         return
     count("GrantsRestored", len(allowed))
     logger.warning(
