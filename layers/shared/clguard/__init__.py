@@ -99,4 +99,5 @@ Adapters: the only modules that call AWS; each declares its ``IAM_ACTIONS``
 - ``adapters.sns``             Publish one finding.
 - ``adapters.sqs``             Put work (and outbox findings) on the verify queue.
 - ``adapters.lambda_``         Invoke a function asynchronously (the audit continues itself).
+- ``adapters.organizations``   The own account's organization (for Deny conditions on it).
 """
