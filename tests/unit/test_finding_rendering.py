@@ -520,14 +520,19 @@ def test_change_is_an_optional_field_of_the_document_and_survives_the_outbox() -
     assert Finding.from_document(json.loads(json.dumps(document))) == changed
 
 
-def test_several_changed_statements_are_all_in_changes_and_change_keeps_the_contract_shape() -> None:
-    # Given a grant that changed two statements (the copied-images key)
+def _copied_images_change() -> tuple[PolicyChange, ...]:
+    """The two statements a first KmsKeyId grant changes (Grant and Use), as the remediator records them."""
     merge = policy.merge_grants(
         {"Statement": []},
         [(TRAINER, (policy.COPIED_IMAGES_GRANT, policy.COPIED_IMAGES_USE))],
         key_account=ACCOUNT,
     )
-    change = tuple(PolicyChange(sid, merge.before[sid], merge.after[sid]) for sid in merge.before)
+    return tuple(PolicyChange(sid, merge.before[sid], merge.after[sid]) for sid in merge.before)
+
+
+def test_several_changed_statements_are_all_in_changes_and_change_keeps_the_contract_shape() -> None:
+    # Given a grant that changed two statements (the copied-images key)
+    change = _copied_images_change()
     finding = _key_finding(change=change)
     # When its document and e-mail are built
     document = finding.document()
@@ -544,12 +549,7 @@ def test_several_changed_statements_are_all_in_changes_and_change_keeps_the_cont
 def test_a_document_an_earlier_version_wrote_with_a_list_in_change_reads_back_whole() -> None:
     # Given a document as the previous version wrote it (several changes as a list in ``change``,
     # no ``changes``), e.g. still in the findings outbox during a deployment
-    merge = policy.merge_grants(
-        {"Statement": []},
-        [(TRAINER, (policy.COPIED_IMAGES_GRANT, policy.COPIED_IMAGES_USE))],
-        key_account=ACCOUNT,
-    )
-    change = tuple(PolicyChange(sid, merge.before[sid], merge.after[sid]) for sid in merge.before)
+    change = _copied_images_change()
     document = _key_finding(change=change).document()
     document["change"] = document.pop("changes")
     # When it is read
