@@ -1,0 +1,78 @@
+"""Grants written one principal at a time stay written when KMS reads lag behind the writes.
+
+"Because of the distributed nature of the system, the AWS KMS API follows an eventual
+consistency model. As a result, changes to AWS KMS resources might not be immediately visible to
+the subsequent commands you run" (KMS Developer Guide, "AWS KMS eventual consistency",
+https://docs.aws.amazon.com/kms/latest/developerguide/programming-eventual-consistency.html), and
+"the principals in the key policy must exist and be visible to KMS ... a new principal might not
+be immediately visible to KMS" (PutKeyPolicy API reference). When one principal KMS cannot see
+yet makes the combined write fail, the guard writes the principals one at a time. If the read
+before the second write still shows the policy from before the first (the lag the guard itself
+saw in the first write's read-back), the second write must not be built on it: that would erase
+the first grant, which was just reported REMEDIATED."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from botocore.awsrequest import AWSResponse, HTTPHeaders
+
+from clguard.adapters import clients
+from clguard.rules import policy
+from functions.verify_object_encryption import app
+from localaws.doubles import KeyPolicyValidation
+from tests.awscalls import Boundary
+from tests.eventsamples import load_event, sqs_event
+from tests.world import LambdaContext, World
+
+OBJECT_KEY = "datasets/cats/images/cat-001.jpg"  # the key of events/s3_object_created.json
+
+
+def stale_reads(b: Boundary, before: dict[str, Any], *, at_calls: set[int]) -> None:
+    """The GetKeyPolicy calls numbered ``at_calls`` (of the code under test) answer with ``before``
+    (a replica that has not seen the writes yet); every other call goes to moto."""
+    seen = 0
+
+    def handler(model: Any, **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+        nonlocal seen
+        if getattr(model, "name", "") != "GetKeyPolicy":
+            return None
+        seen += 1
+        if seen not in at_calls:
+            return None
+        body = {"Policy": json.dumps(before), "PolicyName": "default", "ResponseMetadata": {"HTTPStatusCode": 200}}
+        return AWSResponse("https://stale-replica", 200, HTTPHeaders(), None), body
+
+    b.session.events.register("before-call.kms.GetKeyPolicy", handler, unique_id="test-stale-reads")  # type: ignore[arg-type]
+    clients.reset(b.session)
+
+
+def test_a_grant_written_alone_is_not_erased_by_the_next_one_on_a_stale_read(
+    world: World, calls: Boundary, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given two training principals lacking access to a managed key, one of which KMS does not
+    # see yet (its first 4 PutKeyPolicy calls fail: the combined write is rejected, so the
+    # guard writes them one at a time)
+    monkeypatch.setattr("clguard.usecases.keyaccess.MALFORMED_BACKOFF", 0.0)
+    first, late = world.role("Trainer", "/ml/"), world.role("LateTrainer", "/ml/")
+    world.behaviour[KeyPolicyValidation].not_yet_visible(late, times=4)
+    key = world.key()
+    world.put(OBJECT_KEY, ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
+    world.env_set(TRAINING_PRINCIPALS=f"{first},{late}")
+    # And KMS reads lag: the first write's read-back and the read before the second write (the
+    # 4th and 5th GetKeyPolicy: batch view, re-read in the lock, re-read before the first
+    # write, read-back, re-read before the second write) still show the policy from before
+    stale_reads(calls, world.policy(key), at_calls={4, 5})
+
+    # When an object under the key is verified
+    response = app.lambda_handler(sqs_event(load_event("s3_object_created")), LambdaContext())
+
+    # Then both principals are granted in the key policy, as both findings say
+    assert response == {"batchItemFailures": []}
+    outcomes = sorted((f["principal_arn"], f["outcome"]) for f in world.findings())
+    assert outcomes == sorted([(first, "REMEDIATED"), (late, "REMEDIATED")])
+    final = world.policy(key)
+    assert policy.is_granted(final, first, policy.TRAINING_DATA, key), "the first grant, reported made, was erased"
+    assert policy.is_granted(final, late, policy.TRAINING_DATA, key)
