@@ -320,6 +320,7 @@ class _Attempt:
     granted: list[str] = field(default_factory=list)
     rejected: bool = False  # KMS kept rejecting the document (MalformedPolicyDocumentException)
     status: KeyStatus | None = None  # the key result's status when it is not granted/failed
+    written: dict[str, Any] | None = None  # the policy PutKeyPolicy accepted, when it did
 
 
 def _grant(ctx: Context, key: KeyInfo, needed: dict[str, tuple[StatementSpec, ...]], result: KeyResult) -> None:
@@ -351,7 +352,7 @@ def _grant(ctx: Context, key: KeyInfo, needed: dict[str, tuple[StatementSpec, ..
                 logger.warning("KMS rejected the policy; writing one principal at a time", extra={"key": key.arn})
                 attempts = []
                 for grant in grants:
-                    attempts.append(_attempt(ctx, lock, key, ctx.keys.fresh_policy(key.arn), [grant]))
+                    attempts.append(_attempt(ctx, lock, key, _not_before_ours(ctx, key, attempts), [grant]))
         if not lock.held_to_the_end:
             lost, erased = _lost_grants(ctx, key, attempts, since=lock.acquired_at)
     finally:
@@ -367,6 +368,19 @@ def _grant(ctx: Context, key: KeyInfo, needed: dict[str, tuple[StatementSpec, ..
         raise RetryableError(f"the lease on {key.arn} expired during the write and {', '.join(lost)} was lost")
     if ctx.journal is not None and attempts and len(ctx.publisher.undelivered) == since:
         ctx.journal.clear(ctx.source_event_id, key.arn, written_only=True)  # the writes' findings are delivered
+
+
+def _not_before_ours(ctx: Context, key: KeyInfo, attempts: Sequence[_Attempt]) -> dict[str, Any]:
+    """The policy to build the next one-at-a-time write on: a fresh read, unless it lacks a grant
+    written just before under this lock (a KMS read that lags behind the write, as a read-back
+    can): then the policy that write put, so the next write does not erase that grant."""
+    document = ctx.keys.fresh_policy(key.arn)
+    ours = next((a.written for a in reversed(attempts) if a.written is not None), None)
+    done = [(p, specs) for a in attempts for p, specs in a.grants if p in a.granted]
+    if ours is not None and any(not policy.is_allowed(document, p, s, key.arn) for p, specs in done for s in specs):
+        logger.warning("the policy read lags behind our last write; building on that write", extra={"key": key.arn})
+        return dict(ours)
+    return document
 
 
 def _opted_out(ctx: Context, key: KeyInfo, needed: Mapping[str, Sequence[StatementSpec]]) -> _Attempt | None:
@@ -556,6 +570,7 @@ def _attempt(
     failure, out.rejected = _write(ctx, lock, key.arn, merge.document)
     note = ""
     if failure is None:
+        out.written = merge.document
         try:
             confirmed = ctx.keys.fresh_policy(key.arn)
         except (AwsError, KeyUnreadable) as error:  # the write succeeded: report it, unconfirmed
