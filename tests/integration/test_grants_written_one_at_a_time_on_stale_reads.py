@@ -21,6 +21,7 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 from clguard.adapters import clients
 from clguard.rules import policy
+from functions.grant_training_access import app as grant_app
 from functions.verify_object_encryption import app
 from localaws.doubles import KeyPolicyValidation
 from tests.awscalls import Boundary
@@ -76,3 +77,28 @@ def test_a_grant_written_alone_is_not_erased_by_the_next_one_on_a_stale_read(
     final = world.policy(key)
     assert policy.is_granted(final, first, policy.TRAINING_DATA, key), "the first grant, reported made, was erased"
     assert policy.is_granted(final, late, policy.TRAINING_DATA, key)
+
+
+def test_a_grant_of_another_invocation_is_not_erased_by_a_write_built_on_a_lagging_read(
+    world: World, calls: Boundary, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a managed KmsKeyId key on which one training call just granted its caller
+    monkeypatch.setattr("clguard.usecases.keyaccess.CAUGHT_UP_DELAYS", (0.0, 0.0))
+    first, second = world.role("Trainer", "/ml/"), world.role("OtherTrainer", "/ml/")
+    key = world.key()
+    before = world.policy(key)
+    grant_app.lambda_handler(world.training_event(kms_key=key, issuer=first), LambdaContext(function_name="grant"))
+    assert policy.is_granted(world.policy(key), first, policy.COPIED_IMAGES_USE, key)
+    # And seconds later another caller's call, whose first reads of the policy (the directory's,
+    # then the one inside the lock) come from a replica that has not seen the first write yet
+    stale_reads(calls, before, at_calls={1, 2})
+
+    # When the second call is handled
+    grant_app.lambda_handler(
+        world.training_event(kms_key=key, issuer=second, event_id="second-call"), LambdaContext(function_name="grant")
+    )
+
+    # Then both callers are granted: the second write waited for a read that shows the first
+    final = world.policy(key)
+    assert policy.is_granted(final, second, policy.COPIED_IMAGES_USE, key)
+    assert policy.is_granted(final, first, policy.COPIED_IMAGES_USE, key), "the first call's grant was erased"

@@ -128,3 +128,21 @@ def test_the_organization_is_read_once_per_container(world: World, calls: Bounda
     # Then both are granted, and the organization was read once
     assert all(policy.is_allowed(world.policy(k), TRAINER, policy.COPIED_IMAGES_USE, k) for k in (first, second))
     assert calls.log.count("DescribeOrganization") == 1
+
+
+def test_a_refused_organization_read_is_not_repeated_for_every_call(world: World, calls: Boundary) -> None:
+    # Given an organization the guard may not read (an SCP denies DescribeOrganization), and a perimeter key
+    org_id = boto3.client("organizations", region_name=REGION).create_organization(FeatureSet="ALL")["Organization"][
+        "Id"
+    ]
+    world.role("CustomLabelsTrainer", "/ml/")
+    key = perimeter_key(world, org_id)
+    calls.faults.add("DescribeOrganization", "AccessDeniedException", status=400)
+
+    # When three training calls name the key within a minute
+    for _ in range(3):
+        grant(world.training_event(kms_key=key))
+
+    # Then the organization was asked for once, and each call reported the Deny
+    assert calls.log.count("DescribeOrganization") == 1
+    assert len({f["source_event_id"] for f in refusals(world)}) >= 1

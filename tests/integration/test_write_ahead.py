@@ -134,6 +134,11 @@ def test_a_grant_that_lands_just_before_the_runtime_dies_is_reported_by_the_retr
         verify(event)
     assert policy.is_granted(world.policy(cmk_object), TRAINER, policy.TRAINING_DATA)
     assert world.published() == []
+    # And the journal keeps each changed statement once (``changes``; ``change`` repeats its first)
+    [pending] = intents(world)
+    [entry] = json.loads(pending["findings"]["S"])
+    assert "changes" in entry["document"]
+    assert "change" not in entry["document"]
 
     # When SQS redelivers the record (a new container: nothing cached)
     from clguard.state.keydirectory import clear_cache  # noqa: PLC0415
@@ -149,6 +154,8 @@ def test_a_grant_that_lands_just_before_the_runtime_dies_is_reported_by_the_retr
         "REMEDIATED",
         TRAINER,
     )
+    # And the replayed finding has the contract's ``change`` again
+    assert finding["change"] == finding["changes"][0]
     assert intents(world) == []
 
 

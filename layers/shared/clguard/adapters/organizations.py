@@ -7,7 +7,8 @@ the data-perimeter key policies), once per warm container.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Final
 
 from clguard.adapters.clients import client, translated
@@ -16,9 +17,12 @@ from clguard.errors import Refused
 IAM_ACTIONS: Final[Mapping[str, tuple[str, ...]]] = {"DescribeOrganization": ("organizations:DescribeOrganization",)}
 
 NOT_IN_USE: Final = "AWSOrganizationsNotInUseException"
+# A refused read is tried again after this long, not on every batch (an SCP may deny it for good).
+UNKNOWN_FOR_SECONDS: Final = 60.0
 
 _lock = threading.Lock()
 _known: dict[str, str | None] = {}
+_unknown: dict[str, tuple[float, str]] = {}  # "own" -> (until, why)
 
 
 class OrganizationUnknown(Exception):
@@ -36,13 +40,22 @@ def _describe() -> str | None:
     return str(response["Organization"]["Id"])
 
 
-def own_organization() -> str | None:
+def own_organization(*, clock: Callable[[], float] = time.monotonic) -> str | None:
     """The id (``o-…``) of the own account's organization; None when it is in none. Raises
-    OrganizationUnknown when it cannot be read, and transient errors as they are."""
+    OrganizationUnknown when it cannot be read (and, for a minute after, without asking again),
+    and transient errors as they are (never cached)."""
     with _lock:
         if "own" in _known:
             return _known["own"]
-    found = _describe()
+        until, why = _unknown.get("own", (0.0, ""))
+        if clock() < until:
+            raise OrganizationUnknown(why)
+    try:
+        found = _describe()
+    except OrganizationUnknown as unknown:
+        with _lock:
+            _unknown["own"] = (clock() + UNKNOWN_FOR_SECONDS, str(unknown))
+        raise
     with _lock:
         _known["own"] = found
     return found
@@ -52,3 +65,4 @@ def forget() -> None:
     """Forget what was read (tests; a new container forgets by itself)."""
     with _lock:
         _known.clear()
+        _unknown.clear()

@@ -43,7 +43,13 @@ class Intent:
 
 
 def _entry(finding: Finding) -> dict[str, object]:
-    return {"document": finding.document(), "scope": finding.scope}
+    """The finding as journaled: its document without ``change``, which repeats the first of
+    ``changes`` (read back from ``changes``), so a write-ahead item stays well under DynamoDB's
+    400 KB however large the statements are."""
+    document = finding.document()
+    if "changes" in document:
+        document.pop("change", None)
+    return {"document": document, "scope": finding.scope}
 
 
 class Journal:

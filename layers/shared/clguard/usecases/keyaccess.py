@@ -40,6 +40,9 @@ from clguard.state.locks import KeyLock
 
 MALFORMED_RETRIES: Final = 4  # KMS may not see a just-created principal yet
 MALFORMED_BACKOFF: Final = 0.5
+# A read inside the lock that lacks one of our writes of the last 30 s is read again (KMS lag).
+CAUGHT_UP_WINDOW: Final = 30.0
+CAUGHT_UP_DELAYS: Final = (1.0, 2.0)
 # Seconds of lease left before each write: more than one PutKeyPolicy can take (its client makes
 # one attempt with a 3 s connect and 10 s read timeout), so a write never lands after the lease.
 MIN_LEASE_LEFT: Final = 20.0
@@ -338,7 +341,7 @@ def _grant(ctx: Context, key: KeyInfo, needed: dict[str, tuple[StatementSpec, ..
             if opted_out is not None:
                 attempts.append(opted_out)
                 return  # the key opted out since it was read: not edited
-            document = ctx.keys.fresh_policy(key.arn)
+            document = _caught_up(ctx, key, ctx.keys.fresh_policy(key.arn), writing=needed)
             facts = _facts(ctx, key, document)
             grants = [
                 (p, m) for p, specs in needed.items() if (m := policy.missing(document, p, specs, key.arn, facts=facts))
@@ -404,20 +407,57 @@ def _opted_out(ctx: Context, key: KeyInfo, needed: Mapping[str, Sequence[Stateme
     return _Attempt(grants=(), findings=findings, status=KeyStatus.NOT_MANAGED)
 
 
-def _note_written(ctx: Context, key_arn: str, grants: Sequence[policy.Grant]) -> None:
+def _note_written(ctx: Context, key_arn: str, grants: Sequence[policy.Grant], *, accepted: bool = False) -> None:
     """Before a write: journal (per key, for a day) which principals are being written, so a
-    writer whose lease was taken over can check every principal written since it took the lock."""
+    writer whose lease was taken over can check every principal written since it took the lock.
+    After KMS accepted it (``accepted``): the same, apart, so the next writer can tell a lagging
+    read from a write that never happened (``_caught_up``)."""
     at = time.time()
     entries = [f"{at:.3f}|{p}|{','.join(s.sid for s in specs)}" for p, specs in grants]
     dynamodb.add_to_set(
-        ctx.settings.state_table, f"written#{key_arn}", "entries", entries, int(at) + WRITTEN_TTL_SECONDS
+        ctx.settings.state_table,
+        f"written#{key_arn}",
+        "accepted" if accepted else "entries",
+        entries,
+        int(at) + WRITTEN_TTL_SECONDS,
     )
 
 
-def _written_since(ctx: Context, key_arn: str, since: float) -> dict[str, tuple[StatementSpec, ...]]:
+def _caught_up(
+    ctx: Context, key: KeyInfo, document: dict[str, Any], *, writing: Mapping[str, object]
+) -> dict[str, Any]:
+    """The policy read inside the lock, once it shows the guard's own recent writes. KMS reads
+    are eventually consistent: a read seconds after another invocation's accepted write can lack
+    it, and a write built on that read would erase the grant (already reported REMEDIATED). When
+    a principal the per-key journal says was written in the last ``CAUGHT_UP_WINDOW`` seconds is
+    missing, the policy is read again after each of ``CAUGHT_UP_DELAYS``; still missing, it was
+    removed since, and the read is used as it is. (Only writes KMS accepted count: a write that
+    failed, or is still in flight past a lease, is not waited for; nor a principal this write
+    adds anyway.)"""
+    recent = _written_since(ctx, key.arn, since=time.time() - CAUGHT_UP_WINDOW, accepted=True)
+    for delay in (*CAUGHT_UP_DELAYS, None):
+        facts = _facts(ctx, key, document)
+        lagging = [
+            p
+            for p, specs in recent.items()
+            if p not in writing and policy.missing(document, p, specs, key.arn, facts=facts)
+        ]
+        if not lagging or delay is None:
+            return document
+        logger.info("the key policy read lacks a recent write of ours; reading again", extra={"key": key.arn})
+        count("StaleKeyPolicyReads")
+        ctx.sleep(delay)
+        document = ctx.keys.fresh_policy(key.arn)
+    return document
+
+
+def _written_since(
+    ctx: Context, key_arn: str, since: float, *, accepted: bool = False
+) -> dict[str, tuple[StatementSpec, ...]]:
+    """The principals (and specs) journaled as written (``accepted``: as accepted by KMS) since ``since``."""
     item = dynamodb.get(ctx.settings.state_table, f"written#{key_arn}") or {}
     out: dict[str, tuple[StatementSpec, ...]] = {}
-    for entry in item.get("entries", {}).get("SS", []):
+    for entry in item.get("accepted" if accepted else "entries", {}).get("SS", []):
         at, _, rest = entry.partition("|")
         principal, _, sids = rest.rpartition("|")
         specs = tuple(_SPECS_BY_SID[sid] for sid in sids.split(",") if sid in _SPECS_BY_SID)
@@ -571,6 +611,10 @@ def _attempt(
     note = ""
     if failure is None:
         out.written = merge.document
+        try:
+            _note_written(ctx, key.arn, grants, accepted=True)
+        except AwsError as error:  # best effort: it only lets the next writer wait out a lagging read
+            logger.warning("could not journal an accepted write", extra={"key": key.arn, "error": str(error)})
         try:
             confirmed = ctx.keys.fresh_policy(key.arn)
         except (AwsError, KeyUnreadable) as error:  # the write succeeded: report it, unconfirmed
