@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from clguard.rules import policy
 from functions.grant_training_access import app
 from tests.world import ACCOUNT, LambdaContext, World
@@ -43,3 +45,43 @@ def test_a_kms_action_refused_by_an_explicit_deny_in_a_service_control_policy_gr
     assert world.policy(key) == before
     assert not policy.is_allowed(world.policy(key), TRAINER, policy.COPIED_IMAGES_USE, key)
     assert world.published() == []
+
+
+CEILINGS = ["service control policy", "resource control policy", "permissions boundary", "session policy"]
+
+
+@pytest.mark.parametrize("ceiling", CEILINGS)
+def test_a_kms_action_no_limiting_policy_allows_grants_nothing(world: World, ceiling: str) -> None:
+    # Given the training call refused "because no <SCP / RCP / boundary / session policy> allows"
+    # kms:CreateGrant: those policies only limit, so no key-policy grant can lift the refusal
+    world.role("CustomLabelsTrainer", "/ml/")
+    key = world.key()
+    before = world.policy(key)
+    event = world.training_event("cloudtrail_create_project_version_access_denied_kms", kms_key=key)
+    detail = event["detail"]
+    detail["errorMessage"] = detail["errorMessage"].replace("no resource-based policy allows", f"no {ceiling} allows")
+
+    # When it is handled
+    summary = grant(event)
+
+    # Then nothing is granted, and the summary says which policy refused
+    assert summary["status"] == "ignored"
+    assert ceiling in summary["reason"]
+    assert world.policy(key) == before
+
+
+@pytest.mark.parametrize("kind", ["resource-based policy", "identity-based policy"])
+def test_a_kms_action_no_granting_policy_allows_is_granted(world: World, kind: str) -> None:
+    # Given the training call refused "because no <resource-based / identity-based> policy allows"
+    # kms:CreateGrant: a key-policy statement is exactly what allows it
+    world.role("CustomLabelsTrainer", "/ml/")
+    key = world.key()
+    event = world.training_event("cloudtrail_create_project_version_access_denied_kms", kms_key=key)
+    detail = event["detail"]
+    detail["errorMessage"] = detail["errorMessage"].replace("no resource-based policy allows", f"no {kind} allows")
+
+    # When it is handled
+    grant(event)
+
+    # Then the caller is granted, so that the retry succeeds
+    assert policy.is_allowed(world.policy(key), TRAINER, policy.COPIED_IMAGES_GRANT, key)

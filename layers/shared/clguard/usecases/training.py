@@ -136,10 +136,22 @@ def should_act(call: TrainingCall) -> tuple[bool, str]:
     if call.error_code.startswith("AccessDenied") and "kms:" in message:
         # AWS says "with an explicit deny in a <type> policy" for a Deny statement (SCP, IAM,
         # boundary, session or the key's own): it overrides any Allow a grant could add.
-        if "with an explicit deny" in message.lower():
+        lowered = message.lower()
+        if "with an explicit deny" in lowered:
             return False, f"{call.error_code}: an explicit deny refused the kms: action; no key-policy grant lifts it"
+        # An implicit deny of a policy that only limits (an SCP, a permissions boundary, a session
+        # policy): what it does not allow, no key policy can (IAM policy evaluation logic).
+        ceiling = next((c for c in _CEILINGS if f"because no {c} allows" in lowered), None)
+        if ceiling is not None:
+            return False, f"{call.error_code}: no {ceiling} allows the kms: action; no key-policy grant lifts it"
         return True, f"{call.error_code} names a kms: action: granting so that the retry succeeds"
     return False, f"the call was refused by AWS ({call.error_code}): nothing to grant"
+
+
+# The policy types that only set a maximum: an action they do not allow is refused whatever the
+# key policy grants (IAM User Guide, "Policy evaluation logic"; AccessDenied messages word their
+# implicit denies "because no <type> allows the <action> action").
+_CEILINGS: Final = ("service control policy", "resource control policy", "permissions boundary", "session policy")
 
 
 @dataclass(frozen=True, slots=True)
