@@ -9,9 +9,11 @@ whose first part has four letters, not two."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import botocore
+import pytest
 
 from clguard.boundary.config import load_settings
 from clguard.rules.arns import parse_key_arn, partition_of_region
@@ -53,3 +55,22 @@ def test_a_sovereign_cloud_deployment_can_name_its_keys() -> None:
     settings = load_settings(env, account_id=ACCOUNT)
     # Then they hold the keys
     assert settings.reencrypt_kms_key == KEY
+
+
+def _botocore_regions() -> list[tuple[str, str]]:
+    """Every (region, partition) botocore knows (its partitions.json: the SDK's own table)."""
+    document = json.loads((Path(botocore.__file__).parent / "data" / "partitions.json").read_text(encoding="utf-8"))
+    # (the "aws-global"-style pseudo-regions of global endpoints are no place a function runs)
+    return [
+        (region, p["id"])
+        for p in document["partitions"]
+        for region in p.get("regions", {})
+        if re.fullmatch(p["regionRegex"], region)
+    ]
+
+
+@pytest.mark.parametrize(("region", "partition"), _botocore_regions())
+def test_every_region_botocore_knows_is_in_its_partition(region: str, partition: str) -> None:
+    # Given a region of botocore's partition table
+    # Then the guard puts it in the same partition (the guardrails compare partitions)
+    assert partition_of_region(region) == partition

@@ -113,7 +113,16 @@ def partition_of(arn: str) -> str | None:
 
 def partition_of_region(region: str) -> str:
     """The partition of a Region name (China, GovCloud, ISO, EU sovereign; else ``aws``)."""
-    prefixes = (("cn-", "aws-cn"), ("us-gov-", "aws-us-gov"), ("us-isob-", "aws-iso-b"), ("us-iso-", "aws-iso"))
+    # botocore's partitions.json: us-iso-* aws-iso, us-isob-* aws-iso-b, us-isof-* aws-iso-f,
+    # eu-isoe-* aws-iso-e.
+    prefixes = (
+        ("cn-", "aws-cn"),
+        ("us-gov-", "aws-us-gov"),
+        ("us-isob-", "aws-iso-b"),
+        ("us-isof-", "aws-iso-f"),
+        ("eu-isoe-", "aws-iso-e"),
+        ("us-iso-", "aws-iso"),
+    )
     for prefix, partition in prefixes:
         if region.startswith(prefix):
             return partition
