@@ -445,8 +445,10 @@ def test_policy_conflict_only_when_an_owned_statement_was_modified_by_hand(drawn
         assert drawn.tampered, "PolicyConflict without a hand-modified owned statement"
         return
     if denied is not None:
-        # Then a refusal for a Deny names a Deny that really blocks that principal
-        assert policy.blocking_denies(drawn.document, denied.principal, dict(grants)[denied.principal], key_arn)
+        # Then a refusal for a Deny names a Deny that really blocks that principal (for any of the
+        # specs it was granted: a principal may appear in several grants)
+        asked = tuple(spec for principal, specs in grants if principal == denied.principal for spec in specs)
+        assert policy.blocking_denies(drawn.document, denied.principal, asked, key_arn)
     # (no conflict: nothing to check beyond the other properties)
 
 
