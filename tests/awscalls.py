@@ -11,6 +11,7 @@ they see exactly the calls of the code under test (not the test's own setup call
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -127,4 +128,25 @@ def copies_take_no_effect(b: Boundary, head: Mapping[str, Any]) -> None:
 
     b.session.events.unregister("before-call.*.*", unique_id="test-faults")
     b.session.events.register("before-call.*.*", fake_copy, unique_id="test-faults")  # type: ignore[arg-type]
+    clients.reset(b.session)
+
+
+def stale_key_policy_reads(b: Boundary, before: Mapping[str, Any], *, at_calls: set[int]) -> None:
+    """KMS reads are eventually consistent (KMS Developer Guide, "AWS KMS eventual consistency"):
+    the GetKeyPolicy calls numbered ``at_calls`` (of the code under test, from 1) answer with
+    ``before``, as a replica that has not seen the latest writes would; every other call goes to
+    moto."""
+    seen = 0
+
+    def handler(model: Any, **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+        nonlocal seen
+        if getattr(model, "name", "") != "GetKeyPolicy":
+            return None
+        seen += 1
+        if seen not in at_calls:
+            return None
+        body = {"Policy": json.dumps(before), "PolicyName": "default", "ResponseMetadata": {"HTTPStatusCode": 200}}
+        return AWSResponse("https://stale-replica", 200, HTTPHeaders(), None), body
+
+    b.session.events.register("before-call.kms.GetKeyPolicy", handler, unique_id="test-stale-reads")  # type: ignore[arg-type]
     clients.reset(b.session)

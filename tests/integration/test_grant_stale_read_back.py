@@ -11,44 +11,19 @@ reported as made."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
-from botocore.awsrequest import AWSResponse, HTTPHeaders
-
-from clguard.adapters import clients
 from clguard.rules import policy
 from functions.verify_object_encryption import app
-from tests.awscalls import Boundary
+from tests.awscalls import Boundary, stale_key_policy_reads
 from tests.conftest import TRAINER
 from tests.eventsamples import load_event, sqs_event
 from tests.world import LambdaContext, World
-
-
-def stale_read_back(b: Boundary, before: dict[str, Any], *, at_call: int) -> None:
-    """The ``at_call``-th GetKeyPolicy of the code under test answers with ``before`` (a replica
-    that has not seen the write yet); every other call goes to moto."""
-    seen = 0
-
-    def handler(model: Any, **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
-        nonlocal seen
-        if getattr(model, "name", "") != "GetKeyPolicy":
-            return None
-        seen += 1
-        if seen != at_call:
-            return None
-        body = {"Policy": json.dumps(before), "PolicyName": "default", "ResponseMetadata": {"HTTPStatusCode": 200}}
-        return AWSResponse("https://stale-replica", 200, HTTPHeaders(), None), body
-
-    b.session.events.register("before-call.kms.GetKeyPolicy", handler, unique_id="test-stale-read")  # type: ignore[arg-type]
-    clients.reset(b.session)
 
 
 def test_a_grant_whose_read_back_is_stale_is_reported_as_made(world: World, calls: Boundary, cmk_object: str) -> None:
     # Given an object under a managed key TRAINER (a training principal) lacks, and a confirming
     # read (the third GetKeyPolicy: the batch's view, the re-read inside the lock, the read-back)
     # answered by a replica that has not seen the write yet
-    stale_read_back(calls, world.policy(cmk_object), at_call=3)
+    stale_key_policy_reads(calls, world.policy(cmk_object), at_calls={3})
 
     # When the object's event is processed
     response = app.lambda_handler(sqs_event(load_event("s3_object_created")), LambdaContext())

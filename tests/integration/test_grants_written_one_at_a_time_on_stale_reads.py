@@ -13,41 +13,17 @@ the first grant, which was just reported REMEDIATED."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import pytest
-from botocore.awsrequest import AWSResponse, HTTPHeaders
 
-from clguard.adapters import clients
 from clguard.rules import policy
 from functions.grant_training_access import app as grant_app
 from functions.verify_object_encryption import app
 from localaws.doubles import KeyPolicyValidation
-from tests.awscalls import Boundary
+from tests.awscalls import Boundary, stale_key_policy_reads
 from tests.eventsamples import load_event, sqs_event
 from tests.world import LambdaContext, World
 
 OBJECT_KEY = "datasets/cats/images/cat-001.jpg"  # the key of events/s3_object_created.json
-
-
-def stale_reads(b: Boundary, before: dict[str, Any], *, at_calls: set[int]) -> None:
-    """The GetKeyPolicy calls numbered ``at_calls`` (of the code under test) answer with ``before``
-    (a replica that has not seen the writes yet); every other call goes to moto."""
-    seen = 0
-
-    def handler(model: Any, **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
-        nonlocal seen
-        if getattr(model, "name", "") != "GetKeyPolicy":
-            return None
-        seen += 1
-        if seen not in at_calls:
-            return None
-        body = {"Policy": json.dumps(before), "PolicyName": "default", "ResponseMetadata": {"HTTPStatusCode": 200}}
-        return AWSResponse("https://stale-replica", 200, HTTPHeaders(), None), body
-
-    b.session.events.register("before-call.kms.GetKeyPolicy", handler, unique_id="test-stale-reads")  # type: ignore[arg-type]
-    clients.reset(b.session)
 
 
 def test_a_grant_written_alone_is_not_erased_by_the_next_one_on_a_stale_read(
@@ -65,7 +41,7 @@ def test_a_grant_written_alone_is_not_erased_by_the_next_one_on_a_stale_read(
     # And KMS reads lag: the first write's read-back and the read before the second write (the
     # 4th and 5th GetKeyPolicy: batch view, re-read in the lock, re-read before the first
     # write, read-back, re-read before the second write) still show the policy from before
-    stale_reads(calls, world.policy(key), at_calls={4, 5})
+    stale_key_policy_reads(calls, world.policy(key), at_calls={4, 5})
 
     # When an object under the key is verified
     response = app.lambda_handler(sqs_event(load_event("s3_object_created")), LambdaContext())
@@ -91,7 +67,7 @@ def test_a_grant_of_another_invocation_is_not_erased_by_a_write_built_on_a_laggi
     assert policy.is_granted(world.policy(key), first, policy.COPIED_IMAGES_USE, key)
     # And seconds later another caller's call, whose first reads of the policy (the directory's,
     # then the one inside the lock) come from a replica that has not seen the first write yet
-    stale_reads(calls, before, at_calls={1, 2})
+    stale_key_policy_reads(calls, before, at_calls={1, 2})
 
     # When the second call is handled
     grant_app.lambda_handler(
