@@ -6,6 +6,9 @@ its sections), and dependencies point one way::
 
     functions/*/app.py -> usecases -> rules, boundary, state, reporting -> adapters -> boto3
 
+(the frozen values -- Settings, S3ObjectRef, ObjectEncryption, Finding -- are shared by the
+layers that take them: the rules decide on Settings, the adapters take S3ObjectRef).
+
 Inputs enter in ``boundary`` (parsed once, into frozen types), decisions are made in ``rules`` (pure)
 and in the plans of ``usecases``, and AWS is touched only in ``adapters`` (``tests/unit/test_layering.py``
 checks both directions). Every module of the package, by role (``tests/unit/test_maps.py`` keeps
