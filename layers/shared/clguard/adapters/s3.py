@@ -86,6 +86,17 @@ class Head:
     def version_id(self) -> str | None:
         return None if self.response is None else self.response.get("VersionId")
 
+    @property
+    def pinned(self) -> bool:
+        """Whether the inspected object has a version id requests can be pinned to (versioned
+        buckets; "null" is the unversioned object, which the next upload replaces)."""
+        return self.version_id not in (None, "null")
+
+    @property
+    def inspected(self) -> S3ObjectRef:
+        """The object as inspected: pinned to its version where it has one."""
+        return self.ref.at(self.version_id if self.pinned else None)
+
 
 def _head_once(ref: S3ObjectRef) -> Head:
     params = _object_params(ref)
@@ -195,10 +206,6 @@ def acl_grants(ref: S3ObjectRef) -> dict[str, str]:
     return {parameter: ", ".join(refs) for parameter, refs in by_parameter.items()}
 
 
-def _pinned(h: Head) -> bool:
-    return h.version_id not in (None, "null")
-
-
 @aws
 def copy_in_place(
     h: Head,
@@ -225,8 +232,8 @@ def copy_in_place(
     """
     assert h.response is not None
     bucket, key = h.ref.bucket, h.ref.key
-    source = _object_params(h.ref.at(h.version_id if _pinned(h) else None))
-    grants = acl_grants(h.ref.at(source.get("VersionId")))
+    source = _object_params(h.inspected)
+    grants = acl_grants(h.inspected)
     bucket_key = bool(h.response.get("BucketKeyEnabled", False))
     extra = _not_copied(h.response)
     try:
@@ -255,7 +262,7 @@ def copy_in_place(
             # CopyObject If-Match): the unit of work is retried and re-inspects the object.
             raise errors.RetryableError(f"a concurrent write of {key!r} met the copy (409); retried") from error
         raise
-    if _pinned(h) and rewritten.version_id:
+    if h.pinned and rewritten.version_id:
         _put_back_what_landed_meanwhile(h, rewritten.version_id, copy_limit)
     return rewritten
 
@@ -384,19 +391,10 @@ def update_encryption(h: Head, kms_key_arn: str) -> None:
     s3 = client("s3")
     if not hasattr(s3, "update_object_encryption"):
         raise UpdateUnavailable("this botocore has no UpdateObjectEncryption")
-    params: dict[str, Any] = {
-        "Bucket": h.ref.bucket,
-        "Key": h.ref.key,
-        "ObjectEncryption": {
-            "SSEKMS": {
-                "KMSKeyArn": kms_key_arn,
-                "BucketKeyEnabled": bool(h.response.get("BucketKeyEnabled", False)),
-            }
-        },
+    encryption = {
+        "SSEKMS": {"KMSKeyArn": kms_key_arn, "BucketKeyEnabled": bool(h.response.get("BucketKeyEnabled", False))}
     }
-    if h.version_id and h.version_id != "null":
-        params["VersionId"] = h.version_id
-    s3.update_object_encryption(**params)
+    s3.update_object_encryption(**_object_params(h.inspected), ObjectEncryption=encryption)
 
 
 @aws

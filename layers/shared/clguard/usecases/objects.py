@@ -99,7 +99,7 @@ def verify_object(work: ObjectWork, ctx: Context, head_fn: HeadFn | None = None)
         count("ObjectsGone")
         return ObjectResult(work, "gone")
     _replay_intent(work, ctx, h)
-    current = h.version_id if h.version_id not in (None, "null") else None
+    current = h.inspected.version_id
     if work.ref.version_id not in (None, "null") and current is not None and work.ref.version_id != current:
         logger.info(
             "a newer version replaced the object since the event; its own event covers it",
@@ -114,7 +114,7 @@ def verify_object(work: ObjectWork, ctx: Context, head_fn: HeadFn | None = None)
         return ObjectResult(work, "superseded")
     result = ObjectResult(work, "checked")
     count("ObjectsChecked")
-    resource = h.ref.at(current)
+    resource = h.inspected
 
     def publish(finding_type: FindingType, outcome: Outcome, detail: str, key_arn: str | None) -> None:
         finding = Finding(
@@ -304,7 +304,7 @@ def _mark_produced(ctx: Context, ref: S3ObjectRef, rewritten: s3.Rewritten) -> N
 
 def _remediated_detail(a: Assessment, fix: Remediation, h: Head) -> str:
     detail = f"{a.problem}; {fix.describe()}"
-    if fix.method is Method.COPY and h.version_id not in (None, "null"):
+    if fix.method is Method.COPY and h.pinned:
         detail += f"; the previous version {h.version_id} keeps its old encryption"
     return detail
 
@@ -380,12 +380,6 @@ def _replay_intent(work: ObjectWork, ctx: Context, h: Head) -> None:
         ctx.journal.clear(work.source_event_id, label)
 
 
-def _pinned(h: Head) -> bool:
-    """Whether the inspected object has a version id that requests can be pinned to (versioned
-    buckets; "null" is the unversioned object, which the next upload replaces)."""
-    return h.version_id not in (None, "null")
-
-
 def _state(h: Head) -> tuple[object, ...]:
     """What changes with every write of a key (and the encryption UpdateObjectEncryption sets)."""
     r = h.response or {}
@@ -403,7 +397,7 @@ def _update_encryption(h: Head, kms_key_arn: str) -> str:
     a different state means an upload landed in between and may have been re-keyed (reported).
     """
     s3.update_encryption(h, kms_key_arn)
-    if _pinned(h):
+    if h.pinned:
         return ""
     try:
         after = s3.head(h.ref.at(None))
