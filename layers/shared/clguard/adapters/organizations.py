@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Final
 
 from clguard.adapters.clients import client, translated
@@ -20,9 +21,19 @@ NOT_IN_USE: Final = "AWSOrganizationsNotInUseException"
 # A refused read is tried again after this long, not on every batch (an SCP may deny it for good).
 UNKNOWN_FOR_SECONDS: Final = 60.0
 
+
+@dataclass(slots=True)
+class _Memo:
+    """What this container learnt: the organization (once read), or why it is unknown, until when."""
+
+    read: bool = False
+    organization: str | None = None
+    unknown_until: float = 0.0
+    unknown_why: str = ""
+
+
 _lock = threading.Lock()
-_known: dict[str, str | None] = {}
-_unknown: dict[str, tuple[float, str]] = {}  # "own" -> (until, why)
+_memo = _Memo()
 
 
 class OrganizationUnknown(Exception):
@@ -45,24 +56,23 @@ def own_organization(*, clock: Callable[[], float] = time.monotonic) -> str | No
     OrganizationUnknown when it cannot be read (and, for a minute after, without asking again),
     and transient errors as they are (never cached)."""
     with _lock:
-        if "own" in _known:
-            return _known["own"]
-        until, why = _unknown.get("own", (0.0, ""))
-        if clock() < until:
-            raise OrganizationUnknown(why)
+        if _memo.read:
+            return _memo.organization
+        if clock() < _memo.unknown_until:
+            raise OrganizationUnknown(_memo.unknown_why)
     try:
         found = _describe()
     except OrganizationUnknown as unknown:
         with _lock:
-            _unknown["own"] = (clock() + UNKNOWN_FOR_SECONDS, str(unknown))
+            _memo.unknown_until, _memo.unknown_why = clock() + UNKNOWN_FOR_SECONDS, str(unknown)
         raise
     with _lock:
-        _known["own"] = found
+        _memo.read, _memo.organization = True, found
     return found
 
 
 def forget() -> None:
     """Forget what was read (tests; a new container forgets by itself)."""
+    global _memo  # noqa: PLW0603 - one memo per container, replaced whole
     with _lock:
-        _known.clear()
-        _unknown.clear()
+        _memo = _Memo()
