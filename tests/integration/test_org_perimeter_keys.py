@@ -31,6 +31,12 @@ from tests.world import ACCOUNT, REGION, LambdaContext, World
 TRAINER = f"arn:aws:iam::{ACCOUNT}:role/ml/CustomLabelsTrainer"
 
 
+def new_organization() -> str:
+    """The test account's organization, created (it is then in one, as DescribeOrganization says)."""
+    organization = boto3.client("organizations", region_name=REGION).create_organization(FeatureSet="ALL")
+    return str(organization["Organization"]["Id"])
+
+
 def grant(event: dict[str, Any]) -> dict[str, Any]:
     return app.lambda_handler(event, LambdaContext(function_name="grant-training-access"))
 
@@ -38,9 +44,7 @@ def grant(event: dict[str, Any]) -> dict[str, Any]:
 def test_a_key_behind_the_organization_s_identity_perimeter_is_granted(world: World) -> None:
     # Given an account in an organization, the training role, and a managed KmsKeyId key whose
     # policy denies kms:* to principals outside that organization
-    org_id = boto3.client("organizations", region_name=REGION).create_organization(FeatureSet="ALL")["Organization"][
-        "Id"
-    ]
+    org_id = new_organization()
     document = key_policy("identity_perimeter_key_policy", ACCOUNT)
     document["Statement"][1]["Condition"]["StringNotEqualsIfExists"]["aws:PrincipalOrgID"] = org_id
     world.role("CustomLabelsTrainer", "/ml/")
@@ -83,9 +87,7 @@ def test_an_organization_the_guard_cannot_read_is_unknown_and_the_deny_taken_to_
     world: World, calls: Boundary
 ) -> None:
     # Given an account in an organization, but DescribeOrganization is denied to the guard
-    org_id = boto3.client("organizations", region_name=REGION).create_organization(FeatureSet="ALL")["Organization"][
-        "Id"
-    ]
+    org_id = new_organization()
     world.role("CustomLabelsTrainer", "/ml/")
     key = perimeter_key(world, org_id)
     calls.faults.add("DescribeOrganization", "AccessDeniedException", status=400)
@@ -115,9 +117,7 @@ def test_a_key_policy_without_an_organization_deny_never_asks_for_the_organizati
 
 def test_the_organization_is_read_once_per_container(world: World, calls: Boundary) -> None:
     # Given an organization and two perimeter keys
-    org_id = boto3.client("organizations", region_name=REGION).create_organization(FeatureSet="ALL")["Organization"][
-        "Id"
-    ]
+    org_id = new_organization()
     world.role("CustomLabelsTrainer", "/ml/")
     first, second = perimeter_key(world, org_id), perimeter_key(world, org_id)
 
@@ -132,9 +132,7 @@ def test_the_organization_is_read_once_per_container(world: World, calls: Bounda
 
 def test_a_refused_organization_read_is_not_repeated_for_every_call(world: World, calls: Boundary) -> None:
     # Given an organization the guard may not read (an SCP denies DescribeOrganization), and a perimeter key
-    org_id = boto3.client("organizations", region_name=REGION).create_organization(FeatureSet="ALL")["Organization"][
-        "Id"
-    ]
+    org_id = new_organization()
     world.role("CustomLabelsTrainer", "/ml/")
     key = perimeter_key(world, org_id)
     calls.faults.add("DescribeOrganization", "AccessDeniedException", status=400)
