@@ -64,6 +64,7 @@ DESIGN_SEVERITY = {
     "PRINCIPAL_NOT_ALLOWED": "HIGH",
     "KEY_POLICY_LIMIT": "HIGH",
     "MANIFEST_INVALID": "MEDIUM",
+    "EXCEPTIONS_INVALID": "MEDIUM",
     "TRAINING_FAILED": "HIGH",
 }
 # The outcomes the contract (docs/architecture.md §5) names for each finding type.
@@ -79,6 +80,7 @@ DESIGN_OUTCOMES: dict[FindingType, tuple[Outcome, ...]] = {
     FindingType.PRINCIPAL_NOT_ALLOWED: (Outcome.REFUSED,),
     FindingType.KEY_POLICY_LIMIT: (Outcome.REFUSED,),
     FindingType.MANIFEST_INVALID: (Outcome.REPORTED,),
+    FindingType.EXCEPTIONS_INVALID: (Outcome.REPORTED,),
     FindingType.TRAINING_FAILED: (Outcome.REPORTED, Outcome.REMEDIATED),
 }
 PAIRS = [(t, o) for t, outcomes in DESIGN_OUTCOMES.items() for o in outcomes]
@@ -449,6 +451,8 @@ def test_message_attributes(finding_type: FindingType, outcome: Outcome) -> None
         "finding_type": {"DataType": "String", "StringValue": finding_type.value},
         "severity": {"DataType": "String", "StringValue": DESIGN_SEVERITY[finding_type.value]},
         "outcome": {"DataType": "String", "StringValue": outcome.value},
+        # §5 (findings plane): always present, so a filter policy can select unmuted findings
+        "suppressed": {"DataType": "String", "StringValue": "false"},
     }
 
 

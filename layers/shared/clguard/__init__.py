@@ -49,6 +49,8 @@ Rules: pure, no I/O, property-tested
                                CloudTrail record (§7).
 - ``rules.encryption``         Classify an object's encryption; decide the finding and the safe
                                remediation.
+- ``rules.exceptions``         Accepted exceptions: the document's rules (validated with clear errors),
+                               which findings an exception mutes, expiry.
 - ``rules.policy``             Key-policy logic: is a principal granted (and no Deny cancels it),
                                merge a grant into the owned statements additively.
 
@@ -86,6 +88,12 @@ Reporting: the finding, its renderings, its delivery
                                document and fingerprint.
 - ``reporting.rendering``      How a finding reads: the e-mail, chat and SNS renderings.
 - ``reporting.publisher``      Publish each finding once per condition, never lose one (outbox, SQS).
+- ``reporting.labels``         Names people know: the owner (OWNER_TAG_KEY tag) and the key's alias,
+                               read once per bucket or key.
+- ``reporting.exceptions``     The accepted-exceptions document in use: read (SSM, S3), cached, applied.
+- ``reporting.asff``           A finding in the AWS Security Finding Format (built, and checked
+                               against the documented rules).
+- ``reporting.securityhub``    Findings into Security Hub: batched, paced, retried, workflow set.
 - ``reporting.auditreport``    The audit's report: JSON and one self-contained HTML page.
 
 Adapters: the only modules that call AWS; each declares its ``IAM_ACTIONS``
@@ -100,6 +108,9 @@ Adapters: the only modules that call AWS; each declares its ``IAM_ACTIONS``
 - ``adapters.rekognition``     Custom Labels projects, datasets, dataset entries, project versions
                                (paged).
 - ``adapters.sns``             Publish one finding.
+- ``adapters.ssm``             Read a parameter (the accepted-exceptions document).
+- ``adapters.securityhub``     Import findings (BatchImportFindings), set their workflow
+                               (BatchUpdateFindings).
 - ``adapters.sqs``             Put work (and outbox findings) on the verify queue.
 - ``adapters.lambda_``         Invoke a function asynchronously (the audit continues itself).
 - ``adapters.organizations``   The own account's organization (for Deny conditions on it).

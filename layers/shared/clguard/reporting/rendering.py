@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from clguard.boundary.s3ref import S3ObjectRef
 from clguard.reporting.findings import (
+    ExceptionsResource,
     Finding,
     FindingType,
     KmsKeyResource,
@@ -117,6 +118,10 @@ _NEXT_STEPS: Final[Mapping[tuple[FindingType, Outcome | None], tuple[str, ...]]]
         "Shrink the key policy (e.g. grant a role that many principals assume) before more principals are added.",
     ),
     (FindingType.MANIFEST_INVALID, None): ("Fix the listed manifest lines; the valid lines were still checked.",),
+    (FindingType.EXCEPTIONS_INVALID, None): (
+        "Fix the accepted-exceptions document (check it first with `make exceptions-check FILE=...`); until then "
+        "no finding is muted.",
+    ),
     (FindingType.TRAINING_FAILED, Outcome.REMEDIATED): (
         "Retry the training: the guard has since given the principals the key access it lacked.",
     ),
@@ -159,7 +164,23 @@ def _where(finding: Finding) -> str:
         return f"{resource.label()}{version}"
     if isinstance(resource, ProjectVersionResource):
         return f"Custom Labels {resource.arn}"
-    return f"KMS key {resource.arn}"
+    if isinstance(resource, ExceptionsResource):
+        return f"accepted-exceptions document {resource.location}"
+    return f"KMS key {key_name(resource.arn, finding.key_alias)}"
+
+
+def key_name(arn: str, alias: str | None) -> str:
+    """A key as people read it: its ARN with the alias they know it by (docs/architecture.md §5)."""
+    return f"{arn} ({alias})" if alias else arn
+
+
+def suppressed_line(finding: Finding) -> str:
+    """``Muted: accepted exception <id> (owner ..., expires ...): <reason>``; empty when not muted."""
+    muted = finding.suppressed
+    if muted is None:
+        return ""
+    owner = f"owner {muted.owner}, " if muted.owner else ""
+    return f"Muted by accepted exception {muted.exception_id} ({owner}expires {muted.expires}): {muted.reason}"
 
 
 def email_text(finding: Finding) -> str:
@@ -170,9 +191,13 @@ def email_text(finding: Finding) -> str:
         f"Where: {_where(finding)} in account {finding.account}, {finding.region}",
     ]
     if finding.kms_key_arn and not isinstance(finding.resource, KmsKeyResource):
-        lines.append(f"KMS key: {finding.kms_key_arn}")
+        lines.append(f"KMS key: {key_name(finding.kms_key_arn, finding.key_alias)}")
     if finding.principal_arn:
         lines.append(f"Principal: {finding.principal_arn}")
+    if finding.owner:
+        lines.append(f"Owner: {finding.owner}")
+    if finding.suppressed is not None:
+        lines.append(suppressed_line(finding))
     lines.append(f"What was done: {_OUTCOME_TEXT[finding.outcome]}")
     lines.extend(f"What changed: {change_sentence(change)}" for change in finding.change)
     steps = next_steps(finding)
@@ -206,9 +231,13 @@ def chat_message(finding: Finding) -> dict[str, Any]:
     parts.extend(f"*Changed:* {change_sentence(change, code_span)}" for change in finding.change)
     parts.append(f"*Where:* {code_span(_where(finding))}")
     if finding.kms_key_arn and not isinstance(finding.resource, KmsKeyResource):
-        parts.append(f"*Key:* {code_span(finding.kms_key_arn)}")
+        parts.append(f"*Key:* {code_span(key_name(finding.kms_key_arn, finding.key_alias))}")
     if finding.principal_arn:
         parts.append(f"*Principal:* {code_span(finding.principal_arn)}")
+    if finding.owner:
+        parts.append(f"*Owner:* {code_span(finding.owner)}")
+    if finding.suppressed is not None:
+        parts.append(f"*Muted:* {code_span(suppressed_line(finding))}")
     parts.append(f"*Account:* {finding.account} ({finding.region}) · *Event:* {code_span(finding.source_event_id)}")
     description = "\n".join(parts)
     if len(description) > CHAT_DESCRIPTION_MAX:
@@ -245,8 +274,14 @@ def sns_message(finding: Finding) -> str:
 
 
 def message_attributes(finding: Finding) -> dict[str, dict[str, str]]:
-    return {
+    """``finding_type``, ``severity``, ``outcome``, ``suppressed`` (always) and ``owner`` (when known):
+    what subscription filter policies match on (docs/architecture.md §5)."""
+    attributes = {
         "finding_type": {"DataType": "String", "StringValue": finding.finding_type.value},
         "severity": {"DataType": "String", "StringValue": finding.severity.value},
         "outcome": {"DataType": "String", "StringValue": finding.outcome.value},
+        "suppressed": {"DataType": "String", "StringValue": "true" if finding.suppressed is not None else "false"},
     }
+    if finding.owner:
+        attributes["owner"] = {"DataType": "String", "StringValue": finding.owner}
+    return attributes

@@ -478,6 +478,7 @@ def run(
         # write-ahead grants): a finding neither published nor deferred fails this invocation
         # before the run is recorded, so Lambda's retry of the same event does them again.
         found = _trainings(settings, publisher, run_id, trainings)
+        publisher.flush()
         publisher.raise_if_undelivered()
         if not _start(settings, config, run_id):
             logger.info("this scheduled event already started its run; nothing to do", extra={"run_id": run_id})
@@ -496,10 +497,12 @@ def run(
     except AwsError:
         raise  # an AWS call no step of the listing handles failed: Lambda retries the invocation
     except (OutOfTime, RetryableError) as stop:
+        publisher.flush()
         lister.flush()
         lister._write_settled()
         _note(settings, lister.cursor.run_id, lister.notes)
         return _continue(settings, lister, stop, continue_with)
+    publisher.flush()
     _note(settings, lister.cursor.run_id, lister.notes)
     item = dynamodb.update(
         settings.state_table,
