@@ -8,6 +8,7 @@ import pytest
 from moto import mock_aws
 
 from clguard.adapters import clients
+from clguard.reporting import exceptions, labels
 from clguard.state.keydirectory import clear_cache
 from localaws.doubles import AwsBehaviour, aws_behaviour
 from localaws.runtime import FAKE_CREDENTIALS
@@ -34,9 +35,13 @@ def aws(aws_env: None) -> Iterator[AwsBehaviour]:
     with mock_aws(), aws_behaviour() as behaviour:
         clients.reset()
         clear_cache()
+        labels.forget()
+        exceptions.forget()
         yield behaviour
     clients.reset()
     clear_cache()
+    labels.forget()
+    exceptions.forget()
 
 
 @pytest.fixture
