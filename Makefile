@@ -15,7 +15,7 @@ SAM_ENV := PATH="$(abspath $(TOOLS))/bin:$(PYTHON313_DIR):$$PATH" SAM_CLI_TELEME
 SAM := $(SAM_ENV) $(TOOLS)/bin/sam
 TEMPLATE := template.yaml
 
-.PHONY: help venv tools lint format typecheck validate browser test test-fast build demo audit replay bench deploy deploy-prod package publish clean
+.PHONY: help venv tools lint format typecheck validate browser test test-fast build demo audit exceptions-check replay bench deploy deploy-prod package publish clean
 
 help:
 	@echo "make demo      run the whole system on a local moto server and print what happened"
@@ -23,6 +23,7 @@ help:
 	@echo "make audit     run the audit on the local system and write its report to audit-report/"
 	@echo "make bench     performance figures (ratios measured side by side)"
 	@echo "make replay EVENT=path.json   route your own event through the local system"
+	@echo "make exceptions-check FILE=f.json [FINDINGS=r.json]   check an accepted-exceptions document"
 	@echo "make build     sam build (no container)"
 	@echo "make deploy    sam deploy (guided the first time; CONFIG_ENV=example deploys a named environment)"
 	@echo "make package S3_BUCKET=b   package for the Serverless Application Repository (packaged.yaml)"
@@ -79,6 +80,10 @@ demo: venv
 
 audit: venv
 	$(PY) -m localaws.audit
+
+exceptions-check: venv
+	@test -n "$(FILE)" || { echo "usage: make exceptions-check FILE=exceptions.json [FINDINGS=findings.json]"; exit 1; }
+	$(PY) -m localaws.exceptions_check "$(FILE)" $(if $(FINDINGS),--findings "$(FINDINGS)")
 
 replay: venv
 	@test -n "$(EVENT)" || { echo "usage: make replay EVENT=path/to/event.json"; exit 2; }

@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 from clguard.adapters import s3, ssm
 from clguard.boundary.config import Settings
 from clguard.boundary.s3ref import S3ObjectRef
-from clguard.errors import AwsError
+from clguard.errors import AwsError, InvalidEvent
 from clguard.observability import count, logger
 from clguard.reporting.findings import (
     ExceptionsResource,
@@ -138,3 +139,40 @@ def apply(finding: Finding, loaded: Loaded, *, today: str | None = None) -> Find
         names = ", ".join(f"{e.id} (expired {e.expires.isoformat()})" for e in verdict.expired)
         return replace(finding, detail=f"{finding.detail} [{EXPIRED_MARK} accepted exception {names} has expired]")
     return finding
+
+
+@dataclass(frozen=True, slots=True)
+class CheckReport:
+    """What a document would do before it is deployed: its problem (empty when valid), and which
+    of the given findings it would mute, or would have muted but for an expired exception."""
+
+    problem: str
+    muted: tuple[tuple[str, Finding], ...] = ()  # (exception id, finding)
+    expired: tuple[tuple[str, Finding], ...] = ()
+    unreadable: int = 0  # finding documents that are not findings
+
+
+def check(raw: bytes, finding_documents: Sequence[Mapping[str, Any]], *, today: str | None = None) -> CheckReport:
+    """Validate ``raw`` exactly as the functions do, then judge each finding document with it."""
+    try:
+        document = parse(raw, KNOWN_TYPES)
+    except InvalidExceptions as error:
+        return CheckReport(str(error))
+    loaded = Loaded("check", _version(raw), document)
+    muted: list[tuple[str, Finding]] = []
+    expired: list[tuple[str, Finding]] = []
+    unreadable = 0
+    for value in finding_documents:
+        try:
+            finding = replace(Finding.from_document(value), suppressed=None)
+        except (InvalidEvent, ValueError, TypeError, KeyError):
+            unreadable += 1
+            continue
+        judged = apply(finding, loaded, today=today)
+        if judged.suppressed is not None:
+            muted.append((judged.suppressed.exception_id, judged))
+        elif judged.detail != finding.detail:
+            day = datetime.now(UTC).date() if today is None else datetime.fromisoformat(today).date()
+            verdict = document.verdict(finding.finding_type.value, resource_name(finding), finding.principal_arn, day)
+            expired.extend((e.id, finding) for e in verdict.expired)
+    return CheckReport("", tuple(muted), tuple(expired), unreadable)
