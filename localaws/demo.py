@@ -64,7 +64,26 @@ MEMBER_BUCKET: Final = "member-training-data"
 MEMBER_TRAINER: Final = f"arn:aws:iam::{MEMBER_ACCOUNT}:role/ml/CustomLabelsTrainer"
 MEMBER_IMAGE: Final = "images/cat-from-the-member.jpg"
 MEMBER_MANIFEST: Final = "manifests/train.manifest"
-PARAMETERS: Final = {"TrainingBuckets": f"{TRAINING_BUCKET},{MEMBER_BUCKET}", "RemediationMode": "enforce"}
+EXCEPTIONS_PARAMETER: Final = "/custom-labels-guard/exceptions"
+VENDOR_ARCHIVE: Final = "vendor-archive/"
+PARAMETERS: Final = {
+    "TrainingBuckets": f"{TRAINING_BUCKET},{MEMBER_BUCKET}",
+    "RemediationMode": "enforce",
+    "SecurityHub": "on",
+    "Exceptions": f"ssm:{EXCEPTIONS_PARAMETER}",
+}
+DEMO_EXCEPTIONS: Final = {
+    "exceptions": [
+        {
+            "id": "vendor-archive",
+            "finding_types": ["OBJECT_UNENCRYPTED"],
+            "resources": [f"s3://{TRAINING_BUCKET}/{VENDOR_ARCHIVE}*"],
+            "reason": "the vendor's 2018 archive: re-encrypted by the guard, known and accepted",
+            "owner": "ml-platform",
+            "expires": "2099-12-31",
+        }
+    ]
+}
 TRAINER_NAME, TRAINER_PATH = "CustomLabelsTrainer", "/ml/"
 TRAINER: Final = f"arn:aws:iam::{ACCOUNT_ID}:role/ml/CustomLabelsTrainer"
 PREFIX: Final = "datasets/cats/"
@@ -201,6 +220,12 @@ def set_up_account(system: LocalSystem, scenario: Scenario, say: Callable[[str],
         },
     )
     system.enable_eventbridge_notifications(TRAINING_BUCKET)
+    # The findings plane: Security Hub on, the accepted exceptions in SSM, the bucket's owner tag.
+    system.client("securityhub").enable_security_hub()
+    system.client("ssm").put_parameter(
+        Name=EXCEPTIONS_PARAMETER, Value=json.dumps(DEMO_EXCEPTIONS), Type="String", Overwrite=True
+    )
+    s3.put_bucket_tagging(Bucket=TRAINING_BUCKET, Tagging={"TagSet": [{"Key": "owner", "Value": "vision-team"}]})
     say(
         f"role {TRAINER}; CMK {MANAGED_ALIAS} (tag {tag_key}={tag_value}), CMK {UNMANAGED_ALIAS} (not opted in); "
         f"buckets {TRAINING_BUCKET} (EventBridge notifications on) and {OUTPUT_BUCKET} "
@@ -616,6 +641,51 @@ def print_routing(console: Console, system: LocalSystem) -> None:
         console.print(Text(f"        {rule} → {', '.join(targets)}"))
 
 
+def accepted_exception(system: LocalSystem, scenario: Scenario, say: Callable[[str], None]) -> None:
+    """One legacy object under the vendor's archive, which an accepted exception covers."""
+    key = f"{VENDOR_ARCHIVE}2018/cat-0001.jpg"
+    put_legacy_unencrypted_object(system.client("s3"), TRAINING_BUCKET, key, b"\xff\xd8 vendor cat")
+    _drain(system, scenario, "accepted exception")
+    say(
+        f"exception vendor-archive (SSM {EXCEPTIONS_PARAMETER}) covers s3://{TRAINING_BUCKET}/{VENDOR_ARCHIVE}*; "
+        f"an unencrypted object there is fixed as any other, and its finding is muted, not alerted"
+    )
+
+
+def security_hub_findings(system: LocalSystem) -> list[dict[str, Any]]:
+    hub = system.client("securityhub")
+    findings: list[dict[str, Any]] = []
+    token: str | None = None
+    while True:
+        page = hub.get_findings(MaxResults=100, **({"NextToken": token} if token else {}))
+        findings.extend(page.get("Findings", []))
+        token = page.get("NextToken")
+        if not token:
+            return findings
+
+
+def print_security_hub(console: Console, system: LocalSystem) -> None:
+    findings = security_hub_findings(system)
+    ours = [f for f in findings if str(f.get("GeneratorId", "")).startswith("custom-labels-guard/")]
+    console.print(Rule(f"Security Hub ({len(ours)} findings of the guard; one per condition and resource)"))
+    table = Table(title_justify="left")
+    for column in ("title", "severity", "workflow", "record state"):
+        table.add_column(column, overflow="fold")
+    burst = [f for f in ours if BURST_PREFIX in str(f["Resources"][0]["Id"])]
+    for f in [f for f in ours if f not in burst][:25]:
+        table.add_row(Text(str(f["Title"])), f["Severity"]["Label"], f["Workflow"]["Status"], str(f["RecordState"]))
+    console.print(table)
+    if burst:
+        console.print(
+            Text(f"(and {len(burst)} of the burst: {burst[0]['Workflow']['Status']}, {burst[0]['RecordState']})")
+        )
+    muted = [f for f in ours if f["Workflow"]["Status"] == "SUPPRESSED"]
+    for f in muted[:1]:
+        console.print(
+            Text.assemble(("Muted: ", "bold"), str(f["Title"]), "\n  ", str(f.get("Note", {}).get("Text", "")))
+        )
+
+
 def report(console: Console, system: LocalSystem, scenario: Scenario, checks: list[Check], elapsed: float) -> None:
     console.print(Rule("Handler invocations"))
     console.print(invocation_table(system.invocations))
@@ -631,6 +701,7 @@ def report(console: Console, system: LocalSystem, scenario: Scenario, checks: li
     console.print(Rule(f"What people got ({len(human)} messages on the human topic, for {len(alerts)} findings)"))
     digests = [m for m in human if m.finding.get("message_kind") == "clguard.digest"][:1]
     print_alerts(console, [_trimmed(m) for m in digests])
+    print_security_hub(console, system)
     console.print(Rule("Key policies"))
     for key_arn, before in scenario.policies_before.items():
         print_policy_change(console, scenario.key_names[key_arn], before, system.key_policy(key_arn))
@@ -661,7 +732,7 @@ def run(console: Console, parameters: Mapping[str, str] = PARAMETERS) -> tuple[l
     def header(text: str) -> None:
         nonlocal step
         step += 1
-        console.print(Text.assemble((f"[{step}/7] ", "bold cyan"), (text, "bold")))
+        console.print(Text.assemble((f"[{step}/8] ", "bold cyan"), (text, "bold")))
 
     def say(text: str) -> None:
         console.print(Text(textwrap.fill(text, width=console.width, initial_indent=" " * 6, subsequent_indent=" " * 6)))
@@ -686,6 +757,8 @@ def run(console: Console, parameters: Mapping[str, str] = PARAMETERS) -> tuple[l
         member_account(system, scenario, say)
         subscriber = [m.subject for m in system.subscriber_messages()]
         checks = run_checks(system, scenario, subscriber)
+        header("Findings where security teams work: Security Hub, and an accepted exception")
+        accepted_exception(system, scenario, say)
         elapsed = time.monotonic() - started
         report(console, system, scenario, checks, elapsed)
     return checks, elapsed

@@ -1461,8 +1461,8 @@ class SecurityHubFindings(Double):
     """Security Hub as its API reference documents it, where moto 5.2.5 differs:
 
     - ``BatchImportFindings`` into an account and region where Security Hub is not enabled fails
-      with ``InvalidAccessException`` (moto accepts it); a finding without a required attribute
-      is a ``FailedFindings`` entry (``InvalidInput``); at most 100 findings a call;
+      with ``InvalidAccessException`` (moto accepts it); a finding without a required attribute,
+      or on another account's product, is a ``FailedFindings`` entry; at most 100 findings a call;
     - an import that updates an existing finding leaves ``Note``, ``UserDefinedFields``,
       ``VerificationState`` and ``Workflow`` as they were (moto overwrites them);
     - ``BatchUpdateFindings`` (absent in moto): sets ``Workflow.Status`` and ``Note`` of up to
@@ -1568,6 +1568,14 @@ def _import_one(
             "Id": str(finding.get("Id", "")),
             "ErrorCode": "InvalidInput",
             "ErrorMessage": f"missing required attribute(s): {', '.join(missing) or 'Resources'}",
+        }
+    if str(finding.get("ProductArn", "")).split(":")[4:5] != [backend.account_id]:
+        # The default product of another account: only that account (or its Security Hub
+        # administrator) may import there.
+        return {
+            "Id": str(finding["Id"]),
+            "ErrorCode": "AccessDeniedException",
+            "ErrorMessage": f"account {backend.account_id} may not import into {finding.get('ProductArn')}",
         }
     existing = by_id.get(finding["Id"])
     if existing is None:

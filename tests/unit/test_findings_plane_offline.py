@@ -123,3 +123,24 @@ def test_the_checker_names_expired_exceptions(tmp_path: Path) -> None:
 
 def test_the_checker_usage_error_is_1(tmp_path: Path) -> None:
     assert main([str(tmp_path / "missing.json")], out=io.StringIO()) == 1
+
+
+def test_the_digest_shows_a_keys_alias_next_to_its_arn() -> None:
+    # Given two findings of one kind about one key that has an alias
+    key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    records = _records(2, muted=0)
+    for i, record in enumerate(records):
+        document = json.loads(record["body"])
+        document.update(
+            finding_type="KEY_UNUSABLE",
+            severity="HIGH",
+            resource={"type": "kms-key", "arn": key},
+            kms_key_arn=key,
+            kms_key_alias="alias/training-data",
+            source_event_id=f"key-{i}",
+        )
+        record["body"] = json.dumps(document)
+    # When the digest groups them
+    (message,) = digest.plan(digest.parse_record(r) for r in records)
+    # Then people read the alias next to the ARN
+    assert f"{key} (alias/training-data)" in message.email

@@ -45,6 +45,7 @@ from clguard.reporting.rendering import (
     chat_message,
     code_span,
     email_text,
+    key_name,
     markdown_text,
     next_steps,
 )
@@ -298,6 +299,9 @@ def _label(document: Mapping[str, Any]) -> str:
     resource = document.get("resource") or {}
     if resource.get("type") == "s3-object":
         return f"s3://{resource.get('bucket')}/{resource.get('key')}"
+    alias = document.get("kms_key_alias")
+    if resource.get("type") == "kms-key" and isinstance(alias, str) and alias:
+        return key_name(str(resource.get("arn")), alias)  # the name people know, next to the ARN
     return str(resource.get("arn") or resource)
 
 
