@@ -113,6 +113,7 @@ class AuditPublisher(Publisher):
         # publisher's callers (write-ahead intents, raise_if_undelivered) must see.
         self.undelivered = base.undelivered
         self.published = base.published
+        self.security_hub = base.security_hub  # findings go through the base: one batch to import
 
     def scope_of(self, finding: Finding) -> str:
         if finding.outcome in (Outcome.REMEDIATED, Outcome.FAILED):
