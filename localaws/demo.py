@@ -76,9 +76,9 @@ DEMO_EXCEPTIONS: Final = {
     "exceptions": [
         {
             "id": "vendor-archive",
-            "finding_types": ["OBJECT_UNENCRYPTED"],
+            "finding_types": ["OBJECT_SSE_C"],
             "resources": [f"s3://{TRAINING_BUCKET}/{VENDOR_ARCHIVE}*"],
-            "reason": "the vendor's 2018 archive: re-encrypted by the guard, known and accepted",
+            "reason": "the vendor's archive, encrypted with the vendor's own keys (SSE-C), read by its pipeline",
             "owner": "ml-platform",
             "expires": "2099-12-31",
         }
@@ -642,13 +642,20 @@ def print_routing(console: Console, system: LocalSystem) -> None:
 
 
 def accepted_exception(system: LocalSystem, scenario: Scenario, say: Callable[[str], None]) -> None:
-    """One legacy object under the vendor's archive, which an accepted exception covers."""
+    """One SSE-C object in the vendor's archive, which an accepted exception covers."""
     key = f"{VENDOR_ARCHIVE}2018/cat-0001.jpg"
-    put_legacy_unencrypted_object(system.client("s3"), TRAINING_BUCKET, key, b"\xff\xd8 vendor cat")
+    system.client("s3").put_object(
+        Bucket=TRAINING_BUCKET,
+        Key=key,
+        Body=b"\xff\xd8 vendor cat",
+        SSECustomerAlgorithm="AES256",
+        SSECustomerKey="v" * 32,
+    )
     _drain(system, scenario, "accepted exception")
     say(
         f"exception vendor-archive (SSM {EXCEPTIONS_PARAMETER}) covers s3://{TRAINING_BUCKET}/{VENDOR_ARCHIVE}*; "
-        f"an unencrypted object there is fixed as any other, and its finding is muted, not alerted"
+        f"an SSE-C object there is still an OBJECT_SSE_C finding on the alerts topic (suppressed=true), "
+        f"counted by the digest, and SUPPRESSED in Security Hub"
     )
 
 

@@ -17,9 +17,11 @@ from clguard.reporting import asff
 from clguard.reporting.findings import Finding, FindingType, KmsKeyResource, Outcome
 from clguard.reporting.publisher import Publisher
 from clguard.reporting.securityhub import SecurityHubOutput, TokenBucket
+from functions.verify_object_encryption import app
 from localaws.doubles import SecurityHubFindings
 from tests.awscalls import Boundary
-from tests.world import ACCOUNT, BUCKET, REGION, World
+from tests.eventsamples import sqs_event
+from tests.world import ACCOUNT, BUCKET, REGION, LambdaContext, World
 
 PARAMETER = "/guard/exceptions"
 ARCHIVE_EXCEPTION = {
@@ -362,3 +364,29 @@ def test_a_key_finding_has_the_keys_owner_and_its_alias_next_to_the_arn(world: W
     assert first.finding["owner"] == "crypto-team"
     # and the alias and tags were read once for the key
     assert calls.log.count("ListAliases") == 1
+
+
+# --- through the verify function ----------------------------------------------------------------
+
+
+def test_a_verify_batch_imports_its_findings_once_at_the_end_and_fails_no_record(world: World, calls: Boundary) -> None:
+    # Given Security Hub on, an owner tag, an exception for part of the bucket, and 30 legacy objects
+    _hub()
+    _parameter({"exceptions": [{**ARCHIVE_EXCEPTION, "finding_types": ["OBJECT_UNENCRYPTED"]}]})
+    world.s3.put_bucket_tagging(Bucket=BUCKET, Tagging={"TagSet": [{"Key": "owner", "Value": "vision-team"}]})
+    world.env_set(SECURITY_HUB="on", EXCEPTIONS=f"ssm:{PARAMETER}", REMEDIATION_MODE="report")
+    keys = [f"{'archive' if i % 3 == 0 else 'images'}/{i:02}.jpg" for i in range(30)]
+    for key in keys:
+        world.put_legacy(key)
+    # When the verify function handles them as one SQS batch
+    result = app.lambda_handler(sqs_event(*[world.object_created(k) for k in keys]), LambdaContext())  # type: ignore[arg-type]
+    # Then no record failed, SNS carried 30 findings (10 muted), and one import call carried all 30
+    assert result == {"batchItemFailures": []}
+    documents = world.findings()
+    assert len(documents) == 30
+    assert sum("suppressed" in d for d in documents) == 10
+    assert {d["owner"] for d in documents} == {"vision-team"}
+    assert calls.log.count("BatchImportFindings") == 1
+    hub = _hub_findings()
+    assert len(hub) == 30
+    assert sum(f["Workflow"]["Status"] == "SUPPRESSED" for f in hub) == 10

@@ -21,6 +21,7 @@ builds its ASFF (:mod:`clguard.reporting.asff`) and imports them in batches:
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -72,6 +73,9 @@ class SecurityHubOutput:
     pending: dict[str, tuple[Finding, dict[str, Any]]] = field(default_factory=dict)
     imported: int = 0
     failed: list[str] = field(default_factory=list)  # ids Security Hub did not take (logged)
+    # A verify batch publishes from several threads: the pending batch is swapped under this lock,
+    # and sent outside it.
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, finding: Finding) -> None:
         document = asff.asff(finding, utc_now())
@@ -83,14 +87,17 @@ class SecurityHubOutput:
                 extra={"problems": problems, "finding": finding.document()},
             )
             return
-        self.pending.pop(document["Id"], None)
-        self.pending[document["Id"]] = (finding, document)
-        if len(self.pending) >= asff.MAX_BATCH:
+        with self.lock:
+            self.pending.pop(document["Id"], None)
+            self.pending[document["Id"]] = (finding, document)
+            full = len(self.pending) >= asff.MAX_BATCH
+        if full:
             self.flush()
 
     def flush(self) -> None:
         """Import what is pending, then set the workflow of the muted and fixed ones. Never raises."""
-        batch, self.pending = list(self.pending.values()), {}
+        with self.lock:
+            batch, self.pending = list(self.pending.values()), {}
         for start in range(0, len(batch), asff.MAX_BATCH):
             chunk = batch[start : start + asff.MAX_BATCH]
             try:
