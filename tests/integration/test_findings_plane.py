@@ -379,7 +379,7 @@ def test_a_verify_batch_imports_its_findings_once_at_the_end_and_fails_no_record
     for key in keys:
         world.put_legacy(key)
     # When the verify function handles them as one SQS batch
-    result = app.lambda_handler(sqs_event(*[world.object_created(k) for k in keys]), LambdaContext())  # type: ignore[arg-type]
+    result = app.lambda_handler(sqs_event(*[world.object_created(k) for k in keys]), LambdaContext())
     # Then no record failed, SNS carried 30 findings (10 muted), and one import call carried all 30
     assert result == {"batchItemFailures": []}
     documents = world.findings()
