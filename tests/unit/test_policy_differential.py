@@ -77,20 +77,27 @@ def documented_context(principal: str, service: str) -> dict[str, tuple[str, ...
 
 @st.composite
 def requests(draw: st.DrawFn, principal: str = TRAINER, service: str = "s3", action: str = "kms:Decrypt") -> Request:
+    """Any request KMS may receive for ``principal`` through ``service``: the documented keys as
+    they are, the others drawn."""
     context = documented_context(principal, service)
     for key in UNKNOWN_KEYS:
         if draw(st.booleans()):
             context[key] = (draw(st.sampled_from(UNKNOWN_VALUES)),)
+    if action.lower() == "kms:creategrant":  # Rekognition's grants are for an AWS resource
+        context["kms:grantisforawsresource"] = ("true",)
     keys = ["aws:s3:arn"] + (["department"] if "kms:encryptioncontext:department" in context else [])
-    if service == "s3" or draw(st.booleans()):
+    s3_read = service == "s3" and action.lower() in ("kms:decrypt", "kms:generatedatakey")
+    # S3 always sends aws:s3:arn; Rekognition's own requests: a context the guard does not know
+    if s3_read or (action.lower() != "kms:creategrant" and draw(st.booleans())):
         context["kms:encryptioncontext:aws:s3:arn"] = (draw(st.sampled_from(S3_ARNS)),)
         context["kms:encryptioncontextkeys"] = tuple(keys)
     account = frozenset({ACCOUNT, ROOT})  # the account, named by its id or its root ARN
     chain: tuple[frozenset[str], ...] = (frozenset({principal}), account)
     identities = frozenset({principal}) | account
     if ":role/" in principal:
-        identities |= {SESSION}
-        chain = (*chain, frozenset({SESSION}))
+        session = f"arn:aws:sts::{ACCOUNT}:assumed-role/{principal.rsplit('/', 1)[1]}/training-session"
+        identities |= {session}
+        chain = (*chain, frozenset({session}))
     return Request(identities, chain, action, KEY_ARN, context)
 
 
