@@ -462,3 +462,44 @@ def test_a_policy_of_writable_principals_has_none() -> None:
     document = {"Statement": [{"Principal": {"AWS": [TRAINER, ACCOUNT, "*", ROOT, "1111222233334"[:12]]}}]}
     assert policy.unwritable_principals(document) == ()
     assert policy.unwritable_principals({}) == ()
+
+
+# --- the contract of the owned statements (docs/architecture.md §6) --------------------------
+
+
+def test_the_owned_statements_are_the_documented_ones() -> None:
+    # Then the three statements the remediator owns are exactly those the contract names
+    assert (TRAINING_DATA.sid, TRAINING_DATA.actions, TRAINING_DATA.condition, TRAINING_DATA.via) == (
+        "CustomLabelsGuardTrainingData",
+        ("kms:Decrypt", "kms:GenerateDataKey"),
+        None,
+        ("s3",),
+    )
+    assert (COPIED_IMAGES_GRANT.sid, COPIED_IMAGES_GRANT.actions, COPIED_IMAGES_GRANT.condition) == (
+        "CustomLabelsGuardCopiedImagesGrant",
+        ("kms:CreateGrant",),
+        {"Bool": {"kms:GrantIsForAWSResource": "true"}},
+    )
+    assert (COPIED_IMAGES_USE.sid, COPIED_IMAGES_USE.actions, COPIED_IMAGES_USE.condition) == (
+        "CustomLabelsGuardCopiedImagesUse",
+        ("kms:DescribeKey", "kms:Decrypt", "kms:GenerateDataKey"),
+        None,
+    )
+    assert COPIED_IMAGES_GRANT.via == COPIED_IMAGES_USE.via == ("s3", "rekognition")
+    assert {spec.sid for spec in SPECS} == policy.OWNED_SIDS
+    assert policy.AccessNeed.TRAINING_DATA.value == "training data (manifests and images)"
+    assert policy.AccessNeed.COPIED_IMAGES.value == "copied training images (KmsKeyId)"
+    assert policy.AccessNeed.COPIED_IMAGES.specs == (COPIED_IMAGES_GRANT, COPIED_IMAGES_USE)
+    assert policy.AccessNeed.TRAINING_DATA.specs == (TRAINING_DATA,)
+
+
+def test_a_new_owned_statement_is_written_as_documented() -> None:
+    assert COPIED_IMAGES_GRANT.new_statement(TRAINER) == {
+        "Sid": "CustomLabelsGuardCopiedImagesGrant",
+        "Effect": "Allow",
+        "Principal": {"AWS": [TRAINER]},
+        "Action": ["kms:CreateGrant"],
+        "Resource": "*",
+        "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
+    }
+    assert "Condition" not in TRAINING_DATA.new_statement(TRAINER)

@@ -409,3 +409,31 @@ def test_each_hard_rule_refuses_with_its_own_reason(arn: str | None, reason: str
     assert (
         refusal_reason(arn, key_account=ACCOUNT, key_partition="aws", patterns=("arn:aws*:iam::*:role/ml/*",)) == reason
     )
+
+
+@pytest.mark.parametrize(
+    ("change", "note"),
+    [
+        ({}, "session issuer role"),
+        ({"sessionContext": {}}, "assumed role without a session issuer"),
+        ({"sessionContext": {"sessionIssuer": "not a mapping"}}, "assumed role without a session issuer"),
+        ({"type": "IAMUser", "arn": f"arn:aws:iam::{ACCOUNT}:user/u"}, "IAM user"),
+        ({"type": "Root"}, "root user: never added to a key policy"),
+        ({"type": "FederatedUser"}, "session issuer role of a FederatedUser identity"),
+        ({"type": "AWSService", "sessionContext": None}, "AWSService identity without a session issuer role"),
+    ],
+)
+def test_each_caller_kind_is_explained(change: dict[str, Any], note: str) -> None:
+    # Given an identity of each kind (the sample AssumedRole identity, changed)
+    identity = {**_identity("cloudtrail_create_project_version"), **change}
+    # When resolved, Then the note says which rule chose the principal (it reaches logs and findings)
+    assert resolve_caller(identity).note == note
+
+
+def test_a_record_without_a_user_identity_is_explained() -> None:
+    caller = resolve_caller(None)
+    assert (caller.identity_type, caller.principal_arn, caller.note) == (
+        "missing",
+        None,
+        "the record has no userIdentity",
+    )

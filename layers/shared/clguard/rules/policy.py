@@ -392,8 +392,8 @@ def _condition_can_match(operator: str, key: str, wanted: Json, context: _Contex
     op = operator.lower()
     qualifier = next((q for q in _SET_OPERATORS if op.startswith(q)), "")
     op = op.removeprefix(qualifier)
-    if_exists = op.endswith("ifexists") and op != "ifexists"
-    base = op.removesuffix("ifexists") if if_exists else op
+    if_exists = op.endswith("ifexists")  # a bare "IfExists" leaves no operator: not modelled below
+    base = op.removesuffix("ifexists")
     values = as_list(wanted)
     if any(_unresolvable(v) for v in values):
         return True  # an IAM policy variable (${aws:PrincipalAccount}, ...): IAM substitutes it; assume a match
