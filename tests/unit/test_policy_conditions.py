@@ -445,6 +445,7 @@ def test_unwritable_principals_are_the_unique_ids_of_deleted_principals() -> Non
     # Given a policy whose statements name ids of deleted principals among valid principals
     document = {
         "Statement": [
+            {"Effect": "Allow", "Principal": "*"},
             {"Effect": "Allow", "Principal": {"AWS": [TRAINER, "AROAEXAMPLEID1", ACCOUNT, "*"]}},
             {"Effect": "Allow", "Principal": {"AWS": "AIDAEXAMPLEID2"}},
             {"Effect": "Deny", "Principal": {"AWS": ["AROAEXAMPLEID1", ROOT, "12345"]}},
@@ -503,3 +504,16 @@ def test_a_new_owned_statement_is_written_as_documented() -> None:
         "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
     }
     assert "Condition" not in TRAINING_DATA.new_statement(TRAINER)
+
+
+def test_missing_works_on_a_policy_without_statements() -> None:
+    # Given a policy document without a Statement element
+    # Then every spec is missing (and nothing raises)
+    assert policy.missing({}, TRAINER, SPECS, KEY_ARN) == SPECS
+    assert policy.missing({"Version": "2012-10-17"}, TRAINER, (TRAINING_DATA,), KEY_ARN) == (TRAINING_DATA,)
+
+
+def test_parse_accepts_only_a_json_object() -> None:
+    assert policy.parse('{"Statement": []}') == {"Statement": []}
+    with pytest.raises(ValueError, match=r"^a key policy is a JSON object$"):
+        policy.parse("[]")
