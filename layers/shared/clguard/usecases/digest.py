@@ -103,6 +103,7 @@ class Item:
     attributes: Mapping[str, str]
     document: Mapping[str, Any] | None  # the finding document, when the body is one
     finding: Finding | None  # the same, rebuilt (None for a finding type this code does not know)
+    sent_by: str | None = None  # the principal that sent it through the SQS API (never the alerts topic)
 
 
 def _attributes(record: Mapping[str, Any]) -> dict[str, str]:
@@ -113,12 +114,29 @@ def _attributes(record: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
+# SQS SenderId of a message a principal sent through the SQS API: a role session
+# ("<RoleId>:<session name>", AROA...) or an account's root (its 12 digits). The alerts topic's
+# deliveries carry the SNS service's own id, never a role session of an account.
+_PRINCIPAL_SENDER = re.compile(r"^(AROA[A-Z0-9]{8,128}:.+|[0-9]{12})$")
+
+
+def sent_by_a_principal(record: Mapping[str, Any]) -> str | None:
+    """The SenderId of a record that a principal of an account sent (or planted in DigestDLQ and had
+    redriven), else None. Such a message is not the alerts topic's: people see it as received,
+    marked unverified, never as one of the guard's findings (docs/architecture.md §8)."""
+    sender = (record.get("attributes") or {}).get("SenderId")
+    return sender if isinstance(sender, str) and _PRINCIPAL_SENDER.fullmatch(sender) else None
+
+
 def parse_record(record: Mapping[str, Any]) -> Item:
     """Never raises: a body that is not a finding document is still a message for people."""
     body = record.get("body")
     body = body if isinstance(body, str) else json.dumps(body)
     record_id = str(record.get("messageId", ""))
     attributes = _attributes(record)
+    sender = sent_by_a_principal(record)
+    if sender is not None:
+        return Item(record_id, body, attributes, None, None, sent_by=sender)
     try:
         parsed = json.loads(body)
     except ValueError:
@@ -266,10 +284,22 @@ def single(item: Item) -> HumanMessage:
     return _other(item)
 
 
+def _provenance(item: Item) -> str:
+    if item.sent_by is None:
+        return ""
+    return (
+        f"Not from the alerts topic: sent to the digest queues through the SQS API by {one_line(item.sent_by)}. "
+        "It is not one of the guard's findings, whatever it says."
+    )
+
+
 def _other(item: Item) -> HumanMessage:
     """A message that is not a finding this code knows (the audit's summary, a finding type of a
     newer version, an unreadable body): forwarded as it is, at once."""
     kind = item.attributes.get("message_kind") or (item.document or {}).get("finding_type") or "message"
+    if item.sent_by is not None:
+        kind = "unverified message"
+    provenance = _provenance(item)
     # Shown as received, but never able to add a line: a JSON body pretty-printed (its strings are
     # JSON-escaped; what JSON leaves raw, e.g. U+2028 or a bidi override, is escaped per line),
     # anything else on one escaped line.
@@ -285,7 +315,8 @@ def _other(item: Item) -> HumanMessage:
     )
     return HumanMessage(
         subject=_subject(f"Custom Labels Guard: {kind}"),
-        email=f"Custom Labels Guard: {one_line(kind)}\n\nThe message as received:\n{shown}",
+        email="\n".join([f"Custom Labels Guard: {one_line(kind)}", "", *([provenance] if provenance else [])])
+        + f"\nThe message as received:\n{shown}",
         chat=chat_payload(
             {
                 "version": "1.0",
@@ -293,7 +324,10 @@ def _other(item: Item) -> HumanMessage:
                 "content": {
                     "textType": "client-markdown",
                     "title": f":information_source: Custom Labels Guard: {_md_word(kind)}"[:250],
-                    "description": "```" + chat_text.replace("`", "'") + "```",
+                    "description": (f"*{markdown_text(provenance)}*\n" if provenance else "")
+                    + "```"
+                    + chat_text.replace("`", "'")
+                    + "```",
                     "keywords": [_md_word(str(kind))[:50]],
                 },
             }
@@ -502,7 +536,16 @@ def findings_counted(messages: Iterable[HumanMessage]) -> int:
 def handle_batch(event: Mapping[str, Any], settings: DigestSettings) -> dict[str, Any]:
     """Publish one batch's human messages; fail exactly the records of messages not published."""
     records = [r for r in event.get("Records") or [] if isinstance(r, Mapping)]
-    messages = plan(parse_record(r) for r in records)
+    items = [parse_record(r) for r in records]
+    for item in items:
+        if item.sent_by is not None:
+            count("UntrustedMessages")
+            logger.warning(
+                "a digest-queue message sent through the SQS API by a principal, not delivered by the "
+                "alerts topic: forwarded to people marked unverified, never as a finding",
+                extra={"message_id": item.record_id, "sender_id": item.sent_by, "body_prefix": item.body[:500]},
+            )
+    messages = plan(items)
     failed: list[str] = []
     for message in messages:
         try:
