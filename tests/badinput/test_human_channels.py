@@ -29,7 +29,7 @@ from clguard.reporting.findings import (
     PolicyChange,
     ProjectVersionResource,
 )
-from clguard.reporting.rendering import CHAT_DESCRIPTION_MAX, chat_message, email_text, subject
+from clguard.reporting.rendering import CHAT_DESCRIPTION_MAX, chat_escape, chat_message, email_text, one_line, subject
 from clguard.usecases import digest
 from tests.badinput.strings import HOSTILE, INVISIBLE, LINE_BREAKS, hostile_strings
 from tests.eventsamples import load_sqs_event
@@ -281,3 +281,19 @@ def test_a_forwarded_message_shows_its_body_and_obeys_none_of_it(hostile: str) -
             assert not _ENTITY.search(text)
         assert message.chat["content"]["description"].count("`") == 6
         assert_subject_holds(message.subject)
+
+
+# --- the escaping functions themselves ----------------------------------------------------------
+
+
+@settings(max_examples=500, deadline=None)
+@given(a=hostile_strings(), b=hostile_strings())
+def test_escaping_never_makes_two_strings_look_the_same(a: str, b: str) -> None:
+    # Given two different strings, when escaped for plain text or chat
+    # Then they still read differently (no escape is ambiguous), and the result is one line
+    if a != b:
+        assert one_line(a) != one_line(b)
+        assert chat_escape(a) != chat_escape(b)
+    assert len(one_line(a).splitlines()) <= 1
+    assert "<" not in chat_escape(a)
+    assert ">" not in chat_escape(a)
