@@ -63,6 +63,9 @@ class Context:
     request: str = ""  # the request (not a single object event) that asked: the findings' origin
     sleep: Callable[[float], None] = time.sleep
     journal: Journal | None = None  # write-ahead of the findings of changes (clguard.state.intents)
+    # Per key: the principals a policy this container saw earlier granted and KMS's policy lacks now
+    # (someone replaced the key policy since: drift). Their REMEDIATED finding says so.
+    drifted: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def finding(
         self,
@@ -196,9 +199,25 @@ def _facts(ctx: Context, key: KeyInfo, document: dict[str, Any]) -> policy.Reque
 def _ensure_on(
     ctx: Context, key: KeyInfo, wants: Mapping[str, Sequence[StatementSpec]], result: KeyResult
 ) -> KeyResult:
+    remembered = ctx.keys.remembered_policy(key.arn)  # before a read replaces it
     document = ctx.keys.policy(key.arn)
     facts = _facts(ctx, key, document)
     needed = {p: m for p, specs in wants.items() if (m := policy.missing(document, p, specs, key.arn, facts=facts))}
+    if not needed and not ctx.keys.confirmed(key.arn):
+        # "Already granted" from what the container remembers is confirmed from KMS once per unit
+        # of work: the policy may have been replaced since (docs/architecture.md §6, Drift).
+        count("KeyPoliciesConfirmed")
+        document = ctx.keys.fresh_policy(key.arn)
+        facts = _facts(ctx, key, document)
+        needed = {p: m for p, specs in wants.items() if (m := policy.missing(document, p, specs, key.arn, facts=facts))}
+    drifted = _drifted(remembered, needed, key.arn, facts)
+    if drifted:
+        ctx.drifted[key.arn] = drifted
+        count("KeyPolicyDrift")
+        logger.warning(
+            "the key policy was replaced and no longer grants what it did (drift)",
+            extra={"key": key.arn, "principals": sorted(drifted)},
+        )
     _replay_intents(ctx, key.arn, needed, result)
     if not needed:
         count("AccessAlreadyGranted", len(wants))
@@ -255,6 +274,30 @@ def _ensure_on(
 
     _grant(ctx, key, needed, result)
     return result
+
+
+def _drifted(
+    remembered: dict[str, Any] | None,
+    needed: Mapping[str, Sequence[StatementSpec]],
+    key_arn: str,
+    facts: policy.RequestFacts,
+) -> frozenset[str]:
+    """The principals lacking access now that a policy this container saw earlier granted."""
+    if remembered is None:
+        return frozenset()
+    return frozenset(p for p, specs in needed.items() if not policy.missing(remembered, p, specs, key_arn, facts=facts))
+
+
+def drift_note(principal: str, specs: Sequence[StatementSpec]) -> str:
+    """What the owner of a key policy that drifted should do so that the guard and their
+    infrastructure code stop undoing each other."""
+    sids = ", ".join(sorted({s.sid for s in specs}))
+    return (
+        f". Drift: the key policy was replaced since the guard last read it (e.g. an infrastructure-as-code "
+        f"redeploy) and no longer granted {principal}; the guard added it back. So that the two stop undoing "
+        f"each other, add {principal} with {', '.join(policy.actions_of(specs))} to the key policy your "
+        f"infrastructure code writes (as the guard's statement {sids} does)"
+    )
 
 
 def _denied_finding(
@@ -597,7 +640,8 @@ def _attempt(
                 Outcome.REMEDIATED,
                 key.arn,
                 f"{p} lacked {', '.join(policy.actions_of(specs))} on {key.arn}, needed for {ctx.origin}; "
-                f"added it to the key policy{note}",
+                f"added it to the key policy{note}"
+                + (drift_note(p, specs) if p in ctx.drifted.get(key.arn, ()) else ""),
                 p,
                 change=_changes(merge, specs),
             )
