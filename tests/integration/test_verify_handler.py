@@ -231,8 +231,10 @@ def test_unusable_key_is_reported(world: World, state: str) -> None:
 
 
 def test_sse_s3_under_sse_kms_requirement_is_updated_in_place(world: World, calls: Boundary) -> None:
-    # Given SSE_KMS is required and a re-encryption key is set
+    # Given SSE_KMS is required, a re-encryption key is set, and the bucket is versioned (the
+    # update can be pinned to the inspected version)
     target = world.key()
+    world.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
     world.env_set(ENCRYPTION_REQUIREMENT="SSE_KMS", REENCRYPT_KMS_KEY=target)
     world.put(KEY, ServerSideEncryption="AES256")
     etag = world.head(KEY)["ETag"]
