@@ -11,7 +11,7 @@ import itertools
 import tracemalloc
 import zlib
 from collections.abc import Iterator
-from urllib.parse import quote_plus
+from urllib.parse import quote_plus, unquote_plus
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -162,3 +162,30 @@ def test_a_key_longer_than_s3_allows_is_named(monkeypatch: pytest.MonkeyPatch) -
     # Then it is named, after the good first row
     assert f"a key longer than the {inventory.MAX_KEY_BYTES} bytes S3 allows" in problem
     assert "after line 1" in problem
+
+
+def raw_csv(columns: list[str]) -> bytes:
+    text = io.StringIO()
+    writer = csv.writer(text, quoting=csv.QUOTE_ALL, lineterminator="\n")
+    for n, column in enumerate(columns):
+        writer.writerow(["b", column, "", "true", "false", "5", "2026-11-29T10:00:00.000Z", f"e{n}"])
+    return text.getvalue().encode()
+
+
+escapes = st.text(alphabet=st.sampled_from(["%", "2", "F", "f", "B", "+", "E", "9", "8", "A", "/", "a", " ", "é"]))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(columns=st.lists(escapes | st.text().filter(lambda k: "\x00" not in k and "\n" not in k and "\r" not in k)))
+def test_the_key_column_is_read_exactly_as_unquote_plus_reads_it(
+    columns: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given any text in the Key column (escapes, pluses, broken escapes, non-ASCII)
+    with monkeypatch.context() as patch:
+        serve(patch, {DATA: [gzip.compress(raw_csv(columns))]})
+
+        # When the reader streams it
+        found = [row.key for _, _, row in inventory.rows(manifest())]
+
+    # Then each key is what unquote_plus makes of its column (empty keys hold no object)
+    assert found == [unquote_plus(c) for c in columns if unquote_plus(c)]

@@ -26,12 +26,13 @@ at a time, however large (or however compressible) the file.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Final
-from urllib.parse import unquote_plus
+from typing import Final, NamedTuple
+from urllib.parse import unquote
 
 from clguard.adapters import s3
 from clguard.boundary.s3ref import S3ObjectRef
@@ -43,6 +44,9 @@ MAX_LINE_BYTES: Final = 64 * 1024  # one CSV row; csv's own field limit (128 KiB
 GZIP: Final = 16 + zlib.MAX_WBITS  # a gzip header and trailer around the deflate stream
 INFLATE_STEP: Final = 64 * 1024  # decompressed bytes handled at a time (a gzip bomb inflates in steps)
 MAX_KEY_BYTES: Final = 1024  # the longest key S3 allows (UTF-8)
+# "true"/"false" in any case, as sets: one lookup per row instead of a lower() and a compare
+_TRUE: Final = frozenset(map("".join, itertools.product(*zip("true", "TRUE", strict=True))))
+_FALSE: Final = frozenset(map("".join, itertools.product(*zip("false", "FALSE", strict=True))))
 
 
 class InventoryMissing(Exception):
@@ -62,8 +66,7 @@ class Manifest:
     created: str
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
+class Row(NamedTuple):  # a NamedTuple: built once per row of reports of a billion rows
     key: str
     etag: str
     last_modified: str
@@ -174,10 +177,16 @@ def _line_blocks(bucket: str, key: str) -> Iterator[list[str]]:
 
 
 def _decoded(data: bytes) -> list[str]:
+    """The lines of a block, with the two form-style escapes nearly every key has ("+" for a space,
+    ``%2F`` for each folder) undone on the whole block at once: several times faster than per key,
+    and the same as ``unquote_plus`` of the Key column (the rest of its escapes are undone per key).
+    No other column the reader uses holds either (ETag is hex, LastModifiedDate ISO 8601 in UTC,
+    the others fixed words) and neither is special to CSV."""
     try:
-        lines = data.decode("utf-8").split("\n")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         raise InventoryInvalid(f"bytes that are not UTF-8 ({error.reason})") from None
+    lines = text.replace("+", " ").replace("%2F", "/").split("\n")
     if max(map(len, lines)) > MAX_LINE_BYTES:  # characters: at most as many as bytes
         raise InventoryInvalid(f"a line is longer than {MAX_LINE_BYTES} bytes")
     return lines
@@ -224,11 +233,13 @@ def _file_rows(manifest: Manifest, file_index: int, skip: int, at: _Position) ->
                 continue
             if row_index < skip:
                 continue
-            if i_latest is not None and values[i_latest].lower() == "false":
+            if i_latest is not None and values[i_latest] in _FALSE:
                 continue
-            if i_deleted is not None and values[i_deleted].lower() == "true":
+            if i_deleted is not None and values[i_deleted] in _TRUE:
                 continue
-            key = unquote_plus(values[i_key])  # S3 writes a space as "+", a "+" as "%2B"
+            key = values[i_key]
+            if "%" in key:
+                key = unquote(key)  # "+" and "%2F" are undone already (_decoded)
             if not key:
                 continue
             if len(key) > MAX_KEY_BYTES // 4 and len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
