@@ -4,6 +4,7 @@ what changes with every write, ACLs kept, concurrent deliveries serialized."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pytest
@@ -163,6 +164,33 @@ def test_in_an_unversioned_bucket_an_upload_racing_the_write_is_never_rekeyed(wo
     assert response == {"batchItemFailures": []}
     current = world.s3.get_object(Bucket=BUCKET, Key=KEY)
     assert (current["Body"].read(), current["SSEKMSKeyId"]) == (b"new", allowed)
+    assert calls.log.count("UpdateObjectEncryption") == 0
+    assert world.findings() == []
+    del target
+
+
+def test_in_an_unversioned_bucket_an_upload_racing_a_multipart_copy_is_never_overwritten(
+    world: World, calls: Boundary, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an unversioned bucket, an 11 MiB object under a key outside ALLOWED_KMS_KEYS (above the
+    # copy limit: copied in parts), and a newer upload under an allowed key landing after every part
+    # was copied, as CompleteMultipartUpload is sent
+    allowed, target, other = world.key(), world.key(), world.key()
+    world.env_set(ALLOWED_KMS_KEYS=f"{allowed},{target}", REENCRYPT_KMS_KEY=target)
+    world.put(KEY, bytes(range(256)) * (11 * 4096), ServerSideEncryption="aws:kms", SSEKMSKeyId=other)
+    monkeypatch.setattr(s3, "MIN_PART", 5 * 1024 * 1024)
+    monkeypatch.setattr(s3, "copy_in_place", functools.partial(s3.copy_in_place, copy_limit=1024 * 1024))
+    upload_after(calls, "before-call.s3.CompleteMultipartUpload", world, allowed)
+
+    # When its event is processed
+    response = run(load_event("s3_object_created"))
+
+    # Then S3 refuses to complete the copy over it: the upload keeps its bytes and its key, the
+    # parts are aborted, and no change is claimed
+    assert response == {"batchItemFailures": []}
+    current = world.s3.get_object(Bucket=BUCKET, Key=KEY)
+    assert (current["Body"].read(), current["SSEKMSKeyId"]) == (b"new", allowed)
+    assert (calls.log.count("UploadPartCopy"), calls.log.count("AbortMultipartUpload")) == (3, 1)
     assert calls.log.count("UpdateObjectEncryption") == 0
     assert world.findings() == []
     del target
