@@ -1,4 +1,4 @@
-"""Figure 10: the audit's S3 Inventory reader (``clguard.boundary.inventory.rows``), against a bare
+"""Figure 11: the audit's S3 Inventory reader (``clguard.boundary.inventory.rows``), against a bare
 ``gzip`` + ``csv`` loop over the same file.
 
 (a) Throughput: rows per second of the reader ÷ rows per second of the bare loop
@@ -111,14 +111,14 @@ def peak(data: bytes, rows: int) -> int:
 
 
 def inventory_figures() -> list[Figure]:
-    progress(f"figure 10: S3 Inventory reader vs bare gzip + csv, {LARGE:,} rows")
+    progress(f"figure 11: S3 Inventory reader vs bare gzip + csv, {LARGE:,} rows")
     large, small = report(LARGE), report(SMALL)
     seconds: dict[str, list[float]] = {"bare": [], "ours": []}
     for _ in range(REPEAT):
         seconds["bare"].append(timed(bare, large, LARGE))
         seconds["ours"].append(timed(ours, large, LARGE))
     ratio = min(seconds["bare"]) / min(seconds["ours"])
-    progress(f"figure 10: tracemalloc peak reading {LARGE:,} vs {SMALL:,} rows")
+    progress(f"figure 11: tracemalloc peak reading {LARGE:,} vs {SMALL:,} rows")
     tracemalloc.start()
     try:
         peaks = {SMALL: peak(small, SMALL), LARGE: peak(large, LARGE)}
