@@ -35,6 +35,7 @@ GROUPS = (
     "digest",
     "accounts",
     "organization",
+    "inventory",
 )
 NUMBERS = {
     "calls": "1",
@@ -47,6 +48,7 @@ NUMBERS = {
     "digest": "8",
     "accounts": "9",
     "organization": "10",
+    "inventory": "11",
 }
 
 
@@ -99,6 +101,12 @@ def _audit() -> list[Figure]:
     return audit_figures()
 
 
+def _inventory() -> list[Figure]:
+    from bench.inventory import inventory_figures  # noqa: PLC0415
+
+    return inventory_figures()
+
+
 def _digest() -> list[Figure]:
     from bench.digest import human_messages_per_burst  # noqa: PLC0415
 
@@ -115,6 +123,7 @@ RUNNERS: dict[str, tuple[Callable[[], list[Figure]], str, float | None, str]] = 
     "accounts": (_accounts, "Extra AWS calls per member-account object event", 0.01, "≤ 0.01"),
     "audit": (_audit, "Audit: calls per compliant existing object", 1.002, "≤ 1.002"),
     "digest": (_digest, "Messages for people per 10,000-finding burst", 5.0, "≤ 5"),
+    "inventory": (_inventory, "S3 Inventory reader rows/s ÷ bare gzip + csv", 0.5, "≥ 0.5"),
 }
 
 

@@ -27,7 +27,7 @@ AtomicConditionalWrites     DynamoDB conditional writes check, then write, witho
                             PutItem ``ReturnValues=ALL_OLD`` reads the "old" item apart from
                             the write, so it can return an item the put did not replace.
 ConditionalCopies           CopyObject/UploadPartCopy ignore ``x-amz-copy-source-if-match``
-                            and CopyObject ignores ``If-Match``.
+                            and CopyObject and CompleteMultipartUpload ignore ``If-Match``.
 RekognitionCustomLabels     Rekognition Custom Labels projects, datasets, dataset entries and
                             project versions are not implemented at all (DescribeProjects,
                             DescribeDataset, ListDatasetEntries, DescribeProjectVersions...).
@@ -816,11 +816,14 @@ class AtomicConditionalWrites(Double):
 
 class ConditionalCopies(Double):
     """S3 conditional copies: CopyObject and UploadPartCopy honour
-    ``x-amz-copy-source-if-match`` (the source's ETag), and CopyObject honours ``If-Match`` (the
-    destination's current ETag), answering 412 PreconditionFailed when one does not hold (S3
-    API reference, CopyObject: "x-amz-copy-source-if-match: Copies the object if its entity tag
-    (ETag) matches the specified tag"; "If-Match: Copies the object if the ETag of the destination
-    object matches"). moto ignores both, so a copy that races an upload would silently win.
+    ``x-amz-copy-source-if-match`` (the source's ETag), and CopyObject and CompleteMultipartUpload
+    honour ``If-Match`` (the destination's current ETag), answering 412 PreconditionFailed when one
+    does not hold (S3 API reference, CopyObject: "x-amz-copy-source-if-match: Copies the object if
+    its entity tag (ETag) matches the specified tag"; "If-Match: Copies the object if the ETag of
+    the destination object matches"; CompleteMultipartUpload, If-Match: "Uploads the object only if
+    the ETag ... matches the ETag of the object in S3. If the ETag values do not match, the
+    operation returns a 412 Precondition Failed error"). moto ignores them, so a copy that races an
+    upload would silently win.
     """
 
     def _patches(self) -> Iterator[contextlib.AbstractContextManager[Any]]:
@@ -829,6 +832,20 @@ class ConditionalCopies(Double):
 
 def _etag(value: str | None) -> str:
     return (value or "").strip().strip('"')
+
+
+def _check_destination(response: S3Response, request: Any, full_url: str) -> None:
+    """``If-Match``: the key's current object must have this ETag (412 when there is none)."""
+    wanted = response.headers.get("If-Match")
+    if not wanted:
+        return
+    bucket = response.parse_bucket_name_from_url(request, full_url)
+    try:
+        current = response.backend.get_object(bucket, response.parse_key_name())
+    except S3ClientError:
+        current = None
+    if current is None or _etag(current.etag) != _etag(wanted):
+        raise PreconditionFailed("If-Match")
 
 
 def _conditional_copy_key_response(original: Wrapper) -> Wrapper:
@@ -846,15 +863,10 @@ def _conditional_copy_key_response(original: Wrapper) -> Wrapper:
                 if found is not None and _etag(found.etag) != _etag(wanted_source):
                     raise PreconditionFailed("x-amz-copy-source-If-Match")
             query = parse_qs(urlparse(full_url).query, keep_blank_values=True)
-            wanted_destination = self.headers.get("If-Match")
-            if wanted_destination and "uploadId" not in query:
-                bucket = self.parse_bucket_name_from_url(request, full_url)
-                try:
-                    current = self.backend.get_object(bucket, self.parse_key_name())
-                except S3ClientError:
-                    current = None
-                if current is None or _etag(current.etag) != _etag(wanted_destination):
-                    raise PreconditionFailed("If-Match")
+            if "uploadId" not in query:
+                _check_destination(self, request, full_url)
+        elif request.method == "POST" and "uploadId" in parse_qs(urlparse(full_url).query, keep_blank_values=True):
+            _check_destination(self, request, full_url)  # CompleteMultipartUpload
         return original(self, request, full_url)
 
     return _key_response

@@ -120,6 +120,7 @@ def multipart_copy(world: World, recorder: Recorder, monkeypatch: pytest.MonkeyP
 
 def update_in_place(world: World, recorder: Recorder, _: pytest.MonkeyPatch) -> set[Call]:
     target = world.key()
+    world.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
     world.env_set(ENCRYPTION_REQUIREMENT="SSE_KMS", REENCRYPT_KMS_KEY=target)
     world.put(KEY, ServerSideEncryption="AES256")
     assert recorder.verify(load_event("s3_object_created")) == {"batchItemFailures": []}

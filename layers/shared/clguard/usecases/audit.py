@@ -339,10 +339,24 @@ class Lister:
                 count("AuditInventoryMissing")
             else:
                 self.cursor.source = "inventory"
-                self._inventory(bucket, manifest)
-                return
+                try:
+                    self._inventory(bucket, manifest)
+                except inventory.InventoryInvalid as invalid:
+                    self._inventory_invalid(bucket, invalid)
+                else:
+                    return
         self.cursor.source = "list"
         self._list(bucket)
+
+    def _inventory_invalid(self, bucket: str, invalid: inventory.InventoryInvalid) -> None:
+        """A report S3 would not have written: named, and the bucket listed from its start instead
+        (what the report sent before the bad line is sent again by the listing)."""
+        self.notes.append(
+            f"{bucket}: {invalid}; listed instead (objects read from the inventory before it are checked again)"
+        )
+        logger.error("inventory invalid; listing the bucket instead", extra={"bucket": bucket, "problem": str(invalid)})
+        count("AuditInventoryInvalid")
+        self.cursor.token = None
 
     def _list(self, bucket: str) -> None:
         while True:
