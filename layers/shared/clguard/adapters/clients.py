@@ -171,6 +171,12 @@ def _member_credentials(member: Member) -> _Credentials:
     return found
 
 
+def member_client(member: Member, service: str) -> Any:
+    """The client of ``service`` with ``member``'s role credentials, whatever the block acts in:
+    for the reads a member makes about itself (its organization, its declaration)."""
+    return _member_client(member, service, service, False)
+
+
 @contextmanager
 def acting_in(member: Member | None) -> Iterator[None]:
     """Run the block's S3/KMS/Rekognition calls in ``member`` (None: the function's own account).
