@@ -16,10 +16,12 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 from moto.organizations.models import organizations_backends
 
 from clguard.boundary.declaration import PARAMETER_NAME
 from clguard.rules import policy
+from tests.auditrun import findings, run_audit, summaries
 from tests.awscalls import Boundary
 from tests.fixtures import key_policy
 from tests.integration import test_many_accounts as many
@@ -184,3 +186,70 @@ def test_a_member_outside_the_organization_is_not_lent_the_central_one(
     # Then nothing is granted: the Deny applies to the member's trainer, and is reported
     assert not policy.is_allowed(member.world.policy(member.key), MEMBER_TRAINER, policy.COPIED_IMAGES_USE, member.key)
     assert ("KEY_ACCESS_MISSING", "REFUSED", MEMBER) in outcomes(world)
+
+
+# --- break 2: the audit acts in each member as that member; failure isolation ---------------------------
+
+BROKEN = "444455556666"
+
+
+def member_role_missing(calls: Boundary, account: str) -> None:
+    """AWS refuses AssumeRole of a role that does not exist (or whose trust policy does not name
+    the caller); moto assumes any role, so the refusal is injected for that one account."""
+
+    def refuse(model: Any, params: Any, **_: Any) -> Any:
+        if model.name == "AssumeRole" and f":{account}:" in json.dumps(params.get("body"), default=str):
+            body = {
+                "Error": {"Code": "AccessDenied", "Message": f"not authorized to perform sts:AssumeRole on {account}"},
+                "ResponseMetadata": {"HTTPStatusCode": 403, "HTTPHeaders": {}},
+            }
+            return AWSResponse("https://injected", 403, HTTPHeaders(), None), body
+        return None
+
+    calls.session.events.register_first("before-call.sts.AssumeRole", refuse, unique_id="member-role-missing")
+
+
+def test_the_audit_reads_and_changes_member_buckets_only_as_the_member_and_isolates_a_broken_one(
+    audited: World, member: Member, calls: Boundary
+) -> None:
+    # Given the central training bucket and a member that declares its bucket, each with an
+    # unencrypted object; and a second member whose role is missing
+    world = audited
+    world.env_set(MEMBER_ACCOUNTS=f"{MEMBER},{BROKEN}")
+    declare()
+    world.put_legacy("old/central.jpg")
+    member.world.put_legacy("old/member.jpg", bucket=MEMBER_BUCKET)
+    member_role_missing(calls, BROKEN)
+    s3_calls: list[tuple[str, str, str]] = []  # (operation, url, access key id)
+
+    def who(model: Any, params: Any, request_signer: Any, **_: Any) -> None:
+        s3_calls.append((model.name, str(params.get("url", "")), request_signer._credentials.access_key))
+
+    calls.session.events.register("before-call.s3.*", who, unique_id="who-calls-s3")
+
+    # When two scheduled audits run (and their messages are checked)
+    run_audit(world)
+    summary = run_audit(world)
+
+    # Then both objects are fixed, each finding names the account that owns the resource
+    assert world.head("old/central.jpg")["ServerSideEncryption"] == "AES256"
+    assert member.world.head("old/member.jpg", bucket=MEMBER_BUCKET)["ServerSideEncryption"] == "AES256"
+    found = {(f["finding_type"], f["outcome"], f["account"]) for f in findings(world)}
+    assert ("OBJECT_UNENCRYPTED", "REMEDIATED", ACCOUNT) in found
+    assert ("OBJECT_UNENCRYPTED", "REMEDIATED", MEMBER) in found
+    member_objects = [f for f in findings(world) if f["resource"].get("bucket") == MEMBER_BUCKET]
+    assert {f["account"] for f in member_objects} == {MEMBER}
+    # ... the member's bucket was listed and changed only with member credentials
+    credentials = boto3.session.Session().get_credentials()
+    assert credentials is not None
+    central_key = credentials.access_key
+    on_member_bucket = [(op, key) for op, url, key in s3_calls if MEMBER_BUCKET in url]
+    assert {"ListObjectsV2", "HeadObject", "CopyObject"} <= {op for op, _ in on_member_bucket}
+    assert central_key not in {key for _, key in on_member_bucket}
+    # ... and the broken member got one clear finding per run, naming it and its role
+    broken = [f for f in findings(world) if f["finding_type"] == "MEMBER_UNREACHABLE"]
+    assert [f["account"] for f in broken] == [BROKEN, BROKEN]
+    assert BROKEN in broken[0]["detail"]
+    assert broken[0]["resource"] == {"type": "iam-role", "arn": f"arn:aws:iam::{BROKEN}:role/CustomLabelsGuardMember"}
+    assert summary["status"] == "listed"
+    assert len(summaries(world)) == 2  # both runs completed, the broken member not waited for

@@ -233,6 +233,7 @@ class BatchRun:
                 principals=first.principals,
                 audit_run=first.audit_run,
                 bucket=first.ref.bucket,
+                account=first.account,
             )
             packed = [packer.add(w.ref.at(None), w.state) for w in rest]
             bodies = [b for b in (*packed, packer.flush()) if b is not None]
