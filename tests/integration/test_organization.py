@@ -21,7 +21,7 @@ from moto.organizations.models import organizations_backends
 
 from clguard.boundary.declaration import PARAMETER_NAME
 from clguard.rules import policy
-from tests.auditrun import findings, run_audit, summaries
+from tests.auditrun import findings, report, run_audit, summaries
 from tests.awscalls import Boundary
 from tests.fixtures import key_policy
 from tests.integration import test_many_accounts as many
@@ -35,7 +35,7 @@ from tests.integration.test_many_accounts import (
     upload_event,
     verify,
 )
-from tests.world import ACCOUNT, REGION, World
+from tests.world import ACCOUNT, BUCKET, REGION, World
 
 member = many.member  # the member fixture: a member account the central deployment serves
 
@@ -253,3 +253,9 @@ def test_the_audit_reads_and_changes_member_buckets_only_as_the_member_and_isola
     assert broken[0]["resource"] == {"type": "iam-role", "arn": f"arn:aws:iam::{BROKEN}:role/CustomLabelsGuardMember"}
     assert summary["status"] == "listed"
     assert len(summaries(world)) == 2  # both runs completed, the broken member not waited for
+    # ... and the report's data reads per account (the deployment's own first)
+    data = report(world, summaries(world)[0])
+    assert [(a["account"], a["buckets"], a["objects"]) for a in data["accounts"]] == [
+        (ACCOUNT, [BUCKET], 1),
+        (MEMBER, [MEMBER_BUCKET], 1),
+    ]
