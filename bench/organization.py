@@ -1,179 +1,66 @@
-"""Organizations: one audit run over 200 member accounts (2 training buckets and 50 compliant
-objects each, every member declaring its buckets in its own SSM parameter), audit and verify
-functions, moto in process (moto maps assumed-role credentials to the role's account).
+"""Figure 10: the monthly cost of the guard at organization scale, from what this run measured.
 
-Counted on the code's own session (setup is not): every AWS call of the run, split into what grows
-with the objects, what each bucket costs once (its ListObjectsV2 page, the message that carries its
-objects, that message's tally), what each member costs once (its role session, its declaration),
-and what the run costs once. Then the all-in calls per object at 1,000 objects per bucket follow
-from the same split.
+One billion existing objects audited once a month from S3 Inventory and ten million new objects a
+month across 200 member accounts (each forwarded to the central bus), priced with
+``bench.cost.organization_month`` from the per-million costs of figures 1a and 7b. The anchor is the
+same coverage with a HeadObject per existing object (figure 7a's audit, listed page by page): the
+goal is a ratio of the two, so a machine that measures more CPU per object moves both sides.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from collections import Counter
-from typing import Any
+from bench import cost
+from bench.common import Figure, progress
 
-import boto3
-from moto import mock_aws
-from moto.s3.models import s3_backends
+EXISTING = 1_000_000_000
+NEW_PER_MONTH = 10_000_000
+ACCOUNTS = 200
+GOAL = 0.1
 
-from bench.calls import SQS_BATCH, run_verify
-from bench.common import Figure, chunks, environment, fresh_container, new_world, ops_text, progress, quiet
-from clguard.boundary.declaration import PARAMETER_NAME
-from functions.audit import app as audit_app
-from localaws.doubles import aws_behaviour
-from tests.auditrun import REPORTS, scheduled_event
-from tests.awscalls import boundary
-from tests.eventsamples import sqs_event
-from tests.world import REGION, LambdaContext
-
-MEMBERS, BUCKETS, OBJECTS = 200, 2, 50
-AT_SCALE = 1_000  # objects per bucket, for the extrapolation
-AUDIT_CONTEXT = LambdaContext(function_name="audit", remaining_ms=900_000)
-PER_BUCKET_OPS = ("ListObjectsV2", "SendMessage", "UpdateItem")
-PER_MEMBER_OPS = ("AssumeRole", "GetParameter")
+_EVENT = "cost_per_million_compliant_event"
+_INVENTORY = "audit_cost_per_million_objects_inventory"
+_LISTED = "audit_cost_per_million_objects_listed"
+NEEDS = (_EVENT, _INVENTORY, _LISTED)
 
 
-def _members() -> list[str]:
-    return [f"{210000000000 + n:012d}" for n in range(MEMBERS)]
-
-
-def _declare(account: str, buckets: list[str]) -> None:
-    credentials = boto3.client("sts", region_name=REGION).assume_role(
-        RoleArn=f"arn:aws:iam::{account}:role/setup", RoleSessionName="bench-setup"
-    )["Credentials"]
-    boto3.client(
-        "ssm",
-        region_name=REGION,
-        aws_access_key_id=credentials["AccessKeyId"],
-        aws_secret_access_key=credentials["SecretAccessKey"],
-        aws_session_token=credentials["SessionToken"],
-    ).put_parameter(
-        Name=PARAMETER_NAME,
-        Type="String",
-        Value=json.dumps(
-            {"version": 1, "training_buckets": buckets, "reencrypt_kms_key": "", "training_principals": []}
-        ),
+def organization_figures(measured: list[Figure]) -> list[Figure]:
+    by_key = {f.key: f.value for f in measured if f.value is not None}
+    missing = [k for k in NEEDS if k not in by_key]
+    if missing:
+        raise ValueError(f"figure 10 needs figures 1 and 7 of the same run: missing {', '.join(missing)}")
+    progress(
+        f"figure 10: monthly cost for {EXISTING:,} existing and {NEW_PER_MONTH:,} new objects, {ACCOUNTS} accounts"
     )
 
+    def month(audit: str, *, from_inventory: bool) -> cost.OrganizationMonth:
+        return cost.organization_month(
+            existing=EXISTING,
+            new=NEW_PER_MONTH,
+            accounts=ACCOUNTS,
+            audit_usd_per_million=by_key[audit],
+            event_usd_per_million=by_key[_EVENT],
+            from_inventory=from_inventory,
+        )
 
-def organization_audit() -> dict[str, Any]:
-    with environment(), mock_aws(), aws_behaviour():
-        os.environ.pop("MOTO_ACCOUNT_ID", None)  # moto takes the account from the credentials
-        fresh_container()
-        world = new_world(AUDIT_REPORTS=f"s3://{REPORTS}/audit-reports")
-        world.s3.create_bucket(Bucket=REPORTS)
-        members = _members()
-        for account in members:
-            backend = s3_backends[account]["aws"]
-            names = [f"train-{account}-{b}" for b in range(BUCKETS)]
-            for name in names:
-                backend.create_bucket(name, REGION)
-                for n in range(OBJECTS):
-                    backend.put_object(name, f"images/{n:04d}.jpg", b"image", encryption="AES256")
-            _declare(account, names)
-        os.environ["MEMBER_ACCOUNTS"] = ",".join(members)
-        with boundary() as b:
-            fresh_container(b.session)
-            with quiet():
-                audit_app.lambda_handler(scheduled_event(), AUDIT_CONTEXT)
-            audit_ops = Counter(b.log.by_operation())
-        bodies = [m["Body"] for m in world.drain_queue()]
-        with boundary() as b:
-            fresh_container(b.session)  # the verify function: another container
-            with quiet():
-                for batch in chunks(bodies, SQS_BATCH):
-                    run_verify(sqs_event(*batch))
-            verify_ops = Counter(b.log.by_operation())
-        published = world.published()
-        summaries = [json.loads(p.structure["default"]) for p in published if "message_kind" in p.attributes]
-        alerts = len(published) - len(summaries)
-        fresh_container()
-    objects = MEMBERS * BUCKETS * OBJECTS
-    covered = summaries[-1]["objects"] if summaries else 0
-    if alerts or covered != objects:
-        raise RuntimeError(f"audit of {MEMBERS} members: {alerts} alerts, {covered} of {objects} objects covered")
-    both = audit_ops + verify_ops
-    buckets = MEMBERS * BUCKETS + 1  # the central training bucket (empty) is listed too
-    per_member = sum(both[op] for op in PER_MEMBER_OPS)
-    per_bucket = sum(both[op] for op in PER_BUCKET_OPS) - (1 if verify_ops["UpdateItem"] else 0)
-    per_object = both["HeadObject"]
-    per_run = both.total() - per_member - per_bucket - per_object
-    return {
-        "members": MEMBERS,
-        "buckets": buckets,
-        "objects": objects,
-        "messages": len(bodies),
-        "audit_by_operation": dict(audit_ops),
-        "verify_by_operation": dict(verify_ops),
-        "total_calls": both.total(),
-        "per_object_calls": per_object,
-        "per_bucket_calls": per_bucket,
-        "per_member_calls": per_member,
-        "per_run_calls": per_run,
-        "role_sessions": both["AssumeRole"],
-    }
-
-
-def organization_figures() -> list[Figure]:
-    progress(f"organizations: one audit of {MEMBERS} member accounts × {BUCKETS} buckets × {OBJECTS} objects")
-    m = organization_audit()
-    objects, buckets = m["objects"], m["buckets"]
-    per_object = m["per_object_calls"] / objects
-    sessions_per_member = m["role_sessions"] / (2 * MEMBERS)  # audit and verify: one container each
-    all_in = (m["total_calls"] - m["role_sessions"]) / objects
-    bucket_cost = m["per_bucket_calls"] / buckets
-    member_cost = (m["per_member_calls"] - m["role_sessions"]) / MEMBERS
-    at_scale = 1 + bucket_cost / AT_SCALE + member_cost / (BUCKETS * AT_SCALE)
-    detail = (
-        f"{m['total_calls']:,} calls = {m['per_object_calls']:,} per object (HeadObject) + {m['per_bucket_calls']:,} "
-        f"per bucket ({bucket_cost:.2f} × {buckets}: list page, message, tally) + {m['per_member_calls']:,} per member "
-        f"({m['role_sessions']} role sessions: one per member in each of the 2 functions' containers; "
-        f"declarations read once) + {m['per_run_calls']} per run; all-in without the role sessions "
-        f"{all_in:.4f}/object at {OBJECTS} objects per bucket; audit: {ops_text(m['audit_by_operation'])}; "
-        f"verify: {ops_text(m['verify_by_operation'])}"
-    )
+    guard, heads = month(_INVENTORY, from_inventory=True), month(_LISTED, from_inventory=False)
+    ratio = guard.total / heads.total
+    g, h = guard.as_dict(), heads.as_dict()
     return [
         Figure(
-            "organization_audit_coverage",
-            f"Organizations: accounts covered by one audit of {MEMBERS} member accounts",
-            float(MEMBERS),
-            f"{MEMBERS} of {MEMBERS}",
-            float(MEMBERS),
-            f"= {MEMBERS}",
-            data=m,
-            passed_override=True,  # organization_audit raises unless every account's objects were covered
-        ),
-        Figure(
-            "organization_audit_calls_per_object",
-            f"Organizations audit ({MEMBERS} accounts × {BUCKETS} buckets × {OBJECTS} objects): calls per object, "
-            "besides each bucket's, member's and run's fixed calls",
-            per_object,
-            f"{per_object:.4f}",
-            1.01,
-            "≤ 1.01",
-            detail=detail,
-        ),
-        Figure(
-            "organization_role_sessions_per_member",
-            "Organizations audit: role sessions per member and function container",
-            sessions_per_member,
-            f"{sessions_per_member:.2f}",
-            1.0,
-            "≤ 1",
-        ),
-        Figure(
-            "organization_audit_calls_per_object_at_scale",
-            f"Organizations audit, all-in calls per object extrapolated to {AT_SCALE:,} objects per bucket "
-            "(role sessions apart)",
-            at_scale,
-            f"{at_scale:.4f}",
-            1.01,
-            "≤ 1.01",
-            detail=f"1 + {bucket_cost:.2f} calls per bucket ÷ {AT_SCALE:,} + {member_cost:.2f} per member ÷ "
-            f"{BUCKETS * AT_SCALE:,} (measured at {OBJECTS} objects per bucket: {all_in:.4f} all-in)",
-        ),
+            "organization_month_cost_ratio",
+            f"Monthly cost, {EXISTING / 1e9:.0f} billion existing objects audited from S3 Inventory + "
+            f"{NEW_PER_MONTH / 1e6:.0f} million new objects across {ACCOUNTS} accounts ÷ the same coverage with a "
+            "HeadObject per existing object",
+            ratio,
+            f"{ratio:.3f} (${guard.total:,.0f} ÷ ${heads.total:,.0f})",
+            GOAL,
+            f"≤ {GOAL}",
+            detail=f"guard: audit ${g['audit']:,.2f} + S3 Inventory ${g['inventory']:,.2f} (list price and one "
+            f"month of gzip reports) + new-object events ${g['events']:,.2f} + EventBridge cross-account delivery "
+            f"${g['forwarding']:,.2f}; HeadObject per object: audit ${h['audit']:,.2f} + the same events and "
+            f"forwarding; {ACCOUNTS} member role sessions a run (STS AssumeRole: no charge); per-million inputs "
+            f"from figures 1a (${by_key[_EVENT]:.3f}), 7b (${by_key[_INVENTORY]:.4f}) "
+            f"and 7a (${by_key[_LISTED]:.3f}); us-east-1 list prices of {cost.PRICES_AS_OF} (bench/README.md)",
+            data={"guard": g, "head_per_object": h, "inputs_usd_per_million": {k: by_key[k] for k in NEEDS}},
+        )
     ]
