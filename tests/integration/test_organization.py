@@ -259,3 +259,31 @@ def test_the_audit_reads_and_changes_member_buckets_only_as_the_member_and_isola
         (ACCOUNT, [BUCKET], 1),
         (MEMBER, [MEMBER_BUCKET], 1),
     ]
+
+
+# --- scale: one role session per member and container ------------------------------------------------------
+
+
+def test_threads_that_need_a_member_session_together_share_one(world: World, member: Member, calls: Boundary) -> None:
+    # Given a cold container and eight threads (the HeadObject prefetch window) that all need the
+    # member's S3 client at the same moment
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+    from threading import Barrier  # noqa: PLC0415
+
+    from clguard.adapters import clients  # noqa: PLC0415
+
+    target = clients.Member(MEMBER, f"arn:aws:iam::{MEMBER}:role/CustomLabelsGuardMember")
+    barrier = Barrier(8)
+
+    def use() -> None:
+        barrier.wait()
+        with clients.acting_in(target):
+            clients.client("s3")
+
+    # When they run
+    with ThreadPoolExecutor(8) as pool:
+        for future in [pool.submit(use) for _ in range(8)]:
+            future.result()
+
+    # Then the member role was assumed once
+    assert calls.log.count("AssumeRole") == 1
