@@ -287,3 +287,18 @@ def test_threads_that_need_a_member_session_together_share_one(world: World, mem
 
     # Then the member role was assumed once
     assert calls.log.count("AssumeRole") == 1
+
+
+def test_a_member_whose_declaration_is_invalid_is_one_clear_finding_per_run(audited: World, member: Member) -> None:
+    # Given a member whose declaration names another account's key (refused whole)
+    audited.env_set(TRAINING_BUCKETS=BUCKET)
+    declare(reencrypt_kms_key=member.central_key)
+
+    # When the audit runs
+    run_audit(audited)
+
+    # Then one MEMBER_UNREACHABLE names the member and what is wrong, and the run completes
+    broken = [f for f in findings(audited) if f["finding_type"] == "MEMBER_UNREACHABLE"]
+    assert [f["account"] for f in broken] == [MEMBER]
+    assert "declaration is invalid" in broken[0]["detail"]
+    assert len(summaries(audited)) == 1

@@ -21,7 +21,7 @@ from typing import Final
 from clguard.adapters import declarations
 from clguard.adapters.clients import Member
 from clguard.boundary.config import Settings
-from clguard.boundary.declaration import Declaration, InvalidDeclaration, parse_declaration
+from clguard.boundary.declaration import PARAMETER_NAME, Declaration, InvalidDeclaration, parse_declaration
 from clguard.errors import Refused
 from clguard.observability import count, logger
 
@@ -40,6 +40,7 @@ def member_of(settings: Settings) -> Member | None:
 class _Read:
     declaration: Declaration | None
     until: float
+    problem: str = ""  # why there is none: the declaration is invalid or unreadable
 
 
 _lock = threading.Lock()
@@ -56,14 +57,17 @@ def declared(settings: Settings, account: str, *, clock: Callable[[], float] = t
         return found.declaration
     member = Member(account, settings.member_role_arn(account))
     declaration: Declaration | None = None
+    problem = ""
     try:
         raw = declarations.read(member)
         if raw is not None:
             declaration = parse_declaration(raw, account)
     except InvalidDeclaration as invalid:
+        problem = f"its declaration is invalid: {invalid}"
         logger.error("member declaration ignored: invalid", extra={"account": account, "problem": str(invalid)})
         count("MemberDeclarationsInvalid")
     except Refused as refused:
+        problem = f"its declaration ({PARAMETER_NAME}) could not be read: {refused.code}"
         logger.warning(
             "member declaration unreadable; its central settings apply",
             extra={"account": account, "code": refused.code},
@@ -72,8 +76,15 @@ def declared(settings: Settings, account: str, *, clock: Callable[[], float] = t
     with _lock:
         if len(_declarations) > 4 * (len(settings.member_accounts) + 1):
             _declarations.clear()  # accounts no longer served: never grows without bound
-        _declarations[account] = _Read(declaration, clock() + DECLARATION_SECONDS)
+        _declarations[account] = _Read(declaration, clock() + DECLARATION_SECONDS, problem)
     return declaration
+
+
+def declaration_problem(account: str) -> str:
+    """Why the last read of ``account``'s declaration gave none ("" when it was read, or absent)."""
+    with _lock:
+        found = _declarations.get(account)
+    return found.problem if found is not None else ""
 
 
 def settings_for(settings: Settings, account: str) -> Settings | None:

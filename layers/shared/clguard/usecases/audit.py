@@ -466,6 +466,8 @@ def targets(settings: Settings) -> Targets:
         except (MemberUnreachable, RetryableError, AwsError) as error:
             unreachable.append((account, str(error)))
             continue
+        if accounts.declaration_problem(account):
+            unreachable.append((account, accounts.declaration_problem(account)))
         for bucket in declared.training_buckets if declared is not None else ():
             owners.setdefault(bucket, account)
     buckets = sorted(settings.training_buckets | set(owners))
