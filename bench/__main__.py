@@ -36,6 +36,7 @@ GROUPS = (
     "accounts",
     "organization",
     "inventory",
+    "members",
 )
 NUMBERS = {
     "calls": "1",
@@ -49,6 +50,7 @@ NUMBERS = {
     "accounts": "9",
     "organization": "10",
     "inventory": "11",
+    "members": "12",
 }
 
 
@@ -107,6 +109,12 @@ def _inventory() -> list[Figure]:
     return inventory_figures()
 
 
+def _member_audit() -> list[Figure]:
+    from bench.member_audit import member_audit_figures  # noqa: PLC0415
+
+    return member_audit_figures()
+
+
 def _digest() -> list[Figure]:
     from bench.digest import human_messages_per_burst  # noqa: PLC0415
 
@@ -124,6 +132,7 @@ RUNNERS: dict[str, tuple[Callable[[], list[Figure]], str, float | None, str]] = 
     "audit": (_audit, "Audit: calls per compliant existing object", 1.002, "≤ 1.002"),
     "digest": (_digest, "Messages for people per 10,000-finding burst", 5.0, "≤ 5"),
     "inventory": (_inventory, "S3 Inventory reader rows/s ÷ bare gzip + csv", 0.5, "≥ 0.5"),
+    "members": (_member_audit, "Organizations: audit of 200 member accounts", 1.01, "≤ 1.01"),
 }
 
 

@@ -81,6 +81,7 @@ EXPECTED_ACTIONS = {
         "dynamodb:DeleteItem",
         "sqs:SendMessage",
         "lambda:InvokeFunction",
+        "sts:AssumeRole",  # member accounts: their declarations read and buckets listed as them
     },
 }
 ACCOUNT_PROJECTS = "arn:aws:rekognition:us-east-1:123456789012:project/*"

@@ -39,6 +39,8 @@ Boundary: each input parsed once, into frozen types
 - ``boundary.manifest``        Stream a Custom Labels manifest (JSON Lines of ``source-ref``) in
                                bounded memory.
 - ``boundary.inventory``       S3 Inventory reports: a bucket's latest report and its CSV rows, streamed.
+- ``boundary.declaration``     What a member account declares about itself in its member stack (its
+                               buckets, re-encryption key, training principals), parsed as data.
 
 Rules: pure, no I/O, property-tested
 
@@ -68,7 +70,7 @@ Use cases: one per function, and the steps they share
                                version.
 - ``usecases.digest``          The digest function: the alerts topic's findings grouped for people.
 - ``usecases.accounts``        Which account a unit of work acts in (own, or a member of
-                               MEMBER_ACCOUNTS).
+                               MEMBER_ACCOUNTS), with the settings that member declares.
 
 State: what the guard keeps between calls
 
@@ -102,5 +104,6 @@ Adapters: the only modules that call AWS; each declares its ``IAM_ACTIONS``
 - ``adapters.sns``             Publish one finding.
 - ``adapters.sqs``             Put work (and outbox findings) on the verify queue.
 - ``adapters.lambda_``         Invoke a function asynchronously (the audit continues itself).
-- ``adapters.organizations``   The own account's organization (for Deny conditions on it).
+- ``adapters.organizations``   The organization of the account acted in (for Deny conditions on it).
+- ``adapters.declarations``    A member's declaration (SSM parameter), read through the member role.
 """

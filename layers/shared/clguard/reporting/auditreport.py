@@ -17,10 +17,11 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping
 from typing import Any, Final
 
-from clguard.adapters import s3
+from clguard.adapters import clients, s3
 from clguard.boundary.config import Settings
-from clguard.errors import AwsError, KeyUnreadable
+from clguard.errors import AwsError, KeyUnreadable, MemberUnreachable
 from clguard.rules import policy
+from clguard.rules.arns import account_of
 from clguard.rules.policy import OWNED_SIDS, TRAINING_DATA
 from clguard.state.keydirectory import KeyDirectory
 
@@ -66,6 +67,46 @@ def key_principals(settings: Settings, key_arn: str, keys: KeyDirectory) -> dict
     return {"arn": lookup.key.arn, "state": lookup.key.state, "principals": principals, "lacking": lacking}
 
 
+def key_entry(settings: Settings, key_arn: str, keys: KeyDirectory) -> dict[str, Any]:
+    """``key_principals`` read in the key's own account: a member's key only through that
+    member's role (design §11), with the member's guardrails; ``account`` names the owner."""
+    account = account_of(key_arn) or settings.home
+    if account == settings.home or not settings.serves(account):
+        return {**key_principals(settings, key_arn, keys), "account": account}
+    member = settings.for_account(account) or settings
+    try:
+        with clients.acting_in(clients.Member(account, settings.member_role_arn(account))):
+            entry = key_principals(member, key_arn, keys)
+    except MemberUnreachable as error:
+        entry = {"arn": key_arn, "state": f"not read: {error}", "principals": [], "lacking": []}
+    return {**entry, "account": account}
+
+
+def accounts_view(
+    settings: Settings, buckets: list[dict[str, Any]], keys: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The per-account view of a run: each account's buckets, object and condition totals, keys."""
+    view: dict[str, dict[str, Any]] = {}
+    for bucket in buckets:
+        entry = view.setdefault(
+            bucket["account"],
+            {"account": bucket["account"], "buckets": [], "objects": 0, "compliant": 0, "by_condition": Counter()},
+        )
+        entry["buckets"].append(bucket["name"])
+        entry["objects"] += bucket["objects"]
+        entry["compliant"] += bucket["compliant"]
+        entry["by_condition"].update(bucket["by_condition"])
+    for key in keys:
+        view.setdefault(
+            key["account"],
+            {"account": key["account"], "buckets": [], "objects": 0, "compliant": 0, "by_condition": Counter()},
+        ).setdefault("keys", []).append(key["arn"])
+    return [
+        {**entry, "by_condition": dict(sorted(entry["by_condition"].items())), "keys": entry.get("keys", [])}
+        for _, entry in sorted(view.items(), key=lambda item: (item[0] != settings.home, item[0]))
+    ]
+
+
 def build(settings: Settings, run_id: str, plain: Mapping[str, Any]) -> dict[str, Any]:
     """The report's data, from the run record."""
     buckets: dict[str, dict[str, Any]] = {
@@ -97,6 +138,18 @@ def build(settings: Settings, run_id: str, plain: Mapping[str, Any]) -> dict[str
             alerts["TRAINING_FAILED"] = alerts.get("TRAINING_FAILED", 0) + 1
     keys = KeyDirectory()
     started = float(plain.get("started") or time.time())
+    owners: dict[str, str] = json.loads(str(plain.get("bucket_accounts") or "{}"))
+    bucket_rows = [
+        {
+            **entry,
+            "account": owners.get(str(entry["name"]), settings.home),
+            "by_encryption": dict(sorted(entry["by_encryption"].items())),
+            "by_condition": dict(sorted(entry["by_condition"].items())),
+            "compliant": entry["by_condition"].get("OK", 0),
+        }
+        for entry in sorted(buckets.values(), key=lambda e: str(e["name"]))
+    ]
+    key_rows = [key_entry(settings, arn, keys) for arn in plain.get("keys", [])]
     return {
         "schema": SCHEMA,
         "run_id": run_id,
@@ -109,16 +162,10 @@ def build(settings: Settings, run_id: str, plain: Mapping[str, Any]) -> dict[str
         "reports_bucket": plain.get("reports_bucket", ""),
         "reports_prefix": plain.get("reports_prefix", ""),
         "objects_listed": int(plain.get("listed_objects", 0)),
-        "buckets": [
-            {
-                **entry,
-                "by_encryption": dict(sorted(entry["by_encryption"].items())),
-                "by_condition": dict(sorted(entry["by_condition"].items())),
-                "compliant": entry["by_condition"].get("OK", 0),
-            }
-            for entry in sorted(buckets.values(), key=lambda e: str(e["name"]))
-        ],
-        "keys": [key_principals(settings, arn, keys) for arn in plain.get("keys", [])],
+        "buckets": bucket_rows,
+        "keys": key_rows,
+        # Per account (the deployment's own first): the data the report's per-account section shows.
+        "accounts": accounts_view(settings, bucket_rows, key_rows),
         "trainings": trainings,
         "conditions_by_type": dict(sorted(findings_by_type.items())),
         "new_alerts_by_type": dict(sorted(alerts.items())),

@@ -25,6 +25,7 @@ from clguard.reporting.findings import (
     Finding,
     FindingType,
     KmsKeyResource,
+    MemberRoleResource,
     Outcome,
     PolicyChange,
     ProjectVersionResource,
@@ -128,6 +129,10 @@ _NEXT_STEPS: Final[Mapping[tuple[FindingType, Outcome | None], tuple[str, ...]]]
     (FindingType.TRAINING_FAILED, Outcome.REMEDIATED): (
         "Retry the training: the guard has since given the principals the key access it lacked.",
     ),
+    (FindingType.MEMBER_UNREACHABLE, None): (
+        "Deploy (or repair) the member stack (member.yaml) in this account: its role must trust the central "
+        "guard's roles; until then none of its buckets and keys are checked.",
+    ),
     (FindingType.TRAINING_FAILED, None): (
         "Give the listed principals the listed key access (or tag the keys with MANAGED_KEY_TAG and set "
         "REMEDIATION_MODE=enforce), then retry the training.",
@@ -225,6 +230,8 @@ def _where(finding: Finding, show: Callable[[str], str] = one_line) -> str:
         return f"{show(resource.label())}{version}"
     if isinstance(resource, ProjectVersionResource):
         return f"Custom Labels {show(resource.arn)}"
+    if isinstance(resource, MemberRoleResource):
+        return f"member role {show(resource.arn)}"
     return f"KMS key {show(resource.arn)}"
 
 

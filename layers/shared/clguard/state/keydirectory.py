@@ -143,15 +143,17 @@ class KeyDirectory:
         """What the key policy's Denies need to know of a training principal's requests beyond
         its ARN: the organization, for a data-perimeter Deny on ``aws:PrincipalOrgID`` (the guard
         only adds principals of the key's own account, so it is that account's organization).
-        Learnt (DescribeOrganization, once per container) only when a Deny names it, and only for
-        keys of the deployment's own account; otherwise, or when it cannot be read, nothing is
-        known and such a Deny is taken to apply (docs/architecture.md §6)."""
+        Learnt (DescribeOrganization, once per account and container) only when a Deny names it,
+        and only for keys of the account acted in, read as that account (a member's with its own
+        role); otherwise, or when it cannot be read, nothing is known and such a Deny is taken to
+        apply (docs/architecture.md §6)."""
         if not depends_on_organization(document):
             return NO_FACTS
-        if account_of(key_arn) != home_account or clients.current_member() is not None:
+        member = clients.current_member()
+        if account_of(key_arn) != (member.account if member is not None else home_account):
             return NO_FACTS
         try:
-            return organization_facts(organizations.own_organization())
+            return organization_facts(organizations.own_organization(member=member))
         except organizations.OrganizationUnknown as unknown:
             logger.warning("the organization is unknown; a Deny on it is taken to apply", extra={"error": str(unknown)})
             return NO_FACTS
