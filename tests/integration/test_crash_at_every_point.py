@@ -62,7 +62,7 @@ def kill_at(calls: Boundary, n: int) -> list[str]:
         if len(seen) == n:
             raise Killed(f"killed before call {n} ({model.name})")
 
-    calls.session.events.register_first("before-call.*.*", die, unique_id="test-kill")  # type: ignore[arg-type]
+    calls.session.events.register_first("before-call.*.*", die, unique_id="test-kill")
     return seen
 
 
