@@ -144,3 +144,22 @@ def test_a_state_table_that_refuses_the_journal_ends_as_a_failed_finding(
     failed = [f for f in world.findings() if f["outcome"] == "FAILED"]
     assert [(f["finding_type"], f["principal_arn"]) for f in failed] == [("KEY_ACCESS_MISSING", TRAINER)]
     assert "state table" in failed[0]["detail"]
+
+
+def test_a_state_table_that_refuses_the_write_ahead_intent_ends_as_a_failed_finding(
+    world: World, calls: Boundary, cmk_object: str
+) -> None:
+    # Given an object under a managed key the trainer lacks, and a state table that refuses the
+    # write-ahead intent (the second PutItem: the first takes the key's lease)
+    calls.faults.add(
+        "PutItem", "ValidationException", message="Item size has exceeded the maximum allowed size", times=1, after=1
+    )
+
+    # When its upload is verified
+    app.lambda_handler(sqs_event(load_event("s3_object_created")), LambdaContext())
+
+    # Then nothing is written, and a FAILED finding says why
+    assert calls.log.count("PutKeyPolicy") == 0
+    failed = [f for f in world.findings() if f["outcome"] == "FAILED"]
+    assert [(f["finding_type"], f["principal_arn"]) for f in failed] == [("KEY_ACCESS_MISSING", TRAINER)]
+    assert "state table" in failed[0]["detail"]

@@ -523,11 +523,16 @@ def _restore(ctx: Context, key: KeyInfo, erased: dict[str, tuple[StatementSpec, 
     _grant(restore_ctx, key, allowed, result)
 
 
-def _journaled(ctx: Context, key: KeyInfo, grants: Sequence[policy.Grant], out: _Attempt) -> bool:
-    """Journal the write before it is sent. A state table that refuses it (an item over 400 KB,
-    throttling past the retries, ...) stops the write, and a FAILED finding per principal says
-    why: state failures are never silent."""
+def _journaled(
+    ctx: Context, key: KeyInfo, grants: Sequence[policy.Grant], out: _Attempt, reports: Sequence[Finding]
+) -> bool:
+    """Before the write is sent: its write-ahead intent (``reports``, the findings it will make:
+    a write that lands just before we die is reported) and its entry in the per-key journal. A
+    state table that refuses either (an item over 400 KB, throttling past the retries, ...)
+    stops the write, and a FAILED finding per principal says why: never silence."""
     try:
+        if ctx.journal is not None:
+            ctx.journal.record(ctx.source_event_id, key.arn, reports)
         _note_written(ctx, key.arn, grants)
     except AwsError as error:
         out.findings += [
@@ -536,7 +541,7 @@ def _journaled(ctx: Context, key: KeyInfo, grants: Sequence[policy.Grant], out: 
                 Outcome.FAILED,
                 key.arn,
                 f"not adding {p} to the policy of {key.arn} (for {ctx.origin}): the guard's state table "
-                f"refused the journal of this write ({error}); nothing was written",
+                f"refused to record this write ahead ({error}); nothing was written",
                 p,
                 attempted=True,
             )
@@ -610,9 +615,7 @@ def _attempt(
             for p, specs in grants
         ]
 
-    if ctx.journal is not None:  # write-ahead: a write that lands just before we die is reported
-        ctx.journal.record(ctx.source_event_id, key.arn, remediated(""))
-    if not _journaled(ctx, key, grants, out):
+    if not _journaled(ctx, key, grants, out, remediated("")):
         return out
     failure, out.rejected = _write(ctx, lock, key.arn, merge.document)
     note = ""
