@@ -26,6 +26,8 @@ KeyPolicyValidation         KMS PutKeyPolicy/CreateKey accept any string as the 
 AtomicConditionalWrites     DynamoDB conditional writes check, then write, without a lock;
                             PutItem ``ReturnValues=ALL_OLD`` reads the "old" item apart from
                             the write, so it can return an item the put did not replace.
+ItemSizeLimit               DynamoDB items over 400 KB are refused; moto lets an UpdateItem
+                            ``ADD`` grow a set past that limit.
 ConditionalCopies           CopyObject/UploadPartCopy ignore ``x-amz-copy-source-if-match``
                             and CopyObject and CompleteMultipartUpload ignore ``If-Match``.
 RekognitionCustomLabels     Rekognition Custom Labels projects, datasets, dataset entries and
@@ -53,6 +55,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import copy
 import functools
 import hashlib
 import inspect
@@ -70,6 +73,7 @@ from xml.parsers.expat import ExpatError
 
 import xmltodict  # type: ignore[import-untyped]
 from moto.core.exceptions import ServiceException
+from moto.dynamodb.exceptions import ItemSizeToUpdateTooLarge
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.responses import DynamoHandler
 from moto.iam.models import iam_backends
@@ -809,6 +813,42 @@ class AtomicConditionalWrites(Double):
         yield _wrapped(DynamoHandler, "put_item", make)
 
 
+class ItemSizeLimit(Double):
+    """DynamoDB refuses an item over 400 KB, whatever expression grows it.
+
+    AWS (DynamoDB Developer Guide, "Quotas": "The maximum item size in DynamoDB is 400 KB, which
+    includes both attribute name binary length (UTF-8 length) and attribute value lengths"): a
+    PutItem or UpdateItem that would make an item larger fails with ValidationException ("Item
+    size has exceeded the maximum allowed size" / "Item size to update has exceeded the maximum
+    allowed size") and leaves the item as it was. moto checks only when an attribute is set
+    whole: an UpdateItem ``ADD`` that grows a set (or a list append) passes at any size. This
+    double checks the item after every write and, when it is over the limit, puts the item back
+    and raises moto's ValidationException.
+    """
+
+    LIMIT_BYTES = 400 * 1024
+
+    def _patches(self) -> Iterator[contextlib.AbstractContextManager[Any]]:
+        limit = self.LIMIT_BYTES
+
+        def make(original: Wrapper) -> Wrapper:
+            def update_item(backend: DynamoDBBackend, table_name: str, key: Any, *args: Any, **kwargs: Any) -> Any:
+                with _DYNAMODB_WRITE_LOCK:
+                    before = copy.deepcopy(backend.get_item(table_name, key))
+                    item = original(backend, table_name, key, *args, **kwargs)
+                    if item is not None and item.size() > limit:
+                        if before is None:
+                            backend.delete_item(table_name, key)
+                        else:
+                            backend.put_item(table_name, before.to_json()["Attributes"], overwrite=True)
+                        raise ItemSizeToUpdateTooLarge()
+                    return item
+
+            return update_item
+
+        yield _wrapped(DynamoDBBackend, "update_item", make)
+
+
 # --------------------------------------------------------------------------------------------
 # 6. ConditionalCopies
 # --------------------------------------------------------------------------------------------
@@ -1438,6 +1478,7 @@ ALL_DOUBLES: tuple[type[Double], ...] = (
     DefaultBucketEncryption,
     KeyPolicyValidation,
     AtomicConditionalWrites,
+    ItemSizeLimit,
     ConditionalCopies,
     RekognitionCustomLabels,
     SqsSenderIds,

@@ -78,6 +78,8 @@ State: what the guard keeps between calls
 - ``state.locks``              A lease lock per KMS key in DynamoDB: every key-policy edit runs inside it.
 - ``state.intents``            Write-ahead of the findings of changes, so a change made just before the
                                runtime died is still reported by the retry.
+- ``state.writejournal``       The per-key journal of key-policy writes (recent principals written),
+                               pruned to a time horizon and a byte bound (DynamoDB's 400 KB item).
 - ``state.keydirectory``       What we know about KMS keys (description, tags, policy), read once per
                                batch.
 

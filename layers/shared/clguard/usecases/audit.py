@@ -144,8 +144,8 @@ class AuditPublisher(Publisher):
             return f"unreadable:{unreadable.operation}:{unreadable.code}"
         return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:16]
 
-    def publish(self, finding: Finding, *, defer: bool = True) -> bool:
-        return self.base.publish(replace(finding, scope=self.scope_of(finding)), defer=defer)
+    def publish(self, finding: Finding, *, defer: bool = True, in_progress: bool = False) -> bool:
+        return self.base.publish(replace(finding, scope=self.scope_of(finding)), defer=defer, in_progress=in_progress)
 
 
 # --- the run record ------------------------------------------------------------------------------

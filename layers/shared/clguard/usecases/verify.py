@@ -186,7 +186,7 @@ class BatchRun:
                     "invalid finding in the outbox", extra={"message_id": record.message_id, "problem": repr(error)}
                 )
                 raise InvalidEvent(f"clguard.finding message has no valid finding: {error!r}") from error
-            self.publisher.publish(finding, defer=False)
+            self.publisher.publish(finding, defer=False, in_progress=message.in_progress)
             return
         audit_run = message[0].audit_run if message else ""
         tally = None
