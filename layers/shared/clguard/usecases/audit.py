@@ -43,6 +43,7 @@ from clguard.observability import count, logger
 from clguard.reporting.findings import Finding, FindingType, KmsKeyResource, Outcome
 from clguard.reporting.publisher import Publisher
 from clguard.rules.encryption import Encryption
+from clguard.state import auditrows
 from clguard.state.keydirectory import KeyDirectory
 
 CONTINUE_KIND: Final = "clguard.audit-continue"
@@ -149,8 +150,11 @@ def _n(value: int) -> dict[str, str]:
     return {"N": str(value)}
 
 
-def _add(table: str, run_id: str, counts: Mapping[str, int], *, keys: Sequence[str] = ()) -> dict[str, Any] | None:
-    """ADD counters (flat attribute names) and key ARNs to the run record; the item after it."""
+def _add(
+    table: str, run_id: str, counts: Mapping[str, int], *, keys: Sequence[str] = (), rowparts: Sequence[str] = ()
+) -> dict[str, Any] | None:
+    """ADD counters (flat attribute names), key ARNs and the ids of stored report rows
+    (``clguard.state.auditrows``) to the run record; the item after it."""
     names: dict[str, str] = {}
     values: dict[str, Any] = {}
     parts = []
@@ -162,6 +166,10 @@ def _add(table: str, run_id: str, counts: Mapping[str, int], *, keys: Sequence[s
         names["#keys"] = "keys"
         values[":keys"] = {"SS": sorted(set(keys))}
         parts.append("#keys :keys")
+    if rowparts:
+        names["#rowparts"] = "rowparts"
+        values[":rowparts"] = {"SS": sorted(set(rowparts))}
+        parts.append("#rowparts :rowparts")
     if not parts:
         return None
     return dynamodb.update(table, run_item_id(run_id), "ADD " + ", ".join(parts), names=names, values=values)
@@ -203,6 +211,7 @@ class Tally:
 
     counts: Counter[str] = field(default_factory=Counter)
     keys: set[str] = field(default_factory=set)
+    rows: list[dict[str, Any]] = field(default_factory=list)  # the report's rows (auditreport.row_of)
 
     def add(self, bucket: str, status: str, encryption: str, condition: str, final_key: str | None) -> None:
         if status == "gone":
@@ -218,6 +227,29 @@ class Tally:
         for finding in findings:
             self.counts[f"a|{finding.finding_type.value}"] += 1
 
+    def report_rows(self, settings: Settings, work: ObjectWork, condition: str, findings: Sequence[Finding]) -> None:
+        """The report's rows for one object: each finding published now, and the object's
+        condition when it is still open but was already reported by an earlier run."""
+        from clguard.reporting.auditreport import row_of  # noqa: PLC0415 - audit messages only
+
+        self.rows.extend(row_of(finding, new=True) for finding in findings)
+        about_object = any(
+            isinstance(f.resource, S3ObjectRef)
+            and (f.resource.bucket, f.resource.key) == (work.ref.bucket, work.ref.key)
+            for f in findings
+        )
+        if condition and not about_object:
+            earlier = Finding(
+                finding_type=FindingType(condition),
+                outcome=Outcome.REPORTED,
+                resource=work.ref,
+                detail="still open: reported by an earlier run",
+                source_event_id=work.source_event_id,
+                account=work.account or settings.account_id,
+                region=settings.region,
+            )
+            self.rows.append(row_of(earlier, new=False))
+
 
 def record_message(
     settings: Settings, run_id: str, tally: Tally, *, continued: int = 0, lambda_context: Any = None
@@ -228,7 +260,8 @@ def record_message(
     counts["done"] += 1
     if continued:
         counts["more"] += continued
-    item = _add(settings.state_table, run_id, counts, keys=sorted(tally.keys))
+    parts = auditrows.save(settings.state_table, run_id, tally.rows) if tally.rows else []
+    item = _add(settings.state_table, run_id, counts, keys=sorted(tally.keys), rowparts=parts)
     if item is not None and _complete(item):
         finalize(settings, run_id, lambda_context=lambda_context)
 
@@ -608,8 +641,17 @@ def finalize(settings: Settings, run_id: str, *, lambda_context: Any = None) -> 
         return None
     from clguard.reporting import auditreport  # noqa: PLC0415 - only the last message of a run reports
 
-    data = auditreport.build(settings, run_id, _plain(item))
-    locations = auditreport.write(data, bucket=str(data["reports_bucket"]), prefix=str(data["reports_prefix"]))
+    plain = _plain(item)
+    data = auditreport.build(settings, run_id, plain)
+    stored, dropped = auditrows.load(settings.state_table, list(plain.get("rowparts", [])))
+    rows = auditreport.ordered_rows([*stored, *auditreport.training_rows(settings, data["trainings"])])
+    if dropped:
+        data["rows_dropped"] = dropped
+        data["notes"].append(f"{dropped} rows beyond the report's bound of {auditrows.MAX_ROWS} are counted only")
+    history = auditrows.record_trend(settings.state_table, auditreport.trend_entry(data, rows))
+    locations = auditreport.write(
+        data, bucket=str(data["reports_bucket"]), prefix=str(data["reports_prefix"]), rows=rows, history=history
+    )
     publish_summary(settings, data, locations)
     return locations
 
