@@ -6,8 +6,8 @@ from anywhere: a Content-Security-Policy in the page allows only its own style a
 hash, so even a value that escaped its escaping could not run.
 
 Every value that comes from outside (object keys, ARNs, principals, details, notes, owners,
-exception reasons) is escaped for the context it lands in (``docs/architecture.md`` §4, "The
-audit report"):
+exception reasons) is escaped for the context it lands in (``docs/architecture.md`` §2, "The
+audit report is rows people act on"):
 
 - element text and attribute values: ``text()`` (HTML-escaped, attributes always double-quoted;
   control, bidirectional and zero-width characters shown as visible ``\\u202e`` escapes, so a key
