@@ -196,3 +196,24 @@ def test_the_trend_keeps_the_last_runs_only(world: World) -> None:
 
     # Then it holds the last HISTORY_RUNS of them, oldest first
     assert [r["run_id"] for r in history] == [f"r{i:03}" for i in range(7, auditrows.HISTORY_RUNS + 7)]
+
+
+def test_a_key_condition_still_open_stays_a_row_in_later_runs(audited: World) -> None:
+    # Given an object under a key that did not opt in, and a training principal that lacks access
+    trainer = audited.role("Trainer", "/ml/")
+    key = audited.key(managed=False)
+    audited.put("images/cmk.jpg", ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
+    audited.env_set(TRAINING_PRINCIPALS=trainer)
+
+    # When the audit runs twice
+    run_audit(audited)
+    run_audit(audited)
+    first, second = summaries(audited)
+
+    # Then both runs list the key's condition once, as open: new in the first, still open in the second
+    def key_rows(summary: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
+        rows, _, _ = exports(audited, summary)
+        return [(r["section"], r["finding_type"], r["resource"], r["new"]) for r in rows]
+
+    assert key_rows(first) == [("open", "KEY_NOT_MANAGED", key, True)]
+    assert key_rows(second) == [("open", "KEY_NOT_MANAGED", key, False)]

@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from clguard.adapters import dynamodb, s3, sns, sqs
 from clguard.boundary import fanout, inventory
@@ -45,6 +45,9 @@ from clguard.reporting.publisher import Publisher
 from clguard.rules.encryption import Encryption
 from clguard.state import auditrows
 from clguard.state.keydirectory import KeyDirectory
+
+if TYPE_CHECKING:
+    from clguard.usecases.objects import ObjectResult
 
 CONTINUE_KIND: Final = "clguard.audit-continue"
 SUMMARY_KIND: Final = "clguard.audit-summary"
@@ -227,28 +230,52 @@ class Tally:
         for finding in findings:
             self.counts[f"a|{finding.finding_type.value}"] += 1
 
-    def report_rows(self, settings: Settings, work: ObjectWork, condition: str, findings: Sequence[Finding]) -> None:
-        """The report's rows for one object: each finding published now, and the object's
-        condition when it is still open but was already reported by an earlier run."""
+    def report_rows(self, settings: Settings, work: ObjectWork, result: ObjectResult) -> None:
+        """The report's rows for one object: each finding published now, and each condition still
+        open that an earlier run already reported (so published nothing now): the object's, and its
+        keys' (the keys' rows are one per key in the report)."""
         from clguard.reporting.auditreport import row_of  # noqa: PLC0415 - audit messages only
 
+        findings = result.findings
         self.rows.extend(row_of(finding, new=True) for finding in findings)
+        account = work.account or settings.account_id
+
+        def earlier(finding_type: FindingType, outcome: Outcome, resource: S3ObjectRef | KmsKeyResource) -> None:
+            finding = Finding(
+                finding_type=finding_type,
+                outcome=outcome,
+                resource=resource,
+                detail="still open: reported by an earlier run",
+                source_event_id=work.source_event_id,
+                account=account,
+                region=settings.region,
+                kms_key_arn=resource.arn if isinstance(resource, KmsKeyResource) else None,
+            )
+            self.rows.append(row_of(finding, new=False))
+
         about_object = any(
             isinstance(f.resource, S3ObjectRef)
             and (f.resource.bucket, f.resource.key) == (work.ref.bucket, work.ref.key)
             for f in findings
         )
-        if condition and not about_object:
-            earlier = Finding(
-                finding_type=FindingType(condition),
-                outcome=Outcome.REPORTED,
-                resource=work.ref,
-                detail="still open: reported by an earlier run",
-                source_event_id=work.source_event_id,
-                account=work.account or settings.account_id,
-                region=settings.region,
-            )
-            self.rows.append(row_of(earlier, new=False))
+        if result.condition and not about_object:
+            earlier(FindingType(result.condition), Outcome.REPORTED, work.ref)
+        for key_result in result.key_results:
+            still_open = _OPEN_KEY_STATUS.get(key_result.status.value)
+            if still_open is None or key_result.published or key_result.key is None:
+                continue
+            earlier(*still_open, KmsKeyResource(key_result.key.arn))
+
+
+# A key's status after the checks (usecases.keyaccess.KeyStatus values) -> the open condition it is.
+_OPEN_KEY_STATUS: Final[Mapping[str, tuple[FindingType, Outcome]]] = {
+    "reported": (FindingType.KEY_ACCESS_MISSING, Outcome.REPORTED),
+    "refused": (FindingType.KEY_ACCESS_MISSING, Outcome.REFUSED),
+    "denied": (FindingType.KEY_ACCESS_MISSING, Outcome.REFUSED),
+    "not managed": (FindingType.KEY_NOT_MANAGED, Outcome.REFUSED),
+    "failed": (FindingType.KEY_ACCESS_MISSING, Outcome.FAILED),
+    "unusable": (FindingType.KEY_UNUSABLE, Outcome.REPORTED),
+}
 
 
 def record_message(
