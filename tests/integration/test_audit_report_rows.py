@@ -16,7 +16,7 @@ import pytest
 from clguard.reporting import auditreport
 from clguard.state import auditrows
 from tests.auditrun import REPORTS, run_audit, summaries
-from tests.world import ACCOUNT, BUCKET, TABLE, World
+from tests.world import ACCOUNT, BUCKET, OUTPUT_BUCKET, TABLE, World
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "audit-row.schema.json").read_text())
 HOSTILE_KEY = "images/<!--<script>\u202egpj.exe</script>.jpg"
@@ -217,3 +217,28 @@ def test_a_key_condition_still_open_stays_a_row_in_later_runs(audited: World) ->
 
     assert key_rows(first) == [("open", "KEY_NOT_MANAGED", key, True)]
     assert key_rows(second) == [("open", "KEY_NOT_MANAGED", key, False)]
+
+
+def test_a_run_names_a_bounded_number_of_row_items_and_counts_the_rest(
+    audited: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given two training buckets (one fan-out message each), an open condition in each, and a run
+    # record that may name one row item only
+    monkeypatch.setattr(auditrows, "MAX_PARTS", 1)
+    audited.env_set(TRAINING_BUCKETS=f"{BUCKET},{OUTPUT_BUCKET}", REMEDIATION_MODE="report")
+    audited.put_legacy("images/old.jpg")
+    audited.put_legacy("images/old.jpg", bucket=OUTPUT_BUCKET)
+
+    # When the audit runs
+    run_audit(audited)
+    [summary] = summaries(audited)
+
+    # Then one message's row is listed, the other's is counted as left out, and the report says so
+    rows, _, page = exports(audited, summary)
+    report = json.loads(read(audited, summary["report"]["json"]))
+    assert len(rows) == 1
+    assert report["rows_dropped"] == 1
+    assert any("1 rows beyond the report's bound" in note for note in report["notes"])
+    assert "1 more rows were beyond the report" in page
+    # And the tallies still count both objects
+    assert report["conditions_by_type"] == {"OBJECT_UNENCRYPTED": 2}

@@ -7,8 +7,9 @@ change or accepted exception) as one item, and names it on the run record::
 
 The id is a digest of the content, so a redelivered message rewrites the same item. An item stays
 under DynamoDB's 400 KB (values are cut to VALUE_MAX characters, a message's rows split into
-items of at most PART_BYTES); the report reads at most MAX_ROWS rows of a run (the counts come from
-the run's tallies, which are complete): state that grows with the audit has a bound.
+items of at most PART_BYTES); the run record names at most MAX_PARTS items and the report reads at
+most MAX_ROWS rows of a run (the rest are counted as left out; the per-bucket counts come from the
+run's tallies, which are complete): state that grows with the audit has a bound.
 
 Trend: one item, ``audit-trend``, holding the per-type open counts of the last HISTORY_RUNS runs.
 """
@@ -28,6 +29,7 @@ TREND_ID: Final = "audit-trend"
 PART_BYTES: Final = 300_000  # one item's JSON, under DynamoDB's 400 KB item limit
 VALUE_MAX: Final = 2_000  # characters of one value kept (an S3 key is at most 1,024 bytes)
 MAX_ROWS: Final = 250_000  # rows of one run the report reads (the rest are counted, not listed)
+MAX_PARTS: Final = 2_000  # row items one run record names (about 70 bytes each, of its 400 KB)
 HISTORY_RUNS: Final = 30
 TTL_SECONDS: Final = 30 * 24 * 3600
 

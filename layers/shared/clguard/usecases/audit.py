@@ -174,6 +174,18 @@ def _add(
         parts.append("#rowparts :rowparts")
     if not parts:
         return None
+    if rowparts:
+        # The run record names at most MAX_PARTS row items (it must stay under DynamoDB's 400 KB);
+        # past that, the caller counts the rows as not stored.
+        values[":maxparts"] = _n(auditrows.MAX_PARTS)
+        return dynamodb.update(
+            table,
+            run_item_id(run_id),
+            "ADD " + ", ".join(parts),
+            names=names,
+            values=values,
+            condition="attribute_not_exists(#rowparts) OR size(#rowparts) < :maxparts",
+        )
     return dynamodb.update(table, run_item_id(run_id), "ADD " + ", ".join(parts), names=names, values=values)
 
 
@@ -288,6 +300,10 @@ def record_message(
         counts["more"] += continued
     parts = auditrows.save(settings.state_table, run_id, tally.rows) if tally.rows else []
     item = _add(settings.state_table, run_id, counts, keys=sorted(tally.keys), rowparts=parts)
+    if parts and item is None:  # the run already names MAX_PARTS row items: counted, not listed
+        counts["rows_unstored"] += len(tally.rows)
+        count("AuditRowsUnstored", len(tally.rows))
+        item = _add(settings.state_table, run_id, counts, keys=sorted(tally.keys))
     if item is not None and _complete(item):
         finalize(settings, run_id, lambda_context=lambda_context)
 
@@ -670,6 +686,7 @@ def finalize(settings: Settings, run_id: str, *, lambda_context: Any = None) -> 
     plain = _plain(item)
     data = auditreport.build(settings, run_id, plain)
     stored, dropped = auditrows.load(settings.state_table, list(plain.get("rowparts", [])))
+    dropped += int(plain.get("rows_unstored", 0))
     rows = auditreport.ordered_rows([*stored, *auditreport.training_rows(settings, data["trainings"])])
     if dropped:
         data["rows_dropped"] = dropped
