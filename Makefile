@@ -67,8 +67,7 @@ browser: node_modules/.package-lock.json
 	scripts/ensure-chromium.sh
 
 node_modules/.package-lock.json: package.json package-lock.json
-	@command -v npm >/dev/null || { echo "npm is required for the accessibility test (Debian: apt-get install -y npm)"; exit 1; }
-	npm ci --ignore-scripts --no-audit --no-fund
+	scripts/ensure-axe.sh
 
 test: lint typecheck validate browser
 	PATH="$(abspath $(TOOLS))/bin:$(PYTHON313_DIR):$$PATH" SAM_CLI_TELEMETRY=0 $(PY) -m pytest -n 2
