@@ -37,6 +37,7 @@ GROUPS = (
     "organization",
     "inventory",
     "members",
+    "report",
 )
 NUMBERS = {
     "calls": "1",
@@ -51,6 +52,7 @@ NUMBERS = {
     "organization": "10",
     "inventory": "11",
     "members": "12",
+    "report": "13",
 }
 
 
@@ -115,6 +117,12 @@ def _member_audit() -> list[Figure]:
     return member_audit_figures()
 
 
+def _report() -> list[Figure]:
+    from bench.auditpage import report_page_figures  # noqa: PLC0415
+
+    return report_page_figures()
+
+
 def _digest() -> list[Figure]:
     from bench.digest import human_messages_per_burst  # noqa: PLC0415
 
@@ -133,6 +141,7 @@ RUNNERS: dict[str, tuple[Callable[[], list[Figure]], str, float | None, str]] = 
     "digest": (_digest, "Messages for people per 10,000-finding burst", 5.0, "≤ 5"),
     "inventory": (_inventory, "S3 Inventory reader rows/s ÷ bare gzip + csv", 0.5, "≥ 0.5"),
     "members": (_member_audit, "Organizations: audit of 200 member accounts", 1.01, "≤ 1.01"),
+    "report": (_report, "Audit report page, 100,000 rows", 2.0, "< 2 s CPU, < 5 MB"),
 }
 
 

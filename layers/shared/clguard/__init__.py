@@ -82,6 +82,8 @@ State: what the guard keeps between calls
                                pruned to a time horizon and a byte bound (DynamoDB's 400 KB item).
 - ``state.keydirectory``       What we know about KMS keys (description, tags, policy), read once per
                                batch.
+- ``state.auditrows``         The audit report's records: each run's rows (bounded, content-addressed
+                               items) and the trend of the last runs.
 
 Reporting: the finding, its renderings, its delivery
 
@@ -90,7 +92,10 @@ Reporting: the finding, its renderings, its delivery
                                document and fingerprint.
 - ``reporting.rendering``      How a finding reads: the e-mail, chat and SNS renderings.
 - ``reporting.publisher``      Publish each finding once per condition, never lose one (outbox, SQS).
-- ``reporting.auditreport``    The audit's report: JSON and one self-contained HTML page.
+- ``reporting.auditreport``    The audit's report: its data (JSON), its rows and their CSV and JSON Lines
+                               exports, written beside the page.
+- ``reporting.auditpage``      The audit report as one server-rendered HTML page: every value escaped for
+                               its context, a strict CSP, the trend as inline SVG.
 
 Adapters: the only modules that call AWS; each declares its ``IAM_ACTIONS``
 

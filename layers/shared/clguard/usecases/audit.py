@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from clguard.adapters import clients, dynamodb, s3, sns, sqs
 from clguard.adapters.clients import Member
@@ -53,8 +53,12 @@ from clguard.observability import count, logger
 from clguard.reporting.findings import Finding, FindingType, KmsKeyResource, MemberRoleResource, Outcome
 from clguard.reporting.publisher import Publisher
 from clguard.rules.encryption import Encryption
+from clguard.state import auditrows
 from clguard.state.keydirectory import KeyDirectory
 from clguard.usecases import accounts
+
+if TYPE_CHECKING:
+    from clguard.usecases.objects import ObjectResult
 
 CONTINUE_KIND: Final = "clguard.audit-continue"
 SUMMARY_KIND: Final = "clguard.audit-summary"
@@ -159,8 +163,11 @@ def _n(value: int) -> dict[str, str]:
     return {"N": str(value)}
 
 
-def _add(table: str, run_id: str, counts: Mapping[str, int], *, keys: Sequence[str] = ()) -> dict[str, Any] | None:
-    """ADD counters (flat attribute names) and key ARNs to the run record; the item after it."""
+def _add(
+    table: str, run_id: str, counts: Mapping[str, int], *, keys: Sequence[str] = (), rowparts: Sequence[str] = ()
+) -> dict[str, Any] | None:
+    """ADD counters (flat attribute names), key ARNs and the ids of stored report rows
+    (``clguard.state.auditrows``) to the run record; the item after it."""
     names: dict[str, str] = {}
     values: dict[str, Any] = {}
     parts = []
@@ -172,8 +179,24 @@ def _add(table: str, run_id: str, counts: Mapping[str, int], *, keys: Sequence[s
         names["#keys"] = "keys"
         values[":keys"] = {"SS": sorted(set(keys))}
         parts.append("#keys :keys")
+    if rowparts:
+        names["#rowparts"] = "rowparts"
+        values[":rowparts"] = {"SS": sorted(set(rowparts))}
+        parts.append("#rowparts :rowparts")
     if not parts:
         return None
+    if rowparts:
+        # The run record names at most MAX_PARTS row items (it must stay under DynamoDB's 400 KB);
+        # past that, the caller counts the rows as not stored.
+        values[":maxparts"] = _n(auditrows.MAX_PARTS)
+        return dynamodb.update(
+            table,
+            run_item_id(run_id),
+            "ADD " + ", ".join(parts),
+            names=names,
+            values=values,
+            condition="attribute_not_exists(#rowparts) OR size(#rowparts) < :maxparts",
+        )
     return dynamodb.update(table, run_item_id(run_id), "ADD " + ", ".join(parts), names=names, values=values)
 
 
@@ -213,6 +236,7 @@ class Tally:
 
     counts: Counter[str] = field(default_factory=Counter)
     keys: set[str] = field(default_factory=set)
+    rows: list[dict[str, Any]] = field(default_factory=list)  # the report's rows (auditreport.row_of)
 
     def add(self, bucket: str, status: str, encryption: str, condition: str, final_key: str | None) -> None:
         if status == "gone":
@@ -228,6 +252,53 @@ class Tally:
         for finding in findings:
             self.counts[f"a|{finding.finding_type.value}"] += 1
 
+    def report_rows(self, settings: Settings, work: ObjectWork, result: ObjectResult) -> None:
+        """The report's rows for one object: each finding published now, and each condition still
+        open that an earlier run already reported (so published nothing now): the object's, and its
+        keys' (the keys' rows are one per key in the report)."""
+        from clguard.reporting.auditreport import row_of  # noqa: PLC0415 - audit messages only
+
+        findings = result.findings
+        self.rows.extend(row_of(finding, new=True) for finding in findings)
+        account = work.account or settings.account_id
+
+        def earlier(finding_type: FindingType, outcome: Outcome, resource: S3ObjectRef | KmsKeyResource) -> None:
+            finding = Finding(
+                finding_type=finding_type,
+                outcome=outcome,
+                resource=resource,
+                detail="still open: reported by an earlier run",
+                source_event_id=work.source_event_id,
+                account=account,
+                region=settings.region,
+                kms_key_arn=resource.arn if isinstance(resource, KmsKeyResource) else None,
+            )
+            self.rows.append(row_of(finding, new=False))
+
+        about_object = any(
+            isinstance(f.resource, S3ObjectRef)
+            and (f.resource.bucket, f.resource.key) == (work.ref.bucket, work.ref.key)
+            for f in findings
+        )
+        if result.condition and not about_object:
+            earlier(FindingType(result.condition), Outcome.REPORTED, work.ref)
+        for key_result in result.key_results:
+            still_open = _OPEN_KEY_STATUS.get(key_result.status.value)
+            if still_open is None or key_result.published or key_result.key is None:
+                continue
+            earlier(*still_open, KmsKeyResource(key_result.key.arn))
+
+
+# A key's status after the checks (usecases.keyaccess.KeyStatus values) -> the open condition it is.
+_OPEN_KEY_STATUS: Final[Mapping[str, tuple[FindingType, Outcome]]] = {
+    "reported": (FindingType.KEY_ACCESS_MISSING, Outcome.REPORTED),
+    "refused": (FindingType.KEY_ACCESS_MISSING, Outcome.REFUSED),
+    "denied": (FindingType.KEY_ACCESS_MISSING, Outcome.REFUSED),
+    "not managed": (FindingType.KEY_NOT_MANAGED, Outcome.REFUSED),
+    "failed": (FindingType.KEY_ACCESS_MISSING, Outcome.FAILED),
+    "unusable": (FindingType.KEY_UNUSABLE, Outcome.REPORTED),
+}
+
 
 def record_message(
     settings: Settings, run_id: str, tally: Tally, *, continued: int = 0, lambda_context: Any = None
@@ -238,7 +309,12 @@ def record_message(
     counts["done"] += 1
     if continued:
         counts["more"] += continued
-    item = _add(settings.state_table, run_id, counts, keys=sorted(tally.keys))
+    parts = auditrows.save(settings.state_table, run_id, tally.rows) if tally.rows else []
+    item = _add(settings.state_table, run_id, counts, keys=sorted(tally.keys), rowparts=parts)
+    if parts and item is None:  # the run already names MAX_PARTS row items: counted, not listed
+        counts["rows_unstored"] += len(tally.rows)
+        count("AuditRowsUnstored", len(tally.rows))
+        item = _add(settings.state_table, run_id, counts, keys=sorted(tally.keys))
     if item is not None and _complete(item):
         finalize(settings, run_id, lambda_context=lambda_context)
 
@@ -715,8 +791,18 @@ def finalize(settings: Settings, run_id: str, *, lambda_context: Any = None) -> 
         return None
     from clguard.reporting import auditreport  # noqa: PLC0415 - only the last message of a run reports
 
-    data = auditreport.build(settings, run_id, _plain(item))
-    locations = auditreport.write(data, bucket=str(data["reports_bucket"]), prefix=str(data["reports_prefix"]))
+    plain = _plain(item)
+    data = auditreport.build(settings, run_id, plain)
+    stored, dropped = auditrows.load(settings.state_table, list(plain.get("rowparts", [])))
+    dropped += int(plain.get("rows_unstored", 0))
+    rows = auditreport.ordered_rows([*stored, *auditreport.training_rows(settings, data["trainings"])])
+    if dropped:
+        data["rows_dropped"] = dropped
+        data["notes"].append(f"{dropped} rows beyond the report's bound of {auditrows.MAX_ROWS} are counted only")
+    history = auditrows.record_trend(settings.state_table, auditreport.trend_entry(data, rows))
+    locations = auditreport.write(
+        data, bucket=str(data["reports_bucket"]), prefix=str(data["reports_prefix"]), rows=rows, history=history
+    )
     publish_summary(settings, data, locations)
     return locations
 

@@ -209,6 +209,7 @@ class BatchRun:
             if tally is not None:
                 tally.add(work.ref.bucket, result.status, result.encryption, result.condition, result.final_key)
                 tally.alerts(result.findings)
+                tally.report_rows(self.settings, work, result)
         if tally is not None:
             from clguard.usecases.audit import record_message  # noqa: PLC0415
 
