@@ -10,6 +10,7 @@ from moto import mock_aws
 from clguard.adapters import clients
 from clguard.reporting import exceptions, labels
 from clguard.state.keydirectory import clear_cache
+from clguard.usecases import accounts
 from localaws.doubles import AwsBehaviour, aws_behaviour
 from localaws.runtime import FAKE_CREDENTIALS
 from tests.awscalls import Boundary, boundary
@@ -35,11 +36,13 @@ def aws(aws_env: None) -> Iterator[AwsBehaviour]:
     with mock_aws(), aws_behaviour() as behaviour:
         clients.reset()
         clear_cache()
+        accounts.forget()
         labels.forget()
         exceptions.forget()
         yield behaviour
     clients.reset()
     clear_cache()
+    accounts.forget()
     labels.forget()
     exceptions.forget()
 

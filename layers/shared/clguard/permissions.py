@@ -12,6 +12,7 @@ from typing import Final
 
 from clguard.adapters import (
     clients,
+    declarations,
     dynamodb,
     kms,
     lambda_,
@@ -21,7 +22,6 @@ from clguard.adapters import (
     securityhub,
     sns,
     sqs,
-    ssm,
 )
 
 _OBJECT_REMEDIATION: Final = (
@@ -98,6 +98,7 @@ OPERATIONS: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
         "sqs": ("SendMessage",),
         "dynamodb": tuple(dynamodb.IAM_ACTIONS),
         "lambda": ("Invoke",),
+        "sts": ("AssumeRole",),  # member accounts only: their declarations, their buckets listed
     },
     # Publishes messages for people to the human topic; reads nothing else.
     "digest": {
@@ -147,7 +148,9 @@ _ADAPTERS: Final = {
     "sts": clients,
     "lambda": lambda_,
     "organizations": organizations,
-    "ssm": ssm,
+    # SSM GetParameter: a member's declaration (adapters.declarations) and the accepted-exceptions
+    # document (adapters.ssm) are the same action.
+    "ssm": declarations,
     "securityhub": securityhub,
 }
 
@@ -162,18 +165,31 @@ def actions(function: str) -> frozenset[str]:
     return frozenset(needed)
 
 
-# The functions that act in member accounts (the audit covers the central account's buckets).
+# The functions that act in member accounts with all their S3, KMS and Rekognition calls.
 MEMBER_FUNCTIONS: Final = ("verify_object_encryption", "grant_training_access")
+
+# What else runs with a member's credentials: the audit lists a member's buckets, and every
+# function reads what the member says about itself (its declaration, its organization).
+MEMBER_READS: Final[Mapping[str, tuple[str, ...]]] = {
+    "s3": ("ListObjectsV2",),
+    "organizations": tuple(organizations.IAM_ACTIONS),
+    "ssm": tuple(declarations.IAM_ACTIONS),
+}
+
+
+# Every function that makes the member reads (with the member role's credentials, granted by
+# member.yaml, not by the function's own role).
+MEMBER_READERS: Final = (*MEMBER_FUNCTIONS, "audit")
 
 
 def member_actions() -> frozenset[str]:
     """What the member role (member.yaml) must allow: every S3, KMS and Rekognition action of
-    the functions that act in members (the calls that run with member credentials), and what S3
-    does with KMS on our behalf there."""
+    the functions that act in members (the calls that run with member credentials), the member's
+    reads about itself, and what S3 does with KMS on our behalf there."""
     needed: set[str] = set(ON_OUR_BEHALF)
-    for operations in (OPERATIONS[f] for f in MEMBER_FUNCTIONS):
+    for operations in (*(OPERATIONS[f] for f in MEMBER_FUNCTIONS), MEMBER_READS):
         for service, names in operations.items():
-            if service in clients.MEMBER_SCOPED:
+            if service in clients.MEMBER_SCOPED or service in MEMBER_READS:
                 table = _ADAPTERS[service].IAM_ACTIONS
                 for operation in names:
                     needed.update(table[operation])

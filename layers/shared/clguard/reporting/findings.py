@@ -46,6 +46,9 @@ class FindingType(StrEnum):
     MANIFEST_INVALID = "MANIFEST_INVALID"
     EXCEPTIONS_INVALID = "EXCEPTIONS_INVALID"
     TRAINING_FAILED = "TRAINING_FAILED"
+    # A member account the guard serves but cannot act in (its role is missing, denied or keeps
+    # being throttled): once per audit run, naming the account and what is missing.
+    MEMBER_UNREACHABLE = "MEMBER_UNREACHABLE"
 
     @property
     def severity(self) -> Severity:
@@ -65,6 +68,7 @@ SEVERITY: Final[Mapping[FindingType, Severity]] = {
     FindingType.MANIFEST_INVALID: Severity.MEDIUM,
     FindingType.EXCEPTIONS_INVALID: Severity.MEDIUM,
     FindingType.TRAINING_FAILED: Severity.HIGH,
+    FindingType.MEMBER_UNREACHABLE: Severity.HIGH,
 }
 
 
@@ -95,6 +99,23 @@ class ProjectVersionResource:
 
 
 @dataclass(frozen=True, slots=True)
+class MemberRoleResource:
+    """The role a member account provides for the guard (``iam-role``): the resource of a
+    MEMBER_UNREACHABLE finding, whose ``account`` is the member's."""
+
+    arn: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "iam-role", "arn": self.arn}
+
+    def label(self) -> str:
+        return self.arn
+
+
+type Resource = S3ObjectRef | KmsKeyResource | ProjectVersionResource | MemberRoleResource | ExceptionsResource
+
+
+@dataclass(frozen=True, slots=True)
 class ExceptionsResource:
     """The accepted-exceptions document (docs/architecture.md §5b): ``ssm:<name>`` or ``s3://<bucket>/<key>``."""
 
@@ -105,9 +126,6 @@ class ExceptionsResource:
 
     def label(self) -> str:
         return self.location
-
-
-type Resource = S3ObjectRef | KmsKeyResource | ProjectVersionResource | ExceptionsResource
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,6 +286,8 @@ class Finding:
             resource = ExceptionsResource(str(required_value(resource_doc, "location", f"{where}.resource")))
         elif resource_doc.get("type") == "rekognition-project-version":
             resource = ProjectVersionResource(str(required_value(resource_doc, "arn", f"{where}.resource")))
+        elif resource_doc.get("type") == "iam-role":
+            resource = MemberRoleResource(str(required_value(resource_doc, "arn", f"{where}.resource")))
         else:
             resource = S3ObjectRef(
                 str(required_value(resource_doc, "bucket", f"{where}.resource")),
