@@ -18,8 +18,9 @@ from tests.infrastructure.cfn_template import load_template, resources_of_type
 ROOT = Path(__file__).resolve().parents[2]
 CODE = [*(ROOT / "layers" / "shared" / "clguard").rglob("*.py"), *(ROOT / "functions").rglob("*.py")]
 NAMESPACE = "CustomLabelsGuard"
-# count("Name") and count(f"Violation.{finding_type.value}") in the code.
-_COUNT = re.compile(r"\bcount\(\s*(f?)\"([^\"]+)\"")
+# count("Name") and count(f"Violation.{finding_type.value}") in the code: the observability
+# function, not a method of the same name (``groups.count("open")``).
+_COUNT = re.compile(r"(?<![.\w])count\(\s*(f?)\"([^\"]+)\"")
 # What a formatted name can stand for: objects.py counts the violations it finds on objects.
 _FORMATTED = {
     "Violation.{finding_type.value}": [f"Violation.{t.value}" for t in FindingType if t.name.startswith("OBJECT_")]
