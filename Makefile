@@ -62,9 +62,13 @@ validate: tools
 	$(SAM) validate --lint --template member.yaml
 	BC_SKIP_MAPPING=TRUE $(TOOLS)/bin/checkov --quiet --compact --skip-download --framework cloudformation --file $(TEMPLATE) --file member.yaml
 
-# The audit report's test renders it in a real headless Chromium (Debian's package).
-browser:
+# The audit report's test renders it in a real headless Chromium (Debian's package) and runs
+# axe-core (npm, pinned by package-lock.json) inside it.
+browser: node_modules/.package-lock.json
 	scripts/ensure-chromium.sh
+
+node_modules/.package-lock.json: package.json package-lock.json
+	scripts/ensure-axe.sh
 
 test: lint typecheck validate browser
 	PATH="$(abspath $(TOOLS))/bin:$(PYTHON313_DIR):$$PATH" SAM_CLI_TELEMETRY=0 $(PY) -m pytest -n 2
