@@ -124,4 +124,4 @@ clean:
 
 # Mutation testing of the key-policy rules (not part of make test: it is slow). README: "Mutation score".
 mutation: venv
-	MODULE=$(MODULE) JOBS=$(or $(JOBS),2) scripts/mutation.sh
+	MODULE=$(MODULE) MUTANTS="$(MUTANTS)" JOBS=$(or $(JOBS),2) scripts/mutation.sh
