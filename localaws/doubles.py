@@ -34,6 +34,9 @@ RekognitionCustomLabels     Rekognition Custom Labels projects, datasets, datase
 SqsSenderIds                Every SQS message has one constant SenderId, whoever sent it.
 CopiesDropWebsiteRedirect   CopyObject keeps the source's ``x-amz-website-redirect-location``;
                             S3 does not copy it unless the request names it again.
+EventBridgeNotifications    GetBucketNotificationConfiguration leaves out the bucket's
+                            ``EventBridgeConfiguration`` that PutBucketNotificationConfiguration
+                            stored, so "EventBridge on" cannot be read back.
 ==========================  ===============================================================
 
 ``legacy_unencrypted_objects()`` and ``put_legacy_unencrypted_object()`` write the one kind
@@ -1417,6 +1420,45 @@ def _copy_drops_website_redirect(original: Wrapper) -> Wrapper:
 
 
 # --------------------------------------------------------------------------------------------
+# 10. EventBridgeNotifications
+# --------------------------------------------------------------------------------------------
+
+
+class EventBridgeNotifications(Double):
+    """GetBucketNotificationConfiguration returns ``EventBridgeConfiguration`` (an empty
+    element) when the bucket sends its events to EventBridge: S3 API reference,
+    GetBucketNotificationConfiguration, Response Syntax (``<EventBridgeConfiguration>``), and S3
+    User Guide, "Enabling Amazon EventBridge". moto stores it but leaves it out of the answer.
+    """
+
+    def _patches(self) -> Iterator[contextlib.AbstractContextManager[Any]]:
+        yield _wrapped(S3Response, "get_bucket_notification", _notification_with_eventbridge)
+
+
+def _notification_with_eventbridge(original: Wrapper) -> Wrapper:
+    def get_bucket_notification(self: S3Response) -> Any:
+        response = original(self)
+        configuration = self.backend.get_bucket_notification_configuration(self.bucket_name)
+        if configuration is None or configuration.event_bridge is None:
+            return response
+        status, headers, body = response
+        text = body.decode() if isinstance(body, bytes) else str(body)
+        element = "<EventBridgeConfiguration></EventBridgeConfiguration>"
+        if "</NotificationConfiguration>" in text:
+            text = text.replace("</NotificationConfiguration>", f"{element}</NotificationConfiguration>")
+        else:  # moto answers an empty result when only EventBridge is on
+            text = (
+                '<?xml version="1.0" encoding="UTF-8"?>'
+                f'<NotificationConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">{element}'
+                "</NotificationConfiguration>"
+            )
+        headers = {k: v for k, v in dict(headers).items() if k.lower() != "content-length"}
+        return status, headers, text
+
+    return get_bucket_notification
+
+
+# --------------------------------------------------------------------------------------------
 # All together
 # --------------------------------------------------------------------------------------------
 
@@ -1430,6 +1472,7 @@ ALL_DOUBLES: tuple[type[Double], ...] = (
     RekognitionCustomLabels,
     SqsSenderIds,
     CopiesDropWebsiteRedirect,
+    EventBridgeNotifications,
 )
 
 

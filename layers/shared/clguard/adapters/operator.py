@@ -139,6 +139,8 @@ class Trail:
 
 def _selectors(arn: str) -> tuple[bool, frozenset[str]]:
     response = client("cloudtrail").get_event_selectors(TrailName=arn)
+    if not response.get("EventSelectors") and not response.get("AdvancedEventSelectors"):
+        return True, frozenset()  # no selector at all: CloudTrail's default, every management event
     management = False
     buckets: set[str] = set()
     for selector in response.get("EventSelectors") or []:

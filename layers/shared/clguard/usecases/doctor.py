@@ -230,26 +230,26 @@ def member_roles(world: World) -> list[Check]:
 
 
 def alarms(world: World) -> list[Check]:
-    title = "the stack's alarms are OK"
     if not world.stack:
-        return [Check("alarms", title, SKIP, "needs --stack")]
+        return [Check("alarms", ALARMS_TITLE, SKIP, "needs --stack")]
     names = operator.stack_alarm_names(world.stack)
-    states = operator.alarm_states(names) if names else {}
+    return [judge_alarms(operator.alarm_states(names) if names else {})]
+
+
+ALARMS_TITLE: Final = "the stack's alarms are OK"
+
+
+def judge_alarms(states: Mapping[str, str]) -> Check:
+    """The alarms check on the alarms' states (name -> OK / ALARM / INSUFFICIENT_DATA)."""
     bad = {name: state for name, state in states.items() if state != "OK"}
     if not bad:
-        return [Check("alarms", title, PASS, f"{len(states)} alarm(s)")]
+        return Check("alarms", ALARMS_TITLE, PASS, f"{len(states)} alarm(s)")
     listed = ", ".join(f"{name} ({state})" for name, state in sorted(bad.items()))
-    return [
-        Check(
-            "alarms",
-            title,
-            FAIL,
-            listed,
-            "aws cloudwatch describe-alarms --alarm-names "
-            + " ".join(sorted(bad))
-            + "\n(README, 'When an alarm fires' says what each means)",
-        )
-    ]
+    fix = (
+        f"aws cloudwatch describe-alarms --alarm-names {' '.join(sorted(bad))}\n"
+        "(README, 'Alarms' says what each one means and what to do)"
+    )
+    return Check("alarms", ALARMS_TITLE, FAIL, listed, fix)
 
 
 def _grant_hint() -> str:
