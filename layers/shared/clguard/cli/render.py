@@ -4,7 +4,7 @@ shown as text, never as rich markup (a key's reason or an object key is data).""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final, TextIO
+from typing import IO, Any, Final
 
 from rich.console import Console
 from rich.table import Table
@@ -26,7 +26,7 @@ def _text(value: Any, style: str = "") -> Text:
     return Text("" if value is None else str(value), style=style)
 
 
-def show(command: str, document: Mapping[str, Any], out: TextIO) -> None:
+def show(command: str, document: Mapping[str, Any], out: IO[str]) -> None:
     console = Console(file=out, highlight=False, soft_wrap=False, width=max(100, Console(file=out).width))
     if command == "preflight":
         _preflight(console, document)
@@ -41,7 +41,9 @@ def _preflight(console: Console, document: Mapping[str, Any]) -> None:
     )
     if not document["keys"]:
         console.print("No KMS key is needed (everything is SSE-S3): training can read its data.")
-    table = Table("verdict", "key", "needed for", "missing", "why", show_lines=True)
+    table = Table(show_lines=True)
+    for column in ("verdict", "key", "needed for", "missing", "why"):
+        table.add_column(column, overflow="fold")  # an ARN or a URL is shown whole, never cut
     for entry in document["keys"]:
         table.add_row(
             _text(entry["verdict"], _STYLE[entry["verdict"]]),
