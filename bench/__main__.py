@@ -23,7 +23,19 @@ from bench.common import Figure, failed_figure, progress
 
 logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the in-process moto server's access log
 
-GROUPS = ("calls", "c7n", "latency", "coldstart", "grant", "memory", "policy", "audit", "digest", "accounts")
+GROUPS = (
+    "calls",
+    "c7n",
+    "latency",
+    "coldstart",
+    "grant",
+    "memory",
+    "policy",
+    "audit",
+    "digest",
+    "accounts",
+    "organization",
+)
 NUMBERS = {
     "calls": "1",
     "latency": "2",
@@ -34,6 +46,7 @@ NUMBERS = {
     "audit": "7",
     "digest": "8",
     "accounts": "9",
+    "organization": "10",
 }
 
 
@@ -150,6 +163,18 @@ def main(argv: list[str] | None = None) -> int:
                 figures += custodian(ours)
             except Exception:  # noqa: BLE001 - information only
                 traceback.print_exc()
+            continue
+        if group == "organization":  # priced from figures 1 and 7 of this run
+            from bench.organization import organization_figures  # noqa: PLC0415
+
+            try:
+                rows = organization_figures(figures)
+            except Exception as error:  # noqa: BLE001 - a broken figure is reported as a miss
+                traceback.print_exc()
+                rows = [failed_figure(group, "Monthly cost at organization scale", 0.1, "≤ 0.1", error)]
+            for figure in rows:
+                figure.number = NUMBERS[group]
+            figures += rows
             continue
         rows = run_group(group, group in profiled)
         goals = [f for f in rows if f.passed is not None]

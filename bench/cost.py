@@ -131,3 +131,66 @@ def audit_per_million(
     duration = LAMBDA_ARM64_GB_SECOND * (deployment.memory_mb / 1024) * cpu_seconds_per_object * million
     sqs = SQS_REQUEST * million * messages_per_object * 2 / SQS_MESSAGES_PER_CALL
     return Cost(calls, requests, duration, sqs)
+
+
+# Organization scale (figure 10). Prices as above; sources in bench/README.md.
+S3_INVENTORY_PER_OBJECT: Final = 0.0025 / 1_000_000  # S3 Inventory, per object listed
+EVENTBRIDGE_CROSS_ACCOUNT: Final = 1.00 / 1_000_000  # an event delivered to another account's bus
+S3_STANDARD_GB_MONTH: Final = 0.023  # S3 Standard storage, first 50 TB
+INVENTORY_GZIP_BYTES_PER_OBJECT: Final = 40  # bucket,key,size,...,encryption: ~120 B of CSV, gzip ~3x
+
+
+@dataclass(frozen=True, slots=True)
+class OrganizationMonth:
+    """Dollars a month for an organization: ``existing`` objects audited once a month from S3 Inventory,
+    ``new`` objects a month arriving in member accounts (each forwarded to the central bus)."""
+
+    existing: int
+    new: int
+    accounts: int
+    audit: float  # the guard's audit of the existing objects (calls, Lambda, SQS)
+    inventory: float  # S3 Inventory's own price, and the storage of one month's reports
+    events: float  # the new objects' events through the verify path
+    forwarding: float  # EventBridge cross-account delivery of the members' events
+
+    @property
+    def total(self) -> float:
+        return self.audit + self.inventory + self.events + self.forwarding
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "audit": round(self.audit, 2),
+            "inventory": round(self.inventory, 2),
+            "events": round(self.events, 2),
+            "forwarding": round(self.forwarding, 2),
+            "total": round(self.total, 2),
+        }
+
+
+def organization_month(
+    *,
+    existing: int,
+    new: int,
+    accounts: int,
+    audit_usd_per_million: float,
+    event_usd_per_million: float,
+    from_inventory: bool,
+) -> OrganizationMonth:
+    """The monthly bill of the guard for an organization, from the per-million costs this run measured.
+    ``from_inventory`` False prices the same coverage with a HeadObject per existing object (the audit
+    listed page by page): no inventory to pay for, the measured listed-audit cost instead."""
+    millions_existing = existing / 1_000_000
+    inventory = (
+        existing * S3_INVENTORY_PER_OBJECT + existing * INVENTORY_GZIP_BYTES_PER_OBJECT / 1e9 * S3_STANDARD_GB_MONTH
+        if from_inventory
+        else 0.0
+    )
+    return OrganizationMonth(
+        existing=existing,
+        new=new,
+        accounts=accounts,
+        audit=audit_usd_per_million * millions_existing,
+        inventory=inventory,
+        events=event_usd_per_million * new / 1_000_000,
+        forwarding=EVENTBRIDGE_CROSS_ACCOUNT * new,
+    )

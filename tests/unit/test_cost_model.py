@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 
 from bench import cost
+from bench.common import Figure
+from bench.organization import organization_figures
 from localaws.template import load_template
 
 
@@ -50,3 +52,40 @@ def test_writes_are_priced_as_the_put_class_and_x86_is_refused() -> None:
     # And a deployment the model has no prices for is refused, not priced wrongly
     with pytest.raises(ValueError, match="arm64"):
         cost.per_million({}, 0.0, cost.Deployment(512, "x86_64", 10))
+
+
+def test_an_organization_month_prices_inventory_events_and_forwarding_from_the_list_prices() -> None:
+    # Given 1 billion existing objects, 10 million new ones across 200 accounts, and measured per-million costs
+    def month(audit_usd_per_million: float, *, from_inventory: bool) -> cost.OrganizationMonth:
+        return cost.organization_month(
+            existing=1_000_000_000,
+            new=10_000_000,
+            accounts=200,
+            audit_usd_per_million=audit_usd_per_million,
+            event_usd_per_million=0.96,
+            from_inventory=from_inventory,
+        )
+
+    # When the month is priced with the audit from S3 Inventory, and with a HeadObject per existing object
+    guard, heads = month(0.003, from_inventory=True), month(0.42, from_inventory=False)
+
+    # Then the inventory is paid per object listed ($0.0025/M) plus a month of its gzip reports in S3 Standard
+    assert guard.inventory == pytest.approx(2.5 + 1e9 * 40 / 1e9 * 0.023)
+    assert heads.inventory == 0.0
+    # And the audit, the events and the cross-account forwarding ($1.00/M) scale with the objects
+    assert guard.audit == pytest.approx(3.0)
+    assert heads.audit == pytest.approx(420.0)
+    assert guard.events == heads.events == pytest.approx(9.6)
+    assert guard.forwarding == heads.forwarding == pytest.approx(10.0)
+    assert guard.total == pytest.approx(3.0 + guard.inventory + 9.6 + 10.0)
+    # And the inventory path is an order of magnitude cheaper than a HeadObject per object
+    assert guard.total / heads.total < 0.1
+
+
+def test_the_organization_figure_refuses_to_price_without_the_figures_it_is_priced_from() -> None:
+    # Given a run that measured no audit
+    only_events = [Figure("cost_per_million_compliant_event", "1a cost", 0.96, "$0.96")]
+
+    # When / Then figure 10 says what it lacks instead of inventing a number
+    with pytest.raises(ValueError, match="audit_cost_per_million_objects_inventory"):
+        organization_figures(only_events)

@@ -19,7 +19,6 @@ class ObjectWork:
     principals: tuple[str, ...] = ()  # principals to ensure beyond TRAINING_PRINCIPALS
     anywhere: bool = False  # checked wherever it is (the grant path points at it), not only training buckets
     origin: str = ""  # what asked, for finding details
-    scope: str = ""  # finding scope for key-level conditions ("" = per event)
     observed: ObservedEncryption | None = None  # what a CloudTrail data event says S3 applied
     account: str | None = None  # the account whose object it is (the event's); None = the deployment's own
     audit_run: str = ""  # the audit run that listed it (verify-objects v2), else ""

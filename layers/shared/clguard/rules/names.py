@@ -18,7 +18,6 @@ from typing import Final
 CURRENT_BUCKET_NAME: Final = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 LEGACY_BUCKET_NAME: Final = re.compile(r"[A-Za-z0-9._-]{3,255}")
 _IP_ADDRESS: Final = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
-MAX_BUCKET_NAME: Final = 255
 
 
 def is_current_bucket_name(name: str) -> bool:

@@ -28,7 +28,7 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -51,7 +51,6 @@ RUN_PREFIX: Final = "audit-run#"
 RUN_TTL_SECONDS: Final = 30 * 24 * 3600
 TIME_RESERVE_MS: Final = 60_000  # stop listing when less than this is left
 MAX_TRANSIENT_ATTEMPTS: Final = 5  # continuations in a row after throttling, then the bucket is noted as partial
-DEFAULT_REPORTS_PREFIX: Final = "audit-reports/"
 
 
 # --- configuration -----------------------------------------------------------------------------
@@ -642,9 +641,3 @@ def publish_summary(settings: Settings, data: Mapping[str, Any], locations: Mapp
         attributes={"message_kind": {"DataType": "String", "StringValue": SUMMARY_KIND}},
     )
     count("AuditSummaries")
-
-
-def iter_counts(plain: Mapping[str, Any], prefix: str) -> Iterator[tuple[list[str], int]]:
-    for name, value in plain.items():
-        if name.startswith(prefix + "|") and isinstance(value, int):
-            yield name.split("|")[1:], value
