@@ -22,7 +22,7 @@ this list complete):
 
 The operator's command ``clguard`` (design §12; on top, like the handlers: nothing imports it)
 
-- ``cli``                      The operator's command: preflight, doctor (not on the functions'
+- ``cli``                      The operator's command: preflight, doctor, explain (not on the functions'
                                import path; rich is imported only to print for people).
 - ``cli.main``                 Arguments, where the settings come from (``--stack`` or the
                                environment), exit statuses, ``--json``.
@@ -80,6 +80,8 @@ Use cases: one per function, and the steps they share
                                grant path's planner and key decision (``keyaccess.decide``), read-only.
 - ``usecases.doctor``          ``clguard doctor``: one small named check per piece that silently
                                breaks a deployed guard, each with its fix.
+- ``usecases.explain``         ``clguard explain``: one object or key, what the guard knows and would
+                               do, with the key-policy statements that decide it.
 - ``usecases.accounts``        Which account a unit of work acts in (own, or a member of
                                MEMBER_ACCOUNTS).
 

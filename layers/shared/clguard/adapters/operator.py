@@ -41,6 +41,15 @@ COMMANDS: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
         "organizations": ("DescribeOrganization",),
         "rekognition": ("DescribeProjects", "ListDatasetEntries"),
     },
+    "explain": {
+        "sts": ("GetCallerIdentity",),
+        "iam": ("GetRole",),
+        "cloudformation": ("DescribeStackResource",),
+        "lambda": ("GetFunctionConfiguration",),
+        "s3": ("HeadObject",),
+        "kms": ("DescribeKey", "GetKeyPolicy", "ListResourceTags"),
+        "organizations": ("DescribeOrganization",),
+    },
     "doctor": {
         "sts": ("GetCallerIdentity",),
         "cloudformation": ("DescribeStackResource", "DescribeStacks", "ListStackResources"),

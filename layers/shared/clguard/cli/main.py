@@ -19,12 +19,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, NoReturn, TextIO
 
 from clguard.adapters import operator
-from clguard.boundary.config import load_settings
+from clguard.boundary.config import Settings, load_settings
 from clguard.boundary.manifest import parse_source_ref
 from clguard.boundary.s3ref import S3ObjectRef
 from clguard.errors import AwsError, ConfigError
 from clguard.observability import SERVICE
-from clguard.rules.arns import parse_principal_arn
+from clguard.rules.arns import is_key_reference, parse_principal_arn
 
 USAGE_ERROR: Final = 1
 # Values the command does not use but load_settings requires (design §12: preflight needs only
@@ -77,6 +77,11 @@ def parser() -> argparse.ArgumentParser:
 
     doc = commands.add_parser("doctor", help="check a deployed guard end to end; print each fix")
     common(doc)
+
+    exp = commands.add_parser("explain", help="what the guard knows and would do about one object or key")
+    common(exp)
+    exp.add_argument("resource", help="s3://bucket/key or a KMS key ARN (or alias)")
+    exp.add_argument("--principal", action="append", default=[], help="principal to explain (TRAINING_PRINCIPALS)")
     return top
 
 
@@ -108,16 +113,22 @@ def resolve_role(value: str) -> str:
     return found
 
 
+def _reading_settings(args: argparse.Namespace) -> Settings:
+    """The settings as the functions read them, for a command that uses neither the alerts topic
+    nor the state table (design §12: preflight needs only the settings it uses)."""
+    env = {**_UNUSED, **_environment(args.stack)}
+    account = operator.caller_account()
+    if not env.get("ALERT_TOPIC_ARN"):
+        env["ALERT_TOPIC_ARN"] = f"arn:aws:sns:{env.get('AWS_REGION', 'us-east-1')}:{account}:unused-by-clguard"
+    return load_settings(env, account_id=account)
+
+
 def _preflight(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     from clguard.usecases import preflight  # noqa: PLC0415 - only this command needs it
 
     if args.sample < 1:
         raise UsageError("--sample must be at least 1")
-    env = {**_UNUSED, **_environment(args.stack)}
-    account = operator.caller_account()
-    if not env.get("ALERT_TOPIC_ARN"):
-        env["ALERT_TOPIC_ARN"] = f"arn:aws:sns:{env.get('AWS_REGION', 'us-east-1')}:{account}:unused-by-clguard"
-    settings = load_settings(env, account_id=account)
+    settings = _reading_settings(args)
     role = resolve_role(args.role)
     bucket, prefix = args.output or (None, "")
     request = preflight.Request(
@@ -142,9 +153,32 @@ def _doctor(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     return report.exit_status, report.document()
 
 
+def _explain(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
+    from clguard.usecases import explain  # noqa: PLC0415 - only this command needs it
+
+    settings = _reading_settings(args)
+    if args.resource.startswith("s3://"):
+        return 0, explain.explain_object(settings, _s3_resource(args.resource))
+    if is_key_reference(args.resource):
+        principals = [resolve_role(p) for p in args.principal] or list(settings.training_principals)
+        return 0, explain.explain_key(settings, args.resource, principals)
+    raise UsageError(
+        f"{args.resource[:200]!r}: give s3://bucket/key or a KMS key ARN or alias (finding ids are not stored: "
+        "explain the finding's resource)"
+    )
+
+
+def _s3_resource(value: str) -> S3ObjectRef:
+    try:
+        return _s3_url(value)
+    except argparse.ArgumentTypeError as error:
+        raise UsageError(str(error)) from error
+
+
 COMMANDS: Final[Mapping[str, Callable[[argparse.Namespace], tuple[int, dict[str, Any]]]]] = {
     "preflight": _preflight,
     "doctor": _doctor,
+    "explain": _explain,
 }
 
 

@@ -30,8 +30,10 @@ def show(command: str, document: Mapping[str, Any], out: IO[str]) -> None:
     console = Console(file=out, highlight=False, soft_wrap=False, width=max(100, Console(file=out).width))
     if command == "preflight":
         _preflight(console, document)
-    else:
+    elif command == "doctor":
         _doctor(console, document)
+    else:  # explain: the document itself, indented (values are data: JSON, never markup)
+        console.print_json(data=document)
 
 
 def _preflight(console: Console, document: Mapping[str, Any]) -> None:
