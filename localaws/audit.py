@@ -68,7 +68,7 @@ def seed(system: LocalSystem, objects: int) -> str:
 
 
 def run(out: Path, objects: int) -> dict[str, Any]:
-    parameters = {"TrainingBuckets": TRAINING_BUCKET, "TrainingPrincipals": TRAINER}
+    parameters = {"TrainingBuckets": TRAINING_BUCKET, "TrainingPrincipals": TRAINER, "RemediationMode": "enforce"}
     with LocalSystem(parameters) as system:
         seed(system, objects)
         event = json.loads((EVENTS_DIR / "scheduled_audit.json").read_text())
