@@ -15,13 +15,14 @@ SAM_ENV := PATH="$(abspath $(TOOLS))/bin:$(PYTHON313_DIR):$$PATH" SAM_CLI_TELEME
 SAM := $(SAM_ENV) $(TOOLS)/bin/sam
 TEMPLATE := template.yaml
 
-.PHONY: help venv tools lint format typecheck validate browser test test-fast build demo audit replay bench deploy deploy-prod package publish clean
+.PHONY: help venv tools lint format typecheck validate browser test test-fast build demo audit replay bench deploy deploy-prod package publish clean mutation
 
 help:
 	@echo "make demo      run the whole system on a local moto server and print what happened"
 	@echo "make test      ruff, mypy, sam validate --lint, checkov and all tests"
 	@echo "make audit     run the audit on the local system and write its report to audit-report/"
 	@echo "make bench     performance figures (ratios measured side by side)"
+	@echo "make mutation  mutation testing of rules/ (mutmut; slow: MODULE=policy|principals|arns for one module)"
 	@echo "make replay EVENT=path.json   route your own event through the local system"
 	@echo "make build     sam build (no container)"
 	@echo "make deploy    sam deploy (guided the first time; CONFIG_ENV=example deploys a named environment)"
@@ -63,9 +64,13 @@ validate: tools
 	$(SAM) validate --lint --template member.yaml
 	BC_SKIP_MAPPING=TRUE $(TOOLS)/bin/checkov --quiet --compact --skip-download --framework cloudformation --file $(TEMPLATE) --file member.yaml
 
-# The audit report's test renders it in a real headless Chromium (Debian's package).
-browser:
+# The audit report's test renders it in a real headless Chromium (Debian's package) and runs
+# axe-core (npm, pinned by package-lock.json) inside it.
+browser: node_modules/.package-lock.json
 	scripts/ensure-chromium.sh
+
+node_modules/.package-lock.json: package.json package-lock.json
+	scripts/ensure-axe.sh
 
 test: lint typecheck validate browser
 	PATH="$(abspath $(TOOLS))/bin:$(PYTHON313_DIR):$$PATH" SAM_CLI_TELEMETRY=0 $(PY) -m pytest -n 2
@@ -113,3 +118,7 @@ publish: package
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+# Mutation testing of the key-policy rules (not part of make test: it is slow). README: "Mutation score".
+mutation: venv
+	MODULE=$(MODULE) JOBS=$(or $(JOBS),2) scripts/mutation.sh

@@ -35,6 +35,9 @@ GROUPS = (
     "digest",
     "accounts",
     "organization",
+    "inventory",
+    "members",
+    "report",
 )
 NUMBERS = {
     "calls": "1",
@@ -47,6 +50,9 @@ NUMBERS = {
     "digest": "8",
     "accounts": "9",
     "organization": "10",
+    "inventory": "11",
+    "members": "12",
+    "report": "13",
 }
 
 
@@ -99,6 +105,24 @@ def _audit() -> list[Figure]:
     return audit_figures()
 
 
+def _inventory() -> list[Figure]:
+    from bench.inventory import inventory_figures  # noqa: PLC0415
+
+    return inventory_figures()
+
+
+def _member_audit() -> list[Figure]:
+    from bench.member_audit import member_audit_figures  # noqa: PLC0415
+
+    return member_audit_figures()
+
+
+def _report() -> list[Figure]:
+    from bench.auditpage import report_page_figures  # noqa: PLC0415
+
+    return report_page_figures()
+
+
 def _digest() -> list[Figure]:
     from bench.digest import human_messages_per_burst  # noqa: PLC0415
 
@@ -115,6 +139,9 @@ RUNNERS: dict[str, tuple[Callable[[], list[Figure]], str, float | None, str]] = 
     "accounts": (_accounts, "Extra AWS calls per member-account object event", 0.01, "≤ 0.01"),
     "audit": (_audit, "Audit: calls per compliant existing object", 1.002, "≤ 1.002"),
     "digest": (_digest, "Messages for people per 10,000-finding burst", 5.0, "≤ 5"),
+    "inventory": (_inventory, "S3 Inventory reader rows/s ÷ bare gzip + csv", 0.5, "≥ 0.5"),
+    "members": (_member_audit, "Organizations: audit of 200 member accounts", 1.01, "≤ 1.01"),
+    "report": (_report, "Audit report page, 100,000 rows", 2.0, "< 2 s CPU, < 5 MB"),
 }
 
 

@@ -176,7 +176,9 @@ def _pages(objects: int) -> Any:
     """ListObjectsV2 as S3 answers it, page by page, generated (nothing held but one page)."""
     stamp = datetime(2026, 11, 1, tzinfo=UTC).isoformat()
 
-    def list_page(bucket: str, *, token: str | None = None, prefix: str = "", delimiter: str = "") -> Any:
+    def list_page(
+        bucket: str, *, token: str | None = None, prefix: str = "", delimiter: str = "", owner: str = ""
+    ) -> Any:
         start = int(token or 0)
         end = min(start + 1000, objects)
         items = tuple(

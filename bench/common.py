@@ -14,6 +14,7 @@ from typing import Any
 from clguard.adapters import clients
 from clguard.rules import policy
 from clguard.state.keydirectory import clear_cache
+from clguard.usecases import accounts
 from localaws.runtime import FAKE_CREDENTIALS
 from tests.world import ACCOUNT, REGION, World, default_key_policy
 
@@ -75,6 +76,7 @@ def fresh_container(session: Any | None = None) -> None:
     """What a new Lambda container starts with: no cached clients, no cached key knowledge."""
     clients.reset(session)
     clear_cache()
+    accounts.forget()
 
 
 def granted_policy(principal: str, *, copied_images: bool = False) -> dict[str, Any]:

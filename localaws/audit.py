@@ -4,8 +4,9 @@ A LocalSystem (moto server, the template's resources) gets a training bucket hol
 deployment finds: objects uploaded before the guard (unencrypted), SSE-S3 ones, some under a
 managed customer key the trainer cannot use yet, and a Custom Labels project with a training that
 failed for access. The audit function runs as the schedule would invoke it; the verify function
-checks what it queued; the report (HTML and JSON) is copied from the local reports bucket to
-``audit-report/`` and the run's summary is printed.
+checks what it queued; the report (HTML, JSON, and the CSV and JSON Lines exports of its rows) is
+copied from the local reports bucket to ``audit-report/``, the run's summary and the files' paths
+printed.
 
     python -m localaws.audit [--out DIR] [--objects N]
 """
@@ -67,28 +68,40 @@ def seed(system: LocalSystem, objects: int) -> str:
     return str(key)
 
 
-def run(out: Path, objects: int) -> dict[str, Any]:
+def audit(system: LocalSystem, trigger: str = "schedule (make audit)") -> dict[str, Any]:
+    """One audit run on the local system, as the schedule starts it; its summary message."""
+    event = json.loads((EVENTS_DIR / "scheduled_audit.json").read_text())
+    invocation = system.invoke(AUDIT_FUNCTION, event, trigger=trigger)
+    if invocation.error:
+        raise SystemExit(f"the audit failed: {invocation.error}")
+    system.drain(timeout=600)
+    summaries = [m for m in system.subscriber_messages() if m.attributes.get("message_kind") == "clguard.audit-summary"]
+    if not summaries:
+        raise SystemExit("the audit published no summary")
+    summary: dict[str, Any] = dict(summaries[-1].message)
+    return summary
+
+
+def download(system: LocalSystem, summary: dict[str, Any], out: Path) -> dict[str, Path]:
+    """The report and its exports, copied from the local reports bucket into ``out`` under the
+    names they have there (the page links the exports by those names); their local paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    s3 = system.client("s3")
+    paths = {}
+    for kind, url in summary["report"].items():
+        bucket, _, key = url.removeprefix("s3://").partition("/")
+        target = out / key.rsplit("/", 1)[-1]
+        target.write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        paths[kind] = target
+    return paths
+
+
+def run(out: Path, objects: int) -> tuple[dict[str, Any], dict[str, Path]]:
     parameters = {"TrainingBuckets": TRAINING_BUCKET, "TrainingPrincipals": TRAINER, "RemediationMode": "enforce"}
     with LocalSystem(parameters) as system:
         seed(system, objects)
-        event = json.loads((EVENTS_DIR / "scheduled_audit.json").read_text())
-        invocation = system.invoke(AUDIT_FUNCTION, event, trigger="schedule (make audit)")
-        if invocation.error:
-            raise SystemExit(f"the audit failed: {invocation.error}")
-        system.drain(timeout=600)
-        summaries = [
-            m for m in system.subscriber_messages() if m.attributes.get("message_kind") == "clguard.audit-summary"
-        ]
-        if not summaries:
-            raise SystemExit("the audit published no summary")
-        summary: dict[str, Any] = dict(summaries[-1].message)
-        out.mkdir(parents=True, exist_ok=True)
-        s3 = system.client("s3")
-        for kind, url in summary["report"].items():
-            bucket, _, key = url.removeprefix("s3://").partition("/")
-            target = out / f"report.{kind}"
-            target.write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-        return summary
+        summary = audit(system)
+        return summary, download(system, summary, out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -96,9 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "audit-report", help="where to write the report")
     parser.add_argument("--objects", type=int, default=60, help="objects in the training bucket")
     args = parser.parse_args(argv)
-    summary = run(args.out, args.objects)
+    summary, paths = run(args.out, args.objects)
     print(json.dumps({k: v for k, v in summary.items() if k != "report"}, indent=1))
-    print(f"report: {args.out / 'report.html'} (data: {args.out / 'report.json'})")
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
     return 0
 
 

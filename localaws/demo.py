@@ -63,6 +63,8 @@ from localaws.doubles import put_legacy_unencrypted_object
 from localaws.report import invocation_table, print_alerts, print_policy_change
 from localaws.runtime import ACCOUNT_ID, Alert, DrainTimeout, LocalSystem, Routed
 
+AUDIT_OUT: Final = REPO_ROOT / "audit-report" / "demo"  # gitignored
+
 TRAINING_BUCKET: Final = "custom-labels-training"
 OUTPUT_BUCKET: Final = "custom-labels-output"
 MEMBER_ACCOUNT: Final = "111122223333"  # a member account this deployment serves (member.yaml deployed)
@@ -766,7 +768,27 @@ def run(console: Console, parameters: Mapping[str, str] = PARAMETERS) -> tuple[l
         checks = run_checks(system, scenario, subscriber)
         elapsed = time.monotonic() - started
         report(console, system, scenario, checks, elapsed)
+    header("The audit of a first deployment (make audit's world): its report and the exports of its rows")
+    checks.append(audit_report(say))
     return checks, elapsed
+
+
+def audit_report(say: Callable[[str], None]) -> Check:
+    """The audit on its own local system (what a first deployment finds: legacy unencrypted
+    objects, a key the trainer cannot use, a training failed for access), as the schedule runs it;
+    its report and exports copied to AUDIT_OUT, their paths printed."""
+    from localaws import audit  # noqa: PLC0415
+
+    _, paths = audit.run(AUDIT_OUT, objects=40)
+    for kind, path in paths.items():
+        say(f"{kind}: {path}")
+    expected = {"html", "json", "csv", "jsonl"}
+    ok = set(paths) == expected and all(p.exists() for p in paths.values())
+    if not ok:
+        say(f"✗ the audit's report is incomplete: {sorted(paths)}")
+    return Check(
+        "the audit wrote its report and the CSV and JSON Lines exports of its rows", ok, ", ".join(sorted(paths))
+    )
 
 
 def main(argv: Sequence[str] | None = None, console: Console | None = None) -> int:

@@ -474,6 +474,8 @@ class Deployment:
             "GuardRoleArns": [self.arn("iam", f"role/{STACK_NAME}-{f}Role") for f in self.functions],
             "TrainingBuckets": list(buckets),
             "MemberRoleName": str(self.parameters.get("MemberRoleName", "CustomLabelsGuardMember")),
+            "ReencryptKmsKey": "",
+            "TrainingPrincipals": [""],
         }
         pseudo = {**self.pseudo, "AWS::AccountId": account}
 
@@ -491,6 +493,12 @@ class Deployment:
                 PolicyName=policy["PolicyName"],
                 PolicyDocument=json.dumps(policy["PolicyDocument"]),
             )
+        # The member's declaration of itself (its buckets; no re-encryption key or trainers of its own
+        # unless given), which the central functions read through the member role.
+        declaration = value(template["Resources"]["MemberDeclaration"]["Properties"])
+        member_client(account, "ssm").put_parameter(
+            Name=declaration["Name"], Value=declaration["Value"], Type=declaration["Type"], Overwrite=True
+        )
         for logical_id, resource in resources_of_type(template, "AWS::Events::Rule").items():
             properties = value(resource["Properties"])
             name = f"{STACK_NAME}-member-{logical_id}"

@@ -26,8 +26,10 @@ KeyPolicyValidation         KMS PutKeyPolicy/CreateKey accept any string as the 
 AtomicConditionalWrites     DynamoDB conditional writes check, then write, without a lock;
                             PutItem ``ReturnValues=ALL_OLD`` reads the "old" item apart from
                             the write, so it can return an item the put did not replace.
+ItemSizeLimit               DynamoDB items over 400 KB are refused; moto lets an UpdateItem
+                            ``ADD`` grow a set past that limit.
 ConditionalCopies           CopyObject/UploadPartCopy ignore ``x-amz-copy-source-if-match``
-                            and CopyObject ignores ``If-Match``.
+                            and CopyObject and CompleteMultipartUpload ignore ``If-Match``.
 RekognitionCustomLabels     Rekognition Custom Labels projects, datasets, dataset entries and
                             project versions are not implemented at all (DescribeProjects,
                             DescribeDataset, ListDatasetEntries, DescribeProjectVersions...).
@@ -56,6 +58,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import copy
 import functools
 import hashlib
 import inspect
@@ -73,6 +76,7 @@ from xml.parsers.expat import ExpatError
 
 import xmltodict  # type: ignore[import-untyped]
 from moto.core.exceptions import ServiceException
+from moto.dynamodb.exceptions import ItemSizeToUpdateTooLarge
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.responses import DynamoHandler
 from moto.iam.models import iam_backends
@@ -812,6 +816,42 @@ class AtomicConditionalWrites(Double):
         yield _wrapped(DynamoHandler, "put_item", make)
 
 
+class ItemSizeLimit(Double):
+    """DynamoDB refuses an item over 400 KB, whatever expression grows it.
+
+    AWS (DynamoDB Developer Guide, "Quotas": "The maximum item size in DynamoDB is 400 KB, which
+    includes both attribute name binary length (UTF-8 length) and attribute value lengths"): a
+    PutItem or UpdateItem that would make an item larger fails with ValidationException ("Item
+    size has exceeded the maximum allowed size" / "Item size to update has exceeded the maximum
+    allowed size") and leaves the item as it was. moto checks only when an attribute is set
+    whole: an UpdateItem ``ADD`` that grows a set (or a list append) passes at any size. This
+    double checks the item after every write and, when it is over the limit, puts the item back
+    and raises moto's ValidationException.
+    """
+
+    LIMIT_BYTES = 400 * 1024
+
+    def _patches(self) -> Iterator[contextlib.AbstractContextManager[Any]]:
+        limit = self.LIMIT_BYTES
+
+        def make(original: Wrapper) -> Wrapper:
+            def update_item(backend: DynamoDBBackend, table_name: str, key: Any, *args: Any, **kwargs: Any) -> Any:
+                with _DYNAMODB_WRITE_LOCK:
+                    before = copy.deepcopy(backend.get_item(table_name, key))
+                    item = original(backend, table_name, key, *args, **kwargs)
+                    if item is not None and item.size() > limit:
+                        if before is None:
+                            backend.delete_item(table_name, key)
+                        else:
+                            backend.put_item(table_name, before.to_json()["Attributes"], overwrite=True)
+                        raise ItemSizeToUpdateTooLarge()
+                    return item
+
+            return update_item
+
+        yield _wrapped(DynamoDBBackend, "update_item", make)
+
+
 # --------------------------------------------------------------------------------------------
 # 6. ConditionalCopies
 # --------------------------------------------------------------------------------------------
@@ -819,11 +859,14 @@ class AtomicConditionalWrites(Double):
 
 class ConditionalCopies(Double):
     """S3 conditional copies: CopyObject and UploadPartCopy honour
-    ``x-amz-copy-source-if-match`` (the source's ETag), and CopyObject honours ``If-Match`` (the
-    destination's current ETag), answering 412 PreconditionFailed when one does not hold (S3
-    API reference, CopyObject: "x-amz-copy-source-if-match: Copies the object if its entity tag
-    (ETag) matches the specified tag"; "If-Match: Copies the object if the ETag of the destination
-    object matches"). moto ignores both, so a copy that races an upload would silently win.
+    ``x-amz-copy-source-if-match`` (the source's ETag), and CopyObject and CompleteMultipartUpload
+    honour ``If-Match`` (the destination's current ETag), answering 412 PreconditionFailed when one
+    does not hold (S3 API reference, CopyObject: "x-amz-copy-source-if-match: Copies the object if
+    its entity tag (ETag) matches the specified tag"; "If-Match: Copies the object if the ETag of
+    the destination object matches"; CompleteMultipartUpload, If-Match: "Uploads the object only if
+    the ETag ... matches the ETag of the object in S3. If the ETag values do not match, the
+    operation returns a 412 Precondition Failed error"). moto ignores them, so a copy that races an
+    upload would silently win.
     """
 
     def _patches(self) -> Iterator[contextlib.AbstractContextManager[Any]]:
@@ -832,6 +875,20 @@ class ConditionalCopies(Double):
 
 def _etag(value: str | None) -> str:
     return (value or "").strip().strip('"')
+
+
+def _check_destination(response: S3Response, request: Any, full_url: str) -> None:
+    """``If-Match``: the key's current object must have this ETag (412 when there is none)."""
+    wanted = response.headers.get("If-Match")
+    if not wanted:
+        return
+    bucket = response.parse_bucket_name_from_url(request, full_url)
+    try:
+        current = response.backend.get_object(bucket, response.parse_key_name())
+    except S3ClientError:
+        current = None
+    if current is None or _etag(current.etag) != _etag(wanted):
+        raise PreconditionFailed("If-Match")
 
 
 def _conditional_copy_key_response(original: Wrapper) -> Wrapper:
@@ -849,15 +906,10 @@ def _conditional_copy_key_response(original: Wrapper) -> Wrapper:
                 if found is not None and _etag(found.etag) != _etag(wanted_source):
                     raise PreconditionFailed("x-amz-copy-source-If-Match")
             query = parse_qs(urlparse(full_url).query, keep_blank_values=True)
-            wanted_destination = self.headers.get("If-Match")
-            if wanted_destination and "uploadId" not in query:
-                bucket = self.parse_bucket_name_from_url(request, full_url)
-                try:
-                    current = self.backend.get_object(bucket, self.parse_key_name())
-                except S3ClientError:
-                    current = None
-                if current is None or _etag(current.etag) != _etag(wanted_destination):
-                    raise PreconditionFailed("If-Match")
+            if "uploadId" not in query:
+                _check_destination(self, request, full_url)
+        elif request.method == "POST" and "uploadId" in parse_qs(urlparse(full_url).query, keep_blank_values=True):
+            _check_destination(self, request, full_url)  # CompleteMultipartUpload
         return original(self, request, full_url)
 
     return _key_response
@@ -1468,6 +1520,7 @@ ALL_DOUBLES: tuple[type[Double], ...] = (
     DefaultBucketEncryption,
     KeyPolicyValidation,
     AtomicConditionalWrites,
+    ItemSizeLimit,
     ConditionalCopies,
     RekognitionCustomLabels,
     SqsSenderIds,

@@ -29,6 +29,7 @@ from moto.server import ThreadedMotoServer
 
 from clguard.adapters import clients as function_clients
 from clguard.state.keydirectory import clear_cache
+from clguard.usecases import accounts
 
 __all__ = [
     "ACCOUNT_ID",
@@ -191,3 +192,4 @@ class Clients:
         self._clients.clear()
         function_clients.reset()
         clear_cache()
+        accounts.forget()

@@ -9,6 +9,7 @@ from moto import mock_aws
 
 from clguard.adapters import clients
 from clguard.state.keydirectory import clear_cache
+from clguard.usecases import accounts
 from localaws.doubles import AwsBehaviour, aws_behaviour
 from localaws.runtime import FAKE_CREDENTIALS
 from tests.awscalls import Boundary, boundary
@@ -34,9 +35,11 @@ def aws(aws_env: None) -> Iterator[AwsBehaviour]:
     with mock_aws(), aws_behaviour() as behaviour:
         clients.reset()
         clear_cache()
+        accounts.forget()
         yield behaviour
     clients.reset()
     clear_cache()
+    accounts.forget()
 
 
 @pytest.fixture

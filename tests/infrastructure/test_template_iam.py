@@ -81,6 +81,7 @@ EXPECTED_ACTIONS = {
         "dynamodb:DeleteItem",
         "sqs:SendMessage",
         "lambda:InvokeFunction",
+        "sts:AssumeRole",  # member accounts: their declarations read and buckets listed as them
     },
 }
 ACCOUNT_PROJECTS = "arn:aws:rekognition:us-east-1:123456789012:project/*"
@@ -559,6 +560,32 @@ def test_only_the_grant_function_and_its_rule_may_send_to_the_grant_dlq() -> Non
             "aws:SourceArn": ["getatt:TrainingCallRule.Arn"],
         }
     }
+
+
+def test_nobody_but_the_alerts_topic_may_send_to_the_digest_dlq() -> None:
+    # Given the digest DLQ (operators redrive it into the digest queue, whose messages people read
+    # as the guard's findings)
+    # When its Deny statement is read
+    deny = queue_policy_statement("OnlyTheAlertsTopicSendsToTheDLQ")
+
+    # Then every SendMessage is denied unless it is the alerts topic's delivery (its subscription's
+    # redrive policy); a role has no aws:SourceArn, so every role is denied, the operators' too
+    assert (deny["Effect"], deny["Principal"], deny["Action"], deny["Resource"]) == (
+        "Deny",
+        "*",
+        "sqs:SendMessage",
+        "getatt:DigestDLQ.Arn",
+    )
+    assert deny["Condition"] == {"ArnNotEquals": {"aws:SourceArn": "ref:AlertsTopic"}}
+    # And no other statement of any queue policy covers the DLQ with another sender
+    template = load_template()
+    for logical_id, queue_policy in resources_of_type(template, "AWS::SQS::QueuePolicy").items():
+        queues = resolve(template, queue_policy["Properties"]["Queues"])
+        if "ref:DigestDLQ" in queues:
+            assert queues == ["ref:DigestDLQ"], logical_id
+            document = resolve(template, queue_policy["Properties"]["PolicyDocument"])
+            allows = [st for st in document["Statement"] if st["Effect"] == "Allow"]
+            assert [a["Condition"] for a in allows] == [{"ArnEquals": {"aws:SourceArn": "ref:AlertsTopic"}}]
 
 
 def test_only_the_functions_and_the_alarms_may_publish_findings() -> None:

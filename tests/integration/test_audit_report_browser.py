@@ -1,122 +1,108 @@
-"""The audit's HTML report, rendered in a real headless Chromium (Debian's package): it renders,
-and its tables (built by the page's own JavaScript) hold the run's numbers."""
+"""The audit's HTML report in a real headless Chromium (Debian's package), at 1,400 and 400 px,
+with JavaScript on and off: rows, totals, trend and exports are on the page as the server wrote
+it; the page never scrolls sideways; axe-core (npm, pinned) finds no serious violation; and a
+hostile object key is shown, never obeyed. Screenshots: test-artifacts/audit-report/."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from clguard.reporting.auditreport import render_html
+from clguard.reporting import auditpage
 from tests.auditrun import REPORTS, run_audit, summaries
+from tests.browser import Page
 from tests.world import BUCKET, World
 
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-)
+HOSTILE_KEY = "images/<!--<script>\u202egpj.exe</script>.jpg"
+SERIOUS = ("serious", "critical")
 
 
-def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        pytest.fail("chromium is missing: run scripts/ensure-chromium.sh (make test does)")
-    return found
+def download(world: World, summary: dict[str, Any], folder: Path) -> Path:
+    """The report and its exports, as they sit side by side in S3."""
+    for url in summary["report"].values():
+        bucket, _, key = url.removeprefix("s3://").partition("/")
+        assert bucket == REPORTS
+        (folder / key.rsplit("/", 1)[1]).write_bytes(world.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    return folder / "report.html"
 
 
-class Tables(HTMLParser):
-    """The rendered DOM's tables by id: rows of cell texts."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tables: dict[str, list[list[str]]] = {}
-        self._table: str | None = None
-        self._cell: list[str] | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "table":
-            self._table = dict(attrs).get("id") or ""
-            self.tables[self._table] = []
-        elif tag == "tr" and self._table is not None:
-            self.tables[self._table].append([])
-        elif tag in ("td", "th") and self._table is not None:
-            self._cell = []
-
-    def handle_data(self, data: str) -> None:
-        if self._cell is not None:
-            self._cell.append(data)
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("td", "th") and self._cell is not None and self._table is not None:
-            self.tables[self._table][-1].append("".join(self._cell))
-            self._cell = None
-        elif tag == "table":
-            self._table = None
-
-
-def rendered_tables(page: Path, tmp_path: Path) -> dict[str, list[list[str]]]:
-    result = subprocess.run(
-        [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", page.as_uri()],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    parser = Tables()
-    parser.feed(result.stdout)
-    return parser.tables
-
-
-def test_the_report_renders_in_chromium_with_the_right_counts(audited: World, tmp_path: Path) -> None:
-    # Given an audited bucket: 3 SSE-S3 objects, 2 unencrypted ones (fixed), 1 under a managed CMK
+@pytest.fixture
+def report_page(audited: World, tmp_path: Path) -> Path:
+    """A seeded world audited twice in report mode: 3 SSE-S3 objects, 1 under a managed CMK, 2
+    unencrypted (one under a hostile key) left open."""
     key = audited.key()
     for index in range(3):
         audited.put(f"images/s3-{index}.jpg", ServerSideEncryption="AES256")
-    audited.put_legacy("images/old-1.jpg")
-    audited.put_legacy("images/old-2.jpg")
     audited.put("images/cmk.jpg", ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
+    audited.put_legacy("images/old.jpg")
+    audited.put_legacy(HOSTILE_KEY)
+    audited.env_set(REMEDIATION_MODE="report")
     run_audit(audited)
-    [summary] = summaries(audited)
-    bucket, _, html_key = summary["report"]["html"].removeprefix("s3://").partition("/")
-    assert bucket == REPORTS
-    page = tmp_path / "report.html"
-    page.write_bytes(audited.s3.get_object(Bucket=bucket, Key=html_key)["Body"].read())
-
-    # When the page is opened in headless Chromium and its DOM read back
-    tables = rendered_tables(page, tmp_path)
-
-    # Then the buckets table, built by the page's script, holds the run's numbers
-    header, *rows = tables["buckets"]
-    assert header == ["bucket", "objects", "compliant", "SSE-KMS", "SSE-S3", "none", "OBJECT_UNENCRYPTED", "gone"]
-    assert rows == [[BUCKET, "6", "4", "1", "3", "2", "2", "0"]]
-    # And the keys table lists the CMK in use
-    assert [row[0] for row in tables["keys"][1:]] == [key] * (len(tables["keys"]) - 1)
-    assert len(tables["keys"]) > 1
+    run_audit(audited)
+    return download(audited, summaries(audited)[-1], tmp_path)
 
 
-def test_without_a_browser_the_tables_are_empty(tmp_path: Path) -> None:
-    # Given a report's page as served (no script run)
-    data = {
-        "run_id": "r",
-        "buckets": [{"name": "b", "objects": 1, "compliant": 1, "by_encryption": {}, "by_condition": {}, "gone": 0}],
-        "keys": [],
-        "trainings": [],
-        "notes": [],
-    }
-    page = render_html(data)
+def texts(page: Page, selector: str) -> list[str]:
+    value: list[str] = page.evaluate(
+        f"Array.prototype.map.call(document.querySelectorAll({selector!r}), function (e) {{ return e.textContent; }})"
+    )
+    return value
 
-    # When its static markup is parsed (what a reader without JavaScript would see)
-    parser = Tables()
-    parser.feed(page)
 
-    # Then the tables are empty: the numbers need a real browser, which is what the test above uses
-    assert parser.tables["buckets"] == []
-    assert "</script" not in page.split('id="report-data">')[1].split("</script>")[0]
+@pytest.mark.parametrize("width", [1400, 400])
+def test_the_report_reads_right_in_chromium_with_and_without_javascript(report_page: Path, width: int) -> None:
+    for javascript in (True, False):
+        # When the page is opened in headless Chromium at this width, scripts on or off
+        with Page(report_page, width=width, javascript=javascript) as page:
+            mode = "js" if javascript else "nojs"
+            page.screenshot(f"report-{width}-{mode}")
+
+            # Then each open condition is a row, the hostile key shown as text (visible escapes)
+            resources = texts(page, "#rows-open-OBJECT_UNENCRYPTED tbody tr td:first-child")
+            assert sorted(resources) == sorted(
+                [f"s3://{BUCKET}/images/old.jpg", f"s3://{BUCKET}/{auditpage.visible(HOSTILE_KEY)}"]
+            ), mode
+            assert page.evaluate("document.querySelectorAll('body script').length") == 2  # the page's own only
+            # And the page's own style applies under its Content-Security-Policy (allowed by hash)
+            assert page.evaluate("getComputedStyle(document.body).maxWidth") == "1400px"
+            # And the totals, the buckets table and the trend (two runs) are there
+            assert texts(page, "#totals li[data-total=open] strong") == ["2"]
+            header = texts(page, "#buckets thead th")
+            assert header == [
+                "bucket",
+                "objects",
+                "compliant",
+                "SSE-KMS",
+                "SSE-S3",
+                "none",
+                "OBJECT_UNENCRYPTED",
+                "gone",
+            ]
+            assert texts(page, "#buckets tbody tr:first-child > *") == [BUCKET, "6", "4", "1", "3", "2", "2", "0"]
+            assert page.evaluate("document.querySelectorAll('#trend-chart svg polyline').length") == 1
+            assert texts(page, "#trend tbody tr td:first-of-type") == ["2", "2"]
+            # And the exports are linked by the names they have beside the page
+            hrefs = page.evaluate(
+                "Array.prototype.map.call(document.querySelectorAll('#exports a'), a => a.getAttribute('href'))"
+            )
+            assert hrefs == ["rows.csv", "rows.jsonl", "report.json"]
+            assert all((report_page.parent / href).stat().st_size > 0 for href in hrefs)
+            # And the page does not scroll sideways (wide tables scroll inside their own box)
+            layout = page.layout()
+            assert layout["innerWidth"] == width
+            assert layout["scrollWidth"] <= width, layout
+            # And sorting exists only where scripts run, and works
+            buttons = page.evaluate("document.querySelectorAll('#rows-open-OBJECT_UNENCRYPTED thead button').length")
+            if javascript:
+                assert buttons > 0
+                page.evaluate("document.querySelector('#rows-open-OBJECT_UNENCRYPTED thead button').click()")
+                first = texts(page, "#rows-open-OBJECT_UNENCRYPTED tbody tr td:first-child")
+                page.evaluate("document.querySelector('#rows-open-OBJECT_UNENCRYPTED thead button').click()")
+                assert texts(page, "#rows-open-OBJECT_UNENCRYPTED tbody tr td:first-child") == first[::-1]
+            else:
+                assert buttons == 0
+            # And axe-core finds no serious or critical accessibility violation
+            violations = [v for v in page.axe_violations() if v["impact"] in SERIOUS]
+            assert violations == [], violations

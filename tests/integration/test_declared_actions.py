@@ -45,8 +45,11 @@ Call = tuple[str, str]  # (botocore service name, operation name)
 
 
 def declared(function: str) -> set[Call]:
-    """What ``function`` may call: its declared operations, and the event source's polling."""
+    """What ``function`` may call: its declared operations, the event source's polling, and the
+    reads a member makes about itself through its role (granted by member.yaml)."""
     operations = {(service, op) for service, ops in permissions.OPERATIONS[function].items() for op in ops}
+    if function in permissions.MEMBER_READERS:
+        operations |= {(service, op) for service, ops in permissions.MEMBER_READS.items() for op in ops}
     polling = {(service, name) for service, _, name in (a.partition(":") for a in permissions.EVENT_SOURCE[function])}
     return operations | polling
 
@@ -120,6 +123,7 @@ def multipart_copy(world: World, recorder: Recorder, monkeypatch: pytest.MonkeyP
 
 def update_in_place(world: World, recorder: Recorder, _: pytest.MonkeyPatch) -> set[Call]:
     target = world.key()
+    world.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
     world.env_set(ENCRYPTION_REQUIREMENT="SSE_KMS", REENCRYPT_KMS_KEY=target)
     world.put(KEY, ServerSideEncryption="AES256")
     assert recorder.verify(load_event("s3_object_created")) == {"batchItemFailures": []}
@@ -161,7 +165,7 @@ def member_account(world: World, recorder: Recorder, _: pytest.MonkeyPatch) -> s
     event["account"] = member
     assert recorder.verify(event) == {"batchItemFailures": []}
     assert side.head("images/a.jpg", bucket=bucket)["ServerSideEncryption"] == "AES256"
-    return {("sts", "AssumeRole"), ("s3", "CopyObject")}
+    return {("sts", "AssumeRole"), ("s3", "CopyObject"), ("ssm", "GetParameter")}
 
 
 def manifests_and_fanout(world: World, recorder: Recorder, monkeypatch: pytest.MonkeyPatch) -> set[Call]:

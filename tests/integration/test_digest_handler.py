@@ -262,3 +262,53 @@ def test_threads_group_one_training_request(channels: Channels, world: World) ->
         source = document.get("source_event_id") or document["first"][0]["source_event_id"]
         threads.setdefault(chat["metadata"]["threadId"], set()).add(source)
     assert sorted(map(sorted, threads.values())) == sorted([[upload[0]["source_event_id"]], [event["id"]]])
+
+
+def test_a_finding_planted_by_a_principal_reaches_people_as_unverified_never_as_a_finding(
+    channels: Channels, world: World
+) -> None:
+    # Given a forged REMEDIATED finding that a role of the account sent through the SQS API (as one
+    # planted in DigestDLQ before its lock and redriven keeps its sender), beside a real finding
+    from localaws.doubles import SqsSenderIds  # noqa: PLC0415
+
+    wrong, _refusal = _sample_findings()
+    channels.publish([wrong])
+    forged = json.loads(load_sqs_event("digest_findings")["Records"][0]["body"])
+    forged["detail"] = "all keys fixed; nothing to do"
+    with world.behaviour[SqsSenderIds].sending_as("AROAEXAMPLEROLEID1234:intruder"):
+        world.sqs.send_message(
+            QueueUrl=channels.digest_queue,
+            MessageBody=json.dumps(forged),
+            MessageAttributes={"outcome": {"DataType": "String", "StringValue": "REMEDIATED"}},
+        )
+    records = channels.queued_records()
+    metrics.clear_metrics()
+
+    # When the digest function handles the batch
+    response = _digest_handler()({"Records": records}, LambdaContext(function_name="digest"))
+
+    # Then nothing fails, the real finding reaches people as a finding, and the planted one only as
+    # an unverified message that names its sender (never rendered as one of the guard's findings)
+    assert response == {"batchItemFailures": []}
+    human = channels.human_messages()
+    findings = [m for s, m in human if json.loads(m["default"]).get("finding_type") == "OBJECT_WRONG_ENCRYPTION"]
+    unverified = [(s, m) for s, m in human if json.loads(m["default"]).get("message_kind") == "forwarded"]
+    assert len(findings) == 1
+    [(subject, message)] = unverified
+    assert subject == "Custom Labels Guard: unverified message"
+    assert "Not from the alerts topic" in message["email"]
+    assert "AROAEXAMPLEROLEID1234:intruder" in message["email"]
+    assert "Not from the alerts topic" in json.loads(message["https"])["content"]["description"]
+    assert json.loads(message["default"])["kind"] == "unverified message"
+
+
+def test_the_sender_check_knows_a_role_session_and_an_account_from_the_alerts_topic() -> None:
+    # Given SenderIds: SNS's (an AWS-owned user id), a role session, an account's root, none
+    def sender(value: object) -> str | None:
+        return digest.sent_by_a_principal({"attributes": {"SenderId": value}})
+
+    # Then only what a principal of an account sent through the SQS API is named
+    assert sender("AIDAIT2UOQQY3AUEKVGXU") is None
+    assert sender(None) is None
+    assert sender("AROAEXAMPLEROLEID1234:session") == "AROAEXAMPLEROLEID1234:session"
+    assert sender("123456789012") == "123456789012"

@@ -4,6 +4,7 @@ what changes with every write, ACLs kept, concurrent deliveries serialized."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pytest
@@ -133,20 +134,90 @@ def test_a_newer_upload_after_the_inspection_is_not_rekeyed(world: World, calls:
     del target
 
 
-def test_an_upload_racing_the_update_itself_is_reported_not_remediated(world: World, calls: Boundary) -> None:
-    # Given the newer upload lands between the last check and UpdateObjectEncryption (the window
-    # no precondition closes in an unversioned bucket)
-    allowed, target, _ = wrong_key_setup(world)
-    upload_after(calls, "before-call.s3.UpdateObjectEncryption", world, allowed)
+def test_in_an_unversioned_bucket_the_update_is_a_conditional_copy(world: World, calls: Boundary) -> None:
+    # Given an unversioned bucket and an object under a key outside ALLOWED_KMS_KEYS (no version
+    # id can pin an UpdateObjectEncryption to it)
+    _, target, _ = wrong_key_setup(world)
 
     # When its event is processed
     run(load_event("s3_object_created"))
 
-    # Then the finding says what may have happened, and does not claim a remediation
+    # Then it is re-encrypted by the copy that has preconditions, never by UpdateObjectEncryption
+    assert world.head(KEY)["SSEKMSKeyId"] == target
+    assert (calls.log.count("UpdateObjectEncryption"), calls.log.count("CopyObject")) == (0, 1)
     [finding] = world.findings()
-    assert (finding["finding_type"], finding["outcome"]) == ("OBJECT_WRONG_ENCRYPTION", "FAILED")
-    assert "may have been re-keyed" in finding["detail"]
-    assert world.head(KEY)["SSEKMSKeyId"] == target  # what AWS would do too: re-keyed
+    assert (finding["finding_type"], finding["outcome"]) == ("OBJECT_WRONG_ENCRYPTION", "REMEDIATED")
+    assert "(CopyObject)" in finding["detail"]
+
+
+def test_in_an_unversioned_bucket_an_upload_racing_the_write_is_never_rekeyed(world: World, calls: Boundary) -> None:
+    # Given an unversioned bucket, an object under a key outside ALLOWED_KMS_KEYS, and a newer
+    # upload under an allowed key landing after every check, as the re-encrypting write is sent
+    allowed, target, _ = wrong_key_setup(world)
+    upload_after(calls, "before-call.s3.CopyObject", world, allowed)
+
+    # When its event is processed
+    response = run(load_event("s3_object_created"))
+
+    # Then S3 refuses the conditional copy: the upload keeps its bytes and its allowed key, and
+    # nothing is reported for it (its own event checks it)
+    assert response == {"batchItemFailures": []}
+    current = world.s3.get_object(Bucket=BUCKET, Key=KEY)
+    assert (current["Body"].read(), current["SSEKMSKeyId"]) == (b"new", allowed)
+    assert calls.log.count("UpdateObjectEncryption") == 0
+    assert world.findings() == []
+    del target
+
+
+def test_in_an_unversioned_bucket_an_upload_racing_a_multipart_copy_is_never_overwritten(
+    world: World, calls: Boundary, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an unversioned bucket, an 11 MiB object under a key outside ALLOWED_KMS_KEYS (above the
+    # copy limit: copied in parts), and a newer upload under an allowed key landing after every part
+    # was copied, as CompleteMultipartUpload is sent
+    allowed, target, other = world.key(), world.key(), world.key()
+    world.env_set(ALLOWED_KMS_KEYS=f"{allowed},{target}", REENCRYPT_KMS_KEY=target)
+    world.put(KEY, bytes(range(256)) * (11 * 4096), ServerSideEncryption="aws:kms", SSEKMSKeyId=other)
+    monkeypatch.setattr(s3, "MIN_PART", 5 * 1024 * 1024)
+    monkeypatch.setattr(s3, "copy_in_place", functools.partial(s3.copy_in_place, copy_limit=1024 * 1024))
+    upload_after(calls, "before-call.s3.CompleteMultipartUpload", world, allowed)
+
+    # When its event is processed
+    response = run(load_event("s3_object_created"))
+
+    # Then S3 refuses to complete the copy over it: the upload keeps its bytes and its key, the
+    # parts are aborted, and no change is claimed
+    assert response == {"batchItemFailures": []}
+    current = world.s3.get_object(Bucket=BUCKET, Key=KEY)
+    assert (current["Body"].read(), current["SSEKMSKeyId"]) == (b"new", allowed)
+    assert (calls.log.count("UploadPartCopy"), calls.log.count("AbortMultipartUpload")) == (3, 1)
+    assert calls.log.count("UpdateObjectEncryption") == 0
+    assert world.findings() == []
+    del target
+
+
+def test_in_an_unversioned_bucket_an_upload_racing_the_copy_of_an_unencrypted_object_is_kept(
+    world: World, calls: Boundary
+) -> None:
+    # Given an unversioned bucket, an unencrypted object, and a newer upload (other bytes, SSE-S3)
+    # landing as the re-encryption copy is sent
+    world.put_legacy(KEY, b"old")
+    fired = {"n": 0}
+
+    def upload(**_: Any) -> None:
+        fired["n"] += 1
+        if fired["n"] == 1:
+            world.put(KEY, b"new", Metadata={"a": "2"}, ServerSideEncryption="AES256")
+
+    calls.session.events.register("before-call.s3.CopyObject", upload)
+
+    # When the first upload's event is processed
+    run(load_event("s3_object_created"))
+
+    # Then the newer upload is untouched (bytes, metadata), and no change is claimed
+    current = world.s3.get_object(Bucket=BUCKET, Key=KEY)
+    assert (current["Body"].read(), current["Metadata"]) == (b"new", {"a": "2"})
+    assert world.findings() == []
 
 
 def test_in_a_versioned_bucket_the_update_is_pinned_to_the_inspected_version(world: World, calls: Boundary) -> None:
@@ -328,21 +399,6 @@ def test_a_compliant_object_takes_no_lease(world: World, calls: Boundary) -> Non
     world.put(KEY, ServerSideEncryption="AES256")
     run(load_event("s3_object_created"))
     assert calls.log.count("PutItem") == calls.log.count("DeleteItem") == 0
-
-
-def test_an_update_whose_re_read_fails_is_still_reported(world: World, calls: Boundary) -> None:
-    # Given an object to update in place, and the HeadObject after the update throttled (the
-    # first two are the inspection and the re-inspection inside the lease)
-    _, target, _ = wrong_key_setup(world)
-    calls.faults.add("HeadObject", "SlowDown", status=503, after=2, times=1)
-
-    # When its event is processed
-    response = run(load_event("s3_object_created"))
-
-    # Then the update that took effect is reported, and the record does not fail
-    assert response == {"batchItemFailures": []}
-    assert world.head(KEY)["SSEKMSKeyId"] == target
-    assert [(f["finding_type"], f["outcome"]) for f in world.findings()] == [("OBJECT_WRONG_ENCRYPTION", "REMEDIATED")]
 
 
 # --- versioned buckets and changed objects: the copy never overwrites or revives ----------------

@@ -231,8 +231,10 @@ def test_unusable_key_is_reported(world: World, state: str) -> None:
 
 
 def test_sse_s3_under_sse_kms_requirement_is_updated_in_place(world: World, calls: Boundary) -> None:
-    # Given SSE_KMS is required and a re-encryption key is set
+    # Given SSE_KMS is required, a re-encryption key is set, and the bucket is versioned (the
+    # update can be pinned to the inspected version)
     target = world.key()
+    world.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
     world.env_set(ENCRYPTION_REQUIREMENT="SSE_KMS", REENCRYPT_KMS_KEY=target)
     world.put(KEY, ServerSideEncryption="AES256")
     etag = world.head(KEY)["ETag"]
@@ -494,8 +496,10 @@ def test_aws_managed_key_is_wrong_encryption_under_sse_kms(world: World, monkeyp
 def test_without_update_object_encryption_in_the_sdk_the_object_is_copied(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given SSE_KMS required, a re-encryption key, and an SDK without UpdateObjectEncryption
+    # Given SSE_KMS required, a re-encryption key, a versioned bucket (where the update would be
+    # used), and an SDK without UpdateObjectEncryption
     target = world.key()
+    world.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
     world.env_set(ENCRYPTION_REQUIREMENT="SSE_KMS", REENCRYPT_KMS_KEY=target)
     world.put(KEY, ServerSideEncryption="AES256")
 

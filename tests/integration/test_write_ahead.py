@@ -15,7 +15,7 @@ from functions.grant_training_access import app as grant_app
 from functions.verify_object_encryption import app
 from tests.awscalls import Boundary
 from tests.eventsamples import load_event, sqs_event
-from tests.world import ACCOUNT, TABLE, LambdaContext, World
+from tests.world import ACCOUNT, BUCKET, TABLE, LambdaContext, World
 
 KEY = "datasets/cats/images/cat-001.jpg"
 TRAINER = f"arn:aws:iam::{ACCOUNT}:role/ml/Trainer"
@@ -86,9 +86,11 @@ def test_a_copy_that_lands_just_before_the_runtime_dies_is_reported_by_the_retry
 def test_an_encryption_update_that_lands_just_before_the_runtime_dies_is_reported_by_the_retry(
     world: World, calls: Boundary
 ) -> None:
-    # Given SSE_KMS is required, an SSE-S3 object, and a runtime that dies right after
-    # UpdateObjectEncryption succeeded
+    # Given SSE_KMS is required, an SSE-S3 object in a versioned bucket (where the update can be
+    # pinned to the inspected version), and a runtime that dies right after UpdateObjectEncryption
+    # succeeded
     target = world.key()
+    world.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
     world.env_set(ENCRYPTION_REQUIREMENT="SSE_KMS", REENCRYPT_KMS_KEY=target)
     world.put(KEY, ServerSideEncryption="AES256")
     kill_after(calls, "UpdateObjectEncryption")

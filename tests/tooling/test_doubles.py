@@ -800,6 +800,48 @@ def test_conditional_copies_answer_412_as_s3_does(aws: None) -> None:
         assert [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]] == ["k"]
 
 
+def complete_copy_after_an_upload(s3: Any) -> dict[str, Any]:
+    """A multipart copy of "k" onto itself, completed on the inspected ETag after a new upload of "k"."""
+    s3.create_bucket(Bucket=BUCKET)
+    inspected = s3.put_object(Bucket=BUCKET, Key="k", Body=b"old")["ETag"]
+    upload = s3.create_multipart_upload(Bucket=BUCKET, Key="k")["UploadId"]
+    part = s3.upload_part_copy(
+        Bucket=BUCKET, Key="k", UploadId=upload, PartNumber=1, CopySource={"Bucket": BUCKET, "Key": "k"}
+    )
+    s3.put_object(Bucket=BUCKET, Key="k", Body=b"new")
+    return {
+        "Bucket": BUCKET,
+        "Key": "k",
+        "UploadId": upload,
+        "MultipartUpload": {"Parts": [{"PartNumber": 1, "ETag": part["CopyPartResult"]["ETag"]}]},
+        "IfMatch": inspected,
+    }
+
+
+def test_conditional_copies_refuse_to_complete_a_multipart_copy_over_a_newer_upload(aws: None) -> None:
+    with ConditionalCopies():
+        # Given a multipart copy whose destination was uploaded anew before it completes
+        s3 = boto3.client("s3", region_name=REGION)
+        complete = complete_copy_after_an_upload(s3)
+
+        # When it completes on the ETag it was started for, S3 answers 412
+        with pytest.raises(ClientError) as raised:
+            s3.complete_multipart_upload(**complete)
+        assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+
+        # Then the newer upload is intact
+        assert s3.get_object(Bucket=BUCKET, Key="k")["Body"].read() == b"new"
+
+
+def test_without_conditional_copies_moto_completes_over_a_newer_upload(aws: None) -> None:
+    # Given moto alone and the same multipart copy, When it completes
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.complete_multipart_upload(**complete_copy_after_an_upload(s3))
+
+    # Then moto overwrote the newer upload (why ConditionalCopies covers CompleteMultipartUpload)
+    assert s3.get_object(Bucket=BUCKET, Key="k")["Body"].read() == b"old"
+
+
 def test_without_conditional_copies_moto_ignores_the_conditions(aws: None) -> None:
     # Given moto alone and an object
     s3 = boto3.client("s3", region_name=REGION)

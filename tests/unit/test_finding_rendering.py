@@ -17,6 +17,7 @@ from clguard.reporting.findings import (
     Finding,
     FindingType,
     KmsKeyResource,
+    MemberRoleResource,
     Outcome,
     PolicyChange,
     ProjectVersionResource,
@@ -65,6 +66,7 @@ DESIGN_SEVERITY = {
     "KEY_POLICY_LIMIT": "HIGH",
     "MANIFEST_INVALID": "MEDIUM",
     "TRAINING_FAILED": "HIGH",
+    "MEMBER_UNREACHABLE": "HIGH",  # the project's extension (README, Organizations)
 }
 # The outcomes the contract (docs/architecture.md §5) names for each finding type.
 DESIGN_OUTCOMES: dict[FindingType, tuple[Outcome, ...]] = {
@@ -80,6 +82,7 @@ DESIGN_OUTCOMES: dict[FindingType, tuple[Outcome, ...]] = {
     FindingType.KEY_POLICY_LIMIT: (Outcome.REFUSED,),
     FindingType.MANIFEST_INVALID: (Outcome.REPORTED,),
     FindingType.TRAINING_FAILED: (Outcome.REPORTED, Outcome.REMEDIATED),
+    FindingType.MEMBER_UNREACHABLE: (Outcome.REPORTED,),
 }
 PAIRS = [(t, o) for t, outcomes in DESIGN_OUTCOMES.items() for o in outcomes]
 
@@ -132,6 +135,14 @@ def _training_finding(**changes: Any) -> Finding:
 def _finding_for(finding_type: FindingType, outcome: Outcome) -> Finding:
     if finding_type is FindingType.TRAINING_FAILED:
         return _training_finding(outcome=outcome)
+    if finding_type is FindingType.MEMBER_UNREACHABLE:
+        return replace(
+            _key_finding(finding_type=finding_type, outcome=outcome),
+            resource=MemberRoleResource("arn:aws:iam::444455556666:role/CustomLabelsGuardMember"),
+            account="444455556666",
+            kms_key_arn=None,
+            detail="the audit could not act in member account 444455556666 through its role: AccessDenied",
+        )
     if finding_type.name.startswith(("OBJECT_", "MANIFEST_")):
         return _object_finding(finding_type=finding_type, outcome=outcome)
     return _key_finding(finding_type=finding_type, outcome=outcome)
@@ -183,6 +194,8 @@ def test_document_has_exactly_the_contract_fields_and_types(finding_type: Findin
         assert set(resource) == {"type", "bucket", "key", "version_id"}
     elif resource["type"] == "rekognition-project-version":
         assert resource == {"type": "rekognition-project-version", "arn": VERSION_ARN}
+    elif resource["type"] == "iam-role":
+        assert resource == {"type": "iam-role", "arn": "arn:aws:iam::444455556666:role/CustomLabelsGuardMember"}
     else:
         assert resource == {"type": "kms-key", "arn": KEY_ARN}
 

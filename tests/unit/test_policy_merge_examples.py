@@ -513,3 +513,21 @@ def test_max_policy_bytes_is_the_kms_limit() -> None:
     # Given the limit constant
     # Then it is KMS's 32 KiB
     assert policy.MAX_POLICY_BYTES == 32_768
+
+
+@pytest.mark.parametrize(
+    "extra", [{"NotPrincipal": {"AWS": "*"}}, {"NotAction": "kms:Encrypt"}, {"NotResource": "x"}, {"Effect": "Deny"}]
+)
+def test_an_owned_statement_with_a_not_element_added_by_hand_is_not_built_on(extra: dict[str, Any]) -> None:
+    # Given the owned training-data statement with a NotPrincipal, NotAction or NotResource added by hand
+    owned = {**policy.TRAINING_DATA.new_statement(f"arn:aws:iam::{ACCOUNT}:role/Other"), **extra}
+    # When another principal is granted training data
+    # Then the remediator refuses to build on it (it no longer means what it wrote), and says why
+    reason = (
+        r"^statement 'CustomLabelsGuardTrainingData' is not the one the remediator writes \(effect, actions, "
+        r"resource, principal type or condition changed by hand\); not editing it$"
+    )
+    with pytest.raises(PolicyConflict, match=reason):
+        policy.merge_grants(
+            {"Statement": [owned]}, [(TRAINER, (policy.TRAINING_DATA,))], key_account=ACCOUNT, key_arn=None
+        )

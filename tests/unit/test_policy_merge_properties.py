@@ -22,6 +22,7 @@ from clguard.errors import DeniedByPolicy, GuardrailViolation, PolicyConflict
 from clguard.rules import policy
 from clguard.rules.arns import parse_principal_arn
 from clguard.rules.policy import COPIED_IMAGES_GRANT, COPIED_IMAGES_USE, OWNED_SIDS, TRAINING_DATA, StatementSpec
+from tests.unit.test_policy_differential import check_granted_means_allowed
 
 ACCOUNT = "111122223333"
 OTHER_ACCOUNT = "444455556666"
@@ -297,8 +298,8 @@ def test_owned_statements_only_gain_principals(drawn: Drawn, grants, key_arn) ->
 
 
 @PROPERTY
-@given(drawn=key_policies(), grants=grant_lists, key_arn=key_arns)
-def test_after_a_merge_every_grant_is_granted(drawn: Drawn, grants, key_arn) -> None:
+@given(drawn=key_policies(), grants=grant_lists, key_arn=key_arns, data=st.data())
+def test_after_a_merge_every_grant_is_granted(drawn: Drawn, grants, key_arn, data) -> None:
     # Given an arbitrary valid key policy and arbitrary grants
     # When they are merged without a conflict
     merge = _merge_or_conflict(drawn, grants, key_arn)
@@ -308,6 +309,9 @@ def test_after_a_merge_every_grant_is_granted(drawn: Drawn, grants, key_arn) -> 
     for principal, specs in grants:
         for spec in specs:
             assert policy.is_granted(merge.document, principal, spec, key_arn), (principal, spec.sid)
+            # And an independent reading of IAM (not the code under test) allows every request
+            # KMS may receive for it
+            check_granted_means_allowed(merge.document, principal, spec, data)
     # And `added` only names grants that were missing before the merge, each once
     specs_by_sid = {spec.sid: spec for spec in SPECS}
     assert len(set(merge.added)) == len(merge.added)

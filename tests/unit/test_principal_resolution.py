@@ -358,3 +358,82 @@ def test_a_principal_of_another_partition_is_refused_whatever_the_patterns(parti
     assert partition in reason
     # And the same role is fine for a key of its own partition
     assert refusal_reason(arn, key_account=ACCOUNT, key_partition=partition, patterns=("arn:*",)) is None
+
+
+NO_PRINCIPAL = "the caller has no IAM principal that a key policy can name (root or unresolvable)"
+
+
+@pytest.mark.parametrize(
+    ("arn", "reason"),
+    [
+        (None, NO_PRINCIPAL),
+        ("", NO_PRINCIPAL),
+        ("*", "'*' is a wildcard"),
+        (f"arn:aws:iam::{ACCOUNT}:role/*", f"'arn:aws:iam::{ACCOUNT}:role/*' is a wildcard"),
+        (f"arn:aws:iam::{ACCOUNT}:role/ml/Train?r", f"'arn:aws:iam::{ACCOUNT}:role/ml/Train?r' is a wildcard"),
+        ("arn:aws:iam::210987654321:role/*", "'arn:aws:iam::210987654321:role/*' is a wildcard"),
+        (f"arn:aws:iam::{ACCOUNT}:root", f"'arn:aws:iam::{ACCOUNT}:root' is an account root principal"),
+        (ACCOUNT, f"'{ACCOUNT}' is an account root principal"),
+        ("rekognition.amazonaws.com", "'rekognition.amazonaws.com' is a service principal"),
+        ("s3.amazonaws.com.cn", "'s3.amazonaws.com.cn' is a service principal"),
+        (
+            f"arn:aws:sts::{ACCOUNT}:assumed-role/CustomLabelsTrainer/session-1",
+            f"'arn:aws:sts::{ACCOUNT}:assumed-role/CustomLabelsTrainer/session-1' is not an IAM role or user ARN",
+        ),
+        (
+            f"arn:aws:iam::{ACCOUNT}:group/trainers",
+            f"'arn:aws:iam::{ACCOUNT}:group/trainers' is not an IAM role or user ARN",
+        ),
+        (f" {TRAINER}", f"' {TRAINER}' is not an IAM role or user ARN"),
+        ("x" * 3000, f"'{'x' * 300}' is not an IAM role or user ARN"),
+        (
+            f"arn:aws-cn:iam::{ACCOUNT}:role/ml/T",
+            f"'arn:aws-cn:iam::{ACCOUNT}:role/ml/T' is in partition aws-cn, not the key's partition aws",
+        ),
+        (
+            "arn:aws:iam::210987654321:user/partner",
+            "'arn:aws:iam::210987654321:user/partner' belongs to account 210987654321, not the key's account "
+            f"{ACCOUNT}",
+        ),
+        (
+            f"arn:aws:iam::{ACCOUNT}:role/Other",
+            f"'arn:aws:iam::{ACCOUNT}:role/Other' matches none of ALLOWED_PRINCIPAL_PATTERNS",
+        ),
+    ],
+)
+def test_each_hard_rule_refuses_with_its_own_reason(arn: str | None, reason: str) -> None:
+    # Given a principal that breaks one rule (the first that applies, in the documented order:
+    # no principal, wildcard, root/account, service, not a role/user ARN, partition, account, patterns)
+    # When checked against patterns that match only the trainer's path
+    # Then the reason names exactly that rule
+    assert (
+        refusal_reason(arn, key_account=ACCOUNT, key_partition="aws", patterns=("arn:aws*:iam::*:role/ml/*",)) == reason
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "note"),
+    [
+        ({}, "session issuer role"),
+        ({"sessionContext": {}}, "assumed role without a session issuer"),
+        ({"sessionContext": {"sessionIssuer": "not a mapping"}}, "assumed role without a session issuer"),
+        ({"type": "IAMUser", "arn": f"arn:aws:iam::{ACCOUNT}:user/u"}, "IAM user"),
+        ({"type": "Root"}, "root user: never added to a key policy"),
+        ({"type": "FederatedUser"}, "session issuer role of a FederatedUser identity"),
+        ({"type": "AWSService", "sessionContext": None}, "AWSService identity without a session issuer role"),
+    ],
+)
+def test_each_caller_kind_is_explained(change: dict[str, Any], note: str) -> None:
+    # Given an identity of each kind (the sample AssumedRole identity, changed)
+    identity = {**_identity("cloudtrail_create_project_version"), **change}
+    # When resolved, Then the note says which rule chose the principal (it reaches logs and findings)
+    assert resolve_caller(identity).note == note
+
+
+def test_a_record_without_a_user_identity_is_explained() -> None:
+    caller = resolve_caller(None)
+    assert (caller.identity_type, caller.principal_arn, caller.note) == (
+        "missing",
+        None,
+        "the record has no userIdentity",
+    )

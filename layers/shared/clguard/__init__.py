@@ -48,6 +48,8 @@ Boundary: each input parsed once, into frozen types
 - ``boundary.manifest``        Stream a Custom Labels manifest (JSON Lines of ``source-ref``) in
                                bounded memory.
 - ``boundary.inventory``       S3 Inventory reports: a bucket's latest report and its CSV rows, streamed.
+- ``boundary.declaration``     What a member account declares about itself in its member stack (its
+                               buckets, re-encryption key, training principals), parsed as data.
 
 Rules: pure, no I/O, property-tested
 
@@ -83,7 +85,7 @@ Use cases: one per function, and the steps they share
 - ``usecases.explain``         ``clguard explain``: one object or key, what the guard knows and would
                                do, with the key-policy statements that decide it.
 - ``usecases.accounts``        Which account a unit of work acts in (own, or a member of
-                               MEMBER_ACCOUNTS).
+                               MEMBER_ACCOUNTS), with the settings that member declares.
 
 State: what the guard keeps between calls
 
@@ -91,8 +93,12 @@ State: what the guard keeps between calls
 - ``state.locks``              A lease lock per KMS key in DynamoDB: every key-policy edit runs inside it.
 - ``state.intents``            Write-ahead of the findings of changes, so a change made just before the
                                runtime died is still reported by the retry.
+- ``state.writejournal``       The per-key journal of key-policy writes (recent principals written),
+                               pruned to a time horizon and a byte bound (DynamoDB's 400 KB item).
 - ``state.keydirectory``       What we know about KMS keys (description, tags, policy), read once per
                                batch.
+- ``state.auditrows``         The audit report's records: each run's rows (bounded, content-addressed
+                               items) and the trend of the last runs.
 
 Reporting: the finding, its renderings, its delivery
 
@@ -101,7 +107,10 @@ Reporting: the finding, its renderings, its delivery
                                document and fingerprint.
 - ``reporting.rendering``      How a finding reads: the e-mail, chat and SNS renderings.
 - ``reporting.publisher``      Publish each finding once per condition, never lose one (outbox, SQS).
-- ``reporting.auditreport``    The audit's report: JSON and one self-contained HTML page.
+- ``reporting.auditreport``    The audit's report: its data (JSON), its rows and their CSV and JSON Lines
+                               exports, written beside the page.
+- ``reporting.auditpage``      The audit report as one server-rendered HTML page: every value escaped for
+                               its context, a strict CSP, the trend as inline SVG.
 
 Adapters: the only modules that call AWS; each declares its ``IAM_ACTIONS``
 
@@ -117,7 +126,8 @@ Adapters: the only modules that call AWS; each declares its ``IAM_ACTIONS``
 - ``adapters.sns``             Publish one finding.
 - ``adapters.sqs``             Put work (and outbox findings) on the verify queue.
 - ``adapters.lambda_``         Invoke a function asynchronously (the audit continues itself).
-- ``adapters.organizations``   The own account's organization (for Deny conditions on it).
+- ``adapters.organizations``   The organization of the account acted in (for Deny conditions on it).
+- ``adapters.declarations``    A member's declaration (SSM parameter), read through the member role.
 - ``adapters.operator``        The operator command's own reads (roles, a stack's function
                                environment, notifications, trails, subscriptions, alarms).
 """

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from clguard.adapters import clients, dynamodb, kms, lambda_, organizations, rekognition, s3, sns, sqs
+from clguard.adapters import clients, declarations, dynamodb, kms, lambda_, organizations, rekognition, s3, sns, sqs
 
 _OBJECT_REMEDIATION: Final = (
     "HeadObject",
@@ -63,6 +63,7 @@ OPERATIONS: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
         "sqs": ("SendMessage",),
         "dynamodb": tuple(dynamodb.IAM_ACTIONS),
         "lambda": ("Invoke",),
+        "sts": ("AssumeRole",),  # member accounts only: their declarations, their buckets listed
     },
     # Publishes messages for people to the human topic; reads nothing else.
     "digest": {
@@ -112,6 +113,7 @@ _ADAPTERS: Final = {
     "sts": clients,
     "lambda": lambda_,
     "organizations": organizations,
+    "ssm": declarations,
 }
 
 
@@ -125,18 +127,31 @@ def actions(function: str) -> frozenset[str]:
     return frozenset(needed)
 
 
-# The functions that act in member accounts (the audit covers the central account's buckets).
+# The functions that act in member accounts with all their S3, KMS and Rekognition calls.
 MEMBER_FUNCTIONS: Final = ("verify_object_encryption", "grant_training_access")
+
+# What else runs with a member's credentials: the audit lists a member's buckets, and every
+# function reads what the member says about itself (its declaration, its organization).
+MEMBER_READS: Final[Mapping[str, tuple[str, ...]]] = {
+    "s3": ("ListObjectsV2",),
+    "organizations": tuple(organizations.IAM_ACTIONS),
+    "ssm": tuple(declarations.IAM_ACTIONS),
+}
+
+
+# Every function that makes the member reads (with the member role's credentials, granted by
+# member.yaml, not by the function's own role).
+MEMBER_READERS: Final = (*MEMBER_FUNCTIONS, "audit")
 
 
 def member_actions() -> frozenset[str]:
     """What the member role (member.yaml) must allow: every S3, KMS and Rekognition action of
-    the functions that act in members (the calls that run with member credentials), and what S3
-    does with KMS on our behalf there."""
+    the functions that act in members (the calls that run with member credentials), the member's
+    reads about itself, and what S3 does with KMS on our behalf there."""
     needed: set[str] = set(ON_OUR_BEHALF)
-    for operations in (OPERATIONS[f] for f in MEMBER_FUNCTIONS):
+    for operations in (*(OPERATIONS[f] for f in MEMBER_FUNCTIONS), MEMBER_READS):
         for service, names in operations.items():
-            if service in clients.MEMBER_SCOPED:
+            if service in clients.MEMBER_SCOPED or service in MEMBER_READS:
                 table = _ADAPTERS[service].IAM_ACTIONS
                 for operation in names:
                     needed.update(table[operation])

@@ -88,6 +88,7 @@ class _Credentials:
 
 
 _lock = threading.Lock()
+_assuming = threading.Lock()  # held while a member role is assumed (never with _lock inside out)
 _clients: dict[str, Any] = {}
 _session: boto3.session.Session | None = None
 _credentials: dict[str, _Credentials] = {}
@@ -152,6 +153,16 @@ def _member_credentials(member: Member) -> _Credentials:
     found = _credentials.get(member.role_arn)
     if found is not None and time.monotonic() < found.renew_at:
         return found
+    # One session per member: threads that meet a missing (or expiring) session together (the
+    # HeadObject prefetch window) wait for the first one's AssumeRole instead of each making one.
+    with _assuming:
+        found = _credentials.get(member.role_arn)
+        if found is not None and time.monotonic() < found.renew_at:
+            return found
+        return _assume(member)
+
+
+def _assume(member: Member) -> _Credentials:
     try:
         response = client("sts").assume_role(
             RoleArn=member.role_arn, RoleSessionName=SESSION_NAME, DurationSeconds=MEMBER_SESSION_SECONDS
@@ -169,6 +180,12 @@ def _member_credentials(member: Member) -> _Credentials:
     with _lock:
         _credentials[member.role_arn] = found
     return found
+
+
+def member_client(member: Member, service: str) -> Any:
+    """The client of ``service`` with ``member``'s role credentials, whatever the block acts in:
+    for the reads a member makes about itself (its organization, its declaration)."""
+    return _member_client(member, service, service, False)
 
 
 @contextmanager

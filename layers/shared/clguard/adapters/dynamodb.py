@@ -52,14 +52,29 @@ def put(table: str, item: Mapping[str, Any]) -> None:
 
 
 @aws
-def add_to_set(table: str, item_id: str, attribute: str, values: list[str], expiration: int) -> None:
-    """UpdateItem ``ADD`` to a string set (created if missing), and set the item's TTL."""
-    client("dynamodb").update_item(
+def add_to_set(table: str, item_id: str, attribute: str, values: list[str], expiration: int) -> list[str]:
+    """UpdateItem ``ADD`` to a string set (created if missing), and set the item's TTL. Returns
+    the set as it is after the write."""
+    response = client("dynamodb").update_item(
         TableName=table,
         Key={"id": {"S": item_id}},
         UpdateExpression="ADD #a :v SET expiration = :e",
         ExpressionAttributeNames={"#a": attribute},
         ExpressionAttributeValues={":v": {"SS": values}, ":e": {"N": str(expiration)}},
+        ReturnValues="UPDATED_NEW",
+    )
+    return list(response.get("Attributes", {}).get(attribute, {}).get("SS", []))
+
+
+@aws
+def remove_from_set(table: str, item_id: str, attribute: str, values: list[str]) -> None:
+    """UpdateItem ``DELETE`` of values from a string set."""
+    client("dynamodb").update_item(
+        TableName=table,
+        Key={"id": {"S": item_id}},
+        UpdateExpression="DELETE #a :v",
+        ExpressionAttributeNames={"#a": attribute},
+        ExpressionAttributeValues={":v": {"SS": values}},
     )
 
 

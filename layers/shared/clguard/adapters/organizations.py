@@ -1,7 +1,9 @@
-"""AWS Organizations: the organization the deployment's own account belongs to.
+"""AWS Organizations: the organization the account acted in belongs to.
 
 Read only when a key policy's Deny depends on it (``aws:PrincipalOrgID``, ``aws:ResourceOrgID``:
-the data-perimeter key policies), once per warm container.
+the data-perimeter key policies), once per account and warm container. A member account's is
+read with that member's own role (DescribeOrganization answers for the caller's account): the
+organization is proven by the account itself, never lent from the central account's.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from clguard.adapters.clients import client, translated
+from clguard.adapters.clients import Member, client, member_client, translated
 from clguard.errors import Refused
 
 IAM_ACTIONS: Final[Mapping[str, tuple[str, ...]]] = {"DescribeOrganization": ("organizations:DescribeOrganization",)}
@@ -33,17 +35,18 @@ class _Memo:
 
 
 _lock = threading.Lock()
-_memo = _Memo()
+_memos: dict[str, _Memo] = {}  # "" = the own account; else a member's (bounded by the accounts served)
 
 
 class OrganizationUnknown(Exception):
     """The organization could not be read (access denied, or another refusal): unknown."""
 
 
-def _describe() -> str | None:
+def _describe(member: Member | None) -> str | None:
+    service = client("organizations") if member is None else member_client(member, "organizations")
     try:
         with translated():
-            response = client("organizations").describe_organization()
+            response = service.describe_organization()
     except Refused as error:
         if error.code == NOT_IN_USE:
             return None  # the account is in no organization
@@ -51,28 +54,29 @@ def _describe() -> str | None:
     return str(response["Organization"]["Id"])
 
 
-def own_organization(*, clock: Callable[[], float] = time.monotonic) -> str | None:
-    """The id (``o-…``) of the own account's organization; None when it is in none. Raises
-    OrganizationUnknown when it cannot be read (and, for a minute after, without asking again),
-    and transient errors as they are (never cached)."""
+def own_organization(*, member: Member | None = None, clock: Callable[[], float] = time.monotonic) -> str | None:
+    """The id (``o-…``) of the organization of the own account (or of ``member``'s, read with its
+    role); None when it is in none. Raises OrganizationUnknown when it cannot be read (and, for a
+    minute after, without asking again), and transient errors as they are (never cached)."""
+    name = member.account if member is not None else ""
     with _lock:
-        if _memo.read:
-            return _memo.organization
-        if clock() < _memo.unknown_until:
-            raise OrganizationUnknown(_memo.unknown_why)
+        memo = _memos.setdefault(name, _Memo())
+        if memo.read:
+            return memo.organization
+        if clock() < memo.unknown_until:
+            raise OrganizationUnknown(memo.unknown_why)
     try:
-        found = _describe()
+        found = _describe(member)
     except OrganizationUnknown as unknown:
         with _lock:
-            _memo.unknown_until, _memo.unknown_why = clock() + UNKNOWN_FOR_SECONDS, str(unknown)
+            memo.unknown_until, memo.unknown_why = clock() + UNKNOWN_FOR_SECONDS, str(unknown)
         raise
     with _lock:
-        _memo.read, _memo.organization = True, found
+        memo.read, memo.organization = True, found
     return found
 
 
 def forget() -> None:
     """Forget what was read (tests; a new container forgets by itself)."""
-    global _memo  # noqa: PLW0603 - one memo per container, replaced whole
     with _lock:
-        _memo = _Memo()
+        _memos.clear()

@@ -480,9 +480,12 @@ class Page:
 
 
 @aws
-def list_page(bucket: str, *, token: str | None = None, prefix: str = "", delimiter: str = "") -> Page:
-    """One ListObjectsV2 page (up to 1,000 keys): never a whole bucket in memory."""
+def list_page(bucket: str, *, token: str | None = None, prefix: str = "", delimiter: str = "", owner: str = "") -> Page:
+    """One ListObjectsV2 page (up to 1,000 keys): never a whole bucket in memory. ``owner``: the
+    account the bucket must belong to (``ExpectedBucketOwner``: S3 answers 403 for another's)."""
     params: dict[str, Any] = {"Bucket": bucket, "MaxKeys": 1000}
+    if owner:
+        params["ExpectedBucketOwner"] = owner
     if token:
         params["ContinuationToken"] = token
     if prefix:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Final
 
+from clguard.boundary.declaration import Declaration
 from clguard.errors import ConfigError
 from clguard.rules.arns import account_of, parse_key_arn, parse_principal_arn, partition_of_region
 from clguard.rules.names import is_bucket_name
@@ -96,13 +97,15 @@ class Settings:
     def member_role_arn(self, account: str) -> str:
         return f"arn:{self.partition}:iam::{account}:role/{self.member_role_name}"
 
-    def for_account(self, account: str) -> Settings | None:
+    def for_account(self, account: str, declared: Declaration | None = None) -> Settings | None:
         """The settings for work in ``account``: None when the deployment does not serve it.
 
         In a member account the guardrails follow the member: the default principal patterns
         become that account's roles, TRAINING_PRINCIPALS keeps only the member's own principals
         (a principal may only ever be added to keys of its own account), and findings carry the
-        member's account id."""
+        member's account id. A key is only ever used for objects of its own account (§11): a
+        member never gets REENCRYPT_KMS_KEY, only the key its member stack ``declared``, and
+        what it declares (buckets, principals within the patterns) wins for its own resources."""
         if account == self.account_id:
             return self
         if not self.serves(account):
@@ -110,13 +113,31 @@ class Settings:
         patterns = self.allowed_principal_patterns
         if self.default_patterns:
             patterns = (default_pattern(account, self.region),)
+        principals = tuple(p for p in self.all_training_principals if account_of(p) == account)
+        buckets, key, allowed = self.training_buckets, None, self.allowed_kms_keys
+        if declared is not None and declared.account == account:
+            from clguard.rules.principals import matches_patterns  # noqa: PLC0415 - avoids an import cycle
+
+            principals = tuple(p for p in declared.training_principals if matches_patterns(p, patterns)) or principals
+            buckets = declared.training_buckets or buckets
+            key = declared.reencrypt_kms_key
+            if key is not None and allowed:
+                allowed = allowed | {key}  # the member's own key is allowed for its own objects
         return replace(
             self,
             account_id=account,
             home_account=self.home,
             allowed_principal_patterns=patterns,
-            training_principals=tuple(p for p in self.all_training_principals if account_of(p) == account),
+            training_principals=principals,
+            training_buckets=buckets,
+            reencrypt_kms_key=key,
+            allowed_kms_keys=allowed,
         )
+
+    @property
+    def is_member(self) -> bool:
+        """These settings act in a member account (``for_account``), not the deployment's own."""
+        return self.account_id != self.home
 
     # RoleIds of the two functions' roles: the guard's own verify-queue messages are accepted
     # only with an SQS SenderId of one of them (empty: none is accepted).

@@ -14,7 +14,9 @@ and the audit's fan-out (v2), encoded by ``messages`` and ``Packer``, decoded by
 Version 2 is the audit's fan-out: the same plus ``"audit_run": "<run id>"`` and the
 ``"bucket"`` of every object (one bucket per message), and each object is
 ``{"key": "…", "state": "<digest of ETag and LastModified as listed>"}``. Its objects are checked only in
-TRAINING_BUCKETS (as uploads are), and the verify function tallies each message for the run.
+TRAINING_BUCKETS (as uploads are), and the verify function tallies each message for the run. A
+member's bucket carries the member's ``account``: its objects are checked through that member's
+role (never with the central credentials), and their findings name the member.
 
 The verify function checks every object as it checks an uploaded one, wherever it is (not only
 in TRAINING_BUCKETS), and ensures ``principals`` (besides TRAINING_PRINCIPALS) on each CMK.
@@ -108,6 +110,7 @@ class Packer:
         principals: Sequence[str],
         audit_run: str,
         bucket: str,
+        account: str | None = None,
         max_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
         header: dict[str, object] = {
@@ -119,7 +122,10 @@ class Packer:
             "audit_run": audit_run,
             "bucket": bucket,
         }
+        if account is not None:
+            header["account"] = account  # a member's bucket: checked through that member's role
         self.bucket = bucket
+        self.account = account
         head = (_encode(header)[:-1] + ',"objects":[').encode()
         if max_bytes - len(head) - 2 < MAX_ITEM_BYTES:
             raise ValueError("message header leaves no room for one object")
@@ -179,8 +185,8 @@ def decode(message: Mapping[str, Any]) -> list[ObjectWork]:
     account = optional_account_id(message, where)
     objects = required_field(message, "objects", list, where)
     # v2 (the audit) lists the training buckets only: checked as an upload is (training buckets
-    # only, this account), its findings scoped by the object's listed state. v1 (a training
-    # request's images) is checked wherever it is, in the account the request came from.
+    # only, in the bucket's account), its findings scoped by the object's listed state. v1 (a
+    # training request's images) is checked wherever it is, in the account the request came from.
     audit = bool(audit_run)
     asked = tuple(principals)
     work = []
@@ -200,7 +206,7 @@ def decode(message: Mapping[str, Any]) -> list[ObjectWork]:
                 principals=asked,
                 anywhere=not audit,
                 origin=origin,
-                account=None if audit else account,
+                account=account,
                 audit_run=audit_run,
                 state=(optional_text(item, "state", at) or "") if audit else "",
             )

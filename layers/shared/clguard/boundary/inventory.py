@@ -12,28 +12,49 @@ A report is used only when the source bucket's configuration that delivers it is
 covers the whole bucket (no prefix ``Filter``): a filtered report lists part of the bucket, and an
 audit that read it would never see the rest. When no such configuration delivered a report (or the
 configurations cannot be read), the inventory is "missing" and the audit lists the bucket instead.
+
+A report is input from outside like any other (whoever can write the destination bucket writes
+it): read in bounded memory whatever it holds, and anything S3 would not have written -- a
+manifest.json over 1 MiB or not the documented JSON, a data file that is missing, not gzip or
+truncated, bytes that are not UTF-8, a line over ``MAX_LINE_BYTES`` (no S3 key comes close),
+a key over S3's 1,024 bytes, a row with another number of columns than ``fileSchema`` names --
+raises InventoryInvalid naming the file and line; the audit lists that bucket instead
+(docs/architecture.md §8). Memory: ``INFLATE_STEP`` decompressed bytes plus one unfinished line
+at a time, however large (or however compressible) the file.
 """
 
 from __future__ import annotations
 
-import codecs
 import csv
+import itertools
 import json
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Final
-from urllib.parse import unquote_plus
+from typing import Final, NamedTuple
+from urllib.parse import unquote
 
 from clguard.adapters import s3
 from clguard.boundary.s3ref import S3ObjectRef
-from clguard.errors import Refused, RetryableError, Throttled
+from clguard.errors import InvalidCall, Refused, RetryableError, Throttled
 
 DATE_FOLDER_LENGTH: Final = len("2026-11-30T01-00Z/")
+MAX_MANIFEST_BYTES: Final = 1 << 20  # a manifest.json lists data files only: far below this
+MAX_LINE_BYTES: Final = 64 * 1024  # one CSV row; csv's own field limit (128 KiB) is never reached
+GZIP: Final = 16 + zlib.MAX_WBITS  # a gzip header and trailer around the deflate stream
+INFLATE_STEP: Final = 64 * 1024  # decompressed bytes handled at a time (a gzip bomb inflates in steps)
+MAX_KEY_BYTES: Final = 1024  # the longest key S3 allows (UTF-8)
+# "true"/"false" in any case, as sets: one lookup per row instead of a lower() and a compare
+_TRUE: Final = frozenset(map("".join, itertools.product(*zip("true", "TRUE", strict=True))))
+_FALSE: Final = frozenset(map("".join, itertools.product(*zip("false", "FALSE", strict=True))))
 
 
 class InventoryMissing(Exception):
     """No usable inventory report for the bucket (none delivered, unreadable, not CSV)."""
+
+
+class InventoryInvalid(InventoryMissing):
+    """A delivered report that is not what S3 writes (see the module docstring): named, not used."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +66,7 @@ class Manifest:
     created: str
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
+class Row(NamedTuple):  # a NamedTuple: built once per row of reports of a billion rows
     key: str
     etag: str
     last_modified: str
@@ -89,7 +109,9 @@ def latest_manifest(destination: str, source_bucket: str) -> Manifest:
         if not candidates:
             raise InventoryMissing(f"no inventory report under s3://{dest_bucket}/{root}")
         folder = max(candidates, key=lambda p: p[-DATE_FOLDER_LENGTH:])
-        raw = s3.get_bytes(dest_bucket, folder + "manifest.json")
+        raw = s3.get_bytes(dest_bucket, folder + "manifest.json", limit=MAX_MANIFEST_BYTES)
+    except ValueError as error:  # over the limit
+        raise InventoryInvalid(f"inventory manifest of {source_bucket} is invalid: {error}") from error
     except Throttled as error:
         # Retried by the audit itself (it continues in a new invocation), like a throttled listing.
         raise RetryableError(f"transient AWS error: {error}") from error
@@ -98,54 +120,144 @@ def latest_manifest(destination: str, source_bucket: str) -> Manifest:
     try:
         document = json.loads(raw)
         if str(document.get("fileFormat", "")).upper() != "CSV":
-            raise InventoryMissing(f"inventory of {source_bucket} is {document.get('fileFormat')}, only CSV is read")
+            raise InventoryMissing(
+                f"inventory of {source_bucket} is {str(document.get('fileFormat'))[:40]!r}, only CSV is read"
+            )
         columns = tuple(c.strip() for c in str(document["fileSchema"]).split(","))
-        files = tuple(str(f["key"]) for f in document["files"])
+        files = tuple(_file_key(f) for f in document["files"])
     except (ValueError, KeyError, TypeError, AttributeError) as error:
-        raise InventoryMissing(f"inventory manifest of {source_bucket} is invalid: {error!r}") from error
+        raise InventoryInvalid(f"inventory manifest of {source_bucket} is invalid: {str(error)[:200]!r}") from error
     if "Key" not in columns:
-        raise InventoryMissing(f"inventory of {source_bucket} has no Key column")
+        raise InventoryInvalid(f"inventory of {source_bucket} has no Key column")
     return Manifest(dest_bucket, folder + "manifest.json", columns, files, str(document.get("creationTimestamp", "")))
 
 
-def _lines(bucket: str, key: str) -> Iterator[str]:
-    """The data file's text lines, decompressed as they stream (bounded memory)."""
-    inflate = zlib.decompressobj(16 + zlib.MAX_WBITS) if key.endswith(".gz") else None
-    decode = codecs.getincrementaldecoder("utf-8")()
-    pending = ""
-    for chunk in s3.iter_chunks(S3ObjectRef(bucket, key)):
-        data = inflate.decompress(chunk) if inflate else chunk
-        pending += decode.decode(data)
-        *complete, pending = pending.split("\n")
-        yield from complete
-    tail = inflate.flush() if inflate else b""
-    pending += decode.decode(tail, final=True)
+def _file_key(entry: object) -> str:
+    if not isinstance(entry, dict) or not isinstance(entry.get("key"), str) or not entry["key"]:
+        raise TypeError("every entry of files needs a key")
+    return str(entry["key"])
+
+
+def _inflated(bucket: str, key: str) -> Iterator[bytes]:
+    """The data file's bytes, gunzipped (every member) as they stream, at most ``INFLATE_STEP`` at a
+    time. A ``.gz``-less name is read as it is."""
+    chunks = s3.iter_chunks(S3ObjectRef(bucket, key), chunk_size=INFLATE_STEP)
+    if not key.endswith(".gz"):
+        yield from chunks
+        return
+    inflate = zlib.decompressobj(GZIP)
+    for chunk in chunks:
+        data = chunk
+        while True:
+            if inflate.eof and data:  # a next gzip member (gzip allows several, concatenated)
+                inflate = zlib.decompressobj(GZIP)
+            out = inflate.decompress(data, INFLATE_STEP)
+            if out:
+                yield out
+            data = inflate.unused_data if inflate.eof else inflate.unconsumed_tail
+            if not data and (inflate.eof or len(out) < INFLATE_STEP):
+                break
+    if not inflate.eof:
+        raise InventoryInvalid("the gzip stream is truncated")
+
+
+def _line_blocks(bucket: str, key: str) -> Iterator[list[str]]:
+    """The data file's lines, a block at a time, each line's length checked before it is decoded."""
+    pending = b""
+    for block in _inflated(bucket, key):
+        data = pending + block if pending else block
+        cut = data.rfind(b"\n")
+        pending = data[cut + 1 :]
+        if len(pending) > MAX_LINE_BYTES:
+            raise InventoryInvalid(f"a line is longer than {MAX_LINE_BYTES} bytes")
+        if cut >= 0:
+            yield _decoded(data[:cut])
     if pending:
-        yield pending
+        yield _decoded(pending)
+
+
+def _decoded(data: bytes) -> list[str]:
+    """The lines of a block, with the two form-style escapes nearly every key has ("+" for a space,
+    ``%2F`` for each folder) undone on the whole block at once: several times faster than per key,
+    and the same as ``unquote_plus`` of the Key column (the rest of its escapes are undone per key).
+    No other column the reader uses holds either (ETag is hex, LastModifiedDate ISO 8601 in UTC,
+    the others fixed words) and neither is special to CSV."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InventoryInvalid(f"bytes that are not UTF-8 ({error.reason})") from None
+    lines = text.replace("+", " ").replace("%2F", "/").split("\n")
+    if max(map(len, lines)) > MAX_LINE_BYTES:  # characters: at most as many as bytes
+        raise InventoryInvalid(f"a line is longer than {MAX_LINE_BYTES} bytes")
+    return lines
 
 
 def rows(manifest: Manifest, *, start_file: int = 0, skip_rows: int = 0) -> Iterator[tuple[int, int, Row]]:
-    """(file index, row index, row) of the current objects (old versions and delete markers skipped)."""
-    index = {name: i for i, name in enumerate(manifest.columns)}
-
-    def column(values: list[str], name: str) -> str:
-        i = index.get(name)
-        return values[i] if i is not None and i < len(values) else ""
-
+    """(file index, row index, row) of the current objects (old versions and delete markers skipped).
+    Raises InventoryInvalid (see the module docstring), RetryableError when S3 is throttling."""
     for file_index in range(start_file, len(manifest.files)):
-        lines = _lines(manifest.bucket, manifest.files[file_index])
-        for row_index, values in enumerate(csv.reader(lines)):
-            if file_index == start_file and row_index < skip_rows:
+        at = _Position()
+        try:
+            yield from _file_rows(manifest, file_index, skip_rows if file_index == start_file else 0, at)
+        except InventoryInvalid as invalid:
+            raise InventoryInvalid(f"{_where(manifest, file_index, at)}: {invalid}") from None
+        except zlib.error as error:
+            raise InventoryInvalid(f"{_where(manifest, file_index, at)}: not a gzip stream ({error})") from None
+        except csv.Error as error:
+            raise InventoryInvalid(f"{_where(manifest, file_index, at)}: not CSV ({error})") from None
+        except Throttled as error:
+            raise RetryableError(f"transient AWS error reading the inventory: {error}") from error
+        except (Refused, InvalidCall) as error:
+            raise InventoryInvalid(f"{_where(manifest, file_index, at)}: unreadable ({error})") from None
+
+
+@dataclass(slots=True)
+class _Position:
+    row: int = -1
+
+
+def _file_rows(manifest: Manifest, file_index: int, skip: int, at: _Position) -> Iterator[tuple[int, int, Row]]:
+    columns = len(manifest.columns)
+    index = {name: i for i, name in enumerate(manifest.columns)}
+    i_key = index["Key"]
+    wanted = ("ETag", "LastModifiedDate", "EncryptionStatus", "IsLatest", "IsDeleteMarker")
+    i_etag, i_modified, i_encryption, i_latest, i_deleted = (index.get(name) for name in wanted)
+    row_index = -1
+    for lines in _line_blocks(manifest.bucket, manifest.files[file_index]):
+        for values in csv.reader(lines):
+            row_index += 1
+            if len(values) != columns:
+                at.row = row_index - 1
+                if values:  # an empty line holds no object
+                    raise InventoryInvalid(f"{len(values)} columns where fileSchema names {columns}")
                 continue
-            if column(values, "IsLatest").lower() == "false" or column(values, "IsDeleteMarker").lower() == "true":
+            if row_index < skip:
                 continue
-            key = unquote_plus(column(values, "Key"))  # S3 writes a space as "+", a "+" as "%2B"
+            if i_latest is not None and values[i_latest] in _FALSE:
+                continue
+            if i_deleted is not None and values[i_deleted] in _TRUE:
+                continue
+            key = values[i_key]
+            if "%" in key:
+                key = unquote(key)  # "+" and "%2F" are undone already (_decoded)
             if not key:
                 continue
+            if len(key) > MAX_KEY_BYTES // 4 and len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+                at.row = row_index - 1
+                raise InventoryInvalid(f"a key longer than the {MAX_KEY_BYTES} bytes S3 allows")
+            at.row = row_index
             yield (
                 file_index,
                 row_index,
                 Row(
-                    key, column(values, "ETag"), column(values, "LastModifiedDate"), column(values, "EncryptionStatus")
+                    key,
+                    values[i_etag] if i_etag is not None else "",
+                    values[i_modified] if i_modified is not None else "",
+                    values[i_encryption] if i_encryption is not None else "",
                 ),
             )
+    at.row = row_index
+
+
+def _where(manifest: Manifest, file_index: int, at: _Position) -> str:
+    return f"inventory data file {manifest.files[file_index][:300]!r} (after line {at.row + 1})"

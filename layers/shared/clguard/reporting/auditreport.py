@@ -1,26 +1,30 @@
-"""The audit's report: the same data as JSON and as one self-contained HTML page.
+"""The audit's report: its data (JSON), its rows (CSV and JSON Lines exports) and one
+self-contained HTML page (``clguard.reporting.auditpage``), written side by side.
 
-The page carries its data as JSON in a ``<script type="application/json">`` element and renders
-its tables with a few lines of inline JavaScript (no network, no external file): what a person
-opens from the reports bucket, and what the headless-browser test reads back.
-
-Per bucket: objects by encryption and by condition; per key in use: the principals that can use
-it for training and how they got it; failed trainings and their diagnosis; the run's notes.
+Rows: one per open condition, change made this run, or accepted exception (a finding with the
+contract's ``suppressed``), with the fields of ``docs/audit-row.schema.json``. Per bucket: objects
+by encryption and by condition; per key in use: the principals that can use it for training and
+how they got it; failed trainings and their diagnosis; the run's notes.
 """
 
 from __future__ import annotations
 
-import html
+import csv
+import io
 import json
+import operator
 import time
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
-from clguard.adapters import s3
+from clguard.adapters import clients, s3
 from clguard.boundary.config import Settings
-from clguard.errors import AwsError, KeyUnreadable
+from clguard.errors import AwsError, KeyUnreadable, MemberUnreachable
+from clguard.reporting import auditpage, rendering
+from clguard.reporting.findings import Finding, FindingType, Outcome, ProjectVersionResource
 from clguard.rules import policy
+from clguard.rules.arns import account_of
 from clguard.rules.policy import OWNED_SIDS, TRAINING_DATA
 from clguard.state.keydirectory import KeyDirectory
 
@@ -66,6 +70,46 @@ def key_principals(settings: Settings, key_arn: str, keys: KeyDirectory) -> dict
     return {"arn": lookup.key.arn, "state": lookup.key.state, "principals": principals, "lacking": lacking}
 
 
+def key_entry(settings: Settings, key_arn: str, keys: KeyDirectory) -> dict[str, Any]:
+    """``key_principals`` read in the key's own account: a member's key only through that
+    member's role (design §11), with the member's guardrails; ``account`` names the owner."""
+    account = account_of(key_arn) or settings.home
+    if account == settings.home or not settings.serves(account):
+        return {**key_principals(settings, key_arn, keys), "account": account}
+    member = settings.for_account(account) or settings
+    try:
+        with clients.acting_in(clients.Member(account, settings.member_role_arn(account))):
+            entry = key_principals(member, key_arn, keys)
+    except MemberUnreachable as error:
+        entry = {"arn": key_arn, "state": f"not read: {error}", "principals": [], "lacking": []}
+    return {**entry, "account": account}
+
+
+def accounts_view(
+    settings: Settings, buckets: list[dict[str, Any]], keys: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The per-account view of a run: each account's buckets, object and condition totals, keys."""
+    view: dict[str, dict[str, Any]] = {}
+    for bucket in buckets:
+        entry = view.setdefault(
+            bucket["account"],
+            {"account": bucket["account"], "buckets": [], "objects": 0, "compliant": 0, "by_condition": Counter()},
+        )
+        entry["buckets"].append(bucket["name"])
+        entry["objects"] += bucket["objects"]
+        entry["compliant"] += bucket["compliant"]
+        entry["by_condition"].update(bucket["by_condition"])
+    for key in keys:
+        view.setdefault(
+            key["account"],
+            {"account": key["account"], "buckets": [], "objects": 0, "compliant": 0, "by_condition": Counter()},
+        ).setdefault("keys", []).append(key["arn"])
+    return [
+        {**entry, "by_condition": dict(sorted(entry["by_condition"].items())), "keys": entry.get("keys", [])}
+        for _, entry in sorted(view.items(), key=lambda item: (item[0] != settings.home, item[0]))
+    ]
+
+
 def build(settings: Settings, run_id: str, plain: Mapping[str, Any]) -> dict[str, Any]:
     """The report's data, from the run record."""
     buckets: dict[str, dict[str, Any]] = {
@@ -97,6 +141,18 @@ def build(settings: Settings, run_id: str, plain: Mapping[str, Any]) -> dict[str
             alerts["TRAINING_FAILED"] = alerts.get("TRAINING_FAILED", 0) + 1
     keys = KeyDirectory()
     started = float(plain.get("started") or time.time())
+    owners: dict[str, str] = json.loads(str(plain.get("bucket_accounts") or "{}"))
+    bucket_rows = [
+        {
+            **entry,
+            "account": owners.get(str(entry["name"]), settings.home),
+            "by_encryption": dict(sorted(entry["by_encryption"].items())),
+            "by_condition": dict(sorted(entry["by_condition"].items())),
+            "compliant": entry["by_condition"].get("OK", 0),
+        }
+        for entry in sorted(buckets.values(), key=lambda e: str(e["name"]))
+    ]
+    key_rows = [key_entry(settings, arn, keys) for arn in plain.get("keys", [])]
     return {
         "schema": SCHEMA,
         "run_id": run_id,
@@ -109,16 +165,10 @@ def build(settings: Settings, run_id: str, plain: Mapping[str, Any]) -> dict[str
         "reports_bucket": plain.get("reports_bucket", ""),
         "reports_prefix": plain.get("reports_prefix", ""),
         "objects_listed": int(plain.get("listed_objects", 0)),
-        "buckets": [
-            {
-                **entry,
-                "by_encryption": dict(sorted(entry["by_encryption"].items())),
-                "by_condition": dict(sorted(entry["by_condition"].items())),
-                "compliant": entry["by_condition"].get("OK", 0),
-            }
-            for entry in sorted(buckets.values(), key=lambda e: str(e["name"]))
-        ],
-        "keys": [key_principals(settings, arn, keys) for arn in plain.get("keys", [])],
+        "buckets": bucket_rows,
+        "keys": key_rows,
+        # Per account (the deployment's own first): the data the report's per-account section shows.
+        "accounts": accounts_view(settings, bucket_rows, key_rows),
         "trainings": trainings,
         "conditions_by_type": dict(sorted(findings_by_type.items())),
         "new_alerts_by_type": dict(sorted(alerts.items())),
@@ -126,86 +176,180 @@ def build(settings: Settings, run_id: str, plain: Mapping[str, Any]) -> dict[str
     }
 
 
-_PAGE: Final = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<title>Custom Labels Guard audit __TITLE__</title>
-<style>
-body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}
-table{border-collapse:collapse;margin:0 0 1.5em}
-th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left}
-td.n{text-align:right;font-variant-numeric:tabular-nums}
-.bad{background:#fde8e8}.ok{background:#e8f6ea}
-</style></head>
-<body>
-<h1>Custom Labels Guard audit</h1>
-<p id="meta"></p>
-<h2>Buckets</h2><table id="buckets"></table>
-<h2>Keys in use</h2><table id="keys"></table>
-<h2>Failed trainings</h2><table id="trainings"></table>
-<h2>Notes</h2><ul id="notes"></ul>
-<noscript>This report renders its tables with JavaScript; the same data is in the JSON report.</noscript>
-<script type="application/json" id="report-data">__DATA__</script>
-<script>
-(function () {
-  var data = JSON.parse(document.getElementById("report-data").textContent);
-  function cell(row, text, cls) {
-    var td = document.createElement("td"); td.textContent = String(text);
-    if (cls) { td.className = cls; } row.appendChild(td); return td;
-  }
-  function table(id, head, rows) {
-    var t = document.getElementById(id), tr = document.createElement("tr");
-    head.forEach(function (h) { var th = document.createElement("th"); th.textContent = h; tr.appendChild(th); });
-    t.appendChild(tr);
-    rows.forEach(function (r) {
-      var row = document.createElement("tr");
-      r.forEach(function (c) { cell(row, c.v, c.c); }); t.appendChild(row);
-    });
-  }
-  var encs = {}, conds = {};
-  data.buckets.forEach(function (b) {
-    Object.keys(b.by_encryption).forEach(function (e) { encs[e] = 1; });
-    Object.keys(b.by_condition).forEach(function (c) { if (c !== "OK") { conds[c] = 1; } });
-  });
-  encs = Object.keys(encs).sort(); conds = Object.keys(conds).sort();
-  table("buckets", ["bucket", "objects", "compliant"].concat(encs, conds, ["gone"]),
-    data.buckets.map(function (b) {
-      return [{v: b.name}, {v: b.objects, c: "n"}, {v: b.compliant, c: "n ok"}]
-        .concat(encs.map(function (e) { return {v: b.by_encryption[e] || 0, c: "n"}; }))
-        .concat(conds.map(function (c) { return {v: b.by_condition[c] || 0, c: "n bad"}; }))
-        .concat([{v: b.gone, c: "n"}]);
-    }));
-  table("keys", ["key", "state", "principal", "how"], [].concat.apply([], data.keys.map(function (k) {
-    var rows = k.principals.map(function (p) { return [{v: k.arn}, {v: k.state}, {v: p.arn}, {v: p.how}]; });
-    k.lacking.forEach(function (p) { rows.push([{v: k.arn}, {v: k.state}, {v: p}, {v: "LACKS ACCESS", c: "bad"}]); });
-    return rows;
-  })));
-  table("trainings", ["project version", "status message", "diagnosis"], data.trainings.map(function (t) {
-    return [{v: t.arn}, {v: t.status_message}, {v: t.diagnosis, c: t.fixed ? "ok" : "bad"}];
-  }));
-  data.notes.forEach(function (n) {
-    var li = document.createElement("li"); li.textContent = n; document.getElementById("notes").appendChild(li);
-  });
-  document.getElementById("meta").textContent = "Run " + data.run_id + " started " + data.started_at +
-    " (" + data.mode + " mode, " + data.requirement + "), " + data.objects_listed + " objects listed, " +
-    data.duration_seconds + " s; account " + data.account + ", " + data.region + ".";
-})();
-</script>
-</body></html>
-"""
+# --- rows: one per open condition, change or accepted exception ------------------------------------
+
+ROW_FIELDS: Final = (
+    "section",
+    "account",
+    "region",
+    "owner",
+    "resource",
+    "resource_type",
+    "bucket",
+    "key",
+    "kms_key_arn",
+    "principal_arn",
+    "finding_type",
+    "finding",
+    "severity",
+    "outcome",
+    "since",
+    "new",
+    "detail",
+    "next_step",
+    "exception_id",
+    "exception_reason",
+    "exception_expires",
+)
+SECTIONS: Final = ("open", "fixed", "accepted")
+_SEVERITY_ORDER: Final = {"HIGH": 0, "MEDIUM": 1, "LOW": 2}
 
 
-def render_html(data: Mapping[str, Any]) -> str:
-    payload = json.dumps(data, ensure_ascii=True, sort_keys=True).replace("</", "<\\/")
-    return _PAGE.replace("__TITLE__", html.escape(str(data.get("run_id", "")))).replace("__DATA__", payload)
+def row_of(finding: Finding, *, new: bool) -> dict[str, Any]:
+    """A finding as one row of the report (the exports' fields, ``docs/audit-row.schema.json``)."""
+    return row_of_document(finding.document(), next_step=" ".join(rendering.next_steps(finding)), new=new)
 
 
-def write(data: Mapping[str, Any], *, bucket: str, prefix: str) -> dict[str, str]:
-    """Put the JSON and the HTML page under ``<prefix><run id>/``; their s3:// URLs."""
+def row_of_document(document: Mapping[str, Any], *, next_step: str, new: bool) -> dict[str, Any]:
+    """A finding document (the contract, design §5) as one row. ``owner`` and ``suppressed`` are
+    the contract's optional fields (§5, §5b): used when present."""
+    raw_suppressed = document.get("suppressed")
+    suppressed: Mapping[str, Any] = raw_suppressed if isinstance(raw_suppressed, Mapping) else {}
+    raw_resource = document.get("resource")
+    resource: Mapping[str, Any] = raw_resource if isinstance(raw_resource, Mapping) else {}
+    outcome = str(document.get("outcome", ""))
+    section = "accepted" if suppressed else "fixed" if outcome == Outcome.REMEDIATED.value else "open"
+    finding_type = str(document.get("finding_type", ""))
+    if resource.get("type") == "s3-object":
+        label = f"s3://{resource.get('bucket', '')}/{resource.get('key', '')}"
+    else:
+        label = str(resource.get("arn") or resource.get("location") or "")
+    return {
+        "section": section,
+        "account": str(document.get("account", "")),
+        "region": str(document.get("region", "")),
+        "owner": str(document.get("owner") or ""),
+        "resource": label,
+        "resource_type": str(resource.get("type", "")),
+        "bucket": str(resource.get("bucket") or ""),
+        "key": str(resource.get("key") or ""),
+        "kms_key_arn": str(document.get("kms_key_arn") or ""),
+        "principal_arn": str(document.get("principal_arn") or ""),
+        "finding_type": finding_type,
+        "finding": auditpage.words(finding_type),
+        "severity": str(document.get("severity", "")),
+        "outcome": outcome,
+        "since": str(document.get("observed_at", "")),
+        "new": new,
+        "detail": str(document.get("detail", "")),
+        "next_step": next_step,
+        "exception_id": str(suppressed.get("exception_id", "")),
+        "exception_reason": str(suppressed.get("reason", "")),
+        "exception_expires": str(suppressed.get("expires", "")),
+    }
+
+
+_RESOURCE: Final = operator.itemgetter("resource")
+_IDENTITY: Final = operator.itemgetter("section", "finding_type", "resource", "principal_arn", "outcome")
+
+
+def ordered_rows(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """One row per condition (a key seen by many messages is one row), most severe first, then by
+    type, then by resource. Rows have every field of ROW_FIELDS (``row_of_document``)."""
+    unique: dict[tuple[Any, ...], Mapping[str, Any]] = {}
+    for row in rows:
+        identity = _IDENTITY(row)
+        kept = unique.get(identity)
+        if kept is None or (row["new"] and not kept["new"]):
+            unique[identity] = row
+    ordered = sorted(unique.values(), key=_RESOURCE)  # one string per row: fast for 100,000 rows
+    ordered.sort(key=lambda r: (_SEVERITY_ORDER.get(r["severity"], 9), r["finding_type"]))  # stable
+    return ordered
+
+
+def training_rows(settings: Settings, trainings: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for training in trainings:
+        finding = Finding(
+            finding_type=FindingType.TRAINING_FAILED,
+            outcome=Outcome.REMEDIATED if training.get("fixed") else Outcome.REPORTED,
+            resource=ProjectVersionResource(str(training.get("arn", ""))),
+            detail=str(training.get("diagnosis", "")),
+            source_event_id="audit",
+            account=settings.account_id,
+            region=settings.region,
+        )
+        rows.append(row_of(finding, new=bool(training.get("alerted"))))
+    return rows
+
+
+# --- exports: every row, beside the report -----------------------------------------------------------
+
+_CSV_FORMULA: Final = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: Any) -> str:
+    """A spreadsheet must show a value, never evaluate it: a leading formula character is quoted
+    with an apostrophe (OWASP's CSV injection advice)."""
+    cell = "true" if value is True else "false" if value is False else str(value)
+    return "'" + cell if cell.startswith(_CSV_FORMULA) else cell
+
+
+def csv_bytes(rows: Iterable[Mapping[str, Any]]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(ROW_FIELDS)
+    writer.writerows([_csv_cell(row.get(name, "")) for name in ROW_FIELDS] for row in rows)
+    return buffer.getvalue().encode()
+
+
+def jsonl_bytes(rows: Iterable[Mapping[str, Any]]) -> bytes:
+    return "".join(
+        json.dumps({name: row.get(name, "") for name in ROW_FIELDS}, ensure_ascii=False) + "\n" for row in rows
+    ).encode()
+
+
+def render_html(
+    data: Mapping[str, Any],
+    rows: Sequence[Mapping[str, Any]] = (),
+    history: Sequence[Mapping[str, Any]] = (),
+) -> str:
+    return auditpage.render(data, rows, history)
+
+
+def trend_entry(data: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    counts = Counter(str(r["finding_type"]) for r in rows if r.get("section") == "open")
+    return {
+        "run_id": data["run_id"],
+        "started_at": data.get("started_at", ""),
+        "open_by_type": dict(sorted(counts.items())),
+    }
+
+
+def write(
+    data: Mapping[str, Any],
+    *,
+    bucket: str,
+    prefix: str,
+    rows: Sequence[Mapping[str, Any]] = (),
+    history: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, str]:
+    """Put the JSON, the exports (CSV, JSON Lines) and the HTML page under ``<prefix><run id>/``;
+    their s3:// URLs. The page links the others by relative name (they sit beside it)."""
     base = f"{prefix}{data['run_id']}/"
-    body = json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True).encode()
-    s3.put_object(bucket, base + "report.json", body, "application/json")
-    s3.put_object(bucket, base + "report.html", render_html(data).encode(), "text/html; charset=utf-8")
-    return {"json": f"s3://{bucket}/{base}report.json", "html": f"s3://{bucket}/{base}report.html"}
+    document = {**data, "exports": dict(EXPORT_NAMES), "rows_total": len(rows)}
+    s3.put_object(bucket, base + EXPORT_NAMES["csv"], csv_bytes(rows), "text/csv; charset=utf-8")
+    s3.put_object(bucket, base + EXPORT_NAMES["jsonl"], jsonl_bytes(rows), "application/x-ndjson; charset=utf-8")
+    body = json.dumps(document, ensure_ascii=False, indent=1, sort_keys=True).encode()
+    s3.put_object(bucket, base + EXPORT_NAMES["json"], body, "application/json")
+    s3.put_object(
+        bucket, base + "report.html", render_html(document, rows, history).encode(), "text/html; charset=utf-8"
+    )
+    locations = {kind: f"s3://{bucket}/{base}{name}" for kind, name in EXPORT_NAMES.items()}
+    return {**locations, "html": f"s3://{bucket}/{base}report.html"}
+
+
+EXPORT_NAMES: Final[Mapping[str, str]] = {"json": "report.json", "csv": "rows.csv", "jsonl": "rows.jsonl"}
 
 
 def summary_document(data: Mapping[str, Any], locations: Mapping[str, str]) -> dict[str, Any]:

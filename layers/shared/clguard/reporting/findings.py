@@ -45,6 +45,9 @@ class FindingType(StrEnum):
     KEY_POLICY_LIMIT = "KEY_POLICY_LIMIT"
     MANIFEST_INVALID = "MANIFEST_INVALID"
     TRAINING_FAILED = "TRAINING_FAILED"
+    # A member account the guard serves but cannot act in (its role is missing, denied or keeps
+    # being throttled): once per audit run, naming the account and what is missing.
+    MEMBER_UNREACHABLE = "MEMBER_UNREACHABLE"
 
     @property
     def severity(self) -> Severity:
@@ -63,6 +66,7 @@ SEVERITY: Final[Mapping[FindingType, Severity]] = {
     FindingType.KEY_POLICY_LIMIT: Severity.HIGH,
     FindingType.MANIFEST_INVALID: Severity.MEDIUM,
     FindingType.TRAINING_FAILED: Severity.HIGH,
+    FindingType.MEMBER_UNREACHABLE: Severity.HIGH,
 }
 
 
@@ -92,7 +96,21 @@ class ProjectVersionResource:
         return self.arn
 
 
-type Resource = S3ObjectRef | KmsKeyResource | ProjectVersionResource
+@dataclass(frozen=True, slots=True)
+class MemberRoleResource:
+    """The role a member account provides for the guard (``iam-role``): the resource of a
+    MEMBER_UNREACHABLE finding, whose ``account`` is the member's."""
+
+    arn: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "iam-role", "arn": self.arn}
+
+    def label(self) -> str:
+        return self.arn
+
+
+type Resource = S3ObjectRef | KmsKeyResource | ProjectVersionResource | MemberRoleResource
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +234,8 @@ class Finding:
             resource = KmsKeyResource(str(required_value(resource_doc, "arn", f"{where}.resource")))
         elif resource_doc.get("type") == "rekognition-project-version":
             resource = ProjectVersionResource(str(required_value(resource_doc, "arn", f"{where}.resource")))
+        elif resource_doc.get("type") == "iam-role":
+            resource = MemberRoleResource(str(required_value(resource_doc, "arn", f"{where}.resource")))
         else:
             resource = S3ObjectRef(
                 str(required_value(resource_doc, "bucket", f"{where}.resource")),

@@ -8,9 +8,19 @@
   SQS and kept by its DLQ. If the outbox fails too, the finding is logged at ERROR with its full
   document, counted as ``FindingsUndelivered`` and kept in ``undelivered``: the unit of work then
   fails (``raise_if_undelivered``) so that it is retried, after every other finding was tried.
-- The outbox consumer publishes at least once: the outbox only holds findings whose publish
-  failed, so an idempotency record it finds still INPROGRESS is the one that failed attempt left
-  behind (its cleanup failed too), not a live publisher.
+- Never zero times after a death: an idempotency record met INPROGRESS may be a live publisher's
+  or one a killed process left (it died between its claim and its acknowledgement, possibly
+  inside Publish). The finding is not dropped: it goes to the outbox marked ``in_progress``, and
+  the outbox consumer waits (SQS redelivers the message) until that record completes (nothing
+  more to do) or its in-progress time runs out (the powertools utility then lets it publish).
+  The unit of work's write-ahead intent is thus acknowledged only by SNS or the outbox.
+- The outbox consumer publishes at least once: a finding deferred because its publish failed
+  whose idempotency record is still INPROGRESS was left so by that failed attempt (its cleanup
+  failed too), not by a live publisher.
+- The one window left: a death after SNS accepted and before the record says COMPLETED. SNS
+  standard topics have no deduplication id, so the retry publishes again (the same
+  ``fingerprint``): at least once, never zero times
+  (``tests/integration/test_crash_at_every_point.py``).
 """
 
 from __future__ import annotations
@@ -88,13 +98,15 @@ class Publisher:
             )(publish_finding)
         return self._once
 
-    def publish(self, finding: Finding, *, defer: bool = True) -> bool:
+    def publish(self, finding: Finding, *, defer: bool = True, in_progress: bool = False) -> bool:
         """Publish unless this condition was already published. True when it was sent now.
 
         Never raises for a finding it could not deliver (the next finding must still be tried):
         see ``undelivered`` and ``raise_if_undelivered``. ``defer=False`` (the outbox consumer
         itself): a failure raises, so the outbox message fails, is retried by SQS and ends in the
-        DLQ, instead of being re-queued forever.
+        DLQ, instead of being re-queued forever. ``in_progress`` (the outbox consumer): the
+        message was deferred because the record was in progress; while it still is, raise
+        (SQS redelivers the message later).
         """
         from aws_lambda_powertools.utilities.idempotency.exceptions import (  # noqa: PLC0415
             IdempotencyAlreadyInProgressError,
@@ -114,13 +126,22 @@ class Publisher:
                     sent = fingerprint in self._sent_now
                 except IdempotencyAlreadyInProgressError:
                     if defer:
-                        # Another invocation is publishing this very finding right now; if it
-                        # fails, its own record is retried (or its finding deferred).
+                        # Another invocation is publishing this very finding, or died doing it:
+                        # the outbox waits for its record to complete or expire.
                         logger.info(
-                            "finding is being published by another invocation", extra={"fingerprint": fingerprint}
+                            "finding's idempotency record is in progress; handing it to the outbox",
+                            extra={"fingerprint": fingerprint},
                         )
+                        if not self._defer(finding, None, in_progress=True):
+                            self._undeliverable(finding, RetryableError("idempotency record in progress"))
+                            return False
                         self._seen.add(fingerprint)
                         return False
+                    if in_progress:
+                        raise RetryableError(
+                            f"finding {fingerprint} is still being published elsewhere (or its publisher died "
+                            "and its in-progress time has not run out): retried later"
+                        ) from None
                     self._publish_stuck(record)
                     sent = True
             else:
@@ -183,16 +204,17 @@ class Publisher:
         if lost:
             raise RetryableError(f"{len(lost)} finding(s) could not be delivered (logged at ERROR); retrying")
 
-    def _defer(self, finding: Finding, error: BaseException) -> bool:
+    def _defer(self, finding: Finding, error: BaseException | None, *, in_progress: bool = False) -> bool:
         queue = self.settings.verify_queue_url
-        logger.warning(
-            "publishing a finding failed; deferring it to the findings outbox",
-            extra={"error": str(error), "finding": finding.document(), "queue": queue},
-        )
+        if error is not None:
+            logger.warning(
+                "publishing a finding failed; deferring it to the findings outbox",
+                extra={"error": str(error), "finding": finding.document(), "queue": queue},
+            )
         if not queue:
             return False
         try:
-            sqs.send(queue, outbox.encode(finding))
+            sqs.send(queue, outbox.encode(finding, in_progress=in_progress))
         except AwsError as outbox_error:
             logger.warning("the findings outbox failed too", extra={"error": str(outbox_error)})
             return False

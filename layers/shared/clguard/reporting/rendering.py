@@ -4,6 +4,13 @@
 contract), ``email`` a short text, ``https`` the chat schema that Amazon Q Developer in chat
 applications (formerly AWS Chatbot) renders in Slack. :func:`sns_message` puts the three in one
 ``MessageStructure="json"`` message, with its :func:`subject` and :func:`message_attributes`.
+
+Every string from outside (object keys, principals, ARNs, details, event ids, a document read
+back from a queue) is data, escaped for where it lands, at the one place each rendering is built
+(docs/architecture.md §5, "What people read"): :func:`one_line` for plain text (the e-mail, and
+under everything else), :func:`chat_escape` (Slack's ``&``/``<``/``>``) on every string of the chat payload,
+:func:`markdown_text` and :func:`code_span` for untrusted text inside the chat's markdown, and
+the Subject's printable ASCII.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from clguard.reporting.findings import (
     Finding,
     FindingType,
     KmsKeyResource,
+    MemberRoleResource,
     Outcome,
     PolicyChange,
     ProjectVersionResource,
@@ -47,13 +55,14 @@ def short_principal(arn: str) -> str:
     return rest if sep and rest else arn
 
 
-def change_sentence(change: PolicyChange, code: Callable[[str], str] = str) -> str:
+def change_sentence(change: PolicyChange, code: Callable[[str], str] = str, text: Callable[[str], str] = str) -> str:
     """``added role/ml/Trainer to CustomLabelsGuardTrainingData: kms:Decrypt, kms:GenerateDataKey``.
 
-    ``code`` wraps names for the medium (Slack shows them as code spans)."""
+    ``code`` wraps names for the medium (the e-mail escapes them onto one line, Slack shows them
+    as code spans), ``text`` escapes the actions for it (a statement is data: ``kms:*`` would be bold)."""
     old = set(_aws_principals(change.before))
     added = [p for p in _aws_principals(change.after) if p not in old]
-    actions = ", ".join(str(a) for a in policy.as_list((change.after or {}).get("Action")))
+    actions = ", ".join(text(str(a)) for a in policy.as_list((change.after or {}).get("Action")))
     who = ", ".join(code(short_principal(p)) for p in added) or "no principal"
     created = " (new statement)" if change.before is None else ""
     condition = " (with its condition)" if (change.after or {}).get("Condition") else ""
@@ -130,6 +139,10 @@ _NEXT_STEPS: Final[Mapping[tuple[FindingType, Outcome | None], tuple[str, ...]]]
     (FindingType.TRAINING_FAILED, Outcome.REMEDIATED): (
         "Retry the training: the guard has since given the principals the key access it lacked.",
     ),
+    (FindingType.MEMBER_UNREACHABLE, None): (
+        "Deploy (or repair) the member stack (member.yaml) in this account: its role must trust the central "
+        "guard's roles; until then none of its buckets and keys are checked.",
+    ),
     (FindingType.TRAINING_FAILED, None): (
         "Give the listed principals the listed key access (or tag the keys with MANAGED_KEY_TAG and set "
         "REMEDIATION_MODE=enforce), then retry the training.",
@@ -162,45 +175,110 @@ def subject(finding: Finding) -> str:
     return head + label
 
 
-def _where(finding: Finding) -> str:
+# --- escaping: one function per context -------------------------------------------------------
+
+# What could start a line or hide/reorder text where people read it: C0 controls and DEL, C1
+# controls (NEL among them), the soft hyphen, the Arabic letter mark, zero-width characters
+# (U+200B-U+200D, U+2060-U+2064, U+FEFF, U+180E), the marks and overrides of bidi text (U+200E,
+# U+200F, U+202A-U+202E, U+2066-U+2069), the line and paragraph separators (U+2028, U+2029), the
+# interlinear annotations (U+FFF9-U+FFFB); and the backslash, so that an escape is never ambiguous.
+_UNSAFE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\xad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb\\\\]"
+)
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    if char == "\\":
+        return "\\\\"
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def one_line(value: str) -> str:
+    """Untrusted text as one line of plain text: every character that could break the line, hide
+    or reorder text is shown as a visible escape (``\\x0a``, ``\\u202e``; a backslash as ``\\\\``)."""
+    return _UNSAFE.sub(_escape, value)
+
+
+def chat_escape(value: str) -> str:
+    """Slack's documented escaping ("Formatting text for app surfaces": ``&``, ``<``, ``>`` are the
+    control characters of mrkdwn): with it no text can make a mention (``<!channel>``, ``<@U1>``),
+    a channel link or a link with forged words (``<https://x|Open the console>``). Applied to every
+    string of the chat payload, the guard's own words included."""
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _chat_strings(value: Any) -> Any:
+    """Every string of a chat payload (nested lists and objects) through :func:`chat_escape`."""
+    if isinstance(value, str):
+        return chat_escape(value)
+    if isinstance(value, list):
+        return [_chat_strings(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _chat_strings(v) for k, v in value.items()}
+    return value
+
+
+def chat_payload(message: dict[str, Any]) -> dict[str, Any]:
+    """The last step of every chat rendering (finding, digest, forwarded message): Slack's escaping
+    on every string, and the description cut to what the schema takes."""
+    escaped: dict[str, Any] = _chat_strings(message)
+    content = escaped.get("content") or {}
+    description = content.get("description")
+    if isinstance(description, str) and len(description) > CHAT_DESCRIPTION_MAX:
+        cut = description[: CHAT_DESCRIPTION_MAX - 20]
+        cut = cut[: cut.rfind("&")] if cut.rfind("&") > cut.rfind(";") else cut  # never half an entity
+        content["description"] = cut + "\n… (truncated)"
+    return escaped
+
+
+def _where(finding: Finding, show: Callable[[str], str] = one_line) -> str:
     resource = finding.resource
     if isinstance(resource, S3ObjectRef):
-        version = f" (version {resource.version_id})" if resource.version_id else ""
-        return f"{resource.label()}{version}"
+        version = f" (version {show(resource.version_id)})" if resource.version_id else ""
+        return f"{show(resource.label())}{version}"
     if isinstance(resource, ProjectVersionResource):
-        return f"Custom Labels {resource.arn}"
-    return f"KMS key {resource.arn}"
+        return f"Custom Labels {show(resource.arn)}"
+    if isinstance(resource, MemberRoleResource):
+        return f"member role {show(resource.arn)}"
+    return f"KMS key {show(resource.arn)}"
 
 
 def email_text(finding: Finding) -> str:
+    """Plain text, one labelled line per value. Every untrusted value is escaped (:func:`one_line`)
+    so that it ends where its label's line ends: no string can add or fake a line."""
     lines = [
         f"Custom Labels Guard: {finding.finding_type.value} ({finding.severity.value}), {finding.outcome.value}",
         "",
-        f"What happened: {finding.detail}",
-        f"Where: {_where(finding)} in account {finding.account}, {finding.region}",
+        f"What happened: {one_line(finding.detail)}",
+        f"Where: {_where(finding)} in account {one_line(finding.account)}, {one_line(finding.region)}",
     ]
     if finding.kms_key_arn and not isinstance(finding.resource, KmsKeyResource):
-        lines.append(f"KMS key: {finding.kms_key_arn}")
+        lines.append(f"KMS key: {one_line(finding.kms_key_arn)}")
     if finding.principal_arn:
-        lines.append(f"Principal: {finding.principal_arn}")
+        lines.append(f"Principal: {one_line(finding.principal_arn)}")
     lines.append(f"What was done: {_OUTCOME_TEXT[finding.outcome]}")
-    lines.extend(f"What changed: {change_sentence(change)}" for change in finding.change)
+    lines.extend(f"What changed: {change_sentence(change, one_line, one_line)}" for change in finding.change)
     steps = next_steps(finding)
     if steps:
         lines.append("What to do next:")
-        lines.extend(f"  - {step}" for step in steps)
-    lines += ["", f"Event {finding.source_event_id}, observed {finding.observed_at}."]
+        lines.extend(f"  - {one_line(step)}" for step in steps)
+    lines += ["", f"Event {one_line(finding.source_event_id)}, observed {one_line(finding.observed_at)}."]
     return "\n".join(lines)
 
 
 def markdown_text(value: str) -> str:
-    """Text for Slack's markdown: no backticks (they would end a code span), and no ``*``/``_``/``~``
-    (they would toggle bold, italics, strike); look-alike characters read the same."""
-    return value.replace("`", "'").replace("*", "\u2217").replace("_", "\u02cd").replace("~", "\u223c")
+    """Untrusted text inside Slack's markdown, on one line (:func:`one_line`): no backticks (they
+    would end a code span), and no ``*``/``_``/``~`` (they would toggle bold, italics, strike);
+    look-alike characters read the same. (``&``, ``<``, ``>``: :func:`chat_payload`.)"""
+    text = one_line(value)
+    return text.replace("`", "'").replace("*", "\u2217").replace("_", "\u02cd").replace("~", "\u223c")
 
 
 def code_span(value: str) -> str:
-    return "`" + value.replace("`", "'") + "`"
+    """An untrusted name as inline code, on one line; its backticks cannot close the span."""
+    return "`" + one_line(value).replace("`", "'") + "`"
 
 
 def chat_message(finding: Finding) -> dict[str, Any]:
@@ -213,33 +291,38 @@ def chat_message(finding: Finding) -> dict[str, Any]:
         Outcome.FAILED: ":x: failed",
     }[finding.outcome]
     parts = [f"*{markdown_text(finding.detail.strip())}*"]
-    parts.extend(f"*Changed:* {change_sentence(change, code_span)}" for change in finding.change)
-    parts.append(f"*Where:* {code_span(_where(finding))}")
+    parts.extend(f"*Changed:* {change_sentence(change, code_span, markdown_text)}" for change in finding.change)
+    parts.append(f"*Where:* {_where(finding, code_span)}")
     if finding.kms_key_arn and not isinstance(finding.resource, KmsKeyResource):
         parts.append(f"*Key:* {code_span(finding.kms_key_arn)}")
     if finding.principal_arn:
         parts.append(f"*Principal:* {code_span(finding.principal_arn)}")
-    parts.append(f"*Account:* {finding.account} ({finding.region}) · *Event:* {code_span(finding.source_event_id)}")
+    parts.append(
+        f"*Account:* {markdown_text(finding.account)} ({markdown_text(finding.region)}) · "
+        f"*Event:* {code_span(finding.source_event_id)}"
+    )
     description = "\n".join(parts)
-    if len(description) > CHAT_DESCRIPTION_MAX:
-        description = description[: CHAT_DESCRIPTION_MAX - 20] + "\n… (truncated)"
-    return {
-        "version": "1.0",
-        "source": "custom",
-        "id": finding.fingerprint()[:32],
-        "content": {
-            "textType": "client-markdown",
-            "title": f"{emoji} {finding.finding_type.value} ({finding.severity.value}): {done}",
-            "description": description,
-            "nextSteps": list(next_steps(finding)),
-            "keywords": [finding.finding_type.value, finding.severity.value, finding.outcome.value],
-        },
-        "metadata": {
-            "summary": f"{finding.finding_type.value} {finding.outcome.value}: {finding.resource.label()}"[:250],
-            "eventType": finding.finding_type.value,
-            "relatedResources": [r for r in (finding.resource.label(), finding.kms_key_arn) if r][:5],
-        },
-    }
+    return chat_payload(
+        {
+            "version": "1.0",
+            "source": "custom",
+            "id": finding.fingerprint()[:32],
+            "content": {
+                "textType": "client-markdown",
+                "title": f"{emoji} {finding.finding_type.value} ({finding.severity.value}): {done}",
+                "description": description,
+                "nextSteps": list(next_steps(finding)),
+                "keywords": [finding.finding_type.value, finding.severity.value, finding.outcome.value],
+            },
+            "metadata": {
+                "summary": one_line(
+                    f"{finding.finding_type.value} {finding.outcome.value}: {finding.resource.label()}"
+                )[:250],
+                "eventType": finding.finding_type.value,
+                "relatedResources": [one_line(r) for r in (finding.resource.label(), finding.kms_key_arn) if r][:5],
+            },
+        }
+    )
 
 
 def sns_message(finding: Finding) -> str:

@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from clguard.boundary.config import EncryptionRequirement, Settings
-from clguard.rules.arns import parse_key_arn
+from clguard.rules.arns import account_of, parse_key_arn
 
 
 class Encryption(StrEnum):
@@ -89,15 +89,34 @@ class Assessment:
         return self.finding_type is None
 
 
+def _own_key(settings: Settings) -> str | None:
+    """The re-encryption key for objects of the account acted on: only ever a key of that very
+    account (design §11; ``Settings.for_account`` gives a member only the key it declared)."""
+    key = settings.reencrypt_kms_key
+    return key if key and account_of(key) == settings.account_id else None
+
+
 def _target(settings: Settings) -> ObjectEncryption | None:
-    if settings.reencrypt_kms_key:
-        return ObjectEncryption(Encryption.SSE_KMS, settings.reencrypt_kms_key)
+    key = _own_key(settings)
+    if key:
+        return ObjectEncryption(Encryption.SSE_KMS, key)
     if settings.encryption_requirement is EncryptionRequirement.SSE_S3_OR_KMS:
         return ObjectEncryption(Encryption.SSE_S3)
     return None
 
 
-_NO_KEY = "ENCRYPTION_REQUIREMENT is SSE_KMS and REENCRYPT_KMS_KEY is not set: nothing safe to do"
+def _no_key(settings: Settings, what: str) -> str:
+    """Why there is nothing safe to do without a re-encryption key, naming the fix."""
+    if settings.is_member:
+        return (
+            f"{what}, and member account {settings.account_id} declares no re-encryption key of its own "
+            "(a key is only used for objects of its own account): set ReencryptKmsKey in its member stack "
+            "(member.yaml); nothing safe to do"
+        )
+    return f"{what} and REENCRYPT_KMS_KEY is not set: nothing safe to do"
+
+
+_NO_KEY = "ENCRYPTION_REQUIREMENT is SSE_KMS"
 
 
 def assess(encryption: ObjectEncryption, settings: Settings, *, aws_managed_key: bool = False) -> Assessment:
@@ -115,15 +134,16 @@ def assess(encryption: ObjectEncryption, settings: Settings, *, aws_managed_key:
     if kind is Encryption.NONE:
         problem = "object had no server-side encryption"
         if target is None:
-            return Assessment(encryption, "OBJECT_UNENCRYPTED", problem, why_not=_NO_KEY)
+            return Assessment(encryption, "OBJECT_UNENCRYPTED", problem, why_not=_no_key(settings, _NO_KEY))
         return Assessment(encryption, "OBJECT_UNENCRYPTED", problem, Remediation(Method.COPY, target))
     if kind is Encryption.SSE_S3:
         if settings.encryption_requirement is EncryptionRequirement.SSE_S3_OR_KMS:
             return Assessment(encryption)
         problem = "object uses SSE-S3 where ENCRYPTION_REQUIREMENT is SSE_KMS"
-        if settings.reencrypt_kms_key is None:
-            return Assessment(encryption, "OBJECT_WRONG_ENCRYPTION", problem, why_not=_NO_KEY)
-        kms = ObjectEncryption(Encryption.SSE_KMS, settings.reencrypt_kms_key)
+        own = _own_key(settings)
+        if own is None:
+            return Assessment(encryption, "OBJECT_WRONG_ENCRYPTION", problem, why_not=_no_key(settings, _NO_KEY))
+        kms = ObjectEncryption(Encryption.SSE_KMS, own)
         return Assessment(encryption, "OBJECT_WRONG_ENCRYPTION", problem, Remediation(Method.UPDATE, kms))
     # SSE-KMS or DSSE-KMS (DSSE counts as KMS encryption).
     key = encryption.kms_key_arn or ""
@@ -134,14 +154,13 @@ def assess(encryption: ObjectEncryption, settings: Settings, *, aws_managed_key:
         problem = f"object is encrypted with the AWS managed key {key}, where ENCRYPTION_REQUIREMENT is SSE_KMS"
     else:
         problem = f"object is encrypted with KMS key {key or '(unknown)'}, which is not in ALLOWED_KMS_KEYS"
-    if settings.reencrypt_kms_key is None:
-        return Assessment(
-            encryption,
-            "OBJECT_WRONG_ENCRYPTION",
-            problem,
-            why_not="REENCRYPT_KMS_KEY is not set: nothing safe to do",
-        )
-    kms = ObjectEncryption(Encryption.SSE_KMS, settings.reencrypt_kms_key)
+    own = _own_key(settings)
+    if own is None:
+        why_not = _no_key(settings, "the key is not allowed")
+        if not settings.is_member:
+            why_not = "REENCRYPT_KMS_KEY is not set: nothing safe to do"
+        return Assessment(encryption, "OBJECT_WRONG_ENCRYPTION", problem, why_not=why_not)
+    kms = ObjectEncryption(Encryption.SSE_KMS, own)
     method = Method.UPDATE if kind is Encryption.SSE_KMS else Method.COPY
     return Assessment(encryption, "OBJECT_WRONG_ENCRYPTION", problem, Remediation(method, kms))
 

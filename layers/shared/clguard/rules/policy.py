@@ -239,8 +239,23 @@ def missing(
 # unknown: it may be absent or hold any value (aws:SourceIp of a FAS request is the original
 # caller's, which the guard cannot know), so a condition on it can match. An unknown operator
 # can match too. When in doubt, the Deny applies.
+#
+# A value the guard cannot resolve can match: an IAM policy variable (``${aws:PrincipalTag/x}``) in a
+# Deny's Resource, NotResource, Principal or condition value is taken to resolve to whatever makes
+# the Deny apply. Where the documentation settles a request's context, the guard uses it: S3 calls
+# KMS Decrypt/GenerateDataKey for SSE-KMS objects with the encryption context ``aws:s3:arn`` (the
+# object ARN, or the bucket ARN under S3 Bucket Keys) plus what the uploader supplied, so that key is
+# present (its value unknown) and the context is never empty.
 
-_ANY: Final = object()  # a key that may be absent or hold any value
+
+class _Unknown(Enum):
+    """A request value the guard cannot know."""
+
+    ANY = "may be absent or hold any value"
+    PRESENT = "present, with values the guard cannot know"
+
+
+_ANY: Final = _Unknown.ANY
 _SET_OPERATORS: Final = ("forallvalues:", "foranyvalue:")
 _NEGATED: Final = frozenset(
     {"stringnotequals", "stringnotequalsignorecase", "stringnotlike", "arnnotequals", "arnnotlike"}
@@ -276,7 +291,11 @@ _ABSENT_KEYS: Final = frozenset(
     }
 )
 
-type _Context = Mapping[str, tuple[str, ...]]
+type _Context = Mapping[str, tuple[str, ...] | _Unknown]
+# The encryption-context condition keys of an SSE-KMS request S3 makes (S3 User Guide, "Encryption
+# context"; KMS Developer Guide, kms:EncryptionContext:context-key and kms:EncryptionContextKeys).
+_S3_CONTEXT_ACTIONS: Final = frozenset({"kms:decrypt", "kms:generatedatakey"})
+_S3_CONTEXT_KEYS: Final = ("kms:encryptioncontext:aws:s3:arn", "kms:encryptioncontextkeys")
 
 
 def _region_of(key_arn: str | None) -> str | None:
@@ -301,7 +320,7 @@ def request_contexts(
     region = _region_of(key_arn)
     out: list[_Context] = []
     for service in via:
-        context: dict[str, tuple[str, ...]] = {
+        context: dict[str, tuple[str, ...] | _Unknown] = {
             "aws:principalarn": (principal,),
             "aws:viaawsservice": ("true",),
             "aws:securetransport": ("true",),
@@ -317,6 +336,9 @@ def request_contexts(
             context["aws:requestedregion"] = (region,)
         if action.lower() == "kms:creategrant":
             context["kms:grantisforawsresource"] = ("true",)
+        if service == "s3" and action.lower() in _S3_CONTEXT_ACTIONS:
+            for name in _S3_CONTEXT_KEYS:
+                context[name] = _Unknown.PRESENT
         if account is not None and account == key_account:  # facts are of the key's account
             for name, value in facts.items():
                 context[name.lower()] = () if value is None else (value,)
@@ -324,8 +346,8 @@ def request_contexts(
     return out
 
 
-def _lookup(context: _Context, key: str) -> tuple[str, ...] | object | None:
-    """The request's values of ``key``; None when absent; _ANY when unknown."""
+def _lookup(context: _Context, key: str) -> tuple[str, ...] | _Unknown | None:
+    """The request's values of ``key``; None when absent; an _Unknown when not known."""
     name = key.lower()
     if name in context:
         return context[name] or None  # () is a key the caller knows the request does not carry
@@ -334,16 +356,28 @@ def _lookup(context: _Context, key: str) -> tuple[str, ...] | object | None:
     return _ANY
 
 
-def _value_matches(base: str, request: str, wanted: str) -> bool:
-    if base in ("stringequals", "stringnotequals", "arnequals", "arnnotequals", "bool"):
-        if base == "bool":
-            return request.lower() == wanted.lower()
-        if base.startswith("arn"):
-            return _iam_glob_exact(wanted).fullmatch(request) is not None
-        return request == wanted
-    if base in ("stringequalsignorecase", "stringnotequalsignorecase"):
+def _value_matches(positive: str, request: str, wanted: str) -> bool:
+    """Whether one request value matches one policy value under a positive operator (a negated
+    one is evaluated as its positive form, then inverted)."""
+    if positive in ("bool", "stringequalsignorecase"):
         return request.lower() == wanted.lower()
-    return _iam_glob_exact(wanted).fullmatch(request) is not None  # *like, arn*like
+    if positive == "stringequals":
+        return request == wanted
+    if positive == "stringlike":
+        return _iam_glob_exact(wanted).fullmatch(request) is not None
+    return _arn_matches(wanted, request)  # arnequals, arnlike: the same matching (IAM User Guide)
+
+
+def _arn_matches(pattern: str, arn: str) -> bool:
+    """ArnEquals/ArnLike (and their negations): IAM compares each of the six colon-separated
+    components separately, each may hold ``*`` and ``?``; a pattern or value with fewer components
+    matches nothing. A wildcard cannot cross a colon, except in the last (resource) component,
+    which may itself contain colons."""
+    wanted = pattern.split(":", 5)
+    found = arn.split(":", 5)
+    if len(wanted) != 6 or len(found) != 6:
+        return False
+    return all(_iam_glob_exact(w).fullmatch(f) is not None for w, f in zip(wanted, found, strict=True))
 
 
 @lru_cache(maxsize=1024)
@@ -358,10 +392,10 @@ def _condition_can_match(operator: str, key: str, wanted: Json, context: _Contex
     op = operator.lower()
     qualifier = next((q for q in _SET_OPERATORS if op.startswith(q)), "")
     op = op.removeprefix(qualifier)
-    if_exists = op.endswith("ifexists") and op != "ifexists"
-    base = op.removesuffix("ifexists") if if_exists else op
+    if_exists = op.endswith("ifexists")  # a bare "IfExists" leaves no operator: not modelled below
+    base = op.removesuffix("ifexists")
     values = as_list(wanted)
-    if any(isinstance(v, str) and "${" in v for v in values):
+    if any(_unresolvable(v) for v in values):
         return True  # an IAM policy variable (${aws:PrincipalAccount}, ...): IAM substitutes it; assume a match
     found = _lookup(context, key)
     if base == "null":
@@ -371,7 +405,7 @@ def _condition_can_match(operator: str, key: str, wanted: Json, context: _Contex
         return any(str(v).lower() == ("false" if present else "true") for v in values)
     if base not in _STRING_OPERATORS or not all(isinstance(v, (str, bool)) for v in values):
         return True  # an operator (or value type) we do not model: assume it can match
-    if found is _ANY:
+    if isinstance(found, _Unknown):
         return True
     if found is None:
         # IAM: ...IfExists and negated operators match an absent key; ForAllValues matches an
@@ -388,6 +422,11 @@ def _condition_can_match(operator: str, key: str, wanted: Json, context: _Contex
     if qualifier == "forallvalues:":
         return all(one(r) for r in found)
     return any(one(r) for r in found)
+
+
+def _unresolvable(value: Json) -> bool:
+    """An IAM policy variable (``${...}``): its value depends on the request, so it can match."""
+    return isinstance(value, str) and "${" in value
 
 
 def _deny_condition_can_match(condition: Json, contexts: Sequence[_Context]) -> bool:
@@ -421,7 +460,7 @@ def _deny_principal_covers(statement: Mapping[str, Json], arn: str) -> bool:
         if not isinstance(block, Mapping):
             return False
         aws = [a for a in as_list(block.get("AWS")) if isinstance(a, str)]
-        return any(a == "*" or a in names or (sessions and a.startswith(sessions)) for a in aws)
+        return any(a == "*" or a in names or _unresolvable(a) or (sessions and a.startswith(sessions)) for a in aws)
 
     if "NotPrincipal" in statement:
         # Everyone but the listed principals. An exception holds only when every identity IAM
@@ -448,8 +487,10 @@ def _deny_resource_covers(statement: Mapping[str, Json], key_arn: str | None) ->
     patterns = [r for r in as_list(statement.get(field_name)) if isinstance(r, str)]
     if key_arn is None:
         return True  # the key is not known: in doubt, the Deny applies
-    hit = any(_iam_glob_exact(r).fullmatch(key_arn) for r in patterns)
-    return hit if field_name == "Resource" else not hit
+    # A pattern with a policy variable may resolve to the key's ARN or not: the Deny may apply.
+    if field_name == "Resource":
+        return any(_unresolvable(r) or _iam_glob_exact(r).fullmatch(key_arn) for r in patterns)
+    return not any(not _unresolvable(r) and _iam_glob_exact(r).fullmatch(key_arn) for r in patterns)
 
 
 def blocking_denies(

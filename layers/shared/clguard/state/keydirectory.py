@@ -1,12 +1,14 @@
 """What we know about KMS keys: DescribeKey, tags and policies, read once per batch.
 
 Backed by a per-container cache with a short TTL, so a warm container processing batch after
-batch of uploads under one key does not describe it and read its policy for every batch.
-A stale view is safe for the S3 path: it can only make us think access is missing when it is
-not, and every write re-reads the policy and the tags inside the key's lock first. (It could
-also hide, for at most one TTL, a principal that someone removed by hand; the next batch after
-the TTL sees it.) The grant path cannot wait for the next batch: a training call happens once,
-so it reads every key fresh (``KeyDirectory(fresh=True)``).
+batch of uploads under one key does not describe it and read its tags for every batch.
+A stale view that says access is missing is safe: every write re-reads the policy and the tags
+inside the key's lock first. A stale view that says "already granted" is not: someone (an
+infrastructure-as-code redeploy, above all) may have replaced the key policy since, and the
+trainer would stay locked out. So a remembered policy is never believed for "already granted":
+it is confirmed from KMS once per unit of work (:meth:`KeyDirectory.confirmed`,
+docs/architecture.md §6 "Drift"). The grant path reads every key fresh anyway
+(``KeyDirectory(fresh=True)``: a training call happens once).
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ class KeyDirectory:
         self._clock = clock
         self.fresh = fresh
         self._own: dict[tuple[str, str], tuple[float, Any]] = {}
+        self._confirmed: set[str] = set()  # keys whose policy this unit of work read from KMS
 
     @property
     def _store(self) -> dict[tuple[str, str], tuple[float, Any]]:
@@ -95,14 +98,31 @@ class KeyDirectory:
         return found
 
     def policy(self, key_arn: str) -> dict[str, Any]:
-        return self._get("policy", key_arn, lambda: self._read_policy(key_arn))
+        return self._get("policy", key_arn, lambda: self._read_confirmed(key_arn))
+
+    def _read_confirmed(self, key_arn: str) -> dict[str, Any]:
+        document = self._read_policy(key_arn)
+        self._confirmed.add(key_arn)
+        return document
+
+    def confirmed(self, key_arn: str) -> bool:
+        """Whether this unit of work has the key's policy from KMS (read, or written and read back),
+        rather than from what the container remembers of earlier batches."""
+        return key_arn in self._confirmed
+
+    @staticmethod
+    def remembered_policy(key_arn: str) -> dict[str, Any] | None:
+        """The policy this container last saw for the key, however old (None: never seen)."""
+        with _lock:
+            entry = _cache.get(("policy", _scoped(key_arn)))
+        return None if entry is None else dict(entry[1])
 
     @staticmethod
     def _read_policy(key_arn: str) -> dict[str, Any]:
         return policy.parse(_read("GetKeyPolicy", key_arn, lambda: kms.get_policy(key_arn)))
 
     def fresh_policy(self, key_arn: str) -> dict[str, Any]:
-        document = self._read_policy(key_arn)
+        document = self._read_confirmed(key_arn)
         self._put("policy", key_arn, document)
         return document
 
@@ -123,15 +143,17 @@ class KeyDirectory:
         """What the key policy's Denies need to know of a training principal's requests beyond
         its ARN: the organization, for a data-perimeter Deny on ``aws:PrincipalOrgID`` (the guard
         only adds principals of the key's own account, so it is that account's organization).
-        Learnt (DescribeOrganization, once per container) only when a Deny names it, and only for
-        keys of the deployment's own account; otherwise, or when it cannot be read, nothing is
-        known and such a Deny is taken to apply (docs/architecture.md §6)."""
+        Learnt (DescribeOrganization, once per account and container) only when a Deny names it,
+        and only for keys of the account acted in, read as that account (a member's with its own
+        role); otherwise, or when it cannot be read, nothing is known and such a Deny is taken to
+        apply (docs/architecture.md §6)."""
         if not depends_on_organization(document):
             return NO_FACTS
-        if account_of(key_arn) != home_account or clients.current_member() is not None:
+        member = clients.current_member()
+        if account_of(key_arn) != (member.account if member is not None else home_account):
             return NO_FACTS
         try:
-            return organization_facts(organizations.own_organization())
+            return organization_facts(organizations.own_organization(member=member))
         except organizations.OrganizationUnknown as unknown:
             logger.warning("the organization is unknown; a Deny on it is taken to apply", extra={"error": str(unknown)})
             return NO_FACTS

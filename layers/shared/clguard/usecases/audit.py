@@ -31,19 +31,34 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from clguard.adapters import dynamodb, s3, sns, sqs
+from clguard.adapters import clients, dynamodb, s3, sns, sqs
+from clguard.adapters.clients import Member
 from clguard.boundary import fanout, inventory
 from clguard.boundary.config import EncryptionRequirement, Settings
 from clguard.boundary.s3ref import S3ObjectRef
 from clguard.boundary.work import ObjectWork
-from clguard.errors import AwsError, ConfigError, InvalidEvent, KeyUnreadable, Refused, RetryableError, Throttled
+from clguard.errors import (
+    AwsError,
+    ConfigError,
+    InvalidEvent,
+    KeyUnreadable,
+    MemberUnreachable,
+    Refused,
+    RetryableError,
+    Throttled,
+)
 from clguard.observability import count, logger
-from clguard.reporting.findings import Finding, FindingType, KmsKeyResource, Outcome
+from clguard.reporting.findings import Finding, FindingType, KmsKeyResource, MemberRoleResource, Outcome
 from clguard.reporting.publisher import Publisher
 from clguard.rules.encryption import Encryption
+from clguard.state import auditrows
 from clguard.state.keydirectory import KeyDirectory
+from clguard.usecases import accounts
+
+if TYPE_CHECKING:
+    from clguard.usecases.objects import ObjectResult
 
 CONTINUE_KIND: Final = "clguard.audit-continue"
 SUMMARY_KIND: Final = "clguard.audit-summary"
@@ -133,8 +148,8 @@ class AuditPublisher(Publisher):
             return f"unreadable:{unreadable.operation}:{unreadable.code}"
         return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:16]
 
-    def publish(self, finding: Finding, *, defer: bool = True) -> bool:
-        return self.base.publish(replace(finding, scope=self.scope_of(finding)), defer=defer)
+    def publish(self, finding: Finding, *, defer: bool = True, in_progress: bool = False) -> bool:
+        return self.base.publish(replace(finding, scope=self.scope_of(finding)), defer=defer, in_progress=in_progress)
 
 
 # --- the run record ------------------------------------------------------------------------------
@@ -148,8 +163,11 @@ def _n(value: int) -> dict[str, str]:
     return {"N": str(value)}
 
 
-def _add(table: str, run_id: str, counts: Mapping[str, int], *, keys: Sequence[str] = ()) -> dict[str, Any] | None:
-    """ADD counters (flat attribute names) and key ARNs to the run record; the item after it."""
+def _add(
+    table: str, run_id: str, counts: Mapping[str, int], *, keys: Sequence[str] = (), rowparts: Sequence[str] = ()
+) -> dict[str, Any] | None:
+    """ADD counters (flat attribute names), key ARNs and the ids of stored report rows
+    (``clguard.state.auditrows``) to the run record; the item after it."""
     names: dict[str, str] = {}
     values: dict[str, Any] = {}
     parts = []
@@ -161,8 +179,24 @@ def _add(table: str, run_id: str, counts: Mapping[str, int], *, keys: Sequence[s
         names["#keys"] = "keys"
         values[":keys"] = {"SS": sorted(set(keys))}
         parts.append("#keys :keys")
+    if rowparts:
+        names["#rowparts"] = "rowparts"
+        values[":rowparts"] = {"SS": sorted(set(rowparts))}
+        parts.append("#rowparts :rowparts")
     if not parts:
         return None
+    if rowparts:
+        # The run record names at most MAX_PARTS row items (it must stay under DynamoDB's 400 KB);
+        # past that, the caller counts the rows as not stored.
+        values[":maxparts"] = _n(auditrows.MAX_PARTS)
+        return dynamodb.update(
+            table,
+            run_item_id(run_id),
+            "ADD " + ", ".join(parts),
+            names=names,
+            values=values,
+            condition="attribute_not_exists(#rowparts) OR size(#rowparts) < :maxparts",
+        )
     return dynamodb.update(table, run_item_id(run_id), "ADD " + ", ".join(parts), names=names, values=values)
 
 
@@ -202,6 +236,7 @@ class Tally:
 
     counts: Counter[str] = field(default_factory=Counter)
     keys: set[str] = field(default_factory=set)
+    rows: list[dict[str, Any]] = field(default_factory=list)  # the report's rows (auditreport.row_of)
 
     def add(self, bucket: str, status: str, encryption: str, condition: str, final_key: str | None) -> None:
         if status == "gone":
@@ -217,6 +252,53 @@ class Tally:
         for finding in findings:
             self.counts[f"a|{finding.finding_type.value}"] += 1
 
+    def report_rows(self, settings: Settings, work: ObjectWork, result: ObjectResult) -> None:
+        """The report's rows for one object: each finding published now, and each condition still
+        open that an earlier run already reported (so published nothing now): the object's, and its
+        keys' (the keys' rows are one per key in the report)."""
+        from clguard.reporting.auditreport import row_of  # noqa: PLC0415 - audit messages only
+
+        findings = result.findings
+        self.rows.extend(row_of(finding, new=True) for finding in findings)
+        account = work.account or settings.account_id
+
+        def earlier(finding_type: FindingType, outcome: Outcome, resource: S3ObjectRef | KmsKeyResource) -> None:
+            finding = Finding(
+                finding_type=finding_type,
+                outcome=outcome,
+                resource=resource,
+                detail="still open: reported by an earlier run",
+                source_event_id=work.source_event_id,
+                account=account,
+                region=settings.region,
+                kms_key_arn=resource.arn if isinstance(resource, KmsKeyResource) else None,
+            )
+            self.rows.append(row_of(finding, new=False))
+
+        about_object = any(
+            isinstance(f.resource, S3ObjectRef)
+            and (f.resource.bucket, f.resource.key) == (work.ref.bucket, work.ref.key)
+            for f in findings
+        )
+        if result.condition and not about_object:
+            earlier(FindingType(result.condition), Outcome.REPORTED, work.ref)
+        for key_result in result.key_results:
+            still_open = _OPEN_KEY_STATUS.get(key_result.status.value)
+            if still_open is None or key_result.published or key_result.key is None:
+                continue
+            earlier(*still_open, KmsKeyResource(key_result.key.arn))
+
+
+# A key's status after the checks (usecases.keyaccess.KeyStatus values) -> the open condition it is.
+_OPEN_KEY_STATUS: Final[Mapping[str, tuple[FindingType, Outcome]]] = {
+    "reported": (FindingType.KEY_ACCESS_MISSING, Outcome.REPORTED),
+    "refused": (FindingType.KEY_ACCESS_MISSING, Outcome.REFUSED),
+    "denied": (FindingType.KEY_ACCESS_MISSING, Outcome.REFUSED),
+    "not managed": (FindingType.KEY_NOT_MANAGED, Outcome.REFUSED),
+    "failed": (FindingType.KEY_ACCESS_MISSING, Outcome.FAILED),
+    "unusable": (FindingType.KEY_UNUSABLE, Outcome.REPORTED),
+}
+
 
 def record_message(
     settings: Settings, run_id: str, tally: Tally, *, continued: int = 0, lambda_context: Any = None
@@ -227,7 +309,12 @@ def record_message(
     counts["done"] += 1
     if continued:
         counts["more"] += continued
-    item = _add(settings.state_table, run_id, counts, keys=sorted(tally.keys))
+    parts = auditrows.save(settings.state_table, run_id, tally.rows) if tally.rows else []
+    item = _add(settings.state_table, run_id, counts, keys=sorted(tally.keys), rowparts=parts)
+    if parts and item is None:  # the run already names MAX_PARTS row items: counted, not listed
+        counts["rows_unstored"] += len(tally.rows)
+        count("AuditRowsUnstored", len(tally.rows))
+        item = _add(settings.state_table, run_id, counts, keys=sorted(tally.keys))
     if item is not None and _complete(item):
         finalize(settings, run_id, lambda_context=lambda_context)
 
@@ -249,6 +336,7 @@ class Cursor:
     messages: int = 0
     listed: int = 0
     attempt: int = 0
+    bucket: str = ""  # the bucket at bucket_index (the list is re-read: found again by name)
 
     def to_event(self) -> dict[str, Any]:
         return {"kind": CONTINUE_KIND, "version": 1, "cursor": asdict(self)}
@@ -284,6 +372,12 @@ class Lister:
     packer: fanout.Packer | None = None
     settled: Counter[str] = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
+    owners: Mapping[str, str] = field(default_factory=dict)  # a member's bucket -> that member
+
+    def member(self, bucket: str) -> Member | None:
+        """The member whose role lists ``bucket`` (None: the deployment's own bucket)."""
+        account = self.owners.get(bucket)
+        return None if account is None else Member(account, self.settings.member_role_arn(account))
 
     def time_short(self) -> bool:
         remaining = getattr(self.lambda_context, "get_remaining_time_in_millis", None)
@@ -298,6 +392,7 @@ class Lister:
                 principals=(),
                 audit_run=self.cursor.run_id,
                 bucket=bucket,
+                account=self.owners.get(bucket),
             )
         return self.packer
 
@@ -321,9 +416,20 @@ class Lister:
             self._send(self.packer.flush())
 
     def run(self) -> None:
+        if self.cursor.bucket and self.cursor.bucket in self.buckets:
+            self.cursor.bucket_index = self.buckets.index(self.cursor.bucket)
         while self.cursor.bucket_index < len(self.buckets):
             bucket = self.buckets[self.cursor.bucket_index]
-            self._bucket(bucket)
+            self.cursor.bucket = bucket
+            member = self.member(bucket)
+            if member is not None:
+                # A member's bucket is read only with that member's role (design §11); its
+                # inventory, if any, is the member's own, so it is listed.
+                self.cursor.source = "list"
+                with clients.acting_in(member):
+                    self._list(bucket)
+            else:
+                self._bucket(bucket)
             self.flush()
             self._write_settled()
             self.cursor = replace(self.cursor, bucket_index=self.cursor.bucket_index + 1, token=None, source="")
@@ -339,21 +445,38 @@ class Lister:
                 count("AuditInventoryMissing")
             else:
                 self.cursor.source = "inventory"
-                self._inventory(bucket, manifest)
-                return
+                try:
+                    self._inventory(bucket, manifest)
+                except inventory.InventoryInvalid as invalid:
+                    self._inventory_invalid(bucket, invalid)
+                else:
+                    return
         self.cursor.source = "list"
         self._list(bucket)
+
+    def _inventory_invalid(self, bucket: str, invalid: inventory.InventoryInvalid) -> None:
+        """A report S3 would not have written: named, and the bucket listed from its start instead
+        (what the report sent before the bad line is sent again by the listing)."""
+        self.notes.append(
+            f"{bucket}: {invalid}; listed instead (objects read from the inventory before it are checked again)"
+        )
+        logger.error("inventory invalid; listing the bucket instead", extra={"bucket": bucket, "problem": str(invalid)})
+        count("AuditInventoryInvalid")
+        self.cursor.token = None
 
     def _list(self, bucket: str) -> None:
         while True:
             if self.time_short():
                 raise OutOfTime
             try:
-                page = s3.list_page(bucket, token=self.cursor.token)
+                page = s3.list_page(bucket, token=self.cursor.token, owner=self.owners.get(bucket, self.settings.home))
             except Throttled as error:
                 raise RetryableError(f"listing {bucket}: {error.code}") from error
             except Refused as error:
                 self._unreadable(bucket, error)
+                return
+            except MemberUnreachable as error:  # the member's role went away during the run
+                self._unreadable(bucket, Refused(str(error), code="MemberUnreachable", message=str(error)))
                 return
             except AwsError as error:  # no answer (a timeout, a dropped connection) or a bad call
                 raise RetryableError(f"listing {bucket}: {error}") from error
@@ -401,11 +524,68 @@ class Lister:
             resource=S3ObjectRef(bucket, ""),
             detail=f"the audit could not list training bucket {bucket}: {problem}; none of its objects were checked",
             source_event_id=f"audit-{self.cursor.run_id}",
-            account=self.settings.account_id,
+            account=self.owners.get(bucket, self.settings.account_id),
             region=self.settings.region,
             scope=f"audit:list:{error.code}",
         )
         self.publisher.publish(finding)
+
+
+# --- which buckets, in which account -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Targets:
+    """The buckets one run lists (sorted, the same in every invocation), the member owning each
+    member bucket, and the members that could not be reached (account, what is missing)."""
+
+    buckets: tuple[str, ...]
+    owners: Mapping[str, str]
+    unreachable: tuple[tuple[str, str], ...] = ()
+
+
+def targets(settings: Settings) -> Targets:
+    """Each member's buckets as it declares them (read through its role, cached per container);
+    the deployment's own are TRAINING_BUCKETS less those. A member that cannot be reached (role
+    missing, denied, throttled) is left out alone: it never blocks or delays the others."""
+    owners: dict[str, str] = {}
+    unreachable: list[tuple[str, str]] = []
+    for account in sorted(settings.member_accounts):
+        try:
+            declared = accounts.declared(settings, account)
+        except (MemberUnreachable, RetryableError, AwsError) as error:
+            unreachable.append((account, str(error)))
+            continue
+        if accounts.declaration_problem(account):
+            unreachable.append((account, accounts.declaration_problem(account)))
+        for bucket in declared.training_buckets if declared is not None else ():
+            owners.setdefault(bucket, account)
+    buckets = sorted(settings.training_buckets | set(owners))
+    return Targets(tuple(buckets), owners, tuple(unreachable))
+
+
+def _report_unreachable(settings: Settings, publisher: Publisher, run_id: str, found: Targets) -> list[str]:
+    """One finding per run for each member that cannot be reached, naming it and what is missing."""
+    notes = []
+    for account, problem in found.unreachable:
+        notes.append(f"member account {account}: not covered, its role could not be used ({problem[:300]})")
+        count("MembersUnreachable")
+        publisher.publish(
+            Finding(
+                finding_type=FindingType.MEMBER_UNREACHABLE,
+                outcome=Outcome.REPORTED,
+                resource=MemberRoleResource(settings.member_role_arn(account)),
+                detail=(
+                    f"the audit could not act in member account {account} through its role "
+                    f"{settings.member_role_arn(account)}: {problem[:500]}; none of its buckets and keys were checked"
+                ),
+                source_event_id=f"audit-{run_id}",
+                account=account,
+                region=settings.region,
+                scope=f"audit-run:{run_id}",
+            )
+        )
+    return notes
 
 
 # --- the audit function ------------------------------------------------------------------------------
@@ -432,7 +612,7 @@ def parse_input(event: Any) -> Cursor | None:
     return None
 
 
-def _start(settings: Settings, config: AuditConfig, run_id: str) -> bool:
+def _start(settings: Settings, config: AuditConfig, run_id: str, found: Targets) -> bool:
     """Create the run record; False when this run already started (a redelivered event)."""
     values = {
         ":exp": _n(int(time.time()) + RUN_TTL_SECONDS),
@@ -440,7 +620,9 @@ def _start(settings: Settings, config: AuditConfig, run_id: str) -> bool:
         ":started": {"N": repr(time.time())},
         ":mode": {"S": settings.remediation_mode.value},
         ":req": {"S": settings.encryption_requirement.value},
-        ":buckets": {"L": [{"S": b} for b in sorted(settings.training_buckets)]},
+        ":buckets": {"L": [{"S": b} for b in found.buckets]},
+        # the account of each bucket (the report's per-account view); the own account's by default
+        ":accounts": {"S": json.dumps({b: found.owners.get(b, settings.home) for b in found.buckets})},
         ":rb": {"S": config.reports_bucket},
         ":rp": {"S": config.reports_prefix},
     }
@@ -448,7 +630,7 @@ def _start(settings: Settings, config: AuditConfig, run_id: str) -> bool:
         settings.state_table,
         run_item_id(run_id),
         "SET expiration = :exp, started_at = :at, started = :started, #mode = :mode, requirement = :req, "
-        "buckets = :buckets, reports_bucket = :rb, reports_prefix = :rp",
+        "buckets = :buckets, bucket_accounts = :accounts, reports_bucket = :rb, reports_prefix = :rp",
         names={"#mode": "mode"},
         values=values,
         condition="attribute_not_exists(id)",
@@ -470,15 +652,16 @@ def run(
     publisher, run_id)`` audits the failed trainings (default: ``clguard.usecases.failed_trainings``)."""
     cursor = parse_input(event)
     publisher = Publisher(settings, lambda_context=lambda_context)
+    found = targets(settings)
     if cursor is None:
         run_id = _new_run_id(event)
         cursor = Cursor(run_id=run_id, started=time.time())
         # The failed trainings first (idempotent: a marker per version, fingerprinted findings,
         # write-ahead grants): a finding neither published nor deferred fails this invocation
         # before the run is recorded, so Lambda's retry of the same event does them again.
-        found = _trainings(settings, publisher, run_id, trainings)
+        failed = _trainings(settings, publisher, run_id, trainings)
         publisher.raise_if_undelivered()
-        if not _start(settings, config, run_id):
+        if not _start(settings, config, run_id, found):
             logger.info("this scheduled event already started its run; nothing to do", extra={"run_id": run_id})
             return {"run_id": run_id, "status": "duplicate"}
         _close_previous(settings, run_id, lambda_context)
@@ -486,10 +669,11 @@ def run(
             settings.state_table,
             run_item_id(run_id),
             "SET trainings = :t",
-            values={":t": {"S": json.dumps(found)}},
+            values={":t": {"S": json.dumps(failed)}},
         )
-        logger.info("audit started", extra={"run_id": run_id, "buckets": sorted(settings.training_buckets)})
-    lister = Lister(settings, config, cursor, lambda_context, publisher, tuple(sorted(settings.training_buckets)))
+        _note(settings, run_id, _report_unreachable(settings, publisher, run_id, found))
+        logger.info("audit started", extra={"run_id": run_id, "buckets": list(found.buckets)})
+    lister = Lister(settings, config, cursor, lambda_context, publisher, found.buckets, owners=found.owners)
     try:
         lister.run()
     except AwsError:
@@ -607,8 +791,18 @@ def finalize(settings: Settings, run_id: str, *, lambda_context: Any = None) -> 
         return None
     from clguard.reporting import auditreport  # noqa: PLC0415 - only the last message of a run reports
 
-    data = auditreport.build(settings, run_id, _plain(item))
-    locations = auditreport.write(data, bucket=str(data["reports_bucket"]), prefix=str(data["reports_prefix"]))
+    plain = _plain(item)
+    data = auditreport.build(settings, run_id, plain)
+    stored, dropped = auditrows.load(settings.state_table, list(plain.get("rowparts", [])))
+    dropped += int(plain.get("rows_unstored", 0))
+    rows = auditreport.ordered_rows([*stored, *auditreport.training_rows(settings, data["trainings"])])
+    if dropped:
+        data["rows_dropped"] = dropped
+        data["notes"].append(f"{dropped} rows beyond the report's bound of {auditrows.MAX_ROWS} are counted only")
+    history = auditrows.record_trend(settings.state_table, auditreport.trend_entry(data, rows))
+    locations = auditreport.write(
+        data, bucket=str(data["reports_bucket"]), prefix=str(data["reports_prefix"]), rows=rows, history=history
+    )
     publish_summary(settings, data, locations)
     return locations
 

@@ -26,7 +26,6 @@ findings one per key and hour. ``content.keywords`` are the finding type, severi
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -43,10 +42,12 @@ from clguard.reporting.rendering import (
     CHAT_DESCRIPTION_MAX,
     SUBJECT_MAX,
     chat_message,
+    chat_payload,
     code_span,
     email_text,
     markdown_text,
     next_steps,
+    one_line,
 )
 from clguard.reporting.rendering import subject as finding_subject
 
@@ -62,12 +63,12 @@ LOG_CHUNK: Final = 500  # resources per log line (CloudWatch Logs events are at 
 
 _TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$")
 _NOT_SUBJECT = re.compile(r"[^\x20-\x7e]")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+_WORD = re.compile(r"[A-Z][A-Z_]{0,63}")  # a finding type, severity or outcome, as the contract spells them
 
 
-def _printable(value: str) -> str:
-    """One line of text: control characters (a key may hold any) shown as escapes."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
+def _md_word(value: str) -> str:
+    """A word of the contract as it is; anything else a document says, as untrusted text."""
+    return value if _WORD.fullmatch(value) else markdown_text(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +103,7 @@ class Item:
     attributes: Mapping[str, str]
     document: Mapping[str, Any] | None  # the finding document, when the body is one
     finding: Finding | None  # the same, rebuilt (None for a finding type this code does not know)
+    sent_by: str | None = None  # the principal that sent it through the SQS API (never the alerts topic)
 
 
 def _attributes(record: Mapping[str, Any]) -> dict[str, str]:
@@ -112,12 +114,29 @@ def _attributes(record: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
+# SQS SenderId of a message a principal sent through the SQS API: a role session
+# ("<RoleId>:<session name>", AROA...) or an account's root (its 12 digits). The alerts topic's
+# deliveries carry the SNS service's own id, never a role session of an account.
+_PRINCIPAL_SENDER = re.compile(r"^(AROA[A-Z0-9]{8,128}:.+|[0-9]{12})$")
+
+
+def sent_by_a_principal(record: Mapping[str, Any]) -> str | None:
+    """The SenderId of a record that a principal of an account sent (or planted in DigestDLQ and had
+    redriven), else None. Such a message is not the alerts topic's: people see it as received,
+    marked unverified, never as one of the guard's findings (docs/architecture.md §8)."""
+    sender = (record.get("attributes") or {}).get("SenderId")
+    return sender if isinstance(sender, str) and _PRINCIPAL_SENDER.fullmatch(sender) else None
+
+
 def parse_record(record: Mapping[str, Any]) -> Item:
     """Never raises: a body that is not a finding document is still a message for people."""
     body = record.get("body")
     body = body if isinstance(body, str) else json.dumps(body)
     record_id = str(record.get("messageId", ""))
     attributes = _attributes(record)
+    sender = sent_by_a_principal(record)
+    if sender is not None:
+        return Item(record_id, body, attributes, None, None, sent_by=sender)
     try:
         parsed = json.loads(body)
     except ValueError:
@@ -265,28 +284,54 @@ def single(item: Item) -> HumanMessage:
     return _other(item)
 
 
+def _provenance(item: Item) -> str:
+    if item.sent_by is None:
+        return ""
+    return (
+        f"Not from the alerts topic: sent to the digest queues through the SQS API by {one_line(item.sent_by)}. "
+        "It is not one of the guard's findings, whatever it says."
+    )
+
+
 def _other(item: Item) -> HumanMessage:
     """A message that is not a finding this code knows (the audit's summary, a finding type of a
     newer version, an unreadable body): forwarded as it is, at once."""
     kind = item.attributes.get("message_kind") or (item.document or {}).get("finding_type") or "message"
-    text = item.body
-    with contextlib.suppress(ValueError):
-        text = json.dumps(json.loads(item.body), indent=2, ensure_ascii=False)
+    if item.sent_by is not None:
+        kind = "unverified message"
+    provenance = _provenance(item)
+    # Shown as received, but never able to add a line: a JSON body pretty-printed (its strings are
+    # JSON-escaped; what JSON leaves raw, e.g. U+2028 or a bidi override, is escaped per line),
+    # anything else on one escaped line.
+    try:
+        pretty = json.dumps(json.loads(item.body), indent=2, ensure_ascii=False)
+        text = "\n".join(one_line(line) for line in pretty.split("\n"))
+    except ValueError:
+        text = one_line(item.body)
     shown = text if len(text) <= EMAIL_BUDGET else text[:EMAIL_BUDGET] + "\n… (truncated)"
-    chat_text = text if len(text) <= CHAT_DESCRIPTION_MAX - 40 else text[: CHAT_DESCRIPTION_MAX - 60] + "\n…"
+    # Slack's escaping may make the text up to 5 times longer (``&`` -> ``&amp;``).
+    chat_text = (
+        text if len(text) <= CHAT_DESCRIPTION_MAX // 5 else text[: CHAT_DESCRIPTION_MAX // 5] + "\n… (truncated)"
+    )
     return HumanMessage(
         subject=_subject(f"Custom Labels Guard: {kind}"),
-        email=f"Custom Labels Guard: {kind}\n\n{shown}",
-        chat={
-            "version": "1.0",
-            "source": "custom",
-            "content": {
-                "textType": "client-markdown",
-                "title": f":information_source: Custom Labels Guard: {kind}"[:250],
-                "description": "```" + chat_text.replace("```", "'''") + "```",
-                "keywords": [str(kind)[:50]],
-            },
-        },
+        email="\n".join([f"Custom Labels Guard: {one_line(kind)}", "", *([provenance] if provenance else [])])
+        + f"\nThe message as received:\n{shown}",
+        chat=chat_payload(
+            {
+                "version": "1.0",
+                "source": "custom",
+                "content": {
+                    "textType": "client-markdown",
+                    "title": f":information_source: Custom Labels Guard: {_md_word(kind)}"[:250],
+                    "description": (f"*{markdown_text(provenance)}*\n" if provenance else "")
+                    + "```"
+                    + chat_text.replace("`", "'")
+                    + "```",
+                    "keywords": [_md_word(str(kind))[:50]],
+                },
+            }
+        ),
         default={"schema_version": "1", "message_kind": "forwarded", "kind": kind, "body": item.body[:100_000]},
         attributes={"message_kind": str(kind)[:256]},
         record_ids=[item.record_id],
@@ -346,24 +391,27 @@ def grouped(key: GroupKey, items: Sequence[Item]) -> HumanMessage:
     # The steps are written for one finding; a digest speaks of all of them.
     steps = [step.replace("this object", "these objects") for step in next_steps(finding)] if finding else []
 
+    # The group's words come from the documents read from the queue: data, escaped like the rest.
+    kind, severity, account, region = (one_line(v) for v in (key.finding_type, key.severity, key.account, key.region))
+    since, until = one_line(observed[0]), one_line(observed[-1])
     lines = [
-        f"Custom Labels Guard digest: {n:,} {key.finding_type} ({key.severity}), {done_short}",
+        f"Custom Labels Guard digest: {n:,} {kind} ({severity}), {one_line(done_short)}",
         "",
-        f"Where: {_printable(where)} in account {key.account}, {key.region}",
-        f"When: observed {observed[0]} to {observed[-1]}",
-        f"What was done: {done_long}",
+        f"Where: {one_line(where)} in account {account}, {region}",
+        f"When: observed {since} to {until}",
+        f"What was done: {one_line(done_long)}",
     ]
     if steps:
         lines.append("What to do next:")
         lines.extend(f"  - {step}" for step in steps)
     lines += ["", f"First {min(FIRST_LISTED, n)} of {n:,}:"]
     for document in documents[:FIRST_LISTED]:
-        lines.append(f"  - {_printable(_label(document))}: {_printable(str(document.get('detail', ''))[:2000])}")
-    lines += ["", f"All {n:,} (relative to {_printable(where)}):"]
+        lines.append(f"  - {one_line(_label(document))}: {one_line(str(document.get('detail', ''))[:2000])}")
+    lines += ["", f"All {n:,} (relative to {one_line(where)}):"]
     size = sum(_cost(line) for line in lines)
     listed = 0
     for name in relative:
-        line = f"  {_printable(name)}"
+        line = f"  {one_line(name)}"
         if size + _cost(line) > EMAIL_BUDGET:
             break
         lines.append(line)
@@ -377,33 +425,37 @@ def grouped(key: GroupKey, items: Sequence[Item]) -> HumanMessage:
         )
     lines += ["", f"Digest {digest_id}; every finding is also on the alerts topic as its own message."]
 
-    parts = [f"*{n:,} {key.finding_type} in {code_span(where)}, {done_short}*"]
+    md_kind, md_done = _md_word(key.finding_type), markdown_text(done_short)
+    parts = [f"*{n:,} {md_kind} in {code_span(where)}, {md_done}*"]
     parts += [f"• {code_span(r)}" for r in relative[:CHAT_LISTED]]
     if n > CHAT_LISTED:
         parts.append(f"… and {n - CHAT_LISTED:,} more: full list in the e-mail digest (digest {code_span(digest_id)})")
     parts.append(f"*First:* {markdown_text(str(first.get('detail', '')))}")
-    parts.append(f"*Account:* {key.account} ({key.region}) · *Observed:* {observed[0]} to {observed[-1]}")
+    parts.append(
+        f"*Account:* {markdown_text(key.account)} ({markdown_text(key.region)}) · "
+        f"*Observed:* {markdown_text(observed[0])} to {markdown_text(observed[-1])}"
+    )
     description = "\n".join(parts)
-    if len(description) > CHAT_DESCRIPTION_MAX:
-        description = description[: CHAT_DESCRIPTION_MAX - 20] + "\n… (truncated)"
-    chat = {
-        "version": "1.0",
-        "source": "custom",
-        "id": digest_id,
-        "content": {
-            "textType": "client-markdown",
-            "title": f"{emoji} {n:,} × {key.finding_type} ({key.severity}): {done_short}",
-            "description": description,
-            "nextSteps": steps,
-            "keywords": [key.finding_type, key.severity, key.outcome],
-        },
-        "metadata": {
-            "threadId": key.thread,
-            "summary": f"{n:,} {key.finding_type} {key.outcome} in {where}"[:250],
-            "eventType": key.finding_type,
-            "relatedResources": resources[:5],
-        },
-    }
+    chat = chat_payload(
+        {
+            "version": "1.0",
+            "source": "custom",
+            "id": digest_id,
+            "content": {
+                "textType": "client-markdown",
+                "title": f"{emoji} {n:,} × {md_kind} ({_md_word(key.severity)}): {md_done}",
+                "description": description,
+                "nextSteps": steps,
+                "keywords": [_md_word(v)[:50] for v in (key.finding_type, key.severity, key.outcome)],
+            },
+            "metadata": {
+                "threadId": key.thread,
+                "summary": one_line(f"{n:,} {key.finding_type} {key.outcome} in {where}")[:250],
+                "eventType": one_line(key.finding_type),
+                "relatedResources": [one_line(r) for r in resources[:5]],
+            },
+        }
+    )
     default = {
         "schema_version": "1",
         "message_kind": DIGEST_KIND,
@@ -484,7 +536,16 @@ def findings_counted(messages: Iterable[HumanMessage]) -> int:
 def handle_batch(event: Mapping[str, Any], settings: DigestSettings) -> dict[str, Any]:
     """Publish one batch's human messages; fail exactly the records of messages not published."""
     records = [r for r in event.get("Records") or [] if isinstance(r, Mapping)]
-    messages = plan(parse_record(r) for r in records)
+    items = [parse_record(r) for r in records]
+    for item in items:
+        if item.sent_by is not None:
+            count("UntrustedMessages")
+            logger.warning(
+                "a digest-queue message sent through the SQS API by a principal, not delivered by the "
+                "alerts topic: forwarded to people marked unverified, never as a finding",
+                extra={"message_id": item.record_id, "sender_id": item.sent_by, "body_prefix": item.body[:500]},
+            )
+    messages = plan(items)
     failed: list[str] = []
     for message in messages:
         try:

@@ -23,7 +23,7 @@ from enum import Enum
 from functools import total_ordering
 from typing import Any, Final
 
-from clguard.adapters import dynamodb, kms
+from clguard.adapters import kms
 from clguard.adapters.kms import KeyInfo
 from clguard.boundary.config import Settings
 from clguard.errors import AwsError, KeyUnreadable, PolicyConflict, Refused, RetryableError
@@ -34,6 +34,7 @@ from clguard.rules import policy
 from clguard.rules.arns import partition_of, partition_of_region
 from clguard.rules.policy import StatementSpec
 from clguard.rules.principals import refusal_reason
+from clguard.state import writejournal
 from clguard.state.intents import Journal
 from clguard.state.keydirectory import KeyDirectory
 from clguard.state.locks import KeyLock
@@ -46,7 +47,6 @@ CAUGHT_UP_DELAYS: Final = (1.0, 2.0)
 # Seconds of lease left before each write: more than one PutKeyPolicy can take (its client makes
 # one attempt with a 3 s connect and 10 s read timeout), so a write never lands after the lease.
 MIN_LEASE_LEFT: Final = 20.0
-WRITTEN_TTL_SECONDS: Final = 86_400  # the journal of principals written per key (see _written_since)
 _SPECS_BY_SID: Final = {s.sid: s for s in (policy.TRAINING_DATA, policy.COPIED_IMAGES_GRANT, policy.COPIED_IMAGES_USE)}
 
 
@@ -63,6 +63,9 @@ class Context:
     request: str = ""  # the request (not a single object event) that asked: the findings' origin
     sleep: Callable[[float], None] = time.sleep
     journal: Journal | None = None  # write-ahead of the findings of changes (clguard.state.intents)
+    # Per key: the principals a policy this container saw earlier granted and KMS's policy lacks now
+    # (someone replaced the key policy since: drift). Their REMEDIATED finding says so.
+    drifted: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def finding(
         self,
@@ -263,7 +266,25 @@ def decide(
 def _ensure_on(
     ctx: Context, key: KeyInfo, wants: Mapping[str, Sequence[StatementSpec]], result: KeyResult
 ) -> KeyResult:
+    remembered = ctx.keys.remembered_policy(key.arn)  # before a read replaces it
     document = ctx.keys.policy(key.arn)
+    facts = _facts(ctx, key, document)
+    needed = {p: m for p, specs in wants.items() if (m := policy.missing(document, p, specs, key.arn, facts=facts))}
+    if not needed and not ctx.keys.confirmed(key.arn):
+        # "Already granted" from what the container remembers is confirmed from KMS once per unit
+        # of work: the policy may have been replaced since (docs/architecture.md §6, Drift).
+        count("KeyPoliciesConfirmed")
+        document = ctx.keys.fresh_policy(key.arn)
+        facts = _facts(ctx, key, document)
+        needed = {p: m for p, specs in wants.items() if (m := policy.missing(document, p, specs, key.arn, facts=facts))}
+    drifted = _drifted(remembered, needed, key.arn, facts)
+    if drifted:
+        ctx.drifted[key.arn] = drifted
+        count("KeyPolicyDrift")
+        logger.warning(
+            "the key policy was replaced and no longer grants what it did (drift)",
+            extra={"key": key.arn, "principals": sorted(drifted)},
+        )
     decisions = decide(ctx.keys, ctx.settings, key, document, wants)
     needed = {p: d.missing for p, d in decisions.items() if d.status is not KeyStatus.OK}
     _replay_intents(ctx, key.arn, needed, result)
@@ -319,6 +340,30 @@ def _ensure_on(
 
     _grant(ctx, key, needed, result)
     return result
+
+
+def _drifted(
+    remembered: dict[str, Any] | None,
+    needed: Mapping[str, Sequence[StatementSpec]],
+    key_arn: str,
+    facts: policy.RequestFacts,
+) -> frozenset[str]:
+    """The principals lacking access now that a policy this container saw earlier granted."""
+    if remembered is None:
+        return frozenset()
+    return frozenset(p for p, specs in needed.items() if not policy.missing(remembered, p, specs, key_arn, facts=facts))
+
+
+def drift_note(principal: str, specs: Sequence[StatementSpec]) -> str:
+    """What the owner of a key policy that drifted should do so that the guard and their
+    infrastructure code stop undoing each other."""
+    sids = ", ".join(sorted({s.sid for s in specs}))
+    return (
+        f". Drift: the key policy was replaced since the guard last read it (e.g. an infrastructure-as-code "
+        f"redeploy) and no longer granted {principal}; the guard added it back. So that the two stop undoing "
+        f"each other, add {principal} with {', '.join(policy.actions_of(specs))} to the key policy your "
+        f"infrastructure code writes (as the guard's statement {sids} does)"
+    )
 
 
 def _denied_finding(
@@ -472,18 +517,12 @@ def _opted_out(ctx: Context, key: KeyInfo, needed: Mapping[str, Sequence[Stateme
 
 
 def _note_written(ctx: Context, key_arn: str, grants: Sequence[policy.Grant], *, accepted: bool = False) -> None:
-    """Before a write: journal (per key, for a day) which principals are being written, so a
+    """Before a write: journal (``state.writejournal``) which principals are being written, so a
     writer whose lease was taken over can check every principal written since it took the lock.
     After KMS accepted it (``accepted``): the same, apart, so the next writer can tell a lagging
     read from a write that never happened (``_caught_up``)."""
-    at = time.time()
-    entries = [f"{at:.3f}|{p}|{','.join(s.sid for s in specs)}" for p, specs in grants]
-    dynamodb.add_to_set(
-        ctx.settings.state_table,
-        f"written#{key_arn}",
-        "accepted" if accepted else "entries",
-        entries,
-        int(at) + WRITTEN_TTL_SECONDS,
+    writejournal.note(
+        ctx.settings.state_table, key_arn, {p: [s.sid for s in specs] for p, specs in grants}, accepted=accepted
     )
 
 
@@ -519,20 +558,9 @@ def _written_since(
     ctx: Context, key_arn: str, since: float, *, accepted: bool = False
 ) -> dict[str, tuple[StatementSpec, ...]]:
     """The principals (and specs) journaled as written (``accepted``: as accepted by KMS) since ``since``."""
-    item = dynamodb.get(ctx.settings.state_table, f"written#{key_arn}") or {}
-    out: dict[str, tuple[StatementSpec, ...]] = {}
-    for entry in item.get("accepted" if accepted else "entries", {}).get("SS", []):
-        at, _, rest = entry.partition("|")
-        principal, _, sids = rest.rpartition("|")
-        specs = tuple(_SPECS_BY_SID[sid] for sid in sids.split(",") if sid in _SPECS_BY_SID)
-        try:
-            recent = float(at) >= since
-        except ValueError:
-            continue
-        if recent and principal and specs:
-            known = out.get(principal, ())
-            out[principal] = (*known, *(s for s in specs if s.sid not in {k.sid for k in known}))
-    return out
+    written = writejournal.written_since(ctx.settings.state_table, key_arn, since, accepted=accepted)
+    out = {p: tuple(_SPECS_BY_SID[sid] for sid in sids if sid in _SPECS_BY_SID) for p, sids in written.items()}
+    return {p: specs for p, specs in out.items() if specs}
 
 
 def _lost_grants(
@@ -604,6 +632,34 @@ def _restore(ctx: Context, key: KeyInfo, erased: dict[str, tuple[StatementSpec, 
     _grant(restore_ctx, key, allowed, result)
 
 
+def _journaled(
+    ctx: Context, key: KeyInfo, grants: Sequence[policy.Grant], out: _Attempt, reports: Sequence[Finding]
+) -> bool:
+    """Before the write is sent: its write-ahead intent (``reports``, the findings it will make:
+    a write that lands just before we die is reported) and its entry in the per-key journal. A
+    state table that refuses either (an item over 400 KB, throttling past the retries, ...)
+    stops the write, and a FAILED finding per principal says why: never silence."""
+    try:
+        if ctx.journal is not None:
+            ctx.journal.record(ctx.source_event_id, key.arn, reports)
+        _note_written(ctx, key.arn, grants)
+    except AwsError as error:
+        out.findings += [
+            ctx.finding(
+                FindingType.KEY_ACCESS_MISSING,
+                Outcome.FAILED,
+                key.arn,
+                f"not adding {p} to the policy of {key.arn} (for {ctx.origin}): the guard's state table "
+                f"refused to record this write ahead ({error}); nothing was written",
+                p,
+                attempted=True,
+            )
+            for p, _ in grants
+        ]
+        return False
+    return True
+
+
 def _attempt(
     ctx: Context, lock: KeyLock, key: KeyInfo, document: dict[str, Any], grants: Sequence[policy.Grant]
 ) -> _Attempt:
@@ -661,16 +717,16 @@ def _attempt(
                 Outcome.REMEDIATED,
                 key.arn,
                 f"{p} lacked {', '.join(policy.actions_of(specs))} on {key.arn}, needed for {ctx.origin}; "
-                f"added it to the key policy{note}",
+                f"added it to the key policy{note}"
+                + (drift_note(p, specs) if p in ctx.drifted.get(key.arn, ()) else ""),
                 p,
                 change=_changes(merge, specs),
             )
             for p, specs in grants
         ]
 
-    if ctx.journal is not None:  # write-ahead: a write that lands just before we die is reported
-        ctx.journal.record(ctx.source_event_id, key.arn, remediated(""))
-    _note_written(ctx, key.arn, grants)
+    if not _journaled(ctx, key, grants, out, remediated("")):
+        return out
     failure, out.rejected = _write(ctx, lock, key.arn, merge.document)
     note = ""
     if failure is None:

@@ -28,7 +28,6 @@ from clguard.errors import (
     CopyRolledBack,
     ObjectChanged,
     Refused,
-    RetryableError,
     UnsupportedAcl,
     UpdateUnavailable,
 )
@@ -386,39 +385,18 @@ def _state(h: Head) -> tuple[object, ...]:
     return (h.status, r.get("ETag"), r.get("LastModified"), r.get("VersionId"))
 
 
-def _update_encryption(h: Head, kms_key_arn: str) -> str:
-    """UpdateObjectEncryption of exactly the inspected object. Returns "" when it changed what
-    was inspected, else what went wrong (for the finding).
+def _with_precondition(fix: Remediation, h: Head) -> Remediation:
+    """The remediation to send, so that a request can only ever change the inspected object.
 
-    The operation has no conditional parameters (no If-Match, no If-Unmodified-Since; only
-    VersionId). Versioned bucket: the request names the inspected version, so a newer upload is
-    never touched. Unversioned: the caller re-inspected the object immediately before (inside
-    its lease), and it is re-read after: UpdateObjectEncryption keeps ETag and LastModified, so
-    a different state means an upload landed in between and may have been re-keyed (reported).
-    """
-    s3.update_encryption(h, kms_key_arn)
-    if h.pinned:
-        return ""
-    try:
-        after = s3.head(h.ref.at(None))
-    except (AwsError, RetryableError) as error:  # the update is done: report it
-        logger.warning("could not re-read the object after UpdateObjectEncryption", extra={"error": str(error)})
-        return ""
-    if _state(after) == _state(h):
-        return ""
-    count("UpdateRaces")
-    r = after.response or {}
-    logger.error(
-        "an upload replaced the object during UpdateObjectEncryption (unversioned bucket: no precondition exists)",
-        extra={"bucket": h.ref.bucket, "key": h.ref.key, "etag": r.get("ETag"), "kms_key": r.get("SSEKMSKeyId")},
-    )
-    return (
-        "the bucket is not versioned and UpdateObjectEncryption has no precondition: an upload "
-        f"(ETag {r.get('ETag')}, last modified {r.get('LastModified')}) replaced the object while its "
-        f"encryption was updated, and may have been re-keyed to {kms_key_arn} (it is now "
-        f"{r.get('ServerSideEncryption')} {r.get('SSEKMSKeyId') or ''}): check which key it was uploaded "
-        "with; enable versioning to rule this out"
-    )
+    UpdateObjectEncryption has no conditional parameters (no If-Match, no If-Unmodified-Since;
+    only VersionId): it is safe only where the inspected version pins it. In an unversioned
+    bucket (no version id, or "null") the same target is reached by the conditional copy
+    instead (``CopySourceIfMatch`` and ``If-Match`` on the inspected ETag, S3 API reference,
+    CopyObject), which S3 refuses with 412 when an upload landed in between: that upload is
+    never touched, and is checked on its own event (docs/architecture.md §8)."""
+    if fix.method is Method.UPDATE and not h.pinned:
+        return Remediation(Method.COPY, fix.target)
+    return fix
 
 
 def _remediate(
@@ -426,9 +404,9 @@ def _remediate(
 ) -> tuple[Outcome | None, str, ObjectEncryption | None]:
     """Returns (outcome, detail, the encryption the object ends with). Outcome None: skip."""
     settings = ctx.settings
-    fix = a.remediation
-    if fix is None:
+    if a.remediation is None:
         return Outcome.REPORTED, f"{a.problem}; {a.why_not}", a.encryption
+    fix = _with_precondition(a.remediation, h)
     if not in_training:
         return (
             Outcome.REPORTED,
@@ -481,11 +459,10 @@ def _apply(
             _copy(ctx, h, fix.target)
         else:
             assert fix.target.kms_key_arn is not None
+            assert h.pinned  # _with_precondition: unpinned objects are copied, conditionally
             try:
                 _write_ahead(work, ctx, a, fix, h, resource=resource)
-                race = _update_encryption(h, fix.target.kms_key_arn)
-                if race:
-                    return Outcome.FAILED, f"{a.problem}; {race}", a.encryption
+                s3.update_encryption(h, fix.target.kms_key_arn)
             except UpdateUnavailable:
                 logger.warning("UpdateObjectEncryption unavailable in this runtime; copying instead")
                 fix = Remediation(Method.COPY, fix.target)

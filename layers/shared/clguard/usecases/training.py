@@ -45,7 +45,7 @@ from clguard.rules.policy import AccessNeed
 from clguard.rules.principals import Caller, refusal_reason, resolve_caller
 from clguard.state.intents import Journal
 from clguard.state.keydirectory import KeyDirectory
-from clguard.usecases.accounts import member_of
+from clguard.usecases.accounts import member_of, settings_for
 from clguard.usecases.keyaccess import Context, KeyResult, KeyStatus, ensure_access
 from clguard.usecases.objects import HeadPrefetch, verify_object
 
@@ -562,7 +562,7 @@ def handle_training_event(
         logger.info("training call ignored", extra={"event_name": call.event_name, "reason": reason})
         count("EventsIgnored")
         return Summary(call.event_id, call.event_name, "ignored", reason).to_json()
-    account_settings = settings.for_account(call.account)
+    account_settings = settings_for(settings, call.account)
     if account_settings is None:
         reason = f"account {call.account} is neither this deployment's nor one of MEMBER_ACCOUNTS"
         logger.warning("training call ignored: nothing assumed, nothing changed", extra={"reason": reason})

@@ -30,7 +30,7 @@ from clguard.reporting.findings import Finding
 from clguard.reporting.publisher import Publisher
 from clguard.state.intents import Journal
 from clguard.state.keydirectory import KeyDirectory
-from clguard.usecases.accounts import member_of
+from clguard.usecases.accounts import member_of, settings_for
 from clguard.usecases.keyaccess import Context
 from clguard.usecases.objects import HeadPrefetch, ObjectResult, record_decides, verify_object
 
@@ -60,7 +60,7 @@ class BatchRun:
         """``redelivered``: SQS delivered the record before (an earlier attempt may have made a
         change and died before reporting it: look for its write-ahead intents)."""
         account = work.account or self.settings.account_id
-        settings = self.settings.for_account(account)
+        settings = settings_for(self.settings, account)
         if settings is None:
             logger.warning(
                 "event from an account this deployment does not serve; nothing assumed, nothing changed",
@@ -110,7 +110,10 @@ class BatchRun:
             if isinstance(message, list):
                 for w in message:
                     account = w.account or self.settings.account_id
-                    settings = self.settings.for_account(account)
+                    try:
+                        settings = settings_for(self.settings, account)
+                    except (RetryableError, MemberUnreachable):
+                        continue  # reported when the record itself is handled
                     if (
                         settings is not None
                         and (w.anywhere or w.ref.bucket in settings.training_buckets)
@@ -118,9 +121,11 @@ class BatchRun:
                     ):
                         by_account.setdefault(account, []).append(w)
         for account, works in by_account.items():
-            settings = self.settings.for_account(account)
-            if len(works) > 1 and settings is not None:
+            if len(works) > 1:
                 try:
+                    settings = settings_for(self.settings, account)
+                    if settings is None:
+                        continue
                     with clients.acting_in(member_of(settings)):
                         self.prefetch_heads[account] = HeadPrefetch(works)
                 except (RetryableError, MemberUnreachable) as error:
@@ -181,7 +186,7 @@ class BatchRun:
                     "invalid finding in the outbox", extra={"message_id": record.message_id, "problem": repr(error)}
                 )
                 raise InvalidEvent(f"clguard.finding message has no valid finding: {error!r}") from error
-            self.publisher.publish(finding, defer=False)
+            self.publisher.publish(finding, defer=False, in_progress=message.in_progress)
             return
         audit_run = message[0].audit_run if message else ""
         tally = None
@@ -204,6 +209,7 @@ class BatchRun:
             if tally is not None:
                 tally.add(work.ref.bucket, result.status, result.encryption, result.condition, result.final_key)
                 tally.alerts(result.findings)
+                tally.report_rows(self.settings, work, result)
         if tally is not None:
             from clguard.usecases.audit import record_message  # noqa: PLC0415
 
@@ -228,6 +234,7 @@ class BatchRun:
                 principals=first.principals,
                 audit_run=first.audit_run,
                 bucket=first.ref.bucket,
+                account=first.account,
             )
             packed = [packer.add(w.ref.at(None), w.state) for w in rest]
             bodies = [b for b in (*packed, packer.flush()) if b is not None]
