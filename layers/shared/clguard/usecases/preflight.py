@@ -28,7 +28,7 @@ from clguard.boundary.config import Settings
 from clguard.boundary.events import TrainingCall, lower_keys
 from clguard.boundary.manifest import ManifestStats
 from clguard.boundary.s3ref import S3ObjectRef
-from clguard.errors import KeyUnreadable, Refused
+from clguard.errors import KeyUnreadable, PolicyConflict, Refused
 from clguard.rules import policy
 from clguard.rules.encryption import Encryption, UnknownEncryption, assess, classify
 from clguard.rules.policy import AccessNeed
@@ -163,6 +163,24 @@ _VERDICTS: Final = {
 }
 
 
+def _unwritable(
+    keys: KeyDirectory, settings: Settings, key: Any, document: dict[str, Any], *, role: str, missing: Any
+) -> str | None:
+    """Why the write the grant path would make fails (keyaccess._attempt's pure checks), or None."""
+    unwritable = policy.unwritable_principals(document)
+    if unwritable:
+        return f"the key policy names {', '.join(unwritable)} (a deleted principal): KMS refuses every write"
+    try:
+        facts = keys.request_facts(key.arn, document, home_account=settings.home)
+        merge = policy.merge_grants(document, [(role, missing)], key_account=key.account, key_arn=key.arn, facts=facts)
+    except PolicyConflict as conflict:
+        return f"the guard's statement cannot be extended: {conflict}"
+    size = policy.size_in_bytes(merge.document)
+    if size > policy.MAX_POLICY_BYTES:
+        return f"the key policy would be {size} bytes, over the {policy.MAX_POLICY_BYTES}-byte limit"
+    return None
+
+
 class Preflight:
     """Walks a training plan as the grant path would, reading only."""
 
@@ -221,6 +239,9 @@ class Preflight:
             return
         verdict = _VERDICTS.get(decision.status, Verdict.BLOCKED)
         reason = decision.reason
+        if verdict is Verdict.GUARD_WILL_FIX:
+            reason = _unwritable(self.keys, self.settings, key, document, role=self.role, missing=decision.missing)
+            verdict = Verdict.GUARD_WILL_FIX if reason is None else Verdict.BLOCKED
         if decision.status is KeyStatus.REFUSED and self.plan.refusal:
             reason = self.plan.refusal
         entry.worsen(verdict, reason, policy.actions_of(decision.missing))
