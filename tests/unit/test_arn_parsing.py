@@ -12,6 +12,7 @@ from clguard.rules.arns import (
     is_key_reference,
     parse_key_arn,
     parse_principal_arn,
+    partition_of,
 )
 
 ACCOUNT = "123456789012"
@@ -231,3 +232,90 @@ def test_parsed_principals_never_contain_wildcards(value: str) -> None:
         assert parsed.kind in {"role", "user"}
         assert parsed.account.isdigit()
         assert len(parsed.account) == 12
+
+
+def _role_arn_of_length(length: int) -> str:
+    """A valid role ARN of exactly ``length`` characters (path segments fill the middle)."""
+    head, name = f"arn:aws:iam::{ACCOUNT}:role/", "trainer"
+    room = length - len(head) - len(name)
+    segments, left = [], room
+    while left > 0:
+        size = min(left, 64) - 1  # each segment is "x…x/"
+        if size < 1:  # one character left: widen the name instead
+            name += "x" * left
+            break
+        segments.append("p" * size + "/")
+        left -= size + 1
+    arn = head + "".join(segments) + name
+    assert len(arn) == length
+    return arn
+
+
+def test_a_principal_arn_at_the_length_bound_parses_and_one_past_it_does_not() -> None:
+    # Given valid role ARNs of exactly the bound and one character more
+    at_bound, past = _role_arn_of_length(MAX_PRINCIPAL_ARN), _role_arn_of_length(MAX_PRINCIPAL_ARN + 1)
+
+    # When parsed / Then the bound is inclusive: 2,048 characters parse, 2,049 do not
+    parsed = parse_principal_arn(at_bound)
+    assert parsed is not None
+    assert parsed.arn == at_bound
+    assert parse_principal_arn(past) is None
+
+
+def test_every_field_of_a_principal_arn_is_read() -> None:
+    # Given an IAM Identity Center role ARN of the China partition
+    arn = f"arn:aws-cn:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/cn-north-1/AWSReservedSSO_Trainer_0123"
+
+    # When parsed
+    parsed = parse_principal_arn(arn)
+
+    # Then partition, account, kind, path and name are each the ARN's own
+    assert parsed is not None
+    assert (parsed.arn, parsed.partition, parsed.account, parsed.kind, parsed.path, parsed.name) == (
+        arn,
+        "aws-cn",
+        ACCOUNT,
+        "role",
+        "/aws-reserved/sso.amazonaws.com/cn-north-1/",
+        "AWSReservedSSO_Trainer_0123",
+    )
+
+
+@pytest.mark.parametrize(
+    ("arn", "account"),
+    [
+        (KEY_ARN, ACCOUNT),
+        (f"arn:aws:iam::{ACCOUNT}:role/a:b:c", ACCOUNT),  # colons in the resource part
+        (f"arn:aws:iam::{ACCOUNT}:role", ACCOUNT),  # six fields exactly
+        (f"arn:aws:iam::{ACCOUNT}", None),  # five fields
+        ("arn:aws:s3:::training-data/a.jpg", None),  # S3 ARNs carry no account
+        (f"arn:aws:iam::{ACCOUNT[:-1]}:role/r", None),  # eleven digits
+        (f"arn:aws:iam::{ACCOUNT}0:role/r", None),  # thirteen digits
+        ("arn:aws:iam::12345678901a:role/r", None),
+        (f"ARN:aws:iam::{ACCOUNT}:role/r", None),  # "arn" is lowercase
+        (f"xarn:aws:iam::{ACCOUNT}:role/r", None),
+        ("", None),
+    ],
+)
+def test_account_of_reads_the_fifth_field_only_when_it_is_an_account(arn: str, account: str | None) -> None:
+    # Given an ARN (or not) / When its account is read / Then it is the 12-digit fifth field, else None
+    assert account_of(arn) == account
+
+
+@pytest.mark.parametrize(
+    ("arn", "partition"),
+    [
+        (KEY_ARN, "aws"),
+        (f"arn:aws-cn:kms:cn-north-1:{ACCOUNT}:key/{KEY_ID}", "aws-cn"),
+        (f"arn:aws-us-gov:iam::{ACCOUNT}:role/r", "aws-us-gov"),
+        ("arn:aws-eusc:kms", "aws-eusc"),  # three fields are enough
+        ("arn:aws", None),  # two fields
+        ("arn::kms:us-east-1", None),  # an empty partition
+        ("ARN:aws:kms", None),
+        ("urn:aws:kms", None),
+        ("", None),
+    ],
+)
+def test_partition_of_reads_the_second_field_of_an_arn(arn: str, partition: str | None) -> None:
+    # Given an ARN (or not) / When its partition is read / Then it is the non-empty second field, else None
+    assert partition_of(arn) == partition
