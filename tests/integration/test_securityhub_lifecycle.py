@@ -90,9 +90,9 @@ def test_a_compliant_object_with_no_open_finding_imports_nothing(world: World, c
     world.put("images/c.jpg", ServerSideEncryption="AES256")
     # When it is verified
     _verify(world, "images/c.jpg", "evt-c")
-    # Then nothing goes to Security Hub (one state read, no import)
+    # Then nothing goes to Security Hub (one state read for the batch, no import)
     assert calls.log.count("BatchImportFindings") == 0
-    assert calls.log.count("GetItem") == 1
+    assert calls.log.count("BatchGetItem") == 1
     assert _hub_findings() == []
 
 

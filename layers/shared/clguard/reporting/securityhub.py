@@ -28,7 +28,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -132,9 +132,7 @@ class SecurityHubOutput:
                     extra={"error": str(error), "ids": [d["Id"] for _, d in chunk]},
                 )
 
-        for where, why in gone.items():
-            if where not in reopened:
-                self._close(where, why)
+        self._close_gone({where: why for where, why in gone.items() if where not in reopened})
 
     def _record(self, imported: Sequence[tuple[Finding, dict[str, Any]]], reopened: set[tuple[str, str, str]]) -> None:
         """Open findings recorded, closed ones forgotten (a failure is counted and logged)."""
@@ -159,13 +157,27 @@ class SecurityHubOutput:
                     extra={"error": str(error), "id": document["Id"]},
                 )
 
-    def _close(self, where: tuple[str, str, str], why: str) -> None:
-        """Close the recorded open findings of one resource whose condition is gone."""
+    def _close_gone(self, gone: dict[tuple[str, str, str], str]) -> None:
+        """Close the recorded open findings of the resources whose condition is gone: one
+        BatchGetItem per 100 resources finds them (most have none: a compliant object stays cheap)."""
+        if not gone or self.table is None:
+            return
+        try:
+            recorded = openfindings.open_findings_of(self.table, list(gone))
+        except AwsError as error:
+            count("SecurityHubUntracked", len(gone))
+            logger.error(
+                "security hub: could not read the open findings of resources seen without their condition",
+                extra={"error": str(error), "resources": [where[2] for where in gone][:20]},
+            )
+            return
+        for where, documents in recorded.items():
+            self._close(where, documents, gone[where])
+
+    def _close(self, where: tuple[str, str, str], documents: Sequence[Mapping[str, Any]], why: str) -> None:
+        """Re-import one resource's open findings PASSED/ARCHIVED, set them RESOLVED, forget them."""
         assert self.table is not None
         try:
-            documents = openfindings.open_findings(self.table, *where)
-            if not documents:
-                return
             now = utc_now()
             closed = [asff.closed(d, now, why) for d in documents]
             taken = self._import(closed)
@@ -182,7 +194,7 @@ class SecurityHubOutput:
             self.closed += len(done)
             count("SecurityHubClosed", len(done))
         except AwsError as error:
-            count("SecurityHubUnavailable")
+            count("SecurityHubUnavailable", len(documents))
             logger.error(
                 "security hub: could not close the findings of a resource seen without its condition",
                 extra={"error": str(error), "resource": where[2]},

@@ -87,6 +87,17 @@ def open_findings(table: str, account: str, region: str, resource: str) -> list[
     return list(_documents(dynamodb.get(table, item_id(account, region, resource))).values())
 
 
+def open_findings_of(
+    table: str, resources: Sequence[tuple[str, str, str]]
+) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
+    """The open findings recorded on many (account, region, resource) at once (one BatchGetItem per
+    100): the resources with none are left out."""
+    ids = {item_id(*where): where for where in resources}
+    items = dynamodb.get_many(table, list(ids))
+    out = {ids[i]: list(_documents(item).values()) for i, item in items.items()}
+    return {where: documents for where, documents in out.items() if documents}
+
+
 def forget(table: str, account: str, region: str, resource: str, finding_ids: Sequence[str]) -> None:
     """These findings are closed: no longer open on the resource."""
     if not finding_ids:
