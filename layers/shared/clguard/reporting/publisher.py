@@ -59,7 +59,11 @@ class Publisher:
         self._sent_now: set[str] = set()  # sent by this process (not a stored idempotent result)
         self._once: Callable[..., Any] | None = None
         self._store: Any = None
-        self.security_hub = SecurityHubOutput(table=settings.state_table) if settings.security_hub else None
+        self.security_hub = (
+            SecurityHubOutput(table=settings.state_table, home=settings.home, member_role=settings.member_role_arn)
+            if settings.security_hub
+            else None
+        )
 
     def prepared(self, finding: Finding) -> Finding:
         """The finding with its owner, key alias and the accepted exceptions' verdict; publishes
