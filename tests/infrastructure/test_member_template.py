@@ -23,6 +23,7 @@ PARAMETERS = {
     "GuardRoleArns": GUARD_ROLES,
     "TrainingBuckets": ["custom-labels-training"],
     "ReencryptKmsKey": f"arn:aws:kms:us-east-1:{MEMBER}:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+    "SecurityHub": "on",
 }
 PSEUDO = {"AWS::AccountId": MEMBER}
 
@@ -120,3 +121,17 @@ def test_central_rules_take_member_events_only_for_member_accounts() -> None:
     assert event_matches(central["ObjectCreatedRule"], {**event, "account": MEMBER})
     assert event_matches(central["ObjectCreatedRule"], event)
     assert not event_matches(central["ObjectCreatedRule"], {**event, "account": "999988887777"})
+
+
+def test_member_role_grants_security_hub_only_when_on_and_only_on_its_own_hub() -> None:
+    # Given the member role with SecurityHub on, and with it off
+    on = statements(member_role())
+    off = statements(member_role({**PARAMETERS, "SecurityHub": "off"}))
+    # Then with it on, the import is granted on the member's own default product and the workflow
+    # on its own hub; with it off, no Security Hub action at all
+    granted = {a: s["Resource"] for s in on for a in s["Action"] if a.startswith("securityhub:")}
+    assert granted == {
+        "securityhub:BatchImportFindings": f"arn:aws:securityhub:us-east-1:{MEMBER}:product/{MEMBER}/default",
+        "securityhub:BatchUpdateFindings": f"arn:aws:securityhub:us-east-1:{MEMBER}:hub/default",
+    }
+    assert not [a for s in off for a in s["Action"] if a.startswith("securityhub:")]

@@ -55,6 +55,7 @@ COMMON_ACTIONS = (
     | KMS_REENCRYPT_KEY_ACTIONS
     | {"sns:Publish", "kms:GenerateDataKey", "kms:Decrypt"}
     | {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+    | {"dynamodb:BatchGetItem"}  # the open Security Hub findings of a batch's compliant objects
     | {"sqs:SendMessage"}
     | {"sts:AssumeRole"}
     | {"organizations:DescribeOrganization"}
@@ -90,6 +91,7 @@ EXPECTED_ACTIONS = {
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
         "dynamodb:DeleteItem",
+        "dynamodb:BatchGetItem",
         "sqs:SendMessage",
         "lambda:InvokeFunction",
         "sts:AssumeRole",  # member accounts: their declarations read and buckets listed as them

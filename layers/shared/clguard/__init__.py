@@ -99,6 +99,8 @@ State: what the guard keeps between calls
                                pruned to a time horizon and a byte bound (DynamoDB's 400 KB item).
 - ``state.keydirectory``       What we know about KMS keys (description, tags, policy), read once per
                                batch.
+- ``state.openfindings``       The open Security Hub findings imported, per resource (bounded, TTL),
+                               so a condition later seen gone closes its finding.
 - ``state.auditrows``         The audit report's records: each run's rows (bounded, content-addressed
                                items) and the trend of the last runs.
 

@@ -62,7 +62,8 @@ WRITE_CONFIG: Final = Config(
 # The services whose calls act on an account's own resources: in a member account's work they
 # run with the member role's credentials. The guard's own state (DynamoDB), alerts (SNS), queues
 # (SQS) and STS itself always use the function's own role (docs/architecture.md §2, many accounts).
-MEMBER_SCOPED: Final = frozenset({"s3", "kms", "rekognition"})
+# securityhub: a member's findings are imported into the member's own Security Hub (§5a).
+MEMBER_SCOPED: Final = frozenset({"s3", "kms", "rekognition", "securityhub"})
 # Assumed-role credentials last an hour; renew them well before, so no call runs on expired ones.
 MEMBER_SESSION_SECONDS: Final = 3600
 MEMBER_RENEW_BEFORE: Final = 600.0
@@ -106,7 +107,7 @@ def client(service: str, *, bounded: bool = False) -> Any:
     """The cached client for ``service`` (thread-safe; boto3 sessions are not). ``bounded``:
     the single-attempt, short-timeout client for writes that must finish within a lease.
 
-    Inside ``acting_in(member)``, S3, KMS and Rekognition clients use the member role's
+    Inside ``acting_in(member)``, S3, KMS, Rekognition and Security Hub clients use the member role's
     credentials (assumed once per member and warm container, renewed before they expire)."""
     member = _acting.get() if service in MEMBER_SCOPED else None
     name = f"{service}:bounded" if bounded else service

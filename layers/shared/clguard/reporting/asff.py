@@ -101,6 +101,31 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def resource_name(resource: object) -> str:
+    """The resource a condition is on, without an object's version: where a later event or the
+    audit finds the same condition gone (the record of open findings is kept per this name)."""
+    if isinstance(resource, S3ObjectRef):
+        return f"s3://{resource.bucket}/{resource.key}"
+    if isinstance(resource, KmsKeyResource):
+        return resource.arn
+    label = getattr(resource, "label", None)
+    return str(label()) if callable(label) else str(resource)
+
+
+def closed(document: Mapping[str, Any], now: str, why: str) -> dict[str, Any]:
+    """An open finding as imported, now seen gone: PASSED, ARCHIVED (Workflow RESOLVED by update)."""
+    out = {k: v for k, v in document.items() if k != "Note"}
+    out["UpdatedAt"] = now
+    out["Compliance"] = {"Status": "PASSED"}
+    out["RecordState"] = "ARCHIVED"
+    out["Workflow"] = {"Status": "RESOLVED"}
+    out["ProductFields"] = {
+        **dict(document.get("ProductFields") or {}),
+        "CustomLabelsGuard/closed": _clip(why, MAX_PRODUCT_FIELD_VALUE),
+    }
+    return out
+
+
 def is_open(finding: Finding) -> bool:
     return finding.outcome is not Outcome.REMEDIATED
 

@@ -59,7 +59,11 @@ class Publisher:
         self._sent_now: set[str] = set()  # sent by this process (not a stored idempotent result)
         self._once: Callable[..., Any] | None = None
         self._store: Any = None
-        self.security_hub = SecurityHubOutput() if settings.security_hub else None
+        self.security_hub = (
+            SecurityHubOutput(table=settings.state_table, home=settings.home, member_role=settings.member_role_arn)
+            if settings.security_hub
+            else None
+        )
 
     def prepared(self, finding: Finding) -> Finding:
         """The finding with its owner, key alias and the accepted exceptions' verdict; publishes
@@ -72,6 +76,12 @@ class Publisher:
         if loaded.document is None:
             self.publish(exceptions.invalid_finding(loaded, self.settings))
         return exceptions.apply(finding, loaded)
+
+    def seen_gone(self, resource: object, why: str, *, account: str, region: str) -> None:
+        """The condition(s) on ``resource`` are gone (compliant, or deleted): Security Hub's open
+        findings on it are closed at the flush (nothing when SECURITY_HUB is off)."""
+        if self.security_hub is not None:
+            self.security_hub.seen_gone(account, region, resource, why)
 
     def flush(self) -> None:
         """The end of a unit of work: send what the sibling outputs hold (Security Hub). Never raises."""

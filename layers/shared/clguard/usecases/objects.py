@@ -94,9 +94,7 @@ def verify_object(work: ObjectWork, ctx: Context, head_fn: HeadFn | None = None)
 
     h = (head_fn or _default_head)(work)
     if h.status is HeadStatus.GONE:
-        logger.info("object is gone; skipped", extra={"bucket": work.ref.bucket, "key": work.ref.key})
-        count("ObjectsGone")
-        return ObjectResult(work, "gone")
+        return _gone(work, ctx)
     _replay_intent(work, ctx, h)
     current = h.inspected.version_id
     if work.ref.version_id not in (None, "null") and current is not None and work.ref.version_id != current:
@@ -158,12 +156,29 @@ def verify_object(work: ObjectWork, ctx: Context, head_fn: HeadFn | None = None)
             "object compliant",
             extra={"bucket": work.ref.bucket, "key": h.ref.key, "encryption": encryption.describe()},
         )
+        ctx.publisher.seen_gone(
+            resource, "the object was found compliant", account=settings.account_id, region=settings.region
+        )
 
     if final is not None:
         result.final_key = final.kms_key_arn
     if final is not None and final.kind.is_kms and final.kms_key_arn:
         _ensure_key_access(work, ctx, resource, final.kms_key_arn, result)
     return result
+
+
+def _gone(work: ObjectWork, ctx: Context) -> ObjectResult:
+    """The object was deleted since its event: nothing to verify, and an open Security Hub
+    finding on it is closed (docs/architecture.md §5a)."""
+    logger.info("object is gone; skipped", extra={"bucket": work.ref.bucket, "key": work.ref.key})
+    count("ObjectsGone")
+    ctx.publisher.seen_gone(
+        S3ObjectRef(work.ref.bucket, work.ref.key),
+        "the object was deleted",
+        account=ctx.settings.account_id,
+        region=ctx.settings.region,
+    )
+    return ObjectResult(work, "gone")
 
 
 def _encryption_of(h: Head) -> tuple[ObjectEncryption | None, str]:
@@ -210,6 +225,9 @@ def _compliant_by_record(work: ObjectWork, ctx: Context) -> ObjectResult | None:
     logger.debug(
         "object compliant (from its CloudTrail record)",
         extra={"bucket": work.ref.bucket, "key": work.ref.key, "encryption": encryption.describe()},
+    )
+    ctx.publisher.seen_gone(
+        resource, "the object was found compliant", account=ctx.settings.account_id, region=ctx.settings.region
     )
     result = ObjectResult(work, "checked")
     if encryption.kind.is_kms and encryption.kms_key_arn:
