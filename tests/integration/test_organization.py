@@ -16,11 +16,11 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.awsrequest import AWSResponse, HTTPHeaders
 from moto.organizations.models import organizations_backends
 
 from clguard.boundary.declaration import PARAMETER_NAME
 from clguard.rules import policy
+from localaws.doubles import AssumeRoleRefusals
 from tests.auditrun import findings, report, run_audit, summaries
 from tests.awscalls import Boundary
 from tests.fixtures import key_policy
@@ -193,22 +193,6 @@ def test_a_member_outside_the_organization_is_not_lent_the_central_one(
 BROKEN = "444455556666"
 
 
-def member_role_missing(calls: Boundary, account: str) -> None:
-    """AWS refuses AssumeRole of a role that does not exist (or whose trust policy does not name
-    the caller); moto assumes any role, so the refusal is injected for that one account."""
-
-    def refuse(model: Any, params: Any, **_: Any) -> Any:
-        if model.name == "AssumeRole" and f":{account}:" in json.dumps(params.get("body"), default=str):
-            body = {
-                "Error": {"Code": "AccessDenied", "Message": f"not authorized to perform sts:AssumeRole on {account}"},
-                "ResponseMetadata": {"HTTPStatusCode": 403, "HTTPHeaders": {}},
-            }
-            return AWSResponse("https://injected", 403, HTTPHeaders(), None), body
-        return None
-
-    calls.session.events.register_first("before-call.sts.AssumeRole", refuse, unique_id="member-role-missing")
-
-
 def test_the_audit_reads_and_changes_member_buckets_only_as_the_member_and_isolates_a_broken_one(
     audited: World, member: Member, calls: Boundary
 ) -> None:
@@ -219,7 +203,7 @@ def test_the_audit_reads_and_changes_member_buckets_only_as_the_member_and_isola
     declare()
     world.put_legacy("old/central.jpg")
     member.world.put_legacy("old/member.jpg", bucket=MEMBER_BUCKET)
-    member_role_missing(calls, BROKEN)
+    audited.behaviour[AssumeRoleRefusals].refuse(f"arn:aws:iam::{BROKEN}:role/CustomLabelsGuardMember")
     s3_calls: list[tuple[str, str, str]] = []  # (operation, url, access key id)
 
     def who(model: Any, params: Any, request_signer: Any, **_: Any) -> None:
