@@ -20,7 +20,7 @@ from moto.organizations.models import organizations_backends
 
 from clguard.boundary.declaration import PARAMETER_NAME
 from clguard.rules import policy
-from localaws.doubles import AssumeRoleRefusals
+from localaws.doubles import AssumeRoleRefusals, RekognitionCustomLabels
 from tests.auditrun import findings, report, run_audit, summaries
 from tests.awscalls import Boundary
 from tests.fixtures import key_policy
@@ -286,3 +286,44 @@ def test_a_member_whose_declaration_is_invalid_is_one_clear_finding_per_run(audi
     assert [f["account"] for f in broken] == [MEMBER]
     assert "declaration is invalid" in broken[0]["detail"]
     assert len(summaries(audited)) == 1
+
+
+# --- the failed-trainings audit, in each member ------------------------------------------------------------
+
+
+def test_the_audit_diagnoses_a_member_s_failed_training_as_the_member_and_isolates_a_broken_one(
+    audited: World, member: Member
+) -> None:
+    # Given a member that declares its trainer, whose training failed for access on a manifest
+    # under the member's key; and a second member whose role is missing
+    world = audited
+    world.env_set(MEMBER_ACCOUNTS=f"{MEMBER},{BROKEN}")
+    declare(training_principals=[MEMBER_TRAINER])
+    world.behaviour[AssumeRoleRefusals].refuse(f"arn:aws:iam::{BROKEN}:role/CustomLabelsGuardMember")
+    member.world.put(
+        "train.manifest", b"{}", bucket=MEMBER_BUCKET, ServerSideEncryption="aws:kms", SSEKMSKeyId=member.key
+    )
+    rekognition = world.behaviour[RekognitionCustomLabels]
+    project = rekognition.create_project("cats", account=MEMBER)
+    failed = rekognition.create_project_version(
+        project,
+        "v1",
+        status="TRAINING_FAILED",
+        status_message="The S3 bucket permissions are incorrect for the training manifest.",
+        training_manifests=[(MEMBER_BUCKET, "train.manifest")],
+    )
+
+    # When two scheduled audits run
+    run_audit(world)
+    run_audit(world)
+
+    # Then the member's failed training is one finding naming the member, its key, and that the
+    # guard granted the member's trainer on the member's key (through the member role)
+    trainings = [f for f in findings(world) if f["finding_type"] == "TRAINING_FAILED"]
+    assert [(f["resource"]["arn"], f["account"], f["outcome"]) for f in trainings] == [(failed, MEMBER, "REMEDIATED")]
+    assert member.key in trainings[0]["detail"]
+    assert policy.is_allowed(member.world.policy(member.key), MEMBER_TRAINER, policy.TRAINING_DATA, member.key)
+    # ... and the broken member is one clear finding per run; both runs completed
+    broken = [f for f in findings(world) if f["finding_type"] == "MEMBER_UNREACHABLE"]
+    assert [f["account"] for f in broken] == [BROKEN, BROKEN]
+    assert len(summaries(world)) == 2
