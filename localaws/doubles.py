@@ -40,6 +40,8 @@ SecurityHubFindings         ``BatchUpdateFindings`` is not implemented; ``BatchI
                             accepts findings into a hub that is not enabled, without their
                             required attributes, and lets an import overwrite the ``Workflow``
                             and ``Note`` of an existing finding.
+AssumeRoleRefusals          STS ``AssumeRole`` assumes any role ARN for any caller, whether
+                            the role exists or its trust policy admits the caller.
 EventBridgeNotifications    GetBucketNotificationConfiguration leaves out the bucket's
                             ``EventBridgeConfiguration`` that PutBucketNotificationConfiguration
                             stored, so "EventBridge on" cannot be read back.
@@ -98,6 +100,8 @@ from moto.securityhub.models import SecurityHubBackend
 from moto.securityhub.responses import SecurityHubResponse
 from moto.sqs.models import SQSBackend
 from moto.sqs.responses import SQSResponse
+from moto.sts.exceptions import STSClientError
+from moto.sts.responses import TokenResponse
 from moto.utilities.utils import get_partition
 
 if TYPE_CHECKING:
@@ -105,6 +109,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import PutObjectOutputTypeDef
 
 __all__ = [
+    "AssumeRoleRefusals",
     "AtomicConditionalWrites",
     "AwsBehaviour",
     "ConditionalCopies",
@@ -1646,7 +1651,56 @@ def _import_one(
 
 
 # --------------------------------------------------------------------------------------------
-# 11. EventBridgeNotifications
+# 11. AssumeRoleRefusals
+# --------------------------------------------------------------------------------------------
+
+
+class AssumeRoleRefusals(Double):
+    """STS ``AssumeRole`` refuses a role its caller may not assume.
+
+    STS API reference, AssumeRole: the role's trust policy must allow the caller (and the
+    caller's own policies must allow ``sts:AssumeRole`` on it); otherwise, and when the role does
+    not exist, the call fails with ``AccessDenied`` ("User: <caller> is not authorized to
+    perform: sts:AssumeRole on resource: <role>"). A member account whose guard role is missing,
+    or whose trust policy no longer names the central role, looks like that. moto assumes any
+    role ARN, existing or not, for any caller.
+
+    The tests set up their accounts through roles moto never created, so moto's IAM cannot say
+    which roles AWS would refuse: ``refuse(role_arn)`` declares one (the role is missing, or does
+    not trust the guard); every AssumeRole of it is then refused as AWS refuses it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._refused_lock = threading.Lock()
+        self._refused: set[str] = set()
+
+    def refuse(self, role_arn: str) -> None:
+        """``role_arn`` is missing, or its trust policy does not admit the caller."""
+        with self._refused_lock:
+            self._refused.add(role_arn)
+
+    def _patches(self) -> Iterator[contextlib.AbstractContextManager[Any]]:
+        def make(original: Wrapper) -> Wrapper:
+            def assume_role(resp: TokenResponse) -> Any:
+                role_arn = resp._get_param("RoleArn")
+                with self._refused_lock:
+                    refused = role_arn in self._refused
+                if refused:
+                    raise STSClientError(
+                        "AccessDenied",
+                        f"User: arn:aws:sts::{resp.current_account}:assumed-role/caller is not authorized "
+                        f"to perform: sts:AssumeRole on resource: {role_arn}",
+                    )
+                return original(resp)
+
+            return assume_role
+
+        yield _wrapped(TokenResponse, "assume_role", make)
+
+
+# --------------------------------------------------------------------------------------------
+# 12. EventBridgeNotifications
 # --------------------------------------------------------------------------------------------
 
 
@@ -1700,6 +1754,7 @@ ALL_DOUBLES: tuple[type[Double], ...] = (
     SqsSenderIds,
     CopiesDropWebsiteRedirect,
     SecurityHubFindings,
+    AssumeRoleRefusals,
     EventBridgeNotifications,
 )
 

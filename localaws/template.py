@@ -338,9 +338,16 @@ def event_matches(pattern: Mapping[str, Any], event: Mapping[str, Any]) -> bool:
     Supports what EventBridge patterns commonly use: nested objects, lists of exact values
     (strings, numbers, booleans, null; a list-valued event field matches if any element does),
     and the ``prefix``, ``suffix``, ``anything-but``, ``exists``, ``equals-ignore-case`` and
-    ``wildcard`` filters. Anything else raises NotImplementedError rather than guessing.
+    ``wildcard`` filters, and ``$or`` (a list of patterns, one of which must match besides the
+    other fields). Anything else raises NotImplementedError rather than guessing.
     """
     for key, expected in pattern.items():
+        if key == "$or":
+            if not isinstance(expected, list) or not all(isinstance(p, Mapping) for p in expected):
+                raise TypeError(f"$or must be a list of patterns: {expected!r}")
+            if not any(event_matches(p, event) for p in expected):
+                return False
+            continue
         actual = event.get(key, _MISSING) if isinstance(event, Mapping) else _MISSING
         if isinstance(expected, Mapping):
             if not isinstance(actual, Mapping) or not event_matches(expected, actual):

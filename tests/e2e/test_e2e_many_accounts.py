@@ -18,13 +18,14 @@ MEMBER = "111122223333"
 STRANGER = "999988887777"
 MEMBER_BUCKET = "member-training-data"
 STRANGER_BUCKET = "stranger-training-data"
+DECLARED_ONLY = "member-declared-only"  # in the member's stack, unknown to the central one
 TRAINER = f"arn:aws:iam::{MEMBER}:role/ml/Trainer"
 TAG = [{"TagKey": "custom-labels-guard", "TagValue": "managed"}]
 
 
 @pytest.fixture(scope="module")
 def system() -> Iterator[LocalSystem]:
-    members = {MEMBER: [MEMBER_BUCKET]}
+    members = {MEMBER: [MEMBER_BUCKET, DECLARED_ONLY]}
     with LocalSystem(
         {"TrainingBuckets": f"custom-labels-training,{MEMBER_BUCKET},{STRANGER_BUCKET}", "RemediationMode": "enforce"},
         members=members,
@@ -55,6 +56,31 @@ def test_a_member_upload_is_remediated_in_the_member(system: LocalSystem) -> Non
     assert any(r.endswith("-ObjectCreatedRule") for r in rules)
     assert s3.head_object(Bucket=MEMBER_BUCKET, Key="images/a.jpg")["ServerSideEncryption"] == "AES256"
     findings = [m.message for m in system.subscriber_messages() if m.message.get("account") == MEMBER]
+    assert [(f["finding_type"], f["outcome"]) for f in findings] == [("OBJECT_UNENCRYPTED", "REMEDIATED")]
+
+
+def test_a_bucket_only_the_member_declares_is_verified_and_remediated_through_its_role(system: LocalSystem) -> None:
+    # Given a training bucket that only the member's stack lists (the central TrainingBuckets do
+    # not): one StackSet instance is the whole onboarding
+    s3 = system.member_client(MEMBER, "s3")
+    s3.create_bucket(Bucket=DECLARED_ONLY)
+    system.enable_eventbridge_notifications(DECLARED_ONLY, account=MEMBER)
+    assert DECLARED_ONLY not in str(system.parameters["TrainingBuckets"])
+
+    # When a legacy unencrypted object lands in it and the local Lambda service runs
+    put_legacy_unencrypted_object(s3, DECLARED_ONLY, "images/d.jpg", b"cat")
+    system.drain()
+
+    # Then the member's forwarding rule and the central rule carried it, and the object is
+    # re-encrypted in the member, reported for the member
+    rules = [m.rule for m in system.tap.matches if m.source == "aws.s3"]
+    assert any(r.endswith("-ObjectCreatedRule") for r in rules)
+    assert s3.head_object(Bucket=DECLARED_ONLY, Key="images/d.jpg")["ServerSideEncryption"] == "AES256"
+    findings = [
+        m.message
+        for m in system.subscriber_messages()
+        if m.message.get("account") == MEMBER and m.message.get("resource", {}).get("bucket") == DECLARED_ONLY
+    ]
     assert [(f["finding_type"], f["outcome"]) for f in findings] == [("OBJECT_UNENCRYPTED", "REMEDIATED")]
 
 

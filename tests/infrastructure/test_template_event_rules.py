@@ -99,6 +99,26 @@ def test_s3_rules_follow_the_training_buckets_parameter() -> None:
         assert matching_rules(several, event) == EXPECTED_RULES[name]
 
 
+MEMBER = "111122223333"
+STRANGER = "999988887777"
+
+
+@pytest.mark.parametrize("name", ["s3_object_created", "cloudtrail_s3_putobject"])
+def test_a_member_upload_matches_whatever_bucket_it_declares_and_a_stranger_s_does_not(name: str) -> None:
+    # Given a central deployment serving MEMBER, whose TrainingBuckets do not list the bucket
+    # the member declares (only the member's stack knows it)
+    patterns = rule_patterns(load_template(), {"TrainingBuckets": ["central-only"], "MemberAccountIds": MEMBER})
+    event = load_event(name)
+    own, member, stranger = dict(event), {**event, "account": MEMBER}, {**event, "account": STRANGER}
+
+    # When the upload's event comes from the member, a stranger, or the own account
+    # Then the member's reaches its rule (the verify function decides from its declaration);
+    # neither a stranger's nor the own account's upload to a bucket it does not list does
+    assert matching_rules(patterns, member) == EXPECTED_RULES[name]
+    assert matching_rules(patterns, stranger) == set()
+    assert matching_rules(patterns, own) == set()
+
+
 def test_rekognition_rule_only_takes_training_calls() -> None:
     # Given a CreateProjectVersion event
     patterns = rule_patterns(load_template())
@@ -130,6 +150,9 @@ def test_matcher_semantics() -> None:
     assert event_matches({"detail": {"key": [{"suffix": ".jpg"}]}}, event)
     assert not event_matches({"detail": {"key": [{"anything-but": ["x/y.jpg"]}]}}, event)
     assert not event_matches({"source": {"nested": ["aws.s3"]}}, event)
+    assert event_matches({"$or": [{"source": ["x"]}, {"detail": {"size": [5]}}]}, event)
+    assert not event_matches({"$or": [{"source": ["x"]}, {"detail": {"size": [6]}}]}, event)
+    assert not event_matches({"source": ["x"], "$or": [{"detail": {"size": [5]}}]}, event)
     with pytest.raises(NotImplementedError):
         event_matches({"detail": {"size": [{"numeric": [">", 1]}]}}, event)
 

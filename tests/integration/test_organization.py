@@ -16,11 +16,11 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.awsrequest import AWSResponse, HTTPHeaders
 from moto.organizations.models import organizations_backends
 
 from clguard.boundary.declaration import PARAMETER_NAME
 from clguard.rules import policy
+from localaws.doubles import AssumeRoleRefusals, RekognitionCustomLabels
 from tests.auditrun import findings, report, run_audit, summaries
 from tests.awscalls import Boundary
 from tests.fixtures import key_policy
@@ -193,22 +193,6 @@ def test_a_member_outside_the_organization_is_not_lent_the_central_one(
 BROKEN = "444455556666"
 
 
-def member_role_missing(calls: Boundary, account: str) -> None:
-    """AWS refuses AssumeRole of a role that does not exist (or whose trust policy does not name
-    the caller); moto assumes any role, so the refusal is injected for that one account."""
-
-    def refuse(model: Any, params: Any, **_: Any) -> Any:
-        if model.name == "AssumeRole" and f":{account}:" in json.dumps(params.get("body"), default=str):
-            body = {
-                "Error": {"Code": "AccessDenied", "Message": f"not authorized to perform sts:AssumeRole on {account}"},
-                "ResponseMetadata": {"HTTPStatusCode": 403, "HTTPHeaders": {}},
-            }
-            return AWSResponse("https://injected", 403, HTTPHeaders(), None), body
-        return None
-
-    calls.session.events.register_first("before-call.sts.AssumeRole", refuse, unique_id="member-role-missing")
-
-
 def test_the_audit_reads_and_changes_member_buckets_only_as_the_member_and_isolates_a_broken_one(
     audited: World, member: Member, calls: Boundary
 ) -> None:
@@ -219,7 +203,7 @@ def test_the_audit_reads_and_changes_member_buckets_only_as_the_member_and_isola
     declare()
     world.put_legacy("old/central.jpg")
     member.world.put_legacy("old/member.jpg", bucket=MEMBER_BUCKET)
-    member_role_missing(calls, BROKEN)
+    audited.behaviour[AssumeRoleRefusals].refuse(f"arn:aws:iam::{BROKEN}:role/CustomLabelsGuardMember")
     s3_calls: list[tuple[str, str, str]] = []  # (operation, url, access key id)
 
     def who(model: Any, params: Any, request_signer: Any, **_: Any) -> None:
@@ -302,3 +286,44 @@ def test_a_member_whose_declaration_is_invalid_is_one_clear_finding_per_run(audi
     assert [f["account"] for f in broken] == [MEMBER]
     assert "declaration is invalid" in broken[0]["detail"]
     assert len(summaries(audited)) == 1
+
+
+# --- the failed-trainings audit, in each member ------------------------------------------------------------
+
+
+def test_the_audit_diagnoses_a_member_s_failed_training_as_the_member_and_isolates_a_broken_one(
+    audited: World, member: Member
+) -> None:
+    # Given a member that declares its trainer, whose training failed for access on a manifest
+    # under the member's key; and a second member whose role is missing
+    world = audited
+    world.env_set(MEMBER_ACCOUNTS=f"{MEMBER},{BROKEN}")
+    declare(training_principals=[MEMBER_TRAINER])
+    world.behaviour[AssumeRoleRefusals].refuse(f"arn:aws:iam::{BROKEN}:role/CustomLabelsGuardMember")
+    member.world.put(
+        "train.manifest", b"{}", bucket=MEMBER_BUCKET, ServerSideEncryption="aws:kms", SSEKMSKeyId=member.key
+    )
+    rekognition = world.behaviour[RekognitionCustomLabels]
+    project = rekognition.create_project("cats", account=MEMBER)
+    failed = rekognition.create_project_version(
+        project,
+        "v1",
+        status="TRAINING_FAILED",
+        status_message="The S3 bucket permissions are incorrect for the training manifest.",
+        training_manifests=[(MEMBER_BUCKET, "train.manifest")],
+    )
+
+    # When two scheduled audits run
+    run_audit(world)
+    run_audit(world)
+
+    # Then the member's failed training is one finding naming the member, its key, and that the
+    # guard granted the member's trainer on the member's key (through the member role)
+    trainings = [f for f in findings(world) if f["finding_type"] == "TRAINING_FAILED"]
+    assert [(f["resource"]["arn"], f["account"], f["outcome"]) for f in trainings] == [(failed, MEMBER, "REMEDIATED")]
+    assert member.key in trainings[0]["detail"]
+    assert policy.is_allowed(member.world.policy(member.key), MEMBER_TRAINER, policy.TRAINING_DATA, member.key)
+    # ... and the broken member is one clear finding per run; both runs completed
+    broken = [f for f in findings(world) if f["finding_type"] == "MEMBER_UNREACHABLE"]
+    assert [f["account"] for f in broken] == [BROKEN, BROKEN]
+    assert len(summaries(world)) == 2

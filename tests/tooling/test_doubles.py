@@ -21,6 +21,7 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.server import ThreadedMotoServer
 
 from localaws.doubles import (
+    AssumeRoleRefusals,
     AtomicConditionalWrites,
     ConditionalCopies,
     DefaultBucketEncryption,
@@ -1078,6 +1079,29 @@ def test_sqs_sender_ids_name_the_sending_principal(aws: None) -> None:
     assert ours == ["AROA3XFRBF23VERIFY001:verify"] * 3
     assert default != ["AROA3XFRBF23VERIFY001:verify"]
     assert len(default) == 1
+
+
+def test_assume_role_of_a_refused_role_is_access_denied_as_in_aws(aws: None) -> None:
+    # Given the double, with one member's role declared missing (or not trusting the caller)
+    sts = boto3.client("sts", region_name=REGION)
+    missing = "arn:aws:iam::444455556666:role/CustomLabelsGuardMember"
+    other = "arn:aws:iam::111122223333:role/CustomLabelsGuardMember"
+    double = AssumeRoleRefusals()
+    with double:
+        double.refuse(missing)
+
+        # When the caller assumes it, and another account's role
+        with pytest.raises(ClientError) as refused:
+            sts.assume_role(RoleArn=missing, RoleSessionName="guard")
+        assumed = sts.assume_role(RoleArn=other, RoleSessionName="guard")
+
+    # Then STS answers AccessDenied naming the role, as AWS does; the other role is assumed
+    assert refused.value.response["Error"]["Code"] == "AccessDenied"
+    assert missing in refused.value.response["Error"]["Message"]
+    assert assumed["AssumedRoleUser"]["Arn"].startswith("arn:aws:sts::111122223333:assumed-role/")
+
+    # And without the double, moto assumes the missing role all the same (the gap it covers)
+    assert sts.assume_role(RoleArn=missing, RoleSessionName="guard")["Credentials"]["AccessKeyId"]
 
 
 def test_eventbridge_notifications_are_read_back(aws: None) -> None:

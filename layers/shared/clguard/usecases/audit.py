@@ -660,7 +660,7 @@ def run(
         # The failed trainings first (idempotent: a marker per version, fingerprinted findings,
         # write-ahead grants): a finding neither published nor deferred fails this invocation
         # before the run is recorded, so Lambda's retry of the same event does them again.
-        failed = _trainings(settings, publisher, run_id, trainings)
+        failed = _trainings(settings, publisher, run_id, trainings, found)
         publisher.flush()
         publisher.raise_if_undelivered()
         if not _start(settings, config, run_id, found):
@@ -769,13 +769,37 @@ def _continue(settings: Settings, lister: Lister, stop: Exception, continue_with
     return {"run_id": cursor.run_id, "status": "continuing", "objects_listed": cursor.listed}
 
 
-def _trainings(settings: Settings, publisher: Publisher, run_id: str, audit_trainings: Any) -> list[dict[str, Any]]:
+def _trainings(
+    settings: Settings, publisher: Publisher, run_id: str, audit_trainings: Any, found: Targets
+) -> list[dict[str, Any]]:
+    """The deployment's own failed trainings, then each reachable member's, read and diagnosed
+    through that member's role with its settings (findings name the member). A member whose role
+    fails here is left out alone, named in the report (its MEMBER_UNREACHABLE is once per run)."""
     if audit_trainings is None:
         from clguard.usecases import failed_trainings  # noqa: PLC0415
 
         audit_trainings = failed_trainings.audit
-    found: list[dict[str, Any]] = audit_trainings(settings, publisher, run_id)
-    return found
+    out: list[dict[str, Any]] = list(audit_trainings(settings, publisher, run_id))
+    unreachable = {account for account, _ in found.unreachable}
+    for account in sorted(settings.member_accounts - unreachable):
+        try:
+            member_settings = accounts.settings_for(settings, account)
+            if member_settings is None:
+                continue
+            with clients.acting_in(accounts.member_of(member_settings)):
+                out += audit_trainings(member_settings, publisher, run_id)
+        except (MemberUnreachable, RetryableError, AwsError) as error:
+            logger.warning("member trainings not audited", extra={"account": account, "error": str(error)})
+            count("MembersUnreachable")
+            out.append(
+                {
+                    "arn": "",
+                    "status_message": str(error)[:500],
+                    "diagnosis": f"member account {account}: trainings could not be audited through its role",
+                    "fixed": False,
+                }
+            )
+    return out
 
 
 # --- the end of a run: report and summary -----------------------------------------------------------
