@@ -28,7 +28,7 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -253,14 +253,18 @@ class Tally:
         for finding in findings:
             self.counts[f"a|{finding.finding_type.value}"] += 1
 
-    def report_rows(self, settings: Settings, work: ObjectWork, result: ObjectResult) -> None:
+    def report_rows(
+        self, settings: Settings, work: ObjectWork, result: ObjectResult, prepare: Callable[[Finding], Finding]
+    ) -> None:
         """The report's rows for one object: each finding published now, and each condition still
         open that an earlier run already reported (so published nothing now): the object's, and its
-        keys' (the keys' rows are one per key in the report)."""
+        keys' (the keys' rows are one per key in the report). ``prepare`` is the publisher's
+        (``Publisher.prepared``): every row, new or rebuilt, carries the owner, the key's alias and
+        the accepted exceptions' verdict exactly as a published finding does."""
         from clguard.reporting.auditreport import row_of  # noqa: PLC0415 - audit messages only
 
         findings = result.findings
-        self.rows.extend(row_of(finding, new=True) for finding in findings)
+        self.rows.extend(row_of(prepare(finding), new=True) for finding in findings)
         account = work.account or settings.account_id
 
         def earlier(finding_type: FindingType, outcome: Outcome, resource: S3ObjectRef | KmsKeyResource) -> None:
@@ -274,7 +278,7 @@ class Tally:
                 region=settings.region,
                 kms_key_arn=resource.arn if isinstance(resource, KmsKeyResource) else None,
             )
-            self.rows.append(row_of(finding, new=False))
+            self.rows.append(row_of(prepare(finding), new=False))
 
         about_object = any(
             isinstance(f.resource, S3ObjectRef)
