@@ -5,14 +5,16 @@ to its ARN, in the rows and in the keys table (escaped: tests/unit/test_audit_pa
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import boto3
 import pytest
 
 from clguard.reporting import auditpage, exceptions
+from clguard.state import firstseen
 from tests.auditrun import REPORTS, run_audit, summaries
-from tests.world import BUCKET, REGION, World
+from tests.world import BUCKET, REGION, TABLE, World
 
 PARAMETER = "/guard/exceptions"
 ARCHIVE = {
@@ -98,3 +100,88 @@ def test_a_keys_alias_is_shown_next_to_its_arn_in_rows_and_key_table(audited: Wo
         keys_table = page.split('<table id="keys"', 1)[1].split("</table>", 1)[0]
         assert shown in rows_table
         assert shown in keys_table
+
+
+# --- since when: the first time a condition was seen ----------------------------------------------
+
+LONG_AGO = "2026-01-02T03:04:05Z"
+
+
+def _first_seen_items(world: World) -> list[dict[str, Any]]:
+    items = world.ddb.scan(TableName=TABLE)["Items"]
+    return [i for i in items if i["id"]["S"].startswith(firstseen.PREFIX)]
+
+
+def test_since_is_when_the_condition_was_first_seen_until_it_is_fixed(audited: World) -> None:
+    # Given an unencrypted object, audited once in report mode
+    audited.env_set(REMEDIATION_MODE="report")
+    audited.put_legacy("images/old.jpg")
+    run_audit(audited)
+    (first,) = summaries(audited)
+    (row,) = _rows(audited, first)
+    # (the run recorded when it first saw the condition: the finding's time)
+    (item,) = _first_seen_items(audited)
+    assert item["first_seen"]["S"] == row["since"]
+    # And the condition as an earlier run left it, first seen long ago
+    audited.ddb.update_item(
+        TableName=TABLE,
+        Key={"id": item["id"]},
+        UpdateExpression="SET first_seen = :t",
+        ExpressionAttributeValues={":t": {"S": LONG_AGO}},
+    )
+
+    # When the audit runs again (nothing published: reported earlier)
+    run_audit(audited)
+    # Then the still-open row says since when it was first seen, not since this run
+    (row,) = _rows(audited, summaries(audited)[1])
+    assert (row["section"], row["new"], row["since"]) == ("open", False, LONG_AGO)
+    page = _read(audited, summaries(audited)[1]["report"]["html"]).decode()
+    assert f"<td>{LONG_AGO}</td>" in page
+    # And the record's TTL was refreshed by the run that still found it open
+    (item,) = _first_seen_items(audited)
+    assert int(item["expiration"]["N"]) >= int(time.time()) + firstseen.TTL_SECONDS - 120
+
+    # When a run fixes it (enforce), and the object is later uploaded unencrypted again
+    audited.env_set(REMEDIATION_MODE="enforce")
+    run_audit(audited)
+    assert _first_seen_items(audited) == []  # the fix forgot it
+    audited.put_legacy("images/old.jpg", body=b"another image")
+    audited.env_set(REMEDIATION_MODE="report")
+    run_audit(audited)
+
+    # Then the new condition is new: its since is not the old one's
+    (row,) = _rows(audited, summaries(audited)[3])
+    assert row["new"] is True
+    assert row["since"] != LONG_AGO
+    (item,) = _first_seen_items(audited)
+    assert item["first_seen"]["S"] == row["since"]
+
+
+def test_an_expired_record_that_ttl_has_not_deleted_yet_is_absent(world: World) -> None:
+    # Given a first-seen record past its expiration (DynamoDB deletes expired items within days,
+    # and reads return them until then)
+    condition = firstseen.condition_id("111122223333", REGION, "OBJECT_UNENCRYPTED", "s3://b/k", "", "e@t")
+    now = 2_000_000_000.0
+    firstseen.seen(TABLE, {condition: LONG_AGO}, now=now - firstseen.TTL_SECONDS - 10)
+
+    # When the condition is seen again
+    first = firstseen.seen(TABLE, {condition: "2033-05-18T03:33:20Z"}, now=now)
+
+    # Then it counts as first seen now, and its record says so, with a fresh TTL
+    assert first == {condition: "2033-05-18T03:33:20Z"}
+    item = world.ddb.get_item(TableName=TABLE, Key={"id": {"S": condition}})["Item"]
+    assert item["first_seen"]["S"] == "2033-05-18T03:33:20Z"
+    assert item["expiration"]["N"] == str(int(now) + firstseen.TTL_SECONDS)
+
+
+def test_a_live_record_keeps_its_first_time_and_is_refreshed(world: World) -> None:
+    # Given a condition first seen at one time
+    condition = firstseen.condition_id("111122223333", REGION, "KEY_NOT_MANAGED", "arn:aws:kms:k", "", "")
+    now = 2_000_000_000.0
+    firstseen.seen(TABLE, {condition: LONG_AGO}, now=now - 3600)
+    # When it is seen again an hour later
+    first = firstseen.seen(TABLE, {condition: "2033-05-18T03:33:20Z"}, now=now)
+    # Then it keeps its first time, and its TTL runs from now
+    assert first == {condition: LONG_AGO}
+    item = world.ddb.get_item(TableName=TABLE, Key={"id": {"S": condition}})["Item"]
+    assert item["expiration"]["N"] == str(int(now) + firstseen.TTL_SECONDS)
