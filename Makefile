@@ -30,11 +30,13 @@ help:
 	@echo "make package S3_BUCKET=b   package for the Serverless Application Repository (packaged.yaml)"
 	@echo "make publish S3_BUCKET=b   package, then publish (or update) the application in the SAR"
 
-$(VENV)/.installed: requirements-dev.txt constraints-dev.txt layers/shared/requirements.txt
+$(VENV)/.installed: requirements-dev.txt constraints-dev.txt layers/shared/requirements.txt pyproject.toml
 	@test -n "$(PYTHON313)" || { echo "Python 3.13 is required (see scripts/find-python313.sh)"; exit 1; }
 	rm -rf $(VENV)
 	$(PYTHON313) -m venv $(VENV)
 	$(VENV)/bin/pip install $(PIP_FLAGS) -r requirements-dev.txt -c constraints-dev.txt
+	# the operator's command `clguard` (console script of pyproject.toml), editable
+	$(VENV)/bin/pip install $(PIP_FLAGS) --no-deps -e .
 	touch $@
 
 $(TOOLS)/.installed: requirements-tools.txt constraints-tools.txt

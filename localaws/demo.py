@@ -33,12 +33,18 @@ RemediationMode=enforce and every other parameter at its default:
 7. The report: each alert as the e-mail and the Slack message, each key policy diff, the digests
    people got, a summary, and the checks that every expected outcome happened. Exit status 0
    when they all did.
+8. The operator's view, before the report: a CloudTrail trail as the prerequisites ask, then
+   ``clguard doctor`` on this world and ``clguard preflight`` for the trainer's next training
+   from the same manifest (the managed key ready, the key that did not opt in blocked, and why).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
+import os
 import sys
 import textwrap
 import time
@@ -131,6 +137,8 @@ class Scenario:
     burst_alerts: list[Alert] = field(default_factory=list)  # machine messages of the burst
     burst_human: list[Alert] = field(default_factory=list)  # human messages of the burst
     member_key: str = ""
+    doctor: dict[str, Any] = field(default_factory=dict)  # clguard doctor --json
+    preflight: dict[str, Any] = field(default_factory=dict)  # clguard preflight --json
 
 
 @dataclass(frozen=True)
@@ -408,6 +416,57 @@ def member_account(system: LocalSystem, scenario: Scenario, say: Callable[[str],
 # --------------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _operator_environment(values: Mapping[str, str]) -> Any:
+    """The guard's settings as the operator's shell would have them (then restored)."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _clguard(*args: str) -> tuple[int, dict[str, Any]]:
+    from clguard.cli.main import main as clguard_main  # noqa: PLC0415 - the operator's command, as a shell runs it
+
+    out = io.StringIO()
+    status = clguard_main([*args, "--json"], stdout=out, stderr=io.StringIO())
+    return status, json.loads(out.getvalue())
+
+
+def operator_view(system: LocalSystem, scenario: Scenario, say: Callable[[str], None], console: Console) -> None:
+    from clguard.cli import render  # noqa: PLC0415 - rich output of the operator's command
+
+    s3, cloudtrail = system.client("s3"), system.client("cloudtrail")
+    trail_bucket = "custom-labels-trail-logs"
+    s3.create_bucket(Bucket=trail_bucket)
+    cloudtrail.create_trail(Name="management-events", S3BucketName=trail_bucket, IsMultiRegionTrail=True)
+    cloudtrail.start_logging(Name="management-events")
+    say("a multi-region CloudTrail trail of management events, as the README's prerequisites ask")
+    environment = {
+        **system.function_environment(GRANT_FUNCTION),
+        "HUMAN_TOPIC_ARN": system.human_topic_arns()[0],
+    }
+    manifest = f"s3://{TRAINING_BUCKET}/{scenario.manifests[0]}"
+    project = f"arn:aws:rekognition:{system.region}:{ACCOUNT_ID}:project/cats/1764360000000"
+    with _operator_environment(environment):
+        say("$ clguard doctor")
+        status, scenario.doctor = _clguard("doctor")
+        render.show("doctor", scenario.doctor, console.file)
+        say(f"(exit status {status})")
+        say(f"$ clguard preflight --role {TRAINER} --project-arn {project} --training-manifest {manifest}")
+        status, scenario.preflight = _clguard(
+            "preflight", "--role", TRAINER, "--project-arn", project, "--training-manifest", manifest
+        )
+        render.show("preflight", scenario.preflight, console.file)
+        say(f"(exit status {status}: {'a key is blocked' if status == 2 else 'see above'})")
+
+
 def _allows(policy: dict[str, Any], principal: str, action: str, *, condition_key: str | None = None) -> bool:
     for statement in policy.get("Statement", []):
         if statement.get("Effect") != "Allow":
@@ -458,6 +517,22 @@ def _grant_event_ids(system: LocalSystem) -> Counter[str]:
     return Counter(
         str(i.payload.get("id")) for i in system.invocations if i.function == GRANT_FUNCTION and i.attempt == 1
     )
+
+
+def _operator_checks(scenario: Scenario, check: Callable[[str, bool, str], None]) -> None:
+    """What the operator's commands said about the demo world (step 8)."""
+    if scenario.doctor:
+        failed = [c["title"] for c in scenario.doctor["checks"] if c["status"] == "fail"]
+        check("clguard doctor: no check fails on the demo world", not failed, "; ".join(failed) or "all pass")
+    if scenario.preflight:
+        verdicts = {e["key_arn"]: (e["verdict"], e["reason"] or "") for e in scenario.preflight["keys"]}
+        managed = verdicts.get(scenario.managed_key, ("absent", ""))
+        unmanaged = verdicts.get(scenario.unmanaged_key, ("absent", ""))
+        check(
+            "clguard preflight: the trainer is ready on the managed key, blocked on the key that did not opt in",
+            managed[0] == "ready" and unmanaged[0] == "blocked" and "opt-in tag" in unmanaged[1],
+            f"{MANAGED_ALIAS}: {managed[0]}; {UNMANAGED_ALIAS}: {unmanaged[0]} ({unmanaged[1]})",
+        )
 
 
 def run_checks(system: LocalSystem, scenario: Scenario, subscriber_subjects: list[str | None]) -> list[Check]:
@@ -588,6 +663,7 @@ def run_checks(system: LocalSystem, scenario: Scenario, subscriber_subjects: lis
         sorted(map(str, subscriber_subjects)) == sorted(map(str, subjects)) and bool(subjects),
         f"{len(subscriber_subjects)} received of {len(subjects)} published",
     )
+    _operator_checks(scenario, check)
     return checks
 
 
@@ -764,6 +840,8 @@ def run(console: Console, parameters: Mapping[str, str] = PARAMETERS) -> tuple[l
         burst(system, scenario, say)
         header(f"A member account ({MEMBER_ACCOUNT}): its events handled there, through its role")
         member_account(system, scenario, say)
+        header("The operator's view: clguard doctor, then clguard preflight for the next training")
+        operator_view(system, scenario, say, console)
         subscriber = [m.subject for m in system.subscriber_messages()]
         checks = run_checks(system, scenario, subscriber)
         header("Findings where security teams work: Security Hub, and an accepted exception")

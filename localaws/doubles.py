@@ -40,6 +40,9 @@ SecurityHubFindings         ``BatchUpdateFindings`` is not implemented; ``BatchI
                             accepts findings into a hub that is not enabled, without their
                             required attributes, and lets an import overwrite the ``Workflow``
                             and ``Note`` of an existing finding.
+EventBridgeNotifications    GetBucketNotificationConfiguration leaves out the bucket's
+                            ``EventBridgeConfiguration`` that PutBucketNotificationConfiguration
+                            stored, so "EventBridge on" cannot be read back.
 ==========================  ===============================================================
 
 ``legacy_unencrypted_objects()`` and ``put_legacy_unencrypted_object()`` write the one kind
@@ -108,6 +111,8 @@ __all__ = [
     "CopiesDropWebsiteRedirect",
     "DefaultBucketEncryption",
     "Double",
+    "EventBridgeNotifications",
+    "ItemSizeLimit",
     "KeyPolicyValidation",
     "RekognitionCustomLabels",
     "SecurityHubFindings",
@@ -1641,6 +1646,45 @@ def _import_one(
 
 
 # --------------------------------------------------------------------------------------------
+# 11. EventBridgeNotifications
+# --------------------------------------------------------------------------------------------
+
+
+class EventBridgeNotifications(Double):
+    """GetBucketNotificationConfiguration returns ``EventBridgeConfiguration`` (an empty
+    element) when the bucket sends its events to EventBridge: S3 API reference,
+    GetBucketNotificationConfiguration, Response Syntax (``<EventBridgeConfiguration>``), and S3
+    User Guide, "Enabling Amazon EventBridge". moto stores it but leaves it out of the answer.
+    """
+
+    def _patches(self) -> Iterator[contextlib.AbstractContextManager[Any]]:
+        yield _wrapped(S3Response, "get_bucket_notification", _notification_with_eventbridge)
+
+
+def _notification_with_eventbridge(original: Wrapper) -> Wrapper:
+    def get_bucket_notification(self: S3Response) -> Any:
+        response = original(self)
+        configuration = self.backend.get_bucket_notification_configuration(self.bucket_name)
+        if configuration is None or configuration.event_bridge is None:
+            return response
+        status, headers, body = response
+        text = body.decode() if isinstance(body, bytes) else str(body)
+        element = "<EventBridgeConfiguration></EventBridgeConfiguration>"
+        if "</NotificationConfiguration>" in text:
+            text = text.replace("</NotificationConfiguration>", f"{element}</NotificationConfiguration>")
+        else:  # moto answers an empty result when only EventBridge is on
+            text = (
+                '<?xml version="1.0" encoding="UTF-8"?>'
+                f'<NotificationConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">{element}'
+                "</NotificationConfiguration>"
+            )
+        headers = {k: v for k, v in dict(headers).items() if k.lower() != "content-length"}
+        return status, headers, text
+
+    return get_bucket_notification
+
+
+# --------------------------------------------------------------------------------------------
 # All together
 # --------------------------------------------------------------------------------------------
 
@@ -1656,6 +1700,7 @@ ALL_DOUBLES: tuple[type[Double], ...] = (
     SqsSenderIds,
     CopiesDropWebsiteRedirect,
     SecurityHubFindings,
+    EventBridgeNotifications,
 )
 
 

@@ -156,7 +156,8 @@ def test_environment_resolves_to_the_documented_defaults() -> None:
         "TRAINING_BUCKETS": "custom-labels-training,second-training-bucket",
         "ENCRYPTION_REQUIREMENT": "SSE_S3_OR_KMS",
         "ALLOWED_KMS_KEYS": "",
-        "REMEDIATION_MODE": "enforce",
+        # the template starts in report (README, "Deploy"); the variable's own default is enforce
+        "REMEDIATION_MODE": "report",
         "REENCRYPT_KMS_KEY": "",
         "TRAINING_PRINCIPALS": "",
         "ALLOWED_PRINCIPAL_PATTERNS": "",
@@ -172,7 +173,7 @@ def test_environment_resolves_to_the_documented_defaults() -> None:
             "getatt:VerifyObjectEncryptionFunctionRole.RoleId,getatt:GrantTrainingAccessFunctionRole.RoleId,"
             "getatt:AuditFunctionRole.RoleId"
         ),
-        "POWERTOOLS_SERVICE_NAME": "custom-labels-guard",
+        "POWERTOOLS_SERVICE_NAME": "custom-labels-guard",  # the stack's name (the local stack here)
         "POWERTOOLS_METRICS_NAMESPACE": "CustomLabelsGuard",
         "POWERTOOLS_LOG_LEVEL": "INFO",
     }
@@ -199,7 +200,9 @@ DESIGN_DEFAULTS = {
     "AllowedKmsKeys": "",
     "OutputBuckets": "",
     "QueueSenderArns": "",
-    "RemediationMode": "enforce",
+    # The one safe default the README and the template agree on: report first (issue 24). The
+    # variable REMEDIATION_MODE keeps its contract default, enforce (docs/architecture.md §4).
+    "RemediationMode": "report",
     "ReencryptKmsKey": "",
     "TrainingPrincipals": "",
     "AllowedPrincipalPatterns": "",
@@ -219,6 +222,7 @@ DESIGN_DEFAULTS = {
     "AuditReportsLocation": "",
     "InventoryLocation": "",
     "DigestWindowSeconds": 60,
+    "HeartbeatHours": 0,
 }
 
 KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"

@@ -18,6 +18,15 @@ this list complete):
                       invalid input, guardrails.
 - ``observability``   Logger and Metrics (Powertools), created once.
 - ``permissions``     The IAM actions each function needs, from the operations its code calls.
+- ``__main__``        ``python -m clguard``: the operator's command (``cli.main``).
+
+The operator's command ``clguard`` (design §12; on top, like the handlers: nothing imports it)
+
+- ``cli``                      The operator's command: preflight, doctor, explain (not on the functions'
+                               import path; rich is imported only to print for people).
+- ``cli.main``                 Arguments, where the settings come from (``--stack`` or the
+                               environment), exit statuses, ``--json``.
+- ``cli.render``               The commands' documents as rich tables, every value shown as text.
 
 Boundary: each input parsed once, into frozen types
 
@@ -71,6 +80,12 @@ Use cases: one per function, and the steps they share
 - ``usecases.failed_trainings`` Failed trainings (access reasons): one diagnosed TRAINING_FAILED per
                                version.
 - ``usecases.digest``          The digest function: the alerts topic's findings grouped for people.
+- ``usecases.preflight``       ``clguard preflight``: would a training call's keys be usable? The
+                               grant path's planner and key decision (``keyaccess.decide``), read-only.
+- ``usecases.doctor``          ``clguard doctor``: one small named check per piece that silently
+                               breaks a deployed guard, each with its fix.
+- ``usecases.explain``         ``clguard explain``: one object or key, what the guard knows and would
+                               do, with the key-policy statements that decide it.
 - ``usecases.accounts``        Which account a unit of work acts in (own, or a member of
                                MEMBER_ACCOUNTS), with the settings that member declares.
 
@@ -126,4 +141,6 @@ Adapters: the only modules that call AWS; each declares its ``IAM_ACTIONS``
 - ``adapters.lambda_``         Invoke a function asynchronously (the audit continues itself).
 - ``adapters.organizations``   The organization of the account acted in (for Deny conditions on it).
 - ``adapters.declarations``    A member's declaration (SSM parameter), read through the member role.
+- ``adapters.operator``        The operator command's own reads (roles, a stack's function
+                               environment, notifications, trails, subscriptions, alarms).
 """

@@ -78,12 +78,17 @@ _OUTCOME_TEXT: Final[Mapping[Outcome, str]] = {
 }
 
 _NEXT_STEPS: Final[Mapping[tuple[FindingType, Outcome | None], tuple[str, ...]]] = {
+    # S3 has encrypted every new object (SSE-S3 at least) since 5 January 2023: an unencrypted
+    # object was written before then and never rewritten. Bucket default encryption cannot help.
     (FindingType.OBJECT_UNENCRYPTED, Outcome.REMEDIATED): (
-        "Nothing to do for this object. Set default encryption on the bucket so new uploads are encrypted.",
+        "Nothing to do for this object. It was written before January 2023, when S3 began encrypting every "
+        "new object: older objects of the same data may be unencrypted too (S3 Inventory's EncryptionStatus "
+        "lists them; the guard's audit finds them).",
     ),
     (FindingType.OBJECT_UNENCRYPTED, None): (
-        "Re-encrypt the object (copy it onto itself with SSE-S3 or SSE-KMS) or set REENCRYPT_KMS_KEY and "
-        "REMEDIATION_MODE=enforce so the remediator does it.",
+        "The object was written before January 2023, when S3 began encrypting every new object, and never "
+        "rewritten. Re-encrypt it (copy it onto itself; S3 Batch Operations Copy for many), or set the "
+        "stack's RemediationMode=enforce so the guard does it.",
     ),
     (FindingType.OBJECT_SSE_C, None): (
         "Re-upload the object with SSE-S3 or SSE-KMS: Rekognition cannot read SSE-C objects.",
@@ -120,8 +125,13 @@ _NEXT_STEPS: Final[Mapping[tuple[FindingType, Outcome | None], tuple[str, ...]]]
         "principal by hand.",
     ),
     (FindingType.PRINCIPAL_NOT_ALLOWED, None): (
-        "If this principal should train, add it to ALLOWED_PRINCIPAL_PATTERNS (same-account roles/users only); "
-        "otherwise investigate who called.",
+        "A role or user of this account outside the patterns: if it should train, add a pattern that matches "
+        "it to the stack's AllowedPrincipalPatterns.",
+        "A principal of another account: the guard never adds one. It can use the key only if a key "
+        "administrator names it in the key policy and its own account's IAM policy allows the KMS actions on "
+        "this key ARN; simpler is to train in the data's account, or copy the data to the trainer's account "
+        "under its own key.",
+        "A root, wildcard or service caller is never granted: find out who called.",
     ),
     (FindingType.KEY_POLICY_LIMIT, None): (
         "Shrink the key policy (e.g. grant a role that many principals assume) before more principals are added.",
