@@ -49,6 +49,7 @@ def rows(n: int = ROWS) -> list[dict[str, Any]]:
                 "bucket": bucket,
                 "key": key,
                 "kms_key_arn": "",
+                "kms_key_alias": "",
                 "principal_arn": "",
                 "finding_type": TYPES[i % len(TYPES)],
                 "finding": TYPES[i % len(TYPES)].replace("_", " ").lower(),

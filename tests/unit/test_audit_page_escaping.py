@@ -75,7 +75,13 @@ def page_with(value: str) -> str:
             }
         ],
         "keys": [
-            {"arn": value, "state": value, "principals": [{"arn": value, "how": value}], "lacking": [value]},
+            {
+                "arn": value,
+                "alias": value,
+                "state": value,
+                "principals": [{"arn": value, "how": value}],
+                "lacking": [value],
+            },
         ],
         "trainings": [{"arn": value, "status_message": value, "diagnosis": value, "fixed": False}],
         "notes": [value],

@@ -103,6 +103,8 @@ State: what the guard keeps between calls
                                so a condition later seen gone closes its finding.
 - ``state.auditrows``         The audit report's records: each run's rows (bounded, content-addressed
                                items) and the trend of the last runs.
+- ``state.firstseen``         When each open condition was first seen (the audit report's "since"):
+                               one small item per condition, TTL refreshed while it stays open.
 
 Reporting: the finding, its renderings, its delivery
 

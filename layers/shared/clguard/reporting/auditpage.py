@@ -206,10 +206,18 @@ def _code(value: object) -> str:
     return f"<td><code>{text(value)}</code></td>"
 
 
+def _key_cell(arn: object, alias: object) -> str:
+    """A key's ARN with its alias beside it (when it has one), both escaped."""
+    if not alias:
+        return _code(arn)
+    return f'<td><code>{text(arn)}</code> <span class="alias">({text(alias)})</span></td>'
+
+
 def _row_cells(row: Mapping[str, Any], *, show_type: bool) -> list[str]:
     severity = str(row.get("severity", ""))
+    alias = row.get("kms_key_alias") if row.get("resource_type") == "kms-key" else ""
     cells = [
-        _code(row.get("resource", "")),
+        _key_cell(row.get("resource", ""), alias),
         _td(row.get("account", "")),
         _td(row.get("owner") or "—"),
     ]
@@ -381,7 +389,7 @@ def _keys_table(keys: Sequence[Mapping[str, Any]]) -> str:
         for principal in key.get("principals", []):
             rows.append(
                 [
-                    _code(key.get("arn", "")),
+                    _key_cell(key.get("arn", ""), key.get("alias")),
                     _td(key.get("state", "")),
                     _code(principal.get("arn", "")),
                     _td(principal.get("how", "")),
@@ -389,10 +397,17 @@ def _keys_table(keys: Sequence[Mapping[str, Any]]) -> str:
             )
         for lacking in key.get("lacking", []):
             rows.append(
-                [_code(key.get("arn", "")), _td(key.get("state", "")), _code(lacking), _td("LACKS ACCESS", "bad")]
+                [
+                    _key_cell(key.get("arn", ""), key.get("alias")),
+                    _td(key.get("state", "")),
+                    _code(lacking),
+                    _td("LACKS ACCESS", "bad"),
+                ]
             )
         if not key.get("principals") and not key.get("lacking"):
-            rows.append([_code(key.get("arn", "")), _td(key.get("state", "")), _td("—"), _td("—")])
+            rows.append(
+                [_key_cell(key.get("arn", ""), key.get("alias")), _td(key.get("state", "")), _td("—"), _td("—")]
+            )
     head = (("key", False), ("state", False), ("principal", False), ("how", False))
     return _table("keys", "KMS keys in use and who can use them for training", head, rows)
 

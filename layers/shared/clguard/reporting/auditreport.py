@@ -21,7 +21,7 @@ from typing import Any, Final
 from clguard.adapters import clients, s3
 from clguard.boundary.config import Settings
 from clguard.errors import AwsError, KeyUnreadable, MemberUnreachable
-from clguard.reporting import auditpage, rendering
+from clguard.reporting import auditpage, labels, rendering
 from clguard.reporting.findings import Finding, FindingType, Outcome, ProjectVersionResource
 from clguard.rules import policy
 from clguard.rules.arns import account_of
@@ -67,7 +67,13 @@ def key_principals(settings: Settings, key_arn: str, keys: KeyDirectory) -> dict
                 break
     granted = {p["arn"] for p in principals}
     lacking = [p for p in settings.training_principals if p not in granted]
-    return {"arn": lookup.key.arn, "state": lookup.key.state, "principals": principals, "lacking": lacking}
+    return {
+        "arn": lookup.key.arn,
+        "alias": labels.alias_of(lookup.key.arn) or "",
+        "state": lookup.key.state,
+        "principals": principals,
+        "lacking": lacking,
+    }
 
 
 def key_entry(settings: Settings, key_arn: str, keys: KeyDirectory) -> dict[str, Any]:
@@ -188,6 +194,7 @@ ROW_FIELDS: Final = (
     "bucket",
     "key",
     "kms_key_arn",
+    "kms_key_alias",
     "principal_arn",
     "finding_type",
     "finding",
@@ -234,6 +241,7 @@ def row_of_document(document: Mapping[str, Any], *, next_step: str, new: bool) -
         "bucket": str(resource.get("bucket") or ""),
         "key": str(resource.get("key") or ""),
         "kms_key_arn": str(document.get("kms_key_arn") or ""),
+        "kms_key_alias": str(document.get("kms_key_alias") or ""),
         "principal_arn": str(document.get("principal_arn") or ""),
         "finding_type": finding_type,
         "finding": auditpage.words(finding_type),

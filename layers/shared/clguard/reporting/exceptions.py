@@ -122,9 +122,10 @@ def invalid_finding(loaded: Loaded, settings: Settings) -> Finding:
     )
 
 
-def apply(finding: Finding, loaded: Loaded, *, today: str | None = None) -> Finding:
+def apply(finding: Finding, loaded: Loaded, *, today: str | None = None, counted: bool = True) -> Finding:
     """The finding as the document judges it: muted (``suppressed``), told that the exception
-    that would have muted it expired, or unchanged."""
+    that would have muted it expired, or unchanged. ``counted=False``: a judgement for a report
+    row, not a finding being published (the FindingsSuppressed metric counts only those)."""
     if loaded.document is None or finding.finding_type is FindingType.EXCEPTIONS_INVALID:
         return finding
     if finding.suppressed is not None or EXPIRED_MARK in finding.detail:
@@ -133,7 +134,8 @@ def apply(finding: Finding, loaded: Loaded, *, today: str | None = None) -> Find
     verdict = loaded.document.verdict(finding.finding_type.value, resource_name(finding), finding.principal_arn, day)
     if verdict.muted_by is not None:
         muted = verdict.muted_by
-        count("FindingsSuppressed")
+        if counted:
+            count("FindingsSuppressed")
         return replace(finding, suppressed=Suppression(muted.id, muted.reason, muted.owner, muted.expires.isoformat()))
     if verdict.expired:
         names = ", ".join(f"{e.id} (expired {e.expires.isoformat()})" for e in verdict.expired)

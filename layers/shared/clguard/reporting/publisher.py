@@ -65,9 +65,10 @@ class Publisher:
             else None
         )
 
-    def prepared(self, finding: Finding) -> Finding:
+    def prepared(self, finding: Finding, *, counted: bool = True) -> Finding:
         """The finding with its owner, key alias and the accepted exceptions' verdict; publishes
-        the document's EXCEPTIONS_INVALID finding (once per version) when it is invalid."""
+        the document's EXCEPTIONS_INVALID finding (once per version) when it is invalid.
+        ``counted=False``: for the audit report's rows (not a publication: not counted)."""
         finding = labels.labelled(finding, self.settings.owner_tag_key)
         location = self.settings.exceptions_location
         if location is None or finding.finding_type is FindingType.EXCEPTIONS_INVALID:
@@ -75,7 +76,7 @@ class Publisher:
         loaded = exceptions.current(location)
         if loaded.document is None:
             self.publish(exceptions.invalid_finding(loaded, self.settings))
-        return exceptions.apply(finding, loaded)
+        return exceptions.apply(finding, loaded, counted=counted)
 
     def seen_gone(self, resource: object, why: str, *, account: str, region: str) -> None:
         """The condition(s) on ``resource`` are gone (compliant, or deleted): Security Hub's open

@@ -28,7 +28,7 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -53,7 +53,7 @@ from clguard.observability import count, logger
 from clguard.reporting.findings import Finding, FindingType, KmsKeyResource, MemberRoleResource, Outcome
 from clguard.reporting.publisher import Publisher
 from clguard.rules.encryption import Encryption
-from clguard.state import auditrows
+from clguard.state import auditrows, firstseen
 from clguard.state.keydirectory import KeyDirectory
 from clguard.usecases import accounts
 
@@ -238,6 +238,7 @@ class Tally:
     counts: Counter[str] = field(default_factory=Counter)
     keys: set[str] = field(default_factory=set)
     rows: list[dict[str, Any]] = field(default_factory=list)  # the report's rows (auditreport.row_of)
+    conditions: dict[int, str] = field(default_factory=dict)  # row index -> its firstseen.condition_id
 
     def add(self, bucket: str, status: str, encryption: str, condition: str, final_key: str | None) -> None:
         if status == "gone":
@@ -253,14 +254,19 @@ class Tally:
         for finding in findings:
             self.counts[f"a|{finding.finding_type.value}"] += 1
 
-    def report_rows(self, settings: Settings, work: ObjectWork, result: ObjectResult) -> None:
+    def report_rows(
+        self, settings: Settings, work: ObjectWork, result: ObjectResult, prepare: Callable[[Finding], Finding]
+    ) -> None:
         """The report's rows for one object: each finding published now, and each condition still
         open that an earlier run already reported (so published nothing now): the object's, and its
-        keys' (the keys' rows are one per key in the report)."""
+        keys' (the keys' rows are one per key in the report). ``prepare`` is the publisher's
+        (``Publisher.prepared``): every row, new or rebuilt, carries the owner, the key's alias and
+        the accepted exceptions' verdict exactly as a published finding does."""
         from clguard.reporting.auditreport import row_of  # noqa: PLC0415 - audit messages only
 
         findings = result.findings
-        self.rows.extend(row_of(finding, new=True) for finding in findings)
+        for finding in findings:
+            self._row(row_of(prepare(finding), new=True), work)
         account = work.account or settings.account_id
 
         def earlier(finding_type: FindingType, outcome: Outcome, resource: S3ObjectRef | KmsKeyResource) -> None:
@@ -274,7 +280,7 @@ class Tally:
                 region=settings.region,
                 kms_key_arn=resource.arn if isinstance(resource, KmsKeyResource) else None,
             )
-            self.rows.append(row_of(finding, new=False))
+            self._row(row_of(prepare(finding), new=False), work)
 
         about_object = any(
             isinstance(f.resource, S3ObjectRef)
@@ -288,6 +294,32 @@ class Tally:
             if still_open is None or key_result.published or key_result.key is None:
                 continue
             earlier(*still_open, KmsKeyResource(key_result.key.arn))
+
+    def _row(self, row: dict[str, Any], work: ObjectWork) -> None:
+        """Add a row and name its condition (for its first-seen time): an object's includes the
+        object's state as listed (a new upload is a new condition), a key's does not."""
+        state = work.state if row["resource_type"] == "s3-object" else ""
+        self.conditions[len(self.rows)] = firstseen.condition_id(
+            row["account"], row["region"], row["finding_type"], row["resource"], row["principal_arn"], state
+        )
+        self.rows.append(row)
+
+    def first_seen(self, table: str) -> None:
+        """Each open or accepted row's ``since``: when its condition was first seen (by this run
+        or an earlier one); a condition fixed by this run is forgotten."""
+        still: dict[str, str] = {}
+        fixed: list[str] = []
+        for index, condition in self.conditions.items():
+            row = self.rows[index]
+            if row["section"] == "fixed":
+                fixed.append(condition)
+            else:
+                still[condition] = min(still.get(condition, row["since"]), row["since"])
+        first = firstseen.seen(table, still) if still else {}
+        for index, condition in self.conditions.items():
+            if condition in first and self.rows[index]["section"] != "fixed":
+                self.rows[index]["since"] = first[condition]
+        firstseen.forget(table, [c for c in fixed if c not in still])
 
 
 # A key's status after the checks (usecases.keyaccess.KeyStatus values) -> the open condition it is.
@@ -310,6 +342,7 @@ def record_message(
     counts["done"] += 1
     if continued:
         counts["more"] += continued
+    tally.first_seen(settings.state_table)
     parts = auditrows.save(settings.state_table, run_id, tally.rows) if tally.rows else []
     item = _add(settings.state_table, run_id, counts, keys=sorted(tally.keys), rowparts=parts)
     if parts and item is None:  # the run already names MAX_PARTS row items: counted, not listed

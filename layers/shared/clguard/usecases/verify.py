@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import (
@@ -210,7 +211,7 @@ class BatchRun:
             if tally is not None:
                 tally.add(work.ref.bucket, result.status, result.encryption, result.condition, result.final_key)
                 tally.alerts(result.findings)
-                tally.report_rows(self.settings, work, result)
+                tally.report_rows(self.settings, work, result, partial(self.publisher.prepared, counted=False))
         if tally is not None:
             from clguard.usecases.audit import record_message  # noqa: PLC0415
 
