@@ -192,6 +192,27 @@ def test_assumed_role_never_uses_the_sts_arn() -> None:
     assert caller.identity_type == "AssumedRole"
 
 
+@pytest.mark.parametrize(
+    ("issuer_type", "resolved"),
+    [(None, True), ("Role", True), ("role", False), ("User", False), ("", False)],
+)
+def test_a_session_issuer_is_used_only_when_it_is_a_role(issuer_type: str | None, resolved: bool) -> None:
+    # Given an AssumedRole identity whose session issuer has no type (CloudTrail then means a role),
+    # or a type that is exactly "Role", or anything else
+    identity = _identity("cloudtrail_create_project_version")
+    issuer = identity["sessionContext"]["sessionIssuer"]
+    if issuer_type is None:
+        del issuer["type"]
+    else:
+        issuer["type"] = issuer_type
+
+    # When resolved
+    caller = resolve_caller(identity)
+
+    # Then the issuer's ARN (with its path) is the principal only for a role
+    assert caller.principal_arn == (issuer["arn"] if resolved else None)
+
+
 def test_sso_role_keeps_its_identity_center_path() -> None:
     # Given the IAM Identity Center sample
     caller = resolve_caller(_identity("cloudtrail_create_project_version_sso"))
