@@ -15,7 +15,7 @@ SAM_ENV := PATH="$(abspath $(TOOLS))/bin:$(PYTHON313_DIR):$$PATH" SAM_CLI_TELEME
 SAM := $(SAM_ENV) $(TOOLS)/bin/sam
 TEMPLATE := template.yaml
 
-.PHONY: help venv tools lint format typecheck validate browser test test-fast build demo audit replay bench deploy deploy-prod package publish clean mutation
+.PHONY: help venv tools lint format typecheck validate browser test test-fast build demo audit exceptions-check replay bench deploy deploy-prod package publish clean mutation
 
 help:
 	@echo "make demo      run the whole system on a local moto server and print what happened"
@@ -24,16 +24,19 @@ help:
 	@echo "make bench     performance figures (ratios measured side by side)"
 	@echo "make mutation  mutation testing of rules/ (mutmut; slow: MODULE=policy|principals|arns for one module)"
 	@echo "make replay EVENT=path.json   route your own event through the local system"
+	@echo "make exceptions-check FILE=f.json [FINDINGS=r.json]   check an accepted-exceptions document"
 	@echo "make build     sam build (no container)"
 	@echo "make deploy    sam deploy (guided the first time; CONFIG_ENV=example deploys a named environment)"
 	@echo "make package S3_BUCKET=b   package for the Serverless Application Repository (packaged.yaml)"
 	@echo "make publish S3_BUCKET=b   package, then publish (or update) the application in the SAR"
 
-$(VENV)/.installed: requirements-dev.txt constraints-dev.txt layers/shared/requirements.txt
+$(VENV)/.installed: requirements-dev.txt constraints-dev.txt layers/shared/requirements.txt pyproject.toml
 	@test -n "$(PYTHON313)" || { echo "Python 3.13 is required (see scripts/find-python313.sh)"; exit 1; }
 	rm -rf $(VENV)
 	$(PYTHON313) -m venv $(VENV)
 	$(VENV)/bin/pip install $(PIP_FLAGS) -r requirements-dev.txt -c constraints-dev.txt
+	# the operator's command `clguard` (console script of pyproject.toml), editable
+	$(VENV)/bin/pip install $(PIP_FLAGS) --no-deps -e .
 	touch $@
 
 $(TOOLS)/.installed: requirements-tools.txt constraints-tools.txt
@@ -85,6 +88,10 @@ demo: venv
 audit: venv
 	$(PY) -m localaws.audit
 
+exceptions-check: venv
+	@test -n "$(FILE)" || { echo "usage: make exceptions-check FILE=exceptions.json [FINDINGS=findings.json]"; exit 1; }
+	$(PY) -m localaws.exceptions_check "$(FILE)" $(if $(FINDINGS),--findings "$(FINDINGS)")
+
 replay: venv
 	@test -n "$(EVENT)" || { echo "usage: make replay EVENT=path/to/event.json"; exit 2; }
 	$(PY) -m localaws.replay "$(EVENT)"
@@ -119,4 +126,4 @@ clean:
 
 # Mutation testing of the key-policy rules (not part of make test: it is slow). README: "Mutation score".
 mutation: venv
-	MODULE=$(MODULE) JOBS=$(or $(JOBS),2) scripts/mutation.sh
+	MODULE=$(MODULE) MUTANTS="$(MUTANTS)" JOBS=$(or $(JOBS),2) scripts/mutation.sh

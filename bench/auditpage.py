@@ -1,4 +1,4 @@
-"""Figure 11: the audit report page for a 100,000-row audit.
+"""Figure 13: the audit report page for a 100,000-row audit.
 
 100,000 rows (open conditions of 8 types across 20 accounts, 50 owners and 100 buckets, a tenth
 fixed, a twentieth accepted exceptions) are ordered and rendered to the HTML page, in this process;

@@ -32,6 +32,9 @@ Commands
   through the template's rules and the handlers.
 - ``localaws.audit``: ``python -m localaws.audit`` (``make audit``), the audit with its report
   written to this machine.
+- ``localaws.exceptions_check``: ``python -m localaws.exceptions_check FILE`` (``make
+  exceptions-check``), an accepted-exceptions document checked before it is deployed, with the
+  current findings it would mute.
 
 The shared layer folder is put on ``sys.path`` here (after everything else, as Lambda puts
 ``/opt/python``), so that ``clguard`` imports the same way for the runtime as for the handlers.

@@ -97,7 +97,7 @@ def download(system: LocalSystem, summary: dict[str, Any], out: Path) -> dict[st
 
 
 def run(out: Path, objects: int) -> tuple[dict[str, Any], dict[str, Path]]:
-    parameters = {"TrainingBuckets": TRAINING_BUCKET, "TrainingPrincipals": TRAINER}
+    parameters = {"TrainingBuckets": TRAINING_BUCKET, "TrainingPrincipals": TRAINER, "RemediationMode": "enforce"}
     with LocalSystem(parameters) as system:
         seed(system, objects)
         summary = audit(system)

@@ -33,12 +33,18 @@ RemediationMode=enforce and every other parameter at its default:
 7. The report: each alert as the e-mail and the Slack message, each key policy diff, the digests
    people got, a summary, and the checks that every expected outcome happened. Exit status 0
    when they all did.
+8. The operator's view, before the report: a CloudTrail trail as the prerequisites ask, then
+   ``clguard doctor`` on this world and ``clguard preflight`` for the trainer's next training
+   from the same manifest (the managed key ready, the key that did not opt in blocked, and why).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
+import os
 import sys
 import textwrap
 import time
@@ -66,7 +72,26 @@ MEMBER_BUCKET: Final = "member-training-data"
 MEMBER_TRAINER: Final = f"arn:aws:iam::{MEMBER_ACCOUNT}:role/ml/CustomLabelsTrainer"
 MEMBER_IMAGE: Final = "images/cat-from-the-member.jpg"
 MEMBER_MANIFEST: Final = "manifests/train.manifest"
-PARAMETERS: Final = {"TrainingBuckets": f"{TRAINING_BUCKET},{MEMBER_BUCKET}", "RemediationMode": "enforce"}
+EXCEPTIONS_PARAMETER: Final = "/custom-labels-guard/exceptions"
+VENDOR_ARCHIVE: Final = "vendor-archive/"
+PARAMETERS: Final = {
+    "TrainingBuckets": f"{TRAINING_BUCKET},{MEMBER_BUCKET}",
+    "RemediationMode": "enforce",
+    "SecurityHub": "on",
+    "Exceptions": f"ssm:{EXCEPTIONS_PARAMETER}",
+}
+DEMO_EXCEPTIONS: Final = {
+    "exceptions": [
+        {
+            "id": "vendor-archive",
+            "finding_types": ["OBJECT_SSE_C"],
+            "resources": [f"s3://{TRAINING_BUCKET}/{VENDOR_ARCHIVE}*"],
+            "reason": "the vendor's archive, encrypted with the vendor's own keys (SSE-C), read by its pipeline",
+            "owner": "ml-platform",
+            "expires": "2099-12-31",
+        }
+    ]
+}
 TRAINER_NAME, TRAINER_PATH = "CustomLabelsTrainer", "/ml/"
 TRAINER: Final = f"arn:aws:iam::{ACCOUNT_ID}:role/ml/CustomLabelsTrainer"
 PREFIX: Final = "datasets/cats/"
@@ -112,6 +137,8 @@ class Scenario:
     burst_alerts: list[Alert] = field(default_factory=list)  # machine messages of the burst
     burst_human: list[Alert] = field(default_factory=list)  # human messages of the burst
     member_key: str = ""
+    doctor: dict[str, Any] = field(default_factory=dict)  # clguard doctor --json
+    preflight: dict[str, Any] = field(default_factory=dict)  # clguard preflight --json
 
 
 @dataclass(frozen=True)
@@ -203,6 +230,12 @@ def set_up_account(system: LocalSystem, scenario: Scenario, say: Callable[[str],
         },
     )
     system.enable_eventbridge_notifications(TRAINING_BUCKET)
+    # The findings plane: Security Hub on, the accepted exceptions in SSM, the bucket's owner tag.
+    system.client("securityhub").enable_security_hub()
+    system.client("ssm").put_parameter(
+        Name=EXCEPTIONS_PARAMETER, Value=json.dumps(DEMO_EXCEPTIONS), Type="String", Overwrite=True
+    )
+    s3.put_bucket_tagging(Bucket=TRAINING_BUCKET, Tagging={"TagSet": [{"Key": "owner", "Value": "vision-team"}]})
     say(
         f"role {TRAINER}; CMK {MANAGED_ALIAS} (tag {tag_key}={tag_value}), CMK {UNMANAGED_ALIAS} (not opted in); "
         f"buckets {TRAINING_BUCKET} (EventBridge notifications on) and {OUTPUT_BUCKET} "
@@ -383,6 +416,57 @@ def member_account(system: LocalSystem, scenario: Scenario, say: Callable[[str],
 # --------------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _operator_environment(values: Mapping[str, str]) -> Any:
+    """The guard's settings as the operator's shell would have them (then restored)."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _clguard(*args: str) -> tuple[int, dict[str, Any]]:
+    from clguard.cli.main import main as clguard_main  # noqa: PLC0415 - the operator's command, as a shell runs it
+
+    out = io.StringIO()
+    status = clguard_main([*args, "--json"], stdout=out, stderr=io.StringIO())
+    return status, json.loads(out.getvalue())
+
+
+def operator_view(system: LocalSystem, scenario: Scenario, say: Callable[[str], None], console: Console) -> None:
+    from clguard.cli import render  # noqa: PLC0415 - rich output of the operator's command
+
+    s3, cloudtrail = system.client("s3"), system.client("cloudtrail")
+    trail_bucket = "custom-labels-trail-logs"
+    s3.create_bucket(Bucket=trail_bucket)
+    cloudtrail.create_trail(Name="management-events", S3BucketName=trail_bucket, IsMultiRegionTrail=True)
+    cloudtrail.start_logging(Name="management-events")
+    say("a multi-region CloudTrail trail of management events, as the README's prerequisites ask")
+    environment = {
+        **system.function_environment(GRANT_FUNCTION),
+        "HUMAN_TOPIC_ARN": system.human_topic_arns()[0],
+    }
+    manifest = f"s3://{TRAINING_BUCKET}/{scenario.manifests[0]}"
+    project = f"arn:aws:rekognition:{system.region}:{ACCOUNT_ID}:project/cats/1764360000000"
+    with _operator_environment(environment):
+        say("$ clguard doctor")
+        status, scenario.doctor = _clguard("doctor")
+        render.show("doctor", scenario.doctor, console.file)
+        say(f"(exit status {status})")
+        say(f"$ clguard preflight --role {TRAINER} --project-arn {project} --training-manifest {manifest}")
+        status, scenario.preflight = _clguard(
+            "preflight", "--role", TRAINER, "--project-arn", project, "--training-manifest", manifest
+        )
+        render.show("preflight", scenario.preflight, console.file)
+        say(f"(exit status {status}: {'a key is blocked' if status == 2 else 'see above'})")
+
+
 def _allows(policy: dict[str, Any], principal: str, action: str, *, condition_key: str | None = None) -> bool:
     for statement in policy.get("Statement", []):
         if statement.get("Effect") != "Allow":
@@ -433,6 +517,22 @@ def _grant_event_ids(system: LocalSystem) -> Counter[str]:
     return Counter(
         str(i.payload.get("id")) for i in system.invocations if i.function == GRANT_FUNCTION and i.attempt == 1
     )
+
+
+def _operator_checks(scenario: Scenario, check: Callable[[str, bool, str], None]) -> None:
+    """What the operator's commands said about the demo world (step 8)."""
+    if scenario.doctor:
+        failed = [c["title"] for c in scenario.doctor["checks"] if c["status"] == "fail"]
+        check("clguard doctor: no check fails on the demo world", not failed, "; ".join(failed) or "all pass")
+    if scenario.preflight:
+        verdicts = {e["key_arn"]: (e["verdict"], e["reason"] or "") for e in scenario.preflight["keys"]}
+        managed = verdicts.get(scenario.managed_key, ("absent", ""))
+        unmanaged = verdicts.get(scenario.unmanaged_key, ("absent", ""))
+        check(
+            "clguard preflight: the trainer is ready on the managed key, blocked on the key that did not opt in",
+            managed[0] == "ready" and unmanaged[0] == "blocked" and "opt-in tag" in unmanaged[1],
+            f"{MANAGED_ALIAS}: {managed[0]}; {UNMANAGED_ALIAS}: {unmanaged[0]} ({unmanaged[1]})",
+        )
 
 
 def run_checks(system: LocalSystem, scenario: Scenario, subscriber_subjects: list[str | None]) -> list[Check]:
@@ -563,6 +663,7 @@ def run_checks(system: LocalSystem, scenario: Scenario, subscriber_subjects: lis
         sorted(map(str, subscriber_subjects)) == sorted(map(str, subjects)) and bool(subjects),
         f"{len(subscriber_subjects)} received of {len(subjects)} published",
     )
+    _operator_checks(scenario, check)
     return checks
 
 
@@ -618,6 +719,58 @@ def print_routing(console: Console, system: LocalSystem) -> None:
         console.print(Text(f"        {rule} → {', '.join(targets)}"))
 
 
+def accepted_exception(system: LocalSystem, scenario: Scenario, say: Callable[[str], None]) -> None:
+    """One SSE-C object in the vendor's archive, which an accepted exception covers."""
+    key = f"{VENDOR_ARCHIVE}2018/cat-0001.jpg"
+    system.client("s3").put_object(
+        Bucket=TRAINING_BUCKET,
+        Key=key,
+        Body=b"\xff\xd8 vendor cat",
+        SSECustomerAlgorithm="AES256",
+        SSECustomerKey="v" * 32,
+    )
+    _drain(system, scenario, "accepted exception")
+    say(
+        f"exception vendor-archive (SSM {EXCEPTIONS_PARAMETER}) covers s3://{TRAINING_BUCKET}/{VENDOR_ARCHIVE}*; "
+        f"an SSE-C object there is still an OBJECT_SSE_C finding on the alerts topic (suppressed=true), "
+        f"counted by the digest, and SUPPRESSED in Security Hub"
+    )
+
+
+def security_hub_findings(system: LocalSystem) -> list[dict[str, Any]]:
+    hub = system.client("securityhub")
+    findings: list[dict[str, Any]] = []
+    token: str | None = None
+    while True:
+        page = hub.get_findings(MaxResults=100, **({"NextToken": token} if token else {}))
+        findings.extend(page.get("Findings", []))
+        token = page.get("NextToken")
+        if not token:
+            return findings
+
+
+def print_security_hub(console: Console, system: LocalSystem) -> None:
+    findings = security_hub_findings(system)
+    ours = [f for f in findings if str(f.get("GeneratorId", "")).startswith("custom-labels-guard/")]
+    console.print(Rule(f"Security Hub ({len(ours)} findings of the guard; one per condition and resource)"))
+    table = Table(title_justify="left")
+    for column in ("title", "severity", "workflow", "record state"):
+        table.add_column(column, overflow="fold")
+    burst = [f for f in ours if BURST_PREFIX in str(f["Resources"][0]["Id"])]
+    for f in [f for f in ours if f not in burst][:25]:
+        table.add_row(Text(str(f["Title"])), f["Severity"]["Label"], f["Workflow"]["Status"], str(f["RecordState"]))
+    console.print(table)
+    if burst:
+        console.print(
+            Text(f"(and {len(burst)} of the burst: {burst[0]['Workflow']['Status']}, {burst[0]['RecordState']})")
+        )
+    muted = [f for f in ours if f["Workflow"]["Status"] == "SUPPRESSED"]
+    for f in muted[:1]:
+        console.print(
+            Text.assemble(("Muted: ", "bold"), str(f["Title"]), "\n  ", str(f.get("Note", {}).get("Text", "")))
+        )
+
+
 def report(console: Console, system: LocalSystem, scenario: Scenario, checks: list[Check], elapsed: float) -> None:
     console.print(Rule("Handler invocations"))
     console.print(invocation_table(system.invocations))
@@ -633,6 +786,7 @@ def report(console: Console, system: LocalSystem, scenario: Scenario, checks: li
     console.print(Rule(f"What people got ({len(human)} messages on the human topic, for {len(alerts)} findings)"))
     digests = [m for m in human if m.finding.get("message_kind") == "clguard.digest"][:1]
     print_alerts(console, [_trimmed(m) for m in digests])
+    print_security_hub(console, system)
     console.print(Rule("Key policies"))
     for key_arn, before in scenario.policies_before.items():
         print_policy_change(console, scenario.key_names[key_arn], before, system.key_policy(key_arn))
@@ -686,8 +840,12 @@ def run(console: Console, parameters: Mapping[str, str] = PARAMETERS) -> tuple[l
         burst(system, scenario, say)
         header(f"A member account ({MEMBER_ACCOUNT}): its events handled there, through its role")
         member_account(system, scenario, say)
+        header("The operator's view: clguard doctor, then clguard preflight for the next training")
+        operator_view(system, scenario, say, console)
         subscriber = [m.subject for m in system.subscriber_messages()]
         checks = run_checks(system, scenario, subscriber)
+        header("Findings where security teams work: Security Hub, and an accepted exception")
+        accepted_exception(system, scenario, say)
         elapsed = time.monotonic() - started
         report(console, system, scenario, checks, elapsed)
     header("The audit of a first deployment (make audit's world): its report and the exports of its rows")

@@ -133,6 +133,14 @@ def replay(console: Console, events: Sequence[dict[str, Any]], parameters: Mappi
         console.print(Text(f"Local AWS on {system.endpoint_url}, account {account}, {region}", style="bold"))
         for rule, targets in system.rule_targets.items():
             console.print(Text(f"  {rule} → {', '.join(targets)}"))
+        console.print(
+            Text(
+                "This local world is empty: only what the stack creates exists here (no bucket, object, key or "
+                "role of yours). A finding that an object or key was not found (e.g. KEY_UNUSABLE, 'not found') "
+                "means this world lacks it, not your account; see make demo for a world with data.",
+                style="dim",
+            )
+        )
         console.print(Rule("Routing"))
         for event in events:
             routed = system.put_event(event)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make mutation [MODULE=policy|principals|arns|encryption|names] [JOBS=2]
+# make mutation [MODULE=policy|principals|arns] [MUTANTS="name ..."] [JOBS=2]
 # Mutation testing of clguard/rules with mutmut (docs/architecture.md §6), in a staged copy under
 # build/mutation so that the work tree is never mutated. Prints the score of each module and every
 # surviving mutant; exits 1 when the score of the run is under 90% or a mutant survives that is
@@ -18,6 +18,7 @@ find "$stage" -name __pycache__ -prune -exec rm -rf {} +
 cd "$stage"
 filter=()
 if [[ -n "$module" ]]; then filter=("clguard.rules.${module}.*"); fi
+if [[ -n "${MUTANTS:-}" ]]; then read -r -a filter <<< "$MUTANTS"; fi  # e.g. the survivors of a run
 start=$(date +%s)
 "$root/.venv/bin/mutmut" run --max-children "$jobs" "${filter[@]}" > "$stage/run.log" 2>&1 || {
     tail -n 40 "$stage/run.log"; exit 1; }

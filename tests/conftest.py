@@ -8,6 +8,7 @@ import pytest
 from moto import mock_aws
 
 from clguard.adapters import clients
+from clguard.reporting import exceptions, labels
 from clguard.state.keydirectory import clear_cache
 from clguard.usecases import accounts
 from localaws.doubles import AwsBehaviour, aws_behaviour
@@ -36,10 +37,14 @@ def aws(aws_env: None) -> Iterator[AwsBehaviour]:
         clients.reset()
         clear_cache()
         accounts.forget()
+        labels.forget()
+        exceptions.forget()
         yield behaviour
     clients.reset()
     clear_cache()
     accounts.forget()
+    labels.forget()
+    exceptions.forget()
 
 
 @pytest.fixture

@@ -17,7 +17,8 @@ TRAINING_BUCKET = "custom-labels-training"
 
 @pytest.fixture(scope="module")
 def local_system() -> Iterator[LocalSystem]:
-    with LocalSystem({"TrainingBuckets": TRAINING_BUCKET}) as system:
+    # enforce: these flows test what the guard does (the template itself starts in report)
+    with LocalSystem({"TrainingBuckets": TRAINING_BUCKET, "RemediationMode": "enforce"}) as system:
         yield system
 
 

@@ -53,6 +53,8 @@ def test_replay_of_a_bare_cloudtrail_record_shows_the_rule_and_the_findings(tmp_
     assert "matched TrainingCallRule" in text
     assert "arn:aws:iam::123456789012:role/ml/CustomLabelsTrainer" in text
     assert "KEY_UNUSABLE" in text
+    # And it says why: the local world is empty, so the event's key does not exist in it
+    assert "This local world is empty" in text
 
 
 def test_replay_of_an_event_no_rule_takes_says_so(tmp_path: Path) -> None:

@@ -50,7 +50,12 @@ def test_legacy_upload_is_reencrypted_once_and_its_copy_echo_is_quiet(system: Lo
     assert received.message["finding_type"] == "OBJECT_UNENCRYPTED"
     assert received.message["outcome"] == "REMEDIATED"
     assert received.message["resource"] == {"type": "s3-object", "bucket": BUCKET, "key": KEY, "version_id": None}
-    assert received.attributes == {"finding_type": "OBJECT_UNENCRYPTED", "severity": "HIGH", "outcome": "REMEDIATED"}
+    assert received.attributes == {
+        "finding_type": "OBJECT_UNENCRYPTED",
+        "severity": "HIGH",
+        "outcome": "REMEDIATED",
+        "suppressed": "false",
+    }
     verify_runs = [i for i in invocations if i.function == "VerifyObjectEncryptionFunction"]
     assert [len(i.alert_ids) for i in verify_runs] in ([1], [1, 0])
     # And people got it too, through the digest (alone, so rendered as the finding itself)

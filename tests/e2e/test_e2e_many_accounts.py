@@ -26,7 +26,8 @@ TAG = [{"TagKey": "custom-labels-guard", "TagValue": "managed"}]
 def system() -> Iterator[LocalSystem]:
     members = {MEMBER: [MEMBER_BUCKET]}
     with LocalSystem(
-        {"TrainingBuckets": f"custom-labels-training,{MEMBER_BUCKET},{STRANGER_BUCKET}"}, members=members
+        {"TrainingBuckets": f"custom-labels-training,{MEMBER_BUCKET},{STRANGER_BUCKET}", "RemediationMode": "enforce"},
+        members=members,
     ) as local:
         yield local
 

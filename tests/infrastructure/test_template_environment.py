@@ -28,6 +28,9 @@ DESIGN_VARIABLES = {
     "STATE_TABLE",
     "MEMBER_ACCOUNTS",
     "MEMBER_ROLE_NAME",
+    "SECURITY_HUB",
+    "EXCEPTIONS",
+    "OWNER_TAG_KEY",
 }
 OTHER_VARIABLES = {
     "VERIFY_QUEUE_URL",
@@ -52,6 +55,9 @@ SOURCES: dict[str, tuple[str, str] | None] = {
     "MANAGED_KEY_TAG": ("parameter", "ManagedKeyTag"),
     "MEMBER_ACCOUNTS": ("parameter", "MemberAccountIds"),
     "MEMBER_ROLE_NAME": ("parameter", "MemberRoleName"),
+    "SECURITY_HUB": ("parameter", "SecurityHub"),
+    "EXCEPTIONS": ("parameter", "Exceptions"),
+    "OWNER_TAG_KEY": ("parameter", "OwnerTagKey"),
     "POWERTOOLS_LOG_LEVEL": ("parameter", "LogLevel"),
     "POWERTOOLS_SERVICE_NAME": None,
     "POWERTOOLS_METRICS_NAMESPACE": None,
@@ -150,20 +156,24 @@ def test_environment_resolves_to_the_documented_defaults() -> None:
         "TRAINING_BUCKETS": "custom-labels-training,second-training-bucket",
         "ENCRYPTION_REQUIREMENT": "SSE_S3_OR_KMS",
         "ALLOWED_KMS_KEYS": "",
-        "REMEDIATION_MODE": "enforce",
+        # the template starts in report (README, "Deploy"); the variable's own default is enforce
+        "REMEDIATION_MODE": "report",
         "REENCRYPT_KMS_KEY": "",
         "TRAINING_PRINCIPALS": "",
         "ALLOWED_PRINCIPAL_PATTERNS": "",
         "MANAGED_KEY_TAG": "custom-labels-guard=managed",
         "MEMBER_ACCOUNTS": "",
         "MEMBER_ROLE_NAME": "CustomLabelsGuardMember",
+        "SECURITY_HUB": "off",
+        "EXCEPTIONS": "",
+        "OWNER_TAG_KEY": "owner",
         "STATE_TABLE": "ref:StateTable",
         "VERIFY_QUEUE_URL": "ref:VerifyQueue",
         "GUARD_ROLE_IDS": (
             "getatt:VerifyObjectEncryptionFunctionRole.RoleId,getatt:GrantTrainingAccessFunctionRole.RoleId,"
             "getatt:AuditFunctionRole.RoleId"
         ),
-        "POWERTOOLS_SERVICE_NAME": "custom-labels-guard",
+        "POWERTOOLS_SERVICE_NAME": "custom-labels-guard",  # the stack's name (the local stack here)
         "POWERTOOLS_METRICS_NAMESPACE": "CustomLabelsGuard",
         "POWERTOOLS_LOG_LEVEL": "INFO",
     }
@@ -190,7 +200,9 @@ DESIGN_DEFAULTS = {
     "AllowedKmsKeys": "",
     "OutputBuckets": "",
     "QueueSenderArns": "",
-    "RemediationMode": "enforce",
+    # The one safe default the README and the template agree on: report first (issue 24). The
+    # variable REMEDIATION_MODE keeps its contract default, enforce (docs/architecture.md §4).
+    "RemediationMode": "report",
     "ReencryptKmsKey": "",
     "TrainingPrincipals": "",
     "AllowedPrincipalPatterns": "",
@@ -202,11 +214,15 @@ DESIGN_DEFAULTS = {
     "LogRetentionDays": 90,
     "MemberAccountIds": "",
     "MemberRoleName": "CustomLabelsGuardMember",
+    "SecurityHub": "off",
+    "Exceptions": "",
+    "OwnerTagKey": "owner",
     "OrganizationId": "",
     "AuditSchedule": "rate(1 day)",
     "AuditReportsLocation": "",
     "InventoryLocation": "",
     "DigestWindowSeconds": 60,
+    "HeartbeatHours": 0,
 }
 
 KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"

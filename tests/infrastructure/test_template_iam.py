@@ -33,10 +33,20 @@ S3_OBJECT_ACTIONS = {
     "s3:GetObjectVersionAcl",
     "s3:PutObjectAcl",
 }
-S3_BUCKET_ACTIONS = {"s3:GetEncryptionConfiguration", "s3:ListBucket", "s3:ListBucketVersions"}
+# GetBucketTagging: the owner of an object finding (OWNER_TAG_KEY), on the training buckets only.
+S3_BUCKET_ACTIONS = {"s3:GetEncryptionConfiguration", "s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucketTagging"}
 KMS_READ_ACTIONS = {"kms:DescribeKey", "kms:ListResourceTags", "kms:GetKeyPolicy"}
 KMS_VIA_S3_ACTIONS = {"kms:Decrypt", "kms:ReEncryptFrom"}
 KMS_REENCRYPT_KEY_ACTIONS = {"kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncryptTo", "kms:Decrypt"}
+# docs/architecture.md §5, §5a, §5b: owner tags, key aliases, the exceptions document (GetObject is
+# already granted), Security Hub (under HasSecurityHub).
+FINDINGS_PLANE_ACTIONS = {
+    "s3:GetBucketTagging",
+    "kms:ListAliases",
+    "ssm:GetParameter",
+    "securityhub:BatchImportFindings",
+    "securityhub:BatchUpdateFindings",
+}
 COMMON_ACTIONS = (
     S3_OBJECT_ACTIONS
     | KMS_READ_ACTIONS
@@ -48,6 +58,7 @@ COMMON_ACTIONS = (
     | {"sqs:SendMessage"}
     | {"sts:AssumeRole"}
     | {"organizations:DescribeOrganization"}
+    | FINDINGS_PLANE_ACTIONS
 )
 SQS_POLLER_ACTIONS = {
     "sqs:ReceiveMessage",
@@ -82,13 +93,14 @@ EXPECTED_ACTIONS = {
         "sqs:SendMessage",
         "lambda:InvokeFunction",
         "sts:AssumeRole",  # member accounts: their declarations read and buckets listed as them
-    },
+    }
+    | FINDINGS_PLANE_ACTIONS,
 }
 ACCOUNT_PROJECTS = "arn:aws:rekognition:us-east-1:123456789012:project/*"
 # IAM actions that support no resource-level permissions (Resource must be "*"), each alone in
 # its statement. DescribeProjects only describes the caller's own account's projects.
 # Actions without resource-level permissions (Service Authorization Reference): only "*" names them.
-NO_RESOURCE_LEVEL_ACTIONS = {"rekognition:DescribeProjects", "organizations:DescribeOrganization"}
+NO_RESOURCE_LEVEL_ACTIONS = {"rekognition:DescribeProjects", "organizations:DescribeOrganization", "kms:ListAliases"}
 
 ACCOUNT_KEYS = "arn:aws:kms:us-east-1:123456789012:key/*"
 REENCRYPT_KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -270,6 +282,9 @@ def test_kms_access_is_scoped(function: str) -> None:
     assert actions_of(via_s3[0]) == KMS_VIA_S3_ACTIONS
     assert via_s3[0]["Condition"] == {"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}}
     for statement in statements:
+        if actions_of(statement) == {"kms:ListAliases"}:  # no resource-level permissions: reads names only
+            assert resources_of(statement) == ["*"]
+            continue
         if any(action.startswith("kms:") for action in actions_of(statement)):
             assert resources_of(statement)[0] in {
                 ACCOUNT_KEYS,

@@ -13,7 +13,7 @@ import pytest
 from clguard.reporting import auditpage
 from tests.auditrun import REPORTS, run_audit, summaries
 from tests.browser import Page
-from tests.world import BUCKET, World
+from tests.world import ACCOUNT, BUCKET, World
 
 HOSTILE_KEY = "images/<!--<script>\u202egpj.exe</script>.jpg"
 SERIOUS = ("serious", "critical")
@@ -81,6 +81,8 @@ def test_the_report_reads_right_in_chromium_with_and_without_javascript(report_p
                 "gone",
             ]
             assert texts(page, "#buckets tbody tr:first-child > *") == [BUCKET, "6", "4", "1", "3", "2", "2", "0"]
+            # And the run per account (one account here): its buckets, objects, compliant, conditions
+            assert texts(page, "#accounts tbody tr:first-child > *")[:5] == [ACCOUNT, "1", "6", "4", "2"]
             assert page.evaluate("document.querySelectorAll('#trend-chart svg polyline').length") == 1
             assert texts(page, "#trend tbody tr td:first-of-type") == ["2", "2"]
             # And the exports are linked by the names they have beside the page

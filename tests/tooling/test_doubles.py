@@ -24,6 +24,7 @@ from localaws.doubles import (
     AtomicConditionalWrites,
     ConditionalCopies,
     DefaultBucketEncryption,
+    EventBridgeNotifications,
     KeyPolicyValidation,
     RekognitionCustomLabels,
     SqsSenderIds,
@@ -1077,3 +1078,29 @@ def test_sqs_sender_ids_name_the_sending_principal(aws: None) -> None:
     assert ours == ["AROA3XFRBF23VERIFY001:verify"] * 3
     assert default != ["AROA3XFRBF23VERIFY001:verify"]
     assert len(default) == 1
+
+
+def test_eventbridge_notifications_are_read_back(aws: None) -> None:
+    # Given one bucket with EventBridge on (alone), one with it and a queue, one with nothing
+    s3: S3Client = boto3.client("s3", region_name=REGION)
+    for name in ("bucket-eb", "bucket-eb-queue", "bucket-none"):
+        s3.create_bucket(Bucket=name)
+    queue = {"QueueArn": f"arn:aws:sqs:{REGION}:123456789012:q", "Events": ["s3:ObjectCreated:*"]}
+    with EventBridgeNotifications():
+        s3.put_bucket_notification_configuration(
+            Bucket="bucket-eb", NotificationConfiguration={"EventBridgeConfiguration": {}}
+        )
+        s3.put_bucket_notification_configuration(
+            Bucket="bucket-eb-queue",
+            NotificationConfiguration={"EventBridgeConfiguration": {}, "QueueConfigurations": [queue]},  # type: ignore[list-item]
+        )
+        # When each configuration is read back
+        read = {
+            n: s3.get_bucket_notification_configuration(Bucket=n)
+            for n in ("bucket-eb", "bucket-eb-queue", "bucket-none")
+        }
+    # Then EventBridge is there exactly where it was turned on, beside the other notifications
+    assert read["bucket-eb"].get("EventBridgeConfiguration") == {}
+    assert read["bucket-eb-queue"].get("EventBridgeConfiguration") == {}
+    assert len(read["bucket-eb-queue"]["QueueConfigurations"]) == 1
+    assert "EventBridgeConfiguration" not in read["bucket-none"]

@@ -79,6 +79,7 @@ def page_with(value: str) -> str:
         ],
         "trainings": [{"arn": value, "status_message": value, "diagnosis": value, "fixed": False}],
         "notes": [value],
+        "accounts": [{"account": value, "buckets": [value], "objects": 3, "compliant": 1, "by_condition": {value: 2}}],
         "exports": {"csv": value, "jsonl": value, "json": value},
     }
     history = [{"run_id": value, "started_at": value, "open_by_type": {value: 2}}]

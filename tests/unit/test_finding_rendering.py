@@ -65,6 +65,7 @@ DESIGN_SEVERITY = {
     "PRINCIPAL_NOT_ALLOWED": "HIGH",
     "KEY_POLICY_LIMIT": "HIGH",
     "MANIFEST_INVALID": "MEDIUM",
+    "EXCEPTIONS_INVALID": "MEDIUM",
     "TRAINING_FAILED": "HIGH",
     "MEMBER_UNREACHABLE": "HIGH",  # the project's extension (README, Organizations)
 }
@@ -81,6 +82,7 @@ DESIGN_OUTCOMES: dict[FindingType, tuple[Outcome, ...]] = {
     FindingType.PRINCIPAL_NOT_ALLOWED: (Outcome.REFUSED,),
     FindingType.KEY_POLICY_LIMIT: (Outcome.REFUSED,),
     FindingType.MANIFEST_INVALID: (Outcome.REPORTED,),
+    FindingType.EXCEPTIONS_INVALID: (Outcome.REPORTED,),
     FindingType.TRAINING_FAILED: (Outcome.REPORTED, Outcome.REMEDIATED),
     FindingType.MEMBER_UNREACHABLE: (Outcome.REPORTED,),
 }
@@ -462,6 +464,8 @@ def test_message_attributes(finding_type: FindingType, outcome: Outcome) -> None
         "finding_type": {"DataType": "String", "StringValue": finding_type.value},
         "severity": {"DataType": "String", "StringValue": DESIGN_SEVERITY[finding_type.value]},
         "outcome": {"DataType": "String", "StringValue": outcome.value},
+        # §5 (findings plane): always present, so a filter policy can select unmuted findings
+        "suppressed": {"DataType": "String", "StringValue": "false"},
     }
 
 

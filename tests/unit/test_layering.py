@@ -50,7 +50,7 @@ def clguard_imports(tree: ast.AST) -> list[tuple[int, str]]:
     return found
 
 
-ROLE_PACKAGES = ("adapters", "boundary", "reporting", "rules", "state", "usecases")
+ROLE_PACKAGES = ("adapters", "boundary", "cli", "reporting", "rules", "state", "usecases")
 # What the pure rules may not import: everything that does I/O, and the layers above them.
 NOT_FROM_RULES = ("adapters", "state", "reporting", "usecases", "observability", "permissions")
 
@@ -108,10 +108,21 @@ def test_rules_import_nothing_that_does_io() -> None:
 
 
 def test_only_use_cases_import_use_cases() -> None:
-    # Given every clguard module outside clguard/usecases/
-    outside = [p for p in PACKAGE.rglob("*.py") if "usecases" not in p.relative_to(PACKAGE).parts]
+    # Given every clguard module outside clguard/usecases/ (and the operator's command, which
+    # sits on top like the handlers)
+    top = ("usecases", "cli")
+    outside = [p for p in PACKAGE.rglob("*.py") if not set(top) & set(p.relative_to(PACKAGE).parts)]
     # Then none imports a use case: they sit on top, called by the handlers only
     assert violations(outside, ("usecases",)) == []
+
+
+def test_nothing_but_python_m_clguard_imports_the_command() -> None:
+    # Given every clguard module outside clguard/cli/, but __main__ (python -m clguard)
+    outside = [
+        p for p in PACKAGE.rglob("*.py") if "cli" not in p.relative_to(PACKAGE).parts and p.name != "__main__.py"
+    ]
+    # Then none imports the operator's command: the functions never load it (nor rich)
+    assert violations(outside, ("cli",)) == []
 
 
 def test_the_import_check_reports_a_forbidden_import(tmp_path: Path) -> None:

@@ -131,6 +131,11 @@ OPERATOR_CASES = [
     ("Bool", "aws:ViaAWSService", False, False),
     ("Bool", "aws:PrincipalIsAWSService", "true", False),
     ("BoolIfExists", "aws:SecureTransport", "false", False),
+    # a JSON boolean is read as the text "true"/"false" by every operator
+    ("StringEquals", "aws:SecureTransport", True, True),
+    ("StringEquals", "aws:PrincipalIsAWSService", False, True),
+    ("StringNotEquals", "aws:SecureTransport", True, False),
+    ("StringEquals", "aws:SecureTransport", False, False),
     # Null: "true" means the key is absent
     ("Null", "aws:PrincipalArn", "true", False),
     ("Null", "aws:PrincipalArn", "false", True),

@@ -18,6 +18,15 @@ this list complete):
                       invalid input, guardrails.
 - ``observability``   Logger and Metrics (Powertools), created once.
 - ``permissions``     The IAM actions each function needs, from the operations its code calls.
+- ``__main__``        ``python -m clguard``: the operator's command (``cli.main``).
+
+The operator's command ``clguard`` (design §12; on top, like the handlers: nothing imports it)
+
+- ``cli``                      The operator's command: preflight, doctor, explain (not on the functions'
+                               import path; rich is imported only to print for people).
+- ``cli.main``                 Arguments, where the settings come from (``--stack`` or the
+                               environment), exit statuses, ``--json``.
+- ``cli.render``               The commands' documents as rich tables, every value shown as text.
 
 Boundary: each input parsed once, into frozen types
 
@@ -51,6 +60,8 @@ Rules: pure, no I/O, property-tested
                                CloudTrail record (§7).
 - ``rules.encryption``         Classify an object's encryption; decide the finding and the safe
                                remediation.
+- ``rules.exceptions``         Accepted exceptions: the document's rules (validated with clear errors),
+                               which findings an exception mutes, expiry.
 - ``rules.policy``             Key-policy logic: is a principal granted (and no Deny cancels it),
                                merge a grant into the owned statements additively.
 
@@ -69,6 +80,12 @@ Use cases: one per function, and the steps they share
 - ``usecases.failed_trainings`` Failed trainings (access reasons): one diagnosed TRAINING_FAILED per
                                version.
 - ``usecases.digest``          The digest function: the alerts topic's findings grouped for people.
+- ``usecases.preflight``       ``clguard preflight``: would a training call's keys be usable? The
+                               grant path's planner and key decision (``keyaccess.decide``), read-only.
+- ``usecases.doctor``          ``clguard doctor``: one small named check per piece that silently
+                               breaks a deployed guard, each with its fix.
+- ``usecases.explain``         ``clguard explain``: one object or key, what the guard knows and would
+                               do, with the key-policy statements that decide it.
 - ``usecases.accounts``        Which account a unit of work acts in (own, or a member of
                                MEMBER_ACCOUNTS), with the settings that member declares.
 
@@ -92,6 +109,12 @@ Reporting: the finding, its renderings, its delivery
                                document and fingerprint.
 - ``reporting.rendering``      How a finding reads: the e-mail, chat and SNS renderings.
 - ``reporting.publisher``      Publish each finding once per condition, never lose one (outbox, SQS).
+- ``reporting.labels``         Names people know: the owner (OWNER_TAG_KEY tag) and the key's alias,
+                               read once per bucket or key.
+- ``reporting.exceptions``     The accepted-exceptions document in use: read (SSM, S3), cached, applied.
+- ``reporting.asff``           A finding in the AWS Security Finding Format (built, and checked
+                               against the documented rules).
+- ``reporting.securityhub``    Findings into Security Hub: batched, paced, retried, workflow set.
 - ``reporting.auditreport``    The audit's report: its data (JSON), its rows and their CSV and JSON Lines
                                exports, written beside the page.
 - ``reporting.auditpage``      The audit report as one server-rendered HTML page: every value escaped for
@@ -109,8 +132,13 @@ Adapters: the only modules that call AWS; each declares its ``IAM_ACTIONS``
 - ``adapters.rekognition``     Custom Labels projects, datasets, dataset entries, project versions
                                (paged).
 - ``adapters.sns``             Publish one finding.
+- ``adapters.ssm``             Read a parameter (the accepted-exceptions document).
+- ``adapters.securityhub``     Import findings (BatchImportFindings), set their workflow
+                               (BatchUpdateFindings).
 - ``adapters.sqs``             Put work (and outbox findings) on the verify queue.
 - ``adapters.lambda_``         Invoke a function asynchronously (the audit continues itself).
 - ``adapters.organizations``   The organization of the account acted in (for Deny conditions on it).
 - ``adapters.declarations``    A member's declaration (SSM parameter), read through the member role.
+- ``adapters.operator``        The operator command's own reads (roles, a stack's function
+                               environment, notifications, trails, subscriptions, alarms).
 """

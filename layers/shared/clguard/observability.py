@@ -7,12 +7,15 @@ not pay for a function whose calls are a HeadObject and a handful of KMS reads.
 
 from __future__ import annotations
 
+import os
 from typing import Final
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-SERVICE: Final = "custom-labels-guard"
+# The template sets POWERTOOLS_SERVICE_NAME to the stack name: the metrics' ``service`` dimension
+# then keeps two stacks in one account apart (their alarms and dashboards read their own).
+SERVICE: Final = os.environ.get("POWERTOOLS_SERVICE_NAME", "").strip() or "custom-labels-guard"
 NAMESPACE: Final = "CustomLabelsGuard"
 
 logger: Final = Logger(service=SERVICE)

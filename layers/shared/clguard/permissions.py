@@ -10,7 +10,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from clguard.adapters import clients, declarations, dynamodb, kms, lambda_, organizations, rekognition, s3, sns, sqs
+from clguard.adapters import (
+    clients,
+    declarations,
+    dynamodb,
+    kms,
+    lambda_,
+    organizations,
+    rekognition,
+    s3,
+    securityhub,
+    sns,
+    sqs,
+)
 
 _OBJECT_REMEDIATION: Final = (
     "HeadObject",
@@ -25,11 +37,23 @@ _OBJECT_REMEDIATION: Final = (
     "UpdateObjectEncryption",
 )
 
+# The findings plane of every function that publishes findings (docs/architecture.md §5, §5a, §5b):
+# owner tags and key aliases, the accepted-exceptions document (SSM or S3; the template grants
+# only the one configured), Security Hub (granted only when SECURITY_HUB=on).
+_FINDINGS_PLANE: Final = {
+    "kms": ("ListAliases",),
+    "ssm": ("GetParameter",),
+    "securityhub": ("BatchImportFindings", "BatchUpdateFindings"),
+}
+_FINDINGS_PLANE_S3: Final = ("GetBucketTagging", "GetObject")
+
 OPERATIONS: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
     "verify_object_encryption": {
         # PutObject: the message that completes an audit run writes its report.
-        "s3": (*_OBJECT_REMEDIATION, "PutObject"),
+        "s3": (*_OBJECT_REMEDIATION, "PutObject", *_FINDINGS_PLANE_S3),
         "kms": tuple(kms.IAM_ACTIONS),
+        "ssm": _FINDINGS_PLANE["ssm"],
+        "securityhub": _FINDINGS_PLANE["securityhub"],
         # A Deny on the principal's organization (data-perimeter key policies) needs it.
         "organizations": tuple(organizations.IAM_ACTIONS),
         "sns": ("Publish",),
@@ -38,8 +62,10 @@ OPERATIONS: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
         "sts": ("AssumeRole",),  # member accounts only (MemberAccountIds)
     },
     "grant_training_access": {
-        "s3": (*_OBJECT_REMEDIATION, "GetObject", "GetBucketEncryption"),
+        "s3": (*_OBJECT_REMEDIATION, "GetObject", "GetBucketEncryption", *_FINDINGS_PLANE_S3),
         "kms": tuple(kms.IAM_ACTIONS),
+        "ssm": _FINDINGS_PLANE["ssm"],
+        "securityhub": _FINDINGS_PLANE["securityhub"],
         # A Deny on the principal's organization (data-perimeter key policies) needs it.
         "organizations": tuple(organizations.IAM_ACTIONS),
         "sns": ("Publish",),
@@ -53,9 +79,18 @@ OPERATIONS: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
         # ListObjectsV2: training buckets and the inventory; GetObject: inventory reports;
         # HeadObject: a failed training's manifests; PutObject: the report.
         # ListBucketInventoryConfigurations: only inventories of whole buckets are read.
-        "s3": ("ListObjectsV2", "GetObject", "HeadObject", "PutObject", "ListBucketInventoryConfigurations"),
+        "s3": (
+            "ListObjectsV2",
+            "GetObject",
+            "HeadObject",
+            "PutObject",
+            "ListBucketInventoryConfigurations",
+            *_FINDINGS_PLANE_S3,
+        ),
         # the keys of a failed training's manifests: read, and (enforce) grant the trainers
         "kms": tuple(kms.IAM_ACTIONS),
+        "ssm": _FINDINGS_PLANE["ssm"],
+        "securityhub": _FINDINGS_PLANE["securityhub"],
         # A Deny on the principal's organization (data-perimeter key policies) needs it.
         "organizations": tuple(organizations.IAM_ACTIONS),
         "rekognition": ("DescribeProjects", "DescribeProjectVersions"),
@@ -113,7 +148,10 @@ _ADAPTERS: Final = {
     "sts": clients,
     "lambda": lambda_,
     "organizations": organizations,
+    # SSM GetParameter: a member's declaration (adapters.declarations) and the accepted-exceptions
+    # document (adapters.ssm) are the same action.
     "ssm": declarations,
+    "securityhub": securityhub,
 }
 
 

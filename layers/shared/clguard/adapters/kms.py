@@ -18,6 +18,7 @@ IAM_ACTIONS: Final[Mapping[str, tuple[str, ...]]] = {
     "ListResourceTags": ("kms:ListResourceTags",),
     "GetKeyPolicy": ("kms:GetKeyPolicy",),
     "PutKeyPolicy": ("kms:PutKeyPolicy",),
+    "ListAliases": ("kms:ListAliases",),  # the names people know keys by, in human renderings
 }
 
 USABLE_STATES: Final = frozenset({"Enabled"})
@@ -83,6 +84,19 @@ def tags(key_arn: str) -> dict[str, str]:
         out.update({t["TagKey"]: t["TagValue"] for t in page.get("Tags", [])})
         if not page.get("Truncated") or not page.get("NextMarker"):
             return out
+        kwargs["Marker"] = page["NextMarker"]
+
+
+@aws
+def aliases(key_arn: str) -> list[str]:
+    """The key's alias names (``alias/...``), sorted; every page."""
+    out: list[str] = []
+    kwargs: dict[str, Any] = {"KeyId": key_arn}
+    while True:
+        page = client("kms").list_aliases(**kwargs)
+        out.extend(str(a["AliasName"]) for a in page.get("Aliases", []) if a.get("AliasName"))
+        if not page.get("Truncated") or not page.get("NextMarker"):
+            return sorted(out)
         kwargs["Marker"] = page["NextMarker"]
 
 

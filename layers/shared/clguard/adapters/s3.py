@@ -28,6 +28,7 @@ IAM_ACTIONS: Final[Mapping[str, tuple[str, ...]]] = {
     # deleted before the check would be reported as unverifiable instead of skipped.
     "HeadObject": ("s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"),
     "GetObject": ("s3:GetObject", "s3:GetObjectVersion"),
+    "GetBucketTagging": ("s3:GetBucketTagging",),  # the owner of an object finding (OWNER_TAG_KEY)
     "CopyObject": (
         "s3:GetObject",
         "s3:GetObjectVersion",
@@ -523,3 +524,15 @@ def get_bytes(bucket: str, key: str, limit: int = 1 << 20) -> bytes:
     if len(data) > limit:
         raise ValueError(f"s3://{bucket}/{key} is larger than {limit} bytes")
     return data
+
+
+@aws
+def bucket_tags(bucket: str) -> dict[str, str]:
+    """The bucket's tags ({} when it has none: S3 answers NoSuchTagSet)."""
+    try:
+        response = client("s3").get_bucket_tagging(Bucket=bucket)
+    except ClientError as error:
+        if error_code(error) == "NoSuchTagSet":
+            return {}
+        raise
+    return {str(t["Key"]): str(t["Value"]) for t in response.get("TagSet", [])}

@@ -45,8 +45,13 @@ VARIABLES: Final = (
     "MEMBER_ACCOUNTS",
     "MEMBER_ROLE_NAME",
     "GUARD_ROLE_IDS",
+    "SECURITY_HUB",
+    "EXCEPTIONS",
+    "OWNER_TAG_KEY",
     "AWS_REGION",
 )
+
+DEFAULT_OWNER_TAG_KEY: Final = "owner"
 
 DEFAULT_MEMBER_ROLE_NAME: Final = "CustomLabelsGuardMember"
 
@@ -81,6 +86,11 @@ class Settings:
     default_patterns: bool = False
     # TRAINING_PRINCIPALS of every account served; ``training_principals`` holds the acted-on account's.
     all_training_principals: tuple[str, ...] = ()
+    # The findings plane (docs/architecture.md §5a, §5b): Security Hub import, the accepted-exceptions
+    # document (``ssm:<name>`` or ``s3://<bucket>/<key>``, None = none), the owner tag's key.
+    security_hub: bool = False
+    exceptions_location: str | None = None
+    owner_tag_key: str = DEFAULT_OWNER_TAG_KEY
 
     @property
     def partition(self) -> str:
@@ -242,6 +252,9 @@ def load_settings(env: Mapping[str, str], *, account_id: str) -> Settings:
             raise ConfigError("GUARD_ROLE_IDS", f"{role_id!r} is not an IAM role unique id (AROA...)")
 
     return Settings(
+        security_hub=_switch(env, "SECURITY_HUB"),
+        exceptions_location=_exceptions_location(env),
+        owner_tag_key=_owner_tag_key(env),
         guard_role_ids=frozenset(role_ids),
         alert_topic_arn=topic,
         training_buckets=frozenset(buckets),
@@ -262,6 +275,46 @@ def load_settings(env: Mapping[str, str], *, account_id: str) -> Settings:
         default_patterns=not env.get("ALLOWED_PRINCIPAL_PATTERNS", "").strip(),
         all_training_principals=tuple(principals),
     )
+
+
+def _switch(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "off"):
+        return False
+    if raw == "on":
+        return True
+    raise ConfigError(name, f"{env.get(name)!r} is not on or off")
+
+
+# SSM parameter names: letters, digits, . - _ and / (a path), at most 2048 characters.
+_SSM_NAME = re.compile(r"^[A-Za-z0-9_.\-/]{1,2048}$")
+
+
+def _exceptions_location(env: Mapping[str, str]) -> str | None:
+    """``ssm:<parameter name>`` or ``s3://<bucket>/<key>`` (docs/architecture.md §5b); empty = none."""
+    raw = env.get("EXCEPTIONS", "").strip()
+    if not raw:
+        return None
+    if raw.startswith("ssm:"):
+        if not _SSM_NAME.fullmatch(raw[4:]):
+            raise ConfigError("EXCEPTIONS", f"{raw!r}: {raw[4:]!r} is not an SSM parameter name")
+        return raw
+    if raw.startswith("s3://"):
+        bucket, sep, key = raw[5:].partition("/")
+        if not sep or not key or not is_bucket_name(bucket):
+            raise ConfigError("EXCEPTIONS", f"{raw!r} is not s3://<bucket>/<key>")
+        return raw
+    raise ConfigError("EXCEPTIONS", f"{raw!r} is neither ssm:<parameter name> nor s3://<bucket>/<key>")
+
+
+def _owner_tag_key(env: Mapping[str, str]) -> str:
+    raw = env.get("OWNER_TAG_KEY", "")
+    key = raw.strip()
+    if not key:
+        return DEFAULT_OWNER_TAG_KEY
+    if key != raw or len(key) > 128:
+        raise ConfigError("OWNER_TAG_KEY", f"{raw!r} is not a tag key (1-128 characters, no surrounding spaces)")
+    return key
 
 
 def partition_of(region: str) -> str:

@@ -350,6 +350,31 @@ def _buckets_table(buckets: Sequence[Mapping[str, Any]]) -> str:
     return _table("buckets", "Objects per bucket, by encryption and by condition", head, rows)
 
 
+def _accounts_table(accounts: Sequence[Mapping[str, Any]]) -> str:
+    """The run per account (the own account first): its buckets, objects, compliant objects, the
+    conditions found, and the keys in use."""
+    head = (
+        ("account", False),
+        ("buckets", True),
+        ("objects", True),
+        ("compliant", True),
+        ("conditions found", True),
+        ("keys in use", True),
+    )
+    rows = (
+        [
+            f'<th scope="row">{text(a.get("account", ""))}</th>',
+            _num(len(a.get("buckets", []))),
+            _num(int(a.get("objects", 0))),
+            _num(int(a.get("compliant", 0))),
+            _num(sum(int(v) for c, v in a.get("by_condition", {}).items() if c != "OK")),
+            _num(len(a.get("keys", []))),
+        ]
+        for a in accounts
+    )
+    return _table("accounts", "The run per account", head, rows)
+
+
 def _keys_table(keys: Sequence[Mapping[str, Any]]) -> str:
     rows: list[list[str]] = []
     for key in keys:
@@ -540,6 +565,9 @@ def render(data: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], history: 
     out.append('<h2 id="trend-heading">Trend</h2>')
     out.append(_trend_section(history))
     out += _row_sections(groups)
+    if data.get("accounts"):
+        out.append('<h2 id="accounts-heading">Accounts</h2>')
+        out.append(_accounts_table(data["accounts"]))
     out.append('<h2 id="buckets-heading">Buckets</h2>')
     out.append(_buckets_table(data.get("buckets", [])))
     out.append('<h2 id="keys-heading">Keys in use</h2>')

@@ -44,6 +44,7 @@ class FindingType(StrEnum):
     PRINCIPAL_NOT_ALLOWED = "PRINCIPAL_NOT_ALLOWED"
     KEY_POLICY_LIMIT = "KEY_POLICY_LIMIT"
     MANIFEST_INVALID = "MANIFEST_INVALID"
+    EXCEPTIONS_INVALID = "EXCEPTIONS_INVALID"
     TRAINING_FAILED = "TRAINING_FAILED"
     # A member account the guard serves but cannot act in (its role is missing, denied or keeps
     # being throttled): once per audit run, naming the account and what is missing.
@@ -65,6 +66,7 @@ SEVERITY: Final[Mapping[FindingType, Severity]] = {
     FindingType.PRINCIPAL_NOT_ALLOWED: Severity.HIGH,
     FindingType.KEY_POLICY_LIMIT: Severity.HIGH,
     FindingType.MANIFEST_INVALID: Severity.MEDIUM,
+    FindingType.EXCEPTIONS_INVALID: Severity.MEDIUM,
     FindingType.TRAINING_FAILED: Severity.HIGH,
     FindingType.MEMBER_UNREACHABLE: Severity.HIGH,
 }
@@ -110,7 +112,43 @@ class MemberRoleResource:
         return self.arn
 
 
-type Resource = S3ObjectRef | KmsKeyResource | ProjectVersionResource | MemberRoleResource
+type Resource = S3ObjectRef | KmsKeyResource | ProjectVersionResource | MemberRoleResource | ExceptionsResource
+
+
+@dataclass(frozen=True, slots=True)
+class ExceptionsResource:
+    """The accepted-exceptions document (docs/architecture.md §5b): ``ssm:<name>`` or ``s3://<bucket>/<key>``."""
+
+    location: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "exceptions", "location": self.location}
+
+    def label(self) -> str:
+        return self.location
+
+
+@dataclass(frozen=True, slots=True)
+class Suppression:
+    """The accepted exception that mutes a finding (the optional ``suppressed`` of the document)."""
+
+    exception_id: str
+    reason: str
+    owner: str | None
+    expires: str  # YYYY-MM-DD
+
+    def to_json(self) -> dict[str, Any]:
+        return {"exception_id": self.exception_id, "reason": self.reason, "owner": self.owner, "expires": self.expires}
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> Suppression:
+        owner = value.get("owner")
+        return cls(
+            str(value.get("exception_id", "")),
+            str(value.get("reason", "")),
+            str(owner) if owner is not None else None,
+            str(value.get("expires", "")),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +216,12 @@ class Finding:
     # (e.g. "CreateProjectVersion of arn:…/version/v1/…"); its findings share source_event_id.
     # The digest threads them together for people.
     origin: str = ""
+    # Optional (the findings plane, docs/architecture.md §5): the owning team (OWNER_TAG_KEY tag of the
+    # bucket or key), the accepted exception that mutes it, and the alias people know the key by
+    # (``kms_key_alias``; the ARN stays in ``kms_key_arn``). None of them changes the fingerprint.
+    owner: str | None = None
+    suppressed: Suppression | None = None
+    key_alias: str | None = None
 
     @property
     def severity(self) -> Severity:
@@ -207,6 +251,12 @@ class Finding:
             document["changes"] = changes
         if self.origin:
             document["origin"] = self.origin
+        if self.owner is not None:
+            document["owner"] = self.owner
+        if self.suppressed is not None:
+            document["suppressed"] = self.suppressed.to_json()
+        if self.key_alias:
+            document["kms_key_alias"] = self.key_alias
         return document
 
     def fingerprint(self) -> str:
@@ -232,6 +282,8 @@ class Finding:
         resource: Resource
         if resource_doc.get("type") == "kms-key":
             resource = KmsKeyResource(str(required_value(resource_doc, "arn", f"{where}.resource")))
+        elif resource_doc.get("type") == "exceptions":
+            resource = ExceptionsResource(str(required_value(resource_doc, "location", f"{where}.resource")))
         elif resource_doc.get("type") == "rekognition-project-version":
             resource = ProjectVersionResource(str(required_value(resource_doc, "arn", f"{where}.resource")))
         elif resource_doc.get("type") == "iam-role":
@@ -245,6 +297,8 @@ class Finding:
 
         def text_of(name: str) -> str:
             return str(required_value(document, name, where))
+
+        suppressed = document.get("suppressed")
 
         return cls(
             finding_type=FindingType(required_value(document, "finding_type", where)),
@@ -260,4 +314,7 @@ class Finding:
             scope=scope,
             change=tuple(PolicyChange.from_json(c) for c in _changes(document) if isinstance(c, Mapping)),
             origin=str(document.get("origin") or ""),
+            owner=str(document["owner"]) if isinstance(document.get("owner"), str) else None,
+            suppressed=Suppression.from_json(suppressed) if isinstance(suppressed, Mapping) else None,
+            key_alias=str(document["kms_key_alias"]) if isinstance(document.get("kms_key_alias"), str) else None,
         )

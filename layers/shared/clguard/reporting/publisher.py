@@ -8,6 +8,12 @@
   SQS and kept by its DLQ. If the outbox fails too, the finding is logged at ERROR with its full
   document, counted as ``FindingsUndelivered`` and kept in ``undelivered``: the unit of work then
   fails (``raise_if_undelivered``) so that it is retried, after every other finding was tried.
+- The findings plane (docs/architecture.md §5, §5a, §5b): before it is sent, a finding gets its
+  owner and key alias (:mod:`clguard.reporting.labels`) and the accepted exceptions' verdict
+  (:mod:`clguard.reporting.exceptions`; an invalid document is one ``EXCEPTIONS_INVALID`` finding
+  per version, published here). After SNS took it, it goes to Security Hub too when
+  ``SECURITY_HUB=on`` (:mod:`clguard.reporting.securityhub`: batched, sent by ``flush`` at the
+  end of the unit of work). Neither ever stops or delays the SNS publication.
 - Never zero times after a death: an idempotency record met INPROGRESS may be a live publisher's
   or one a killed process left (it died between its claim and its acknowledgement, possibly
   inside Publish). The finding is not dropped: it goes to the outbox marked ``in_progress``, and
@@ -34,8 +40,9 @@ from clguard.boundary import outbox
 from clguard.boundary.config import Settings
 from clguard.errors import AwsError, RetryableError
 from clguard.observability import count, logger
-from clguard.reporting import rendering
-from clguard.reporting.findings import Finding
+from clguard.reporting import exceptions, labels, rendering
+from clguard.reporting.findings import Finding, FindingType
+from clguard.reporting.securityhub import SecurityHubOutput
 
 IDEMPOTENCY_TTL_SECONDS: Final = 14 * 24 * 3600  # SQS keeps a message (and its DLQ) up to 14 days
 IDEMPOTENCY_PREFIX: Final = "clguard-finding"
@@ -52,6 +59,24 @@ class Publisher:
         self._sent_now: set[str] = set()  # sent by this process (not a stored idempotent result)
         self._once: Callable[..., Any] | None = None
         self._store: Any = None
+        self.security_hub = SecurityHubOutput() if settings.security_hub else None
+
+    def prepared(self, finding: Finding) -> Finding:
+        """The finding with its owner, key alias and the accepted exceptions' verdict; publishes
+        the document's EXCEPTIONS_INVALID finding (once per version) when it is invalid."""
+        finding = labels.labelled(finding, self.settings.owner_tag_key)
+        location = self.settings.exceptions_location
+        if location is None or finding.finding_type is FindingType.EXCEPTIONS_INVALID:
+            return finding
+        loaded = exceptions.current(location)
+        if loaded.document is None:
+            self.publish(exceptions.invalid_finding(loaded, self.settings))
+        return exceptions.apply(finding, loaded)
+
+    def flush(self) -> None:
+        """The end of a unit of work: send what the sibling outputs hold (Security Hub). Never raises."""
+        if self.security_hub is not None:
+            self.security_hub.flush()
 
     def _send(self, finding: Finding) -> str:
         return sns.publish(
@@ -116,6 +141,7 @@ class Publisher:
         fingerprint = finding.fingerprint()
         if fingerprint in self._seen:
             return False
+        finding = self.prepared(finding)
         record = {"fingerprint": fingerprint, "finding": finding}
         try:
             if self.idempotent:
@@ -160,6 +186,8 @@ class Publisher:
         self._seen.add(fingerprint)
         if sent:
             self.published.append(finding)
+            if self.security_hub is not None:
+                self.security_hub.add(finding)
             count("FindingsPublished")
             logger.info(
                 "finding published",

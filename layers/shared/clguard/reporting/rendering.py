@@ -22,6 +22,7 @@ from typing import Any, Final
 
 from clguard.boundary.s3ref import S3ObjectRef
 from clguard.reporting.findings import (
+    ExceptionsResource,
     Finding,
     FindingType,
     KmsKeyResource,
@@ -77,12 +78,17 @@ _OUTCOME_TEXT: Final[Mapping[Outcome, str]] = {
 }
 
 _NEXT_STEPS: Final[Mapping[tuple[FindingType, Outcome | None], tuple[str, ...]]] = {
+    # S3 has encrypted every new object (SSE-S3 at least) since 5 January 2023: an unencrypted
+    # object was written before then and never rewritten. Bucket default encryption cannot help.
     (FindingType.OBJECT_UNENCRYPTED, Outcome.REMEDIATED): (
-        "Nothing to do for this object. Set default encryption on the bucket so new uploads are encrypted.",
+        "Nothing to do for this object. It was written before January 2023, when S3 began encrypting every "
+        "new object: older objects of the same data may be unencrypted too (S3 Inventory's EncryptionStatus "
+        "lists them; the guard's audit finds them).",
     ),
     (FindingType.OBJECT_UNENCRYPTED, None): (
-        "Re-encrypt the object (copy it onto itself with SSE-S3 or SSE-KMS) or set REENCRYPT_KMS_KEY and "
-        "REMEDIATION_MODE=enforce so the remediator does it.",
+        "The object was written before January 2023, when S3 began encrypting every new object, and never "
+        "rewritten. Re-encrypt it (copy it onto itself; S3 Batch Operations Copy for many), or set the "
+        "stack's RemediationMode=enforce so the guard does it.",
     ),
     (FindingType.OBJECT_SSE_C, None): (
         "Re-upload the object with SSE-S3 or SSE-KMS: Rekognition cannot read SSE-C objects.",
@@ -119,13 +125,22 @@ _NEXT_STEPS: Final[Mapping[tuple[FindingType, Outcome | None], tuple[str, ...]]]
         "principal by hand.",
     ),
     (FindingType.PRINCIPAL_NOT_ALLOWED, None): (
-        "If this principal should train, add it to ALLOWED_PRINCIPAL_PATTERNS (same-account roles/users only); "
-        "otherwise investigate who called.",
+        "A role or user of this account outside the patterns: if it should train, add a pattern that matches "
+        "it to the stack's AllowedPrincipalPatterns.",
+        "A principal of another account: the guard never adds one. It can use the key only if a key "
+        "administrator names it in the key policy and its own account's IAM policy allows the KMS actions on "
+        "this key ARN; simpler is to train in the data's account, or copy the data to the trainer's account "
+        "under its own key.",
+        "A root, wildcard or service caller is never granted: find out who called.",
     ),
     (FindingType.KEY_POLICY_LIMIT, None): (
         "Shrink the key policy (e.g. grant a role that many principals assume) before more principals are added.",
     ),
     (FindingType.MANIFEST_INVALID, None): ("Fix the listed manifest lines; the valid lines were still checked.",),
+    (FindingType.EXCEPTIONS_INVALID, None): (
+        "Fix the accepted-exceptions document (check it first with `make exceptions-check FILE=...`); until then "
+        "no finding is muted.",
+    ),
     (FindingType.TRAINING_FAILED, Outcome.REMEDIATED): (
         "Retry the training: the guard has since given the principals the key access it lacked.",
     ),
@@ -232,7 +247,25 @@ def _where(finding: Finding, show: Callable[[str], str] = one_line) -> str:
         return f"Custom Labels {show(resource.arn)}"
     if isinstance(resource, MemberRoleResource):
         return f"member role {show(resource.arn)}"
-    return f"KMS key {show(resource.arn)}"
+    if isinstance(resource, ExceptionsResource):
+        return f"accepted-exceptions document {show(resource.location)}"
+    return f"KMS key {show(key_name(resource.arn, finding.key_alias))}"
+
+
+def key_name(arn: str, alias: str | None) -> str:
+    """A key as people read it: its ARN with the alias they know it by (docs/architecture.md §5).
+    Raw: each medium escapes the result as it escapes the ARN."""
+    return f"{arn} ({alias})" if alias else arn
+
+
+def suppressed_line(finding: Finding) -> str:
+    """``Muted by accepted exception <id> (owner ..., expires ...): <reason>``, raw (the medium
+    escapes it); empty when not muted."""
+    muted = finding.suppressed
+    if muted is None:
+        return ""
+    owner = f"owner {muted.owner}, " if muted.owner else ""
+    return f"Muted by accepted exception {muted.exception_id} ({owner}expires {muted.expires}): {muted.reason}"
 
 
 def email_text(finding: Finding) -> str:
@@ -245,9 +278,13 @@ def email_text(finding: Finding) -> str:
         f"Where: {_where(finding)} in account {one_line(finding.account)}, {one_line(finding.region)}",
     ]
     if finding.kms_key_arn and not isinstance(finding.resource, KmsKeyResource):
-        lines.append(f"KMS key: {one_line(finding.kms_key_arn)}")
+        lines.append(f"KMS key: {one_line(key_name(finding.kms_key_arn, finding.key_alias))}")
     if finding.principal_arn:
         lines.append(f"Principal: {one_line(finding.principal_arn)}")
+    if finding.owner:
+        lines.append(f"Owner: {one_line(finding.owner)}")
+    if finding.suppressed is not None:
+        lines.append(one_line(suppressed_line(finding)))
     lines.append(f"What was done: {_OUTCOME_TEXT[finding.outcome]}")
     lines.extend(f"What changed: {change_sentence(change, one_line, one_line)}" for change in finding.change)
     steps = next_steps(finding)
@@ -284,9 +321,13 @@ def chat_message(finding: Finding) -> dict[str, Any]:
     parts.extend(f"*Changed:* {change_sentence(change, code_span, markdown_text)}" for change in finding.change)
     parts.append(f"*Where:* {_where(finding, code_span)}")
     if finding.kms_key_arn and not isinstance(finding.resource, KmsKeyResource):
-        parts.append(f"*Key:* {code_span(finding.kms_key_arn)}")
+        parts.append(f"*Key:* {code_span(key_name(finding.kms_key_arn, finding.key_alias))}")
     if finding.principal_arn:
         parts.append(f"*Principal:* {code_span(finding.principal_arn)}")
+    if finding.owner:
+        parts.append(f"*Owner:* {code_span(finding.owner)}")
+    if finding.suppressed is not None:
+        parts.append(f"*Muted:* {markdown_text(suppressed_line(finding))}")
     parts.append(
         f"*Account:* {markdown_text(finding.account)} ({markdown_text(finding.region)}) · "
         f"*Event:* {code_span(finding.source_event_id)}"
@@ -328,8 +369,14 @@ def sns_message(finding: Finding) -> str:
 
 
 def message_attributes(finding: Finding) -> dict[str, dict[str, str]]:
-    return {
+    """``finding_type``, ``severity``, ``outcome``, ``suppressed`` (always) and ``owner`` (when known):
+    what subscription filter policies match on (docs/architecture.md §5)."""
+    attributes = {
         "finding_type": {"DataType": "String", "StringValue": finding.finding_type.value},
         "severity": {"DataType": "String", "StringValue": finding.severity.value},
         "outcome": {"DataType": "String", "StringValue": finding.outcome.value},
+        "suppressed": {"DataType": "String", "StringValue": "true" if finding.suppressed is not None else "false"},
     }
+    if finding.owner:
+        attributes["owner"] = {"DataType": "String", "StringValue": finding.owner}
+    return attributes

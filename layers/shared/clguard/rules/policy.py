@@ -257,9 +257,15 @@ class _Unknown(Enum):
 
 _ANY: Final = _Unknown.ANY
 _SET_OPERATORS: Final = ("forallvalues:", "foranyvalue:")
-_NEGATED: Final = frozenset(
-    {"stringnotequals", "stringnotequalsignorecase", "stringnotlike", "arnnotequals", "arnnotlike"}
-)
+# Each negated operator and the positive one it inverts.
+_POSITIVE_OF: Final = {
+    "stringnotequals": "stringequals",
+    "stringnotequalsignorecase": "stringequalsignorecase",
+    "stringnotlike": "stringlike",
+    "arnnotequals": "arnequals",
+    "arnnotlike": "arnlike",
+}
+_NEGATED: Final = frozenset(_POSITIVE_OF)
 _STRING_OPERATORS: Final = frozenset(
     {
         "stringequals",
@@ -413,7 +419,7 @@ def _condition_can_match(operator: str, key: str, wanted: Json, context: _Contex
         return if_exists or qualifier == "forallvalues:" or (base in _NEGATED and qualifier == "")
     assert isinstance(found, tuple)
     texts = ["true" if v is True else "false" if v is False else str(v) for v in values]
-    positive = base.replace("not", "", 1) if base in _NEGATED else base
+    positive = _POSITIVE_OF.get(base, base)
 
     def one(request: str) -> bool:
         hit = any(_value_matches(positive, request, w) for w in texts)

@@ -127,6 +127,7 @@ class AuditPublisher(Publisher):
         # publisher's callers (write-ahead intents, raise_if_undelivered) must see.
         self.undelivered = base.undelivered
         self.published = base.published
+        self.security_hub = base.security_hub  # findings go through the base: one batch to import
 
     def scope_of(self, finding: Finding) -> str:
         if finding.outcome in (Outcome.REMEDIATED, Outcome.FAILED):
@@ -660,6 +661,7 @@ def run(
         # write-ahead grants): a finding neither published nor deferred fails this invocation
         # before the run is recorded, so Lambda's retry of the same event does them again.
         failed = _trainings(settings, publisher, run_id, trainings)
+        publisher.flush()
         publisher.raise_if_undelivered()
         if not _start(settings, config, run_id, found):
             logger.info("this scheduled event already started its run; nothing to do", extra={"run_id": run_id})
@@ -679,10 +681,12 @@ def run(
     except AwsError:
         raise  # an AWS call no step of the listing handles failed: Lambda retries the invocation
     except (OutOfTime, RetryableError) as stop:
+        publisher.flush()
         lister.flush()
         lister._write_settled()
         _note(settings, lister.cursor.run_id, lister.notes)
         return _continue(settings, lister, stop, continue_with)
+    publisher.flush()
     _note(settings, lister.cursor.run_id, lister.notes)
     item = dynamodb.update(
         settings.state_table,

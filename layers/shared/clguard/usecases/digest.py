@@ -45,6 +45,7 @@ from clguard.reporting.rendering import (
     chat_payload,
     code_span,
     email_text,
+    key_name,
     markdown_text,
     next_steps,
     one_line,
@@ -343,6 +344,9 @@ def _label(document: Mapping[str, Any]) -> str:
     resource = document.get("resource") or {}
     if resource.get("type") == "s3-object":
         return f"s3://{resource.get('bucket')}/{resource.get('key')}"
+    alias = document.get("kms_key_alias")
+    if resource.get("type") == "kms-key" and isinstance(alias, str) and alias:
+        return key_name(str(resource.get("arn")), alias)  # the name people know, next to the ARN
     return str(resource.get("arn") or resource)
 
 
@@ -493,6 +497,7 @@ def plan(items: Iterable[Item]) -> list[HumanMessage]:
     per group (in order of each group's first finding). Duplicate deliveries of one finding
     (same fingerprint) count once; every record is in exactly one message."""
     immediate: list[HumanMessage] = []
+    muted: list[Item] = []
     groups: dict[GroupKey, list[Item]] = {}
     seen: dict[str, HumanMessage | list[Item]] = {}
     extra: dict[int, list[str]] = {}
@@ -502,6 +507,11 @@ def plan(items: Iterable[Item]) -> list[HumanMessage]:
             # the same finding delivered twice: account for the record, do not count it twice
             holder = seen[identity]
             extra.setdefault(id(holder), []).append(item.record_id)
+            continue
+        if item.finding is not None and item.finding.suppressed is not None:
+            muted.append(item)  # an accepted exception (docs/architecture.md §5b): counted, not alerted
+            if identity is not None:
+                seen[identity] = muted
             continue
         if is_immediate(item):
             message = single(item)
@@ -519,7 +529,63 @@ def plan(items: Iterable[Item]) -> list[HumanMessage]:
         message.record_ids += extra.get(id(message), [])
     for (_key, members), message in zip(groups.items(), digests, strict=True):
         message.record_ids += extra.get(id(members), [])
-    return immediate + digests
+    if not muted:
+        return immediate + digests
+    quiet = accepted_exceptions(muted)
+    quiet.record_ids += extra.get(id(muted), [])
+    return [*immediate, *digests, quiet]
+
+
+def accepted_exceptions(items: Sequence[Item]) -> HumanMessage:
+    """The muted findings of a batch: one quiet message that counts them ("3 accepted exceptions"),
+    by exception, so people see what is muted without being alerted by each."""
+    by_exception: dict[str, list[Finding]] = {}
+    for item in items:
+        assert item.finding is not None
+        assert item.finding.suppressed is not None
+        by_exception.setdefault(item.finding.suppressed.exception_id, []).append(item.finding)
+    n = len(items)
+    title = f"{n} accepted exception{'s' if n != 1 else ''}"
+    lines = [f"Custom Labels Guard: {title} (muted findings, no action needed)", ""]
+    parts = []
+    for exception_id, findings in by_exception.items():
+        muted = findings[0].suppressed
+        assert muted is not None
+        owner = f", owner {one_line(muted.owner)}" if muted.owner else ""
+        head = f"- {one_line(exception_id)} ({len(findings)}; expires {muted.expires}{owner})"
+        lines.append(f"{head}: {one_line(muted.reason)}")
+        lines.extend(f"    {f.finding_type.value} {one_line(f.resource.label())}" for f in findings[:FIRST_LISTED])
+        parts.append(
+            f"{code_span(exception_id)} ({len(findings)}, expires {muted.expires}): {markdown_text(muted.reason)}"
+        )
+    email = "\n".join(lines)
+    email = email if len(email) <= EMAIL_BUDGET else email[:EMAIL_BUDGET] + "\n… (truncated)"
+    return HumanMessage(
+        subject=_subject(f"[INFO] Custom Labels Guard: {title}"),
+        email=email,
+        chat=chat_payload(
+            {
+                "version": "1.0",
+                "source": "custom",
+                "content": {
+                    "textType": "client-markdown",
+                    "title": f":zzz: Custom Labels Guard: {title}",
+                    "description": "\n".join(parts),
+                    "keywords": ["ACCEPTED_EXCEPTIONS"],
+                },
+            }
+        ),
+        default={
+            "schema_version": "1",
+            "message_kind": DIGEST_KIND,
+            "kind": "accepted_exceptions",
+            "count": n,
+            "exceptions": {k: len(v) for k, v in by_exception.items()},
+        },
+        attributes={"message_kind": "accepted_exceptions", "suppressed": "true"},
+        record_ids=[item.record_id for item in items],
+        resources=[item.finding.resource.label() for item in items if item.finding is not None],
+    )
 
 
 def findings_counted(messages: Iterable[HumanMessage]) -> int:

@@ -162,12 +162,20 @@ def _changes(merge: policy.Merge, specs: Sequence[StatementSpec]) -> tuple[Polic
     )
 
 
+def usable(
+    keys: KeyDirectory, settings: Settings, reference: str, *, must_edit: bool
+) -> tuple[KeyInfo | None, str | None]:
+    """Check 1 (read-only): the key ``reference`` names, and why it cannot serve training (None: it can)."""
+    lookup = keys.lookup(reference)
+    key = lookup.key
+    return key, lookup.problem if key is None else unusable_reason(key, settings, must_edit=must_edit)
+
+
 def ensure_access(ctx: Context, reference: str, wants: Mapping[str, Sequence[StatementSpec]]) -> KeyResult:
     """Make every principal in ``wants`` hold its specs on the key ``reference`` names."""
     result = KeyResult(reference)
-    lookup = ctx.keys.lookup(reference)
-    key = result.key = lookup.key
-    reason = lookup.problem if key is None else unusable_reason(key, ctx.settings, must_edit=bool(wants))
+    key, reason = usable(ctx.keys, ctx.settings, reference, must_edit=bool(wants))
+    result.key = key
     if reason is not None:
         result.status = KeyStatus.UNUSABLE
         arn = reference if key is None else key.arn
@@ -196,6 +204,65 @@ def _facts(ctx: Context, key: KeyInfo, document: dict[str, Any]) -> policy.Reque
     return ctx.keys.request_facts(key.arn, document, home_account=ctx.settings.home)
 
 
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What checks 2-5 decide for one principal on one key, read-only (no write, no finding).
+
+    ``status``: OK (already granted), REFUSED (a guardrail: ``reason``), DENIED (a Deny of the
+    key policy cancels it: ``denies`` names them), NOT_MANAGED (no opt-in tag), REPORTED (report
+    mode), GRANTED (enforce mode adds ``missing`` under the key's lock). ``clguard preflight``
+    reads these; ``ensure_access`` acts on them."""
+
+    status: KeyStatus
+    missing: tuple[StatementSpec, ...] = ()
+    reason: str | None = None
+    denies: tuple[str, ...] = ()
+
+
+def decide(
+    keys: KeyDirectory,
+    settings: Settings,
+    key: KeyInfo,
+    document: dict[str, Any],
+    wants: Mapping[str, Sequence[StatementSpec]],
+) -> dict[str, Decision]:
+    """Checks 2-5 of the module docstring for each principal of ``wants`` on ``key`` (policy
+    ``document``), in their order. The tags are read only when a principal gets that far."""
+    facts = keys.request_facts(key.arn, document, home_account=settings.home)
+    out: dict[str, Decision] = {}
+    tag_key, tag_value = settings.managed_key_tag
+    opted_in: bool | None = None
+    for principal, specs in wants.items():
+        needed = policy.missing(document, principal, specs, key.arn, facts=facts)
+        if not needed:
+            out[principal] = Decision(KeyStatus.OK)
+            continue
+        why = refusal_reason(
+            principal,
+            key_account=key.account,
+            key_partition=partition_of(key.arn) or partition_of_region(settings.region),
+            patterns=settings.allowed_principal_patterns,
+        )
+        if why is not None:
+            out[principal] = Decision(KeyStatus.REFUSED, needed, why)
+            continue
+        sids = policy.blocking_denies(document, principal, specs, key.arn, facts=facts)
+        if sids:
+            names = ", ".join(repr(sid) for sid in sids)
+            out[principal] = Decision(KeyStatus.DENIED, needed, f"denied by the key policy's {names}", tuple(sids))
+            continue
+        if opted_in is None:
+            opted_in = keys.tags(key.arn).get(tag_key) == tag_value
+        if not opted_in:
+            why = f"the key does not carry the opt-in tag {tag_key}={tag_value}"
+            out[principal] = Decision(KeyStatus.NOT_MANAGED, needed, why)
+        elif not settings.enforce:
+            out[principal] = Decision(KeyStatus.REPORTED, needed, "REMEDIATION_MODE is report: nothing is written")
+        else:
+            out[principal] = Decision(KeyStatus.GRANTED, needed)
+    return out
+
+
 def _ensure_on(
     ctx: Context, key: KeyInfo, wants: Mapping[str, Sequence[StatementSpec]], result: KeyResult
 ) -> KeyResult:
@@ -218,20 +285,17 @@ def _ensure_on(
             "the key policy was replaced and no longer grants what it did (drift)",
             extra={"key": key.arn, "principals": sorted(drifted)},
         )
+    decisions = decide(ctx.keys, ctx.settings, key, document, wants)
+    needed = {p: d.missing for p, d in decisions.items() if d.status is not KeyStatus.OK}
     _replay_intents(ctx, key.arn, needed, result)
     if not needed:
         count("AccessAlreadyGranted", len(wants))
         return result
 
     for principal in list(needed):
-        why = refusal_reason(
-            principal,
-            key_account=key.account,
-            key_partition=partition_of(key.arn) or partition_of_region(ctx.settings.region),
-            patterns=ctx.settings.allowed_principal_patterns,
-        )
-        if why is not None:
-            result.refused[principal] = why
+        decision = decisions[principal]
+        if decision.status is KeyStatus.REFUSED:
+            result.refused[principal] = decision.reason or ""
             del needed[principal]
             count("Refusals")
     if not needed:
@@ -239,10 +303,10 @@ def _ensure_on(
         return result
 
     for principal in list(needed):
-        sids = policy.blocking_denies(document, principal, wants[principal], key.arn, facts=facts)
-        if sids:
+        decision = decisions[principal]
+        if decision.status is KeyStatus.DENIED:
             del needed[principal]
-            result.published += _publish(ctx, _denied_finding(ctx, key, principal, wants[principal], sids))
+            result.published += _publish(ctx, _denied_finding(ctx, key, principal, wants[principal], decision.denies))
             count("Refusals")
     if not needed:
         result.status = KeyStatus.DENIED
@@ -257,16 +321,18 @@ def _ensure_on(
             result.published += _publish(ctx, ctx.finding(finding_type, outcome, key.arn, detail, principal))
         return result
 
-    tag_key, tag_value = ctx.settings.managed_key_tag
-    if ctx.keys.tags(key.arn).get(tag_key) != tag_value:
+    # The tag and the mode are the key's: every principal left shares the decision.
+    status = next(iter(decisions[p].status for p in needed))
+    if status is KeyStatus.NOT_MANAGED:
         result.status = KeyStatus.NOT_MANAGED
+        tag_key, tag_value = ctx.settings.managed_key_tag
         count("Refusals", len(needed))
         return lacking(
             FindingType.KEY_NOT_MANAGED,
             Outcome.REFUSED,
             f"but the key does not carry the opt-in tag {tag_key}={tag_value}",
         )
-    if not ctx.settings.enforce:
+    if status is KeyStatus.REPORTED:
         result.status = KeyStatus.REPORTED
         return lacking(
             FindingType.KEY_ACCESS_MISSING, Outcome.REPORTED, "report mode: would add it to statement(s) {sids}"

@@ -322,6 +322,7 @@ class TrainingRun:
             self._output_bucket(plan.output_bucket)
         self._publish_refusal()
         self.summary.findings = [f.document() for f in self.publisher.published]
+        self.publisher.flush()
         # Every finding was tried; one neither SNS nor the outbox took fails the invocation, so
         # Lambda's retry (then the GrantDLQ) publishes it.
         self.publisher.raise_if_undelivered()

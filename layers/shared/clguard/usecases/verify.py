@@ -135,6 +135,7 @@ class BatchRun:
     def close(self) -> None:
         for prefetch in self.prefetch_heads.values():
             prefetch.close()
+        self.publisher.flush()
 
     def handle_record(self, record: SQSRecord) -> None:
         """One record. Every finding it makes is tried; if one could be delivered neither to SNS

@@ -1,0 +1,237 @@
+"""A finding as Security Hub reads it: the AWS Security Finding Format (docs/architecture.md §5a).
+
+A sibling of the e-mail and chat renderings (:mod:`clguard.reporting.rendering`), built from the
+same :class:`~clguard.reporting.findings.Finding`. Pure: :func:`asff` builds one ASFF finding,
+:func:`problems` checks one against the documented required attributes and limits (moto checks
+almost nothing, so the guard checks what it sends itself).
+
+Identity: ``Id`` is the finding type, the resource and (when the finding is about one) the
+principal, hashed: the same condition on the same resource is one Security Hub finding, updated
+by every later import (never duplicated), whatever event found it.
+
+Lifecycle, as ASFF spells it:
+
+==================================  ==================  ===============  ============
+the guard's view                    Compliance.Status   Workflow.Status  RecordState
+==================================  ==================  ===============  ============
+open (REPORTED, REFUSED, FAILED)    FAILED              NEW              ACTIVE
+fixed (REMEDIATED), seen gone       PASSED              RESOLVED         ARCHIVED
+muted by an accepted exception      FAILED              SUPPRESSED       ACTIVE
+==================================  ==================  ===============  ============
+
+``Workflow`` (and ``Note``) only take effect when a finding is created: for an existing finding
+they go through ``BatchUpdateFindings`` (:mod:`clguard.reporting.securityhub` does both).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any, Final
+
+from clguard.boundary.s3ref import S3ObjectRef
+from clguard.reporting.findings import ExceptionsResource, Finding, KmsKeyResource, Outcome
+from clguard.reporting.rendering import next_steps
+from clguard.rules.arns import partition_of_region
+
+SCHEMA_VERSION: Final = "2018-10-08"
+TYPES: Final = ("Software and Configuration Checks/AWS Security Best Practices",)
+GENERATOR_PREFIX: Final = "custom-labels-guard/"
+ID_PREFIX: Final = "custom-labels-guard/"
+
+# Documented limits (Security Hub API reference, AwsSecurityFinding and BatchImportFindings).
+REQUIRED: Final = (
+    "AwsAccountId",
+    "CreatedAt",
+    "Description",
+    "GeneratorId",
+    "Id",
+    "ProductArn",
+    "Resources",
+    "SchemaVersion",
+    "Severity",
+    "Title",
+    "Types",
+    "UpdatedAt",
+)
+MAX_ID: Final = 512
+MAX_TITLE: Final = 256
+MAX_DESCRIPTION: Final = 1_024
+MAX_RECOMMENDATION: Final = 512
+MAX_NOTE: Final = 512
+MAX_RESOURCE_ID: Final = 512
+MAX_PRODUCT_FIELDS: Final = 50
+MAX_PRODUCT_FIELD_KEY: Final = 128
+MAX_PRODUCT_FIELD_VALUE: Final = 2_048
+MAX_FINDING_BYTES: Final = 240 * 1024
+MAX_BATCH: Final = 100
+WORKFLOW_STATUSES: Final = frozenset({"NEW", "NOTIFIED", "RESOLVED", "SUPPRESSED"})
+RECORD_STATES: Final = frozenset({"ACTIVE", "ARCHIVED"})
+COMPLIANCE_STATUSES: Final = frozenset({"PASSED", "WARNING", "FAILED", "NOT_AVAILABLE"})
+SEVERITY_LABELS: Final = frozenset({"INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL"})
+
+
+def product_arn(partition: str, region: str, account: str) -> str:
+    """The account's own ``default`` product: where a customer imports its own findings."""
+    return f"arn:{partition}:securityhub:{region}:{account}:product/{account}/default"
+
+
+def finding_id(finding: Finding) -> str:
+    """Stable for one condition on one resource (+ principal): later imports update it."""
+    identity = [finding.finding_type.value, finding.resource.to_json(), finding.principal_arn]
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, ensure_ascii=True).encode()).hexdigest()
+    return f"{ID_PREFIX}{finding.account}/{finding.region}/{finding.finding_type.value}/{digest}"
+
+
+def _resource(finding: Finding, partition: str) -> dict[str, Any]:
+    resource = finding.resource
+    base: dict[str, Any] = {"Partition": partition, "Region": finding.region}
+    if isinstance(resource, S3ObjectRef):
+        arn = f"arn:{partition}:s3:::{resource.bucket}/{resource.key}"
+        return {**base, "Type": "AwsS3Object", "Id": _clip(arn, MAX_RESOURCE_ID)}
+    if isinstance(resource, KmsKeyResource):
+        return {**base, "Type": "AwsKmsKey", "Id": _clip(resource.arn, MAX_RESOURCE_ID)}
+    if isinstance(resource, ExceptionsResource):
+        return {**base, "Type": "Other", "Id": _clip(resource.location, MAX_RESOURCE_ID)}
+    return {**base, "Type": "Other", "Id": _clip(resource.arn, MAX_RESOURCE_ID)}
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def is_open(finding: Finding) -> bool:
+    return finding.outcome is not Outcome.REMEDIATED
+
+
+def workflow_status(finding: Finding) -> str:
+    if not is_open(finding):
+        return "RESOLVED"
+    return "SUPPRESSED" if finding.suppressed is not None else "NEW"
+
+
+def note(finding: Finding) -> str | None:
+    muted = finding.suppressed
+    if muted is None:
+        return None
+    owner = f", owner {muted.owner}" if muted.owner else ""
+    return _clip(f"Accepted exception {muted.exception_id} (expires {muted.expires}{owner}): {muted.reason}", MAX_NOTE)
+
+
+def asff(finding: Finding, now: str) -> dict[str, Any]:
+    """One ASFF finding (imported into the resource's own account and region)."""
+    partition = partition_of_region(finding.region)
+    open_ = is_open(finding)
+    title = f"{finding.finding_type.value} ({finding.outcome.value}): {finding.resource.label()}"
+    product_fields = {
+        "CustomLabelsGuard/outcome": finding.outcome.value,
+        "CustomLabelsGuard/source_event_id": _clip(finding.source_event_id, MAX_PRODUCT_FIELD_VALUE),
+        "CustomLabelsGuard/finding_type": finding.finding_type.value,
+    }
+    if finding.kms_key_arn:
+        product_fields["CustomLabelsGuard/kms_key_arn"] = finding.kms_key_arn
+    if finding.principal_arn:
+        product_fields["CustomLabelsGuard/principal_arn"] = _clip(finding.principal_arn, MAX_PRODUCT_FIELD_VALUE)
+    if finding.owner:
+        product_fields["CustomLabelsGuard/owner"] = _clip(finding.owner, MAX_PRODUCT_FIELD_VALUE)
+    if finding.suppressed is not None:
+        product_fields["CustomLabelsGuard/exception_id"] = finding.suppressed.exception_id
+    steps = " ".join(next_steps(finding)) or "See the finding's description."
+    document: dict[str, Any] = {
+        "SchemaVersion": SCHEMA_VERSION,
+        "Id": finding_id(finding),
+        "ProductArn": product_arn(partition, finding.region, finding.account),
+        "GeneratorId": GENERATOR_PREFIX + finding.finding_type.value,
+        "AwsAccountId": finding.account,
+        "Types": list(TYPES),
+        "CreatedAt": finding.observed_at,
+        "UpdatedAt": now,
+        "Severity": {"Label": finding.severity.value},
+        "Title": _clip(title, MAX_TITLE),
+        "Description": _clip(finding.detail or title, MAX_DESCRIPTION),
+        "Remediation": {"Recommendation": {"Text": _clip(steps, MAX_RECOMMENDATION)}},
+        "ProductFields": product_fields,
+        "Resources": [_resource(finding, partition)],
+        "Compliance": {"Status": "FAILED" if open_ else "PASSED"},
+        "Workflow": {"Status": workflow_status(finding)},
+        "RecordState": "ACTIVE" if open_ else "ARCHIVED",
+    }
+    text = note(finding)
+    if text:
+        document["Note"] = {"Text": text, "UpdatedBy": "custom-labels-guard", "UpdatedAt": now}
+    return document
+
+
+def problems(document: Mapping[str, Any]) -> list[str]:
+    """What breaks the documented ASFF rules in ``document`` (empty when it is valid)."""
+    out = [f"missing required attribute {name}" for name in REQUIRED if name not in document]
+    if document.get("SchemaVersion") not in (None, SCHEMA_VERSION):
+        out.append(f"SchemaVersion must be {SCHEMA_VERSION}")
+
+    def limit(name: str, value: Any, most: int) -> None:
+        if not isinstance(value, str) or not value:
+            out.append(f"{name} must be a non-empty string")
+        elif len(value) > most:
+            out.append(f"{name} is {len(value)} characters; at most {most}")
+
+    for name, most in (("Id", MAX_ID), ("GeneratorId", MAX_ID), ("Title", MAX_TITLE), ("Description", MAX_DESCRIPTION)):
+        if name in document:
+            limit(name, document[name], most)
+    if "AwsAccountId" in document and not (
+        str(document["AwsAccountId"]).isdigit() and len(str(document["AwsAccountId"])) == 12
+    ):
+        out.append("AwsAccountId must be a 12-digit account id")
+    types = document.get("Types")
+    if "Types" in document and (not isinstance(types, list) or not types or len(types) > 50):
+        out.append("Types must list 1 to 50 types")
+    elif isinstance(types, list):
+        for t in types:
+            if (
+                not isinstance(t, str)
+                or len(t.split("/")) not in (2, 3)
+                or not t.startswith(
+                    (
+                        "Software and Configuration Checks",
+                        "TTPs",
+                        "Effects",
+                        "Unusual Behaviors",
+                        "Sensitive Data Identifications",
+                    )
+                )
+            ):
+                out.append(f"Types: {t!r} is not namespace/category[/classifier] of a valid namespace")
+    severity = document.get("Severity")
+    if "Severity" in document and (not isinstance(severity, Mapping) or severity.get("Label") not in SEVERITY_LABELS):
+        out.append("Severity.Label must be one of " + ", ".join(sorted(SEVERITY_LABELS)))
+    resources = document.get("Resources")
+    if "Resources" in document:
+        if not isinstance(resources, list) or not 1 <= len(resources) <= 32:
+            out.append("Resources must hold 1 to 32 resources")
+        else:
+            for i, resource in enumerate(resources):
+                if not isinstance(resource, Mapping) or not resource.get("Type") or not resource.get("Id"):
+                    out.append(f"Resources[{i}] needs Type and Id")
+                elif len(str(resource["Id"])) > MAX_RESOURCE_ID:
+                    out.append(f"Resources[{i}].Id is longer than {MAX_RESOURCE_ID}")
+    fields = document.get("ProductFields") or {}
+    if len(fields) > MAX_PRODUCT_FIELDS:
+        out.append(f"ProductFields holds {len(fields)} pairs; at most {MAX_PRODUCT_FIELDS}")
+    for key, value in fields.items():
+        if len(str(key)) > MAX_PRODUCT_FIELD_KEY or len(str(value)) > MAX_PRODUCT_FIELD_VALUE:
+            out.append(f"ProductFields[{key!r}] is over the key or value length limit")
+    recommendation = ((document.get("Remediation") or {}).get("Recommendation") or {}).get("Text")
+    if recommendation is not None and len(str(recommendation)) > MAX_RECOMMENDATION:
+        out.append(f"Remediation.Recommendation.Text is longer than {MAX_RECOMMENDATION}")
+    text = (document.get("Note") or {}).get("Text")
+    if text is not None and len(str(text)) > MAX_NOTE:
+        out.append(f"Note.Text is longer than {MAX_NOTE}")
+    if (document.get("Workflow") or {}).get("Status", "NEW") not in WORKFLOW_STATUSES:
+        out.append("Workflow.Status is not a workflow status")
+    if document.get("RecordState", "ACTIVE") not in RECORD_STATES:
+        out.append("RecordState must be ACTIVE or ARCHIVED")
+    if (document.get("Compliance") or {}).get("Status", "FAILED") not in COMPLIANCE_STATUSES:
+        out.append("Compliance.Status is not a compliance status")
+    if len(json.dumps(document).encode()) > MAX_FINDING_BYTES:
+        out.append(f"the finding is larger than {MAX_FINDING_BYTES} bytes")
+    return out

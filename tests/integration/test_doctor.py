@@ -1,0 +1,181 @@
+"""``clguard doctor``: every check passes on a correct local world, and each fails, with its fix,
+on a world missing exactly that piece. Read-only, and only the calls it declares."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+import pytest
+
+from clguard.adapters import operator
+from clguard.cli.main import main
+from clguard.usecases import doctor
+from tests.awscalls import Boundary
+from tests.world import ACCOUNT, BUCKET, REGION, World
+
+TRAIL_BUCKET = "custom-labels-trail-logs"
+
+
+def run_doctor(*args: str) -> tuple[int, dict[str, Any]]:
+    out = io.StringIO()
+    status = main(["doctor", "--json", *args], stdout=out, stderr=io.StringIO())
+    return status, json.loads(out.getvalue())
+
+
+def by_name(document: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for check in document["checks"]:
+        out.setdefault(check["name"], []).append(check)
+    return out
+
+
+@pytest.fixture
+def healthy(world: World) -> World:
+    """A correct world: EventBridge on the training bucket, a logging trail, an opted-in key
+    whose policy lets IAM decide, a confirmed subscription on the human topic, Security Hub on."""
+    world.s3.put_bucket_notification_configuration(
+        Bucket=BUCKET, NotificationConfiguration={"EventBridgeConfiguration": {}}
+    )
+    world.s3.create_bucket(Bucket=TRAIL_BUCKET)
+    trail = boto3.client("cloudtrail", region_name=REGION)
+    trail.create_trail(Name="org-trail", S3BucketName=TRAIL_BUCKET, IsMultiRegionTrail=True)
+    trail.start_logging(Name="org-trail")
+    key = world.key()
+    world.sns.subscribe(TopicArn=world.topic_arn, Protocol="email", Endpoint="ml-platform@example.com")
+    boto3.client("securityhub", region_name=REGION).enable_security_hub()
+    world.env_set(ALLOWED_KMS_KEYS=key, HUMAN_TOPIC_ARN=world.topic_arn, SECURITY_HUB="on")
+    return world
+
+
+def test_every_check_passes_on_a_correct_world(healthy: World, calls: Boundary) -> None:
+    # When doctor runs on the correct world
+    status, document = run_doctor()
+    # Then it exits 0, and every check that applies passes
+    assert status == 0, document
+    statuses = {c["name"]: c["status"] for c in document["checks"]}
+    assert statuses == {
+        "bucket-notifications": "pass",
+        "cloudtrail": "pass",
+        "managed-keys": "pass",
+        "subscriptions": "pass",
+        "chat": "skip",  # needs --stack
+        "security-hub": "pass",
+        "member-roles": "skip",  # MEMBER_ACCOUNTS is empty
+        "alarms": "skip",  # needs --stack
+    }
+    # And it read only, and only what it declares
+    made = set(calls.log.calls)
+    declared = {(s, op) for s, ops in operator.COMMANDS["doctor"].items() for op in ops}
+    assert made - declared == set()
+    assert all(op.startswith(("Get", "Describe", "List")) for _, op in made), made
+
+
+def _no_notifications(w: World) -> None:
+    w.s3.put_bucket_notification_configuration(Bucket=BUCKET, NotificationConfiguration={})
+
+
+def _trail_stopped(w: World) -> None:
+    boto3.client("cloudtrail", region_name=REGION).stop_logging(Name="org-trail")
+
+
+def _key_not_tagged(w: World) -> None:
+    key = w.key(managed=False)
+    w.env_set(ALLOWED_KMS_KEYS=key)
+
+
+def _key_policy_without_iam(w: World) -> None:
+    admin = w.role("KeyAdmin")
+    only_admin = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": admin}, "Action": "kms:*", "Resource": "*"}],
+    }
+    w.env_set(ALLOWED_KMS_KEYS=w.key(policy=only_admin))
+
+
+def _no_subscription(w: World) -> None:
+    for sub in w.sns.list_subscriptions_by_topic(TopicArn=w.topic_arn)["Subscriptions"]:
+        w.sns.unsubscribe(SubscriptionArn=sub["SubscriptionArn"])
+
+
+def _security_hub_off(w: World) -> None:
+    boto3.client("securityhub", region_name=REGION).disable_security_hub()
+
+
+@pytest.mark.parametrize(
+    ("name", "breaks", "fix"),
+    [
+        ("bucket-notifications", _no_notifications, f"--bucket {BUCKET}"),
+        ("cloudtrail", _trail_stopped, "aws cloudtrail start-logging"),
+        ("managed-keys", _key_not_tagged, "aws kms tag-resource"),
+        ("managed-keys", _key_policy_without_iam, f'"AWS": "arn:aws:iam::{ACCOUNT}:root"'),
+        ("subscriptions", _no_subscription, "aws sns subscribe"),
+        ("security-hub", _security_hub_off, "aws securityhub enable-security-hub"),
+    ],
+)
+def test_each_check_fails_with_its_fix_on_a_world_missing_that_piece(
+    healthy: World, name: str, breaks: Callable[[World], None], fix: str
+) -> None:
+    # Given the correct world without exactly one piece
+    breaks(healthy)
+    # When doctor runs
+    status, document = run_doctor()
+    # Then that check fails with its fix, every other check is as on the correct world, exit 2
+    assert status == 2
+    checks = by_name(document)
+    [failed] = checks[name]
+    assert failed["status"] == "fail"
+    assert fix in failed["fix"]
+    others = {c["name"] for c in document["checks"] if c["status"] == "fail"}
+    assert others == {name}
+
+
+def test_the_alarms_check_names_every_alarm_not_ok() -> None:
+    # Given the stack's alarms, one in ALARM and one without data yet
+    states = {"guard-VerifyDLQAlarm-1A": "OK", "guard-HeartbeatAlarm-2B": "ALARM", "guard-X-3C": "INSUFFICIENT_DATA"}
+    # When they are judged
+    check = doctor.judge_alarms(states)
+    # Then the check fails naming both, with the command that shows them
+    assert check.status == "fail"
+    assert "guard-HeartbeatAlarm-2B (ALARM)" in check.detail
+    assert "guard-X-3C (INSUFFICIENT_DATA)" in check.detail
+    assert check.fix.startswith("aws cloudwatch describe-alarms --alarm-names guard-HeartbeatAlarm-2B guard-X-3C")
+    assert doctor.judge_alarms({"guard-VerifyDLQAlarm-1A": "OK"}).status == "pass"
+
+
+def test_the_alarm_states_are_read_from_cloudwatch(world: World) -> None:
+    # Given two metric alarms
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    for name in ("guard-A", "guard-B"):
+        cloudwatch.put_metric_alarm(
+            AlarmName=name,
+            MetricName="Errors",
+            Namespace="AWS/Lambda",
+            Statistic="Sum",
+            Period=60,
+            EvaluationPeriods=1,
+            Threshold=1,
+            ComparisonOperator="GreaterThanOrEqualToThreshold",
+        )
+    cloudwatch.set_alarm_state(AlarmName="guard-A", StateValue="OK", StateReason="test")
+    cloudwatch.set_alarm_state(AlarmName="guard-B", StateValue="ALARM", StateReason="test")
+    # When the adapter reads them, Then each state is as CloudWatch has it
+    assert operator.alarm_states(["guard-A", "guard-B"]) == {"guard-A": "OK", "guard-B": "ALARM"}
+
+
+def test_doctor_prints_each_check_with_its_mark_and_fix_for_people(healthy: World) -> None:
+    # Given a world whose bucket does not send its events to EventBridge
+    _no_notifications(healthy)
+    # When doctor runs without --json
+    out = io.StringIO()
+    status = main(["doctor"], stdout=out, stderr=io.StringIO())
+    text = out.getvalue()
+    # Then each check is a ✓/✗ line, the failure carries its fix, and the summary counts it
+    assert status == 2
+    assert f"✗ s3://{BUCKET} sends its events to EventBridge" in text
+    assert "✓ a CloudTrail trail" in text
+    assert "put-bucket-notification-configuration" in text
+    assert "1 check(s) failed" in text
