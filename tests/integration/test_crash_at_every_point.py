@@ -5,15 +5,16 @@ function, a grant from a fanned-out image check of a large manifest, an in-place
 copy, an ``UpdateObjectEncryption`` pinned to a version, an audit's re-encryption through its
 fan-out, an audit's grant for a failed training), the runtime is killed right before the n-th AWS
 call of the first attempt (the handler's, then the first delivery of the messages it queued), for
-every n up to one past the last (the baseline, which ``all_calls_covered`` checks is reached). A ``BaseException`` no ``except Exception`` catches, as a killed
-runtime (Lambda timeout, out of memory) runs no handler at all. Then the event is redelivered the
-way AWS does it: Lambda's asynchronous retries (two, the template's ``MaximumRetryAttempts``; the
-first while the dead attempt's idempotency record and lease are still live, the last after they
-expired), or SQS redelivery (after the visibility timeout, longer than the function's timeout, so
-the dead attempt's in-progress record has expired); the findings outbox's messages are consumed
-like any verify-queue message; the audit's scheduled event is retried by Lambda (EventBridge
-invokes asynchronously) and the schedule fires again. Then: a change that took effect is published exactly once, and no
-change is reported that did not take effect.
+every n up to one past the last (the baseline, which ``all_calls_covered`` checks is reached). A
+``BaseException`` no ``except Exception`` catches, as a killed runtime (Lambda timeout, out of
+memory) runs no handler at all. Then the event is redelivered the way AWS does it: Lambda's
+asynchronous retries (two, the template's ``MaximumRetryAttempts``; the first while the dead
+attempt's idempotency record and lease are still live, the last after they expired), or SQS
+redelivery (after the visibility timeout, longer than the function's timeout, so the dead
+attempt's in-progress record has expired); the findings outbox's messages are consumed like any
+verify-queue message; the audit's scheduled event is retried by Lambda (EventBridge invokes
+asynchronously) and the schedule fires again. Then: a change that took effect is published
+exactly once, and no change is reported that did not take effect.
 
 The one window no design closes: the death between SNS accepting the Publish and the
 acknowledgement being recorded (the idempotency record's ``COMPLETED``). SNS standard topics have
@@ -51,7 +52,7 @@ TRAINER = f"arn:aws:iam::{ACCOUNT}:role/ml/Trainer"
 CALLER = f"arn:aws:iam::{ACCOUNT}:role/ml/CustomLabelsTrainer"
 # More than any path below makes on a first attempt: the n past the last call are the runs
 # where nothing dies (the baseline).
-MAX_CALLS = 24
+MAX_CALLS = 26
 AFTER = "(no call: the first attempt had ended)"
 
 
@@ -238,6 +239,7 @@ def test_a_grant_by_the_grant_function_is_reported_exactly_once_whatever_call_it
     # Then the grant is in place and reported exactly once
     assert policy.is_granted(world.policy(key), CALLER, policy.TRAINING_DATA)
     exactly_once_unless_between_publish_and_ack(remediated(world, key), seen, n)
+    all_calls_covered(seen, n, MAX_CALLS)
 
 
 @pytest.mark.parametrize("n", range(1, MAX_CALLS + 1))
@@ -262,6 +264,7 @@ def test_a_grant_by_the_verify_function_is_reported_exactly_once_whatever_call_i
     # Then the grant is in place and reported exactly once
     assert policy.is_granted(world.policy(cmk_object), TRAINER, policy.TRAINING_DATA)
     exactly_once_unless_between_publish_and_ack(remediated(world, cmk_object), seen, n)
+    all_calls_covered(seen, n, MAX_CALLS)
 
 
 @pytest.mark.parametrize("n", range(1, MAX_CALLS + 1))
@@ -286,9 +289,10 @@ def test_a_reencryption_is_reported_exactly_once_whatever_call_it_dies_at(
     # Then the object is encrypted and its re-encryption reported exactly once
     assert world.head(KEY)["ServerSideEncryption"] == "AES256"
     exactly_once_unless_between_publish_and_ack(remediated(world, KEY), seen, n)
+    all_calls_covered(seen, n, MAX_CALLS)
 
 
-UPDATE_CALLS = 13  # each path's first attempt makes one call fewer (the last n is the baseline)
+UPDATE_CALLS = 15  # each path's first attempt makes one call fewer (the last n is the baseline)
 
 
 @pytest.mark.parametrize("n", range(1, UPDATE_CALLS + 1))
@@ -316,7 +320,7 @@ def test_an_encryption_update_is_reported_exactly_once_whatever_call_it_dies_at(
     all_calls_covered(seen, n, UPDATE_CALLS)
 
 
-FANOUT_CALLS = 24
+FANOUT_CALLS = 26
 
 
 @pytest.mark.parametrize("n", range(1, FANOUT_CALLS + 1))
@@ -362,8 +366,8 @@ def test_a_grant_by_a_fanned_out_image_check_is_reported_exactly_once_whatever_c
     all_calls_covered(seen, n, FANOUT_CALLS)
 
 
-AUDIT_CALLS = 33
-TRAINING_AUDIT_CALLS = 48
+AUDIT_CALLS = 34
+TRAINING_AUDIT_CALLS = 50
 
 
 def audit_first_attempt(world: World, event: dict[str, Any]) -> tuple[bool, list[str]]:
