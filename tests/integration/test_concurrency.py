@@ -190,6 +190,22 @@ def test_lock_contention_times_out_with_a_retryable_error(world: World) -> None:
 # --- lease takeover: a write that stalls in flight past its lease ------------------------------
 
 
+# Only a safety net: each wait below ends on the event that proves the state it waits for, however
+# loaded the machine is (a fixed short timeout failed under load).
+SAFETY_NET_SECONDS = 300.0
+
+
+def reached(event: threading.Event, writer: threading.Thread, errors: list[BaseException]) -> bool:
+    """Wait until ``event`` is set; fail at once if ``writer`` ended without setting it (its
+    errors say why) rather than wait out the safety net."""
+    deadline = time.monotonic() + SAFETY_NET_SECONDS
+    while not event.wait(0.05):
+        assert writer.is_alive() or event.is_set(), f"the writer ended before the state was reached: {errors!r}"
+        if time.monotonic() > deadline:
+            return False
+    return True
+
+
 def stall_writes_of(monkeypatch: pytest.MonkeyPatch, principal: str) -> tuple[threading.Event, threading.Event]:
     """A double on moto's KMS backend: a PutKeyPolicy that adds ``principal`` reaches KMS and
     stalls there (in flight) until released. Returns (arrived, release)."""
@@ -199,7 +215,7 @@ def stall_writes_of(monkeypatch: pytest.MonkeyPatch, principal: str) -> tuple[th
     def put_key_policy(self: KmsBackend, key_id: str, document: str) -> None:
         if principal in document and not arrived.is_set():
             arrived.set()
-            assert release.wait(20), "the test never released the stalled write"
+            assert release.wait(SAFETY_NET_SECONDS), "the test never released the stalled write"
         original(self, key_id, document)
 
     monkeypatch.setattr(KmsBackend, "put_key_policy", put_key_policy)
@@ -222,26 +238,45 @@ def short_leases(monkeypatch: pytest.MonkeyPatch, *, lease: float = 1.0, in_flig
 def test_a_write_stalled_in_flight_past_its_lease_does_not_erase_the_next_writers_grant(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given 1 s leases, writes that stay in flight at most 1.5 s, and two trainers of one key
-    short_leases(monkeypatch)
+    # Given 1 s leases, writes that stay in flight within a bound no load reaches (B's wait for
+    # A's write deadline ends when A has ended: the event that proves the wait is over, where a
+    # short real bound made B read before A's write under load), and two trainers of one key
+    a_ended, b_waits_out = threading.Event(), threading.Event()
+    take_over = KeyLock._wait_out
+
+    def sleep(seconds: float) -> None:
+        a_ended.wait(seconds)
+
+    def waiting_out(self: KeyLock, old: dict[str, object]) -> None:
+        b_waits_out.set()
+        take_over(self, old)
+
+    short_leases(monkeypatch, in_flight=SAFETY_NET_SECONDS)
+    monkeypatch.setattr(KeyLock, "_wait_out", waiting_out)
+    monkeypatch.setattr(keyaccess, "KeyLock", partial(KeyLock, lease_seconds=1.0, sleep=sleep))
     first, second = world.role("TrainerA", "/ml/"), world.role("TrainerB", "/ml/")
     key = world.key()
     # And writer A's PutKeyPolicy, sent inside its lease, stalls in flight
     arrived, release = stall_writes_of(monkeypatch, first)
     errors: list[BaseException] = []
-    writer_a = threading.Thread(target=lambda: errors.extend(run_together([grant_job(world, key, first, "cpv-a")])))
-    writer_a.start()
-    assert arrived.wait(10)
 
-    # When A's lease expires, writer B takes the lock over and grants its own trainer, and only
+    def job_a() -> None:
+        errors.extend(run_together([grant_job(world, key, first, "cpv-a")]))
+        a_ended.set()
+
+    writer_a = threading.Thread(target=job_a)
+    writer_a.start()
+    assert reached(arrived, writer_a, errors)
+
+    # When A's lease expires, writer B takes the lock over and waits out A's write, and only
     # then A's stalled write lands (still within its in-flight bound)
     time.sleep(1.1)
     writer_b = threading.Thread(target=lambda: errors.extend(run_together([grant_job(world, key, second, "cpv-b")])))
     writer_b.start()
-    time.sleep(0.4)
+    assert reached(b_waits_out, writer_b, errors)
     release.set()
-    writer_a.join(30)
-    writer_b.join(30)
+    writer_a.join(SAFETY_NET_SECONDS)
+    writer_b.join(SAFETY_NET_SECONDS)
 
     # Then neither grant is lost: B waited out A's write before reading the policy
     assert errors == []
@@ -261,7 +296,7 @@ def test_a_write_that_lands_beyond_its_in_flight_bound_is_caught_and_the_erased_
     errors: list[BaseException] = []
     writer_a = threading.Thread(target=lambda: errors.extend(run_together([grant_job(world, key, first, "cpv-a")])))
     writer_a.start()
-    assert arrived.wait(10)
+    assert reached(arrived, writer_a, errors)
 
     # When B takes the expired lease over, grants, confirms and reports, and only then A's write
     # lands (erasing B's principal)
@@ -269,7 +304,7 @@ def test_a_write_that_lands_beyond_its_in_flight_bound_is_caught_and_the_erased_
     errors.extend(run_together([grant_job(world, key, second, "cpv-b")]))
     assert granted(world, key) == {second}
     release.set()
-    writer_a.join(30)
+    writer_a.join(SAFETY_NET_SECONDS)
 
     # Then A, finding its lease was taken over, checks every principal written since it took the
     # lock, and puts B's back: nothing is lost
@@ -293,20 +328,20 @@ def test_a_write_that_stalls_before_it_is_sent_is_not_sent_after_its_lease(
     def stall_first(params: dict[str, Any], **_: Any) -> None:
         if first in str(params) and not stalled.is_set():
             stalled.set()
-            release.wait(20)
+            assert release.wait(SAFETY_NET_SECONDS), "the test never released the stalled write"
 
     calls.session.events.register("before-call.kms.PutKeyPolicy", stall_first)
     clients.reset(calls.session)
     errors: list[BaseException] = []
     writer_a = threading.Thread(target=lambda: errors.extend(run_together([grant_job(world, key, first, "cpv-a")])))
     writer_a.start()
-    assert stalled.wait(10)
+    assert reached(stalled, writer_a, errors)
 
     # When B takes the expired lease over and grants, and A wakes up after its lease ended
     time.sleep(1.1)
     run_together([grant_job(world, key, second, "cpv-b")])
     release.set()
-    writer_a.join(30)
+    writer_a.join(SAFETY_NET_SECONDS)
 
     # Then A's write was never sent (A fails, to be retried), and B's grant stands
     assert [type(e).__name__ for e in errors] == ["LeaseExpired"]

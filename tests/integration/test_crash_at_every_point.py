@@ -1,15 +1,20 @@
 """Every change is reported exactly once, whatever AWS call the process dies at.
 
 For each path that changes something (a grant from the grant function, a grant from the verify
-function, an in-place re-encryption copy), the runtime is killed right before the n-th AWS call
-of the first attempt, for every n. A ``BaseException`` no ``except Exception`` catches, as a killed
-runtime (Lambda timeout, out of memory) runs no handler at all. Then the event is redelivered the
-way AWS does it: Lambda's asynchronous retries (two, the template's ``MaximumRetryAttempts``; the
-first while the dead attempt's idempotency record and lease are still live, the last after they
-expired), or SQS redelivery (after the visibility timeout, longer than the function's timeout, so
-the dead attempt's in-progress record has expired); the findings outbox's messages are consumed
-like any verify-queue message. Then: a change that took effect is published exactly once, and no
-change is reported that did not take effect.
+function, a grant from a fanned-out image check of a large manifest, an in-place re-encryption
+copy, an ``UpdateObjectEncryption`` pinned to a version, an audit's re-encryption through its
+fan-out, an audit's grant for a failed training), the runtime is killed right before the n-th AWS
+call of the first attempt (the handler's, then the first delivery of the messages it queued), for
+every n up to one past the last (the baseline, which ``all_calls_covered`` checks is reached). A
+``BaseException`` no ``except Exception`` catches, as a killed runtime (Lambda timeout, out of
+memory) runs no handler at all. Then the event is redelivered the way AWS does it: Lambda's
+asynchronous retries (two, the template's ``MaximumRetryAttempts``; the first while the dead
+attempt's idempotency record and lease are still live, the last after they expired), or SQS
+redelivery (after the visibility timeout, longer than the function's timeout, so the dead
+attempt's in-progress record has expired); the findings outbox's messages are consumed like any
+verify-queue message; the audit's scheduled event is retried by Lambda (EventBridge invokes
+asynchronously) and the schedule fires again. Then: a change that took effect is published
+exactly once, and no change is reported that did not take effect.
 
 The one window no design closes: the death between SNS accepting the Publish and the
 acknowledgement being recorded (the idempotency record's ``COMPLETED``). SNS standard topics have
@@ -22,6 +27,7 @@ exactly that one call (there, one or two copies).
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -31,18 +37,22 @@ from clguard.errors import GuardError
 from clguard.rules import policy
 from clguard.state import locks
 from clguard.state.keydirectory import clear_cache
+from clguard.usecases import training
+from functions.audit import app as audit_app
 from functions.grant_training_access import app as grant_app
 from functions.verify_object_encryption import app
+from localaws.doubles import RekognitionCustomLabels
+from tests.auditrun import findings, scheduled_event
 from tests.awscalls import Boundary
 from tests.eventsamples import load_event, sqs_event
-from tests.world import ACCOUNT, TABLE, LambdaContext, World
+from tests.world import ACCOUNT, BUCKET, TABLE, LambdaContext, World
 
 KEY = "datasets/cats/images/cat-001.jpg"
 TRAINER = f"arn:aws:iam::{ACCOUNT}:role/ml/Trainer"
 CALLER = f"arn:aws:iam::{ACCOUNT}:role/ml/CustomLabelsTrainer"
 # More than any path below makes on a first attempt: the n past the last call are the runs
 # where nothing dies (the baseline).
-MAX_CALLS = 24
+MAX_CALLS = 26
 AFTER = "(no call: the first attempt had ended)"
 
 
@@ -112,12 +122,66 @@ def drain_outbox(world: World) -> None:
             pytest.fail(f"outbox message ended in the DLQ: {message['Body'][:300]}")
 
 
-def remediated(world: World, resource: str) -> list[dict[str, Any]]:
+def remediated(world: World, resource: str, finding_type: str | None = None) -> list[dict[str, Any]]:
+    """The REMEDIATED findings about ``resource`` (an object key or a key ARN), of one type if given
+    (the audit's summary, on the same topic, is no finding)."""
     return [
         f
-        for f in world.findings()
-        if f["outcome"] == "REMEDIATED" and resource in (f.get("kms_key_arn"), f["resource"].get("key"))
+        for f in findings(world)
+        if f["outcome"] == "REMEDIATED"
+        and resource in (f.get("kms_key_arn"), f["resource"].get("key"))
+        and finding_type in (None, f["finding_type"])
     ]
+
+
+def first_deliveries(world: World) -> list[str]:
+    """The first delivery of every message the dead (or finished) attempt queued, while the
+    runtime may still die: the bodies whose delivery failed or died (SQS redelivers them)."""
+    failed = []
+    for message in list(world.drain_queue()):
+        try:
+            done = verify(message["Body"])
+        except Killed:
+            done = False
+        if not done:
+            failed.append(message["Body"])
+    return failed
+
+
+def redeliver(world: World, bodies: list[str]) -> None:
+    """SQS redelivers each failed message after its visibility timeout until it succeeds, and
+    the outbox (and any message the deliveries queued) is consumed."""
+    for body in bodies:
+        for receive in range(2, 7):
+            time_passes(world)
+            done = verify(body, receive)
+            drain_outbox(world)
+            if done:
+                break
+        else:  # pragma: no cover - the assertion message names the lost message
+            pytest.fail(f"message ended in the DLQ: {body[:300]}")
+    drain_outbox(world)
+
+
+def async_retries(world: World, invoke: Callable[[], object]) -> None:
+    """Lambda's two asynchronous retries of an event whose first attempt died: the first while
+    the dead attempt's records are live, the last after they expired; each retry's queued messages
+    (and the outbox) are consumed before the next."""
+    for retry in range(2):
+        if retry:
+            time_passes(world)
+        try:
+            invoke()
+        except GuardError:
+            continue
+        finally:
+            drain_outbox(world)
+
+
+def all_calls_covered(seen: list[str], n: int, max_calls: int) -> None:
+    """The largest n is past the last call of the first attempt: every call was a death point."""
+    if n == max_calls:
+        assert len(seen) < n or seen[-1] == AFTER, f"raise the n range: the first attempt made {len(seen)}+ calls"
 
 
 def exactly_once_unless_between_publish_and_ack(
@@ -175,6 +239,7 @@ def test_a_grant_by_the_grant_function_is_reported_exactly_once_whatever_call_it
     # Then the grant is in place and reported exactly once
     assert policy.is_granted(world.policy(key), CALLER, policy.TRAINING_DATA)
     exactly_once_unless_between_publish_and_ack(remediated(world, key), seen, n)
+    all_calls_covered(seen, n, MAX_CALLS)
 
 
 @pytest.mark.parametrize("n", range(1, MAX_CALLS + 1))
@@ -199,6 +264,7 @@ def test_a_grant_by_the_verify_function_is_reported_exactly_once_whatever_call_i
     # Then the grant is in place and reported exactly once
     assert policy.is_granted(world.policy(cmk_object), TRAINER, policy.TRAINING_DATA)
     exactly_once_unless_between_publish_and_ack(remediated(world, cmk_object), seen, n)
+    all_calls_covered(seen, n, MAX_CALLS)
 
 
 @pytest.mark.parametrize("n", range(1, MAX_CALLS + 1))
@@ -223,3 +289,162 @@ def test_a_reencryption_is_reported_exactly_once_whatever_call_it_dies_at(
     # Then the object is encrypted and its re-encryption reported exactly once
     assert world.head(KEY)["ServerSideEncryption"] == "AES256"
     exactly_once_unless_between_publish_and_ack(remediated(world, KEY), seen, n)
+    all_calls_covered(seen, n, MAX_CALLS)
+
+
+UPDATE_CALLS = 15  # each path's first attempt makes one call fewer (the last n is the baseline)
+
+
+@pytest.mark.parametrize("n", range(1, UPDATE_CALLS + 1))
+def test_an_encryption_update_is_reported_exactly_once_whatever_call_it_dies_at(
+    world: World, calls: Boundary, n: int
+) -> None:
+    # Given SSE_KMS is required, an SSE-S3 object in a versioned bucket (UpdateObjectEncryption
+    # pinned to the inspected version), and a runtime that dies right before the n-th AWS call
+    target = world.key()
+    world.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    world.env_set(ENCRYPTION_REQUIREMENT="SSE_KMS", REENCRYPT_KMS_KEY=target)
+    world.put(KEY, ServerSideEncryption="AES256")
+    event = load_event("s3_object_created")
+    seen = kill_at(calls, n)
+    first_attempt(lambda: verify(event))
+    revive(seen, n)
+
+    # When SQS redelivers the record until it succeeds (and the outbox is consumed)
+    redeliver(world, [json.dumps(event)])
+
+    # Then the object is under the target key, updated in place, and that reported exactly once
+    assert world.head(KEY)["SSEKMSKeyId"] == target
+    assert calls.log.count("CopyObject") == 0
+    exactly_once_unless_between_publish_and_ack(remediated(world, KEY), seen, n)
+    all_calls_covered(seen, n, UPDATE_CALLS)
+
+
+FANOUT_CALLS = 26
+
+
+@pytest.mark.parametrize("n", range(1, FANOUT_CALLS + 1))
+def test_a_grant_by_a_fanned_out_image_check_is_reported_exactly_once_whatever_call_it_dies_at(
+    world: World, calls: Boundary, monkeypatch: pytest.MonkeyPatch, n: int
+) -> None:
+    # Given a training call whose manifest (SSE-S3) lists more images than are checked inline,
+    # images under a managed key its caller lacks, and a runtime that dies right before the n-th
+    # AWS call (of the grant function, then of the verify function on the fanned-out checks)
+    world.role("CustomLabelsTrainer", "/ml/")
+    monkeypatch.setattr(training, "INLINE_IMAGE_LIMIT", 1)
+    image_key = world.key()
+    images = [f"datasets/cats/images/cat-{i:03}.jpg" for i in range(2)]
+    for image in images:
+        world.put(image, ServerSideEncryption="aws:kms", SSEKMSKeyId=image_key)
+    lines = "\n".join(json.dumps({"source-ref": f"s3://{BUCKET}/{i}"}) for i in images).encode()
+    world.put("datasets/cats/train.manifest", lines, ServerSideEncryption="AES256")
+    event = world.training_event()
+    for name in ("TestingData", "OutputConfig", "KmsKeyId"):
+        event["detail"]["requestParameters"].pop(name)
+
+    def grant() -> object:
+        return grant_app.lambda_handler(event, LambdaContext(function_name="grant"))
+
+    seen = kill_at(calls, n)
+    grant_died = False
+    try:
+        grant()
+    except Killed:
+        grant_died = True
+    failed = first_deliveries(world)
+    revive(seen, n)
+
+    # When SQS redelivers the checks that failed, and Lambda retries the training event if its
+    # invocation died (each retry's checks consumed)
+    redeliver(world, failed)
+    if grant_died:
+        async_retries(world, grant)
+
+    # Then the caller can use the images' key, and that grant is reported exactly once
+    assert policy.is_granted(world.policy(image_key), CALLER, policy.TRAINING_DATA)
+    exactly_once_unless_between_publish_and_ack(remediated(world, image_key), seen, n)
+    all_calls_covered(seen, n, FANOUT_CALLS)
+
+
+AUDIT_CALLS = 34
+TRAINING_AUDIT_CALLS = 50
+
+
+def audit_first_attempt(world: World, event: dict[str, Any]) -> tuple[bool, list[str]]:
+    """The scheduled run, then the first delivery of its fan-out messages: whether the audit
+    invocation died, and the messages SQS redelivers."""
+    try:
+        audit_app.lambda_handler(event, LambdaContext(function_name="audit"))
+    except Killed:
+        return True, first_deliveries(world)
+    return False, first_deliveries(world)
+
+
+def audit_retries(world: World, event: dict[str, Any], failed: list[str], died: bool) -> None:
+    """SQS redelivers the fan-out messages whose delivery died; Lambda retries the scheduled
+    event if its invocation died (EventBridge invokes asynchronously); then the schedule fires
+    again. The next firing is part of the promise: a retry that meets the run its dead first
+    attempt started does not list it again (EventBridge delivers at least once, and a live
+    duplicate must not list twice); the next run reports that run incomplete and covers it."""
+    redeliver(world, failed)
+    if died:
+        async_retries(world, lambda: audit_app.lambda_handler(event, LambdaContext(function_name="audit")))
+    audit_app.lambda_handler(scheduled_event(), LambdaContext(function_name="audit"))
+    redeliver(world, first_deliveries(world))
+
+
+@pytest.mark.parametrize("n", range(1, AUDIT_CALLS + 1))
+def test_an_audit_reencryption_is_reported_exactly_once_whatever_call_it_dies_at(
+    audited: World, calls: Boundary, n: int
+) -> None:
+    # Given an unencrypted object found by a scheduled audit, and a runtime that dies right
+    # before the n-th AWS call (of the audit, then of the verify function on its fan-out)
+    audited.put_legacy(KEY)
+    event = scheduled_event()
+    seen = kill_at(calls, n)
+    died, failed = audit_first_attempt(audited, event)
+    revive(seen, n)
+
+    # When the fan-out messages are redelivered and the scheduled event retried
+    audit_retries(audited, event, failed, died)
+
+    # Then the object is encrypted and its re-encryption reported exactly once
+    assert audited.head(KEY)["ServerSideEncryption"] == "AES256"
+    exactly_once_unless_between_publish_and_ack(remediated(audited, KEY), seen, n)
+    all_calls_covered(seen, n, AUDIT_CALLS)
+
+
+@pytest.mark.parametrize("n", range(1, TRAINING_AUDIT_CALLS + 1))
+def test_a_failed_training_grant_by_the_audit_is_reported_exactly_once_whatever_call_it_dies_at(
+    audited: World, calls: Boundary, n: int
+) -> None:
+    # Given a training that failed for access, its manifest under a managed key TRAINER lacks,
+    # and a runtime that dies right before the n-th AWS call of the audit (then of its fan-out)
+    audited.role("Trainer", "/ml/")
+    audited.env_set(TRAINING_PRINCIPALS=TRAINER)
+    key = audited.key()
+    audited.put("train.manifest", b"{}", ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
+    rekognition = audited.behaviour[RekognitionCustomLabels]
+    rekognition.create_project_version(
+        rekognition.create_project("cats"),
+        "v1",
+        status="TRAINING_FAILED",
+        status_message="The S3 bucket permissions are incorrect for the training manifest.",
+        training_manifests=[(BUCKET, "train.manifest")],
+    )
+    event = scheduled_event()
+    seen = kill_at(calls, n)
+    died, failed = audit_first_attempt(audited, event)
+    revive(seen, n)
+
+    # When the fan-out messages are redelivered and the scheduled event retried
+    audit_retries(audited, event, failed, died)
+
+    # Then TRAINER can use the key, the grant is reported exactly once, and the failed training once
+    assert policy.is_granted(audited.policy(key), TRAINER, policy.TRAINING_DATA)
+    exactly_once_unless_between_publish_and_ack(remediated(audited, key, "KEY_ACCESS_MISSING"), seen, n)
+    trainings = [f for f in findings(audited) if f["finding_type"] == "TRAINING_FAILED"]
+    assert len({(f["outcome"], f["detail"]) for f in trainings}) == 1, (n, seen, trainings)
+    died_after_a_publish = n >= 2 and seen[n - 2 : n] == ["Publish", seen[n - 1]] and seen[n - 1] != AFTER
+    assert len(trainings) in ((1, 2) if died_after_a_publish else (1,)), (n, seen)
+    all_calls_covered(seen, n, TRAINING_AUDIT_CALLS)

@@ -57,7 +57,13 @@ def _manifests(description: dict[str, Any]) -> list[S3ObjectRef]:
 
 
 def diagnose(
-    settings: Settings, description: dict[str, Any], keys: KeyDirectory, publisher: Publisher, run_id: str
+    settings: Settings,
+    description: dict[str, Any],
+    keys: KeyDirectory,
+    publisher: Publisher,
+    run_id: str,
+    *,
+    journal: Journal | None = None,
 ) -> dict[str, Any]:
     """The keys the version's data uses and who lacks training access to them now. In enforce
     mode the guard first ensures TRAINING_PRINCIPALS on the data's keys (exactly as for an
@@ -95,7 +101,7 @@ def diagnose(
             origin=f"the failed training {version_arn}",
             scope=f"training-failed:{version_arn}",
             # A grant that lands just before the invocation dies is reported by its retry.
-            journal=Journal(settings.state_table, redelivered=None),
+            journal=journal or Journal(settings.state_table, redelivered=None),
         )
         wants = dict.fromkeys(settings.training_principals, (policy.TRAINING_DATA,))
         for reference, why in used.items():
@@ -169,6 +175,7 @@ def _diagnosis_text(status_message: str, found: dict[str, Any]) -> str:
 def audit(settings: Settings, publisher: Publisher, run_id: str) -> list[dict[str, Any]]:
     """Every access-related failed training, for the report; each alerted once per version."""
     keys = KeyDirectory()
+    journal = Journal(settings.state_table, redelivered=None)
     out: list[dict[str, Any]] = []
     try:
         project_arns = list(projects())
@@ -192,34 +199,52 @@ def audit(settings: Settings, publisher: Publisher, run_id: str) -> list[dict[st
                 )
                 count("TrainingsFailedOther")
                 continue
-            found = diagnose(settings, description, keys, publisher, run_id)
-            text = _diagnosis_text(message, found)
+            found = diagnose(settings, description, keys, publisher, run_id, journal=journal)
             entry = {
                 "arn": arn,
                 "status_message": message,
-                "diagnosis": text,
+                "diagnosis": _diagnosis_text(message, found),
                 "fixed": found["fixed"],
                 "alerted": False,
             }
             if dynamodb.get(settings.state_table, MARKER_PREFIX + arn) is None:
-                first_key = next(iter(found["lacking"] or found["keys"]), None)
-                finding = Finding(
-                    finding_type=FindingType.TRAINING_FAILED,
-                    outcome=Outcome.REMEDIATED if found["fixed"] else Outcome.REPORTED,
-                    resource=ProjectVersionResource(arn),
-                    detail=text,
-                    source_event_id=f"audit-{run_id}",
-                    account=settings.account_id,
-                    region=settings.region,
-                    kms_key_arn=first_key if first_key and first_key.startswith("arn:") else None,
-                    scope="training-failed",
-                )
+                finding = _reported(settings, journal, run_id, arn, message=message, found=found)
+                entry.update(diagnosis=finding.detail, fixed=finding.outcome is Outcome.REMEDIATED)
                 before = len(publisher.undelivered)
                 publisher.publish(finding)
                 # Not delivered: no marker, so the retry (or the next run) reports it.
                 if len(publisher.undelivered) == before:
                     dynamodb.put(settings.state_table, {"id": {"S": MARKER_PREFIX + arn}, "run": {"S": run_id}})
+                    journal.clear(f"audit-{run_id}", arn)
                     entry["alerted"] = True
                     count("TrainingsFailed")
             out.append(entry)
     return out
+
+
+def _reported(
+    settings: Settings, journal: Journal, run_id: str, arn: str, *, message: str, found: dict[str, Any]
+) -> Finding:
+    """The version's TRAINING_FAILED finding, written ahead before it is published (the unit of
+    work of ``state.intents``): a retry of the run whose first attempt died after publishing and
+    before the marker publishes the same finding again (idempotent: nothing new), not a second
+    diagnosis (the grant made then is no longer "made now": it would read REPORTED, "check the
+    trainer's own access", beside the REMEDIATED one already sent)."""
+    event_id = f"audit-{run_id}"
+    stored = journal.pending(event_id, arn)
+    if stored is not None and stored.findings:
+        return stored.findings[0]
+    first_key = next(iter(found["lacking"] or found["keys"]), None)
+    finding = Finding(
+        finding_type=FindingType.TRAINING_FAILED,
+        outcome=Outcome.REMEDIATED if found["fixed"] else Outcome.REPORTED,
+        resource=ProjectVersionResource(arn),
+        detail=_diagnosis_text(message, found),
+        source_event_id=event_id,
+        account=settings.account_id,
+        region=settings.region,
+        kms_key_arn=first_key if first_key and first_key.startswith("arn:") else None,
+        scope="training-failed",
+    )
+    journal.record(event_id, arn, [finding])
+    return finding
