@@ -366,7 +366,7 @@ def test_a_grant_by_a_fanned_out_image_check_is_reported_exactly_once_whatever_c
     all_calls_covered(seen, n, FANOUT_CALLS)
 
 
-AUDIT_CALLS = 34
+AUDIT_CALLS = 44
 TRAINING_AUDIT_CALLS = 50
 
 
