@@ -62,6 +62,7 @@ def test_unencrypted_object_is_reencrypted_in_place_and_reported(world: World) -
         "finding_type": "OBJECT_UNENCRYPTED",
         "severity": "HIGH",
         "outcome": "REMEDIATED",
+        "suppressed": "false",  # always present (docs/architecture.md §5)
     }
     assert set(published.structure) == {"default", "email", "https"}
     assert published.chat["content"]["textType"] == "client-markdown"
