@@ -73,8 +73,10 @@ browser: node_modules/.package-lock.json
 node_modules/.package-lock.json: package.json package-lock.json
 	scripts/ensure-axe.sh
 
+# --dist loadfile: a module's tests run together on one worker, so a module-scoped local world (tests/e2e)
+# never lives beside another module's moto and caches in the same process.
 test: lint typecheck validate browser
-	PATH="$(abspath $(TOOLS))/bin:$(PYTHON313_DIR):$$PATH" SAM_CLI_TELEMETRY=0 $(PY) -m pytest -n 2
+	PATH="$(abspath $(TOOLS))/bin:$(PYTHON313_DIR):$$PATH" SAM_CLI_TELEMETRY=0 $(PY) -m pytest -n 2 --dist loadfile
 
 test-fast: venv
 	$(PY) -m pytest -m "not sam" -x -q

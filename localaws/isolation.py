@@ -28,6 +28,7 @@ from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
 from clguard.adapters import clients as function_clients
+from clguard.reporting import exceptions, labels
 from clguard.state.keydirectory import clear_cache
 from clguard.usecases import accounts
 
@@ -193,3 +194,5 @@ class Clients:
         function_clients.reset()
         clear_cache()
         accounts.forget()
+        labels.forget()  # owner tags and key aliases of the previous world
+        exceptions.forget()
