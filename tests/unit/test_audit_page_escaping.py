@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clguard.reporting import auditpage, auditreport
-from tests.hostile_strings import HOSTILE
+from tests.badinput.strings import HOSTILE
 
 ROW_STRINGS = tuple(name for name in auditreport.ROW_FIELDS if name not in ("new", "section", "severity"))
 
