@@ -6,6 +6,20 @@ moto made to behave like AWS
 
 - ``localaws.doubles``: named moto patches that make moto behave like AWS where our code depends
   on it (the table of doubles is its docstring).
+- ``localaws.doubles.base``: ``Double``, a named set of patches on moto's classes undone on
+  exit, and the one helper that wraps a moto method.
+- ``localaws.doubles.s3``: S3 object encryption (UpdateObjectEncryption, SSE-C, default
+  encryption, legacy objects), conditional copies, copies' redirects, the EventBridge switch.
+- ``localaws.doubles.kms``: KMS key policies validated as PutKeyPolicy documents them, and read
+  with the IAM policy grammar.
+- ``localaws.doubles.dynamodb``: DynamoDB conditional writes atomic per item, items bounded at
+  400 KB.
+- ``localaws.doubles.rekognition``: Rekognition Custom Labels projects, datasets, entries and
+  project versions, paged as documented.
+- ``localaws.doubles.sqs``: SQS ``SenderId``, the principal that sent each message.
+- ``localaws.doubles.securityhub``: Security Hub finding imports and customer updates
+  (BatchImportFindings, BatchUpdateFindings).
+- ``localaws.doubles.sts``: STS ``AssumeRole`` refused for a role that does not trust the caller.
 - ``localaws.eventbridge``: ``EventBridgeTap``, which rule matched which event on the moto server,
   and the gaps between moto's EventBridge and AWS's on that path.
 

@@ -1,5 +1,5 @@
 """The maps in the code stay true: the module map of ``clguard`` and of ``localaws``, and the table
-of doubles in ``localaws.doubles``, name exactly what is there.
+of doubles in ``localaws.doubles`` (its modules, one per AWS service), name exactly what is there.
 
 Each check compares two sets and names what is on one side only, so a module added without its
 map line (or a line left behind by a removed module) fails with the name to add or remove. The
@@ -8,6 +8,7 @@ map line (or a line left behind by a removed module) fails with the name to add 
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import pkgutil
 import re
@@ -53,11 +54,17 @@ def double_table(doc: str) -> dict[str, str]:
 
 
 def double_classes(module: ModuleType, all_doubles: tuple[type[Double], ...]) -> set[str]:
-    """The doubles: every ``Double`` subclass the module defines, and every one in ALL_DOUBLES."""
+    """The doubles: every ``Double`` subclass the module (or a module of the package, one per AWS
+    service) defines, and every one in ALL_DOUBLES."""
+    modules = [module]
+    if hasattr(module, "__path__"):
+        prefix = f"{module.__name__}."
+        modules += [importlib.import_module(info.name) for info in pkgutil.walk_packages(module.__path__, prefix)]
     defined = {
         cls
-        for _, cls in inspect.getmembers(module, inspect.isclass)
-        if issubclass(cls, Double) and cls is not Double and cls.__module__ == module.__name__
+        for each in modules
+        for _, cls in inspect.getmembers(each, inspect.isclass)
+        if issubclass(cls, Double) and cls is not Double and cls.__module__ == each.__name__
     }
     return {cls.__name__ for cls in defined | set(all_doubles)}
 
@@ -177,6 +184,15 @@ def test_doubles_table_check_reports_a_double_without_a_row() -> None:
     found = differences(table, double_classes(module, ALL_DOUBLES))
     # Then the check names the double that has no row
     assert "ClockSkew" in found["missing from the map"]
+
+
+def test_double_classes_sees_a_double_defined_in_a_service_module_of_the_package() -> None:
+    # Given the doubles package (one module per AWS service), without its ALL_DOUBLES
+    # When its doubles are collected
+    classes = double_classes(doubles, ())
+    # Then the doubles defined in the service modules are found, not only the re-exported names
+    assert {"KeyPolicyValidation", "SqsSenderIds", "UpdateObjectEncryption"} <= classes
+    assert {cls.__name__ for cls in ALL_DOUBLES} == classes
 
 
 # --- the README's doubles table ---------------------------------------------------------------
