@@ -13,10 +13,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import lru_cache
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from clguard.errors import DeniedByPolicy, GuardrailViolation, PolicyConflict
-from clguard.rules.arns import account_of, parse_principal_arn, partition_of
+from clguard.rules.arns import PrincipalArn, account_of, parse_principal_arn, partition_of
 
 MAX_POLICY_BYTES: Final = 32_768
 
@@ -319,37 +319,58 @@ def request_contexts(
     """The request contexts KMS can see when Rekognition trains for ``principal`` (keys lower
     case). One per service in ``via`` that calls KMS on the principal's behalf. ``facts``: what
     the caller learnt of the principal beyond its ARN (its organization), ``None`` for a key the
-    request does not carry."""
+    request does not carry; they are facts of the key's account, so they count only for a
+    principal of that account."""
     parsed = parse_principal_arn(principal)
-    account = parsed.account if parsed else None
     key_account = account_of(key_arn) if key_arn else None
     region = _region_of(key_arn)
-    out: list[_Context] = []
-    for service in via:
-        context: dict[str, tuple[str, ...] | _Unknown] = {
-            "aws:principalarn": (principal,),
-            "aws:viaawsservice": ("true",),
-            "aws:securetransport": ("true",),
-            "aws:principalisawsservice": ("false",),
+    known = facts if parsed is not None and parsed.account == key_account else NO_FACTS
+    return [
+        {
+            **_identity_keys(principal, parsed),
+            **_service_keys(service, region),
+            **_action_keys(service, action),
+            **{name.lower(): () if value is None else (value,) for name, value in known.items()},
         }
-        if account is not None:
-            context["aws:principalaccount"] = (account,)
-            context["kms:calleraccount"] = (account,)
-        if parsed is not None:
-            context["aws:principaltype"] = ("AssumedRole" if parsed.kind == "role" else "User",)
-        if region is not None:
-            context["kms:viaservice"] = (f"{service}.{region}.amazonaws.com",)
-            context["aws:requestedregion"] = (region,)
-        if action.lower() == "kms:creategrant":
-            context["kms:grantisforawsresource"] = ("true",)
-        if service == "s3" and action.lower() in _S3_CONTEXT_ACTIONS:
-            for name in _S3_CONTEXT_KEYS:
-                context[name] = _Unknown.PRESENT
-        if account is not None and account == key_account:  # facts are of the key's account
-            for name, value in facts.items():
-                context[name.lower()] = () if value is None else (value,)
-        out.append(context)
-    return out
+        for service in via
+    ]
+
+
+# A request context is put together from what each of these settles (later ones never name a key
+# an earlier one names; the facts come last):
+#
+#   _identity_keys   the principal: its ARN, account and type; a service request over TLS
+#   _service_keys    the service calling KMS for it: kms:ViaService and the key's region
+#   _action_keys     the action: CreateGrant's grant-for-AWS-resource, S3's encryption context
+
+
+def _identity_keys(principal: str, parsed: PrincipalArn | None) -> dict[str, tuple[str, ...] | _Unknown]:
+    keys: dict[str, tuple[str, ...] | _Unknown] = {
+        "aws:principalarn": (principal,),
+        "aws:viaawsservice": ("true",),
+        "aws:securetransport": ("true",),
+        "aws:principalisawsservice": ("false",),
+    }
+    if parsed is not None:
+        keys["aws:principalaccount"] = (parsed.account,)
+        keys["kms:calleraccount"] = (parsed.account,)
+        keys["aws:principaltype"] = ("AssumedRole" if parsed.kind == "role" else "User",)
+    return keys
+
+
+def _service_keys(service: str, region: str | None) -> dict[str, tuple[str, ...] | _Unknown]:
+    if region is None:
+        return {}
+    return {"kms:viaservice": (f"{service}.{region}.amazonaws.com",), "aws:requestedregion": (region,)}
+
+
+def _action_keys(service: str, action: str) -> dict[str, tuple[str, ...] | _Unknown]:
+    keys: dict[str, tuple[str, ...] | _Unknown] = {}
+    if action.lower() == "kms:creategrant":
+        keys["kms:grantisforawsresource"] = ("true",)
+    if service == "s3" and action.lower() in _S3_CONTEXT_ACTIONS:
+        keys.update(dict.fromkeys(_S3_CONTEXT_KEYS, _Unknown.PRESENT))
+    return keys
 
 
 def _lookup(context: _Context, key: str) -> tuple[str, ...] | _Unknown | None:
@@ -393,41 +414,88 @@ def _iam_glob_exact(pattern: str) -> re.Pattern[str]:
     return re.compile(body, re.DOTALL)
 
 
-def _condition_can_match(operator: str, key: str, wanted: Json, context: _Context) -> bool:
-    """Whether one ``operator: {key: wanted}`` entry can be true for ``context``."""
+# --- one condition entry ------------------------------------------------------------------------
+#
+# Whether one ``Operator: {key: [values]}`` entry of a Deny's Condition can be true for a request
+# context. An operator reads ``[ForAllValues:|ForAnyValue:]<base>[IfExists]`` (_parse_operator);
+# then these checks, in order, and the first that decides, decides:
+#
+#   _unresolvable           a value with a policy variable (``${...}``), which IAM substitutes
+#                           per request: it can match
+#   _null_can_match         ``Null``: the key's presence, as far as the guard knows it
+#   _is_modelled            an operator (or a value type) not modelled: it can match
+#   (an _Unknown value)     a key whose values the guard cannot know: it can match
+#   _absent_key_can_match   a key the request does not carry: ``...IfExists``, ``ForAllValues``
+#                           and the negated operators match; nothing else does
+#   _values_can_match       the request's values against the policy's, per set qualifier
+#                           (_value_can_match: one request value, a negated operator inverted)
+
+
+class _Operator(NamedTuple):
+    """A condition operator, lower case: its set qualifier, its base operator, ``IfExists``."""
+
+    qualifier: str  # "forallvalues:", "foranyvalue:" or ""
+    base: str  # without qualifier and IfExists ("stringnotlike"); a bare "IfExists" leaves ""
+    if_exists: bool
+
+
+def _parse_operator(operator: str) -> _Operator:
     op = operator.lower()
     qualifier = next((q for q in _SET_OPERATORS if op.startswith(q)), "")
     op = op.removeprefix(qualifier)
-    if_exists = op.endswith("ifexists")  # a bare "IfExists" leaves no operator: not modelled below
-    base = op.removesuffix("ifexists")
+    return _Operator(qualifier, op.removesuffix("ifexists"), op.endswith("ifexists"))
+
+
+def _condition_can_match(operator: str, key: str, wanted: Json, context: _Context) -> bool:
+    """Whether one ``operator: {key: wanted}`` entry can be true for ``context``."""
+    op = _parse_operator(operator)
     values = as_list(wanted)
     if any(_unresolvable(v) for v in values):
         return True  # an IAM policy variable (${aws:PrincipalAccount}, ...): IAM substitutes it; assume a match
     found = _lookup(context, key)
-    if base == "null":
-        if found is _ANY:
-            return True
-        present = found is not None
-        return any(str(v).lower() == ("false" if present else "true") for v in values)
-    if base not in _STRING_OPERATORS or not all(isinstance(v, (str, bool)) for v in values):
-        return True  # an operator (or value type) we do not model: assume it can match
-    if isinstance(found, _Unknown):
+    if op.base == "null":
+        return _null_can_match(found, values)
+    if not _is_modelled(op.base, values) or isinstance(found, _Unknown):
         return True
     if found is None:
-        # IAM: ...IfExists and negated operators match an absent key; ForAllValues matches an
-        # empty set; everything else does not.
-        return if_exists or qualifier == "forallvalues:" or (base in _NEGATED and qualifier == "")
-    assert isinstance(found, tuple)
+        return _absent_key_can_match(op)
+    return _values_can_match(op, found, values)
+
+
+def _null_can_match(found: tuple[str, ...] | _Unknown | None, values: Sequence[Json]) -> bool:
+    """``Null: true`` matches an absent key, ``Null: false`` a present one; a key that may be
+    absent or present (_ANY) can match either."""
+    if found is _ANY:
+        return True
+    present = found is not None
+    return any(str(v).lower() == ("false" if present else "true") for v in values)
+
+
+def _is_modelled(base: str, values: Sequence[Json]) -> bool:
+    """The string, ARN and Bool operators, over string (or JSON boolean) values."""
+    return base in _STRING_OPERATORS and all(isinstance(v, (str, bool)) for v in values)
+
+
+def _absent_key_can_match(op: _Operator) -> bool:
+    """IAM: ...IfExists and negated operators match an absent key; ForAllValues matches an empty
+    set; everything else does not."""
+    return op.if_exists or op.qualifier == "forallvalues:" or (op.base in _NEGATED and op.qualifier == "")
+
+
+def _values_can_match(op: _Operator, found: tuple[str, ...], values: Sequence[Json]) -> bool:
+    """ForAllValues: every request value matches; otherwise (ForAnyValue, or a single-valued
+    key): one does."""
     texts = ["true" if v is True else "false" if v is False else str(v) for v in values]
+    matches = (_value_can_match(op.base, request, texts) for request in found)
+    return all(matches) if op.qualifier == "forallvalues:" else any(matches)
+
+
+def _value_can_match(base: str, request: str, texts: Sequence[str]) -> bool:
+    """One request value against the policy's: a hit on any of them under the positive form of
+    the operator, inverted for a negated one."""
     positive = _POSITIVE_OF.get(base, base)
-
-    def one(request: str) -> bool:
-        hit = any(_value_matches(positive, request, w) for w in texts)
-        return not hit if base in _NEGATED else hit
-
-    if qualifier == "forallvalues:":
-        return all(one(r) for r in found)
-    return any(one(r) for r in found)
+    hit = any(_value_matches(positive, request, w) for w in texts)
+    return not hit if base in _NEGATED else hit
 
 
 def _unresolvable(value: Json) -> bool:
