@@ -120,32 +120,57 @@ _NO_KEY = "ENCRYPTION_REQUIREMENT is SSE_KMS"
 
 
 def assess(encryption: ObjectEncryption, settings: Settings, *, aws_managed_key: bool = False) -> Assessment:
-    """``aws_managed_key``: the object's KMS key is AWS managed (e.g. aws/s3), which
+    """Is the object's encryption one Rekognition can use under ``settings``, and if not, what is
+    the safe remediation? One small check per kind of encryption:
+
+    - ``_assess_sse_c``        SSE-C: never usable, never re-encrypted (the customer's key is needed)
+    - ``_assess_unencrypted``  no encryption: copied in place under the target encryption, if any
+    - ``_assess_sse_s3``       SSE-S3: fine under ``SSE_S3_OR_KMS``; else updated in place to the own key
+    - ``_assess_kms``          SSE-KMS, DSSE-KMS: fine under an allowed (customer managed) key; else
+                               re-encrypted under the own key (updated in place from SSE-KMS)
+
+    ``aws_managed_key``: the object's KMS key is AWS managed (e.g. aws/s3), which
     ``SSE_KMS`` (customer managed KMS only) does not accept."""
     kind = encryption.kind
     if kind is Encryption.SSE_C:
-        return Assessment(
-            encryption,
-            "OBJECT_SSE_C",
-            "object uses SSE-C (customer-provided key): Rekognition cannot read it",
-            why_not="it cannot be re-encrypted without the customer's key",
-        )
-    target = _target(settings)
+        return _assess_sse_c(encryption)
     if kind is Encryption.NONE:
-        problem = "object had no server-side encryption"
-        if target is None:
-            return Assessment(encryption, "OBJECT_UNENCRYPTED", problem, why_not=_no_key(settings, _NO_KEY))
-        return Assessment(encryption, "OBJECT_UNENCRYPTED", problem, Remediation(Method.COPY, target))
+        return _assess_unencrypted(encryption, settings)
     if kind is Encryption.SSE_S3:
-        if settings.encryption_requirement is EncryptionRequirement.SSE_S3_OR_KMS:
-            return Assessment(encryption)
-        problem = "object uses SSE-S3 where ENCRYPTION_REQUIREMENT is SSE_KMS"
-        own = _own_key(settings)
-        if own is None:
-            return Assessment(encryption, "OBJECT_WRONG_ENCRYPTION", problem, why_not=_no_key(settings, _NO_KEY))
-        kms = ObjectEncryption(Encryption.SSE_KMS, own)
-        return Assessment(encryption, "OBJECT_WRONG_ENCRYPTION", problem, Remediation(Method.UPDATE, kms))
-    # SSE-KMS or DSSE-KMS (DSSE counts as KMS encryption).
+        return _assess_sse_s3(encryption, settings)
+    return _assess_kms(encryption, settings, aws_managed_key=aws_managed_key)
+
+
+def _assess_sse_c(encryption: ObjectEncryption) -> Assessment:
+    return Assessment(
+        encryption,
+        "OBJECT_SSE_C",
+        "object uses SSE-C (customer-provided key): Rekognition cannot read it",
+        why_not="it cannot be re-encrypted without the customer's key",
+    )
+
+
+def _assess_unencrypted(encryption: ObjectEncryption, settings: Settings) -> Assessment:
+    problem = "object had no server-side encryption"
+    target = _target(settings)
+    if target is None:
+        return Assessment(encryption, "OBJECT_UNENCRYPTED", problem, why_not=_no_key(settings, _NO_KEY))
+    return Assessment(encryption, "OBJECT_UNENCRYPTED", problem, Remediation(Method.COPY, target))
+
+
+def _assess_sse_s3(encryption: ObjectEncryption, settings: Settings) -> Assessment:
+    if settings.encryption_requirement is EncryptionRequirement.SSE_S3_OR_KMS:
+        return Assessment(encryption)
+    problem = "object uses SSE-S3 where ENCRYPTION_REQUIREMENT is SSE_KMS"
+    own = _own_key(settings)
+    if own is None:
+        return Assessment(encryption, "OBJECT_WRONG_ENCRYPTION", problem, why_not=_no_key(settings, _NO_KEY))
+    kms = ObjectEncryption(Encryption.SSE_KMS, own)
+    return Assessment(encryption, "OBJECT_WRONG_ENCRYPTION", problem, Remediation(Method.UPDATE, kms))
+
+
+def _assess_kms(encryption: ObjectEncryption, settings: Settings, *, aws_managed_key: bool) -> Assessment:
+    """SSE-KMS or DSSE-KMS (DSSE counts as KMS encryption)."""
     key = encryption.kms_key_arn or ""
     not_customer = aws_managed_key and settings.encryption_requirement is EncryptionRequirement.SSE_KMS
     if settings.key_allowed(key) and not not_customer:
@@ -161,7 +186,7 @@ def assess(encryption: ObjectEncryption, settings: Settings, *, aws_managed_key:
             why_not = "REENCRYPT_KMS_KEY is not set: nothing safe to do"
         return Assessment(encryption, "OBJECT_WRONG_ENCRYPTION", problem, why_not=why_not)
     kms = ObjectEncryption(Encryption.SSE_KMS, own)
-    method = Method.UPDATE if kind is Encryption.SSE_KMS else Method.COPY
+    method = Method.UPDATE if encryption.kind is Encryption.SSE_KMS else Method.COPY
     return Assessment(encryption, "OBJECT_WRONG_ENCRYPTION", problem, Remediation(method, kms))
 
 
@@ -172,6 +197,7 @@ def assess(encryption: ObjectEncryption, settings: Settings, *, aws_managed_key:
 SSE_APPLIED_S3: Final = frozenset({"Default_SSE_S3", "SSE_S3"})
 SSE_APPLIED_KMS: Final = frozenset({"Default_SSE_KMS", "SSE_KMS"})
 SSE_APPLIED_C: Final = "SSE_C"
+_SSE_APPLIED_ANY: Final = SSE_APPLIED_S3 | SSE_APPLIED_KMS | {SSE_APPLIED_C}
 _ALGORITHMS: Final = {"AES256": Encryption.SSE_S3, "aws:kms": Encryption.SSE_KMS, "aws:kms:dsse": Encryption.DSSE_KMS}
 
 
@@ -198,28 +224,51 @@ def classify_observed(observed: ObservedEncryption) -> ObjectEncryption | None:
     fields that contradict each other all give None. A record never proves "no encryption":
     since January 2023 S3 encrypts every new object, and a record without any field may just be
     an older trail format, so the unencrypted case is always confirmed by HeadObject.
+
+    One small check per kind of evidence, after SSEApplied is known to be one of ours:
+
+    - ``_observed_sse_c``         a customer algorithm, or SSEApplied SSE_C: nothing else may be set
+    - ``_observed_applied_only``  no algorithm: SSEApplied alone proves SSE-S3 (no key to name)
+    - ``_observed_sse_s3``        algorithm AES256: SSEApplied, if any, agrees, and no key
+    - ``_observed_kms``           aws:kms, aws:kms:dsse: SSEApplied, if any, agrees, and a key ARN
     """
     applied, algorithm = observed.sse_applied, observed.algorithm
-    if applied is not None and applied not in SSE_APPLIED_S3 | SSE_APPLIED_KMS | {SSE_APPLIED_C}:
+    if applied is not None and applied not in _SSE_APPLIED_ANY:
         return None
     if observed.customer_algorithm is not None or applied == SSE_APPLIED_C:
-        if algorithm is not None or observed.kms_key_id is not None or applied not in (None, SSE_APPLIED_C):
-            return None
-        if observed.customer_algorithm not in (None, "AES256"):
-            return None
-        return ObjectEncryption(Encryption.SSE_C)
-    kind = _ALGORITHMS.get(algorithm) if algorithm is not None else None
-    if algorithm is not None and kind is None:
-        return None
-    if kind is None:  # only SSEApplied: enough for SSE-S3, which has no key to name
-        if applied in SSE_APPLIED_S3 and observed.kms_key_id is None:
-            return ObjectEncryption(Encryption.SSE_S3)
+        return _observed_sse_c(observed)
+    if algorithm is None:
+        return _observed_applied_only(observed)
+    kind = _ALGORITHMS.get(algorithm)
+    if kind is None:
         return None
     if kind is Encryption.SSE_S3:
-        if applied not in (None, *SSE_APPLIED_S3) or observed.kms_key_id is not None:
-            return None
+        return _observed_sse_s3(observed)
+    return _observed_kms(kind, observed)
+
+
+def _observed_sse_c(observed: ObservedEncryption) -> ObjectEncryption | None:
+    if observed.algorithm is not None or observed.kms_key_id is not None:
+        return None
+    if observed.sse_applied not in (None, SSE_APPLIED_C) or observed.customer_algorithm not in (None, "AES256"):
+        return None
+    return ObjectEncryption(Encryption.SSE_C)
+
+
+def _observed_applied_only(observed: ObservedEncryption) -> ObjectEncryption | None:
+    if observed.sse_applied in SSE_APPLIED_S3 and observed.kms_key_id is None:
         return ObjectEncryption(Encryption.SSE_S3)
-    if applied not in (None, *SSE_APPLIED_KMS):
+    return None
+
+
+def _observed_sse_s3(observed: ObservedEncryption) -> ObjectEncryption | None:
+    if observed.sse_applied not in (None, *SSE_APPLIED_S3) or observed.kms_key_id is not None:
+        return None
+    return ObjectEncryption(Encryption.SSE_S3)
+
+
+def _observed_kms(kind: Encryption, observed: ObservedEncryption) -> ObjectEncryption | None:
+    if observed.sse_applied not in (None, *SSE_APPLIED_KMS):
         return None
     key = observed.kms_key_id
     if key is None or parse_key_arn(key) is None:

@@ -187,37 +187,22 @@ def resource_glob_problem(glob: str) -> str:
 
 
 def _exception(entry: Any, where: str, allowed_types: frozenset[str]) -> AcceptedException:
-    if not isinstance(entry, Mapping):
-        raise InvalidExceptions(f"{where}: must be an object")
-    unknown = sorted(str(k) for k in entry if k not in _FIELDS)
-    if unknown:
-        raise InvalidExceptions(
-            f"{where}: unknown field(s) {', '.join(unknown)} (allowed: {', '.join(sorted(_FIELDS))})"
-        )
-    missing = [name for name in _REQUIRED if name not in entry]
-    if missing:
-        raise InvalidExceptions(f"{where}: missing required field(s) {', '.join(missing)}")
-    exception_id = entry.get("id")
-    if not isinstance(exception_id, str) or not _ID.fullmatch(exception_id):
-        raise InvalidExceptions(f"{where}.id: must match [A-Za-z0-9._-]{{1,64}}")
+    """One entry of the document, checked field by field in this order (the first problem is the
+    error, naming the entry and the field):
+
+    - ``_check_fields``     an object, with no unknown field and every required one
+    - ``_exception_id``     ``id``: ``[A-Za-z0-9._-]{1,64}`` (the entry is named by it from here on)
+    - ``_finding_types``    ``finding_types``: types that can be muted
+    - ``_resources``        ``resources``: globs naming one bucket or one account
+    - ``_principals``       ``principals`` (optional): ARN globs with a literal account
+    - ``owner``, ``reason`` bounded text without control characters; ``expires``: a date
+    """
+    _check_fields(entry, where)
+    exception_id = _exception_id(entry, where)
     where = f"{where} ({exception_id})"
-    types = _strings(entry, "finding_types", where, required=True)
-    for i, finding_type in enumerate(types):
-        if finding_type not in allowed_types:
-            raise InvalidExceptions(
-                f"{where}.finding_types[{i}]: {finding_type!r} is not a finding type that can be muted"
-            )
-    resources = _strings(entry, "resources", where, required=True)
-    for i, glob in enumerate(resources):
-        problem = resource_glob_problem(glob)
-        if problem:
-            raise InvalidExceptions(f"{where}.resources[{i}]: {glob!r}: {problem}")
-    principals = _strings(entry, "principals", where, required=False)
-    for i, glob in enumerate(principals):
-        if not _ARN_GLOB.fullmatch(glob):
-            raise InvalidExceptions(
-                f"{where}.principals[{i}]: {glob!r} is not a principal ARN glob with a literal account"
-            )
+    types = _finding_types(entry, where, allowed_types)
+    resources = _resources(entry, where)
+    principals = _principals(entry, where)
     owner = entry.get("owner")
     if owner is not None:
         owner = _text(entry, "owner", where, MAX_OWNER)
@@ -230,6 +215,55 @@ def _exception(entry: Any, where: str, allowed_types: frozenset[str]) -> Accepte
         owner=owner,
         expires=_expires(entry.get("expires"), where),
     )
+
+
+def _check_fields(entry: Any, where: str) -> None:
+    if not isinstance(entry, Mapping):
+        raise InvalidExceptions(f"{where}: must be an object")
+    unknown = sorted(str(k) for k in entry if k not in _FIELDS)
+    if unknown:
+        raise InvalidExceptions(
+            f"{where}: unknown field(s) {', '.join(unknown)} (allowed: {', '.join(sorted(_FIELDS))})"
+        )
+    missing = [name for name in _REQUIRED if name not in entry]
+    if missing:
+        raise InvalidExceptions(f"{where}: missing required field(s) {', '.join(missing)}")
+
+
+def _exception_id(entry: Mapping[str, Any], where: str) -> str:
+    exception_id = entry.get("id")
+    if not isinstance(exception_id, str) or not _ID.fullmatch(exception_id):
+        raise InvalidExceptions(f"{where}.id: must match [A-Za-z0-9._-]{{1,64}}")
+    return exception_id
+
+
+def _finding_types(entry: Mapping[str, Any], where: str, allowed_types: frozenset[str]) -> list[str]:
+    types = _strings(entry, "finding_types", where, required=True)
+    for i, finding_type in enumerate(types):
+        if finding_type not in allowed_types:
+            raise InvalidExceptions(
+                f"{where}.finding_types[{i}]: {finding_type!r} is not a finding type that can be muted"
+            )
+    return types
+
+
+def _resources(entry: Mapping[str, Any], where: str) -> list[str]:
+    resources = _strings(entry, "resources", where, required=True)
+    for i, glob in enumerate(resources):
+        problem = resource_glob_problem(glob)
+        if problem:
+            raise InvalidExceptions(f"{where}.resources[{i}]: {glob!r}: {problem}")
+    return resources
+
+
+def _principals(entry: Mapping[str, Any], where: str) -> list[str]:
+    principals = _strings(entry, "principals", where, required=False)
+    for i, glob in enumerate(principals):
+        if not _ARN_GLOB.fullmatch(glob):
+            raise InvalidExceptions(
+                f"{where}.principals[{i}]: {glob!r} is not a principal ARN glob with a literal account"
+            )
+    return principals
 
 
 def _expires(value: Any, where: str) -> date:
