@@ -199,57 +199,31 @@ def _key_arns(name: str, values: Iterable[str]) -> list[str]:
 
 
 def load_settings(env: Mapping[str, str], *, account_id: str) -> Settings:
-    """Validate the environment. Raises ConfigError naming the first bad variable."""
-    if not re.fullmatch(r"[0-9]{12}", account_id or ""):
+    """Validate the environment. Raises ConfigError naming the first bad variable.
+
+    One small reader per variable, in the order they are checked (each returns the value or raises
+    ConfigError naming its variable): the account id, ``_region``, ``_topic``, ``_buckets``, the two
+    enums, ``_key_arns`` (ALLOWED_KMS_KEYS), ``_reencrypt_key``, ``_members``, ``_member_role_name``,
+    ``_patterns``, ``_principals``, ``_managed_tag``, ``_table``, ``_queue_url``, ``_role_ids``, then
+    the findings plane's (``_switch``, ``_exceptions_location``, ``_owner_tag_key``).
+    """
+    if not _ACCOUNT.fullmatch(account_id or ""):
         raise ConfigError("account id", f"{account_id!r} is not a 12-digit AWS account id")
-    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or ""
-    if not region:
-        raise ConfigError("AWS_REGION", "is not set")
-
-    topic = _required(env, "ALERT_TOPIC_ARN")
-    if not _TOPIC_ARN.fullmatch(topic):
-        raise ConfigError("ALERT_TOPIC_ARN", f"{topic!r} is not an SNS topic ARN")
-
-    buckets = _items(_required(env, "TRAINING_BUCKETS"))
-    if not buckets:
-        raise ConfigError("TRAINING_BUCKETS", "names no bucket")
-    for bucket in buckets:
-        if not is_bucket_name(bucket):
-            raise ConfigError("TRAINING_BUCKETS", f"{bucket!r} is not a valid S3 bucket name")
-
+    region = _region(env)
+    topic = _topic(env)
+    buckets = _buckets(env)
     requirement = _enum(env, "ENCRYPTION_REQUIREMENT", EncryptionRequirement, EncryptionRequirement.SSE_S3_OR_KMS)
     mode = _enum(env, "REMEDIATION_MODE", RemediationMode, RemediationMode.ENFORCE)
     allowed_keys = _key_arns("ALLOWED_KMS_KEYS", _items(env.get("ALLOWED_KMS_KEYS", "")))
-
-    reencrypt = env.get("REENCRYPT_KMS_KEY", "").strip() or None
-    if reencrypt is not None:
-        _key_arns("REENCRYPT_KMS_KEY", [reencrypt])
-        if allowed_keys and reencrypt not in allowed_keys:
-            raise ConfigError(
-                "REENCRYPT_KMS_KEY",
-                "is not in ALLOWED_KMS_KEYS: objects re-encrypted with it would be violations again",
-            )
-
+    reencrypt = _reencrypt_key(env, allowed_keys)
     members = _members(env, account_id)
-    role_name = env.get("MEMBER_ROLE_NAME", "").strip() or DEFAULT_MEMBER_ROLE_NAME
-    if not _ROLE_NAME.fullmatch(role_name):
-        raise ConfigError("MEMBER_ROLE_NAME", f"{role_name!r} is not an IAM role name")
+    role_name = _member_role_name(env)
     patterns = _patterns(env, account_id, region)
     principals = _principals(env, account_id, region, patterns, members)
     managed_tag = _managed_tag(env)
-
-    table = _required(env, "STATE_TABLE")
-    if not _TABLE.fullmatch(table):
-        raise ConfigError("STATE_TABLE", f"{table!r} is not a DynamoDB table name")
-
-    queue_url = env.get("VERIFY_QUEUE_URL", "").strip() or None
-    if queue_url is not None and not _QUEUE_URL.fullmatch(queue_url):
-        raise ConfigError("VERIFY_QUEUE_URL", f"{queue_url!r} is not an SQS queue URL")
-
-    role_ids = _items(env.get("GUARD_ROLE_IDS", ""))
-    for role_id in role_ids:
-        if not _ROLE_ID.fullmatch(role_id):
-            raise ConfigError("GUARD_ROLE_IDS", f"{role_id!r} is not an IAM role unique id (AROA...)")
+    table = _table(env)
+    queue_url = _queue_url(env)
+    role_ids = _role_ids(env)
 
     return Settings(
         security_hub=_switch(env, "SECURITY_HUB"),
@@ -275,6 +249,71 @@ def load_settings(env: Mapping[str, str], *, account_id: str) -> Settings:
         default_patterns=not env.get("ALLOWED_PRINCIPAL_PATTERNS", "").strip(),
         all_training_principals=tuple(principals),
     )
+
+
+def _region(env: Mapping[str, str]) -> str:
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or ""
+    if not region:
+        raise ConfigError("AWS_REGION", "is not set")
+    return region
+
+
+def _topic(env: Mapping[str, str]) -> str:
+    topic = _required(env, "ALERT_TOPIC_ARN")
+    if not _TOPIC_ARN.fullmatch(topic):
+        raise ConfigError("ALERT_TOPIC_ARN", f"{topic!r} is not an SNS topic ARN")
+    return topic
+
+
+def _buckets(env: Mapping[str, str]) -> list[str]:
+    buckets = _items(_required(env, "TRAINING_BUCKETS"))
+    if not buckets:
+        raise ConfigError("TRAINING_BUCKETS", "names no bucket")
+    for bucket in buckets:
+        if not is_bucket_name(bucket):
+            raise ConfigError("TRAINING_BUCKETS", f"{bucket!r} is not a valid S3 bucket name")
+    return buckets
+
+
+def _reencrypt_key(env: Mapping[str, str], allowed_keys: list[str]) -> str | None:
+    reencrypt = env.get("REENCRYPT_KMS_KEY", "").strip() or None
+    if reencrypt is not None:
+        _key_arns("REENCRYPT_KMS_KEY", [reencrypt])
+        if allowed_keys and reencrypt not in allowed_keys:
+            raise ConfigError(
+                "REENCRYPT_KMS_KEY",
+                "is not in ALLOWED_KMS_KEYS: objects re-encrypted with it would be violations again",
+            )
+    return reencrypt
+
+
+def _member_role_name(env: Mapping[str, str]) -> str:
+    role_name = env.get("MEMBER_ROLE_NAME", "").strip() or DEFAULT_MEMBER_ROLE_NAME
+    if not _ROLE_NAME.fullmatch(role_name):
+        raise ConfigError("MEMBER_ROLE_NAME", f"{role_name!r} is not an IAM role name")
+    return role_name
+
+
+def _table(env: Mapping[str, str]) -> str:
+    table = _required(env, "STATE_TABLE")
+    if not _TABLE.fullmatch(table):
+        raise ConfigError("STATE_TABLE", f"{table!r} is not a DynamoDB table name")
+    return table
+
+
+def _queue_url(env: Mapping[str, str]) -> str | None:
+    queue_url = env.get("VERIFY_QUEUE_URL", "").strip() or None
+    if queue_url is not None and not _QUEUE_URL.fullmatch(queue_url):
+        raise ConfigError("VERIFY_QUEUE_URL", f"{queue_url!r} is not an SQS queue URL")
+    return queue_url
+
+
+def _role_ids(env: Mapping[str, str]) -> list[str]:
+    role_ids = _items(env.get("GUARD_ROLE_IDS", ""))
+    for role_id in role_ids:
+        if not _ROLE_ID.fullmatch(role_id):
+            raise ConfigError("GUARD_ROLE_IDS", f"{role_id!r} is not an IAM role unique id (AROA...)")
+    return role_ids
 
 
 def _switch(env: Mapping[str, str], name: str) -> bool:
