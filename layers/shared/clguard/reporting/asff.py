@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from clguard.boundary.s3ref import S3ObjectRef
@@ -188,75 +188,176 @@ def asff(finding: Finding, now: str) -> dict[str, Any]:
     return document
 
 
+# --- checking a finding against the documented rules -------------------------------------------
+#
+# One small check per rule of the Security Hub API reference (AwsSecurityFinding, BatchImportFindings),
+# each naming what breaks it; ``problems`` runs them in this order:
+#
+#   _required_attributes   every required top-level attribute is there
+#   _schema_version        SchemaVersion is 2018-10-08
+#   _text_lengths          Id, GeneratorId, Title, Description: non-empty strings within their limits
+#   _account_id            AwsAccountId: 12 digits
+#   _types                 1 to 50 Types, each namespace/category[/classifier] of a valid namespace
+#   _severity              Severity.Label is a severity label
+#   _resources             1 to 32 Resources, each with a Type and an Id within its limit
+#   _product_fields        at most 50 ProductFields, keys and values within their limits
+#   _recommendation        Remediation.Recommendation.Text within its limit
+#   _note                  Note.Text within its limit
+#   _workflow              Workflow.Status is a workflow status
+#   _record_state          RecordState is ACTIVE or ARCHIVED
+#   _compliance            Compliance.Status is a compliance status
+#   _size                  the whole finding within 240 KB
+
+type _Check = Callable[[Mapping[str, Any]], list[str]]
+
+
 def problems(document: Mapping[str, Any]) -> list[str]:
     """What breaks the documented ASFF rules in ``document`` (empty when it is valid)."""
-    out = [f"missing required attribute {name}" for name in REQUIRED if name not in document]
-    if document.get("SchemaVersion") not in (None, SCHEMA_VERSION):
-        out.append(f"SchemaVersion must be {SCHEMA_VERSION}")
+    return [problem for check in _CHECKS for problem in check(document)]
 
-    def limit(name: str, value: Any, most: int) -> None:
+
+def _required_attributes(document: Mapping[str, Any]) -> list[str]:
+    return [f"missing required attribute {name}" for name in REQUIRED if name not in document]
+
+
+def _schema_version(document: Mapping[str, Any]) -> list[str]:
+    if document.get("SchemaVersion") not in (None, SCHEMA_VERSION):
+        return [f"SchemaVersion must be {SCHEMA_VERSION}"]
+    return []
+
+
+_TEXT_LIMITS: Final = (("Id", MAX_ID), ("GeneratorId", MAX_ID), ("Title", MAX_TITLE), ("Description", MAX_DESCRIPTION))
+
+
+def _text_lengths(document: Mapping[str, Any]) -> list[str]:
+    out = []
+    for name, most in _TEXT_LIMITS:
+        if name not in document:
+            continue
+        value = document[name]
         if not isinstance(value, str) or not value:
             out.append(f"{name} must be a non-empty string")
         elif len(value) > most:
             out.append(f"{name} is {len(value)} characters; at most {most}")
+    return out
 
-    for name, most in (("Id", MAX_ID), ("GeneratorId", MAX_ID), ("Title", MAX_TITLE), ("Description", MAX_DESCRIPTION)):
-        if name in document:
-            limit(name, document[name], most)
+
+def _account_id(document: Mapping[str, Any]) -> list[str]:
     if "AwsAccountId" in document and not (
         str(document["AwsAccountId"]).isdigit() and len(str(document["AwsAccountId"])) == 12
     ):
-        out.append("AwsAccountId must be a 12-digit account id")
+        return ["AwsAccountId must be a 12-digit account id"]
+    return []
+
+
+_TYPE_NAMESPACES: Final = (
+    "Software and Configuration Checks",
+    "TTPs",
+    "Effects",
+    "Unusual Behaviors",
+    "Sensitive Data Identifications",
+)
+
+
+def _types(document: Mapping[str, Any]) -> list[str]:
     types = document.get("Types")
     if "Types" in document and (not isinstance(types, list) or not types or len(types) > 50):
-        out.append("Types must list 1 to 50 types")
-    elif isinstance(types, list):
-        for t in types:
-            if (
-                not isinstance(t, str)
-                or len(t.split("/")) not in (2, 3)
-                or not t.startswith(
-                    (
-                        "Software and Configuration Checks",
-                        "TTPs",
-                        "Effects",
-                        "Unusual Behaviors",
-                        "Sensitive Data Identifications",
-                    )
-                )
-            ):
-                out.append(f"Types: {t!r} is not namespace/category[/classifier] of a valid namespace")
+        return ["Types must list 1 to 50 types"]
+    if not isinstance(types, list):
+        return []
+    return [
+        f"Types: {t!r} is not namespace/category[/classifier] of a valid namespace"
+        for t in types
+        if not isinstance(t, str) or len(t.split("/")) not in (2, 3) or not t.startswith(_TYPE_NAMESPACES)
+    ]
+
+
+def _severity(document: Mapping[str, Any]) -> list[str]:
     severity = document.get("Severity")
     if "Severity" in document and (not isinstance(severity, Mapping) or severity.get("Label") not in SEVERITY_LABELS):
-        out.append("Severity.Label must be one of " + ", ".join(sorted(SEVERITY_LABELS)))
-    resources = document.get("Resources")
-    if "Resources" in document:
-        if not isinstance(resources, list) or not 1 <= len(resources) <= 32:
-            out.append("Resources must hold 1 to 32 resources")
-        else:
-            for i, resource in enumerate(resources):
-                if not isinstance(resource, Mapping) or not resource.get("Type") or not resource.get("Id"):
-                    out.append(f"Resources[{i}] needs Type and Id")
-                elif len(str(resource["Id"])) > MAX_RESOURCE_ID:
-                    out.append(f"Resources[{i}].Id is longer than {MAX_RESOURCE_ID}")
+        return ["Severity.Label must be one of " + ", ".join(sorted(SEVERITY_LABELS))]
+    return []
+
+
+def _resources(document: Mapping[str, Any]) -> list[str]:
+    if "Resources" not in document:
+        return []
+    resources = document["Resources"]
+    if not isinstance(resources, list) or not 1 <= len(resources) <= 32:
+        return ["Resources must hold 1 to 32 resources"]
+    out = []
+    for i, resource in enumerate(resources):
+        if not isinstance(resource, Mapping) or not resource.get("Type") or not resource.get("Id"):
+            out.append(f"Resources[{i}] needs Type and Id")
+        elif len(str(resource["Id"])) > MAX_RESOURCE_ID:
+            out.append(f"Resources[{i}].Id is longer than {MAX_RESOURCE_ID}")
+    return out
+
+
+def _product_fields(document: Mapping[str, Any]) -> list[str]:
     fields = document.get("ProductFields") or {}
+    out = []
     if len(fields) > MAX_PRODUCT_FIELDS:
         out.append(f"ProductFields holds {len(fields)} pairs; at most {MAX_PRODUCT_FIELDS}")
-    for key, value in fields.items():
-        if len(str(key)) > MAX_PRODUCT_FIELD_KEY or len(str(value)) > MAX_PRODUCT_FIELD_VALUE:
-            out.append(f"ProductFields[{key!r}] is over the key or value length limit")
+    out += [
+        f"ProductFields[{key!r}] is over the key or value length limit"
+        for key, value in fields.items()
+        if len(str(key)) > MAX_PRODUCT_FIELD_KEY or len(str(value)) > MAX_PRODUCT_FIELD_VALUE
+    ]
+    return out
+
+
+def _recommendation(document: Mapping[str, Any]) -> list[str]:
     recommendation = ((document.get("Remediation") or {}).get("Recommendation") or {}).get("Text")
     if recommendation is not None and len(str(recommendation)) > MAX_RECOMMENDATION:
-        out.append(f"Remediation.Recommendation.Text is longer than {MAX_RECOMMENDATION}")
+        return [f"Remediation.Recommendation.Text is longer than {MAX_RECOMMENDATION}"]
+    return []
+
+
+def _note(document: Mapping[str, Any]) -> list[str]:
     text = (document.get("Note") or {}).get("Text")
     if text is not None and len(str(text)) > MAX_NOTE:
-        out.append(f"Note.Text is longer than {MAX_NOTE}")
+        return [f"Note.Text is longer than {MAX_NOTE}"]
+    return []
+
+
+def _workflow(document: Mapping[str, Any]) -> list[str]:
     if (document.get("Workflow") or {}).get("Status", "NEW") not in WORKFLOW_STATUSES:
-        out.append("Workflow.Status is not a workflow status")
+        return ["Workflow.Status is not a workflow status"]
+    return []
+
+
+def _record_state(document: Mapping[str, Any]) -> list[str]:
     if document.get("RecordState", "ACTIVE") not in RECORD_STATES:
-        out.append("RecordState must be ACTIVE or ARCHIVED")
+        return ["RecordState must be ACTIVE or ARCHIVED"]
+    return []
+
+
+def _compliance(document: Mapping[str, Any]) -> list[str]:
     if (document.get("Compliance") or {}).get("Status", "FAILED") not in COMPLIANCE_STATUSES:
-        out.append("Compliance.Status is not a compliance status")
+        return ["Compliance.Status is not a compliance status"]
+    return []
+
+
+def _size(document: Mapping[str, Any]) -> list[str]:
     if len(json.dumps(document).encode()) > MAX_FINDING_BYTES:
-        out.append(f"the finding is larger than {MAX_FINDING_BYTES} bytes")
-    return out
+        return [f"the finding is larger than {MAX_FINDING_BYTES} bytes"]
+    return []
+
+
+_CHECKS: Final[tuple[_Check, ...]] = (
+    _required_attributes,
+    _schema_version,
+    _text_lengths,
+    _account_id,
+    _types,
+    _severity,
+    _resources,
+    _product_fields,
+    _recommendation,
+    _note,
+    _workflow,
+    _record_state,
+    _compliance,
+    _size,
+)
