@@ -147,32 +147,55 @@ class Trail:
 
 
 def _selectors(arn: str) -> tuple[bool, frozenset[str]]:
+    """What the trail records: management write events (bool), and the buckets of its S3 data
+    events ("*": every bucket). Read from its event selectors, one small reading per kind:
+
+    - no selector at all      CloudTrail's default: every management event, no data event
+    - ``_classic_selector``   EventSelectors: IncludeManagementEvents with All/WriteOnly; the
+                              ``AWS::S3::Object`` DataResources' values (``arn:aws:s3:::`` = all)
+    - ``_advanced_selector``  AdvancedEventSelectors: eventCategory Management; Data on
+                              ``AWS::S3::Object`` with the resources.ARN prefixes (none = all)
+    """
     response = client("cloudtrail").get_event_selectors(TrailName=arn)
-    if not response.get("EventSelectors") and not response.get("AdvancedEventSelectors"):
-        return True, frozenset()  # no selector at all: CloudTrail's default, every management event
-    management = False
-    buckets: set[str] = set()
-    for selector in response.get("EventSelectors") or []:
-        if selector.get("IncludeManagementEvents", True) and selector.get("ReadWriteType", "All") in (
-            "All",
-            "WriteOnly",
-        ):
-            management = True
-        for resource in selector.get("DataResources") or []:
-            if resource.get("Type") == "AWS::S3::Object":
-                for value in resource.get("Values") or []:
-                    buckets.add(
-                        "*" if value in ("arn:aws:s3", "arn:aws:s3:::") else value.split(":::")[-1].split("/")[0]
-                    )
-    for advanced in response.get("AdvancedEventSelectors") or []:
-        fields = {f.get("Field"): f for f in advanced.get("FieldSelectors") or []}
-        category = (fields.get("eventCategory") or {}).get("Equals") or []
-        if "Management" in category:
-            management = True
-        if "Data" in category and "AWS::S3::Object" in ((fields.get("resources.type") or {}).get("Equals") or []):
-            prefixes = (fields.get("resources.ARN") or {}).get("StartsWith") or []
-            buckets.update(p.split(":::")[-1].split("/")[0] for p in prefixes) if prefixes else buckets.add("*")
-    return management, frozenset(buckets)
+    classic = response.get("EventSelectors") or []
+    advanced = response.get("AdvancedEventSelectors") or []
+    if not classic and not advanced:
+        return True, frozenset()
+    readings = [*map(_classic_selector, classic), *map(_advanced_selector, advanced)]
+    management = any(records for records, _ in readings)
+    return management, frozenset(bucket for _, buckets in readings for bucket in buckets)
+
+
+def _bucket_of(value: str) -> str:
+    """The bucket an S3 object ARN (or ARN prefix) names; "*" for every bucket."""
+    if value in ("arn:aws:s3", "arn:aws:s3:::"):
+        return "*"
+    return value.rsplit(":::", maxsplit=1)[-1].split("/", maxsplit=1)[0]
+
+
+def _classic_selector(selector: Mapping[str, Any]) -> tuple[bool, set[str]]:
+    management = bool(selector.get("IncludeManagementEvents", True)) and selector.get("ReadWriteType", "All") in (
+        "All",
+        "WriteOnly",
+    )
+    buckets = {
+        _bucket_of(value)
+        for resource in selector.get("DataResources") or []
+        if resource.get("Type") == "AWS::S3::Object"
+        for value in resource.get("Values") or []
+    }
+    return management, buckets
+
+
+def _advanced_selector(selector: Mapping[str, Any]) -> tuple[bool, set[str]]:
+    fields = {f.get("Field"): f for f in selector.get("FieldSelectors") or []}
+    category = (fields.get("eventCategory") or {}).get("Equals") or []
+    management = "Management" in category
+    types = (fields.get("resources.type") or {}).get("Equals") or []
+    if "Data" not in category or "AWS::S3::Object" not in types:
+        return management, set()
+    prefixes = (fields.get("resources.ARN") or {}).get("StartsWith") or []
+    return management, {p.split(":::")[-1].split("/")[0] for p in prefixes} if prefixes else {"*"}
 
 
 @aws
