@@ -30,7 +30,7 @@ from clguard.boundary.manifest import ManifestStats
 from clguard.boundary.s3ref import S3ObjectRef
 from clguard.errors import KeyUnreadable, PolicyConflict, Refused
 from clguard.rules import policy
-from clguard.rules.encryption import Encryption, UnknownEncryption, assess, classify
+from clguard.rules.encryption import Encryption, ObjectEncryption, UnknownEncryption, assess, classify
 from clguard.rules.policy import AccessNeed
 from clguard.state.keydirectory import KeyDirectory
 from clguard.usecases.accounts import member_of
@@ -250,41 +250,54 @@ class Preflight:
 
     def _object(self, ref: S3ObjectRef) -> None:
         """The key an object ends under (after the remediation the guard would make), as the verify
-        path decides it (``usecases.objects.verify_object`` and ``_remediate``)."""
+        path decides it (``usecases.objects.verify_object`` and ``_remediate``): its encryption as
+        read (``_encryption``), then as the guard leaves it (``_after_remediation``)."""
+        encryption = self._encryption(ref)
+        if encryption is None:
+            return
+        final = self._after_remediation(ref, encryption)
+        if final.kind is Encryption.SSE_C:
+            self._entry(ref.uri, None, ref.uri).worsen(Verdict.BLOCKED, "SSE-C: Rekognition cannot read it")
+        elif final.kind.is_kms and final.kms_key_arn:
+            self._key(final.kms_key_arn, AccessNeed.TRAINING_DATA, ref.uri)
+
+    def _encryption(self, ref: S3ObjectRef) -> ObjectEncryption | None:
+        """The object's encryption from HeadObject; None (with the object's verdict) when it is gone,
+        unreadable, SSE-C or of an unknown encryption."""
         head = s3.head(ref)
         if head.status is HeadStatus.GONE:
             self._entry(ref.uri, None, ref.uri).worsen(Verdict.UNKNOWN, "the object does not exist")
-            return
+            return None
         if head.status is HeadStatus.DENIED:
             self._entry(ref.uri, None, ref.uri).worsen(Verdict.UNKNOWN, f"the object cannot be read: {head.problem}")
-            return
+            return None
         if head.status is HeadStatus.SSE_C:
             self._entry(ref.uri, None, ref.uri).worsen(
                 Verdict.BLOCKED, "the object is SSE-C (customer-provided key): Rekognition cannot read it"
             )
-            return
+            return None
         assert head.response is not None
         try:
-            encryption = classify(head.response)
+            return classify(head.response)
         except UnknownEncryption as unknown:
             self._entry(ref.uri, None, ref.uri).worsen(
                 Verdict.UNKNOWN, f"the object's encryption is unknown: {unknown}"
             )
-            return
+            return None
+
+    def _after_remediation(self, ref: S3ObjectRef, encryption: ObjectEncryption) -> ObjectEncryption:
+        """The encryption the object has when Rekognition reads it: re-encrypted first when the
+        guard would (enforce mode, a training bucket, a safe remediation)."""
         aws_managed = False
         if encryption.kind.is_kms and encryption.kms_key_arn:
             found = self.keys.lookup(encryption.kms_key_arn).key
             aws_managed = found is not None and not found.customer_managed
         assessment = assess(encryption, self.settings, aws_managed_key=aws_managed)
-        final = encryption
         fix = assessment.remediation
         in_training = ref.bucket in self.settings.training_buckets
         if not assessment.compliant and fix is not None and self.settings.enforce and in_training:
-            final = fix.target  # the guard re-encrypts it first (objects._remediate)
-        if final.kind is Encryption.SSE_C:
-            self._entry(ref.uri, None, ref.uri).worsen(Verdict.BLOCKED, "SSE-C: Rekognition cannot read it")
-        elif final.kind.is_kms and final.kms_key_arn:
-            self._key(final.kms_key_arn, AccessNeed.TRAINING_DATA, ref.uri)
+            return fix.target  # the guard re-encrypts it first (objects._remediate)
+        return encryption
 
     def _images(self, refs: Iterator[S3ObjectRef], what: str) -> None:
         for seen, ref in enumerate(refs):
