@@ -519,54 +519,78 @@ def _grant_event_ids(system: LocalSystem) -> Counter[str]:
     )
 
 
-def _operator_checks(scenario: Scenario, check: Callable[[str, bool, str], None]) -> None:
-    """What the operator's commands said about the demo world (step 8)."""
-    if scenario.doctor:
-        failed = [c["title"] for c in scenario.doctor["checks"] if c["status"] == "fail"]
-        check("clguard doctor: no check fails on the demo world", not failed, "; ".join(failed) or "all pass")
-    if scenario.preflight:
-        verdicts = {e["key_arn"]: (e["verdict"], e["reason"] or "") for e in scenario.preflight["keys"]}
-        managed = verdicts.get(scenario.managed_key, ("absent", ""))
-        unmanaged = verdicts.get(scenario.unmanaged_key, ("absent", ""))
-        check(
-            "clguard preflight: the trainer is ready on the managed key, blocked on the key that did not opt in",
-            managed[0] == "ready" and unmanaged[0] == "blocked" and "opt-in tag" in unmanaged[1],
-            f"{MANAGED_ALIAS}: {managed[0]}; {UNMANAGED_ALIAS}: {unmanaged[0]} ({unmanaged[1]})",
-        )
+# --- the checks: one small named check per expected outcome, in the order the report lists them ---
+#
+#   _legacy_image_encrypted          the unencrypted legacy image is SSE-S3 now
+#   _legacy_image_reported_once      exactly one OBJECT_UNENCRYPTED finding (REMEDIATED) for it
+#   _copy_echo_quiet                 its CopyObject echo came back and raised no second finding
+#   _compliant_uploads_quiet         the compliant uploads raised no alert
+#   _trainer_granted                 the trainer is in the managed key's policy, with training's actions
+#   _grant_reported                  that grant was reported (KEY_ACCESS_MISSING, REMEDIATED)
+#   _unmanaged_key_refused           KEY_NOT_MANAGED (REFUSED), the key's policy unchanged
+#   _other_account_refused           PRINCIPAL_NOT_ALLOWED (REFUSED), the role in no key policy
+#   _datasets_key_granted            training from datasets: the trainer can use the images' key
+#   _datasets_grant_reported         that grant was reported; the data engineer was granted nothing
+#   _member_account_handled          the member's upload re-encrypted, its trainer granted, there
+#   _training_calls_routed           each CreateProjectVersion reached the grant function once
+#   _describe_projects_unrouted      DescribeProjects matched no rule and reached no handler
+#   _nothing_failed                  no DLQ, no function error, no failed record
+#   _burst_digested                  the burst: every finding for machines, a handful for people
+#   _alerts_delivered                every alert reached the topic's subscriber
+#   _doctor_passes                   clguard doctor: no check fails (when it ran)
+#   _preflight_verdicts              clguard preflight: ready on the managed key, blocked on the other
 
 
-def run_checks(system: LocalSystem, scenario: Scenario, subscriber_subjects: list[str | None]) -> list[Check]:
-    alerts = system.alerts()
-    checks: list[Check] = []
+@dataclass(frozen=True)
+class _Outcome:
+    """What the checks look at: the system after the scenario, what it set up, what was published."""
 
-    def check(expectation: str, ok: bool, detail: str) -> None:
-        checks.append(Check(expectation, ok, detail))
+    system: LocalSystem
+    scenario: Scenario
+    alerts: list[Alert]
+    subscriber_subjects: list[str | None]
 
-    head = system.client("s3").head_object(Bucket=TRAINING_BUCKET, Key=scenario.legacy_image)
-    check(
+
+def _legacy_image_encrypted(seen: _Outcome) -> Check:
+    head = seen.system.client("s3").head_object(Bucket=TRAINING_BUCKET, Key=seen.scenario.legacy_image)
+    return Check(
         "the unencrypted legacy image is SSE-S3 now",
         head.get("ServerSideEncryption") == "AES256",
         f"ServerSideEncryption = {head.get('ServerSideEncryption')}",
     )
-    unencrypted = _findings(alerts, "OBJECT_UNENCRYPTED", key=scenario.legacy_image)
-    check(
+
+
+def _legacy_image_reported_once(seen: _Outcome) -> Check:
+    unencrypted = _findings(seen.alerts, "OBJECT_UNENCRYPTED", key=seen.scenario.legacy_image)
+    return Check(
         "exactly one OBJECT_UNENCRYPTED finding (REMEDIATED) for it",
         [f["outcome"] for f in unencrypted] == ["REMEDIATED"],
         f"{len(unencrypted)} finding(s): {[f['outcome'] for f in unencrypted]}",
     )
-    deliveries = _verify_events_for(system, scenario.legacy_image)
-    check(
+
+
+def _copy_echo_quiet(seen: _Outcome) -> Check:
+    unencrypted = _findings(seen.alerts, "OBJECT_UNENCRYPTED", key=seen.scenario.legacy_image)
+    deliveries = _verify_events_for(seen.system, seen.scenario.legacy_image)
+    return Check(
         "its CopyObject echo came back through the rule and raised no second finding",
         deliveries >= 2 and len(unencrypted) == 1,
         f"{deliveries} Object Created event(s) for the key reached the verify function",
     )
-    compliant = [a for a in alerts if (a.finding.get("resource") or {}).get("key") in scenario.compliant_images]
-    check(
+
+
+def _compliant_uploads_quiet(seen: _Outcome) -> Check:
+    images = seen.scenario.compliant_images
+    compliant = [a for a in seen.alerts if (a.finding.get("resource") or {}).get("key") in images]
+    return Check(
         "the compliant uploads raised no alert",
-        not compliant and all(_verify_events_for(system, k) >= 1 for k in scenario.compliant_images),
+        not compliant and all(_verify_events_for(seen.system, k) >= 1 for k in images),
         f"{len(compliant)} alert(s) about them",
     )
-    managed_after = system.key_policy(scenario.managed_key)
+
+
+def _trainer_granted(seen: _Outcome) -> Check:
+    managed_after = seen.system.key_policy(seen.scenario.managed_key)
     needed = {
         "kms:Decrypt": None,
         "kms:GenerateDataKey": None,
@@ -574,55 +598,78 @@ def run_checks(system: LocalSystem, scenario: Scenario, subscriber_subjects: lis
         "kms:CreateGrant": "kms:GrantIsForAWSResource",
     }
     missing = [a for a, c in needed.items() if not _allows(managed_after, TRAINER, a, condition_key=c)]
-    check(
+    return Check(
         f"the training role is in {MANAGED_ALIAS}'s policy with the actions training needs",
         not missing,
         "missing: " + ", ".join(missing) if missing else ", ".join(needed) + " (CreateGrant for AWS resources only)",
     )
-    granted = _findings(alerts, "KEY_ACCESS_MISSING", kms_key_arn=scenario.managed_key, principal_arn=TRAINER)
-    check(
+
+
+def _grant_reported(seen: _Outcome) -> Check:
+    granted = _findings(seen.alerts, "KEY_ACCESS_MISSING", kms_key_arn=seen.scenario.managed_key, principal_arn=TRAINER)
+    return Check(
         "the grant was reported (KEY_ACCESS_MISSING, REMEDIATED)",
         bool(granted) and all(f["outcome"] == "REMEDIATED" for f in granted),
         f"{len(granted)} finding(s)",
     )
-    not_managed = _findings(alerts, "KEY_NOT_MANAGED", kms_key_arn=scenario.unmanaged_key)
-    unmanaged_unchanged = system.key_policy(scenario.unmanaged_key) == scenario.policies_before[scenario.unmanaged_key]
-    check(
+
+
+def _unmanaged_key_refused(seen: _Outcome) -> Check:
+    scenario = seen.scenario
+    not_managed = _findings(seen.alerts, "KEY_NOT_MANAGED", kms_key_arn=scenario.unmanaged_key)
+    unchanged = seen.system.key_policy(scenario.unmanaged_key) == scenario.policies_before[scenario.unmanaged_key]
+    return Check(
         f"KEY_NOT_MANAGED (REFUSED) for {UNMANAGED_ALIAS}, and its policy is unchanged",
-        bool(not_managed) and all(f["outcome"] == "REFUSED" for f in not_managed) and unmanaged_unchanged,
-        f"{len(not_managed)} finding(s); policy {'unchanged' if unmanaged_unchanged else 'CHANGED'}",
+        bool(not_managed) and all(f["outcome"] == "REFUSED" for f in not_managed) and unchanged,
+        f"{len(not_managed)} finding(s); policy {'unchanged' if unchanged else 'CHANGED'}",
     )
-    refused = _findings(alerts, "PRINCIPAL_NOT_ALLOWED", principal_arn=scenario.other_caller)
+
+
+def _other_account_refused(seen: _Outcome) -> Check:
+    scenario = seen.scenario
+    refused = _findings(seen.alerts, "PRINCIPAL_NOT_ALLOWED", principal_arn=scenario.other_caller)
     in_policies = [
-        scenario.key_names[k] for k in scenario.key_names if _mentions(system.key_policy(k), scenario.other_caller)
+        scenario.key_names[k] for k in scenario.key_names if _mentions(seen.system.key_policy(k), scenario.other_caller)
     ]
-    check(
+    return Check(
         "PRINCIPAL_NOT_ALLOWED (REFUSED) for the other account's role, which is in no key policy",
         len(refused) == 1 and refused[0]["outcome"] == "REFUSED" and not in_policies,
         f"{len(refused)} finding(s); in policies: {in_policies or 'none'}",
     )
-    datasets_after = system.key_policy(scenario.datasets_key)
+
+
+def _datasets_key_granted(seen: _Outcome) -> Check:
+    datasets_after = seen.system.key_policy(seen.scenario.datasets_key)
     can_train = all(_allows(datasets_after, TRAINER, a) for a in ("kms:Decrypt", "kms:GenerateDataKey"))
-    check(
+    return Check(
         f"training from datasets: the trainer can decrypt the dataset images' key ({DATASETS_ALIAS})",
         can_train,
         "kms:Decrypt, kms:GenerateDataKey" if can_train else "missing",
     )
-    dataset_grants = _findings(alerts, "KEY_ACCESS_MISSING", kms_key_arn=scenario.datasets_key, principal_arn=TRAINER)
-    check(
+
+
+def _datasets_grant_reported(seen: _Outcome) -> Check:
+    key = seen.scenario.datasets_key
+    datasets_after = seen.system.key_policy(key)
+    dataset_grants = _findings(seen.alerts, "KEY_ACCESS_MISSING", kms_key_arn=key, principal_arn=TRAINER)
+    return Check(
         "that grant was reported (KEY_ACCESS_MISSING, REMEDIATED), and the data engineer was granted nothing",
         [f["outcome"] for f in dataset_grants] == ["REMEDIATED"] and not _mentions(datasets_after, DATA_ENGINEER),
         f"{len(dataset_grants)} finding(s); data engineer in the policy: {_mentions(datasets_after, DATA_ENGINEER)}",
     )
+
+
+def _member_account_handled(seen: _Outcome) -> Check:
+    system, scenario = seen.system, seen.scenario
     member_head = system.member_client(MEMBER_ACCOUNT, "s3").head_object(Bucket=MEMBER_BUCKET, Key=MEMBER_IMAGE)
     member_policy = json.loads(
         system.member_client(MEMBER_ACCOUNT, "kms").get_key_policy(KeyId=scenario.member_key, PolicyName="default")[
             "Policy"
         ]
     )
-    member_findings = [a.finding for a in alerts if a.finding.get("account") == MEMBER_ACCOUNT]
+    member_findings = [a.finding for a in seen.alerts if a.finding.get("account") == MEMBER_ACCOUNT]
     member_calls = [r for label, r in scenario.routed if label.startswith("Member")]
-    check(
+    return Check(
         "the member account's upload was re-encrypted in the member, its trainer granted on the member's key",
         member_head.get("ServerSideEncryption") == "AES256"
         and _allows(member_policy, MEMBER_TRAINER, "kms:Decrypt")
@@ -630,41 +677,109 @@ def run_checks(system: LocalSystem, scenario: Scenario, subscriber_subjects: lis
         f"{member_head.get('ServerSideEncryption')}; {len(member_findings)} finding(s) carry the member's account; "
         + ", ".join(f"{r.rules}" for r in member_calls),
     )
-    grants = _grant_event_ids(system)
-    training_calls = [r for label, r in scenario.routed if label.startswith("CreateProjectVersion")]
-    check(
+
+
+def _training_calls_routed(seen: _Outcome) -> Check:
+    grants = _grant_event_ids(seen.system)
+    training_calls = [r for label, r in seen.scenario.routed if label.startswith("CreateProjectVersion")]
+    return Check(
         "each CreateProjectVersion record matched TrainingCallRule and reached the grant function once",
         all(r.rules == ["TrainingCallRule"] and grants[r.event_id] == 1 for r in training_calls),
         ", ".join(f"{r.rules} → {grants[r.event_id]} invocation(s)" for r in training_calls),
     )
-    unrouted = [r for label, r in scenario.routed if label.startswith("DescribeProjects")]
-    check(
+
+
+def _describe_projects_unrouted(seen: _Outcome) -> Check:
+    grants = _grant_event_ids(seen.system)
+    unrouted = [r for label, r in seen.scenario.routed if label.startswith("DescribeProjects")]
+    return Check(
         "DescribeProjects matched no rule and reached no handler",
         all(not r.rules and grants[r.event_id] == 0 for r in unrouted),
         ", ".join(f"rules {r.rules}, {grants[r.event_id]} invocation(s)" for r in unrouted),
     )
-    dead = system.dead_letters()
-    errors = [i for i in system.invocations if not i.ok]
-    check(
+
+
+def _nothing_failed(seen: _Outcome) -> Check:
+    dead = seen.system.dead_letters()
+    errors = [i for i in seen.system.invocations if not i.ok]
+    timed_out = seen.scenario.timed_out
+    return Check(
         "no record ended in a DLQ, no function error, no failed record",
-        not any(dead.values()) and not errors and not scenario.timed_out,
-        f"DLQs {dead}; {len(errors)} failed invocation(s)" + (f"; {scenario.timed_out}" if scenario.timed_out else ""),
+        not any(dead.values()) and not errors and not timed_out,
+        f"DLQs {dead}; {len(errors)} failed invocation(s)" + (f"; {timed_out}" if timed_out else ""),
     )
+
+
+def _burst_digested(seen: _Outcome) -> Check:
+    scenario = seen.scenario
     counted = sum(int(m.finding.get("count", 1)) for m in scenario.burst_human)
-    check(
+    return Check(
         f"the burst: {BURST} findings for machines, at most 5 messages for people, counting them all",
         len(scenario.burst_alerts) == BURST and 1 <= len(scenario.burst_human) <= 5 and counted == BURST,
         f"{len(scenario.burst_alerts)} on the alerts topic, {len(scenario.burst_human)} on the human topic "
         f"counting {counted}",
     )
-    subjects = [a.subject for a in alerts]
-    check(
+
+
+def _alerts_delivered(seen: _Outcome) -> Check:
+    subjects = [a.subject for a in seen.alerts]
+    received = seen.subscriber_subjects
+    return Check(
         "every alert reached the topic's subscriber",
-        sorted(map(str, subscriber_subjects)) == sorted(map(str, subjects)) and bool(subjects),
-        f"{len(subscriber_subjects)} received of {len(subjects)} published",
+        sorted(map(str, received)) == sorted(map(str, subjects)) and bool(subjects),
+        f"{len(received)} received of {len(subjects)} published",
     )
-    _operator_checks(scenario, check)
-    return checks
+
+
+def _doctor_passes(seen: _Outcome) -> Check | None:
+    """What the operator's commands said about the demo world (step 8): the doctor, when it ran."""
+    if not seen.scenario.doctor:
+        return None
+    failed = [c["title"] for c in seen.scenario.doctor["checks"] if c["status"] == "fail"]
+    return Check("clguard doctor: no check fails on the demo world", not failed, "; ".join(failed) or "all pass")
+
+
+def _preflight_verdicts(seen: _Outcome) -> Check | None:
+    """... and preflight, when it ran."""
+    scenario = seen.scenario
+    if not scenario.preflight:
+        return None
+    verdicts = {e["key_arn"]: (e["verdict"], e["reason"] or "") for e in scenario.preflight["keys"]}
+    managed = verdicts.get(scenario.managed_key, ("absent", ""))
+    unmanaged = verdicts.get(scenario.unmanaged_key, ("absent", ""))
+    return Check(
+        "clguard preflight: the trainer is ready on the managed key, blocked on the key that did not opt in",
+        managed[0] == "ready" and unmanaged[0] == "blocked" and "opt-in tag" in unmanaged[1],
+        f"{MANAGED_ALIAS}: {managed[0]}; {UNMANAGED_ALIAS}: {unmanaged[0]} ({unmanaged[1]})",
+    )
+
+
+CHECKS: Final[tuple[Callable[[_Outcome], Check | None], ...]] = (
+    _legacy_image_encrypted,
+    _legacy_image_reported_once,
+    _copy_echo_quiet,
+    _compliant_uploads_quiet,
+    _trainer_granted,
+    _grant_reported,
+    _unmanaged_key_refused,
+    _other_account_refused,
+    _datasets_key_granted,
+    _datasets_grant_reported,
+    _member_account_handled,
+    _training_calls_routed,
+    _describe_projects_unrouted,
+    _nothing_failed,
+    _burst_digested,
+    _alerts_delivered,
+    _doctor_passes,
+    _preflight_verdicts,
+)
+
+
+def run_checks(system: LocalSystem, scenario: Scenario, subscriber_subjects: list[str | None]) -> list[Check]:
+    """Every check of CHECKS on what the scenario left (a check that does not apply says nothing)."""
+    seen = _Outcome(system, scenario, system.alerts(), subscriber_subjects)
+    return [result for check in CHECKS if (result := check(seen)) is not None]
 
 
 # --------------------------------------------------------------------------------------------
