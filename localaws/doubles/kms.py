@@ -153,7 +153,15 @@ def _single_statement_as_list(original: Wrapper) -> Wrapper:
 
 
 def _validated_principals(policy: Any) -> set[str]:
-    """The AWS principals of a syntactically valid key policy (raises KMS errors)."""
+    """The AWS principals of a syntactically valid key policy (raises KMS errors): its statements
+    (``_statements``: characters, size, JSON, at least one), then each one's (``_principals_of``)."""
+    principals: set[str] = set()
+    for statement in _statements(policy):
+        principals |= _principals_of(statement)
+    return principals
+
+
+def _statements(policy: Any) -> list[Any]:
     if not isinstance(policy, str) or not _KEY_POLICY_CHARACTERS.fullmatch(policy):
         raise _malformed("The key policy contains characters that are not allowed.")
     if len(policy.encode("utf-8")) > _KEY_POLICY_MAX_BYTES:
@@ -170,23 +178,26 @@ def _validated_principals(policy: Any) -> set[str]:
         statements = [statements]
     if not isinstance(statements, list) or not statements:
         raise _malformed("The key policy must contain at least one statement.")
-    principals: set[str] = set()
-    for statement in statements:
-        principal = statement.get("Principal") if isinstance(statement, dict) else None
-        if principal == "*":
-            principals.add("*")
-            continue
-        if not isinstance(principal, dict) or not principal:
+    return statements
+
+
+def _principals_of(statement: Any) -> set[str]:
+    """The AWS principals one statement names ("*" for everyone); an invalid Principal raises."""
+    principal = statement.get("Principal") if isinstance(statement, dict) else None
+    if principal == "*":
+        return {"*"}
+    if not isinstance(principal, dict) or not principal:
+        raise _malformed(_MSG_INVALID_PRINCIPALS)
+    out: set[str] = set()
+    for kind, values in principal.items():
+        names = [values] if isinstance(values, str) else values
+        if not isinstance(names, list) or not names:
             raise _malformed(_MSG_INVALID_PRINCIPALS)
-        for kind, values in principal.items():
-            names = [values] if isinstance(values, str) else values
-            if not isinstance(names, list) or not names:
-                raise _malformed(_MSG_INVALID_PRINCIPALS)
-            if not all(isinstance(name, str) and name for name in names):
-                raise _malformed(_MSG_INVALID_PRINCIPALS)
-            if kind == "AWS":
-                principals.update(names)
-    return principals
+        if not all(isinstance(name, str) and name for name in names):
+            raise _malformed(_MSG_INVALID_PRINCIPALS)
+        if kind == "AWS":
+            out.update(names)
+    return out
 
 
 def _check_principals_exist(principals: set[str], account: str, partition: str) -> None:
