@@ -120,37 +120,25 @@ _NO_KEY = "ENCRYPTION_REQUIREMENT is SSE_KMS"
 
 
 def assess(encryption: ObjectEncryption, settings: Settings, *, aws_managed_key: bool = False) -> Assessment:
-    """Is the object's encryption one Rekognition can use under ``settings``, and if not, what is
-    the safe remediation? One small check per kind of encryption:
-
-    - ``_assess_sse_c``        SSE-C: never usable, never re-encrypted (the customer's key is needed)
-    - ``_assess_unencrypted``  no encryption: copied in place under the target encryption, if any
-    - ``_assess_sse_s3``       SSE-S3: fine under ``SSE_S3_OR_KMS``; else updated in place to the own key
-    - ``_assess_kms``          SSE-KMS, DSSE-KMS: fine under an allowed (customer managed) key; else
-                               re-encrypted under the own key (updated in place from SSE-KMS)
-
-    ``aws_managed_key``: the object's KMS key is AWS managed (e.g. aws/s3), which
+    """``aws_managed_key``: the object's KMS key is AWS managed (e.g. aws/s3), which
     ``SSE_KMS`` (customer managed KMS only) does not accept."""
     kind = encryption.kind
     if kind is Encryption.SSE_C:
-        return _assess_sse_c(encryption)
+        return Assessment(
+            encryption,
+            "OBJECT_SSE_C",
+            "object uses SSE-C (customer-provided key): Rekognition cannot read it",
+            why_not="it cannot be re-encrypted without the customer's key",
+        )
     if kind is Encryption.NONE:
         return _assess_unencrypted(encryption, settings)
     if kind is Encryption.SSE_S3:
         return _assess_sse_s3(encryption, settings)
-    return _assess_kms(encryption, settings, aws_managed_key=aws_managed_key)
-
-
-def _assess_sse_c(encryption: ObjectEncryption) -> Assessment:
-    return Assessment(
-        encryption,
-        "OBJECT_SSE_C",
-        "object uses SSE-C (customer-provided key): Rekognition cannot read it",
-        why_not="it cannot be re-encrypted without the customer's key",
-    )
+    return _assess_kms(encryption, settings, aws_managed_key=aws_managed_key)  # DSSE-KMS counts as KMS
 
 
 def _assess_unencrypted(encryption: ObjectEncryption, settings: Settings) -> Assessment:
+    """No encryption: copied to the target encryption, when there is a target this account may use."""
     problem = "object had no server-side encryption"
     target = _target(settings)
     if target is None:
@@ -159,6 +147,7 @@ def _assess_unencrypted(encryption: ObjectEncryption, settings: Settings) -> Ass
 
 
 def _assess_sse_s3(encryption: ObjectEncryption, settings: Settings) -> Assessment:
+    """SSE-S3: fine unless SSE_KMS is required; then updated in place to this account's own key."""
     if settings.encryption_requirement is EncryptionRequirement.SSE_S3_OR_KMS:
         return Assessment(encryption)
     problem = "object uses SSE-S3 where ENCRYPTION_REQUIREMENT is SSE_KMS"
@@ -170,7 +159,8 @@ def _assess_sse_s3(encryption: ObjectEncryption, settings: Settings) -> Assessme
 
 
 def _assess_kms(encryption: ObjectEncryption, settings: Settings, *, aws_managed_key: bool) -> Assessment:
-    """SSE-KMS or DSSE-KMS (DSSE counts as KMS encryption)."""
+    """SSE-KMS / DSSE-KMS: fine with an allowed key (customer managed when SSE_KMS is required);
+    otherwise re-keyed to this account's own key (SSE-KMS in place, DSSE by copy)."""
     key = encryption.kms_key_arn or ""
     not_customer = aws_managed_key and settings.encryption_requirement is EncryptionRequirement.SSE_KMS
     if settings.key_allowed(key) and not not_customer:
@@ -197,7 +187,6 @@ def _assess_kms(encryption: ObjectEncryption, settings: Settings, *, aws_managed
 SSE_APPLIED_S3: Final = frozenset({"Default_SSE_S3", "SSE_S3"})
 SSE_APPLIED_KMS: Final = frozenset({"Default_SSE_KMS", "SSE_KMS"})
 SSE_APPLIED_C: Final = "SSE_C"
-_SSE_APPLIED_ANY: Final = SSE_APPLIED_S3 | SSE_APPLIED_KMS | {SSE_APPLIED_C}
 _ALGORITHMS: Final = {"AES256": Encryption.SSE_S3, "aws:kms": Encryption.SSE_KMS, "aws:kms:dsse": Encryption.DSSE_KMS}
 
 
@@ -224,50 +213,53 @@ def classify_observed(observed: ObservedEncryption) -> ObjectEncryption | None:
     fields that contradict each other all give None. A record never proves "no encryption":
     since January 2023 S3 encrypts every new object, and a record without any field may just be
     an older trail format, so the unencrypted case is always confirmed by HeadObject.
-
-    One small check per kind of evidence, after SSEApplied is known to be one of ours:
-
-    - ``_observed_sse_c``         a customer algorithm, or SSEApplied SSE_C: nothing else may be set
-    - ``_observed_applied_only``  no algorithm: SSEApplied alone proves SSE-S3 (no key to name)
-    - ``_observed_sse_s3``        algorithm AES256: SSEApplied, if any, agrees, and no key
-    - ``_observed_kms``           aws:kms, aws:kms:dsse: SSEApplied, if any, agrees, and a key ARN
     """
     applied, algorithm = observed.sse_applied, observed.algorithm
-    if applied is not None and applied not in _SSE_APPLIED_ANY:
+    if applied is not None and applied not in SSE_APPLIED_S3 | SSE_APPLIED_KMS | {SSE_APPLIED_C}:
         return None
     if observed.customer_algorithm is not None or applied == SSE_APPLIED_C:
         return _observed_sse_c(observed)
-    if algorithm is None:
-        return _observed_applied_only(observed)
+    if algorithm is None:  # only SSEApplied: enough for SSE-S3, which has no key to name
+        return _observed_from_applied(observed)
     kind = _ALGORITHMS.get(algorithm)
     if kind is None:
         return None
     if kind is Encryption.SSE_S3:
         return _observed_sse_s3(observed)
-    return _observed_kms(kind, observed)
+    return _observed_kms(observed, kind)
+
+
+# One check per kind of evidence (each returns None when the fields contradict each other).
 
 
 def _observed_sse_c(observed: ObservedEncryption) -> ObjectEncryption | None:
+    """SSE-C: a customer algorithm (AES256 only) or SSEApplied says so, and nothing else does."""
     if observed.algorithm is not None or observed.kms_key_id is not None:
         return None
-    if observed.sse_applied not in (None, SSE_APPLIED_C) or observed.customer_algorithm not in (None, "AES256"):
+    if observed.sse_applied not in (None, SSE_APPLIED_C):
+        return None
+    if observed.customer_algorithm not in (None, "AES256"):
         return None
     return ObjectEncryption(Encryption.SSE_C)
 
 
-def _observed_applied_only(observed: ObservedEncryption) -> ObjectEncryption | None:
+def _observed_from_applied(observed: ObservedEncryption) -> ObjectEncryption | None:
+    """No algorithm field: only SSE-S3 can be known from SSEApplied alone (a KMS kind needs its key)."""
     if observed.sse_applied in SSE_APPLIED_S3 and observed.kms_key_id is None:
         return ObjectEncryption(Encryption.SSE_S3)
     return None
 
 
 def _observed_sse_s3(observed: ObservedEncryption) -> ObjectEncryption | None:
+    """AES256: consistent only with an S3 SSEApplied value (or none) and no key."""
     if observed.sse_applied not in (None, *SSE_APPLIED_S3) or observed.kms_key_id is not None:
         return None
     return ObjectEncryption(Encryption.SSE_S3)
 
 
-def _observed_kms(kind: Encryption, observed: ObservedEncryption) -> ObjectEncryption | None:
+def _observed_kms(observed: ObservedEncryption, kind: Encryption) -> ObjectEncryption | None:
+    """aws:kms / aws:kms:dsse: consistent with a KMS SSEApplied value (or none), and decided only
+    with a key ARN (a bare key id or an alias is left to HeadObject)."""
     if observed.sse_applied not in (None, *SSE_APPLIED_KMS):
         return None
     key = observed.kms_key_id

@@ -187,17 +187,8 @@ def resource_glob_problem(glob: str) -> str:
 
 
 def _exception(entry: Any, where: str, allowed_types: frozenset[str]) -> AcceptedException:
-    """One entry of the document, checked field by field in this order (the first problem is the
-    error, naming the entry and the field):
-
-    - ``_check_fields``     an object, with no unknown field and every required one
-    - ``_exception_id``     ``id``: ``[A-Za-z0-9._-]{1,64}`` (the entry is named by it from here on)
-    - ``_finding_types``    ``finding_types``: types that can be muted
-    - ``_resources``        ``resources``: globs naming one bucket or one account
-    - ``_principals``       ``principals`` (optional): ARN globs with a literal account
-    - ``owner``, ``reason`` bounded text without control characters; ``expires``: a date
-    """
-    _check_fields(entry, where)
+    """One entry, checked field by field: ``_exception_id`` (shape, fields, id), then
+    ``_finding_types``, ``_resources``, ``_principals``, the texts and ``_expires``."""
     exception_id = _exception_id(entry, where)
     where = f"{where} ({exception_id})"
     types = _finding_types(entry, where, allowed_types)
@@ -217,7 +208,8 @@ def _exception(entry: Any, where: str, allowed_types: frozenset[str]) -> Accepte
     )
 
 
-def _check_fields(entry: Any, where: str) -> None:
+def _exception_id(entry: Any, where: str) -> str:
+    """An object with known fields only, every required one, and an id of [A-Za-z0-9._-]{1,64}."""
     if not isinstance(entry, Mapping):
         raise InvalidExceptions(f"{where}: must be an object")
     unknown = sorted(str(k) for k in entry if k not in _FIELDS)
@@ -228,9 +220,6 @@ def _check_fields(entry: Any, where: str) -> None:
     missing = [name for name in _REQUIRED if name not in entry]
     if missing:
         raise InvalidExceptions(f"{where}: missing required field(s) {', '.join(missing)}")
-
-
-def _exception_id(entry: Mapping[str, Any], where: str) -> str:
     exception_id = entry.get("id")
     if not isinstance(exception_id, str) or not _ID.fullmatch(exception_id):
         raise InvalidExceptions(f"{where}.id: must match [A-Za-z0-9._-]{{1,64}}")
