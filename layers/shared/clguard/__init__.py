@@ -88,6 +88,10 @@ Use cases: one per function, and the steps they share
 - ``usecases.failed_trainings`` Failed trainings (access reasons): one diagnosed TRAINING_FAILED per
                                version.
 - ``usecases.digest``          The digest function: the alerts topic's findings grouped for people.
+- ``usecases.digestmessages``  The digest's messages one at a time: a finding alone, a forwarded
+                               message, a batch's accepted exceptions; the Slack thread of each.
+- ``usecases.digestgroups``    A digest of several findings of one kind about one place, in named
+                               steps (place, e-mail, chat, document).
 - ``usecases.preflight``       ``clguard preflight``: would a training call's keys be usable? The
                                grant path's planner and key decision (``keyaccess.decide``), read-only.
 - ``usecases.doctor``          ``clguard doctor``: one small named check per piece that silently

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Final
 from clguard.adapters import dynamodb, sns
 from clguard.boundary.config import Settings
 from clguard.observability import count, logger
+from clguard.reporting.rendering import chat_notification
 from clguard.state import auditrows
 
 if TYPE_CHECKING:
@@ -222,15 +223,7 @@ def publish_summary(settings: Settings, data: Mapping[str, Any], locations: Mapp
     text = auditreport.summary_text(data, locations)
     subject = auditreport.summary_subject(data)
     document = {"message_kind": SUMMARY_KIND, "schema_version": "1", **auditreport.summary_document(data, locations)}
-    chat = {
-        "version": "1.0",
-        "source": "custom",
-        "content": {
-            "textType": "client-markdown",
-            "title": f":bar_chart: {subject}",
-            "description": text.replace("`", "'"),
-        },
-    }
+    chat = chat_notification(f":bar_chart: {subject}", text.replace("`", "'"))
     message = json.dumps(
         {"default": json.dumps(document), "email": text, "https": json.dumps(chat)},
         ensure_ascii=False,
