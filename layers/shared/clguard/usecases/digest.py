@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from clguard.adapters import sns
@@ -122,48 +122,58 @@ def is_immediate(item: Item) -> bool:
     return document.get("finding_type") in IMMEDIATE_TYPES or document.get("outcome") == "FAILED"
 
 
+@dataclass(slots=True)
+class _Sorted:
+    """One batch's records sorted into where each goes: an immediate message, the muted ones, a
+    group; ``extra``: the records of a finding delivered again, by the holder of its first."""
+
+    immediate: list[HumanMessage] = field(default_factory=list)
+    muted: list[Item] = field(default_factory=list)
+    groups: dict[GroupKey, list[Item]] = field(default_factory=dict)
+    seen: dict[str, HumanMessage | list[Item]] = field(default_factory=dict)
+    extra: dict[int, list[str]] = field(default_factory=dict)
+
+    def add(self, item: Item) -> None:
+        identity = item.finding.fingerprint() if item.finding is not None else None
+        if identity is not None and identity in self.seen:
+            # the same finding delivered twice: account for the record, do not count it twice
+            self.extra.setdefault(id(self.seen[identity]), []).append(item.record_id)
+            return
+        holder: HumanMessage | list[Item]
+        if item.finding is not None and item.finding.suppressed is not None:
+            self.muted.append(item)  # an accepted exception (docs/architecture.md §5b): counted, not alerted
+            holder = self.muted
+        elif is_immediate(item):
+            holder = single(item)
+            self.immediate.append(holder)
+        else:
+            assert item.document is not None
+            holder = self.groups.setdefault(group_key(item.document), [])
+            holder.append(item)
+        if identity is not None:
+            self.seen[identity] = holder
+
+    def extra_of(self, holder: HumanMessage | list[Item]) -> list[str]:
+        return self.extra.get(id(holder), [])
+
+
 def plan(items: Iterable[Item]) -> list[HumanMessage]:
     """The human messages for one batch: the immediate ones first (in arrival order), then one
     per group (in order of each group's first finding). Duplicate deliveries of one finding
     (same fingerprint) count once; every record is in exactly one message."""
-    immediate: list[HumanMessage] = []
-    muted: list[Item] = []
-    groups: dict[GroupKey, list[Item]] = {}
-    seen: dict[str, HumanMessage | list[Item]] = {}
-    extra: dict[int, list[str]] = {}
+    batch = _Sorted()
     for item in items:
-        identity = item.finding.fingerprint() if item.finding is not None else None
-        if identity is not None and identity in seen:
-            # the same finding delivered twice: account for the record, do not count it twice
-            holder = seen[identity]
-            extra.setdefault(id(holder), []).append(item.record_id)
-            continue
-        if item.finding is not None and item.finding.suppressed is not None:
-            muted.append(item)  # an accepted exception (docs/architecture.md §5b): counted, not alerted
-            if identity is not None:
-                seen[identity] = muted
-            continue
-        if is_immediate(item):
-            message = single(item)
-            immediate.append(message)
-            if identity is not None:
-                seen[identity] = message
-            continue
-        assert item.document is not None
-        bucket = groups.setdefault(group_key(item.document), [])
-        bucket.append(item)
-        if identity is not None:
-            seen[identity] = bucket
-    digests = [grouped(key, members) for key, members in groups.items()]
-    for message in immediate:
-        message.record_ids += extra.get(id(message), [])
-    for (_key, members), message in zip(groups.items(), digests, strict=True):
-        message.record_ids += extra.get(id(members), [])
-    if not muted:
-        return immediate + digests
-    quiet = accepted_exceptions(muted)
-    quiet.record_ids += extra.get(id(muted), [])
-    return [*immediate, *digests, quiet]
+        batch.add(item)
+    digests = [grouped(key, members) for key, members in batch.groups.items()]
+    for message in batch.immediate:
+        message.record_ids += batch.extra_of(message)
+    for members, message in zip(batch.groups.values(), digests, strict=True):
+        message.record_ids += batch.extra_of(members)
+    if not batch.muted:
+        return batch.immediate + digests
+    quiet = accepted_exceptions(batch.muted)
+    quiet.record_ids += batch.extra_of(batch.muted)
+    return [*batch.immediate, *digests, quiet]
 
 
 def findings_counted(messages: Iterable[HumanMessage]) -> int:
