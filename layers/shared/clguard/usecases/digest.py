@@ -36,12 +36,15 @@ from clguard.adapters import sns
 from clguard.boundary.config import DigestSettings
 from clguard.errors import AwsError, InvalidEvent
 from clguard.observability import count, logger
-from clguard.reporting.findings import Finding
+from clguard.reporting.findings import Finding, FindingType
 from clguard.usecases.digestgroups import GroupKey, group_key, grouped
 from clguard.usecases.digestmessages import DIGEST_KIND, HumanMessage, accepted_exceptions, single
 
 # Rare and severe: never grouped (plus every FAILED outcome and every message that is not a finding).
-IMMEDIATE_TYPES: Final = frozenset({"PRINCIPAL_NOT_ALLOWED", "KEY_POLICY_LIMIT", "TRAINING_FAILED"})
+# The one list: README.md and docs/architecture.md name it, tests/unit/test_one_source.py ties them to it.
+IMMEDIATE_TYPES: Final = frozenset(
+    {FindingType.PRINCIPAL_NOT_ALLOWED, FindingType.KEY_POLICY_LIMIT, FindingType.TRAINING_FAILED}
+)
 LOG_CHUNK: Final = 500  # resources per log line (CloudWatch Logs events are at most 256 KB)
 
 # --- input ------------------------------------------------------------------------------------
