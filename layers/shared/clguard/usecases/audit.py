@@ -19,6 +19,10 @@ Idempotent across runs: findings of audit checks are scoped by the state of what
 (an object's ETag and LastModified as listed, a key's policy), not by the run, so the next run
 alerts nothing already reported, and a condition that reappears after a fix (a new object
 state, another policy) is new. Changes the remediator makes are each reported (run-scoped).
+
+This module drives one invocation; the run's parts: ``auditmembers`` (which buckets, in which
+account; the members' trainings), ``auditlist`` (the listing, its cursor), ``auditrecord`` (the run
+record, its report and summary), ``audittally`` (the verify side: a message's findings and tally).
 """
 
 from __future__ import annotations

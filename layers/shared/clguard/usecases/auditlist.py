@@ -38,7 +38,7 @@ CONTINUE_KIND: Final = "clguard.audit-continue"
 TIME_RESERVE_MS: Final = 60_000  # stop listing when less than this is left
 
 
-# --- finding scopes (idempotent across runs) ----------------------------------------------------
+# --- an object's state as listed (what the audit's finding scopes name) ------------------------
 
 
 def object_state(etag: str, last_modified: str) -> str:
