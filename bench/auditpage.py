@@ -16,6 +16,7 @@ from typing import Any
 
 from bench.common import Figure, progress
 from clguard.reporting import auditreport
+from clguard.reporting.findings import Severity
 
 ROWS = 100_000
 CPU_GOAL_S = 2.0
@@ -53,7 +54,7 @@ def rows(n: int = ROWS) -> list[dict[str, Any]]:
                 "principal_arn": "",
                 "finding_type": TYPES[i % len(TYPES)],
                 "finding": TYPES[i % len(TYPES)].replace("_", " ").lower(),
-                "severity": "HIGH" if i % 3 else "MEDIUM",
+                "severity": Severity.HIGH.value if i % 3 else Severity.MEDIUM.value,
                 "outcome": "REMEDIATED" if section == "fixed" else "REPORTED",
                 "since": "2026-12-07T10:00:00Z",
                 "new": bool(i % 2),

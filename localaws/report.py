@@ -22,6 +22,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
+from clguard.reporting.findings import Severity
 from localaws.observed import Alert, Invocation
 
 __all__ = [
@@ -54,7 +55,7 @@ _MRKDWN: Final = re.compile(
     r"|(?<![\w_])_(?!\s)([^_\n]+?)(?<!\s)_(?![\w_])"
     r"|(?<![\w~])~(?!\s)([^~\n]+?)(?<!\s)~(?![\w~])"
 )
-_SEVERITY_STYLE: Final = {"HIGH": "bold red", "MEDIUM": "bold yellow"}
+_SEVERITY_STYLE: Final[Mapping[str, str]] = {Severity.HIGH: "bold red", Severity.MEDIUM: "bold yellow"}
 
 
 def slack_text(markdown: str) -> Text:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from clguard.usecases import audit
+from clguard.usecases import auditrecord
 from functions.audit import app as audit_app
 from functions.verify_object_encryption import app as verify_app
 from tests.eventsamples import load_event, sqs_event
@@ -52,7 +52,7 @@ def summaries(world: World) -> list[dict[str, Any]]:
     return [
         json.loads(p.structure["default"])
         for p in world.published()
-        if p.attributes.get("message_kind", {}).get("Value") == audit.SUMMARY_KIND
+        if p.attributes.get("message_kind", {}).get("Value") == auditrecord.SUMMARY_KIND
     ]
 
 

@@ -30,7 +30,7 @@ from clguard.reporting.findings import (
     ProjectVersionResource,
 )
 from clguard.reporting.rendering import CHAT_DESCRIPTION_MAX, chat_escape, chat_message, email_text, one_line, subject
-from clguard.usecases import digest
+from clguard.usecases import digest, digestmessages
 from tests.badinput.strings import HOSTILE, INVISIBLE, LINE_BREAKS, hostile_strings
 from tests.eventsamples import load_sqs_event
 
@@ -224,7 +224,7 @@ DIGEST_FIELDS = (
 )
 
 
-def _digest(field: str, value: str, n: int) -> list[digest.HumanMessage]:
+def _digest(field: str, value: str, n: int) -> list[digestmessages.HumanMessage]:
     return digest.plan(digest.parse_record(r) for r in _records(field, value, n))
 
 

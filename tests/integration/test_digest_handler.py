@@ -18,7 +18,7 @@ from clguard.observability import metrics
 from clguard.reporting.findings import Finding
 from clguard.reporting.publisher import Publisher
 from clguard.reporting.rendering import subject as finding_subject
-from clguard.usecases import digest
+from clguard.usecases import digest, digestmessages
 from localaws.runtime import esm_batches
 from tests.awscalls import Boundary
 from tests.eventsamples import load_sqs_event
@@ -155,7 +155,7 @@ def test_a_burst_is_one_machine_message_per_finding_and_a_handful_for_people(
     assert channels.machine_messages() == BURST + 1
     # And people got at most 5 digests, plus the refusal on its own
     human = channels.human_messages()
-    digests = [m for m in human if json.loads(m[1]["default"]).get("message_kind") == digest.DIGEST_KIND]
+    digests = [m for m in human if json.loads(m[1]["default"]).get("message_kind") == digestmessages.DIGEST_KIND]
     alone = [m for m in human if m not in digests]
     assert len(digests) <= 5
     assert [subject for subject, _ in alone] == [finding_subject(refusal)]

@@ -13,8 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from clguard.boundary import config
 from clguard.errors import ConfigError
-from clguard.usecases import digest
+from clguard.usecases import digest, digestmessages
 from localaws.runtime import LAMBDA_SQS_PAYLOAD_MAX, esm_batches
 from tests.eventsamples import load_sqs_event
 
@@ -48,11 +49,11 @@ def _burst(n: int) -> list[dict[str, Any]]:
     return [_record(template, i) for i in range(n)]
 
 
-def _plan(records: Sequence[Mapping[str, Any]]) -> list[digest.HumanMessage]:
+def _plan(records: Sequence[Mapping[str, Any]]) -> list[digestmessages.HumanMessage]:
     return digest.plan(digest.parse_record(r) for r in records)
 
 
-def _plan_as_lambda_delivers(records: list[dict[str, Any]]) -> list[list[digest.HumanMessage]]:
+def _plan_as_lambda_delivers(records: list[dict[str, Any]]) -> list[list[digestmessages.HumanMessage]]:
     """Plan each batch the event source mapping would deliver (BatchSize, 6 MB payload)."""
     return [_plan(batch) for batch in esm_batches(records, batch_size=BATCH_SIZE)]
 
@@ -69,7 +70,7 @@ def test_a_burst_of_ten_thousand_same_kind_findings_gives_at_most_five_human_mes
     assert digest.findings_counted(messages) == BURST
     # And each message is a digest of that kind and place, with counts
     for message in messages:
-        assert message.default["message_kind"] == digest.DIGEST_KIND
+        assert message.default["message_kind"] == digestmessages.DIGEST_KIND
         assert message.default["place"] == "s3://custom-labels-training/datasets/cats/images/"
         assert message.subject.startswith(f"[MEDIUM] {message.default['count']:,} x OBJECT_WRONG_ENCRYPTION REMEDIATED")
 
@@ -120,7 +121,7 @@ def test_failed_outcomes_are_never_grouped() -> None:
     messages = _plan(records)
     # Then each is its own message, and none is a digest
     assert len(messages) == 3
-    assert all(m.default.get("message_kind") != digest.DIGEST_KIND for m in messages)
+    assert all(m.default.get("message_kind") != digestmessages.DIGEST_KIND for m in messages)
 
 
 def test_a_message_that_is_not_a_finding_is_forwarded_at_once() -> None:
@@ -188,7 +189,7 @@ def test_the_digest_email_lists_counts_the_first_three_and_every_resource() -> N
     # And Slack gets a short list, the keywords and the bucket's thread
     content = message.chat["content"]
     assert content["keywords"] == ["OBJECT_WRONG_ENCRYPTION", "MEDIUM", "REMEDIATED"]
-    assert content["description"].count("• ") == digest.CHAT_LISTED
+    assert content["description"].count("• ") == digestmessages.CHAT_LISTED
     assert message.chat["metadata"]["threadId"].startswith("clguard-bucket-")
 
 
@@ -312,9 +313,9 @@ def test_the_human_topic_is_validated_naming_the_variable() -> None:
     # When the digest settings are loaded
     # Then the error names the variable
     with pytest.raises(ConfigError, match="HUMAN_TOPIC_ARN"):
-        digest.load_digest_settings({})
+        config.load_digest_settings({})
     with pytest.raises(ConfigError, match="HUMAN_TOPIC_ARN"):
-        digest.load_digest_settings({"HUMAN_TOPIC_ARN": "not-an-arn"})
+        config.load_digest_settings({"HUMAN_TOPIC_ARN": "not-an-arn"})
 
 
 @pytest.mark.parametrize(

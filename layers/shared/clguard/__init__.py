@@ -77,9 +77,21 @@ Use cases: one per function, and the steps they share
                                and their needs, manifests or datasets, output bucket), then its run.
 - ``usecases.audit``           The audit function: what no event announces (existing objects, keys in
                                use), listed page by page, fanned out, resumed by self-invocation.
+- ``usecases.auditlist``       One audit invocation's share: each bucket listed or read from its S3
+                               Inventory, fanned out to the verify queue, resumable from a cursor.
+- ``usecases.auditmembers``    Which buckets an audit run covers in which account, the members it
+                               cannot reach, and each one's failed trainings.
+- ``usecases.auditrecord``     The audit run's record (created once, tallies added, closed once with
+                               the report and its one summary).
+- ``usecases.audittally``      The verify side of an audit run: findings scoped by the state checked,
+                               each message's tally and report rows.
 - ``usecases.failed_trainings`` Failed trainings (access reasons): one diagnosed TRAINING_FAILED per
                                version.
 - ``usecases.digest``          The digest function: the alerts topic's findings grouped for people.
+- ``usecases.digestmessages``  The digest's messages one at a time: a finding alone, a forwarded
+                               message, a batch's accepted exceptions; the Slack thread of each.
+- ``usecases.digestgroups``    A digest of several findings of one kind about one place, in named
+                               steps (place, e-mail, chat, document).
 - ``usecases.preflight``       ``clguard preflight``: would a training call's keys be usable? The
                                grant path's planner and key decision (``keyaccess.decide``), read-only.
 - ``usecases.doctor``          ``clguard doctor``: one small named check per piece that silently

@@ -426,6 +426,28 @@ def _managed_tag(env: Mapping[str, str]) -> tuple[str, str]:
     return (tag_key, tag_value)
 
 
+# --- the digest function's own variable ---------------------------------------------------------
+
+# An SNS standard topic (the digest publishes without a message group: never a FIFO topic).
+_HUMAN_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$")
+
+
+@dataclass(frozen=True, slots=True)
+class DigestSettings:
+    """The digest function's configuration: HUMAN_TOPIC_ARN, the topic people subscribe to."""
+
+    human_topic_arn: str
+
+
+def load_digest_settings(env: Mapping[str, str]) -> DigestSettings:
+    topic = env.get("HUMAN_TOPIC_ARN", "").strip()
+    if not topic:
+        raise ConfigError("HUMAN_TOPIC_ARN", "is required and empty or not set")
+    if not _HUMAN_TOPIC_ARN.fullmatch(topic):
+        raise ConfigError("HUMAN_TOPIC_ARN", f"{topic!r} is not an SNS topic ARN")
+    return DigestSettings(topic)
+
+
 _cache: dict[tuple[str, ...], Settings] = {}
 
 

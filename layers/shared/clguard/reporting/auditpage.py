@@ -29,6 +29,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
+from clguard.reporting.findings import Severity
+
 TOP_N: Final = 50  # rows per group on the page; every row is in the exports
 TEXT_MAX: Final = 400  # characters of one value shown on the page
 
@@ -64,7 +66,11 @@ def _sha256(source: str) -> str:
     return "sha256-" + base64.b64encode(hashlib.sha256(source.encode()).digest()).decode()
 
 
-_STYLE: Final = """
+# The colour of each severity's cell (a class per finding severity, reporting.findings.Severity).
+SEVERITY_COLOURS: Final[Mapping[Severity, str]] = {Severity.HIGH: "#9b1c1c", Severity.MEDIUM: "#7a4a00"}
+
+_STYLE: Final = (
+    """
 :root{color-scheme:light}
 *{box-sizing:border-box}
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;padding:1rem;max-width:1400px;
@@ -82,7 +88,9 @@ thead th{background:#eee}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;overflow-wrap:normal}
 code{font:13px/1.3 ui-monospace,Menlo,Consolas,monospace;overflow-wrap:anywhere}
 .sev{font-weight:700}
-.HIGH{color:#9b1c1c}.MEDIUM{color:#7a4a00}.LOW{color:#1d4f91}
+"""
+    + "".join(f".{severity}{{color:{colour}}}" for severity, colour in SEVERITY_COLOURS.items())
+    + """
 .bad{background:#fde8e8}.ok{background:#e6f4ea}
 .meta{margin:.2rem 0}
 .totals{display:flex;flex-wrap:wrap;gap:.6rem;padding:0;list-style:none}
@@ -96,6 +104,7 @@ th button{font:inherit;font-weight:700;background:none;border:0;padding:0;cursor
 @media print{.filter,th button::after{display:none}.wrap{overflow:visible;border:0}a{color:#000}
 h2{break-after:avoid}tr{break-inside:avoid}body{max-width:none}}
 """
+)
 
 # Sorting (a button in each header) and filtering (one box per table), added only when scripts
 # run; nothing in the page depends on them.

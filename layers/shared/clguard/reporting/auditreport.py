@@ -22,7 +22,7 @@ from clguard.adapters import clients, s3
 from clguard.boundary.config import Settings
 from clguard.errors import AwsError, KeyUnreadable, MemberUnreachable
 from clguard.reporting import auditpage, labels, rendering
-from clguard.reporting.findings import Finding, FindingType, Outcome, ProjectVersionResource
+from clguard.reporting.findings import Finding, FindingType, Outcome, ProjectVersionResource, Severity
 from clguard.rules import policy
 from clguard.rules.arns import account_of
 from clguard.rules.policy import OWNED_SIDS, TRAINING_DATA
@@ -235,7 +235,7 @@ ROW_FIELDS: Final = (
     "exception_expires",
 )
 SECTIONS: Final = ("open", "fixed", "accepted")
-_SEVERITY_ORDER: Final = {"HIGH": 0, "MEDIUM": 1, "LOW": 2}
+_SEVERITY_ORDER: Final = {severity.value: rank for rank, severity in enumerate(Severity)}  # most severe first
 
 
 def row_of(finding: Finding, *, new: bool) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 from clguard.boundary.s3ref import S3ObjectRef
@@ -238,6 +238,32 @@ def chat_payload(message: dict[str, Any]) -> dict[str, Any]:
     return escaped
 
 
+def chat_notification(
+    title: str,
+    description: str,
+    *,
+    keywords: Sequence[str] | None = None,
+    steps: Sequence[str] | None = None,
+    notification_id: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The one envelope of every chat message (a finding, a digest, a forwarded message, the
+    audit's summary): the custom notification schema of Amazon Q Developer in chat applications,
+    version 1.0, client-markdown, through :func:`chat_payload`."""
+    content: dict[str, Any] = {"textType": "client-markdown", "title": title, "description": description}
+    if steps is not None:
+        content["nextSteps"] = list(steps)
+    if keywords is not None:
+        content["keywords"] = list(keywords)
+    message: dict[str, Any] = {"version": "1.0", "source": "custom"}
+    if notification_id is not None:
+        message["id"] = notification_id
+    message["content"] = content
+    if metadata is not None:
+        message["metadata"] = dict(metadata)
+    return chat_payload(message)
+
+
 def _where(finding: Finding, show: Callable[[str], str] = one_line) -> str:
     resource = finding.resource
     if isinstance(resource, S3ObjectRef):
@@ -333,26 +359,19 @@ def chat_message(finding: Finding) -> dict[str, Any]:
         f"*Event:* {code_span(finding.source_event_id)}"
     )
     description = "\n".join(parts)
-    return chat_payload(
-        {
-            "version": "1.0",
-            "source": "custom",
-            "id": finding.fingerprint()[:32],
-            "content": {
-                "textType": "client-markdown",
-                "title": f"{emoji} {finding.finding_type.value} ({finding.severity.value}): {done}",
-                "description": description,
-                "nextSteps": list(next_steps(finding)),
-                "keywords": [finding.finding_type.value, finding.severity.value, finding.outcome.value],
-            },
-            "metadata": {
-                "summary": one_line(
-                    f"{finding.finding_type.value} {finding.outcome.value}: {finding.resource.label()}"
-                )[:250],
-                "eventType": finding.finding_type.value,
-                "relatedResources": [one_line(r) for r in (finding.resource.label(), finding.kms_key_arn) if r][:5],
-            },
-        }
+    return chat_notification(
+        f"{emoji} {finding.finding_type.value} ({finding.severity.value}): {done}",
+        description,
+        steps=next_steps(finding),
+        keywords=[finding.finding_type.value, finding.severity.value, finding.outcome.value],
+        notification_id=finding.fingerprint()[:32],
+        metadata={
+            "summary": one_line(f"{finding.finding_type.value} {finding.outcome.value}: {finding.resource.label()}")[
+                :250
+            ],
+            "eventType": finding.finding_type.value,
+            "relatedResources": [one_line(r) for r in (finding.resource.label(), finding.kms_key_arn) if r][:5],
+        },
     )
 
 

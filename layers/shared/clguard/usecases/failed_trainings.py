@@ -56,6 +56,20 @@ def _manifests(description: dict[str, Any]) -> list[S3ObjectRef]:
     return found
 
 
+# --- the diagnosis: one check per rule -----------------------------------------------------------
+#
+# diagnose(version) runs these, in order (each reads or decides one thing):
+#
+#   _keys_used         the keys the version's data uses, and why: the copied-images key (KmsKeyId),
+#                        then each training/testing manifest's key (_manifest_key);
+#   _manifest_key      one manifest: inside TRAINING_BUCKETS, found by HeadObject, its encryption
+#                        readable -> its KMS key (or a note saying why it was not inspected);
+#   _grant             with TRAINING_PRINCIPALS set: each ensured on the manifests' keys (as for an
+#                        upload), and what was granted now or by an earlier attempt of this run;
+#   _who_lacks         one key: unusable, its policy unreadable, or the principals it does not grant;
+#   fixed              REMEDIATED only when the guard granted something now and nobody lacks access.
+
+
 def diagnose(
     settings: Settings,
     description: dict[str, Any],
@@ -68,76 +82,17 @@ def diagnose(
     """The keys the version's data uses and who lacks training access to them now. In enforce
     mode the guard first ensures TRAINING_PRINCIPALS on the data's keys (exactly as for an
     upload: guardrails, opt-in tag, lock), so "fixed" can say: retry the training."""
-    used: dict[str, str] = {}  # key ARN -> what uses it
-    notes: list[str] = []
-    if description.get("KmsKeyId"):
-        used[str(description["KmsKeyId"])] = "copied images (KmsKeyId)"
-    manifests = _manifests(description)
-    if not manifests:
-        notes.append("trained from the project's datasets: see the keys of the training buckets")
-    for manifest in manifests:
-        if manifest.bucket not in settings.training_buckets:
-            notes.append(f"manifest {manifest.uri} is outside TRAINING_BUCKETS: not inspected")
-            continue
-        head = s3.head(manifest)
-        if head.status is not HeadStatus.FOUND or head.response is None:
-            notes.append(f"manifest {manifest.uri}: {head.status.value} {head.problem}".strip())
-            continue
-        try:
-            encryption = classify(head.response)
-        except UnknownEncryption as unknown:
-            notes.append(f"manifest {manifest.uri}: {unknown}")
-            continue
-        if encryption.kms_key_arn:
-            used.setdefault(encryption.kms_key_arn, f"manifest {manifest.uri}")
-    version_arn = str(description.get("ProjectVersionArn", ""))
-    granted: list[str] = []
-    if settings.training_principals:
-        ctx = Context(
-            settings=settings,
-            publisher=publisher,
-            keys=keys,
-            source_event_id=f"audit-{run_id}",
-            origin=f"the failed training {version_arn}",
-            scope=f"training-failed:{version_arn}",
-            # A grant that lands just before the invocation dies is reported by its retry.
-            journal=journal or Journal(settings.state_table, redelivered=None),
-        )
-        wants = dict.fromkeys(settings.training_principals, (policy.TRAINING_DATA,))
-        for reference, why in used.items():
-            if why.startswith("manifest"):
-                result = ensure_access(ctx, reference, wants)
-                # Granted now, or by an earlier attempt of this run whose report is replayed now.
-                replayed = [
-                    f.principal_arn
-                    for f in result.published
-                    if f.finding_type is FindingType.KEY_ACCESS_MISSING
-                    and f.outcome is Outcome.REMEDIATED
-                    and f.principal_arn
-                    and f.principal_arn not in result.granted
-                ]
-                granted += [
-                    f"{p} on {result.key.arn if result.key else reference}" for p in (*result.granted, *replayed)
-                ]
+    used, notes = _keys_used(settings, description)
+    granted = (
+        _grant(settings, used, description=description, keys=keys, publisher=publisher, run_id=run_id, journal=journal)
+        if settings.training_principals
+        else []
+    )
     lacking: dict[str, list[str]] = {}
     for reference in used:
-        lookup = keys.lookup(reference)
-        if lookup.key is None or not lookup.key.usable:
-            lacking[reference] = [f"key unusable: {lookup.problem or (lookup.key.state if lookup.key else '')}"]
-            continue
-        try:
-            document = keys.policy(lookup.key.arn)
-        except KeyUnreadable as unreadable:  # this key's problem alone: diagnosed, the audit goes on
-            lacking[lookup.key.arn] = [f"unknown: the guard cannot read its policy ({unreadable})"]
-            continue
-        facts = keys.request_facts(lookup.key.arn, document, home_account=settings.home)
-        missing = [
-            p
-            for p in settings.training_principals
-            if policy.missing(document, p, (policy.TRAINING_DATA,), lookup.key.arn, facts=facts)
-        ]
-        if missing:
-            lacking[lookup.key.arn] = missing
+        lacks = _who_lacks(settings, keys, reference)
+        if lacks is not None:
+            lacking[lacks[0]] = lacks[1]
     # REMEDIATED means the guard changed something that fixed it: a grant now, and nobody lacking.
     fixed = not lacking and bool(used) and bool(granted)
     return {
@@ -148,6 +103,97 @@ def diagnose(
         "granted": granted,
         "principals": list(settings.training_principals),
     }
+
+
+def _keys_used(settings: Settings, description: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """Key ARN (or id) -> what uses it; and the notes of what was not inspected."""
+    used: dict[str, str] = {}
+    notes: list[str] = []
+    if description.get("KmsKeyId"):
+        used[str(description["KmsKeyId"])] = "copied images (KmsKeyId)"
+    manifests = _manifests(description)
+    if not manifests:
+        notes.append("trained from the project's datasets: see the keys of the training buckets")
+    for manifest in manifests:
+        key, note = _manifest_key(settings, manifest)
+        if note:
+            notes.append(note)
+        elif key:
+            used.setdefault(key, f"manifest {manifest.uri}")
+    return used, notes
+
+
+def _manifest_key(settings: Settings, manifest: S3ObjectRef) -> tuple[str | None, str | None]:
+    """One manifest's KMS key (None: not KMS-encrypted), or the note saying why it was not inspected."""
+    if manifest.bucket not in settings.training_buckets:
+        return None, f"manifest {manifest.uri} is outside TRAINING_BUCKETS: not inspected"
+    head = s3.head(manifest)
+    if head.status is not HeadStatus.FOUND or head.response is None:
+        return None, f"manifest {manifest.uri}: {head.status.value} {head.problem}".strip()
+    try:
+        encryption = classify(head.response)
+    except UnknownEncryption as unknown:
+        return None, f"manifest {manifest.uri}: {unknown}"
+    return encryption.kms_key_arn, None
+
+
+def _grant(
+    settings: Settings,
+    used: dict[str, str],
+    *,
+    description: dict[str, Any],
+    keys: KeyDirectory,
+    publisher: Publisher,
+    run_id: str,
+    journal: Journal | None,
+) -> list[str]:
+    """TRAINING_PRINCIPALS ensured on the manifests' keys: "<principal> on <key>" for each grant."""
+    version_arn = str(description.get("ProjectVersionArn", ""))
+    ctx = Context(
+        settings=settings,
+        publisher=publisher,
+        keys=keys,
+        source_event_id=f"audit-{run_id}",
+        origin=f"the failed training {version_arn}",
+        scope=f"training-failed:{version_arn}",
+        # A grant that lands just before the invocation dies is reported by its retry.
+        journal=journal or Journal(settings.state_table, redelivered=None),
+    )
+    wants = dict.fromkeys(settings.training_principals, (policy.TRAINING_DATA,))
+    granted: list[str] = []
+    for reference, why in used.items():
+        if not why.startswith("manifest"):
+            continue
+        result = ensure_access(ctx, reference, wants)
+        # Granted now, or by an earlier attempt of this run whose report is replayed now.
+        replayed = [
+            f.principal_arn
+            for f in result.published
+            if f.finding_type is FindingType.KEY_ACCESS_MISSING
+            and f.outcome is Outcome.REMEDIATED
+            and f.principal_arn
+            and f.principal_arn not in result.granted
+        ]
+        granted += [f"{p} on {result.key.arn if result.key else reference}" for p in (*result.granted, *replayed)]
+    return granted
+
+
+def _who_lacks(settings: Settings, keys: KeyDirectory, reference: str) -> tuple[str, list[str]] | None:
+    """The key (its ARN when known) and what keeps TRAINING_PRINCIPALS from it now; None: nothing."""
+    lookup = keys.lookup(reference)
+    if lookup.key is None or not lookup.key.usable:
+        return reference, [f"key unusable: {lookup.problem or (lookup.key.state if lookup.key else '')}"]
+    try:
+        document = keys.policy(lookup.key.arn)
+    except KeyUnreadable as unreadable:  # this key's problem alone: diagnosed, the audit goes on
+        return lookup.key.arn, [f"unknown: the guard cannot read its policy ({unreadable})"]
+    facts = keys.request_facts(lookup.key.arn, document, home_account=settings.home)
+    missing = [
+        p
+        for p in settings.training_principals
+        if policy.missing(document, p, (policy.TRAINING_DATA,), lookup.key.arn, facts=facts)
+    ]
+    return (lookup.key.arn, missing) if missing else None
 
 
 def _diagnosis_text(status_message: str, found: dict[str, Any]) -> str:

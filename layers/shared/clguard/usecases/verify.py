@@ -71,7 +71,7 @@ class BatchRun:
             return ObjectResult(work, "ignored")
         publisher = self.publisher
         if work.audit_run:
-            from clguard.usecases.audit import AuditPublisher  # noqa: PLC0415 - audit messages only
+            from clguard.usecases.audittally import AuditPublisher  # noqa: PLC0415 - audit messages only
 
             publisher = AuditPublisher(self.publisher, work, self.keys)
         with clients.acting_in(member_of(settings)):
@@ -193,7 +193,7 @@ class BatchRun:
         audit_run = message[0].audit_run if message else ""
         tally = None
         if audit_run:
-            from clguard.usecases.audit import Tally  # noqa: PLC0415 - audit messages only
+            from clguard.usecases.audittally import Tally  # noqa: PLC0415 - audit messages only
 
             tally = Tally()
         continued = 0
@@ -213,7 +213,7 @@ class BatchRun:
                 tally.alerts(result.findings)
                 tally.report_rows(self.settings, work, result, partial(self.publisher.prepared, counted=False))
         if tally is not None:
-            from clguard.usecases.audit import record_message  # noqa: PLC0415
+            from clguard.usecases.audittally import record_message  # noqa: PLC0415
 
             record_message(self.settings, audit_run, tally, continued=continued, lambda_context=self.lambda_context)
 
