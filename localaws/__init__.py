@@ -8,6 +8,8 @@ moto made to behave like AWS
   on it (the table of doubles is its docstring).
 - ``localaws.eventbridge``: ``EventBridgeTap``, which rule matched which event on the moto server,
   and the gaps between moto's EventBridge and AWS's on that path.
+- ``localaws.s3batch``: ``S3BatchJobs``, the double of S3 Batch Operations jobs (moto has none):
+  documented job states, manifest and completion-report formats, copies on moto's S3.
 
 The system, deployed from the template
 

@@ -45,6 +45,8 @@ AssumeRoleRefusals          STS ``AssumeRole`` assumes any role ARN for any call
 EventBridgeNotifications    GetBucketNotificationConfiguration leaves out the bucket's
                             ``EventBridgeConfiguration`` that PutBucketNotificationConfiguration
                             stored, so "EventBridge on" cannot be read back.
+S3BatchJobs                 S3 Batch Operations jobs are not implemented at all
+                            (``/v20180820/jobs`` on s3-control): in ``localaws.s3batch``.
 ==========================  ===============================================================
 
 ``legacy_unencrypted_objects()`` and ``put_legacy_unencrypted_object()`` write the one kind
@@ -126,6 +128,7 @@ __all__ = [
     "UpdateObjectEncryption",
     "aws_behaviour",
     "dataset_entry",
+    "every_double",
     "legacy_unencrypted_objects",
     "put_legacy_unencrypted_object",
 ]
@@ -1759,11 +1762,18 @@ ALL_DOUBLES: tuple[type[Double], ...] = (
 )
 
 
+def every_double() -> tuple[type[Double], ...]:
+    """ALL_DOUBLES and the doubles of their own modules (imported here: they build on ``Double``)."""
+    from localaws.s3batch import S3BatchJobs  # noqa: PLC0415 - it imports this module
+
+    return (*ALL_DOUBLES, S3BatchJobs)
+
+
 class AwsBehaviour:
     """Several doubles entered together (LIFO exit); ``behaviour[KeyPolicyValidation]``."""
 
     def __init__(self, *doubles: Double | type[Double]) -> None:
-        chosen = doubles or ALL_DOUBLES
+        chosen = doubles or every_double()
         self.doubles: tuple[Double, ...] = tuple(d() if isinstance(d, type) else d for d in chosen)
         self._stack = contextlib.ExitStack()
 
