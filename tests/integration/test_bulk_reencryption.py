@@ -13,8 +13,11 @@ import pytest
 
 from clguard.boundary.config import current_settings
 from clguard.usecases import audit, bulkremediation
+from functions.audit import app as audit_app
 from localaws.s3batch import S3BatchJobs
 from tests.auditrun import REPORTS, drain_to_verify, findings, put_inventory, run_audit, scheduled_event
+from tests.awscalls import Boundary
+from tests.integration.test_declared_actions import declared
 from tests.world import ACCOUNT, BUCKET, LambdaContext, World
 
 
@@ -105,6 +108,8 @@ def test_the_next_run_reconciles_the_report_failures_become_findings(audited: Wo
     assert done["resource"]["key"] == ""
     assert f"{THRESHOLD + 4} objects" in done["detail"]
     assert audited.head(keys[0])["ServerSideEncryption"] == "AES256"
+    # And the inventory, older than the job's end, starts no second job for what the job changed
+    assert bulk.created == 1
 
 
 def test_a_job_still_running_gets_no_second_job(audited: World, bulk: S3BatchJobs) -> None:
@@ -214,3 +219,27 @@ def test_a_bucket_past_the_threshold_is_collected_across_continuations(
     bulk.finish_all()
     [job] = bulk.jobs.values()
     assert job.total == job.succeeded == len(keys)
+
+
+def test_every_call_of_the_bulk_path_is_declared_for_the_audit_and_few_per_object(
+    audited: World, bulk: S3BatchJobs, calls: Boundary
+) -> None:
+    # Given a bucket past the threshold, a first audit that creates its job, and the job run by S3
+    keys = _bucket_of(audited, THRESHOLD * 10)
+    calls.log.clear()
+    audit_app.lambda_handler(scheduled_event(), LambdaContext(function_name="audit"))
+    first = list(calls.log.calls)
+    bulk.fail(BUCKET, keys[0])
+    bulk.finish_all()
+    # When the next audit reconciles its completion report
+    calls.log.clear()
+    audit_app.lambda_handler(scheduled_event(), LambdaContext(function_name="audit"))
+    second = list(calls.log.calls)
+    # Then every AWS call both made is one the audit declares (and the template grants)
+    made = set(first) | set(second)
+    assert ("s3control", "CreateJob") in made
+    assert ("s3control", "DescribeJob") in made
+    assert made - declared("audit") == set()
+    # And the job was handed to S3 with no per-object call in Lambda
+    assert calls.log.count("CopyObject") == 0
+    assert ("s3", "HeadObject") not in first

@@ -536,7 +536,7 @@ class Lister:
             self.settings, self.config.bulk, self.config.reports_bucket, self.config.reports_prefix,
             self.cursor.run_id, self.publisher,
         )  # fmt: skip
-        bulk.begin(bucket, self.cursor.bulk)
+        bulk.begin(bucket, self.cursor.bulk, manifest.created)
         try:
             self._inventory_rows(bucket, manifest, bulk)
         except (OutOfTime, RetryableError):

@@ -33,6 +33,7 @@ import csv
 import hashlib
 import io
 import json
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -126,8 +127,9 @@ class BulkRemediation:
 
     # --- the lister's calls ----------------------------------------------------------------------
 
-    def begin(self, bucket: str, progress: dict[str, Any]) -> None:
-        """Before reading ``bucket`` (again, in a continuation: ``progress`` from the cursor)."""
+    def begin(self, bucket: str, progress: dict[str, Any], inventory_created: str = "") -> None:
+        """Before reading ``bucket`` (again, in a continuation: ``progress`` from the cursor) from
+        an inventory report created at ``inventory_created`` (epoch milliseconds, as S3 writes it)."""
         self.bucket, self.progress, self.collected = bucket, progress, []
         carry = progress.get("carry")
         if isinstance(carry, str) and carry:
@@ -137,7 +139,10 @@ class BulkRemediation:
         if "busy" in progress:
             self.busy = tuple(progress["busy"])
         else:
-            self.busy = self.reconcile(bucket)
+            running, settled_at = self.reconcile(bucket)
+            created = int(inventory_created) / 1000 if inventory_created.isdigit() else 0.0
+            # An inventory older than the last job's settling still shows what that job changed.
+            self.busy = running or (("settled",) if created < settled_at else ())
             progress["busy"] = list(self.busy)
 
     def take(self, found: Candidate) -> bool:
@@ -217,7 +222,7 @@ class BulkRemediation:
             )
             return
         token = hashlib.sha256(f"{account}|{self.bucket}|{self.run_id}|{name}".encode()).hexdigest()[:64]
-        entries = bulkjobs.jobs(self.settings.state_table, account, self.bucket)
+        entries, settled_at = bulkjobs.load(self.settings.state_table, account, self.bucket)
         if token not in entries and len(entries) >= bulkjobs.MAX_JOBS:
             count("BulkJobsBounded")
             logger.warning("too many unsettled bulk jobs on this bucket", extra={"bucket": self.bucket})
@@ -226,9 +231,9 @@ class BulkRemediation:
             token, {"count": len(objects), "manifest": where, "reported": False, "run": self.run_id}
         )
         entry.update(target=target.kms_key_arn or "", types=types, etag=etag, key=manifest)
-        bulkjobs.save(self.settings.state_table, account, self.bucket, entries)  # write-ahead
+        bulkjobs.save(self.settings.state_table, account, self.bucket, entries, settled_at)  # write-ahead
         self._create_and_report(token, entry, etag, manifest)
-        bulkjobs.save(self.settings.state_table, account, self.bucket, entries)
+        bulkjobs.save(self.settings.state_table, account, self.bucket, entries, settled_at)
 
     def _request(self, token: str, entry: Mapping[str, Any], etag: str, manifest: str) -> s3batch.JobRequest:
         assert self.config.role_arn is not None  # only called in enforce mode with a role
@@ -288,12 +293,13 @@ class BulkRemediation:
 
     # --- the next run: reconcile -------------------------------------------------------------------
 
-    def reconcile(self, bucket: str) -> tuple[str, ...]:
-        """Settle the bucket's finished jobs; the ids of those still running."""
+    def reconcile(self, bucket: str) -> tuple[tuple[str, ...], float]:
+        """Settle the bucket's finished jobs; the ids of those still running, and when the last
+        job was settled."""
         account = self.settings.account_id
-        entries = bulkjobs.jobs(self.settings.state_table, account, bucket)
+        entries, settled_at = bulkjobs.load(self.settings.state_table, account, bucket)
         if not entries:
-            return ()
+            return (), settled_at
         running: list[str] = []
         for token, entry in sorted(entries.items()):
             if not entry.get("job_id") and self.settings.enforce and self.config.role_arn and entry.get("etag"):
@@ -309,8 +315,9 @@ class BulkRemediation:
                 continue
             self._settle(entry, state)
             entries.pop(token)
-        bulkjobs.save(self.settings.state_table, account, bucket, entries)
-        return tuple(running)
+            settled_at = time.time()
+        bulkjobs.save(self.settings.state_table, account, bucket, entries, settled_at)
+        return tuple(running), settled_at
 
     def _settle(self, entry: Mapping[str, Any], state: s3batch.JobState) -> None:
         job = state.job_id
