@@ -261,6 +261,12 @@ class Deployment:
             self.deployed[f"{logical_id}Role"] = Deployed(
                 role, {"Arn": f"arn:{PARTITION}:iam::{self.account_id}:role/{role}", "RoleId": _role_id(role)}
             )
+        # Roles the template declares (the bulk re-encryption job's): their ARN, for the functions' environment.
+        for logical_id, resource in resources_of_type(self.template, "AWS::IAM::Role").items():
+            if "Condition" in resource and not condition_holds(self.template, resource["Condition"], self.parameters):
+                continue
+            role = f"{STACK_NAME}-{logical_id}"
+            self.deployed[logical_id] = Deployed(role, {"Arn": f"arn:{PARTITION}:iam::{self.account_id}:role/{role}"})
         for logical_id in resources_of_type(self.template, "AWS::Events::Rule"):
             name = f"{STACK_NAME}-{logical_id}"
             self.deployed[logical_id] = Deployed(name, {"Arn": self.arn("events", f"rule/{name}")})

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from clguard.boundary.config import current_settings
+from clguard.state import bulkjobs
 from clguard.usecases import audit, bulkremediation
 from functions.audit import app as audit_app
 from localaws.s3batch import S3BatchJobs
@@ -243,3 +244,19 @@ def test_every_call_of_the_bulk_path_is_declared_for_the_audit_and_few_per_objec
     # And the job was handed to S3 with no per-object call in Lambda
     assert calls.log.count("CopyObject") == 0
     assert ("s3", "HeadObject") not in first
+
+
+def test_a_bucket_at_its_bound_of_unsettled_jobs_gets_no_new_job_and_a_finding_says_so(
+    audited: World, bulk: S3BatchJobs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a bucket past the threshold whose record of unsettled jobs is full (bound lowered to 0)
+    monkeypatch.setattr(bulkjobs, "MAX_JOBS", 0)
+    _bucket_of(audited, THRESHOLD + 1)
+    # When the audit runs
+    run_audit(audited)
+    # Then no job is created, and the objects are not silently dropped: one finding names them
+    assert bulk.created == 0
+    [finding] = findings(audited)
+    assert finding["outcome"] == "REPORTED"
+    assert "no job was created" in finding["detail"]
+    assert f"{THRESHOLD + 1} objects" in finding["detail"]

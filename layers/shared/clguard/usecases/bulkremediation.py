@@ -226,6 +226,13 @@ class BulkRemediation:
         if token not in entries and len(entries) >= bulkjobs.MAX_JOBS:
             count("BulkJobsBounded")
             logger.warning("too many unsettled bulk jobs on this bucket", extra={"bucket": self.bucket})
+            self._publish(
+                finding_type,
+                Outcome.REPORTED,
+                f"{what}; bucket {self.bucket} already has {bulkjobs.MAX_JOBS} S3 Batch Operations jobs not yet "
+                "settled, so no job was created for them: a later audit will, once those settle",
+                scope=f"audit:bulk:{digest}",
+            )
             return
         entry = entries.setdefault(
             token, {"count": len(objects), "manifest": where, "reported": False, "run": self.run_id}
