@@ -38,6 +38,7 @@ GROUPS = (
     "inventory",
     "members",
     "report",
+    "bulk",
 )
 NUMBERS = {
     "calls": "1",
@@ -53,6 +54,7 @@ NUMBERS = {
     "inventory": "11",
     "members": "12",
     "report": "13",
+    "bulk": "14",
 }
 
 
@@ -123,6 +125,12 @@ def _report() -> list[Figure]:
     return report_page_figures()
 
 
+def _bulk() -> list[Figure]:
+    from bench.bulk import bulk_figures  # noqa: PLC0415
+
+    return bulk_figures()
+
+
 def _digest() -> list[Figure]:
     from bench.digest import human_messages_per_burst  # noqa: PLC0415
 
@@ -142,6 +150,7 @@ RUNNERS: dict[str, tuple[Callable[[], list[Figure]], str, float | None, str]] = 
     "inventory": (_inventory, "S3 Inventory reader rows/s ÷ bare gzip + csv", 0.5, "≥ 0.5"),
     "members": (_member_audit, "Organizations: audit of 200 member accounts", 1.01, "≤ 1.01"),
     "report": (_report, "Audit report page, 100,000 rows", 2.0, "< 2 s CPU, < 5 MB"),
+    "bulk": (_bulk, "Bulk re-encryption: Lambda-side AWS calls per object", 0.01, "≤ 0.01"),
 }
 
 

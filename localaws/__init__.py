@@ -22,6 +22,8 @@ moto made to behave like AWS
 - ``localaws.doubles.sts``: STS ``AssumeRole`` refused for a role that does not trust the caller.
 - ``localaws.eventbridge``: ``EventBridgeTap``, which rule matched which event on the moto server,
   and the gaps between moto's EventBridge and AWS's on that path.
+- ``localaws.doubles.s3control``: ``S3BatchJobs``, the double of S3 Batch Operations jobs (moto has none):
+  documented job states, manifest and completion-report formats, copies on moto's S3.
 
 The system, deployed from the template
 

@@ -247,6 +247,7 @@ class Deployment:
             self._deploy_table(ddb, logical_id, resource)
         self._deploy_buckets(client("s3"))
         self._name_functions()
+        self._name_roles()
         for logical_id in resources_of_type(self.template, "AWS::Events::Rule"):
             name = f"{STACK_NAME}-{logical_id}"
             self.deployed[logical_id] = Deployed(name, {"Arn": self.arn("events", f"rule/{name}")})
@@ -268,6 +269,14 @@ class Deployment:
             name = f"{STACK_NAME}-{logical_id}".lower()
             s3.create_bucket(Bucket=name)
             self.deployed[logical_id] = Deployed(name, {"Arn": f"arn:aws:s3:::{name}"})
+
+    def _name_roles(self) -> None:
+        """Roles the template declares (the bulk re-encryption job's): their ARN, for the functions' environment."""
+        for logical_id, resource in resources_of_type(self.template, "AWS::IAM::Role").items():
+            if "Condition" in resource and not condition_holds(self.template, resource["Condition"], self.parameters):
+                continue
+            role = f"{STACK_NAME}-{logical_id}"
+            self.deployed[logical_id] = Deployed(role, {"Arn": f"arn:{PARTITION}:iam::{self.account_id}:role/{role}"})
 
     def _name_functions(self) -> None:
         """Each function's name and ARN, and its execution role SAM generates ("<Function>Role")."""

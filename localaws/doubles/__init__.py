@@ -5,7 +5,7 @@ moto is our AWS (in process with ``moto.mock_aws()``, or over HTTP with a
 backends). Where moto 5.2.5 differs from AWS in a way our code depends on, a double
 patches moto's backend or response *classes* (never botocore on the client side), so the
 same patch holds in both modes. The doubles live in one module per AWS service they stand in
-for (``s3``, ``kms``, ``dynamodb``, ``rekognition``, ``sqs``, ``securityhub``, ``sts``; each
+for (``s3``, ``kms``, ``dynamodb``, ``rekognition``, ``sqs``, ``securityhub``, ``sts``, ``s3control``; each
 opens with the documented behaviour it reproduces, with its link), on ``base.Double``; this
 package re-exports them. Each double is a context manager; ``aws_behaviour()``
 enters several (default: all). Every patch is a ``unittest.mock.patch.object`` undone on
@@ -48,6 +48,8 @@ AssumeRoleRefusals          STS ``AssumeRole`` assumes any role ARN for any call
 EventBridgeNotifications    GetBucketNotificationConfiguration leaves out the bucket's
                             ``EventBridgeConfiguration`` that PutBucketNotificationConfiguration
                             stored, so "EventBridge on" cannot be read back.
+S3BatchJobs                 S3 Batch Operations jobs are not implemented at all
+                            (``/v20180820/jobs`` on s3-control): in ``s3control``.
 ==========================  ===============================================================
 
 ``legacy_unencrypted_objects()`` and ``put_legacy_unencrypted_object()`` write the one kind
@@ -82,6 +84,7 @@ from localaws.doubles.s3 import (
     legacy_unencrypted_objects,
     put_legacy_unencrypted_object,
 )
+from localaws.doubles.s3control import S3BatchJobs
 from localaws.doubles.securityhub import SecurityHubFindings
 from localaws.doubles.sqs import SqsSenderIds
 from localaws.doubles.sts import AssumeRoleRefusals
@@ -99,12 +102,14 @@ __all__ = [
     "ItemSizeLimit",
     "KeyPolicyValidation",
     "RekognitionCustomLabels",
+    "S3BatchJobs",
     "SecurityHubFindings",
     "SqsSenderIds",
     "SseCustomerKeys",
     "UpdateObjectEncryption",
     "aws_behaviour",
     "dataset_entry",
+    "every_double",
     "legacy_unencrypted_objects",
     "put_legacy_unencrypted_object",
 ]
@@ -123,7 +128,13 @@ ALL_DOUBLES: tuple[type[Double], ...] = (
     SecurityHubFindings,
     AssumeRoleRefusals,
     EventBridgeNotifications,
+    S3BatchJobs,
 )
+
+
+def every_double() -> tuple[type[Double], ...]:
+    """The doubles ``aws_behaviour()`` enters by default (all of them)."""
+    return ALL_DOUBLES
 
 
 class AwsBehaviour:

@@ -221,6 +221,7 @@ DESIGN_DEFAULTS = {
     "AuditSchedule": "rate(1 day)",
     "AuditReportsLocation": "",
     "InventoryLocation": "",
+    "BulkReencryptThreshold": "10000",  # BULK_REENCRYPT_THRESHOLD (docs/architecture.md §4)
     "DigestWindowSeconds": 60,
     "HeartbeatHours": 0,
 }

@@ -95,6 +95,10 @@ EXPECTED_ACTIONS = {
         "sqs:SendMessage",
         "lambda:InvokeFunction",
         "sts:AssumeRole",  # member accounts: their declarations read and buckets listed as them
+        # bulk re-encryption: one S3 Batch Operations job per manifest, with its own role
+        "s3:CreateJob",
+        "s3:DescribeJob",
+        "iam:PassRole",
     }
     | FINDINGS_PLANE_ACTIONS,
 }
@@ -102,7 +106,12 @@ ACCOUNT_PROJECTS = "arn:aws:rekognition:us-east-1:123456789012:project/*"
 # IAM actions that support no resource-level permissions (Resource must be "*"), each alone in
 # its statement. DescribeProjects only describes the caller's own account's projects.
 # Actions without resource-level permissions (Service Authorization Reference): only "*" names them.
-NO_RESOURCE_LEVEL_ACTIONS = {"rekognition:DescribeProjects", "organizations:DescribeOrganization", "kms:ListAliases"}
+NO_RESOURCE_LEVEL_ACTIONS = {
+    "rekognition:DescribeProjects",
+    "organizations:DescribeOrganization",
+    "kms:ListAliases",
+    "s3:CreateJob",  # conditioned on the job's operation (s3:RequestJobOperation) instead
+}
 
 ACCOUNT_KEYS = "arn:aws:kms:us-east-1:123456789012:key/*"
 REENCRYPT_KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -679,7 +688,8 @@ def test_audit_reads_only_the_training_buckets_the_inventory_and_writes_only_rep
     # inventory reports, and writes only under the reports location
     assert s3_resources["s3:ListBucket"] == {f"arn:aws:s3:::{b}" for b in BUCKETS} | {"arn:aws:s3:::inventory-bucket"}
     assert s3_resources["s3:GetObject"] == {f"arn:aws:s3:::{b}/*" for b in BUCKETS} | {
-        "arn:aws:s3:::inventory-bucket/inv/*"
+        "arn:aws:s3:::inventory-bucket/inv/*",
+        "arn:aws:s3:::reports-bucket/r/bulk-reencryption/*",  # bulk re-encryption's own objects read back
     }
     assert s3_resources["s3:PutObject"] == {"arn:aws:s3:::reports-bucket/r/*"}
 

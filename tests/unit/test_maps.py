@@ -19,7 +19,7 @@ import pytest
 import clguard
 import localaws
 from localaws import doubles
-from localaws.doubles import ALL_DOUBLES, Double
+from localaws.doubles import Double, every_double
 
 # A map entry is a bullet whose first word is a module name in double backticks, then what it does:
 #   - ``events``          Every event shape we accept ...
@@ -92,6 +92,7 @@ def _without_line(doc: str, name: str) -> str:
 CLGUARD_DOC = clguard.__doc__ or ""
 LOCALAWS_DOC = localaws.__doc__ or ""
 DOUBLES_DOC = doubles.__doc__ or ""
+ALL_DOUBLES = every_double()  # the doubles aws_behaviour() enters (localaws.doubles.s3control included)
 
 
 # --- clguard's module map ---------------------------------------------------------------------

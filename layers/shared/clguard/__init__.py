@@ -98,6 +98,8 @@ Use cases: one per function, and the steps they share
                                breaks a deployed guard, each with its fix.
 - ``usecases.explain``         ``clguard explain``: one object or key, what the guard knows and would
                                do, with the key-policy statements that decide it.
+- ``usecases.bulkremediation`` The audit's bulk re-encryption: past a threshold of objects in one
+                               bucket, an S3 Batch Operations job (manifest, job, reconciled report).
 - ``usecases.accounts``        Which account a unit of work acts in (own, or a member of
                                MEMBER_ACCOUNTS), with the settings that member declares.
 
@@ -115,6 +117,8 @@ State: what the guard keeps between calls
                                so a condition later seen gone closes its finding.
 - ``state.auditrows``         The audit report's records: each run's rows (bounded, content-addressed
                                items) and the trend of the last runs.
+- ``state.bulkjobs``          The S3 Batch Operations jobs of a bucket not settled yet (write-ahead of
+                               each job, reconciled by the next run), bounded per bucket.
 - ``state.firstseen``         When each open condition was first seen (the audit report's "since"):
                                one small item per condition, TTL refreshed while it stays open.
 
@@ -155,6 +159,8 @@ Adapters: the only modules that call AWS; each declares its ``IAM_ACTIONS``
 - ``adapters.lambda_``         Invoke a function asynchronously (the audit continues itself).
 - ``adapters.organizations``   The organization of the account acted in (for Deny conditions on it).
 - ``adapters.declarations``    A member's declaration (SSM parameter), read through the member role.
+- ``adapters.s3batch``        S3 Batch Operations (S3 Control): create one copy-in-place job, read its
+                               state.
 - ``adapters.operator``        The operator command's own reads (roles, a stack's function
                                environment, notifications, trails, subscriptions, alarms).
 """

@@ -19,6 +19,7 @@ from clguard.adapters import (
     organizations,
     rekognition,
     s3,
+    s3batch,
     securityhub,
     sns,
     sqs,
@@ -99,6 +100,9 @@ OPERATIONS: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
         "dynamodb": tuple(dynamodb.IAM_ACTIONS),
         "lambda": ("Invoke",),
         "sts": ("AssumeRole",),  # member accounts only: their declarations, their buckets listed
+        # Bulk re-encryption: one S3 Batch Operations job per manifest, its state (the report and
+        # carried-over lists are read with GetObject, the manifests written with PutObject).
+        "s3control": ("CreateJob", "DescribeJob"),
     },
     # Publishes messages for people to the human topic; reads nothing else.
     "digest": {
@@ -140,6 +144,7 @@ EVENT_SOURCE: Final[Mapping[str, frozenset[str]]] = {
 
 _ADAPTERS: Final = {
     "s3": s3,
+    "s3control": s3batch,
     "kms": kms,
     "sns": sns,
     "sqs": sqs,

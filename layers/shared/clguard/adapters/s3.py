@@ -508,9 +508,12 @@ def list_page(bucket: str, *, token: str | None = None, prefix: str = "", delimi
 
 
 @aws
-def put_object(bucket: str, key: str, body: bytes, content_type: str) -> None:
-    """Write a report object (the reports bucket's default encryption applies; SSE-S3 asked)."""
-    client("s3").put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, ServerSideEncryption="AES256")
+def put_object(bucket: str, key: str, body: bytes, content_type: str) -> str:
+    """Write a report object (the reports bucket's default encryption applies; SSE-S3 asked); its ETag."""
+    response = client("s3").put_object(
+        Bucket=bucket, Key=key, Body=body, ContentType=content_type, ServerSideEncryption="AES256"
+    )
+    return str(response.get("ETag", ""))
 
 
 @aws

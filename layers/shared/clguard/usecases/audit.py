@@ -30,7 +30,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -43,7 +43,7 @@ from clguard.errors import (
 )
 from clguard.observability import count, logger
 from clguard.reporting.publisher import Publisher
-from clguard.usecases import auditlist, auditmembers, auditrecord
+from clguard.usecases import auditlist, auditmembers, auditrecord, bulkremediation
 
 MAX_TRANSIENT_ATTEMPTS: Final = 5  # continuations in a row after throttling, then the bucket is noted as partial
 
@@ -59,6 +59,7 @@ class AuditConfig:
     reports_bucket: str
     reports_prefix: str
     inventory: str | None = None
+    bulk: bulkremediation.BulkConfig = field(default_factory=bulkremediation.BulkConfig)
 
 
 def _s3_location(name: str, value: str) -> tuple[str, str]:
@@ -76,7 +77,8 @@ def load_config(env: Mapping[str, str]) -> AuditConfig:
     inventory_location = env.get("AUDIT_INVENTORY", "").strip() or None
     if inventory_location is not None:
         _s3_location("AUDIT_INVENTORY", inventory_location)
-    return AuditConfig(bucket, f"{prefix}/" if prefix else "", inventory_location)
+    bulk = bulkremediation.load_config(env)
+    return AuditConfig(bucket, f"{prefix}/" if prefix else "", inventory_location, bulk)
 
 
 # --- the audit function ------------------------------------------------------------------------------
@@ -170,7 +172,7 @@ def _continue(settings: Settings, lister: auditlist.Lister, stop: Exception, con
         if cursor.attempt > MAX_TRANSIENT_ATTEMPTS:
             bucket = lister.buckets[cursor.bucket_index]
             auditrecord.add_notes(settings, cursor.run_id, [f"{bucket}: partly covered, listing kept failing ({stop})"])
-            cursor = replace(cursor, bucket_index=cursor.bucket_index + 1, token=None, source="", attempt=0)
+            cursor = replace(cursor, bucket_index=cursor.bucket_index + 1, token=None, source="", attempt=0, bulk={})
             cursor.inventory_file = cursor.inventory_row = 0
     function_arn = getattr(lister.lambda_context, "invoked_function_arn", None)
     if continue_with is None:

@@ -29,7 +29,7 @@ from clguard.observability import count, logger
 from clguard.reporting.findings import Finding, FindingType, Outcome
 from clguard.reporting.publisher import Publisher
 from clguard.rules.encryption import Encryption
-from clguard.usecases import auditrecord
+from clguard.usecases import auditrecord, bulkremediation
 
 if TYPE_CHECKING:
     from clguard.usecases.audit import AuditConfig
@@ -72,6 +72,7 @@ class Cursor:
     listed: int = 0
     attempt: int = 0
     bucket: str = ""  # the bucket at bucket_index (the list is re-read: found again by name)
+    bulk: dict[str, Any] = field(default_factory=dict)  # the bucket's bulk re-encryption (usecases.bulkremediation)
 
     def to_event(self) -> dict[str, Any]:
         return {"kind": CONTINUE_KIND, "version": 1, "cursor": asdict(self)}
@@ -167,7 +168,9 @@ class Lister:
                 self._bucket(bucket)
             self.flush()
             self._write_settled()
-            self.cursor = replace(self.cursor, bucket_index=self.cursor.bucket_index + 1, token=None, source="")
+            self.cursor = replace(
+                self.cursor, bucket_index=self.cursor.bucket_index + 1, token=None, source="", bulk={}
+            )
             self.cursor.inventory_file = self.cursor.inventory_row = self.cursor.attempt = 0
 
     def _bucket(self, bucket: str) -> None:
@@ -228,6 +231,30 @@ class Lister:
                 self.flush()  # the next page may not fit: send now, while no page is in memory
 
     def _inventory(self, bucket: str, manifest: inventory.Manifest) -> None:
+        bulk = bulkremediation.BulkRemediation(
+            self.settings, self.config.bulk, self.config.reports_bucket, self.config.reports_prefix,
+            self.cursor.run_id, self.publisher,
+        )  # fmt: skip
+        bulk.begin(bucket, self.cursor.bulk, manifest.created)
+        try:
+            self._inventory_rows(bucket, manifest, bulk)
+        except (OutOfTime, RetryableError):
+            bulk.stop(f"{self.cursor.inventory_file}-{self.cursor.inventory_row}")
+            self._bulk_counted(bulk)
+            raise
+        except inventory.InventoryInvalid:
+            bulk.collected.clear()  # the bucket is listed instead: every object goes to the verify queue
+            raise
+        bulk.end(lambda found: self.offer(bucket, found.key, found.state))
+        self._bulk_counted(bulk)
+
+    def _bulk_counted(self, bulk: bulkremediation.BulkRemediation) -> None:
+        """Objects left to bulk jobs are counted in the run like objects the inventory settles."""
+        self.settled.update(bulk.tally)
+        self.cursor.listed += sum(bulk.tally.values())
+        bulk.tally.clear()
+
+    def _inventory_rows(self, bucket: str, manifest: inventory.Manifest, bulk: bulkremediation.BulkRemediation) -> None:
         settles = self.settings.encryption_requirement is EncryptionRequirement.SSE_S3_OR_KMS
         start_file, skip = self.cursor.inventory_file, self.cursor.inventory_row
         for file_index, row_index, row in inventory.rows(manifest, start_file=start_file, skip_rows=skip):
@@ -242,7 +269,10 @@ class Lister:
                 self.cursor.listed += 1
                 self.settled[f"n|{bucket}|{Encryption.SSE_S3.value}|OK"] += 1
                 continue
-            self.offer(bucket, row.key, object_state(row.etag, row.last_modified))
+            state = object_state(row.etag, row.last_modified)
+            found = bulkremediation.candidate(self.settings, row.key, state, row.encryption)
+            if found is None or not bulk.take(found):
+                self.offer(bucket, row.key, state)
 
     def _write_settled(self) -> None:
         if self.settled:
