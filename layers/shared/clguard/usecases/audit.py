@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from clguard.adapters import clients, dynamodb, s3, sns, sqs
+from clguard.adapters import clients, s3, sns, sqs
 from clguard.adapters.clients import Member
 from clguard.boundary import fanout, inventory
 from clguard.boundary.config import EncryptionRequirement, Settings
@@ -52,8 +52,9 @@ from clguard.errors import (
 from clguard.observability import count, logger
 from clguard.reporting.findings import Finding, FindingType, KmsKeyResource, MemberRoleResource, Outcome
 from clguard.reporting.publisher import Publisher
+from clguard.reporting.unitofwork import Unit
 from clguard.rules.encryption import Encryption
-from clguard.state import auditrows, firstseen
+from clguard.state import auditrows, auditruns, firstseen
 from clguard.state.keydirectory import KeyDirectory
 from clguard.usecases import accounts
 
@@ -62,8 +63,6 @@ if TYPE_CHECKING:
 
 CONTINUE_KIND: Final = "clguard.audit-continue"
 SUMMARY_KIND: Final = "clguard.audit-summary"
-RUN_PREFIX: Final = "audit-run#"
-RUN_TTL_SECONDS: Final = 30 * 24 * 3600
 TIME_RESERVE_MS: Final = 60_000  # stop listing when less than this is left
 MAX_TRANSIENT_ATTEMPTS: Final = 5  # continuations in a row after throttling, then the bucket is noted as partial
 
@@ -123,8 +122,8 @@ class AuditPublisher(Publisher):
         self.base = base
         self.work = work
         self.keys = keys
-        # One delivery record for the batch: what the base could not deliver is what this
-        # publisher's callers (write-ahead intents, raise_if_undelivered) must see.
+        # One delivery record for the batch: what the base could not deliver is what the units
+        # of work (clguard.reporting.unitofwork) over this publisher must see.
         self.undelivered = base.undelivered
         self.published = base.published
         self.security_hub = base.security_hub  # findings go through the base: one batch to import
@@ -156,71 +155,8 @@ class AuditPublisher(Publisher):
 # --- the run record ------------------------------------------------------------------------------
 
 
-def run_item_id(run_id: str) -> str:
-    return RUN_PREFIX + run_id
-
-
-def _n(value: int) -> dict[str, str]:
-    return {"N": str(value)}
-
-
-def _add(
-    table: str, run_id: str, counts: Mapping[str, int], *, keys: Sequence[str] = (), rowparts: Sequence[str] = ()
-) -> dict[str, Any] | None:
-    """ADD counters (flat attribute names), key ARNs and the ids of stored report rows
-    (``clguard.state.auditrows``) to the run record; the item after it."""
-    names: dict[str, str] = {}
-    values: dict[str, Any] = {}
-    parts = []
-    for index, (name, value) in enumerate(sorted(counts.items())):
-        names[f"#c{index}"] = name
-        values[f":c{index}"] = _n(value)
-        parts.append(f"#c{index} :c{index}")
-    if keys:
-        names["#keys"] = "keys"
-        values[":keys"] = {"SS": sorted(set(keys))}
-        parts.append("#keys :keys")
-    if rowparts:
-        names["#rowparts"] = "rowparts"
-        values[":rowparts"] = {"SS": sorted(set(rowparts))}
-        parts.append("#rowparts :rowparts")
-    if not parts:
-        return None
-    if rowparts:
-        # The run record names at most MAX_PARTS row items (it must stay under DynamoDB's 400 KB);
-        # past that, the caller counts the rows as not stored.
-        values[":maxparts"] = _n(auditrows.MAX_PARTS)
-        return dynamodb.update(
-            table,
-            run_item_id(run_id),
-            "ADD " + ", ".join(parts),
-            names=names,
-            values=values,
-            condition="attribute_not_exists(#rowparts) OR size(#rowparts) < :maxparts",
-        )
-    return dynamodb.update(table, run_item_id(run_id), "ADD " + ", ".join(parts), names=names, values=values)
-
-
-def _plain(item: Mapping[str, Any]) -> dict[str, Any]:
-    """A DynamoDB item as plain values (numbers as int)."""
-    out: dict[str, Any] = {}
-    for name, value in item.items():
-        kind, raw = next(iter(value.items()))
-        if kind == "N":
-            out[name] = int(raw) if raw.lstrip("-").isdigit() else float(raw)
-        elif kind == "SS":
-            out[name] = sorted(raw)
-        elif kind == "L":
-            out[name] = [next(iter(v.values())) for v in raw]
-        elif kind == "BOOL":
-            out[name] = bool(raw)
-        else:
-            out[name] = raw
-    return out
-
-
 def _complete(item: Mapping[str, Any]) -> bool:
-    plain = _plain(item)
+    plain = auditruns.plain(item)
     if not plain.get("listed") or plain.get("finalized"):
         return False
     return int(plain.get("done", 0)) >= int(plain.get("expected", 0)) + int(plain.get("more", 0))
@@ -344,11 +280,11 @@ def record_message(
         counts["more"] += continued
     tally.first_seen(settings.state_table)
     parts = auditrows.save(settings.state_table, run_id, tally.rows) if tally.rows else []
-    item = _add(settings.state_table, run_id, counts, keys=sorted(tally.keys), rowparts=parts)
+    item = auditruns.add(settings.state_table, run_id, counts, keys=sorted(tally.keys), rowparts=parts)
     if parts and item is None:  # the run already names MAX_PARTS row items: counted, not listed
         counts["rows_unstored"] += len(tally.rows)
         count("AuditRowsUnstored", len(tally.rows))
-        item = _add(settings.state_table, run_id, counts, keys=sorted(tally.keys))
+        item = auditruns.add(settings.state_table, run_id, counts, keys=sorted(tally.keys))
     if item is not None and _complete(item):
         finalize(settings, run_id, lambda_context=lambda_context)
 
@@ -545,7 +481,7 @@ class Lister:
 
     def _write_settled(self) -> None:
         if self.settled:
-            _add(self.settings.state_table, self.cursor.run_id, self.settled)
+            auditruns.add(self.settings.state_table, self.cursor.run_id, self.settled)
             self.settled.clear()
 
     def _unreadable(self, bucket: str, error: Refused) -> None:
@@ -648,28 +584,18 @@ def parse_input(event: Any) -> Cursor | None:
 
 def _start(settings: Settings, config: AuditConfig, run_id: str, found: Targets) -> bool:
     """Create the run record; False when this run already started (a redelivered event)."""
-    values = {
-        ":exp": _n(int(time.time()) + RUN_TTL_SECONDS),
-        ":at": {"S": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")},
-        ":started": {"N": repr(time.time())},
-        ":mode": {"S": settings.remediation_mode.value},
-        ":req": {"S": settings.encryption_requirement.value},
-        ":buckets": {"L": [{"S": b} for b in found.buckets]},
-        # the account of each bucket (the report's per-account view); the own account's by default
-        ":accounts": {"S": json.dumps({b: found.owners.get(b, settings.home) for b in found.buckets})},
-        ":rb": {"S": config.reports_bucket},
-        ":rp": {"S": config.reports_prefix},
-    }
-    created = dynamodb.update(
+    return auditruns.start(
         settings.state_table,
-        run_item_id(run_id),
-        "SET expiration = :exp, started_at = :at, started = :started, #mode = :mode, requirement = :req, "
-        "buckets = :buckets, bucket_accounts = :accounts, reports_bucket = :rb, reports_prefix = :rp",
-        names={"#mode": "mode"},
-        values=values,
-        condition="attribute_not_exists(id)",
+        run_id,
+        started_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        mode=settings.remediation_mode.value,
+        requirement=settings.encryption_requirement.value,
+        buckets=found.buckets,
+        # the account of each bucket (the report's per-account view); the own account's by default
+        bucket_accounts={b: found.owners.get(b, settings.home) for b in found.buckets},
+        reports_bucket=config.reports_bucket,
+        reports_prefix=config.reports_prefix,
     )
-    return created is not None
 
 
 def run(
@@ -686,6 +612,7 @@ def run(
     publisher, run_id)`` audits the failed trainings (default: ``clguard.usecases.failed_trainings``)."""
     cursor = parse_input(event)
     publisher = Publisher(settings, lambda_context=lambda_context)
+    unit = Unit(publisher)  # the first invocation's failed trainings: retried by Lambda as a whole
     found = targets(settings)
     if cursor is None:
         run_id = _new_run_id(event)
@@ -695,17 +622,12 @@ def run(
         # before the run is recorded, so Lambda's retry of the same event does them again.
         failed = _trainings(settings, publisher, run_id, trainings, found)
         publisher.flush()
-        publisher.raise_if_undelivered()
+        unit.finish()
         if not _start(settings, config, run_id, found):
             logger.info("this scheduled event already started its run; nothing to do", extra={"run_id": run_id})
             return {"run_id": run_id, "status": "duplicate"}
         _close_previous(settings, run_id, lambda_context)
-        dynamodb.update(
-            settings.state_table,
-            run_item_id(run_id),
-            "SET trainings = :t",
-            values={":t": {"S": json.dumps(failed)}},
-        )
+        auditruns.set_trainings(settings.state_table, run_id, failed)
         _note(settings, run_id, _report_unreachable(settings, publisher, run_id, found))
         logger.info("audit started", extra={"run_id": run_id, "buckets": list(found.buckets)})
     lister = Lister(settings, config, cursor, lambda_context, publisher, found.buckets, owners=found.owners)
@@ -721,11 +643,8 @@ def run(
         return _continue(settings, lister, stop, continue_with)
     publisher.flush()
     _note(settings, lister.cursor.run_id, lister.notes)
-    item = dynamodb.update(
-        settings.state_table,
-        run_item_id(lister.cursor.run_id),
-        "SET listed = :t, expected = :e, listed_objects = :l",
-        values={":t": {"BOOL": True}, ":e": _n(lister.cursor.messages), ":l": _n(lister.cursor.listed)},
+    item = auditruns.mark_listed(
+        settings.state_table, lister.cursor.run_id, expected=lister.cursor.messages, listed=lister.cursor.listed
     )
     summary: dict[str, Any] = {
         "run_id": lister.cursor.run_id,
@@ -741,21 +660,15 @@ def run(
     return summary
 
 
-LAST_RUN_ID: Final = "audit-last-run"
-
-
 def _close_previous(settings: Settings, run_id: str, lambda_context: Any) -> None:
     """A run whose checks never all finished (a message in VerifyDLQ, an invocation in
     AuditDLQ) would never report: the next run reports it, marked incomplete, before starting."""
-    last = dynamodb.get(settings.state_table, LAST_RUN_ID)
-    dynamodb.put(settings.state_table, {"id": {"S": LAST_RUN_ID}, "run_id": {"S": run_id}})
-    previous = str(last.get("run_id", {}).get("S", "")) if last else ""
+    previous = auditruns.swap_last_run(settings.state_table, run_id)
     if not previous or previous == run_id:
         return
-    record = dynamodb.get(settings.state_table, run_item_id(previous))
-    if record is None or _plain(record).get("finalized"):
+    plain = auditruns.get(settings.state_table, previous)
+    if plain is None or plain.get("finalized"):
         return
-    plain = _plain(record)
     done, expected = int(plain.get("done", 0)), int(plain.get("expected", 0)) + int(plain.get("more", 0))
     listing = "" if plain.get("listed") else "; its listing did not finish (see AuditDLQ)"
     note = (
@@ -763,20 +676,14 @@ def _close_previous(settings: Settings, run_id: str, lambda_context: Any) -> Non
         f"the others are in VerifyDLQ or still queued{listing}"
     )
     _note(settings, previous, [note])
-    dynamodb.update(settings.state_table, run_item_id(previous), "SET listed = :t", values={":t": {"BOOL": True}})
+    auditruns.mark_listed(settings.state_table, previous)
     logger.warning("the previous audit run never completed; reporting it as incomplete", extra={"run_id": previous})
     count("AuditRunsIncomplete")
     finalize(settings, previous, lambda_context=lambda_context)
 
 
 def _note(settings: Settings, run_id: str, notes: Sequence[str]) -> None:
-    if notes:
-        dynamodb.update(
-            settings.state_table,
-            run_item_id(run_id),
-            "SET notes = list_append(if_not_exists(notes, :empty), :notes)",
-            values={":empty": {"L": []}, ":notes": {"L": [{"S": n[:1000]} for n in notes]}},
-        )
+    auditruns.note(settings.state_table, run_id, notes)
 
 
 def _continue(settings: Settings, lister: Lister, stop: Exception, continue_with: Any) -> dict[str, Any]:
@@ -841,18 +748,12 @@ def _trainings(
 def finalize(settings: Settings, run_id: str, *, lambda_context: Any = None) -> dict[str, str] | None:
     """Once per run (a conditional update elects the one caller): write the report, publish the
     summary. Returns the report's locations, or None when another caller finalizes."""
-    item = dynamodb.update(
-        settings.state_table,
-        run_item_id(run_id),
-        "SET finalized = :t",
-        values={":t": {"BOOL": True}},
-        condition="attribute_not_exists(finalized) AND listed = :t",
-    )
+    item = auditruns.claim_finalize(settings.state_table, run_id)
     if item is None:
         return None
     from clguard.reporting import auditreport  # noqa: PLC0415 - only the last message of a run reports
 
-    plain = _plain(item)
+    plain = auditruns.plain(item)
     data = auditreport.build(settings, run_id, plain)
     stored, dropped = auditrows.load(settings.state_table, list(plain.get("rowparts", [])))
     dropped += int(plain.get("rows_unstored", 0))
