@@ -29,7 +29,7 @@ from bench.common import Figure, chunks, environment, fresh_container, new_world
 from clguard.adapters import clients
 from clguard.adapters import s3 as s3_adapter
 from clguard.adapters import sqs as sqs_adapter
-from clguard.usecases import auditrecord
+from clguard.state import auditruns
 from functions.audit import app as audit_app
 from localaws.doubles import aws_behaviour
 from tests.auditrun import REPORTS, put_inventory, scheduled_event
@@ -198,7 +198,7 @@ def _peak(objects: int) -> tuple[int, int]:
 
     # Each measured run starts as the first one: the previous (never completed: its messages were
     # not sent) is not closed and reported inside the measurement.
-    clients.client("dynamodb").delete_item(TableName=TABLE, Key={"id": {"S": auditrecord.LAST_RUN_ID}})
+    clients.client("dynamodb").delete_item(TableName=TABLE, Key={"id": {"S": auditruns.LAST_RUN_ID}})
     with patch.object(s3_adapter, "list_page", _pages(objects)), patch.object(sqs_adapter, "send", send):
         tracemalloc.reset_peak()
         before = tracemalloc.get_traced_memory()[0]

@@ -20,7 +20,7 @@ from clguard.boundary.s3ref import S3ObjectRef
 from clguard.errors import LockTimeout, RetryableError
 from clguard.rules import policy
 from clguard.state import locks
-from clguard.state.locks import KeyLock
+from clguard.state.locks import Lease
 from clguard.usecases import keyaccess
 from functions.grant_training_access import app as grant_app
 from functions.verify_object_encryption import app as verify_app
@@ -141,7 +141,7 @@ def test_without_the_lock_updates_are_lost(world: World, roles: list[str], monke
     # Given one managed key, 20 principals, slow policy writes, and no key lock
     key = world.key()
     slow_writes(monkeypatch)
-    monkeypatch.setattr(keyaccess, "KeyLock", NoLock)
+    monkeypatch.setattr(keyaccess, "Lease", NoLock)
 
     # When 20 grants run at the same moment
     run_together(jobs_for(world, key, roles))
@@ -152,7 +152,7 @@ def test_without_the_lock_updates_are_lost(world: World, roles: list[str], monke
 
 def test_lock_holder_crash_does_not_block_forever(world: World) -> None:
     # Given a lock item left by a holder that crashed (its lease expired)
-    stale = KeyLock(
+    stale = Lease(
         world.env()["STATE_TABLE"],
         "arn:aws:kms:us-east-1:123456789012:key/x",
         lease_seconds=0.05,
@@ -161,7 +161,7 @@ def test_lock_holder_crash_does_not_block_forever(world: World) -> None:
     stale.acquire()
     time.sleep(0.1)
     # When another writer asks for it
-    fresh = KeyLock(world.env()["STATE_TABLE"], "arn:aws:kms:us-east-1:123456789012:key/x", wait_seconds=1)
+    fresh = Lease(world.env()["STATE_TABLE"], "arn:aws:kms:us-east-1:123456789012:key/x", wait_seconds=1)
     fresh.acquire()
     # Then it gets it, and the stale holder's release does not free the new holder's lease
     stale.release()
@@ -174,11 +174,11 @@ def test_lock_holder_crash_does_not_block_forever(world: World) -> None:
 def test_lock_contention_times_out_with_a_retryable_error(world: World) -> None:
     # Given a lock held by one writer
     table = world.env()["STATE_TABLE"]
-    holder = KeyLock(table, "k")
+    holder = Lease(table, "k")
     holder.acquire()
 
     # When another waits for it longer than its wait allows
-    waiter = KeyLock(table, "k", wait_seconds=0.2)
+    waiter = Lease(table, "k", wait_seconds=0.2)
     with pytest.raises(LockTimeout) as raised:
         waiter.acquire()
 
@@ -230,7 +230,7 @@ def grant_job(world: World, key: str, role: str, event_id: str) -> Callable[[], 
 
 
 def short_leases(monkeypatch: pytest.MonkeyPatch, *, lease: float = 1.0, in_flight: float = 1.5) -> None:
-    monkeypatch.setattr(keyaccess, "KeyLock", partial(KeyLock, lease_seconds=lease))
+    monkeypatch.setattr(keyaccess, "Lease", partial(Lease, lease_seconds=lease))
     monkeypatch.setattr(locks, "IN_FLIGHT_SECONDS", in_flight, raising=False)
     monkeypatch.setattr(keyaccess, "MIN_LEASE_LEFT", lease / 2)
 
@@ -242,18 +242,18 @@ def test_a_write_stalled_in_flight_past_its_lease_does_not_erase_the_next_writer
     # A's write deadline ends when A has ended: the event that proves the wait is over, where a
     # short real bound made B read before A's write under load), and two trainers of one key
     a_ended, b_waits_out = threading.Event(), threading.Event()
-    take_over = KeyLock._wait_out
+    take_over = Lease._wait_out
 
     def sleep(seconds: float) -> None:
         a_ended.wait(seconds)
 
-    def waiting_out(self: KeyLock, old: dict[str, object]) -> None:
+    def waiting_out(self: Lease, old: dict[str, object]) -> None:
         b_waits_out.set()
         take_over(self, old)
 
     short_leases(monkeypatch, in_flight=SAFETY_NET_SECONDS)
-    monkeypatch.setattr(KeyLock, "_wait_out", waiting_out)
-    monkeypatch.setattr(keyaccess, "KeyLock", partial(KeyLock, lease_seconds=1.0, sleep=sleep))
+    monkeypatch.setattr(Lease, "_wait_out", waiting_out)
+    monkeypatch.setattr(keyaccess, "Lease", partial(Lease, lease_seconds=1.0, sleep=sleep))
     first, second = world.role("TrainerA", "/ml/"), world.role("TrainerB", "/ml/")
     key = world.key()
     # And writer A's PutKeyPolicy, sent inside its lease, stalls in flight
@@ -365,14 +365,14 @@ def test_taking_over_an_expired_lease_waits_out_the_holders_write_deadline(world
         slept.append(seconds)
         now[0] += seconds
 
-    holder = KeyLock(table, "k", clock=clock, sleep=sleep, lease_seconds=60, in_flight_seconds=13)
+    holder = Lease(table, "k", clock=clock, sleep=sleep, lease_seconds=60, in_flight_seconds=13)
     holder.acquire()
     item = world.ddb.get_item(TableName=table, Key={"id": {"S": holder.item_id}})["Item"]
     assert float(item["write_deadline"]["N"]) == 1_073.0  # stored in the lock item
     now[0] = 1_061.0  # the lease ended a second ago
 
     # When another writer takes the lock over
-    taker = KeyLock(table, "k", clock=clock, sleep=sleep, lease_seconds=60, in_flight_seconds=13)
+    taker = Lease(table, "k", clock=clock, sleep=sleep, lease_seconds=60, in_flight_seconds=13)
     taker.acquire()
 
     # Then it waited until the holder's write deadline, and its own lease starts after the wait
@@ -394,14 +394,14 @@ def test_a_grant_lost_to_an_expired_lease_is_retried_not_reported(
     # Given a writer whose lease expires during its write, and a stale writer that then puts
     # back the policy it had read before (our grant is lost)
     before = world.policy(cmk_object)
-    release = KeyLock.release
+    release = Lease.release
 
-    def expired_release(self: KeyLock) -> None:
+    def expired_release(self: Lease) -> None:
         world.kms.put_key_policy(KeyId=cmk_object, PolicyName="default", Policy=json.dumps(before))
         release(self)
         self.held_to_the_end = False
 
-    monkeypatch.setattr(KeyLock, "release", expired_release)
+    monkeypatch.setattr(Lease, "release", expired_release)
 
     # When the object's event is processed
     response = verify(load_event("s3_object_created"))
@@ -410,6 +410,6 @@ def test_a_grant_lost_to_an_expired_lease_is_retried_not_reported(
     assert len(response["batchItemFailures"]) == 1  # type: ignore[arg-type]
     assert world.published() == []
     # And the retry, with an honest lease, grants and reports once
-    monkeypatch.setattr(KeyLock, "release", release)
+    monkeypatch.setattr(Lease, "release", release)
     assert verify(load_event("s3_object_created")) == {"batchItemFailures": []}
     assert [(f["finding_type"], f["outcome"]) for f in world.findings()] == [("KEY_ACCESS_MISSING", "REMEDIATED")]

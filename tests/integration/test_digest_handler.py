@@ -18,6 +18,7 @@ from clguard.observability import metrics
 from clguard.reporting.findings import Finding
 from clguard.reporting.publisher import Publisher
 from clguard.reporting.rendering import subject as finding_subject
+from clguard.reporting.unitofwork import Unit
 from clguard.usecases import digest, digestmessages
 from localaws.runtime import esm_batches
 from tests.awscalls import Boundary
@@ -213,16 +214,17 @@ def test_a_finding_neither_published_nor_deferred_is_counted_undelivered(world: 
     calls.faults.add("SendMessage", "InternalError", status=500)
     publisher = Publisher(load_settings(world.env(AWS_REGION=REGION), account_id=ACCOUNT), idempotent=False)
 
-    # When a finding is published
+    # When a finding is published in a unit of work
     metrics.clear_metrics()
-    sent = publisher.publish(wrong)
+    unit = Unit(publisher)
+    sent = unit.report(wrong)
 
     # Then it is not sent, the FindingsUndelivered metric (the alarm's) is emitted, and the unit of
     # work fails so that its retry publishes it
     assert sent is False
     assert "FindingsUndelivered" in metrics.metric_set
     with pytest.raises(RetryableError):
-        publisher.raise_if_undelivered()
+        unit.finish()
     metrics.clear_metrics()
 
 

@@ -518,3 +518,33 @@ def test_without_update_object_encryption_in_the_sdk_the_object_is_copied(
     [finding] = world.findings()
     assert finding["outcome"] == "REMEDIATED"
     assert "(CopyObject)" in finding["detail"]
+
+
+def test_each_record_is_parsed_once_and_a_bad_one_still_fails_alone(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a batch of two objects' events and one body that is not JSON, and every JSON parse of
+    # a verify-queue body counted
+    from clguard.boundary import events  # noqa: PLC0415
+
+    parsed: list[object] = []
+    parse_json = events.parse_json
+
+    def counting(body: object) -> object:
+        parsed.append(body)
+        return parse_json(body)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(events, "parse_json", counting)
+    world.put_legacy(KEY)
+    world.put_legacy("datasets/cats/images/cat-002.jpg")
+    batch = sqs_event(
+        load_event("s3_object_created"), "not json at all", world.object_created("datasets/cats/images/cat-002.jpg")
+    )
+
+    # When the batch is processed (the prefetch reads every record, then each is handled)
+    response = app.lambda_handler(batch, LambdaContext())
+
+    # Then each body was parsed once, the bad record failed alone, and both objects were handled
+    assert len(parsed) == 3
+    assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == [batch["Records"][1]["messageId"]]
+    assert len(world.findings()) == 2

@@ -134,3 +134,47 @@ def test_the_import_check_reports_a_forbidden_import(tmp_path: Path) -> None:
     # Then both imports are seen, and only the adapter is forbidden
     assert found == ["adapters.s3", "errors"]
     assert [name.split(".")[0] for name in found if name.split(".")[0] in NOT_FROM_RULES] == ["adapters"]
+
+
+# The dynamodb adapter's functions that write the state table (reads are everyone's).
+STATE_WRITES = frozenset(
+    {"put", "add_to_set", "remove_from_set", "delete", "put_if", "put_if_returning_old", "delete_if", "update"}
+)
+
+
+def state_writes(tree: ast.AST) -> list[tuple[int, str]]:
+    """The calls ``dynamodb.<write>(...)`` in a tree (the adapter imported as ``dynamodb``)."""
+    return [
+        (node.lineno, node.func.attr)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "dynamodb"
+        and node.func.attr in STATE_WRITES
+    ]
+
+
+def test_only_state_modules_write_the_state_table() -> None:
+    # Given every clguard module outside clguard/state/ and clguard/adapters/
+    outside = [p for p in PACKAGE.rglob("*.py") if not {"state", "adapters"} & set(p.relative_to(PACKAGE).parts)]
+    # When its calls of the dynamodb adapter's write functions are read
+    offenders = [
+        f"{path.relative_to(PACKAGE)}:{line} calls dynamodb.{name}"
+        for path in outside
+        for line, name in state_writes(ast.parse(path.read_text(encoding="utf-8"), str(path)))
+    ]
+    # Then there are none: each kind of STATE_TABLE record has one module under state/ (its key
+    # scheme, TTL and bound in one place, docs/architecture.md §12)
+    assert offenders == []
+
+
+def test_the_state_write_check_sees_a_raw_write() -> None:
+    # Given a use case that puts a raw item, and one that only reads
+    tree = ast.parse(
+        "from clguard.adapters import dynamodb\n"
+        "dynamodb.put('t', {'id': {'S': 'remediated#x'}})\n"
+        "dynamodb.get('t', 'x')\n"
+    )
+    # Then the write is seen, the read is not
+    assert state_writes(tree) == [(2, "put")]

@@ -106,7 +106,8 @@ Use cases: one per function, and the steps they share
 State: what the guard keeps between calls
 
 - ``state``                    Leases, the write-ahead journal, what is known of keys.
-- ``state.locks``              A lease lock per KMS key in DynamoDB: every key-policy edit runs inside it.
+- ``state.locks``              Lease: a lease in DynamoDB per KMS key (every key-policy edit runs inside
+                               it) or per object (one remediation at a time).
 - ``state.intents``            Write-ahead of the findings of changes, so a change made just before the
                                runtime died is still reported by the retry.
 - ``state.writejournal``       The per-key journal of key-policy writes (recent principals written),
@@ -115,10 +116,15 @@ State: what the guard keeps between calls
                                batch.
 - ``state.openfindings``       The open Security Hub findings imported, per resource (bounded, TTL),
                                so a condition later seen gone closes its finding.
+- ``state.auditruns``         The audit's run records: one item per run (how it started, counters,
+                               notes, listed, finalized) and the run started last.
 - ``state.auditrows``         The audit report's records: each run's rows (bounded, content-addressed
                                items) and the trend of the last runs.
 - ``state.bulkjobs``          The S3 Batch Operations jobs of a bucket not settled yet (write-ahead of
                                each job, reconciled by the next run), bounded per bucket.
+- ``state.copymarks``         The object states the guard's own copies produced (the loop guard):
+                               one small item per copy, TTL an hour.
+- ``state.trainingalerts``    Which failed training versions were alerted (once per version).
 - ``state.firstseen``         When each open condition was first seen (the audit report's "since"):
                                one small item per condition, TTL refreshed while it stays open.
 
@@ -129,6 +135,8 @@ Reporting: the finding, its renderings, its delivery
                                document and fingerprint.
 - ``reporting.rendering``      How a finding reads: the e-mail, chat and SNS renderings.
 - ``reporting.publisher``      Publish each finding once per condition, never lose one (outbox, SQS).
+- ``reporting.unitofwork``     Change, then report it exactly once: a unit retried as a whole and each
+                               change in it (write-ahead intent, findings, acknowledgement).
 - ``reporting.labels``         Names people know: the owner (OWNER_TAG_KEY tag) and the key's alias,
                                read once per bucket or key.
 - ``reporting.exceptions``     The accepted-exceptions document in use: read (SSM, S3), cached, applied.

@@ -174,6 +174,29 @@ def parse_verify_message(body: str | bytes, *, from_guard: bool = False) -> Veri
     raise InvalidEvent(f"unexpected event: source {source!r}, detail-type {detail_type!r}")
 
 
+@dataclass(frozen=True, slots=True)
+class ParsedBody:
+    """A verify-queue body parsed once, at the boundary: its message (``value``), or the error
+    that makes its record fail when it is handled. The batch's prefetch and the record's
+    handling read the same value (docs/architecture.md §8)."""
+
+    message: VerifyMessage | None = None
+    error: InvalidEvent | None = None
+
+    def value(self) -> VerifyMessage | None:
+        if self.error is not None:
+            raise self.error
+        return self.message
+
+
+def parse_body(body: str | bytes, *, from_guard: bool = False) -> ParsedBody:
+    """``parse_verify_message``, with its refusal kept as a value."""
+    try:
+        return ParsedBody(parse_verify_message(body, from_guard=from_guard))
+    except InvalidEvent as error:
+        return ParsedBody(error=error)
+
+
 # --- CloudTrail training calls (grant path) -------------------------------------------------
 
 

@@ -6,8 +6,9 @@
 - Never lost: when Publish fails (after botocore's retries) the finding goes to the verify queue
   as a ``clguard.finding`` message (the findings outbox) and is published from there, retried by
   SQS and kept by its DLQ. If the outbox fails too, the finding is logged at ERROR with its full
-  document, counted as ``FindingsUndelivered`` and kept in ``undelivered``: the unit of work then
-  fails (``raise_if_undelivered``) so that it is retried, after every other finding was tried.
+  document, counted as ``FindingsUndelivered`` and kept in ``undelivered``: the unit of work
+  (:mod:`clguard.reporting.unitofwork`, the only reader of ``undelivered``) then fails so that it
+  is retried, after every other finding was tried.
 - The findings plane (docs/architecture.md §5, §5a, §5b): before it is sent, a finding gets its
   owner and key alias (:mod:`clguard.reporting.labels`) and the accepted exceptions' verdict
   (:mod:`clguard.reporting.exceptions`; an invalid document is one ``EXCEPTIONS_INVALID`` finding
@@ -138,7 +139,7 @@ class Publisher:
         """Publish unless this condition was already published. True when it was sent now.
 
         Never raises for a finding it could not deliver (the next finding must still be tried):
-        see ``undelivered`` and ``raise_if_undelivered``. ``defer=False`` (the outbox consumer
+        see ``undelivered`` (read by :mod:`clguard.reporting.unitofwork`). ``defer=False`` (the outbox consumer
         itself): a failure raises, so the outbox message fails, is retried by SQS and ends in the
         DLQ, instead of being re-queued forever. ``in_progress`` (the outbox consumer): the
         message was deferred because the record was in progress; while it still is, raise
@@ -228,20 +229,13 @@ class Publisher:
 
     def _undeliverable(self, finding: Finding, error: BaseException) -> None:
         """Neither SNS nor the outbox took the finding: it survives in this log line (and in a
-        retry of the unit of work, which ``raise_if_undelivered`` asks for)."""
+        retry of the unit of work, which :mod:`clguard.reporting.unitofwork` asks for)."""
         self.undelivered.append(finding)
         count("FindingsUndelivered")
         logger.error(
             "finding undelivered: SNS and the findings outbox both failed; the unit of work will be retried",
             extra={"error": str(error), "finding": finding.document(), "fingerprint": finding.fingerprint()},
         )
-
-    def raise_if_undelivered(self, since: int = 0) -> None:
-        """Fail the unit of work (record or invocation) if a finding made since ``since`` (an
-        earlier ``len(undelivered)``) was not delivered: its retry publishes it."""
-        lost = self.undelivered[since:]
-        if lost:
-            raise RetryableError(f"{len(lost)} finding(s) could not be delivered (logged at ERROR); retrying")
 
     def _defer(self, finding: Finding, error: BaseException | None, *, in_progress: bool = False) -> bool:
         queue = self.settings.verify_queue_url

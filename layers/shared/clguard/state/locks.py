@@ -1,5 +1,7 @@
-"""A lease lock per KMS key in DynamoDB: KMS has no conditional write, so two writers on one key
-would lose an update. Every key-policy edit, in either function, runs inside this lock.
+"""A lease in DynamoDB on one named thing: a KMS key (KMS has no conditional write, so two writers
+on one key would lose an update: every key-policy edit, in either function, runs inside the key's
+lease) or an S3 object (one remediation of an object at a time). ``lock#<name>``, one item per
+leased thing, TTL a day after the lease.
 
 Acquire is a conditional put (free, or the previous lease expired); release is a conditional
 delete by owner. A crashed holder blocks the key for at most one lease. The holder re-reads the
@@ -36,7 +38,9 @@ TTL_GRACE_SECONDS: Final = 86_400  # DynamoDB TTL cleans up abandoned lock items
 IN_FLIGHT_SECONDS: Final = float(WRITE_CONFIG.connect_timeout + WRITE_CONFIG.read_timeout)  # type: ignore[attr-defined]
 
 
-class KeyLock:
+class Lease:
+    """A lease on ``name`` (``"<key ARN>"`` or ``"object#s3://…"``), taken with ``with``."""
+
     def __init__(
         self,
         table: str,

@@ -43,6 +43,7 @@ from clguard.errors import (
 )
 from clguard.observability import count, logger
 from clguard.reporting.publisher import Publisher
+from clguard.reporting.unitofwork import Unit
 from clguard.usecases import auditlist, auditmembers, auditrecord, bulkremediation
 
 MAX_TRANSIENT_ATTEMPTS: Final = 5  # continuations in a row after throttling, then the bucket is noted as partial
@@ -119,6 +120,7 @@ def run(
     publisher, run_id)`` audits the failed trainings (default: ``clguard.usecases.failed_trainings``)."""
     cursor = parse_input(event)
     publisher = Publisher(settings, lambda_context=lambda_context)
+    unit = Unit(publisher)  # the first invocation's failed trainings: retried by Lambda as a whole
     found = auditmembers.targets(settings)
     if cursor is None:
         run_id = _new_run_id(event)
@@ -128,7 +130,7 @@ def run(
         # before the run is recorded, so Lambda's retry of the same event does them again.
         failed = auditmembers.all_failed_trainings(settings, publisher, run_id, trainings, found)
         publisher.flush()
-        publisher.raise_if_undelivered()
+        unit.finish()
         if not auditrecord.start(settings, config, run_id, found):
             logger.info("this scheduled event already started its run; nothing to do", extra={"run_id": run_id})
             return {"run_id": run_id, "status": "duplicate"}

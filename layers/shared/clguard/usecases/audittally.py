@@ -39,7 +39,7 @@ class AuditPublisher(Publisher):
         self.work = work
         self.keys = keys
         # One delivery record for the batch: what the base could not deliver is what this
-        # publisher's callers (write-ahead intents, raise_if_undelivered) must see.
+        # publisher's units of work (clguard.reporting.unitofwork) must see.
         self.undelivered = base.undelivered
         self.published = base.published
         self.security_hub = base.security_hub  # findings go through the base: one batch to import

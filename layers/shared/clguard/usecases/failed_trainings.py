@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterator
 from typing import Any, Final
 
-from clguard.adapters import dynamodb, rekognition, s3
+from clguard.adapters import rekognition, s3
 from clguard.adapters.s3 import HeadStatus
 from clguard.boundary.config import Settings
 from clguard.boundary.s3ref import S3ObjectRef
@@ -24,13 +24,14 @@ from clguard.errors import KeyUnreadable, Refused
 from clguard.observability import count, logger
 from clguard.reporting.findings import Finding, FindingType, Outcome, ProjectVersionResource
 from clguard.reporting.publisher import Publisher
+from clguard.reporting.unitofwork import Change
 from clguard.rules import policy
 from clguard.rules.encryption import UnknownEncryption, classify
+from clguard.state import trainingalerts
 from clguard.state.intents import Journal
 from clguard.state.keydirectory import KeyDirectory
 from clguard.usecases.keyaccess import Context, ensure_access
 
-MARKER_PREFIX: Final = "training-failed#"
 ACCESS_RELATED: Final = re.compile(
     r"permission|access|denied|not authori[sz]ed|forbidden|unable to write|failed to copy|kms|decrypt|encrypt",
     re.IGNORECASE,
@@ -253,31 +254,28 @@ def audit(settings: Settings, publisher: Publisher, run_id: str) -> list[dict[st
                 "fixed": found["fixed"],
                 "alerted": False,
             }
-            if dynamodb.get(settings.state_table, MARKER_PREFIX + arn) is None:
-                finding = _reported(settings, journal, run_id, arn, message=message, found=found)
-                entry.update(diagnosis=finding.detail, fixed=finding.outcome is Outcome.REMEDIATED)
-                before = len(publisher.undelivered)
-                publisher.publish(finding)
-                # Not delivered: no marker, so the retry (or the next run) reports it.
-                if len(publisher.undelivered) == before:
-                    dynamodb.put(settings.state_table, {"id": {"S": MARKER_PREFIX + arn}, "run": {"S": run_id}})
-                    journal.clear(f"audit-{run_id}", arn)
-                    entry["alerted"] = True
-                    count("TrainingsFailed")
+            if not trainingalerts.alerted(settings.state_table, arn):
+                with Change(publisher, journal, f"audit-{run_id}", arn) as change:
+                    finding = _reported(settings, change, message=message, found=found)
+                    entry.update(diagnosis=finding.detail, fixed=finding.outcome is Outcome.REMEDIATED)
+                    change.report(finding)
+                    # Not delivered: no marker (and the intent stays), so the retry (or the next run) reports it.
+                    if change.delivered:
+                        trainingalerts.mark_alerted(settings.state_table, arn, run_id)
+                        entry["alerted"] = True
+                        count("TrainingsFailed")
             out.append(entry)
     return out
 
 
-def _reported(
-    settings: Settings, journal: Journal, run_id: str, arn: str, *, message: str, found: dict[str, Any]
-) -> Finding:
-    """The version's TRAINING_FAILED finding, written ahead before it is published (the unit of
-    work of ``state.intents``): a retry of the run whose first attempt died after publishing and
+def _reported(settings: Settings, change: Change, *, message: str, found: dict[str, Any]) -> Finding:
+    """The version's TRAINING_FAILED finding, written ahead before it is published (its
+    ``reporting.unitofwork.Change``): a retry of the run whose first attempt died after publishing and
     before the marker publishes the same finding again (idempotent: nothing new), not a second
     diagnosis (the grant made then is no longer "made now": it would read REPORTED, "check the
     trainer's own access", beside the REMEDIATED one already sent)."""
-    event_id = f"audit-{run_id}"
-    stored = journal.pending(event_id, arn)
+    event_id, arn = change.event_id, change.resource
+    stored = change.pending()
     if stored is not None and stored.findings:
         return stored.findings[0]
     first_key = next(iter(found["lacking"] or found["keys"]), None)
@@ -292,5 +290,5 @@ def _reported(
         kms_key_arn=first_key if first_key and first_key.startswith("arn:") else None,
         scope="training-failed",
     )
-    journal.record(event_id, arn, [finding])
+    change.intend([finding])
     return finding

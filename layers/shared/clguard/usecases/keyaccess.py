@@ -30,6 +30,7 @@ from clguard.errors import AwsError, KeyUnreadable, PolicyConflict, Refused, Ret
 from clguard.observability import count, logger
 from clguard.reporting.findings import Finding, FindingType, KmsKeyResource, Outcome, PolicyChange
 from clguard.reporting.publisher import Publisher
+from clguard.reporting.unitofwork import Change
 from clguard.rules import policy
 from clguard.rules.arns import partition_of, partition_of_region
 from clguard.rules.policy import StatementSpec
@@ -37,7 +38,7 @@ from clguard.rules.principals import refusal_reason
 from clguard.state import writejournal
 from clguard.state.intents import Journal
 from clguard.state.keydirectory import KeyDirectory
-from clguard.state.locks import KeyLock
+from clguard.state.locks import Lease
 
 MALFORMED_RETRIES: Final = 4  # KMS may not see a just-created principal yet
 MALFORMED_BACKOFF: Final = 0.5
@@ -66,6 +67,10 @@ class Context:
     # Per key: the principals a policy this container saw earlier granted and KMS's policy lacks now
     # (someone replaced the key policy since: drift). Their REMEDIATED finding says so.
     drifted: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def change(self, resource: str) -> Change:
+        """The unit of work of one change of ``resource`` (its intent, findings, acknowledgement)."""
+        return Change(self.publisher, self.journal, self.source_event_id, resource)
 
     def finding(
         self,
@@ -266,13 +271,52 @@ def decide(
 def _ensure_on(
     ctx: Context, key: KeyInfo, wants: Mapping[str, Sequence[StatementSpec]], result: KeyResult
 ) -> KeyResult:
+    """Checks 2-6 on a usable key, as named steps: the policy as KMS has it now (``_current_policy``),
+    the decisions (``decide``), an earlier attempt's unreported grants (``_replay_intents``), the
+    principals set aside by a guardrail or a Deny (``_set_aside``), then the key's own decision:
+    not managed, report mode (``_lacking``), or the locked write (``_grant``)."""
+    document = _current_policy(ctx, key, wants)
+    decisions = decide(ctx.keys, ctx.settings, key, document, wants)
+    needed = {p: d.missing for p, d in decisions.items() if d.status is not KeyStatus.OK}
+    _replay_intents(ctx, key.arn, needed, result)
+    if not needed:
+        count("AccessAlreadyGranted", len(wants))
+        return result
+    for status in (KeyStatus.REFUSED, KeyStatus.DENIED):
+        _set_aside(ctx, key, wants, decisions, needed=needed, result=result, status=status)
+        if not needed:
+            result.status = status
+            return result
+    # The tag and the mode are the key's: every principal left shares the decision.
+    status = next(iter(decisions[p].status for p in needed))
+    if status is KeyStatus.NOT_MANAGED:
+        result.status = KeyStatus.NOT_MANAGED
+        tag_key, tag_value = ctx.settings.managed_key_tag
+        count("Refusals", len(needed))
+        why = f"but the key does not carry the opt-in tag {tag_key}={tag_value}"
+        return _lacking(
+            ctx, key, needed, result, finding_type=FindingType.KEY_NOT_MANAGED, outcome=Outcome.REFUSED, why=why
+        )
+    if status is KeyStatus.REPORTED:
+        result.status = KeyStatus.REPORTED
+        why = "report mode: would add it to statement(s) {sids}"
+        return _lacking(
+            ctx, key, needed, result, finding_type=FindingType.KEY_ACCESS_MISSING, outcome=Outcome.REPORTED, why=why
+        )
+    _grant(ctx, key, needed, result)
+    return result
+
+
+def _current_policy(ctx: Context, key: KeyInfo, wants: Mapping[str, Sequence[StatementSpec]]) -> dict[str, Any]:
+    """The key policy to decide on. "Already granted" from what the container remembers is
+    confirmed from KMS once per unit of work: the policy may have been replaced since
+    (docs/architecture.md §6, Drift); principals a policy seen earlier granted and this one lacks
+    are noted as drifted (their REMEDIATED finding says so)."""
     remembered = ctx.keys.remembered_policy(key.arn)  # before a read replaces it
     document = ctx.keys.policy(key.arn)
     facts = _facts(ctx, key, document)
     needed = {p: m for p, specs in wants.items() if (m := policy.missing(document, p, specs, key.arn, facts=facts))}
     if not needed and not ctx.keys.confirmed(key.arn):
-        # "Already granted" from what the container remembers is confirmed from KMS once per unit
-        # of work: the policy may have been replaced since (docs/architecture.md §6, Drift).
         count("KeyPoliciesConfirmed")
         document = ctx.keys.fresh_policy(key.arn)
         facts = _facts(ctx, key, document)
@@ -285,60 +329,46 @@ def _ensure_on(
             "the key policy was replaced and no longer grants what it did (drift)",
             extra={"key": key.arn, "principals": sorted(drifted)},
         )
-    decisions = decide(ctx.keys, ctx.settings, key, document, wants)
-    needed = {p: d.missing for p, d in decisions.items() if d.status is not KeyStatus.OK}
-    _replay_intents(ctx, key.arn, needed, result)
-    if not needed:
-        count("AccessAlreadyGranted", len(wants))
-        return result
+    return document
 
-    for principal in list(needed):
+
+def _set_aside(
+    ctx: Context,
+    key: KeyInfo,
+    wants: Mapping[str, Sequence[StatementSpec]],
+    decisions: Mapping[str, Decision],
+    *,
+    needed: dict[str, tuple[StatementSpec, ...]],
+    result: KeyResult,
+    status: KeyStatus,
+) -> None:
+    """Take the principals decided ``status`` (REFUSED: a guardrail, returned to the caller to
+    publish; DENIED: a Deny of the key policy, published here) out of ``needed``."""
+    for principal in [p for p in needed if decisions[p].status is status]:
         decision = decisions[principal]
-        if decision.status is KeyStatus.REFUSED:
+        del needed[principal]
+        count("Refusals")
+        if status is KeyStatus.REFUSED:
             result.refused[principal] = decision.reason or ""
-            del needed[principal]
-            count("Refusals")
-    if not needed:
-        result.status = KeyStatus.REFUSED
-        return result
-
-    for principal in list(needed):
-        decision = decisions[principal]
-        if decision.status is KeyStatus.DENIED:
-            del needed[principal]
+        else:
             result.published += _publish(ctx, _denied_finding(ctx, key, principal, wants[principal], decision.denies))
-            count("Refusals")
-    if not needed:
-        result.status = KeyStatus.DENIED
-        return result
 
-    def lacking(finding_type: FindingType, outcome: Outcome, why: str) -> KeyResult:
-        """One finding per principal that lacks access, saying why nothing is written."""
-        for principal, specs in needed.items():
-            lacks = f"{principal} lacks {', '.join(policy.actions_of(specs))} on {key.arn}, needed for {ctx.origin}"
-            sids = ", ".join(s.sid for s in specs)
-            detail = f"{lacks}; {why.format(sids=sids)}"
-            result.published += _publish(ctx, ctx.finding(finding_type, outcome, key.arn, detail, principal))
-        return result
 
-    # The tag and the mode are the key's: every principal left shares the decision.
-    status = next(iter(decisions[p].status for p in needed))
-    if status is KeyStatus.NOT_MANAGED:
-        result.status = KeyStatus.NOT_MANAGED
-        tag_key, tag_value = ctx.settings.managed_key_tag
-        count("Refusals", len(needed))
-        return lacking(
-            FindingType.KEY_NOT_MANAGED,
-            Outcome.REFUSED,
-            f"but the key does not carry the opt-in tag {tag_key}={tag_value}",
-        )
-    if status is KeyStatus.REPORTED:
-        result.status = KeyStatus.REPORTED
-        return lacking(
-            FindingType.KEY_ACCESS_MISSING, Outcome.REPORTED, "report mode: would add it to statement(s) {sids}"
-        )
-
-    _grant(ctx, key, needed, result)
+def _lacking(
+    ctx: Context,
+    key: KeyInfo,
+    needed: Mapping[str, Sequence[StatementSpec]],
+    result: KeyResult,
+    *,
+    finding_type: FindingType,
+    outcome: Outcome,
+    why: str,
+) -> KeyResult:
+    """One finding per principal that lacks access, saying why nothing is written."""
+    for principal, specs in needed.items():
+        lacks = f"{principal} lacks {', '.join(policy.actions_of(specs))} on {key.arn}, needed for {ctx.origin}"
+        detail = f"{lacks}; {why.format(sids=', '.join(s.sid for s in specs))}"
+        result.published += _publish(ctx, ctx.finding(finding_type, outcome, key.arn, detail, principal))
     return result
 
 
@@ -392,20 +422,16 @@ def _replay_intents(ctx: Context, key_arn: str, needed: Mapping[str, object], re
     """A retry: an earlier attempt of this event wrote ahead grants on this key and died before
     reporting them. Those now in the policy are reported; the others did not happen (this
     attempt grants and reports them)."""
-    if ctx.journal is None:
-        return
-    intent = ctx.journal.pending(ctx.source_event_id, key_arn)
-    if intent is None:
-        return
-    since = len(ctx.publisher.undelivered)
-    document = ctx.keys.policy(key_arn)
-    for finding in intent.findings:
-        if finding.principal_arn not in needed and _in_owned_statements(document, finding):
-            count("IntentsReplayed")
-            logger.info("reporting a grant an earlier attempt made", extra={"principal": finding.principal_arn})
-            result.published += _publish(ctx, finding)
-    if len(ctx.publisher.undelivered) == since:
-        ctx.journal.clear(ctx.source_event_id, key_arn)
+    with ctx.change(key_arn) as change:
+        intent = change.pending()
+        if intent is None:
+            return
+        document = ctx.keys.policy(key_arn)
+        for finding in intent.findings:
+            if finding.principal_arn not in needed and _in_owned_statements(document, finding):
+                count("IntentsReplayed")
+                logger.info("reporting a grant an earlier attempt made", extra={"principal": finding.principal_arn})
+                result.published += _publish(ctx, finding)
 
 
 def _in_owned_statements(document: Mapping[str, Any], finding: Finding) -> bool:
@@ -442,44 +468,56 @@ def _grant(ctx: Context, key: KeyInfo, needed: dict[str, tuple[StatementSpec, ..
     attempts: list[_Attempt] = []
     lost: list[str] = []
     erased: dict[str, tuple[StatementSpec, ...]] = {}
-    lock = KeyLock(ctx.settings.state_table, key.arn)
-    since = len(ctx.publisher.undelivered)
-    try:
-        with lock:
-            opted_out = _opted_out(ctx, key, needed)
-            if opted_out is not None:
-                attempts.append(opted_out)
-                return  # the key opted out since it was read: not edited
-            document = _caught_up(ctx, key, ctx.keys.fresh_policy(key.arn), writing=needed)
-            facts = _facts(ctx, key, document)
-            grants = [
-                (p, m) for p, specs in needed.items() if (m := policy.missing(document, p, specs, key.arn, facts=facts))
-            ]
-            if not grants:
-                return  # another writer granted it meanwhile
-            attempts.append(_attempt(ctx, lock, key, document, grants))
-            if attempts[0].rejected and len(grants) > 1:
-                # One principal KMS cannot see (deleted, or not yet propagated) must not block
-                # the others: write them one at a time.
-                logger.warning("KMS rejected the policy; writing one principal at a time", extra={"key": key.arn})
-                attempts = []
-                for grant in grants:
-                    attempts.append(_attempt(ctx, lock, key, _not_before_ours(ctx, key, attempts), [grant]))
-        if not lock.held_to_the_end:
-            lost, erased = _lost_grants(ctx, key, attempts, since=lock.acquired_at)
-    finally:
-        for attempt in attempts:
-            result.granted += attempt.granted
-            result.status = attempt.status or (KeyStatus.GRANTED if result.granted else KeyStatus.FAILED)
-            for finding in attempt.findings:
-                if finding.outcome is not Outcome.REMEDIATED or finding.principal_arn not in lost:
-                    result.published += _publish(ctx, finding)
-    if erased:
-        _restore(ctx, key, erased, result)
-    if lost:
-        raise RetryableError(f"the lease on {key.arn} expired during the write and {', '.join(lost)} was lost")
-    if ctx.journal is not None and attempts and len(ctx.publisher.undelivered) == since:
-        ctx.journal.clear(ctx.source_event_id, key.arn, written_only=True)  # the writes' findings are delivered
+    lock = Lease(ctx.settings.state_table, key.arn)
+    with ctx.change(key.arn) as change:  # acknowledged once the writes' findings are delivered
+        try:
+            with lock:
+                _locked_writes(ctx, change, lock, key, needed, attempts=attempts)
+            if not lock.held_to_the_end and any(a.grants for a in attempts):  # a write was made
+                lost, erased = _lost_grants(ctx, key, attempts, since=lock.acquired_at)
+        finally:
+            for attempt in attempts:
+                result.granted += attempt.granted
+                result.status = attempt.status or (KeyStatus.GRANTED if result.granted else KeyStatus.FAILED)
+                for finding in attempt.findings:
+                    if finding.outcome is not Outcome.REMEDIATED or finding.principal_arn not in lost:
+                        result.published += _publish(ctx, finding)
+        if erased:
+            _restore(ctx, key, erased, result)
+        if lost:
+            raise RetryableError(f"the lease on {key.arn} expired during the write and {', '.join(lost)} was lost")
+
+
+def _locked_writes(
+    ctx: Context,
+    change: Change,
+    lock: Lease,
+    key: KeyInfo,
+    needed: Mapping[str, Sequence[StatementSpec]],
+    *,
+    attempts: list[_Attempt],
+) -> None:
+    """Inside the key's lease: the opt-in re-read, a read that shows our recent writes, then one
+    write of every principal still missing (one at a time when KMS rejects the document). Each
+    attempt is appended to ``attempts`` as it is made (published by the caller, even after an error)."""
+    opted_out = _opted_out(ctx, key, needed)
+    if opted_out is not None:
+        attempts.append(opted_out)
+        return  # the key opted out since it was read: not edited
+    document = _caught_up(ctx, key, ctx.keys.fresh_policy(key.arn), writing=needed)
+    facts = _facts(ctx, key, document)
+    grants = [(p, m) for p, specs in needed.items() if (m := policy.missing(document, p, specs, key.arn, facts=facts))]
+    if not grants:
+        return  # another writer granted it meanwhile
+    attempts.append(_attempt(ctx, change, lock, key, document, grants=grants))
+    if attempts[0].rejected and len(grants) > 1:
+        # One principal KMS cannot see (deleted, or not yet propagated) must not block the
+        # others: write them one at a time.
+        logger.warning("KMS rejected the policy; writing one principal at a time", extra={"key": key.arn})
+        attempts.clear()
+        for grant in grants:
+            document = _not_before_ours(ctx, key, attempts)
+            attempts.append(_attempt(ctx, change, lock, key, document, grants=[grant]))
 
 
 def _not_before_ours(ctx: Context, key: KeyInfo, attempts: Sequence[_Attempt]) -> dict[str, Any]:
@@ -633,15 +671,20 @@ def _restore(ctx: Context, key: KeyInfo, erased: dict[str, tuple[StatementSpec, 
 
 
 def _journaled(
-    ctx: Context, key: KeyInfo, grants: Sequence[policy.Grant], out: _Attempt, reports: Sequence[Finding]
+    ctx: Context,
+    change: Change,
+    key: KeyInfo,
+    grants: Sequence[policy.Grant],
+    *,
+    out: _Attempt,
+    reports: Sequence[Finding],
 ) -> bool:
     """Before the write is sent: its write-ahead intent (``reports``, the findings it will make:
     a write that lands just before we die is reported) and its entry in the per-key journal. A
     state table that refuses either (an item over 400 KB, throttling past the retries, ...)
     stops the write, and a FAILED finding per principal says why: never silence."""
     try:
-        if ctx.journal is not None:
-            ctx.journal.record(ctx.source_event_id, key.arn, reports)
+        change.intend(reports)
         _note_written(ctx, key.arn, grants)
     except AwsError as error:
         out.findings += [
@@ -661,7 +704,13 @@ def _journaled(
 
 
 def _attempt(
-    ctx: Context, lock: KeyLock, key: KeyInfo, document: dict[str, Any], grants: Sequence[policy.Grant]
+    ctx: Context,
+    change: Change,
+    lock: Lease,
+    key: KeyInfo,
+    document: dict[str, Any],
+    *,
+    grants: Sequence[policy.Grant],
 ) -> _Attempt:
     out = _Attempt(grants=grants)
 
@@ -725,30 +774,13 @@ def _attempt(
             for p, specs in grants
         ]
 
-    if not _journaled(ctx, key, grants, out, remediated("")):
+    if not _journaled(ctx, change, key, grants, out=out, reports=remediated("")):
         return out
     failure, out.rejected = _write(ctx, lock, key.arn, merge.document)
     note = ""
     if failure is None:
         out.written = merge.document
-        try:
-            _note_written(ctx, key.arn, grants, accepted=True)
-        except AwsError as error:  # best effort: it only lets the next writer wait out a lagging read
-            logger.warning("could not journal an accepted write", extra={"key": key.arn, "error": str(error)})
-        try:
-            confirmed = ctx.keys.fresh_policy(key.arn)
-        except (AwsError, KeyUnreadable) as error:  # the write succeeded: report it, unconfirmed
-            note = f" (written; the read-back to confirm it failed: {error})"
-        else:
-            facts = _facts(ctx, key, confirmed)
-            unconfirmed = [p for p, specs in grants if policy.missing(confirmed, p, specs, key.arn, facts=facts)]
-            if unconfirmed and confirmed == document:
-                # KMS is eventually consistent: a read just after an accepted write can still show
-                # the policy from before it. Another writer's policy would differ from it.
-                ctx.keys.remember_policy(key.arn, dict(merge.document))
-                note = " (written; the read-back still showed the policy from before the write: KMS reads lag)"
-            elif unconfirmed:
-                failure = f"the policy read back after the write lacks {', '.join(unconfirmed)}"
+        failure, note = _confirmed(ctx, key, grants, before=document, written=merge.document)
     if failure is not None:
         each(
             FindingType.KEY_ACCESS_MISSING,
@@ -766,7 +798,32 @@ def _attempt(
     return out
 
 
-def _write(ctx: Context, lock: KeyLock, key_arn: str, document: Mapping[str, Any]) -> tuple[str | None, bool]:
+def _confirmed(
+    ctx: Context, key: KeyInfo, grants: Sequence[policy.Grant], *, before: dict[str, Any], written: dict[str, Any]
+) -> tuple[str | None, str]:
+    """After KMS accepted the write: journal it as accepted (best effort), then read it back.
+    Returns (why it failed, None when it did not; the note for the REMEDIATED finding)."""
+    try:
+        _note_written(ctx, key.arn, grants, accepted=True)
+    except AwsError as error:  # best effort: it only lets the next writer wait out a lagging read
+        logger.warning("could not journal an accepted write", extra={"key": key.arn, "error": str(error)})
+    try:
+        confirmed = ctx.keys.fresh_policy(key.arn)
+    except (AwsError, KeyUnreadable) as error:  # the write succeeded: report it, unconfirmed
+        return None, f" (written; the read-back to confirm it failed: {error})"
+    facts = _facts(ctx, key, confirmed)
+    unconfirmed = [p for p, specs in grants if policy.missing(confirmed, p, specs, key.arn, facts=facts)]
+    if unconfirmed and confirmed == before:
+        # KMS is eventually consistent: a read just after an accepted write can still show the
+        # policy from before it. Another writer's policy would differ from it.
+        ctx.keys.remember_policy(key.arn, dict(written))
+        return None, " (written; the read-back still showed the policy from before the write: KMS reads lag)"
+    if unconfirmed:
+        return f"the policy read back after the write lacks {', '.join(unconfirmed)}", ""
+    return None, ""
+
+
+def _write(ctx: Context, lock: Lease, key_arn: str, document: Mapping[str, Any]) -> tuple[str | None, bool]:
     """PutKeyPolicy, retrying MalformedPolicyDocumentException (a principal KMS cannot see yet).
     Returns (None, False) on success, else (why it failed, whether KMS rejected the document).
     Transient errors raise."""

@@ -11,14 +11,13 @@ did not take effect is reported (FAILED) instead of copied again.
 from __future__ import annotations
 
 import contextvars
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
-from clguard.adapters import dynamodb, s3
+from clguard.adapters import s3
 from clguard.adapters.s3 import Head, HeadStatus
 from clguard.boundary.config import EncryptionRequirement, Settings
 from clguard.boundary.s3ref import S3ObjectRef
@@ -33,6 +32,7 @@ from clguard.errors import (
 )
 from clguard.observability import count, logger
 from clguard.reporting.findings import Finding, FindingType, Outcome
+from clguard.reporting.unitofwork import Change
 from clguard.rules import policy
 from clguard.rules.encryption import (
     Assessment,
@@ -45,10 +45,10 @@ from clguard.rules.encryption import (
     classify,
     classify_observed,
 )
-from clguard.state.locks import KeyLock
+from clguard.state import copymarks
+from clguard.state.locks import Lease
 from clguard.usecases.keyaccess import Context, KeyResult, ensure_access
 
-LOOP_GUARD_SECONDS: Final = 3600
 # No invocation outlives Lambda's 900 s limit, so a live holder's lease never expires under it;
 # a crashed holder blocks the object's remediation (not its check) for at most this long.
 OBJECT_LEASE_SECONDS: Final = 900.0
@@ -78,9 +78,34 @@ def _default_head(work: ObjectWork) -> Head:
 
 
 def verify_object(work: ObjectWork, ctx: Context, head_fn: HeadFn | None = None) -> ObjectResult:
-    settings = ctx.settings
-    in_training = work.ref.bucket in settings.training_buckets
-    if not in_training and not work.anywhere:
+    """One object, as named steps: not ours to check, or shown compliant by its own record
+    (``_decided_without_head``); the current object (HeadObject), gone (``_gone``); an earlier
+    attempt's unreported change (``_replay_intent``); a newer version that has its own event
+    (``_superseded``); then its encryption, remediated when that is safe (``_check``), and the
+    key access of the key it ends under (``_ensure_key_access``)."""
+    decided = _decided_without_head(work, ctx)
+    if decided is not None:
+        return decided
+    h = (head_fn or _default_head)(work)
+    if h.status is HeadStatus.GONE:
+        return _gone(work, ctx)
+    _replay_intent(work, ctx, h)
+    if _superseded(work, h):
+        return ObjectResult(work, "superseded")
+    result = ObjectResult(work, "checked")
+    count("ObjectsChecked")
+    final = _check(work, ctx, h, result)
+    if final is not None:
+        result.final_key = final.kms_key_arn
+    if final is not None and final.kind.is_kms and final.kms_key_arn:
+        _ensure_key_access(work, ctx, h.inspected, final.kms_key_arn, result)
+    return result
+
+
+def _decided_without_head(work: ObjectWork, ctx: Context) -> ObjectResult | None:
+    """Outside TRAINING_BUCKETS (and not asked for anywhere): ignored. A CloudTrail data event
+    that shows the object compliant: decided from the record. Else None (inspect the object)."""
+    if work.ref.bucket not in ctx.settings.training_buckets and not work.anywhere:
         logger.info(
             "bucket is not a training bucket; ignored",
             extra={"bucket": work.ref.bucket, "key": work.ref.key},
@@ -88,70 +113,75 @@ def verify_object(work: ObjectWork, ctx: Context, head_fn: HeadFn | None = None)
         count("EventsIgnored")
         return ObjectResult(work, "ignored")
     if work.observed is not None:
-        decided = _compliant_by_record(work, ctx)
-        if decided is not None:
-            return decided  # else: inspect the current object, exactly as for any other event
+        return _compliant_by_record(work, ctx)  # None: inspect the current object, as for any event
+    return None
 
-    h = (head_fn or _default_head)(work)
-    if h.status is HeadStatus.GONE:
-        return _gone(work, ctx)
-    _replay_intent(work, ctx, h)
+
+def _superseded(work: ObjectWork, h: Head) -> bool:
+    """A newer version replaced the object since the event: its own event covers it."""
     current = h.inspected.version_id
-    if work.ref.version_id not in (None, "null") and current is not None and work.ref.version_id != current:
-        logger.info(
-            "a newer version replaced the object since the event; its own event covers it",
-            extra={
-                "bucket": work.ref.bucket,
-                "key": h.ref.key,
-                "event_version": work.ref.version_id,
-                "current": current,
-            },
-        )
-        count("ObjectsSuperseded")
-        return ObjectResult(work, "superseded")
-    result = ObjectResult(work, "checked")
-    count("ObjectsChecked")
+    if work.ref.version_id in (None, "null") or current is None or work.ref.version_id == current:
+        return False
+    logger.info(
+        "a newer version replaced the object since the event; its own event covers it",
+        extra={"bucket": work.ref.bucket, "key": h.ref.key, "event_version": work.ref.version_id, "current": current},
+    )
+    count("ObjectsSuperseded")
+    return True
+
+
+def _report(
+    work: ObjectWork,
+    ctx: Context,
+    result: ObjectResult,
+    *,
+    finding_type: FindingType,
+    outcome: Outcome,
+    detail: str,
+    key_arn: str | None,
+    resource: S3ObjectRef,
+) -> None:
+    """The object's finding, published (once per condition) and noted on ``result``."""
+    finding = Finding(
+        finding_type=finding_type,
+        outcome=outcome,
+        resource=resource,
+        detail=detail,
+        source_event_id=work.source_event_id,
+        account=ctx.settings.account_id,
+        region=ctx.settings.region,
+        kms_key_arn=key_arn,
+        origin=work.origin,
+    )
+    count(f"Violation.{finding_type.value}")
+    result.condition = result.condition or finding_type.value
+    if ctx.publisher.publish(finding):
+        result.findings.append(finding)
+
+
+def _check(work: ObjectWork, ctx: Context, h: Head, result: ObjectResult) -> ObjectEncryption | None:
+    """The inspected object's encryption: unverifiable (reported), compliant (a Security Hub
+    finding on it is closed), or not (remediated when safe, in its own unit of work, and
+    reported). Returns the encryption the object ends with (None: unknown, or the object changed
+    under us and its own event covers the new one)."""
+    settings = ctx.settings
     resource = h.inspected
-
-    def publish(finding_type: FindingType, outcome: Outcome, detail: str, key_arn: str | None) -> None:
-        finding = Finding(
-            finding_type=finding_type,
-            outcome=outcome,
-            resource=resource,
-            detail=detail,
-            source_event_id=work.source_event_id,
-            account=settings.account_id,
-            region=settings.region,
-            kms_key_arn=key_arn,
-            origin=work.origin,
-        )
-        count(f"Violation.{finding_type.value}")
-        result.condition = result.condition or finding_type.value
-        if ctx.publisher.publish(finding):
-            result.findings.append(finding)
-
     encryption, unverifiable = _encryption_of(h)
     if encryption is None:
-        publish(FindingType.OBJECT_UNVERIFIABLE, Outcome.REPORTED, unverifiable, None)
-        return result
-
+        _report(
+            work,
+            ctx,
+            result,
+            finding_type=FindingType.OBJECT_UNVERIFIABLE,
+            outcome=Outcome.REPORTED,
+            detail=unverifiable,
+            key_arn=None,
+            resource=resource,
+        )
+        return None
     assessment = assess(encryption, settings, aws_managed_key=_aws_managed(ctx, encryption))
-    final: ObjectEncryption | None = encryption
     result.encryption = encryption.kind.value
-    if not assessment.compliant:
-        assert assessment.finding_type is not None
-        since = len(ctx.publisher.undelivered)
-        outcome, detail, final = _remediate(work, h, assessment, ctx, in_training, resource=resource)
-        if outcome is not None:
-            key_arn = encryption.kms_key_arn or (final.kms_key_arn if final else None)
-            publish(FindingType(assessment.finding_type), outcome, detail, key_arn)
-            if outcome is Outcome.REMEDIATED:
-                count("Remediations")
-        if ctx.journal is not None and len(ctx.publisher.undelivered) == since:
-            ctx.journal.clear(work.source_event_id, resource.label(), written_only=True)  # delivered, or no change
-        if outcome is None:
-            return result  # the object changed under us: its own event covers the new one
-    else:
+    if assessment.compliant:
         logger.debug(
             "object compliant",
             extra={"bucket": work.ref.bucket, "key": h.ref.key, "encryption": encryption.describe()},
@@ -159,12 +189,25 @@ def verify_object(work: ObjectWork, ctx: Context, head_fn: HeadFn | None = None)
         ctx.publisher.seen_gone(
             resource, "the object was found compliant", account=settings.account_id, region=settings.region
         )
-
-    if final is not None:
-        result.final_key = final.kms_key_arn
-    if final is not None and final.kind.is_kms and final.kms_key_arn:
-        _ensure_key_access(work, ctx, resource, final.kms_key_arn, result)
-    return result
+        return encryption
+    assert assessment.finding_type is not None
+    in_training = work.ref.bucket in settings.training_buckets
+    with ctx.change(resource.label()) as change:  # acknowledged once its finding is delivered
+        outcome, detail, final = _remediate(work, h, assessment, ctx, in_training, resource=resource, change=change)
+        if outcome is not None:
+            _report(
+                work,
+                ctx,
+                result,
+                finding_type=FindingType(assessment.finding_type),
+                outcome=outcome,
+                detail=detail,
+                key_arn=encryption.kms_key_arn or (final.kms_key_arn if final else None),
+                resource=resource,
+            )
+            if outcome is Outcome.REMEDIATED:
+                count("Remediations")
+    return final
 
 
 def _gone(work: ObjectWork, ctx: Context) -> ObjectResult:
@@ -279,18 +322,12 @@ def _ensure_key_access(
     result.findings.extend(key_result.published)
 
 
-def _state_id(ref: S3ObjectRef, etag: str | None, modified: object) -> str:
-    stamp = int(modified.timestamp()) if isinstance(modified, datetime) else modified
-    return f"remediated#{ref.bucket}#{ref.key}#{etag}#{stamp}"
-
-
 def _loop_detected(ctx: Context, h: Head) -> bool:
     """True when this exact object state (ETag + LastModified) is one our own copy produced:
     the copy did not take effect and copying again would loop. Only states our copies created
     count, so a copy that failed (and is retried) is never mistaken for a loop."""
     assert h.response is not None
-    marker = dynamodb.get(ctx.settings.state_table, _state_id(h.ref, h.etag, h.response.get("LastModified")))
-    return marker is not None and int(marker.get("expiration", {}).get("N", "0")) > int(time.time())
+    return copymarks.produced_by_us(ctx.settings.state_table, h.ref, h.etag, h.response.get("LastModified"))
 
 
 def _copy(ctx: Context, h: Head, target: ObjectEncryption) -> s3.Rewritten:
@@ -308,13 +345,7 @@ def _mark_produced(ctx: Context, ref: S3ObjectRef, rewritten: s3.Rewritten) -> N
         if modified is None:  # CompleteMultipartUpload does not say; ask
             after = s3.head(ref)
             etag, modified = after.etag, after.response.get("LastModified") if after.response else None
-        dynamodb.put(
-            ctx.settings.state_table,
-            {
-                "id": {"S": _state_id(ref, etag, modified)},
-                "expiration": {"N": str(int(time.time()) + LOOP_GUARD_SECONDS)},
-            },
-        )
+        copymarks.mark(ctx.settings.state_table, ref, etag, modified)
     except AwsError as error:
         logger.warning("could not record the copy for the loop guard", extra={"key": ref.key, "error": str(error)})
 
@@ -327,7 +358,7 @@ def _remediated_detail(a: Assessment, fix: Remediation, h: Head) -> str:
 
 
 def _write_ahead(
-    work: ObjectWork, ctx: Context, a: Assessment, fix: Remediation, h: Head, *, resource: S3ObjectRef
+    work: ObjectWork, ctx: Context, a: Assessment, fix: Remediation, h: Head, *, resource: S3ObjectRef, change: Change
 ) -> None:
     """Before the change: note the finding it will produce (clguard.state.intents), so that a retry
     reports it if we die right after the change took effect."""
@@ -344,7 +375,7 @@ def _write_ahead(
         region=ctx.settings.region,
         kms_key_arn=a.encryption.kms_key_arn or fix.target.kms_key_arn,
     )
-    ctx.journal.record(work.source_event_id, resource.label(), [finding], target=_intent_target(fix, h))
+    change.intend([finding], target=_intent_target(fix, h))
 
 
 def _inspected_stamp(h: Head) -> str:
@@ -363,38 +394,34 @@ def _replay_intent(work: ObjectWork, ctx: Context, h: Head) -> None:
     """A retry: an earlier attempt of this event wrote ahead a change of this object. If the
     object now has the encryption that change makes, report it; else it did not happen (this
     attempt makes it and reports it)."""
-    if ctx.journal is None:
-        return
     label = h.ref.label()
-    intent = ctx.journal.pending(work.source_event_id, label)
-    if intent is None:
-        return
-    in_place = False
-    method, _, rest = intent.target.partition("|")
-    target, _, inspected = rest.partition("|")
-    if h.status is HeadStatus.FOUND and h.response is not None:
-        try:
-            encrypted_as_intended = classify(h.response).describe() == target
-        except UnknownEncryption:
-            encrypted_as_intended = False
-        # Only a change provably ours: the state our copy produced (its loop-guard marker), or,
-        # for UpdateObjectEncryption (which keeps ETag and LastModified), the very object it was
-        # made on. A re-upload that happens to be compliant is not reported as our remediation.
-        # A copy in place keeps the bytes: for SSE-S3 and unencrypted objects the ETag (their MD5)
-        # stays; otherwise only the loop-guard marker of the state our copy produced proves it.
-        if encrypted_as_intended and method == Method.UPDATE.value:
-            in_place = _inspected_stamp(h) == inspected
-        elif encrypted_as_intended:
-            same_bytes = inspected.startswith(f"{h.etag}@") and target == Encryption.SSE_S3.value
-            in_place = same_bytes or _loop_detected(ctx, h)
-    since = len(ctx.publisher.undelivered)
-    if in_place:
-        for finding in intent.findings:
-            count("IntentsReplayed")
-            logger.info("reporting a change an earlier attempt made", extra={"resource": label})
-            ctx.publisher.publish(finding)
-    if len(ctx.publisher.undelivered) == since:
-        ctx.journal.clear(work.source_event_id, label)
+    with ctx.change(label) as change:  # acknowledged once the replayed findings are delivered
+        intent = change.pending()
+        if intent is None:
+            return
+        in_place = False
+        method, _, rest = intent.target.partition("|")
+        target, _, inspected = rest.partition("|")
+        if h.status is HeadStatus.FOUND and h.response is not None:
+            try:
+                encrypted_as_intended = classify(h.response).describe() == target
+            except UnknownEncryption:
+                encrypted_as_intended = False
+            # Only a change provably ours: the state our copy produced (its loop-guard marker), or,
+            # for UpdateObjectEncryption (which keeps ETag and LastModified), the very object it was
+            # made on. A re-upload that happens to be compliant is not reported as our remediation.
+            # A copy in place keeps the bytes: for SSE-S3 and unencrypted objects the ETag (their MD5)
+            # stays; otherwise only the loop-guard marker of the state our copy produced proves it.
+            if encrypted_as_intended and method == Method.UPDATE.value:
+                in_place = _inspected_stamp(h) == inspected
+            elif encrypted_as_intended:
+                same_bytes = inspected.startswith(f"{h.etag}@") and target == Encryption.SSE_S3.value
+                in_place = same_bytes or _loop_detected(ctx, h)
+        if in_place:
+            for finding in intent.findings:
+                count("IntentsReplayed")
+                logger.info("reporting a change an earlier attempt made", extra={"resource": label})
+                change.report(finding)
 
 
 def _state(h: Head) -> tuple[object, ...]:
@@ -418,7 +445,14 @@ def _with_precondition(fix: Remediation, h: Head) -> Remediation:
 
 
 def _remediate(
-    work: ObjectWork, h: Head, a: Assessment, ctx: Context, in_training: bool, *, resource: S3ObjectRef
+    work: ObjectWork,
+    h: Head,
+    a: Assessment,
+    ctx: Context,
+    in_training: bool,
+    *,
+    resource: S3ObjectRef,
+    change: Change,
 ) -> tuple[Outcome | None, str, ObjectEncryption | None]:
     """Returns (outcome, detail, the encryption the object ends with). Outcome None: skip."""
     settings = ctx.settings
@@ -442,7 +476,7 @@ def _remediate(
     # One remediation of an object at a time (the same event delivered twice at once, the S3
     # rule and the CloudTrail rule, a fan-out check): a lease per object in the state table, as
     # key-policy edits have one per key. Then re-inspect: whoever held it before may have fixed it.
-    with KeyLock(settings.state_table, f"object#{h.ref.uri}", lease_seconds=OBJECT_LEASE_SECONDS):
+    with Lease(settings.state_table, f"object#{h.ref.uri}", lease_seconds=OBJECT_LEASE_SECONDS):
         fresh = s3.head(h.ref.at(None))
         if _inspected(fresh) != _inspected(h):
             logger.info(
@@ -451,7 +485,7 @@ def _remediate(
             )
             count("ObjectsChangedBeforeRemediation")
             return None, "", None
-        return _apply(work, h, a, fix, ctx, resource=resource)
+        return _apply(work, h, a, fix, ctx, resource=resource, change=change)
 
 
 def _inspected(h: Head) -> tuple[object, ...]:
@@ -461,7 +495,14 @@ def _inspected(h: Head) -> tuple[object, ...]:
 
 
 def _apply(
-    work: ObjectWork, h: Head, a: Assessment, fix: Remediation, ctx: Context, *, resource: S3ObjectRef
+    work: ObjectWork,
+    h: Head,
+    a: Assessment,
+    fix: Remediation,
+    ctx: Context,
+    *,
+    resource: S3ObjectRef,
+    change: Change,
 ) -> tuple[Outcome | None, str, ObjectEncryption | None]:
     """The remediation itself, inside the object's lease, on a just re-inspected object."""
     try:
@@ -473,18 +514,18 @@ def _apply(
                     "take effect (bucket policy or default encryption?); not copying again",
                     a.encryption,
                 )
-            _write_ahead(work, ctx, a, fix, h, resource=resource)
+            _write_ahead(work, ctx, a, fix, h, resource=resource, change=change)
             _copy(ctx, h, fix.target)
         else:
             assert fix.target.kms_key_arn is not None
             assert h.pinned  # _with_precondition: unpinned objects are copied, conditionally
             try:
-                _write_ahead(work, ctx, a, fix, h, resource=resource)
+                _write_ahead(work, ctx, a, fix, h, resource=resource, change=change)
                 s3.update_encryption(h, fix.target.kms_key_arn)
             except UpdateUnavailable:
                 logger.warning("UpdateObjectEncryption unavailable in this runtime; copying instead")
                 fix = Remediation(Method.COPY, fix.target)
-                _write_ahead(work, ctx, a, fix, h, resource=resource)
+                _write_ahead(work, ctx, a, fix, h, resource=resource, change=change)
                 _copy(ctx, h, fix.target)
     except ObjectChanged:
         logger.info("object changed since it was inspected; its own event covers it", extra={"key": h.ref.key})

@@ -39,6 +39,7 @@ from clguard.reporting.findings import (
     Resource,
 )
 from clguard.reporting.publisher import Publisher
+from clguard.reporting.unitofwork import Unit
 from clguard.rules import policy
 from clguard.rules.arns import partition_of_region
 from clguard.rules.policy import AccessNeed
@@ -272,6 +273,7 @@ class TrainingRun:
         self.settings = settings
         self.origin = plan.origin
         self.publisher = Publisher(settings, lambda_context=lambda_context)
+        self.unit = Unit(self.publisher)  # the invocation: retried by Lambda as a whole
         self.keys = KeyDirectory(fresh=True)  # a one-shot call is decided on what KMS says now
         # Lambda retries the event with no attempt count: the journal asks its index item.
         journal = Journal(settings.state_table, redelivered=None)
@@ -325,7 +327,7 @@ class TrainingRun:
         self.publisher.flush()
         # Every finding was tried; one neither SNS nor the outbox took fails the invocation, so
         # Lambda's retry (then the GrantDLQ) publishes it.
-        self.publisher.raise_if_undelivered()
+        self.unit.finish()
         return self.summary
 
     def _note_key(self, result: KeyResult, need: AccessNeed) -> None:

@@ -22,13 +22,14 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from clguard.adapters import clients, sqs
 from clguard.boundary import fanout
 from clguard.boundary.config import Settings
-from clguard.boundary.events import parse_verify_message
+from clguard.boundary.events import ParsedBody, VerifyMessage, parse_body
 from clguard.boundary.outbox import FindingMessage
 from clguard.boundary.work import ObjectWork
 from clguard.errors import GuardError, InvalidEvent, MemberUnreachable, RetryableError, UntrustedSender
 from clguard.observability import count, logger
 from clguard.reporting.findings import Finding
 from clguard.reporting.publisher import Publisher
+from clguard.reporting.unitofwork import Unit
 from clguard.state.intents import Journal
 from clguard.state.keydirectory import KeyDirectory
 from clguard.usecases.accounts import member_of, settings_for
@@ -55,6 +56,7 @@ class BatchRun:
         self.lambda_context = lambda_context
         self.publisher = Publisher(settings, lambda_context=lambda_context)
         self.keys = KeyDirectory()
+        self._bodies: dict[tuple[str, str, bool], ParsedBody] = {}  # this batch's records, parsed once
         self.prefetch_heads: dict[str, HeadPrefetch] = {}
 
     def verify(self, work: ObjectWork, *, redelivered: bool = False) -> ObjectResult:
@@ -95,45 +97,62 @@ class BatchRun:
         role_id, _, _session = sender_id.partition(":")
         return role_id in self.settings.guard_role_ids
 
+    def parsed(self, message_id: str, body: str, sender_id: object) -> VerifyMessage | None:
+        """The record's message, parsed once per batch (the prefetch, then the handling, read it
+        here); raises what makes the record invalid. Bounded by the batch (cleared by ``close``)."""
+        key = (message_id, body, self.from_guard(sender_id))
+        found = self._bodies.get(key)
+        if found is None:
+            found = self._bodies[key] = parse_body(body, from_guard=key[2])
+        return found.value()
+
     def prefetch(self, event: Mapping[str, Any]) -> None:
         """Start the batch's HeadObject calls together (one per object, overlapped), one window
         per account served (each runs with that account's credentials), except for the data
         events whose records already show their objects compliant."""
         by_account: dict[str, list[ObjectWork]] = {}
         for record in event.get("Records") or []:
-            try:
-                attributes = record.get("attributes") or {}
-                message = parse_verify_message(
-                    record.get("body") or "", from_guard=self.from_guard(attributes.get("SenderId"))
-                )
-            except (GuardError, AttributeError, TypeError):
-                continue  # reported when the record itself is handled
-            if isinstance(message, list):
-                for w in message:
-                    account = w.account or self.settings.account_id
-                    try:
-                        settings = settings_for(self.settings, account)
-                    except (RetryableError, MemberUnreachable):
-                        continue  # reported when the record itself is handled
-                    if (
-                        settings is not None
-                        and (w.anywhere or w.ref.bucket in settings.training_buckets)
-                        and not record_decides(w, settings)
-                    ):
-                        by_account.setdefault(account, []).append(w)
-        for account, works in by_account.items():
-            if len(works) > 1:
+            for w in self._works_of(record):
+                account = w.account or self.settings.account_id
                 try:
                     settings = settings_for(self.settings, account)
-                    if settings is None:
-                        continue
-                    with clients.acting_in(member_of(settings)):
-                        self.prefetch_heads[account] = HeadPrefetch(works)
-                except (RetryableError, MemberUnreachable) as error:
-                    # Each record meets the same problem when it is handled, and fails alone.
-                    logger.warning("no prefetch for a member account", extra={"account": account, "error": str(error)})
+                except (RetryableError, MemberUnreachable):
+                    continue  # reported when the record itself is handled
+                if (
+                    settings is not None
+                    and (w.anywhere or w.ref.bucket in settings.training_buckets)
+                    and not record_decides(w, settings)
+                ):
+                    by_account.setdefault(account, []).append(w)
+        for account, works in by_account.items():
+            if len(works) > 1:
+                self._prefetch_in(account, works)
+
+    def _works_of(self, record: Any) -> list[ObjectWork]:
+        """The objects a record asks to verify (none for an invalid record or an outbox finding:
+        those are reported when the record itself is handled)."""
+        try:
+            attributes = record.get("attributes") or {}
+            message = self.parsed(
+                str(record.get("messageId") or ""), record.get("body") or "", attributes.get("SenderId")
+            )
+        except (GuardError, AttributeError, TypeError):
+            return []
+        return message if isinstance(message, list) else []
+
+    def _prefetch_in(self, account: str, works: list[ObjectWork]) -> None:
+        try:
+            settings = settings_for(self.settings, account)
+            if settings is None:
+                return
+            with clients.acting_in(member_of(settings)):
+                self.prefetch_heads[account] = HeadPrefetch(works)
+        except (RetryableError, MemberUnreachable) as error:
+            # Each record meets the same problem when it is handled, and fails alone.
+            logger.warning("no prefetch for a member account", extra={"account": account, "error": str(error)})
 
     def close(self) -> None:
+        self._bodies.clear()
         for prefetch in self.prefetch_heads.values():
             prefetch.close()
         self.publisher.flush()
@@ -141,14 +160,13 @@ class BatchRun:
     def handle_record(self, record: SQSRecord) -> None:
         """One record. Every finding it makes is tried; if one could be delivered neither to SNS
         nor to the outbox, the record fails afterwards so that SQS redelivers it."""
-        since = len(self.publisher.undelivered)
-        self._handle(record)
-        self.publisher.raise_if_undelivered(since)
+        with Unit(self.publisher):
+            self._handle(record)
 
     def _handle(self, record: SQSRecord) -> None:
         sender = (record.get("attributes") or {}).get("SenderId")
         try:
-            message = parse_verify_message(record.body, from_guard=self.from_guard(sender))
+            message = self.parsed(record.message_id, record.body, sender)
         except UntrustedSender as untrusted:
             count("UntrustedMessages")
             logger.error(
