@@ -278,6 +278,16 @@ def test_only_creategrant_carries_grant_is_for_aws_resource() -> None:
     assert not blocks(when("Null", "kms:GrantIsForAWSResource", "true"), spec=COPIED_IMAGES_GRANT)
 
 
+def test_a_deny_on_grant_is_for_aws_resource_leaves_training_data_reads_alone() -> None:
+    # Given a Deny of every KMS action when kms:GrantIsForAWSResource is true (or present)
+    # When the trainer's training-data reads (Decrypt, GenerateDataKey through S3) are evaluated
+    # Then it cannot apply: the KMS Developer Guide sets that key only on CreateGrant, ListGrants
+    # and RevokeGrant, so a Decrypt request lacks it (known absent, not unknown)
+    assert not blocks(when("Bool", "kms:GrantIsForAWSResource", "true"), spec=TRAINING_DATA)
+    assert not blocks(when("Null", "kms:GrantIsForAWSResource", "false"), spec=TRAINING_DATA)
+    assert not blocks(when("Null", "KMS:GrantIsForAWSResource", "false"), spec=COPIED_IMAGES_USE)
+
+
 def test_a_request_context_without_a_region_is_unknown_in_region() -> None:
     # Given the key's ARN unknown (no region to tell which service endpoint calls)
     statement = when("StringEquals", "kms:ViaService", "rekognition.us-east-1.amazonaws.com")
