@@ -297,6 +297,25 @@ def test_a_request_context_without_a_region_is_unknown_in_region() -> None:
     assert policy.request_contexts(TRAINER, "kms:Decrypt", None, ("s3",))[0].get("kms:viaservice") is None
 
 
+@pytest.mark.parametrize(
+    "key_arn",
+    [
+        f"arn:aws:kms::{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab",  # an empty region
+        f"arn:aws:kms:us-east-1:{ACCOUNT}",  # five components: no key
+        f"arn:aws:s3:us-east-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab",  # not a KMS ARN
+    ],
+)
+def test_a_key_arn_that_names_no_kms_region_leaves_the_calling_endpoint_unknown(key_arn: str) -> None:
+    # Given a Deny of requests through S3 in another region, and a key ARN that names no KMS region
+    statement = when("StringEquals", "kms:ViaService", "s3.eu-west-1.amazonaws.com")
+    document = document_with(TRAINER, statement)
+    # When the trainer's training-data reads are evaluated against that key
+    # Then the endpoint S3 calls KMS from is unknown (kms:ViaService is <service>.<region>...), so
+    # the Deny may apply
+    assert policy.blocking_denies(document, TRAINER, (TRAINING_DATA,), key_arn) == ("D",)
+    assert policy.request_contexts(TRAINER, "kms:Decrypt", key_arn, ("s3",))[0].get("kms:viaservice") is None
+
+
 # --- (11) the encryption context S3 sends for SSE-KMS ------------------------------------------
 
 
