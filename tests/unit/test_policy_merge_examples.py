@@ -488,6 +488,10 @@ def test_assert_addable_takes_the_aws_partition_by_default_and_names_what_differ
     assert str(by_partition.value) == f"refusing to add {china!r}: partition aws-cn is not the key's aws"
     assert str(by_account.value) == f"refusing to add {other!r}: account 444455556666 is not the key's {ACCOUNT}"
     assert str(not_an_arn.value) == "refusing to add '*': not an IAM role/user ARN"
+    # And a principal from outside is quoted to its first 300 characters, never whole
+    with pytest.raises(GuardrailViolation) as long_one:
+        policy.assert_addable("x" * 5000, ACCOUNT)
+    assert str(long_one.value) == f"refusing to add {'x' * 300!r}: not an IAM role/user ARN"
 
 
 def test_guardrail_holds_even_when_a_star_statement_already_allows_everyone() -> None:
