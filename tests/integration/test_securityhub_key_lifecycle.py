@@ -198,3 +198,14 @@ def test_a_finding_imported_open_in_the_same_flush_is_not_closed_by_it(world: Wo
     output.flush()
     # Then the finding raised now stays open (the evidence does not postdate it)
     assert _state(_by_type()["KEY_ACCESS_MISSING"]) == OPEN
+
+
+def test_every_object_of_a_batch_under_one_key_adds_one_pending_close_not_one_each(world: World) -> None:
+    # Given a verify batch of 1,000 objects under one key, each deciding the same principal "ok"
+    del world
+    key = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/00000000-0000-0000-0000-0000000000bb"
+    output = SecurityHubOutput(table=TABLE)
+    for _ in range(1_000):
+        output.key_decided(ACCOUNT, REGION, key, {"arn:aws:iam::123456789012:role/A": "ok"})
+    # Then the flush has two things to check on the key (the principal, KEY_UNUSABLE), not 2,000
+    assert [len(pending) for pending in output.gone.values()] == [2]

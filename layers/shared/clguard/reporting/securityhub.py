@@ -143,7 +143,8 @@ class SecurityHubOutput:
     # STATE_TABLE, where open findings are recorded (None: no record, nothing closed later).
     table: str | None = None
     # Resources seen without (some of) their conditions since the last flush: (account, region, name) -> what.
-    gone: dict[tuple[str, str, str], list[Gone]] = field(default_factory=dict)
+    # (a dict as an ordered set: the same Gone, said by every object of a batch under one key, is kept once)
+    gone: dict[tuple[str, str, str], dict[Gone, None]] = field(default_factory=dict)
     closed: int = 0
     # The deployment's own account, and the role to act through in any other (MEMBER_ACCOUNTS):
     # a member's findings are imported into the member's Security Hub. None: the own account only.
@@ -167,7 +168,7 @@ class SecurityHubOutput:
             return
         gone = why if isinstance(why, Gone) else Gone(why)
         with self.lock:
-            self.gone.setdefault((account, region, asff.resource_name(resource)), []).append(gone)
+            self.gone.setdefault((account, region, asff.resource_name(resource)), {})[gone] = None
 
     def key_decided(self, account: str, region: str, key_arn: str, statuses: Mapping[str, str]) -> None:
         """The grant path decided on these principals of a usable, readable key (``statuses``:
@@ -249,7 +250,7 @@ class SecurityHubOutput:
         """Import what is pending, then set the workflow of the muted and fixed ones. Never raises."""
         with self.lock:
             batch, self.pending = list(self.pending.values()), {}
-            gone, self.gone = {where: list(g) for where, g in self.gone.items()}, {}
+            gone, self.gone = {where: dict(g) for where, g in self.gone.items()}, {}
             seen, self.seen_open = dict(self.seen_open), {}
         taken = {d["Id"] for _, d in batch}
         batch += self._reopened({i: fd for i, fd in seen.items() if i not in taken})
@@ -260,7 +261,7 @@ class SecurityHubOutput:
             if not asff.is_open(finding):  # fixed: its resource's (and principal's) other conditions too
                 where = (finding.account, finding.region, asff.resource_name(finding.resource))
                 why = f"fixed by the guard ({finding.finding_type.value} {finding.outcome.value})"
-                gone.setdefault(where, []).append(Gone(why, finding.principal_arn))
+                gone.setdefault(where, {})[Gone(why, finding.principal_arn)] = None
         for account, findings in by_account.items():
             self._flush_account(account, findings, reopened)
         self._close_gone(gone, reopened)
@@ -324,7 +325,7 @@ class SecurityHubOutput:
                     extra={"objects": refused, "account": account},
                 )
 
-    def _close_gone(self, gone: Mapping[tuple[str, str, str], Sequence[Gone]], reopened: set[str]) -> None:
+    def _close_gone(self, gone: Mapping[tuple[str, str, str], Mapping[Gone, None]], reopened: set[str]) -> None:
         """Close the recorded open findings that are gone (and were not imported open by this
         flush): one BatchGetItem per 100 resources finds them (most have none: a compliant object
         stays cheap)."""
