@@ -292,7 +292,21 @@ def email_text(finding: Finding) -> str:
         lines.append("What to do next:")
         lines.extend(f"  - {one_line(step)}" for step in steps)
     lines += ["", f"Event {one_line(finding.source_event_id)}, observed {one_line(finding.observed_at)}."]
-    return "\n".join(lines)
+    return "\n".join(_key_arn_once(lines, finding))
+
+
+def _key_arn_once(lines: list[str], finding: Finding) -> list[str]:
+    """The key's ARN once (on the line that names the key, with its alias): elsewhere the e-mail
+    says the alias, or "the key" (issue 24: every e-mail short, the key ARN once)."""
+    arn = finding.kms_key_arn or (finding.resource.arn if isinstance(finding.resource, KmsKeyResource) else "")
+    if not arn:
+        return lines
+    shown = one_line(arn)
+    home = next((i for i, line in enumerate(lines) if line.startswith(("Where: KMS key ", "KMS key: "))), None)
+    if home is None or shown not in lines[home]:
+        return lines
+    other = one_line(finding.key_alias) if finding.key_alias else "the key"
+    return [line if i == home else line.replace(shown, other) for i, line in enumerate(lines)]
 
 
 def markdown_text(value: str) -> str:
