@@ -33,6 +33,7 @@ from clguard.reporting.findings import (
     Severity,
 )
 from clguard.rules import policy
+from clguard.rules.arns import parse_principal_arn
 
 SUBJECT_MAX: Final = 99  # SNS: "must be less than 100 characters long"
 CHAT_DESCRIPTION_MAX: Final = 7_000
@@ -163,7 +164,19 @@ _DATASET_NEXT_STEPS: Final = (
 def next_steps(finding: Finding) -> tuple[str, ...]:
     if finding.finding_type is FindingType.MANIFEST_INVALID and isinstance(finding.resource, ProjectVersionResource):
         return _DATASET_NEXT_STEPS
+    if finding.finding_type is FindingType.PRINCIPAL_NOT_ALLOWED and finding.principal_arn:
+        return (_refused_principal_step(finding.principal_arn, finding.account),)
     return _NEXT_STEPS.get((finding.finding_type, finding.outcome), _NEXT_STEPS.get((finding.finding_type, None), ()))
+
+
+def _refused_principal_step(principal: str, account: str) -> str:
+    """The one PRINCIPAL_NOT_ALLOWED step that applies to this principal (its e-mail stays short):
+    a role or user of this account outside the patterns, one of another account, or neither."""
+    own, other, never = _NEXT_STEPS[(FindingType.PRINCIPAL_NOT_ALLOWED, None)]
+    parsed = parse_principal_arn(principal)
+    if parsed is None:
+        return never
+    return own if parsed.account == account else other
 
 
 _NOT_SUBJECT = re.compile(r"[^\x20-\x7e]")
