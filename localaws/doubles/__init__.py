@@ -5,8 +5,9 @@ moto is our AWS (in process with ``moto.mock_aws()``, or over HTTP with a
 backends). Where moto 5.2.5 differs from AWS in a way our code depends on, a double
 patches moto's backend or response *classes* (never botocore on the client side), so the
 same patch holds in both modes. The doubles live in one module per AWS service they stand in
-for (``s3``, ``kms``, ``dynamodb``, ``rekognition``, ``sqs``, ``securityhub``, ``sts``, ``s3control``, ``cloudformation``; each
-opens with the documented behaviour it reproduces, with its link), on ``base.Double``; this
+for (``s3``, ``kms``, ``dynamodb``, ``rekognition``, ``sqs``, ``securityhub``, ``sts``,
+``s3control``, ``cloudformation``; each opens with the documented behaviour it reproduces,
+with its link), on ``base.Double``; this
 package re-exports them. Each double is a context manager; ``aws_behaviour()``
 enters several (default: all). Every patch is a ``unittest.mock.patch.object`` undone on
 exit, and the state the doubles share is guarded by locks (moto handlers run in threads).

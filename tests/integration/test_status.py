@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from clguard.cli.main import main
-from clguard.usecases import audit, status
+from clguard.state import auditruns
+from clguard.usecases import status
 from tests.world import BUCKET, TABLE, World
 
 REPORTS = "custom-labels-reports"
@@ -24,11 +25,11 @@ def run_status() -> tuple[int, dict[str, Any]]:
 
 
 def record_run(world: World, run_id: str, *, finished: bool, started: float, notes: tuple[str, ...] = ()) -> None:
-    """An audit run record as the audit writes it (usecases/audit.py: _start, then its tallies)."""
+    """An audit run record as the audit writes it (state/auditruns.py: start, then its tallies)."""
     ddb = world.ddb
-    ddb.put_item(TableName=TABLE, Item={"id": {"S": audit.LAST_RUN_ID}, "run_id": {"S": run_id}})
+    ddb.put_item(TableName=TABLE, Item={"id": {"S": auditruns.LAST_RUN_ID}, "run_id": {"S": run_id}})
     item: dict[str, Any] = {
-        "id": {"S": audit.run_item_id(run_id)},
+        "id": {"S": auditruns.item_id(run_id)},
         "started_at": {"S": "2026-12-07T02:00:00Z"},
         "started": {"N": repr(started)},
         "buckets": {"L": [{"S": BUCKET}]},

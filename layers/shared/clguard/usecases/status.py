@@ -26,11 +26,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from clguard.adapters import dynamodb, operator, s3
+from clguard.adapters import operator, s3
 from clguard.boundary.config import Settings
 from clguard.boundary.s3ref import S3ObjectRef
 from clguard.errors import AwsError
-from clguard.usecases import audit
+from clguard.state import auditruns
 
 HEALTHY, ATTENTION, UNKNOWN = "healthy", "attention", "unknown"
 EXIT: Final = {HEALTHY: 0, ATTENTION: 2, UNKNOWN: 3}
@@ -70,27 +70,12 @@ class Report:
         return {"verdict": self.verdict, **{s.name: s.document() for s in self.sections}}
 
 
-def _plain(item: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, value in item.items():
-        kind, raw = next(iter(value.items()))
-        if kind == "N":
-            out[name] = float(raw)
-        elif kind == "L":
-            out[name] = [next(iter(v.values())) for v in raw]
-        else:
-            out[name] = raw
-    return out
-
-
 def last_run(settings: Settings) -> dict[str, Any] | None:
     """The last audit run's record (plain values), or None when no audit ever ran."""
-    last = dynamodb.get(settings.state_table, audit.LAST_RUN_ID)
-    run_id = str(last.get("run_id", {}).get("S", "")) if last else ""
+    run_id = auditruns.last_run_id(settings.state_table)
     if not run_id:
         return None
-    record = dynamodb.get(settings.state_table, audit.run_item_id(run_id))
-    return {"run_id": run_id, **_plain(record or {})}
+    return {"run_id": run_id, **(auditruns.get(settings.state_table, run_id) or {})}
 
 
 def audit_section(run: Mapping[str, Any] | None, now: float) -> Section:
