@@ -603,7 +603,7 @@ def _report_unreachable(settings: Settings, publisher: Publisher, run_id: str, f
     notes = []
     for account, problem in found.unreachable:
         notes.append(f"member account {account}: not covered, its role could not be used ({problem[:300]})")
-        count("MembersUnreachable")
+        count("MembersUnreachable", account=account)
         publisher.publish(
             Finding(
                 finding_type=FindingType.MEMBER_UNREACHABLE,
@@ -823,7 +823,7 @@ def _trainings(
                 out += audit_trainings(member_settings, publisher, run_id)
         except (MemberUnreachable, RetryableError, AwsError) as error:
             logger.warning("member trainings not audited", extra={"account": account, "error": str(error)})
-            count("MembersUnreachable")
+            count("MembersUnreachable", account=account)
             out.append(
                 {
                     "arn": "",

@@ -297,7 +297,7 @@ def _ensure_on(
         if decision.status is KeyStatus.REFUSED:
             result.refused[principal] = decision.reason or ""
             del needed[principal]
-            count("Refusals")
+            count("Refusals", account=ctx.settings.account_id)
     if not needed:
         result.status = KeyStatus.REFUSED
         return result
@@ -307,7 +307,7 @@ def _ensure_on(
         if decision.status is KeyStatus.DENIED:
             del needed[principal]
             result.published += _publish(ctx, _denied_finding(ctx, key, principal, wants[principal], decision.denies))
-            count("Refusals")
+            count("Refusals", account=ctx.settings.account_id)
     if not needed:
         result.status = KeyStatus.DENIED
         return result
@@ -326,7 +326,7 @@ def _ensure_on(
     if status is KeyStatus.NOT_MANAGED:
         result.status = KeyStatus.NOT_MANAGED
         tag_key, tag_value = ctx.settings.managed_key_tag
-        count("Refusals", len(needed))
+        count("Refusals", len(needed), account=ctx.settings.account_id)
         return lacking(
             FindingType.KEY_NOT_MANAGED,
             Outcome.REFUSED,
@@ -501,7 +501,7 @@ def _opted_out(ctx: Context, key: KeyInfo, needed: Mapping[str, Sequence[Stateme
     tag_key, tag_value = ctx.settings.managed_key_tag
     if ctx.keys.fresh_tags(key.arn).get(tag_key) == tag_value:
         return None
-    count("Refusals", len(needed))
+    count("Refusals", len(needed), account=ctx.settings.account_id)
     why = f"the key no longer carries the opt-in tag {tag_key}={tag_value} (re-read before the write)"
     findings = [
         ctx.finding(
@@ -759,7 +759,7 @@ def _attempt(
         return out
     for principal, specs in grants:
         out.granted.append(principal)
-        count("Grants")
+        count("Grants", account=ctx.settings.account_id)
         sids = [s.sid for s in specs]
         logger.info("granted key access", extra={"key": key.arn, "principal": principal, "sids": sids})
     out.findings += remediated(note)

@@ -125,7 +125,7 @@ def verify_object(work: ObjectWork, ctx: Context, head_fn: HeadFn | None = None)
             kms_key_arn=key_arn,
             origin=work.origin,
         )
-        count(f"Violation.{finding_type.value}")
+        count(f"Violation.{finding_type.value}", account=settings.account_id)
         result.condition = result.condition or finding_type.value
         if ctx.publisher.publish(finding):
             result.findings.append(finding)
@@ -146,7 +146,7 @@ def verify_object(work: ObjectWork, ctx: Context, head_fn: HeadFn | None = None)
             key_arn = encryption.kms_key_arn or (final.kms_key_arn if final else None)
             publish(FindingType(assessment.finding_type), outcome, detail, key_arn)
             if outcome is Outcome.REMEDIATED:
-                count("Remediations")
+                count("Remediations", account=settings.account_id)
         if ctx.journal is not None and len(ctx.publisher.undelivered) == since:
             ctx.journal.clear(work.source_event_id, resource.label(), written_only=True)  # delivered, or no change
         if outcome is None:
