@@ -5,6 +5,7 @@ people account by account, and every message about one account's findings says w
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -15,7 +16,7 @@ CENTRAL = "123456789012"
 MEMBER = "111122223333"
 
 
-def _in(account: str, index: int, bucket: str) -> dict[str, object]:
+def _in(account: str, index: int, bucket: str) -> dict[str, Any]:
     template, _ = _samples()
     record = _record(template, index, account=account)
     document = json.loads(record["body"])
