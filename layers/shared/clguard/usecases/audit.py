@@ -685,6 +685,7 @@ def run(
     (default: Lambda asynchronous invocation of this function); ``trainings(settings,
     publisher, run_id)`` audits the failed trainings (default: ``clguard.usecases.failed_trainings``)."""
     cursor = parse_input(event)
+    settings = accounts.with_organization(settings)  # MEMBER_OU's accounts are members too
     publisher = Publisher(settings, lambda_context=lambda_context)
     found = targets(settings)
     if cursor is None:
@@ -841,6 +842,7 @@ def _trainings(
 def finalize(settings: Settings, run_id: str, *, lambda_context: Any = None) -> dict[str, str] | None:
     """Once per run (a conditional update elects the one caller): write the report, publish the
     summary. Returns the report's locations, or None when another caller finalizes."""
+    settings = accounts.with_organization(settings)  # a member key of MEMBER_OU is read as the member
     item = dynamodb.update(
         settings.state_table,
         run_item_id(run_id),
