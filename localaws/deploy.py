@@ -245,33 +245,12 @@ class Deployment:
             self.deployed[logical_id] = Deployed(arn, {"TopicArn": arn, "TopicName": arn.rsplit(":", 1)[1]})
         for logical_id, resource in resources_of_type(self.template, "AWS::DynamoDB::Table").items():
             self._deploy_table(ddb, logical_id, resource)
-        # Buckets the stack creates (the audit's reports bucket, when AuditReportsLocation is empty).
-        for logical_id, resource in resources_of_type(self.template, "AWS::S3::Bucket").items():
-            if "Condition" in resource and not condition_holds(self.template, resource["Condition"], self.parameters):
-                continue
-            name = f"{STACK_NAME}-{logical_id}".lower()
-            client("s3").create_bucket(Bucket=name)
-            self.deployed[logical_id] = Deployed(name, {"Arn": f"arn:aws:s3:::{name}"})
-        for logical_id in resources_of_type(self.template, "AWS::Serverless::Function"):
-            name = f"{STACK_NAME}-{logical_id}"
-            arn = self.arn("lambda", f"function:{name}")
-            self.deployed[logical_id] = Deployed(name, {"Arn": arn})
-            # The execution role SAM generates ("<Function>Role"): its ARN and unique RoleId.
-            role = f"{STACK_NAME}-{logical_id}Role"
-            self.deployed[f"{logical_id}Role"] = Deployed(
-                role, {"Arn": f"arn:{PARTITION}:iam::{self.account_id}:role/{role}", "RoleId": _role_id(role)}
-            )
+        self._deploy_buckets(client("s3"))
+        self._name_functions()
         for logical_id in resources_of_type(self.template, "AWS::Events::Rule"):
             name = f"{STACK_NAME}-{logical_id}"
             self.deployed[logical_id] = Deployed(name, {"Arn": self.arn("events", f"rule/{name}")})
-        # Queue properties may name other queues (RedrivePolicy): set them once all exist.
-        for logical_id, resource in queues.items():
-            properties = self.resolve(resource.get("Properties", {}))
-            attributes = {name: _as_str(properties[name]) for name in _QUEUE_ATTRIBUTES if name in properties}
-            if "RedrivePolicy" in properties:
-                attributes["RedrivePolicy"] = json.dumps(properties["RedrivePolicy"])
-            if attributes:
-                sqs.set_queue_attributes(QueueUrl=self.deployed[logical_id].ref, Attributes=attributes)
+        self._set_queue_attributes(sqs, queues)
         self._deploy_functions()
         self._subscribe_alert_queues(sqs, sns)
         self._deploy_subscriptions(sns)
@@ -280,6 +259,36 @@ class Deployment:
         self.dead_letter_queues = self._find_dead_letter_queues()
         for account, buckets in self.members.items():
             self._deploy_member(member_client, account, buckets)
+
+    def _deploy_buckets(self, s3: Any) -> None:
+        """Buckets the stack creates (the audit's reports bucket, when AuditReportsLocation is empty)."""
+        for logical_id, resource in resources_of_type(self.template, "AWS::S3::Bucket").items():
+            if "Condition" in resource and not condition_holds(self.template, resource["Condition"], self.parameters):
+                continue
+            name = f"{STACK_NAME}-{logical_id}".lower()
+            s3.create_bucket(Bucket=name)
+            self.deployed[logical_id] = Deployed(name, {"Arn": f"arn:aws:s3:::{name}"})
+
+    def _name_functions(self) -> None:
+        """Each function's name and ARN, and its execution role SAM generates ("<Function>Role")."""
+        for logical_id in resources_of_type(self.template, "AWS::Serverless::Function"):
+            name = f"{STACK_NAME}-{logical_id}"
+            arn = self.arn("lambda", f"function:{name}")
+            self.deployed[logical_id] = Deployed(name, {"Arn": arn})
+            role = f"{STACK_NAME}-{logical_id}Role"
+            self.deployed[f"{logical_id}Role"] = Deployed(
+                role, {"Arn": f"arn:{PARTITION}:iam::{self.account_id}:role/{role}", "RoleId": _role_id(role)}
+            )
+
+    def _set_queue_attributes(self, sqs: Any, queues: Mapping[str, Any]) -> None:
+        """Queue properties may name other queues (RedrivePolicy): set once all queues exist."""
+        for logical_id, resource in queues.items():
+            properties = self.resolve(resource.get("Properties", {}))
+            attributes = {name: _as_str(properties[name]) for name in _QUEUE_ATTRIBUTES if name in properties}
+            if "RedrivePolicy" in properties:
+                attributes["RedrivePolicy"] = json.dumps(properties["RedrivePolicy"])
+            if attributes:
+                sqs.set_queue_attributes(QueueUrl=self.deployed[logical_id].ref, Attributes=attributes)
 
     def _deploy_table(self, ddb: Any, logical_id: str, resource: Mapping[str, Any]) -> None:
         properties = self.resolve(resource.get("Properties", {}))

@@ -305,15 +305,7 @@ class LambdaService:
             events=[parsed(m["Body"]) for m in messages],
         )
         ids = [m["MessageId"] for m in messages]
-        if invocation.error is not None:
-            failed = set(ids)
-        elif source.report_batch_item_failures and isinstance(invocation.result, Mapping):
-            items = invocation.result.get("batchItemFailures") or []
-            failed = {str(item.get("itemIdentifier")) for item in items if isinstance(item, Mapping)}
-            if not failed <= set(ids):  # Lambda treats an unknown identifier as a failed batch
-                failed = set(ids)
-        else:
-            failed = set()
+        failed = _failed_ids(source, invocation, ids)
         invocation.failed_records = [i for i in ids if i in failed]
         for message in messages:
             if message["MessageId"] in failed:
@@ -380,3 +372,15 @@ class LambdaService:
                 return self.invocations[first:]
             if time.monotonic() > deadline:
                 raise DrainTimeout(f"the queues were not empty after {timeout:.0f} s")
+
+
+def _failed_ids(source: SqsEventSource, invocation: Invocation, ids: list[str]) -> set[str]:
+    """The messages Lambda keeps on the queue: all of them when the invocation failed or named an
+    identifier not in the batch (a failed batch), else those in ``batchItemFailures``."""
+    if invocation.error is not None:
+        return set(ids)
+    if not (source.report_batch_item_failures and isinstance(invocation.result, Mapping)):
+        return set()
+    items = invocation.result.get("batchItemFailures") or []
+    failed = {str(item.get("itemIdentifier")) for item in items if isinstance(item, Mapping)}
+    return failed if failed <= set(ids) else set(ids)

@@ -128,6 +128,8 @@ def _finding_table(findings: Sequence[Mapping[str, Any]]) -> Table:
 
 
 def replay(console: Console, events: Sequence[dict[str, Any]], parameters: Mapping[str, str], args: Any) -> None:
+    """Three sections: how each event routed (``_print_routing``), what each handler did
+    (``_print_handlers``), what was published (``_print_findings``)."""
     account, region = _origin(events)
     with LocalSystem(parameters, account_id=account, region=region) as system:
         console.print(Text(f"Local AWS on {system.endpoint_url}, account {account}, {region}", style="bold"))
@@ -141,20 +143,7 @@ def replay(console: Console, events: Sequence[dict[str, Any]], parameters: Mappi
                 style="dim",
             )
         )
-        console.print(Rule("Routing"))
-        for event in events:
-            routed = system.put_event(event)
-            what = f"{routed.source} / {routed.detail_type}"
-            detail = event.get("detail") if isinstance(event.get("detail"), Mapping) else {}
-            if isinstance(detail, Mapping) and detail.get("eventName"):
-                what += f" / {detail['eventName']}"
-            if routed.rules:
-                console.print(Text.assemble("matched ", (", ".join(routed.rules), "bold green"), f": {what}"))
-            else:
-                console.print(Text.assemble(("no rule matched", "bold yellow"), f": {what}: no handler would run"))
-                if routed.source == "aws.s3":
-                    buckets = ",".join(system.parameters["TrainingBuckets"])
-                    console.print(f"  (TrainingBuckets={buckets}; pass --param TrainingBuckets=<bucket> to route it)")
+        _print_routing(console, system, events)
         try:
             invocations = system.drain(timeout=60)
         except DrainTimeout as timeout:
@@ -164,26 +153,51 @@ def replay(console: Console, events: Sequence[dict[str, Any]], parameters: Mappi
         if not invocations:
             console.print("No handler ran.")
             return
-        console.print(invocation_table(invocations))
-        for invocation in invocations:
-            if invocation.function.startswith("Grant") and isinstance(invocation.result, Mapping):
-                summary = json.dumps(invocation.result, indent=2)
-                console.print(Text(f"{invocation.function} returned:", style="bold"))
-                console.print(Syntax(summary, "json", theme="ansi_dark", word_wrap=True))
-            if args.logs:
-                console.print(Text(f"{invocation.function} log output:", style="bold"))
-                console.print(Text(invocation.output.rstrip() or "(none)"))
-        alerts = system.alerts()
-        console.print(Rule(f"Findings ({len(alerts)})"))
-        if alerts:
-            console.print(_finding_table([a.finding for a in alerts]))
-            if args.messages:
-                print_alerts(console, alerts)
-        else:
-            console.print("No finding was published.")
-        dead = {name: count for name, count in system.dead_letters().items() if count}
-        if dead:
-            console.print(Text(f"Dead-letter queues: {dead}", style="bold red"))
+        _print_handlers(console, invocations, args)
+        _print_findings(console, system, args)
+
+
+def _print_routing(console: Console, system: LocalSystem, events: Sequence[dict[str, Any]]) -> None:
+    console.print(Rule("Routing"))
+    for event in events:
+        routed = system.put_event(event)
+        what = f"{routed.source} / {routed.detail_type}"
+        detail = event.get("detail")
+        if isinstance(detail, Mapping) and detail.get("eventName"):
+            what += f" / {detail['eventName']}"
+        if routed.rules:
+            console.print(Text.assemble("matched ", (", ".join(routed.rules), "bold green"), f": {what}"))
+            continue
+        console.print(Text.assemble(("no rule matched", "bold yellow"), f": {what}: no handler would run"))
+        if routed.source == "aws.s3":
+            buckets = ",".join(system.parameters["TrainingBuckets"])
+            console.print(f"  (TrainingBuckets={buckets}; pass --param TrainingBuckets=<bucket> to route it)")
+
+
+def _print_handlers(console: Console, invocations: Sequence[Any], args: Any) -> None:
+    console.print(invocation_table(invocations))
+    for invocation in invocations:
+        if invocation.function.startswith("Grant") and isinstance(invocation.result, Mapping):
+            summary = json.dumps(invocation.result, indent=2)
+            console.print(Text(f"{invocation.function} returned:", style="bold"))
+            console.print(Syntax(summary, "json", theme="ansi_dark", word_wrap=True))
+        if args.logs:
+            console.print(Text(f"{invocation.function} log output:", style="bold"))
+            console.print(Text(invocation.output.rstrip() or "(none)"))
+
+
+def _print_findings(console: Console, system: LocalSystem, args: Any) -> None:
+    alerts = system.alerts()
+    console.print(Rule(f"Findings ({len(alerts)})"))
+    if alerts:
+        console.print(_finding_table([a.finding for a in alerts]))
+        if args.messages:
+            print_alerts(console, alerts)
+    else:
+        console.print("No finding was published.")
+    dead = {name: count for name, count in system.dead_letters().items() if count}
+    if dead:
+        console.print(Text(f"Dead-letter queues: {dead}", style="bold red"))
 
 
 def main(argv: Sequence[str] | None = None, console: Console | None = None) -> int:

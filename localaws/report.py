@@ -123,6 +123,8 @@ def print_alerts(console: Console, alerts: Sequence[Alert]) -> None:
 
 
 def _describe_event(event: Any) -> str:
+    """One line per event a handler received: a message of ours, an S3 notification, a CloudTrail
+    call, or its source and type."""
     if not isinstance(event, Mapping):
         return str(event)[:80]
     raw = event.get("detail")
@@ -140,11 +142,15 @@ def _describe_event(event: Any) -> str:
         key = (detail.get("object") or {}).get("key")
         return f"Object Created s3://{bucket}/{key}"
     if "eventName" in detail:
-        identity = detail.get("userIdentity") or {}
-        issuer = ((identity.get("sessionContext") or {}).get("sessionIssuer") or {}).get("arn")
-        who = issuer or identity.get("arn") or identity.get("type") or "?"
-        return f"{detail['eventName']} by {who}"
+        return f"{detail['eventName']} by {_caller(detail)}"
     return f"{event.get('source')} {event.get('detail-type')}"
+
+
+def _caller(detail: Mapping[str, Any]) -> str:
+    """A CloudTrail record's caller: the role a session was issued by, else its ARN or type."""
+    identity = detail.get("userIdentity") or {}
+    issuer = ((identity.get("sessionContext") or {}).get("sessionIssuer") or {}).get("arn")
+    return str(issuer or identity.get("arn") or identity.get("type") or "?")
 
 
 def _summarise_result(invocation: Invocation) -> str:

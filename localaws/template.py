@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import yaml
 
@@ -254,6 +254,8 @@ class _Resolver:
         return re.sub(r"\$\{([^}]+)\}", replace, text)
 
     def value(self, node: Any) -> Any:
+        """``node`` with every intrinsic function evaluated (``_INTRINSICS``: one method each);
+        ``AWS::NoValue`` items and properties dropped."""
         if isinstance(node, list):
             items = [self.value(item) for item in node]
             return [item for item in items if item is not NO_VALUE]
@@ -261,32 +263,50 @@ class _Resolver:
             return node
         if len(node) == 1:
             (key, argument), *_ = node.items()
-            if key == "Ref":
-                return self.ref(argument)
-            if key == "Fn::GetAtt":
-                resource, attribute = argument if isinstance(argument, list) else argument.split(".", 1)
-                return self.getatt(resource, attribute)
-            if key == "Fn::Sub":
-                if isinstance(argument, str):
-                    return self.sub(argument, {})
-                text, variables = argument
-                return self.sub(text, {k: self.value(v) for k, v in variables.items()})
-            if key == "Fn::Join":
-                delimiter, items = argument
-                return delimiter.join(str(item) for item in self.value(items))
-            if key == "Fn::Split":
-                delimiter, text = argument
-                return str(self.value(text)).split(delimiter)
-            if key == "Fn::Select":
-                index, items = argument
-                return self.value(items)[int(self.value(index))]
-            if key == "Fn::If":
-                name, when_true, when_false = argument
-                return self.value(when_true if self.condition(name) else when_false)
+            if key in _INTRINSICS:
+                return _INTRINSICS[key](self, argument)
             if key.startswith("Fn::"):
                 raise NotImplementedError(f"intrinsic function not supported: {key}")
         resolved = {key: self.value(item) for key, item in node.items()}
         return {key: item for key, item in resolved.items() if item is not NO_VALUE}
+
+    def _getatt(self, argument: Any) -> Any:
+        resource, attribute = argument if isinstance(argument, list) else argument.split(".", 1)
+        return self.getatt(resource, attribute)
+
+    def _sub(self, argument: Any) -> Any:
+        if isinstance(argument, str):
+            return self.sub(argument, {})
+        text, variables = argument
+        return self.sub(text, {k: self.value(v) for k, v in variables.items()})
+
+    def _join(self, argument: Any) -> Any:
+        delimiter, items = argument
+        return delimiter.join(str(item) for item in self.value(items))
+
+    def _split(self, argument: Any) -> Any:
+        delimiter, text = argument
+        return str(self.value(text)).split(delimiter)
+
+    def _select(self, argument: Any) -> Any:
+        index, items = argument
+        return self.value(items)[int(self.value(index))]
+
+    def _if(self, argument: Any) -> Any:
+        name, when_true, when_false = argument
+        return self.value(when_true if self.condition(name) else when_false)
+
+
+# The intrinsic functions the local world evaluates (CloudFormation's own names).
+_INTRINSICS: Final[dict[str, Callable[[_Resolver, Any], Any]]] = {
+    "Ref": _Resolver.ref,
+    "Fn::GetAtt": _Resolver._getatt,
+    "Fn::Sub": _Resolver._sub,
+    "Fn::Join": _Resolver._join,
+    "Fn::Split": _Resolver._split,
+    "Fn::Select": _Resolver._select,
+    "Fn::If": _Resolver._if,
+}
 
 
 def resolve(

@@ -47,16 +47,13 @@ class Declaration:
 
 
 def parse_declaration(raw: str, account: str) -> Declaration:
-    """The declaration of ``account`` from the parameter's value; raises InvalidDeclaration."""
+    """The declaration of ``account`` from the parameter's value; raises InvalidDeclaration.
+
+    Steps: ``_document`` (JSON object, version 1), then one check per field, each naming the field
+    and the account in its error: ``_buckets``, ``_key``, ``_principals``.
+    """
     where = f"member {account} {PARAMETER_NAME}"
-    try:
-        document: Any = json.loads(raw)
-    except ValueError as error:
-        raise InvalidDeclaration(f"{where} is not JSON: {error}") from None
-    if not isinstance(document, dict):
-        raise InvalidDeclaration(f"{where} must be a JSON object")
-    if document.get("version") != 1:
-        raise InvalidDeclaration(f"{where}.version must be 1")
+    document = _document(raw, where)
     try:
         buckets = required_field(document, "training_buckets", list, where)
         principals = optional_field(document, "training_principals", list, where) or []
@@ -65,15 +62,41 @@ def parse_declaration(raw: str, account: str) -> Declaration:
         raise InvalidDeclaration(str(error)) from None
     if len(buckets) > MAX_BUCKETS or len(principals) > MAX_PRINCIPALS:
         raise InvalidDeclaration(f"{where} lists more than {MAX_BUCKETS} buckets or {MAX_PRINCIPALS} principals")
+    _check_buckets(buckets, where)
+    _check_key(key, account, where)
+    _check_principals(principals, account, where)
+    return Declaration(account, frozenset(buckets), key, tuple(dict.fromkeys(principals)))
+
+
+def _document(raw: str, where: str) -> dict[str, Any]:
+    try:
+        document: Any = json.loads(raw)
+    except ValueError as error:
+        raise InvalidDeclaration(f"{where} is not JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise InvalidDeclaration(f"{where} must be a JSON object")
+    if document.get("version") != 1:
+        raise InvalidDeclaration(f"{where}.version must be 1")
+    return document
+
+
+def _check_buckets(buckets: list[Any], where: str) -> None:
     for bucket in buckets:
         if not isinstance(bucket, str) or not is_bucket_name(bucket):
             raise InvalidDeclaration(f"{where}.training_buckets: {bucket!r} is not a bucket name")
+
+
+def _check_key(key: str | None, account: str, where: str) -> None:
+    """A member's re-encryption key is one of its own (a key is only used for its own account's objects)."""
     if key is not None and (parse_key_arn(key) is None or account_of(key) != account):
         raise InvalidDeclaration(f"{where}.reencrypt_kms_key: {key!r} is not a KMS key ARN of account {account}")
+
+
+def _check_principals(principals: list[Any], account: str, where: str) -> None:
+    """A member declares only principals of its own account."""
     for principal in principals:
         parsed = parse_principal_arn(principal) if isinstance(principal, str) else None
         if parsed is None or parsed.account != account:
             raise InvalidDeclaration(
                 f"{where}.training_principals: {principal!r} is not an IAM role or user ARN of account {account}"
             )
-    return Declaration(account, frozenset(buckets), key, tuple(dict.fromkeys(principals)))

@@ -29,7 +29,7 @@ import csv
 import itertools
 import json
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final, NamedTuple
 from urllib.parse import unquote
@@ -90,25 +90,15 @@ def whole_bucket_configurations(source_bucket: str) -> set[str]:
 
 
 def latest_manifest(destination: str, source_bucket: str) -> Manifest:
-    """The newest CSV report delivered for ``source_bucket`` under ``destination`` (s3://bucket/prefix)."""
+    """The newest CSV report delivered for ``source_bucket`` under ``destination`` (s3://bucket/prefix).
+
+    Two steps: ``_newest_folder`` finds the newest dated folder of a whole-bucket CSV configuration
+    (S3 errors mapped to the audit's taxonomy), ``_parsed_manifest`` reads its manifest.json.
+    """
     dest_bucket, prefix = _parse_s3_url(destination)
     root = f"{prefix}/{source_bucket}/" if prefix else f"{source_bucket}/"
     try:
-        whole = whole_bucket_configurations(source_bucket)
-        if not whole:
-            raise InventoryMissing(f"{source_bucket} has no enabled CSV inventory of the whole bucket")
-        configs = [
-            p for p in s3.list_page(dest_bucket, prefix=root, delimiter="/").prefixes if p[len(root) : -1] in whole
-        ]
-        candidates: list[str] = []
-        for config in configs:
-            dates = [p for p in s3.list_page(dest_bucket, prefix=config, delimiter="/").prefixes if p[-1:] == "/"]
-            dated = [p for p in dates if len(p) - len(config) == DATE_FOLDER_LENGTH]
-            if dated:
-                candidates.append(max(dated, key=lambda p: p[len(config) :]))
-        if not candidates:
-            raise InventoryMissing(f"no inventory report under s3://{dest_bucket}/{root}")
-        folder = max(candidates, key=lambda p: p[-DATE_FOLDER_LENGTH:])
+        folder = _newest_folder(dest_bucket, root, source_bucket)
         raw = s3.get_bytes(dest_bucket, folder + "manifest.json", limit=MAX_MANIFEST_BYTES)
     except ValueError as error:  # over the limit
         raise InventoryInvalid(f"inventory manifest of {source_bucket} is invalid: {error}") from error
@@ -117,6 +107,29 @@ def latest_manifest(destination: str, source_bucket: str) -> Manifest:
         raise RetryableError(f"transient AWS error: {error}") from error
     except Refused as error:
         raise InventoryMissing(f"inventory of {source_bucket} unreadable: {error}") from error
+    columns, files, created = _parsed_manifest(raw, source_bucket)
+    return Manifest(dest_bucket, folder + "manifest.json", columns, files, created)
+
+
+def _newest_folder(dest_bucket: str, root: str, source_bucket: str) -> str:
+    """The newest ``YYYY-MM-DDTHH-MMZ/`` folder under any enabled whole-bucket CSV configuration."""
+    whole = whole_bucket_configurations(source_bucket)
+    if not whole:
+        raise InventoryMissing(f"{source_bucket} has no enabled CSV inventory of the whole bucket")
+    configs = [p for p in s3.list_page(dest_bucket, prefix=root, delimiter="/").prefixes if p[len(root) : -1] in whole]
+    candidates: list[str] = []
+    for config in configs:
+        dates = [p for p in s3.list_page(dest_bucket, prefix=config, delimiter="/").prefixes if p[-1:] == "/"]
+        dated = [p for p in dates if len(p) - len(config) == DATE_FOLDER_LENGTH]
+        if dated:
+            candidates.append(max(dated, key=lambda p: p[len(config) :]))
+    if not candidates:
+        raise InventoryMissing(f"no inventory report under s3://{dest_bucket}/{root}")
+    return max(candidates, key=lambda p: p[-DATE_FOLDER_LENGTH:])
+
+
+def _parsed_manifest(raw: bytes, source_bucket: str) -> tuple[tuple[str, ...], tuple[str, ...], str]:
+    """A manifest.json's columns, data file keys and creation timestamp; CSV only, with a Key column."""
     try:
         document = json.loads(raw)
         if str(document.get("fileFormat", "")).upper() != "CSV":
@@ -129,7 +142,7 @@ def latest_manifest(destination: str, source_bucket: str) -> Manifest:
         raise InventoryInvalid(f"inventory manifest of {source_bucket} is invalid: {str(error)[:200]!r}") from error
     if "Key" not in columns:
         raise InventoryInvalid(f"inventory of {source_bucket} has no Key column")
-    return Manifest(dest_bucket, folder + "manifest.json", columns, files, str(document.get("creationTimestamp", "")))
+    return columns, files, str(document.get("creationTimestamp", ""))
 
 
 def _file_key(entry: object) -> str:
@@ -216,46 +229,61 @@ class _Position:
     row: int = -1
 
 
+class _Layout:
+    """Where each column of a data file is, and the one per-row check, ``current_row``: the row of
+    a current, live object, or None for a row that holds none (a noncurrent version, a delete
+    marker, an empty key). A column the configuration does not deliver reads as "" (an index one
+    past the row, which ``current_row`` fills)."""
+
+    __slots__ = ("_deleted", "_fields", "_key", "_latest", "_pad", "columns")
+
+    def __init__(self, columns: Sequence[str]) -> None:
+        index = {name: i for i, name in enumerate(columns)}
+        self.columns = len(columns)
+        self._key = index["Key"]
+        self._latest = index.get("IsLatest")
+        self._deleted = index.get("IsDeleteMarker")
+        self._fields = tuple(index.get(name, self.columns) for name in ("ETag", "LastModifiedDate", "EncryptionStatus"))
+        self._pad = self.columns in self._fields
+
+    def current_row(self, values: list[str]) -> Row | None:
+        if self._latest is not None and values[self._latest] in _FALSE:
+            return None  # a noncurrent version
+        if self._deleted is not None and values[self._deleted] in _TRUE:
+            return None  # a delete marker
+        key = values[self._key]
+        if "%" in key:
+            key = unquote(key)  # "+" and "%2F" are undone already (_decoded)
+        if not key:
+            return None
+        if self._pad:
+            values.append("")
+        etag, modified, encryption = self._fields
+        return Row(key, values[etag], values[modified], values[encryption])
+
+
 def _file_rows(manifest: Manifest, file_index: int, skip: int, at: _Position) -> Iterator[tuple[int, int, Row]]:
-    columns = len(manifest.columns)
-    index = {name: i for i, name in enumerate(manifest.columns)}
-    i_key = index["Key"]
-    wanted = ("ETag", "LastModifiedDate", "EncryptionStatus", "IsLatest", "IsDeleteMarker")
-    i_etag, i_modified, i_encryption, i_latest, i_deleted = (index.get(name) for name in wanted)
+    layout = _Layout(manifest.columns)
     row_index = -1
     for lines in _line_blocks(manifest.bucket, manifest.files[file_index]):
         for values in csv.reader(lines):
             row_index += 1
-            if len(values) != columns:
+            if len(values) != layout.columns:
                 at.row = row_index - 1
                 if values:  # an empty line holds no object
-                    raise InventoryInvalid(f"{len(values)} columns where fileSchema names {columns}")
+                    raise InventoryInvalid(f"{len(values)} columns where fileSchema names {layout.columns}")
                 continue
             if row_index < skip:
                 continue
-            if i_latest is not None and values[i_latest] in _FALSE:
+            row = layout.current_row(values)
+            if row is None:
                 continue
-            if i_deleted is not None and values[i_deleted] in _TRUE:
-                continue
-            key = values[i_key]
-            if "%" in key:
-                key = unquote(key)  # "+" and "%2F" are undone already (_decoded)
-            if not key:
-                continue
+            key = row.key
             if len(key) > MAX_KEY_BYTES // 4 and len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
                 at.row = row_index - 1
                 raise InventoryInvalid(f"a key longer than the {MAX_KEY_BYTES} bytes S3 allows")
             at.row = row_index
-            yield (
-                file_index,
-                row_index,
-                Row(
-                    key,
-                    values[i_etag] if i_etag is not None else "",
-                    values[i_modified] if i_modified is not None else "",
-                    values[i_encryption] if i_encryption is not None else "",
-                ),
-            )
+            yield file_index, row_index, row
     at.row = row_index
 
 

@@ -49,22 +49,11 @@ def key_principals(settings: Settings, key_arn: str, keys: KeyDirectory) -> dict
         document = keys.policy(lookup.key.arn)
     except (AwsError, KeyUnreadable) as error:
         return {"arn": key_arn, "state": f"policy unreadable: {error}", "principals": [], "lacking": []}
-    candidates: dict[str, None] = {}
-    for statement in policy.statements(document):
-        principal = statement.get("Principal")
-        named = policy.as_list(principal.get("AWS")) if isinstance(principal, Mapping) else [principal]
-        candidates.update((str(p), None) for p in named if isinstance(p, str))
-    candidates.update((p, None) for p in settings.training_principals)
     principals = []
-    for candidate in candidates:
-        for index, statement in enumerate(policy.statements(document)):
-            if policy.is_granted({"Statement": [statement]}, candidate, TRAINING_DATA, lookup.key.arn):
-                sid = str(statement.get("Sid") or f"#{index + 1}")
-                how = f"added by the guard (statement {sid})" if sid in OWNED_SIDS else f"key policy statement {sid}"
-                if candidate.endswith(":root"):
-                    how += ": the account's IAM policies decide who else"
-                principals.append({"arn": candidate, "how": how})
-                break
+    for candidate in _candidates(settings, document):
+        how = _how_granted(document, candidate, lookup.key.arn)
+        if how is not None:
+            principals.append({"arn": candidate, "how": how})
     granted = {p["arn"] for p in principals}
     lacking = [p for p in settings.training_principals if p not in granted]
     return {
@@ -74,6 +63,29 @@ def key_principals(settings: Settings, key_arn: str, keys: KeyDirectory) -> dict
         "principals": principals,
         "lacking": lacking,
     }
+
+
+def _candidates(settings: Settings, document: Mapping[str, Any]) -> dict[str, None]:
+    """Every principal the policy names, then TRAINING_PRINCIPALS (in order, once each)."""
+    candidates: dict[str, None] = {}
+    for statement in policy.statements(document):
+        principal = statement.get("Principal")
+        named = policy.as_list(principal.get("AWS")) if isinstance(principal, Mapping) else [principal]
+        candidates.update((str(p), None) for p in named if isinstance(p, str))
+    candidates.update((p, None) for p in settings.training_principals)
+    return candidates
+
+
+def _how_granted(document: Mapping[str, Any], candidate: str, key_arn: str) -> str | None:
+    """The first statement that alone grants ``candidate`` the training data actions, said in words."""
+    for index, statement in enumerate(policy.statements(document)):
+        if policy.is_granted({"Statement": [statement]}, candidate, TRAINING_DATA, key_arn):
+            sid = str(statement.get("Sid") or f"#{index + 1}")
+            how = f"added by the guard (statement {sid})" if sid in OWNED_SIDS else f"key policy statement {sid}"
+            if candidate.endswith(":root"):
+                how += ": the account's IAM policies decide who else"
+            return how
+    return None
 
 
 def key_entry(settings: Settings, key_arn: str, keys: KeyDirectory) -> dict[str, Any]:
@@ -116,35 +128,49 @@ def accounts_view(
     ]
 
 
-def build(settings: Settings, run_id: str, plain: Mapping[str, Any]) -> dict[str, Any]:
-    """The report's data, from the run record."""
-    buckets: dict[str, dict[str, Any]] = {
-        b: {"name": b, "objects": 0, "by_encryption": Counter(), "by_condition": Counter(), "gone": 0}
-        for b in plain.get("buckets", [])
-    }
+def _bucket_entry(name: str) -> dict[str, Any]:
+    return {"name": name, "objects": 0, "by_encryption": Counter(), "by_condition": Counter(), "gone": 0}
+
+
+def _bucket_tallies(plain: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per bucket: objects by encryption and by condition (``n|bucket|encryption|condition``), and
+    objects seen gone (``gone|bucket|…``); every bucket of the run, even one with no object."""
+    buckets = {b: _bucket_entry(b) for b in plain.get("buckets", [])}
     for (bucket, encryption, condition), value in (
         (parts, value) for parts, value in _counts(plain, "n") if len(parts) == 3
     ):
-        entry = buckets.setdefault(
-            bucket, {"name": bucket, "objects": 0, "by_encryption": Counter(), "by_condition": Counter(), "gone": 0}
-        )
+        entry = buckets.setdefault(bucket, _bucket_entry(bucket))
         entry["objects"] += value
         entry["by_encryption"][encryption] += value
         entry["by_condition"][condition] += value
     for (bucket, *_), value in _counts(plain, "gone"):
         if bucket in buckets:
             buckets[bucket]["gone"] += value
+    return buckets
+
+
+def _condition_totals(
+    buckets: Mapping[str, Mapping[str, Any]], plain: Mapping[str, Any], trainings: list[dict[str, Any]]
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Open conditions by finding type (objects not OK, failed trainings) and new alerts by type."""
     findings_by_type: defaultdict[str, int] = defaultdict(int)
     for entry in buckets.values():
         for condition, value in entry["by_condition"].items():
             if condition != "OK":
                 findings_by_type[condition] += value
     alerts = {parts[0]: value for parts, value in _counts(plain, "a")}
-    trainings = json.loads(str(plain.get("trainings") or "[]"))
     for training in trainings:
         findings_by_type["TRAINING_FAILED"] += 1
         if training.get("alerted"):
             alerts["TRAINING_FAILED"] = alerts.get("TRAINING_FAILED", 0) + 1
+    return findings_by_type, alerts
+
+
+def build(settings: Settings, run_id: str, plain: Mapping[str, Any]) -> dict[str, Any]:
+    """The report's data, from the run record."""
+    buckets = _bucket_tallies(plain)
+    trainings = json.loads(str(plain.get("trainings") or "[]"))
+    findings_by_type, alerts = _condition_totals(buckets, plain, trainings)
     keys = KeyDirectory()
     started = float(plain.get("started") or time.time())
     owners: dict[str, str] = json.loads(str(plain.get("bucket_accounts") or "{}"))

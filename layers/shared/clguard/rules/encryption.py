@@ -130,22 +130,37 @@ def assess(encryption: ObjectEncryption, settings: Settings, *, aws_managed_key:
             "object uses SSE-C (customer-provided key): Rekognition cannot read it",
             why_not="it cannot be re-encrypted without the customer's key",
         )
-    target = _target(settings)
     if kind is Encryption.NONE:
-        problem = "object had no server-side encryption"
-        if target is None:
-            return Assessment(encryption, "OBJECT_UNENCRYPTED", problem, why_not=_no_key(settings, _NO_KEY))
-        return Assessment(encryption, "OBJECT_UNENCRYPTED", problem, Remediation(Method.COPY, target))
+        return _assess_unencrypted(encryption, settings)
     if kind is Encryption.SSE_S3:
-        if settings.encryption_requirement is EncryptionRequirement.SSE_S3_OR_KMS:
-            return Assessment(encryption)
-        problem = "object uses SSE-S3 where ENCRYPTION_REQUIREMENT is SSE_KMS"
-        own = _own_key(settings)
-        if own is None:
-            return Assessment(encryption, "OBJECT_WRONG_ENCRYPTION", problem, why_not=_no_key(settings, _NO_KEY))
-        kms = ObjectEncryption(Encryption.SSE_KMS, own)
-        return Assessment(encryption, "OBJECT_WRONG_ENCRYPTION", problem, Remediation(Method.UPDATE, kms))
-    # SSE-KMS or DSSE-KMS (DSSE counts as KMS encryption).
+        return _assess_sse_s3(encryption, settings)
+    return _assess_kms(encryption, settings, aws_managed_key=aws_managed_key)  # DSSE-KMS counts as KMS
+
+
+def _assess_unencrypted(encryption: ObjectEncryption, settings: Settings) -> Assessment:
+    """No encryption: copied to the target encryption, when there is a target this account may use."""
+    problem = "object had no server-side encryption"
+    target = _target(settings)
+    if target is None:
+        return Assessment(encryption, "OBJECT_UNENCRYPTED", problem, why_not=_no_key(settings, _NO_KEY))
+    return Assessment(encryption, "OBJECT_UNENCRYPTED", problem, Remediation(Method.COPY, target))
+
+
+def _assess_sse_s3(encryption: ObjectEncryption, settings: Settings) -> Assessment:
+    """SSE-S3: fine unless SSE_KMS is required; then updated in place to this account's own key."""
+    if settings.encryption_requirement is EncryptionRequirement.SSE_S3_OR_KMS:
+        return Assessment(encryption)
+    problem = "object uses SSE-S3 where ENCRYPTION_REQUIREMENT is SSE_KMS"
+    own = _own_key(settings)
+    if own is None:
+        return Assessment(encryption, "OBJECT_WRONG_ENCRYPTION", problem, why_not=_no_key(settings, _NO_KEY))
+    kms = ObjectEncryption(Encryption.SSE_KMS, own)
+    return Assessment(encryption, "OBJECT_WRONG_ENCRYPTION", problem, Remediation(Method.UPDATE, kms))
+
+
+def _assess_kms(encryption: ObjectEncryption, settings: Settings, *, aws_managed_key: bool) -> Assessment:
+    """SSE-KMS / DSSE-KMS: fine with an allowed key (customer managed when SSE_KMS is required);
+    otherwise re-keyed to this account's own key (SSE-KMS in place, DSSE by copy)."""
     key = encryption.kms_key_arn or ""
     not_customer = aws_managed_key and settings.encryption_requirement is EncryptionRequirement.SSE_KMS
     if settings.key_allowed(key) and not not_customer:
@@ -161,7 +176,7 @@ def assess(encryption: ObjectEncryption, settings: Settings, *, aws_managed_key:
             why_not = "REENCRYPT_KMS_KEY is not set: nothing safe to do"
         return Assessment(encryption, "OBJECT_WRONG_ENCRYPTION", problem, why_not=why_not)
     kms = ObjectEncryption(Encryption.SSE_KMS, own)
-    method = Method.UPDATE if kind is Encryption.SSE_KMS else Method.COPY
+    method = Method.UPDATE if encryption.kind is Encryption.SSE_KMS else Method.COPY
     return Assessment(encryption, "OBJECT_WRONG_ENCRYPTION", problem, Remediation(method, kms))
 
 
@@ -203,23 +218,49 @@ def classify_observed(observed: ObservedEncryption) -> ObjectEncryption | None:
     if applied is not None and applied not in SSE_APPLIED_S3 | SSE_APPLIED_KMS | {SSE_APPLIED_C}:
         return None
     if observed.customer_algorithm is not None or applied == SSE_APPLIED_C:
-        if algorithm is not None or observed.kms_key_id is not None or applied not in (None, SSE_APPLIED_C):
-            return None
-        if observed.customer_algorithm not in (None, "AES256"):
-            return None
-        return ObjectEncryption(Encryption.SSE_C)
-    kind = _ALGORITHMS.get(algorithm) if algorithm is not None else None
-    if algorithm is not None and kind is None:
-        return None
-    if kind is None:  # only SSEApplied: enough for SSE-S3, which has no key to name
-        if applied in SSE_APPLIED_S3 and observed.kms_key_id is None:
-            return ObjectEncryption(Encryption.SSE_S3)
+        return _observed_sse_c(observed)
+    if algorithm is None:  # only SSEApplied: enough for SSE-S3, which has no key to name
+        return _observed_from_applied(observed)
+    kind = _ALGORITHMS.get(algorithm)
+    if kind is None:
         return None
     if kind is Encryption.SSE_S3:
-        if applied not in (None, *SSE_APPLIED_S3) or observed.kms_key_id is not None:
-            return None
+        return _observed_sse_s3(observed)
+    return _observed_kms(observed, kind)
+
+
+# One check per kind of evidence (each returns None when the fields contradict each other).
+
+
+def _observed_sse_c(observed: ObservedEncryption) -> ObjectEncryption | None:
+    """SSE-C: a customer algorithm (AES256 only) or SSEApplied says so, and nothing else does."""
+    if observed.algorithm is not None or observed.kms_key_id is not None:
+        return None
+    if observed.sse_applied not in (None, SSE_APPLIED_C):
+        return None
+    if observed.customer_algorithm not in (None, "AES256"):
+        return None
+    return ObjectEncryption(Encryption.SSE_C)
+
+
+def _observed_from_applied(observed: ObservedEncryption) -> ObjectEncryption | None:
+    """No algorithm field: only SSE-S3 can be known from SSEApplied alone (a KMS kind needs its key)."""
+    if observed.sse_applied in SSE_APPLIED_S3 and observed.kms_key_id is None:
         return ObjectEncryption(Encryption.SSE_S3)
-    if applied not in (None, *SSE_APPLIED_KMS):
+    return None
+
+
+def _observed_sse_s3(observed: ObservedEncryption) -> ObjectEncryption | None:
+    """AES256: consistent only with an S3 SSEApplied value (or none) and no key."""
+    if observed.sse_applied not in (None, *SSE_APPLIED_S3) or observed.kms_key_id is not None:
+        return None
+    return ObjectEncryption(Encryption.SSE_S3)
+
+
+def _observed_kms(observed: ObservedEncryption, kind: Encryption) -> ObjectEncryption | None:
+    """aws:kms / aws:kms:dsse: consistent with a KMS SSEApplied value (or none), and decided only
+    with a key ARN (a bare key id or an alias is left to HeadObject)."""
+    if observed.sse_applied not in (None, *SSE_APPLIED_KMS):
         return None
     key = observed.kms_key_id
     if key is None or parse_key_arn(key) is None:

@@ -187,6 +187,29 @@ def resource_glob_problem(glob: str) -> str:
 
 
 def _exception(entry: Any, where: str, allowed_types: frozenset[str]) -> AcceptedException:
+    """One entry, checked field by field: ``_exception_id`` (shape, fields, id), then
+    ``_finding_types``, ``_resources``, ``_principals``, the texts and ``_expires``."""
+    exception_id = _exception_id(entry, where)
+    where = f"{where} ({exception_id})"
+    types = _finding_types(entry, where, allowed_types)
+    resources = _resources(entry, where)
+    principals = _principals(entry, where)
+    owner = entry.get("owner")
+    if owner is not None:
+        owner = _text(entry, "owner", where, MAX_OWNER)
+    return AcceptedException(
+        id=exception_id,
+        finding_types=frozenset(types),
+        resources=tuple(resources),
+        principals=tuple(principals),
+        reason=_text(entry, "reason", where, MAX_REASON),
+        owner=owner,
+        expires=_expires(entry.get("expires"), where),
+    )
+
+
+def _exception_id(entry: Any, where: str) -> str:
+    """An object with known fields only, every required one, and an id of [A-Za-z0-9._-]{1,64}."""
     if not isinstance(entry, Mapping):
         raise InvalidExceptions(f"{where}: must be an object")
     unknown = sorted(str(k) for k in entry if k not in _FIELDS)
@@ -200,36 +223,36 @@ def _exception(entry: Any, where: str, allowed_types: frozenset[str]) -> Accepte
     exception_id = entry.get("id")
     if not isinstance(exception_id, str) or not _ID.fullmatch(exception_id):
         raise InvalidExceptions(f"{where}.id: must match [A-Za-z0-9._-]{{1,64}}")
-    where = f"{where} ({exception_id})"
+    return exception_id
+
+
+def _finding_types(entry: Mapping[str, Any], where: str, allowed_types: frozenset[str]) -> list[str]:
     types = _strings(entry, "finding_types", where, required=True)
     for i, finding_type in enumerate(types):
         if finding_type not in allowed_types:
             raise InvalidExceptions(
                 f"{where}.finding_types[{i}]: {finding_type!r} is not a finding type that can be muted"
             )
+    return types
+
+
+def _resources(entry: Mapping[str, Any], where: str) -> list[str]:
     resources = _strings(entry, "resources", where, required=True)
     for i, glob in enumerate(resources):
         problem = resource_glob_problem(glob)
         if problem:
             raise InvalidExceptions(f"{where}.resources[{i}]: {glob!r}: {problem}")
+    return resources
+
+
+def _principals(entry: Mapping[str, Any], where: str) -> list[str]:
     principals = _strings(entry, "principals", where, required=False)
     for i, glob in enumerate(principals):
         if not _ARN_GLOB.fullmatch(glob):
             raise InvalidExceptions(
                 f"{where}.principals[{i}]: {glob!r} is not a principal ARN glob with a literal account"
             )
-    owner = entry.get("owner")
-    if owner is not None:
-        owner = _text(entry, "owner", where, MAX_OWNER)
-    return AcceptedException(
-        id=exception_id,
-        finding_types=frozenset(types),
-        resources=tuple(resources),
-        principals=tuple(principals),
-        reason=_text(entry, "reason", where, MAX_REASON),
-        owner=owner,
-        expires=_expires(entry.get("expires"), where),
-    )
+    return principals
 
 
 def _expires(value: Any, where: str) -> date:
