@@ -298,7 +298,7 @@ def _ensure_on(
     if status is KeyStatus.NOT_MANAGED:
         result.status = KeyStatus.NOT_MANAGED
         tag_key, tag_value = ctx.settings.managed_key_tag
-        count("Refusals", len(needed))
+        count("Refusals", len(needed), account=ctx.settings.account_id)
         why = f"but the key does not carry the opt-in tag {tag_key}={tag_value}"
         return _lacking(
             ctx, key, needed, result, finding_type=FindingType.KEY_NOT_MANAGED, outcome=Outcome.REFUSED, why=why
@@ -353,7 +353,7 @@ def _set_aside(
     for principal in [p for p in needed if decisions[p].status is status]:
         decision = decisions[principal]
         del needed[principal]
-        count("Refusals")
+        count("Refusals", account=ctx.settings.account_id)
         if status is KeyStatus.REFUSED:
             result.refused[principal] = decision.reason or ""
         else:
@@ -545,7 +545,7 @@ def _opted_out(ctx: Context, key: KeyInfo, needed: Mapping[str, Sequence[Stateme
     tag_key, tag_value = ctx.settings.managed_key_tag
     if ctx.keys.fresh_tags(key.arn).get(tag_key) == tag_value:
         return None
-    count("Refusals", len(needed))
+    count("Refusals", len(needed), account=ctx.settings.account_id)
     why = f"the key no longer carries the opt-in tag {tag_key}={tag_value} (re-read before the write)"
     findings = [
         ctx.finding(
@@ -797,7 +797,7 @@ def _attempt(
         return out
     for principal, specs in grants:
         out.granted.append(principal)
-        count("Grants")
+        count("Grants", account=ctx.settings.account_id)
         sids = [s.sid for s in specs]
         logger.info("granted key access", extra={"key": key.arn, "principal": principal, "sids": sids})
     out.findings += remediated(note)
