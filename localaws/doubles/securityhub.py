@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from unittest.mock import patch
 
@@ -62,7 +62,10 @@ class SecurityHubFindings(Double):
       with ``InvalidAccessException`` (moto accepts it); a finding without a required attribute,
       or on another account's product, is a ``FailedFindings`` entry; at most 100 findings a call;
     - an import that updates an existing finding leaves ``Note``, ``UserDefinedFields``,
-      ``VerificationState`` and ``Workflow`` as they were (moto overwrites them);
+      ``VerificationState`` and ``Workflow`` as they were (moto overwrites them), except that a
+      ``NOTIFIED`` or ``RESOLVED`` workflow is reset to ``NEW`` when the import moves
+      ``RecordState`` from ``ARCHIVED`` to ``ACTIVE`` or ``Compliance.Status`` from ``PASSED`` to
+      another status (API reference, ``Workflow``: a closed finding seen again is reopened);
     - ``BatchUpdateFindings`` (absent in moto): sets ``Workflow.Status`` and ``Note`` of up to
       100 findings named by ``Id`` and ``ProductArn``; unknown ones are ``UnprocessedFindings``
       (``FindingNotFound``).
@@ -155,6 +158,15 @@ def _require_enabled(backend: SecurityHubBackend, operation: str) -> None:
         )
 
 
+def _reopens(before: Mapping[str, Any], finding: Mapping[str, Any]) -> bool:
+    """An import that moves RecordState ARCHIVED -> ACTIVE or Compliance PASSED -> another status:
+    a closed finding seen again (API reference, ``Workflow``), whose workflow goes back to NEW."""
+    if before.get("RecordState") == "ARCHIVED" and finding.get("RecordState", "ACTIVE") == "ACTIVE":
+        return True
+    was_passed = (before.get("Compliance") or {}).get("Status") == "PASSED"
+    return was_passed and (finding.get("Compliance") or {}).get("Status", "PASSED") != "PASSED"
+
+
 def _import_one(
     backend: SecurityHubBackend, by_id: dict[str, SecurityHubFinding], finding: Any
 ) -> dict[str, str] | None:
@@ -182,5 +194,7 @@ def _import_one(
         by_id[created.id] = created
         return None
     kept = {name: existing.data[name] for name in _CUSTOMER_OWNED if name in existing.data}
+    if (kept.get("Workflow") or {}).get("Status") in ("NOTIFIED", "RESOLVED") and _reopens(existing.data, finding):
+        kept["Workflow"] = {"Status": "NEW"}
     existing.data = {**finding, **kept}
     return None
