@@ -70,7 +70,11 @@ Use cases: one per function, and the steps they share
 - ``usecases``                 What each function does, start to end.
 - ``usecases.verify``          The verify function: one SQS batch (partial batch response), key work
                                shared.
-- ``usecases.objects``         Verify one training object; re-encrypt it in place when that is safe.
+- ``usecases.objects``         Verify one training object (compliant by its record, gone, superseded,
+                               checked), then the key access of the key it ends under.
+- ``usecases.remediation``     Re-encrypt one object in place when that is safe: its lease, re-inspection,
+                               precondition, write-ahead intent, loop guard; a retry's replay.
+- ``usecases.prefetch``        HeadPrefetch: a batch's HeadObject calls overlapped on a bounded pool.
 - ``usecases.keyaccess``       Ensure principals can use one key for training, within the guardrails
                                (the ordered checks, then the locked, re-read, confirmed PutKeyPolicy).
 - ``usecases.training``        The grant function: a Rekognition training call -> a pure plan (keys

@@ -250,7 +250,7 @@ class Preflight:
 
     def _object(self, ref: S3ObjectRef) -> None:
         """The key an object ends under (after the remediation the guard would make), as the verify
-        path decides it (``usecases.objects.verify_object`` and ``_remediate``): its encryption as
+        path decides it (``usecases.objects.verify_object`` and ``remediation.remediate``): its encryption as
         read (``_encryption``), then as the guard leaves it (``_after_remediation``)."""
         encryption = self._encryption(ref)
         if encryption is None:
@@ -296,7 +296,7 @@ class Preflight:
         fix = assessment.remediation
         in_training = ref.bucket in self.settings.training_buckets
         if not assessment.compliant and fix is not None and self.settings.enforce and in_training:
-            return fix.target  # the guard re-encrypts it first (objects._remediate)
+            return fix.target  # the guard re-encrypts it first (remediation.remediate)
         return encryption
 
     def _images(self, refs: Iterator[S3ObjectRef], what: str) -> None:

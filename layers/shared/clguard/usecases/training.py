@@ -48,7 +48,8 @@ from clguard.state.intents import Journal
 from clguard.state.keydirectory import KeyDirectory
 from clguard.usecases.accounts import member_of, settings_for
 from clguard.usecases.keyaccess import Context, KeyResult, KeyStatus, ensure_access
-from clguard.usecases.objects import HeadPrefetch, verify_object
+from clguard.usecases.objects import verify_object
+from clguard.usecases.prefetch import HeadPrefetch
 
 INLINE_IMAGE_LIMIT: Final = 1_000  # larger manifests fan their image checks out to the verify queue
 MAX_INLINE_GROUND_TRUTH: Final = 5 * 1024 * 1024
