@@ -77,8 +77,10 @@ Use cases: one per function, and the steps they share
 - ``usecases.prefetch``        HeadPrefetch: a batch's HeadObject calls overlapped on a bounded pool.
 - ``usecases.keyaccess``       Ensure principals can use one key for training, within the guardrails
                                (the ordered checks, then the locked, re-read, confirmed PutKeyPolicy).
-- ``usecases.training``        The grant function: a Rekognition training call -> a pure plan (keys
-                               and their needs, manifests or datasets, output bucket), then its run.
+- ``usecases.training``        The grant function: a Rekognition training call's plan carried out (keys,
+                               manifests or datasets, images inline or fanned out, output bucket).
+- ``usecases.trainingplan``    A training call -> a pure plan, no AWS call: should the guard act, who
+                               is granted, keys and their needs, manifests or datasets, output bucket.
 - ``usecases.audit``           The audit function: what no event announces (existing objects, keys in
                                use), listed page by page, fanned out, resumed by self-invocation.
 - ``usecases.auditlist``       One audit invocation's share: each bucket listed or read from its S3

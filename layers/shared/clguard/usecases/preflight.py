@@ -2,7 +2,7 @@
 it needs?" (the contract: design §12; docs/architecture.md §12). Read-only.
 
 No second implementation of the decision: the call is planned by the grant path's own planner
-(``training.plan_training``, on the CloudTrail record the call would produce), each key is judged
+(``trainingplan.plan_training``, on the CloudTrail record the call would produce), each key is judged
 by the checks ``keyaccess.ensure_access`` runs before it writes (``keyaccess.usable`` and
 ``keyaccess.decide``), and each object by the verify path's assessment (``rules.encryption``).
 What differs is only what is done with the decision: it is printed, never carried out.
@@ -35,7 +35,7 @@ from clguard.rules.policy import AccessNeed
 from clguard.state.keydirectory import KeyDirectory
 from clguard.usecases.accounts import member_of
 from clguard.usecases.keyaccess import KeyStatus, decide, usable
-from clguard.usecases.training import TrainingPlan, plan_training
+from clguard.usecases.trainingplan import TrainingPlan, plan_training
 
 DEFAULT_SAMPLE: Final = 200  # images inspected per manifest or dataset
 
