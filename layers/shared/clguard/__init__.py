@@ -151,8 +151,13 @@ Reporting: the finding, its renderings, its delivery
 - ``reporting.securityhub``    Findings into Security Hub: batched, paced, retried, workflow set.
 - ``reporting.auditreport``    The audit's report: its data (JSON), its rows and their CSV and JSON Lines
                                exports, written beside the page.
-- ``reporting.auditpage``      The audit report as one server-rendered HTML page: every value escaped for
-                               its context, a strict CSP, the trend as inline SVG.
+- ``reporting.auditpage``      The audit report as one server-rendered HTML page: its layout (summary,
+                               rows by section and type, accounts, buckets, keys, trainings, notes).
+- ``reporting.htmlparts``      The page's HTML, safe by construction: every value escaped for its
+                               context (text, attribute, inline JSON), tables and cells built on it.
+- ``reporting.pagestyle``      The page's style and script, and the strict CSP that allows exactly them.
+- ``reporting.audittrend``     The page's trend: open conditions per type over the last runs, as
+                               inline SVG and as a table.
 
 Adapters: the only modules that call AWS; each declares its ``IAM_ACTIONS``
 
