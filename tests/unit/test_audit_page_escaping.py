@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clguard.reporting import auditpage, auditreport, htmlparts, pagestyle
+from clguard.reporting import auditdata, auditpage, auditreport, htmlparts, pagestyle
 from tests.badinput.strings import HOSTILE
 
 ROW_STRINGS = tuple(name for name in auditreport.ROW_FIELDS if name not in ("new", "section", "severity"))
@@ -55,7 +55,7 @@ def page_with(value: str) -> str:
         {**row, "section": "accepted", "severity": "MEDIUM", "new": False},
     ]
     data = {
-        "schema": auditreport.SCHEMA,
+        "schema": auditdata.SCHEMA,
         "run_id": value,
         "account": value,
         "region": value,

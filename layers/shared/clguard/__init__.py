@@ -149,8 +149,10 @@ Reporting: the finding, its renderings, its delivery
 - ``reporting.asff``           A finding in the AWS Security Finding Format (built, and checked
                                against the documented rules).
 - ``reporting.securityhub``    Findings into Security Hub: batched, paced, retried, workflow set.
-- ``reporting.auditreport``    The audit's report: its data (JSON), its rows and their CSV and JSON Lines
-                               exports, written beside the page.
+- ``reporting.auditreport``    The audit's report: its rows and their CSV and JSON Lines exports, written
+                               beside its data and the page; the run's summary message.
+- ``reporting.auditdata``      The audit report's data from the run record: buckets, keys in use and who
+                               can use them, accounts, failed trainings, totals by type.
 - ``reporting.auditpage``      The audit report as one server-rendered HTML page: its layout (summary,
                                rows by section and type, accounts, buckets, keys, trainings, notes).
 - ``reporting.htmlparts``      The page's HTML, safe by construction: every value escaped for its
