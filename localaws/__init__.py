@@ -20,6 +20,8 @@ moto made to behave like AWS
 - ``localaws.doubles.securityhub``: Security Hub finding imports and customer updates
   (BatchImportFindings, BatchUpdateFindings).
 - ``localaws.doubles.sts``: STS ``AssumeRole`` refused for a role that does not trust the caller.
+- ``localaws.doubles.cloudformation``: ``StackAlarms``, a stack's ``AWS::CloudWatch::Alarm`` created
+  and listed (moto's CloudFormation has no model for it).
 - ``localaws.eventbridge``: ``EventBridgeTap``, which rule matched which event on the moto server,
   and the gaps between moto's EventBridge and AWS's on that path.
 - ``localaws.doubles.s3control``: ``S3BatchJobs``, the double of S3 Batch Operations jobs (moto has none):
@@ -34,6 +36,8 @@ The system, deployed from the template
 - ``localaws.isolation``: the moto server, the environment that keeps every AWS client of this
   process on it (fake credentials, no profile or other endpoint), the boto3 clients.
 - ``localaws.deploy``: template.yaml's resources on the server, member.yaml in member accounts.
+- ``localaws.stack``: the local deployment as a CloudFormation stack on the server (its
+  parameters, functions, topics and alarms), for ``clguard doctor --stack`` and ``status --stack``.
 - ``localaws.lambda_service``: the Lambda service: invocations of the real handlers, SQS event
   sources, asynchronous invocations with retries and on-failure records.
 - ``localaws.observed``: what happened, read back: invocations, alerts, messages for people,

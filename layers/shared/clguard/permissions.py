@@ -177,7 +177,7 @@ MEMBER_FUNCTIONS: Final = ("verify_object_encryption", "grant_training_access")
 # function reads what the member says about itself (its declaration, its organization).
 MEMBER_READS: Final[Mapping[str, tuple[str, ...]]] = {
     "s3": ("ListObjectsV2",),
-    "organizations": tuple(organizations.IAM_ACTIONS),
+    "organizations": ("DescribeOrganization",),  # its own organization (the OU listing is central)
     "ssm": tuple(declarations.IAM_ACTIONS),
 }
 
@@ -194,7 +194,7 @@ def member_actions() -> frozenset[str]:
     needed: set[str] = set(ON_OUR_BEHALF)
     for operations in (*(OPERATIONS[f] for f in MEMBER_FUNCTIONS), MEMBER_READS):
         for service, names in operations.items():
-            if service in clients.MEMBER_SCOPED or service in MEMBER_READS:
+            if service in clients.MEMBER_SCOPED or operations is MEMBER_READS:
                 table = _ADAPTERS[service].IAM_ACTIONS
                 for operation in names:
                     needed.update(table[operation])

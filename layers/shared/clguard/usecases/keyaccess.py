@@ -186,6 +186,10 @@ def ensure_access(ctx: Context, reference: str, wants: Mapping[str, Sequence[Sta
         arn = reference if key is None else key.arn
         detail = f"{reason}; needed for {ctx.origin}"
         result.published += _publish(ctx, ctx.finding(FindingType.KEY_UNUSABLE, Outcome.REPORTED, arn, detail))
+        state, gone = (None, ctx.keys.lookup(reference).not_found) if key is None else (key.state, False)
+        ctx.publisher.key_unusable(
+            arn, state, not_found=gone, account=ctx.settings.account_id, region=ctx.settings.region
+        )
         return result
     assert key is not None
     try:
@@ -277,6 +281,8 @@ def _ensure_on(
     not managed, report mode (``_lacking``), or the locked write (``_grant``)."""
     document = _current_policy(ctx, key, wants)
     decisions = decide(ctx.keys, ctx.settings, key, document, wants)
+    statuses = {p: d.status.value for p, d in decisions.items()}
+    ctx.publisher.key_decided(key.arn, statuses, account=ctx.settings.account_id, region=ctx.settings.region)
     needed = {p: d.missing for p, d in decisions.items() if d.status is not KeyStatus.OK}
     _replay_intents(ctx, key.arn, needed, result)
     if not needed:
@@ -292,7 +298,7 @@ def _ensure_on(
     if status is KeyStatus.NOT_MANAGED:
         result.status = KeyStatus.NOT_MANAGED
         tag_key, tag_value = ctx.settings.managed_key_tag
-        count("Refusals", len(needed))
+        count("Refusals", len(needed), account=ctx.settings.account_id)
         why = f"but the key does not carry the opt-in tag {tag_key}={tag_value}"
         return _lacking(
             ctx, key, needed, result, finding_type=FindingType.KEY_NOT_MANAGED, outcome=Outcome.REFUSED, why=why
@@ -347,7 +353,7 @@ def _set_aside(
     for principal in [p for p in needed if decisions[p].status is status]:
         decision = decisions[principal]
         del needed[principal]
-        count("Refusals")
+        count("Refusals", account=ctx.settings.account_id)
         if status is KeyStatus.REFUSED:
             result.refused[principal] = decision.reason or ""
         else:
@@ -539,7 +545,7 @@ def _opted_out(ctx: Context, key: KeyInfo, needed: Mapping[str, Sequence[Stateme
     tag_key, tag_value = ctx.settings.managed_key_tag
     if ctx.keys.fresh_tags(key.arn).get(tag_key) == tag_value:
         return None
-    count("Refusals", len(needed))
+    count("Refusals", len(needed), account=ctx.settings.account_id)
     why = f"the key no longer carries the opt-in tag {tag_key}={tag_value} (re-read before the write)"
     findings = [
         ctx.finding(
@@ -791,7 +797,7 @@ def _attempt(
         return out
     for principal, specs in grants:
         out.granted.append(principal)
-        count("Grants")
+        count("Grants", account=ctx.settings.account_id)
         sids = [s.sid for s in specs]
         logger.info("granted key access", extra={"key": key.arn, "principal": principal, "sids": sids})
     out.findings += remediated(note)
