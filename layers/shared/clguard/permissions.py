@@ -48,30 +48,29 @@ _FINDINGS_PLANE: Final = {
 }
 _FINDINGS_PLANE_S3: Final = ("GetBucketTagging", "GetObject")
 
+# What the two functions that ensure key access share besides S3 (docs/architecture.md §2, §11): the
+# key's policy, the findings plane, delivery (SNS, the outbox queue) and the state table.
+_KEY_ACCESS: Final = {
+    "kms": tuple(kms.IAM_ACTIONS),
+    "ssm": _FINDINGS_PLANE["ssm"],
+    "securityhub": _FINDINGS_PLANE["securityhub"],
+    # A Deny on the principal's organization (data-perimeter key policies) needs it.
+    "organizations": tuple(organizations.IAM_ACTIONS),
+    "sns": ("Publish",),
+    "sqs": ("SendMessage",),
+    "dynamodb": tuple(dynamodb.IAM_ACTIONS),
+}
+
 OPERATIONS: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
     "verify_object_encryption": {
         # PutObject: the message that completes an audit run writes its report.
         "s3": (*_OBJECT_REMEDIATION, "PutObject", *_FINDINGS_PLANE_S3),
-        "kms": tuple(kms.IAM_ACTIONS),
-        "ssm": _FINDINGS_PLANE["ssm"],
-        "securityhub": _FINDINGS_PLANE["securityhub"],
-        # A Deny on the principal's organization (data-perimeter key policies) needs it.
-        "organizations": tuple(organizations.IAM_ACTIONS),
-        "sns": ("Publish",),
-        "sqs": ("SendMessage",),
-        "dynamodb": tuple(dynamodb.IAM_ACTIONS),
+        **_KEY_ACCESS,
         "sts": ("AssumeRole",),  # member accounts only (MemberAccountIds)
     },
     "grant_training_access": {
         "s3": (*_OBJECT_REMEDIATION, "GetObject", "GetBucketEncryption", *_FINDINGS_PLANE_S3),
-        "kms": tuple(kms.IAM_ACTIONS),
-        "ssm": _FINDINGS_PLANE["ssm"],
-        "securityhub": _FINDINGS_PLANE["securityhub"],
-        # A Deny on the principal's organization (data-perimeter key policies) needs it.
-        "organizations": tuple(organizations.IAM_ACTIONS),
-        "sns": ("Publish",),
-        "sqs": ("SendMessage",),
-        "dynamodb": tuple(dynamodb.IAM_ACTIONS),
+        **_KEY_ACCESS,
         "sts": ("AssumeRole",),
         # Training from a project's datasets: the project's datasets, then their entries.
         "rekognition": ("DescribeProjects", "ListDatasetEntries"),

@@ -263,11 +263,16 @@ def _region(env: Mapping[str, str]) -> str:
     return region
 
 
+def _matching(env: Mapping[str, str], name: str, pattern: re.Pattern[str], what: str) -> str:
+    """A required variable that must match ``pattern`` (an error names it and what it must be)."""
+    value = _required(env, name)
+    if not pattern.fullmatch(value):
+        raise ConfigError(name, f"{value!r} is not {what}")
+    return value
+
+
 def _topic(env: Mapping[str, str]) -> str:
-    topic = _required(env, "ALERT_TOPIC_ARN")
-    if not _TOPIC_ARN.fullmatch(topic):
-        raise ConfigError("ALERT_TOPIC_ARN", f"{topic!r} is not an SNS topic ARN")
-    return topic
+    return _matching(env, "ALERT_TOPIC_ARN", _TOPIC_ARN, "an SNS topic ARN")
 
 
 def _buckets(env: Mapping[str, str]) -> list[str]:
@@ -300,10 +305,7 @@ def _member_role_name(env: Mapping[str, str]) -> str:
 
 
 def _table(env: Mapping[str, str]) -> str:
-    table = _required(env, "STATE_TABLE")
-    if not _TABLE.fullmatch(table):
-        raise ConfigError("STATE_TABLE", f"{table!r} is not a DynamoDB table name")
-    return table
+    return _matching(env, "STATE_TABLE", _TABLE, "a DynamoDB table name")
 
 
 def _queue_url(env: Mapping[str, str]) -> str | None:
