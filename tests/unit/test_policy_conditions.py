@@ -278,6 +278,16 @@ def test_only_creategrant_carries_grant_is_for_aws_resource() -> None:
     assert not blocks(when("Null", "kms:GrantIsForAWSResource", "true"), spec=COPIED_IMAGES_GRANT)
 
 
+def test_a_deny_on_grant_is_for_aws_resource_leaves_training_data_reads_alone() -> None:
+    # Given a Deny of every KMS action when kms:GrantIsForAWSResource is true (or present)
+    # When the trainer's training-data reads (Decrypt, GenerateDataKey through S3) are evaluated
+    # Then it cannot apply: the KMS Developer Guide sets that key only on CreateGrant, ListGrants
+    # and RevokeGrant, so a Decrypt request lacks it (known absent, not unknown)
+    assert not blocks(when("Bool", "kms:GrantIsForAWSResource", "true"), spec=TRAINING_DATA)
+    assert not blocks(when("Null", "kms:GrantIsForAWSResource", "false"), spec=TRAINING_DATA)
+    assert not blocks(when("Null", "KMS:GrantIsForAWSResource", "false"), spec=COPIED_IMAGES_USE)
+
+
 def test_a_request_context_without_a_region_is_unknown_in_region() -> None:
     # Given the key's ARN unknown (no region to tell which service endpoint calls)
     statement = when("StringEquals", "kms:ViaService", "rekognition.us-east-1.amazonaws.com")
@@ -285,6 +295,25 @@ def test_a_request_context_without_a_region_is_unknown_in_region() -> None:
     # Then a Deny on the service endpoint is taken to apply
     assert policy.blocking_denies(document, TRAINER, (TRAINING_DATA,), None) == ("D",)
     assert policy.request_contexts(TRAINER, "kms:Decrypt", None, ("s3",))[0].get("kms:viaservice") is None
+
+
+@pytest.mark.parametrize(
+    "key_arn",
+    [
+        f"arn:aws:kms::{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab",  # an empty region
+        f"arn:aws:kms:us-east-1:{ACCOUNT}",  # five components: no key
+        f"arn:aws:s3:us-east-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab",  # not a KMS ARN
+    ],
+)
+def test_a_key_arn_that_names_no_kms_region_leaves_the_calling_endpoint_unknown(key_arn: str) -> None:
+    # Given a Deny of requests through S3 in another region, and a key ARN that names no KMS region
+    statement = when("StringEquals", "kms:ViaService", "s3.eu-west-1.amazonaws.com")
+    document = document_with(TRAINER, statement)
+    # When the trainer's training-data reads are evaluated against that key
+    # Then the endpoint S3 calls KMS from is unknown (kms:ViaService is <service>.<region>...), so
+    # the Deny may apply
+    assert policy.blocking_denies(document, TRAINER, (TRAINING_DATA,), key_arn) == ("D",)
+    assert policy.request_contexts(TRAINER, "kms:Decrypt", key_arn, ("s3",))[0].get("kms:viaservice") is None
 
 
 # --- (11) the encryption context S3 sends for SSE-KMS ------------------------------------------

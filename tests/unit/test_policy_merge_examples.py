@@ -471,6 +471,29 @@ def test_assert_addable_refuses(principal: str) -> None:
     assert len(str(raised.value)) < 600
 
 
+def test_assert_addable_takes_the_aws_partition_by_default_and_names_what_differs() -> None:
+    # Given a role of the key's account in the aws partition, and the same role in aws-cn
+    china = f"arn:aws-cn:iam::{ACCOUNT}:role/ml/CustomLabelsTrainer"
+    other = "arn:aws:iam::444455556666:role/ml/CustomLabelsTrainer"
+    # When checked without naming the key's partition
+    # Then the aws role may be added, the aws-cn one may not (a key of the aws partition)
+    policy.assert_addable(TRAINER, ACCOUNT)
+    with pytest.raises(GuardrailViolation) as by_partition:
+        policy.assert_addable(china, ACCOUNT)
+    with pytest.raises(GuardrailViolation) as by_account:
+        policy.assert_addable(other, ACCOUNT)
+    with pytest.raises(GuardrailViolation) as not_an_arn:
+        policy.assert_addable("*", ACCOUNT)
+    # And each refusal says why, in words the finding can show
+    assert str(by_partition.value) == f"refusing to add {china!r}: partition aws-cn is not the key's aws"
+    assert str(by_account.value) == f"refusing to add {other!r}: account 444455556666 is not the key's {ACCOUNT}"
+    assert str(not_an_arn.value) == "refusing to add '*': not an IAM role/user ARN"
+    # And a principal from outside is quoted to its first 300 characters, never whole
+    with pytest.raises(GuardrailViolation) as long_one:
+        policy.assert_addable("x" * 5000, ACCOUNT)
+    assert str(long_one.value) == f"refusing to add {'x' * 300!r}: not an IAM role/user ARN"
+
+
 def test_guardrail_holds_even_when_a_star_statement_already_allows_everyone() -> None:
     # Given a policy that allows everyone
     document = _policy(_allow("*", "kms:*"))

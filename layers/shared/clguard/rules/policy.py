@@ -218,8 +218,7 @@ def missing(
     for spec in specs:
         if not is_granted(work, principal, spec, key_arn, facts=facts):
             out.append(spec)
-            work.setdefault("Statement", [])
-            work["Statement"] = [*as_list(work["Statement"]), spec.new_statement(principal)]
+            work["Statement"] = [*as_list(work.get("Statement")), spec.new_statement(principal)]
     return tuple(out)
 
 
