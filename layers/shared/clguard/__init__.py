@@ -72,7 +72,13 @@ Use cases: one per function, and the steps they share
                                shared.
 - ``usecases.objects``         Verify one training object; re-encrypt it in place when that is safe.
 - ``usecases.keyaccess``       Ensure principals can use one key for training, within the guardrails
-                               (the ordered checks, then the locked, re-read, confirmed PutKeyPolicy).
+                               (the ordered checks, their findings, an earlier attempt's replay).
+- ``usecases.keydecision``     One key, read-only: the context, whether it can serve training, what
+                               checks 2-5 decide per principal (shared with preflight and explain).
+- ``usecases.keywrite``        The key's writes under its lease: opt-in re-read, a read that shows our
+                               recent writes, lost or erased grants after an expired lease.
+- ``usecases.keyattempt``      One read-merge-write of a key policy: write-ahead, 32 KB, PutKeyPolicy
+                               (MalformedPolicyDocument retries), the read-back.
 - ``usecases.training``        The grant function: a Rekognition training call -> a pure plan (keys
                                and their needs, manifests or datasets, output bucket), then its run.
 - ``usecases.audit``           The audit function: what no event announces (existing objects, keys in
@@ -93,7 +99,7 @@ Use cases: one per function, and the steps they share
 - ``usecases.digestgroups``    A digest of several findings of one kind about one place, in named
                                steps (place, e-mail, chat, document).
 - ``usecases.preflight``       ``clguard preflight``: would a training call's keys be usable? The
-                               grant path's planner and key decision (``keyaccess.decide``), read-only.
+                               grant path's planner and key decision (``keydecision.decide``), read-only.
 - ``usecases.doctor``          ``clguard doctor``: one small named check per piece that silently
                                breaks a deployed guard, each with its fix.
 - ``usecases.explain``         ``clguard explain``: one object or key, what the guard knows and would

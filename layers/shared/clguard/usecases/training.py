@@ -47,7 +47,8 @@ from clguard.rules.principals import Caller, refusal_reason, resolve_caller
 from clguard.state.intents import Journal
 from clguard.state.keydirectory import KeyDirectory
 from clguard.usecases.accounts import member_of, settings_for
-from clguard.usecases.keyaccess import Context, KeyResult, KeyStatus, ensure_access
+from clguard.usecases.keyaccess import ensure_access
+from clguard.usecases.keydecision import Context, KeyResult, KeyStatus
 from clguard.usecases.objects import HeadPrefetch, verify_object
 
 INLINE_IMAGE_LIMIT: Final = 1_000  # larger manifests fan their image checks out to the verify queue
