@@ -62,6 +62,7 @@ Rules: pure, no I/O, property-tested
                                remediation.
 - ``rules.exceptions``         Accepted exceptions: the document's rules (validated with clear errors),
                                which findings an exception mutes, expiry.
+- ``rules.snsbatches``         SNS PublishBatch requests planned from messages (10 entries, 256 KiB).
 - ``rules.policy``             Key-policy logic: is a principal granted (and no Deny cancels it),
                                merge a grant into the owned statements additively.
 
@@ -165,7 +166,7 @@ Adapters: the only modules that call AWS; each declares its ``IAM_ACTIONS``
 - ``adapters.dynamodb``        Conditional writes on the state table (lease locks, loop markers).
 - ``adapters.rekognition``     Custom Labels projects, datasets, dataset entries, project versions
                                (paged).
-- ``adapters.sns``             Publish one finding.
+- ``adapters.sns``             Publish one finding, or up to ten in one PublishBatch request.
 - ``adapters.ssm``             Read a parameter (the accepted-exceptions document).
 - ``adapters.securityhub``     Import findings (BatchImportFindings), set their workflow
                                (BatchUpdateFindings).
