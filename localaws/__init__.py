@@ -34,6 +34,8 @@ The system, deployed from the template
 - ``localaws.isolation``: the moto server, the environment that keeps every AWS client of this
   process on it (fake credentials, no profile or other endpoint), the boto3 clients.
 - ``localaws.deploy``: template.yaml's resources on the server, member.yaml in member accounts.
+- ``localaws.stack``: the local deployment as a CloudFormation stack on the server (its
+  parameters, functions, topics and alarms), for ``clguard doctor --stack`` and ``status --stack``.
 - ``localaws.lambda_service``: the Lambda service: invocations of the real handlers, SQS event
   sources, asynchronous invocations with retries and on-failure records.
 - ``localaws.observed``: what happened, read back: invocations, alerts, messages for people,

@@ -104,18 +104,19 @@ def put_inventory(
     *,
     stamp: str = "2026-11-30T01-00Z",
     encode_key: Callable[[str], str] = quote,
+    created_ms: str = "1764464400000",
+    last_modified: str = "2026-11-29T10:00:00.000Z",
 ) -> str:
     """An S3 Inventory delivery as S3 writes it (gzipped CSV data file, manifest.json), for
     ``rows`` of (key, EncryptionStatus); returns the AUDIT_INVENTORY location. ``encode_key``:
-    how the Key column is URL-encoded (S3 writes a space as ``+``: ``urllib.parse.quote_plus``)."""
+    how the Key column is URL-encoded (S3 writes a space as ``+``: ``urllib.parse.quote_plus``);
+    ``created_ms`` the manifest's creationTimestamp, ``last_modified`` every row's LastModifiedDate."""
     world.s3.create_bucket(Bucket=INVENTORY_BUCKET)
     put_inventory_configuration(world, source_bucket)
     text = io.StringIO()
     writer = csv.writer(text, quoting=csv.QUOTE_ALL, lineterminator="\n")
     for key, status in rows:
-        writer.writerow(
-            [source_bucket, encode_key(key), "", "true", "false", "5", "2026-11-29T10:00:00.000Z", "e1", status]
-        )
+        writer.writerow([source_bucket, encode_key(key), "", "true", "false", "5", last_modified, "e1", status])
     root = f"inv/{source_bucket}/daily"
     data_key = f"{root}/data/{stamp}.csv.gz"
     world.s3.put_object(Bucket=INVENTORY_BUCKET, Key=data_key, Body=gzip.compress(text.getvalue().encode()))
@@ -123,7 +124,7 @@ def put_inventory(
         "sourceBucket": source_bucket,
         "destinationBucket": f"arn:aws:s3:::{INVENTORY_BUCKET}",
         "version": "2016-11-30",
-        "creationTimestamp": "1764464400000",
+        "creationTimestamp": created_ms,
         "fileFormat": "CSV",
         "fileSchema": INVENTORY_SCHEMA,
         "files": [{"key": data_key, "size": 1, "MD5checksum": "0"}],

@@ -5,8 +5,9 @@ moto is our AWS (in process with ``moto.mock_aws()``, or over HTTP with a
 backends). Where moto 5.2.5 differs from AWS in a way our code depends on, a double
 patches moto's backend or response *classes* (never botocore on the client side), so the
 same patch holds in both modes. The doubles live in one module per AWS service they stand in
-for (``s3``, ``kms``, ``dynamodb``, ``rekognition``, ``sqs``, ``securityhub``, ``sts``, ``s3control``; each
-opens with the documented behaviour it reproduces, with its link), on ``base.Double``; this
+for (``s3``, ``kms``, ``dynamodb``, ``rekognition``, ``sqs``, ``securityhub``, ``sts``,
+``s3control``, ``cloudformation``; each opens with the documented behaviour it reproduces,
+with its link), on ``base.Double``; this
 package re-exports them. Each double is a context manager; ``aws_behaviour()``
 enters several (default: all). Every patch is a ``unittest.mock.patch.object`` undone on
 exit, and the state the doubles share is guarded by locks (moto handlers run in threads).
@@ -48,6 +49,8 @@ AssumeRoleRefusals          STS ``AssumeRole`` assumes any role ARN for any call
 EventBridgeNotifications    GetBucketNotificationConfiguration leaves out the bucket's
                             ``EventBridgeConfiguration`` that PutBucketNotificationConfiguration
                             stored, so "EventBridge on" cannot be read back.
+StackAlarms                 CloudFormation creates no ``AWS::CloudWatch::Alarm``: the stack
+                            lists a resource with neither logical nor physical id (``cloudformation``).
 S3BatchJobs                 S3 Batch Operations jobs are not implemented at all
                             (``/v20180820/jobs`` on s3-control): in ``s3control``.
 ==========================  ===============================================================
@@ -71,6 +74,7 @@ from types import TracebackType
 from typing import Self
 
 from localaws.doubles.base import Double
+from localaws.doubles.cloudformation import StackAlarms
 from localaws.doubles.dynamodb import AtomicConditionalWrites, ItemSizeLimit
 from localaws.doubles.kms import KeyPolicyValidation
 from localaws.doubles.rekognition import RekognitionCustomLabels, dataset_entry
@@ -106,6 +110,7 @@ __all__ = [
     "SecurityHubFindings",
     "SqsSenderIds",
     "SseCustomerKeys",
+    "StackAlarms",
     "UpdateObjectEncryption",
     "aws_behaviour",
     "dataset_entry",
@@ -129,6 +134,7 @@ ALL_DOUBLES: tuple[type[Double], ...] = (
     AssumeRoleRefusals,
     EventBridgeNotifications,
     S3BatchJobs,
+    StackAlarms,
 )
 
 

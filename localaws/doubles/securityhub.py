@@ -62,7 +62,10 @@ class SecurityHubFindings(Double):
       with ``InvalidAccessException`` (moto accepts it); a finding without a required attribute,
       or on another account's product, is a ``FailedFindings`` entry; at most 100 findings a call;
     - an import that updates an existing finding leaves ``Note``, ``UserDefinedFields``,
-      ``VerificationState`` and ``Workflow`` as they were (moto overwrites them);
+      ``VerificationState`` and ``Workflow`` as they were (moto overwrites them), except that a
+      ``NOTIFIED`` or ``RESOLVED`` workflow is reset to ``NEW`` when the import moves
+      ``RecordState`` from ``ARCHIVED`` to ``ACTIVE`` or ``Compliance.Status`` from ``PASSED`` to
+      another status (API reference, ``Workflow``: a closed finding seen again is reopened);
     - ``BatchUpdateFindings`` (absent in moto): sets ``Workflow.Status`` and ``Note`` of up to
       100 findings named by ``Id`` and ``ProductArn``; unknown ones are ``UnprocessedFindings``
       (``FindingNotFound``).
@@ -182,5 +185,13 @@ def _import_one(
         by_id[created.id] = created
         return None
     kept = {name: existing.data[name] for name in _CUSTOMER_OWNED if name in existing.data}
+    if (kept.get("Workflow") or {}).get("Status") in ("NOTIFIED", "RESOLVED") and (
+        (existing.data.get("RecordState") == "ARCHIVED" and finding.get("RecordState", "ACTIVE") == "ACTIVE")
+        or (
+            (existing.data.get("Compliance") or {}).get("Status") == "PASSED"
+            and (finding.get("Compliance") or {}).get("Status", "PASSED") != "PASSED"
+        )
+    ):
+        kept["Workflow"] = {"Status": "NEW"}
     existing.data = {**finding, **kept}
     return None

@@ -1128,3 +1128,43 @@ def test_eventbridge_notifications_are_read_back(aws: None) -> None:
     assert read["bucket-eb-queue"].get("EventBridgeConfiguration") == {}
     assert len(read["bucket-eb-queue"]["QueueConfigurations"]) == 1
     assert "EventBridgeConfiguration" not in read["bucket-none"]
+
+
+def test_a_closed_security_hub_finding_imported_open_again_is_reset_to_new(aws: Any) -> None:
+    # Given a finding imported, then set RESOLVED and archived (as the guard closes one)
+    from localaws.doubles import SecurityHubFindings  # noqa: PLC0415
+
+    with SecurityHubFindings():
+        hub = boto3.client("securityhub", region_name="us-east-1")
+        hub.enable_security_hub()
+        product = "arn:aws:securityhub:us-east-1:123456789012:product/123456789012/default"
+        base = {
+            "SchemaVersion": "2018-10-08",
+            "Id": "f-1",
+            "ProductArn": product,
+            "GeneratorId": "g",
+            "AwsAccountId": "123456789012",
+            "Types": ["Software and Configuration Checks/AWS Security Best Practices"],
+            "CreatedAt": "2026-12-07T00:00:00Z",
+            "UpdatedAt": "2026-12-07T00:00:00Z",
+            "Severity": {"Label": "HIGH"},
+            "Title": "t",
+            "Description": "d",
+            "Resources": [{"Type": "Other", "Id": "r"}],
+        }
+        hub.batch_import_findings(Findings=[{**base, "RecordState": "ARCHIVED", "Compliance": {"Status": "PASSED"}}])
+        hub.batch_update_findings(
+            FindingIdentifiers=[{"Id": "f-1", "ProductArn": product}], Workflow={"Status": "RESOLVED"}
+        )
+        # When it is imported ACTIVE and FAILED again
+        hub.batch_import_findings(Findings=[{**base, "RecordState": "ACTIVE", "Compliance": {"Status": "FAILED"}}])
+        # Then Security Hub has set its workflow back to NEW (API reference, Workflow)
+        (found,) = SecurityHubFindings.findings()
+        assert found["Workflow"] == {"Status": "NEW"}
+        # while an update that keeps it archived leaves RESOLVED as it was
+        hub.batch_update_findings(
+            FindingIdentifiers=[{"Id": "f-1", "ProductArn": product}], Workflow={"Status": "RESOLVED"}
+        )
+        hub.batch_import_findings(Findings=[{**base, "RecordState": "ARCHIVED", "Compliance": {"Status": "PASSED"}}])
+        (found,) = SecurityHubFindings.findings()
+        assert found["Workflow"] == {"Status": "RESOLVED"}

@@ -3,6 +3,8 @@ January 2023, and a cross-account trainer is not fixed by a principal pattern.""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from clguard.boundary.s3ref import S3ObjectRef
 from clguard.reporting.findings import Finding, FindingType, KmsKeyResource, Outcome
 from clguard.reporting.rendering import next_steps
@@ -43,3 +45,19 @@ def test_principal_not_allowed_advice_is_right_for_a_cross_account_trainer() -> 
     assert "another account: the guard never adds one" in text
     assert "key policy" in text
     assert "IAM policy" in text
+
+
+def test_a_refused_principal_gets_the_one_step_that_applies_to_it() -> None:
+    # Given refused principals of each kind (the finding names the principal and the key's account)
+    refused = finding(FindingType.PRINCIPAL_NOT_ALLOWED, Outcome.REFUSED)
+
+    def steps(principal: str) -> tuple[str, ...]:
+        return next_steps(replace(refused, principal_arn=principal))
+
+    # When people read what to do, Then each gets one step, the one for its kind
+    [own] = steps("arn:aws:iam::123456789012:role/ml/Outsider")
+    assert "AllowedPrincipalPatterns" in own
+    [other] = steps("arn:aws:iam::210987654321:role/PartnerTrainer")
+    assert "another account: the guard never adds one" in other
+    [never] = steps("arn:aws:iam::123456789012:root")
+    assert "never granted" in never

@@ -357,8 +357,10 @@ def test_email_says_what_where_what_was_done_and_next(finding_type: FindingType,
     finding = _finding_for(finding_type, outcome)
     # When rendered for email
     text = email_text(finding)
-    # Then it says what happened, where, what was done and what to do next
-    assert f"What happened: {finding.detail}" in text
+    # Then it says what happened, where, what was done and what to do next (the key by its ARN
+    # once, on the line that names it: elsewhere "the key", since this finding has no alias)
+    arn = finding.kms_key_arn
+    assert f"What happened: {finding.detail.replace(arn, 'the key') if arn else finding.detail}" in text
     assert "Where: " in text
     assert finding.resource.label() in text
     assert ACCOUNT in text
@@ -380,6 +382,30 @@ def test_email_names_principal_and_key() -> None:
     # Then both are named
     assert f"KMS key: {KEY_ARN}" in text
     assert f"Principal: {TRAINER}" in text
+
+
+# The bound every finding type's e-mail keeps with ordinary values (measured before the brevity
+# pass: up to 1,162 characters and 12 lines, the key ARN twice in every key finding).
+EMAIL_MAX_CHARS = 900
+EMAIL_MAX_LINES = 11
+
+
+@pytest.mark.parametrize(("finding_type", "outcome"), PAIRS)
+@pytest.mark.parametrize("alias", [None, "alias/training-data"])
+def test_email_is_short_and_names_the_key_arn_once(
+    finding_type: FindingType, outcome: Outcome, alias: str | None
+) -> None:
+    # Given a finding of any type whose detail names its key (as the grant path's details do)
+    finding = replace(_finding_for(finding_type, outcome), key_alias=alias)
+    # When rendered for e-mail
+    text = email_text(finding)
+    # Then the key's ARN appears at most once, with its alias beside it when there is one
+    assert text.count(KEY_ARN) <= 1
+    if KEY_ARN in text and alias:
+        assert f"{KEY_ARN} ({alias})" in text
+    # And the e-mail stays within the stated bound
+    assert len(text) <= EMAIL_MAX_CHARS, len(text)
+    assert text.count("\n") + 1 <= EMAIL_MAX_LINES
 
 
 def test_outcome_texts_differ() -> None:

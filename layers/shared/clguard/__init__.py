@@ -22,7 +22,7 @@ this list complete):
 
 The operator's command ``clguard`` (design §12; on top, like the handlers: nothing imports it)
 
-- ``cli``                      The operator's command: preflight, doctor, explain (not on the functions'
+- ``cli``                      The operator's command: preflight, doctor, explain, status (not on the functions'
                                import path; rich is imported only to print for people).
 - ``cli.main``                 Arguments, where the settings come from (``--stack`` or the
                                environment), exit statuses, ``--json``.
@@ -107,6 +107,8 @@ Use cases: one per function, and the steps they share
                                do, with the key-policy statements that decide it.
 - ``usecases.bulkremediation`` The audit's bulk re-encryption: past a threshold of objects in one
                                bucket, an S3 Batch Operations job (manifest, job, reconciled report).
+- ``usecases.status``          ``clguard status``: the last audit, its open findings and key-policy
+                               changes, the stack's alarms; exit 0 healthy / 2 attention / 3 cannot tell.
 - ``usecases.accounts``        Which account a unit of work acts in (own, or a member of
                                MEMBER_ACCOUNTS), with the settings that member declares.
 

@@ -50,6 +50,7 @@ class KeyLookup:
     reference: str
     key: KeyInfo | None
     problem: str = ""
+    not_found: bool = False  # KMS says no such key (deleted, or never was): not a refusal to say
 
 
 @aws
@@ -61,7 +62,9 @@ def describe(reference: str) -> KeyLookup:
         raise_if_transient(error)
         code = error_code(error)
         if code in ("NotFoundException", "InvalidArnException", "ValidationException"):
-            return KeyLookup(reference, None, f"the key {reference} does not exist ({code})")
+            return KeyLookup(
+                reference, None, f"the key {reference} does not exist ({code})", not_found=code == "NotFoundException"
+            )
         return KeyLookup(reference, None, f"the key {reference} could not be described ({code})")
     return KeyLookup(
         reference,

@@ -61,6 +61,14 @@ COMMANDS: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
         "cloudwatch": ("DescribeAlarms",),
         "securityhub": ("DescribeHub",),
     },
+    "status": {
+        "sts": ("GetCallerIdentity",),
+        "cloudformation": ("DescribeStackResource", "ListStackResources"),
+        "lambda": ("GetFunctionConfiguration",),
+        "dynamodb": ("GetItem",),
+        "s3": ("GetObject",),
+        "cloudwatch": ("DescribeAlarms",),
+    },
 }
 
 GRANT_FUNCTION: Final = "GrantTrainingAccessFunction"  # the template's logical id
@@ -69,6 +77,11 @@ GRANT_FUNCTION: Final = "GrantTrainingAccessFunction"  # the template's logical 
 @aws
 def caller_account() -> str:
     return str(client("sts").get_caller_identity()["Account"])
+
+
+def region() -> str:
+    """The region the caller's AWS configuration names (``--region``, AWS_REGION, the profile)."""
+    return str(client("sts").meta.region_name)
 
 
 @aws

@@ -78,6 +78,9 @@ def parser() -> argparse.ArgumentParser:
     doc = commands.add_parser("doctor", help="check a deployed guard end to end; print each fix")
     common(doc)
 
+    sta = commands.add_parser("status", help="last audit, open findings, key-policy changes, alarms")
+    common(sta)
+
     exp = commands.add_parser("explain", help="what the guard knows and would do about one object or key")
     common(exp)
     exp.add_argument("resource", help="s3://bucket/key or a KMS key ARN (or alias)")
@@ -88,7 +91,14 @@ def parser() -> argparse.ArgumentParser:
 def _environment(stack: str | None) -> dict[str, str]:
     """The guard's settings as the functions read them: the stack's function environment, or ours."""
     if stack:
-        return {**operator.stack_function_environment(stack), "AWS_REGION": os.environ["AWS_DEFAULT_REGION"]}
+        try:
+            variables = operator.stack_function_environment(stack)
+        except AwsError as error:
+            raise UsageError(
+                f"--stack {stack[:200]!r}: cannot read the guard's function in that stack ({error})"
+            ) from error
+        # The region the caller's configuration names (a profile's, when no variable sets it).
+        return {**variables, "AWS_REGION": operator.region()}
     return dict(os.environ)
 
 
@@ -153,6 +163,19 @@ def _doctor(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     return report.exit_status, report.document()
 
 
+def _status(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
+    from clguard.usecases import status  # noqa: PLC0415 - only this command needs it
+
+    env = _environment(args.stack)
+    if not env.get("STATE_TABLE"):
+        raise UsageError("the guard's STATE_TABLE is not known: pass --stack NAME (or set STATE_TABLE)")
+    account = operator.caller_account()
+    if not env.get("ALERT_TOPIC_ARN"):  # the settings require it; status publishes nothing
+        env["ALERT_TOPIC_ARN"] = f"arn:aws:sns:{env.get('AWS_REGION', 'us-east-1')}:{account}:unused-by-clguard"
+    report = status.run(load_settings(env, account_id=account), stack=args.stack)
+    return report.exit_status, report.document()
+
+
 def _explain(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     from clguard.usecases import explain  # noqa: PLC0415 - only this command needs it
 
@@ -179,6 +202,7 @@ COMMANDS: Final[Mapping[str, Callable[[argparse.Namespace], tuple[int, dict[str,
     "preflight": _preflight,
     "doctor": _doctor,
     "explain": _explain,
+    "status": _status,
 }
 
 

@@ -1,5 +1,7 @@
 """The commands' documents, for people: rich tables (rich is imported here only). Every value is
-shown as text, never as rich markup (a key's reason or an object key is data)."""
+shown as text, never as rich markup (a key's reason or an object key is data); status shows each
+value read from AWS through the findings' plain-text escaping (``rendering.one_line``: control,
+invisible and bidirectional characters as visible escapes), since rich passes ESC through."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from clguard.reporting.rendering import one_line
+
 _STYLE: Final = {
     "ready": "green",
     "guard-will-fix": "cyan",
@@ -18,6 +22,8 @@ _STYLE: Final = {
     "pass": "green",
     "fail": "bold red",
     "skip": "dim",
+    "healthy": "green",
+    "attention": "bold red",
 }
 _MARK: Final = {"pass": "✓", "fail": "✗", "skip": "–"}
 
@@ -32,6 +38,8 @@ def show(command: str, document: Mapping[str, Any], out: IO[str]) -> None:
         _preflight(console, document)
     elif command == "doctor":
         _doctor(console, document)
+    elif command == "status":
+        _status(console, document)
     else:  # explain: the document itself, indented (values are data: JSON, never markup)
         console.print_json(data=document)
 
@@ -73,3 +81,52 @@ def _doctor(console: Console, document: Mapping[str, Any]) -> None:
     failed = sum(1 for c in document["checks"] if c["status"] == "fail")
     summary = "all checks passed" if not failed else f"{failed} check(s) failed"
     console.print(_text(summary, "green" if not failed else "bold red"))
+
+
+def _line(value: Any, style: str = "") -> Text:
+    """A value read from AWS (an owner tag, an object key, a note) as one line, escaped."""
+    return Text(one_line("" if value is None else str(value)), style=style)
+
+
+_SECTIONS: Final = (
+    ("audit", "last audit"),
+    ("findings", "open findings"),
+    ("key_policy_changes", "key-policy changes"),
+)
+
+
+def _status(console: Console, document: Mapping[str, Any]) -> None:
+    verdict = document["verdict"]
+    console.print(Text.assemble("Custom Labels Guard: ", _line(verdict, _STYLE[verdict])))
+    for name, title in (*_SECTIONS, ("alarms", "alarms")):
+        section = document[name]
+        state = section["state"]
+        console.print(Text.assemble(_line(f"{title}: ", "bold"), _line(section["summary"], _STYLE[state])))
+        if name == "audit":
+            for label in ("run_id", "started_at", "report"):
+                if section.get(label):
+                    console.print(Text.assemble("    ", _line(f"{label}: {section[label]}")))
+            for note in section.get("notes", []):
+                console.print(Text.assemble("    note: ", _line(note)))
+        if name == "findings" and section.get("open"):
+            table = Table(show_header=True)
+            for column in ("by", "value", "open"):
+                table.add_column(column, overflow="fold")
+            for by in ("type", "severity", "owner", "account"):
+                for value, count in section.get(f"by_{by}", {}).items():
+                    table.add_row(_line(by), _line(value), _line(count))
+            console.print(table)
+        if name == "key_policy_changes" and section.get("listed"):
+            table = Table(show_header=True)
+            for column in ("since", "key", "principal", "account"):
+                table.add_column(column, overflow="fold")
+            for change in section["listed"]:
+                key = change["kms_key_arn"] + (f" ({change['kms_key_alias']})" if change["kms_key_alias"] else "")
+                table.add_row(
+                    _line(change["since"]), _line(key), _line(change["principal_arn"]), _line(change["account"])
+                )
+            console.print(table)
+        if name == "alarms":
+            for alarm, alarm_state in section.get("states", {}).items():
+                style = "bold red" if alarm_state == "ALARM" else "green" if alarm_state == "OK" else "yellow"
+                console.print(Text.assemble("    ", _line(alarm_state, style), " ", _line(alarm)))

@@ -2,13 +2,16 @@
 the owning team (the ``OWNER_TAG_KEY`` tag of the object's bucket, or of the key) and the key's
 alias (shown next to its ARN in every human rendering; the machine document keeps the ARN).
 
-Each bucket's tags and each key's tags and aliases are read once per warm container (at most
-:data:`MAX_CACHED` of each, then the cache starts again). A lookup that fails leaves the field
-empty (logged): names never stop a finding.
+Each bucket's tags and each key's tags and aliases are read at most once per :data:`TTL_SECONDS`
+per warm container (a retagged bucket or a new alias shows within 5 minutes, like the accepted
+exceptions' reload), and at most :data:`MAX_CACHED` of each are kept (the oldest read is dropped
+first). A lookup that fails leaves the field empty (logged) and is cached too, for the same time:
+names never stop a finding, and a denied lookup is not retried for every finding.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Final
@@ -20,18 +23,23 @@ from clguard.observability import logger
 from clguard.reporting.findings import Finding, KmsKeyResource
 
 MAX_CACHED: Final = 1_000
+TTL_SECONDS: Final = 300.0
 OWNER_MAX: Final = 256  # a tag value's limit
+clock = time.monotonic  # what the TTL is measured with (a test moves it)
 
 
 class _Memo[V]:
-    """A bounded per-container memo: at most MAX_CACHED entries, then it starts again."""
+    """A bounded per-container memo: an entry lives TTL_SECONDS; at most MAX_CACHED entries (the
+    oldest read is dropped first)."""
 
     def __init__(self) -> None:
-        self._values: dict[str, V | None] = {}
+        self._values: dict[str, tuple[float, V | None]] = {}
 
     def get(self, key: str, read: Callable[[str], V], what: str) -> V | None:
-        if key in self._values:
-            return self._values[key]
+        now = clock()
+        cached = self._values.get(key)
+        if cached is not None and now - cached[0] < TTL_SECONDS:
+            return cached[1]
         value: V | None
         try:
             value = read(key)
@@ -40,9 +48,10 @@ class _Memo[V]:
                 f"could not read the {what}; left out of the finding", extra={"resource": key, "error": str(error)}
             )
             value = None
-        if len(self._values) >= MAX_CACHED:
-            self._values.clear()
-        self._values[key] = value
+        self._values.pop(key, None)  # re-read: now the newest entry
+        while len(self._values) >= MAX_CACHED:
+            self._values.pop(next(iter(self._values)), None)  # insertion order: the oldest read
+        self._values[key] = (now, value)
         return value
 
     def __len__(self) -> int:

@@ -32,7 +32,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from clguard.adapters import sns, sqs
@@ -84,6 +84,18 @@ class Publisher:
         findings on it are closed at the flush (nothing when SECURITY_HUB is off)."""
         if self.security_hub is not None:
             self.security_hub.seen_gone(account, region, resource, why)
+
+    def key_decided(self, key_arn: str, statuses: Mapping[str, str], *, account: str, region: str) -> None:
+        """The key decision per principal (keydecision.KeyStatus values) of a usable key: Security
+        Hub's findings it shows gone or superseded are closed at the flush (``SecurityHubOutput.key_decided``)."""
+        if self.security_hub is not None:
+            self.security_hub.key_decided(account, region, key_arn, statuses)
+
+    def key_unusable(self, key_arn: str, state: str | None, *, not_found: bool, account: str, region: str) -> None:
+        """A key that cannot serve training: deleted or pending deletion, its access findings are
+        archived at the flush (``SecurityHubOutput.key_unusable``)."""
+        if self.security_hub is not None:
+            self.security_hub.key_unusable(account, region, key_arn, state, not_found=not_found)
 
     def flush(self) -> None:
         """The end of a unit of work: send what the sibling outputs hold (Security Hub). Never raises."""
@@ -196,6 +208,8 @@ class Publisher:
             self._seen.add(fingerprint)
             return False
         self._seen.add(fingerprint)
+        if not sent and self.security_hub is not None:
+            self.security_hub.still_open(finding)  # published before: reopened in Security Hub if closed since
         if sent:
             self.published.append(finding)
             if self.security_hub is not None:

@@ -33,6 +33,7 @@ from clguard.reporting.findings import (
     Severity,
 )
 from clguard.rules import policy
+from clguard.rules.arns import parse_principal_arn
 
 SUBJECT_MAX: Final = 99  # SNS: "must be less than 100 characters long"
 CHAT_DESCRIPTION_MAX: Final = 7_000
@@ -163,7 +164,19 @@ _DATASET_NEXT_STEPS: Final = (
 def next_steps(finding: Finding) -> tuple[str, ...]:
     if finding.finding_type is FindingType.MANIFEST_INVALID and isinstance(finding.resource, ProjectVersionResource):
         return _DATASET_NEXT_STEPS
+    if finding.finding_type is FindingType.PRINCIPAL_NOT_ALLOWED and finding.principal_arn:
+        return (_refused_principal_step(finding.principal_arn, finding.account),)
     return _NEXT_STEPS.get((finding.finding_type, finding.outcome), _NEXT_STEPS.get((finding.finding_type, None), ()))
+
+
+def _refused_principal_step(principal: str, account: str) -> str:
+    """The one PRINCIPAL_NOT_ALLOWED step that applies to this principal (its e-mail stays short):
+    a role or user of this account outside the patterns, one of another account, or neither."""
+    own, other, never = _NEXT_STEPS[(FindingType.PRINCIPAL_NOT_ALLOWED, None)]
+    parsed = parse_principal_arn(principal)
+    if parsed is None:
+        return never
+    return own if parsed.account == account else other
 
 
 _NOT_SUBJECT = re.compile(r"[^\x20-\x7e]")
@@ -318,7 +331,21 @@ def email_text(finding: Finding) -> str:
         lines.append("What to do next:")
         lines.extend(f"  - {one_line(step)}" for step in steps)
     lines += ["", f"Event {one_line(finding.source_event_id)}, observed {one_line(finding.observed_at)}."]
-    return "\n".join(lines)
+    return "\n".join(_key_arn_once(lines, finding))
+
+
+def _key_arn_once(lines: list[str], finding: Finding) -> list[str]:
+    """The key's ARN once (on the line that names the key, with its alias): elsewhere the e-mail
+    says the alias, or "the key" (issue 24: every e-mail short, the key ARN once)."""
+    arn = finding.kms_key_arn or (finding.resource.arn if isinstance(finding.resource, KmsKeyResource) else "")
+    if not arn:
+        return lines
+    shown = one_line(arn)
+    home = next((i for i, line in enumerate(lines) if line.startswith(("Where: KMS key ", "KMS key: "))), None)
+    if home is None or shown not in lines[home]:
+        return lines
+    other = one_line(finding.key_alias) if finding.key_alias else "the key"
+    return [line if i == home else line.replace(shown, other) for i, line in enumerate(lines)]
 
 
 def markdown_text(value: str) -> str:

@@ -184,3 +184,9 @@ def swap_last_run(table: str, run_id: str) -> str:
     last = dynamodb.get(table, LAST_RUN_ID)
     dynamodb.put(table, {"id": {"S": LAST_RUN_ID}, "run_id": {"S": run_id}})
     return str(last.get("run_id", {}).get("S", "")) if last else ""
+
+
+def last_run_id(table: str) -> str:
+    """The run started last ("" if none ever started)."""
+    last = dynamodb.get(table, LAST_RUN_ID)
+    return str(last.get("run_id", {}).get("S", "")) if last else ""

@@ -14,6 +14,22 @@ per open finding on it::
 Bounds, all here: an item expires TTL_SECONDS after its last open import (refreshed when the
 condition is seen again); a document is kept only when at most DOC_BYTES; an item keeps at
 most MAX_PER_RESOURCE findings (the oldest dropped beyond), so it stays under DynamoDB's 400 KB.
+
+What closing needs of a recorded finding is in its document, read by :func:`condition`: its
+finding type and principal (``ProductFields``: a key's findings are per principal, so a
+principal found granted closes only its own) and when the condition was last raised
+(``CreatedAt``, the finding's ``observed_at``: evidence older than that closes nothing).
+
+The objects of a bucket with open findings are also indexed, per bucket (one item, a string set
+of short digests of their names, TTL refreshed on every add)::
+
+    {"id": "securityhub-open-in#<digest of account, region, bucket>", "names": {"<digest>", ...},
+     "expiration": <epoch>}
+
+so that the audit, reading a bucket's S3 Inventory, finds the few rows that may close something
+without a read per row (:func:`indexed`). The index holds at most MAX_INDEXED names (an add is
+refused beyond, counted: such an object is still closed by its events, not by an inventory); a
+name leaves it when its object's last open finding closes, or when a lookup finds no record.
 """
 
 from __future__ import annotations
@@ -21,7 +37,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from clguard.adapters import dynamodb
@@ -31,6 +49,54 @@ TTL_SECONDS: Final = 90 * 24 * 3600
 DOC_BYTES: Final = 7_500  # ours are about 2 KB; the documented limits allow more
 MAX_PER_RESOURCE: Final = 40  # 40 x 7.5 KB = 300 KB, under the 400 KB item limit
 ATTRIBUTE_PREFIX: Final = "f"
+INDEX_PREFIX: Final = "securityhub-open-in#"
+INDEX_ATTRIBUTE: Final = "names"
+MAX_INDEXED: Final = 10_000  # 10,000 x ~20 bytes: far under the 400 KB item limit
+NAME_DIGEST: Final = 16  # hex characters of an indexed name's digest (a collision costs one read)
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """What closing needs to know of one recorded open finding."""
+
+    finding_type: str
+    principal: str | None
+    raised_at: datetime | None  # None: unknown (never closed by dated evidence)
+
+
+def condition(document: Mapping[str, Any]) -> Condition:
+    fields = document.get("ProductFields") or {}
+    principal = fields.get("CustomLabelsGuard/principal_arn") if isinstance(fields, Mapping) else None
+    finding_type = fields.get("CustomLabelsGuard/finding_type", "") if isinstance(fields, Mapping) else ""
+    return Condition(str(finding_type), str(principal) if principal else None, parse_time(document.get("CreatedAt")))
+
+
+def parse_time(value: object) -> datetime | None:
+    """An ISO 8601 time (``Z`` or an offset, with or without fractions), in UTC; None if it is not one."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def bucket_of(resource: str) -> str | None:
+    """The bucket of an object's name (``s3://bucket/key``); None for any other resource."""
+    if not resource.startswith("s3://"):
+        return None
+    bucket, _, key = resource[5:].partition("/")
+    return bucket if bucket and key else None
+
+
+def index_id(account: str, region: str, bucket: str) -> str:
+    digest = hashlib.sha256(json.dumps([account, region, bucket]).encode()).hexdigest()
+    return f"{INDEX_PREFIX}{digest[:40]}"
+
+
+def name_digest(resource: str) -> str:
+    return hashlib.sha256(resource.encode()).hexdigest()[:NAME_DIGEST]
 
 
 def item_id(account: str, region: str, resource: str) -> str:
@@ -99,9 +165,59 @@ def open_findings_of(
 
 
 def forget(table: str, account: str, region: str, resource: str, finding_ids: Sequence[str]) -> None:
-    """These findings are closed: no longer open on the resource."""
+    """These findings are closed: no longer open on the resource (an object with none left
+    leaves its bucket's index)."""
     if not finding_ids:
         return
     names = {f"#a{i}": attribute(f) for i, f in enumerate(sorted(set(finding_ids)))}
     key = item_id(account, region, resource)
-    dynamodb.update(table, key, "REMOVE " + ", ".join(names), names=names, condition="attribute_exists(id)")
+    after = dynamodb.update(table, key, "REMOVE " + ", ".join(names), names=names, condition="attribute_exists(id)")
+    if after is not None and not _documents(after):
+        unindex(table, account, region, [resource])
+
+
+def index(table: str, account: str, region: str, resources: Iterable[str]) -> int:
+    """Index the objects among ``resources`` (per bucket: one UpdateItem per bucket). The number
+    not indexed because their bucket's index is full (MAX_INDEXED)."""
+    by_bucket: dict[str, set[str]] = {}
+    for resource in resources:
+        bucket = bucket_of(resource)
+        if bucket is not None:
+            by_bucket.setdefault(bucket, set()).add(name_digest(resource))
+    refused = 0
+    expiration = str(int(time.time()) + TTL_SECONDS)
+    for bucket, digests in sorted(by_bucket.items()):
+        taken = dynamodb.update(
+            table,
+            index_id(account, region, bucket),
+            "ADD #n :d SET expiration = :e",
+            names={"#n": INDEX_ATTRIBUTE},
+            values={":d": {"SS": sorted(digests)}, ":e": {"N": expiration}, ":max": {"N": str(MAX_INDEXED)}},
+            condition="attribute_not_exists(#n) OR size(#n) < :max",
+        )
+        if taken is None:
+            refused += len(digests)
+    return refused
+
+
+def unindex(table: str, account: str, region: str, resources: Iterable[str]) -> None:
+    by_bucket: dict[str, set[str]] = {}
+    for resource in resources:
+        bucket = bucket_of(resource)
+        if bucket is not None:
+            by_bucket.setdefault(bucket, set()).add(name_digest(resource))
+    for bucket, digests in sorted(by_bucket.items()):
+        dynamodb.update(
+            table,
+            index_id(account, region, bucket),
+            "DELETE #n :d",
+            names={"#n": INDEX_ATTRIBUTE},
+            values={":d": {"SS": sorted(digests)}},
+            condition="attribute_exists(id)",  # never creates an index item
+        )
+
+
+def indexed(table: str, account: str, region: str, bucket: str) -> frozenset[str]:
+    """The digests (:func:`name_digest`) of the bucket's objects with open findings: one GetItem."""
+    item = dynamodb.get(table, index_id(account, region, bucket)) or {}
+    return frozenset(item.get(INDEX_ATTRIBUTE, {}).get("SS", []))

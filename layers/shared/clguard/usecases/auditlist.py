@@ -26,6 +26,7 @@ from clguard.errors import (
     Throttled,
 )
 from clguard.observability import count, logger
+from clguard.reporting import securityhub
 from clguard.reporting.findings import Finding, FindingType, Outcome
 from clguard.reporting.publisher import Publisher
 from clguard.rules.encryption import Encryption
@@ -256,6 +257,8 @@ class Lister:
 
     def _inventory_rows(self, bucket: str, manifest: inventory.Manifest, bulk: bulkremediation.BulkRemediation) -> None:
         settles = self.settings.encryption_requirement is EncryptionRequirement.SSE_S3_OR_KMS
+        where = (self.settings.account_id, self.settings.region, bucket)
+        close = securityhub.inventory_closer(self.publisher.security_hub, *where, manifest.created)
         start_file, skip = self.cursor.inventory_file, self.cursor.inventory_row
         for file_index, row_index, row in inventory.rows(manifest, start_file=start_file, skip_rows=skip):
             if file_index != self.cursor.inventory_file:
@@ -268,6 +271,7 @@ class Lister:
                 # Compliant under SSE_S3_OR_KMS, and no key whose access to ensure: no HeadObject.
                 self.cursor.listed += 1
                 self.settled[f"n|{bucket}|{Encryption.SSE_S3.value}|OK"] += 1
+                close(row.key, row.last_modified)  # its open Security Hub findings, when certain
                 continue
             state = object_state(row.etag, row.last_modified)
             found = bulkremediation.candidate(self.settings, row.key, state, row.encryption)

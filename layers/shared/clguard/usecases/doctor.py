@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from clguard.adapters import operator
 from clguard.boundary.config import Settings
-from clguard.errors import AwsError, KeyUnreadable
+from clguard.errors import AwsError, KeyUnreadable, NotFound
 from clguard.rules import policy
 from clguard.rules.policy import StatementSpec
 from clguard.state.keydirectory import KeyDirectory
@@ -67,6 +67,13 @@ def bucket_notifications(world: World) -> list[Check]:
         title = f"s3://{bucket} sends its events to EventBridge"
         try:
             on = operator.bucket_notifications(bucket).eventbridge
+        except NotFound:
+            missing = (
+                "create the bucket in this account and region, or remove it from the stack's TrainingBuckets\n"
+                "(sam deploy --parameter-overrides TrainingBuckets=<your buckets>)"
+            )
+            out.append(Check("bucket-notifications", title, FAIL, "the bucket does not exist", missing))
+            continue
         except AwsError as error:
             out.append(Check("bucket-notifications", title, FAIL, f"could not read it: {error}", _grant_hint()))
             continue

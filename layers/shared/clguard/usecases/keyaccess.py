@@ -39,6 +39,10 @@ def ensure_access(ctx: Context, reference: str, wants: Mapping[str, Sequence[Sta
         arn = reference if key is None else key.arn
         detail = f"{reason}; needed for {ctx.origin}"
         result.published += publish(ctx, ctx.finding(FindingType.KEY_UNUSABLE, Outcome.REPORTED, arn, detail))
+        state, gone = (None, ctx.keys.lookup(reference).not_found) if key is None else (key.state, False)
+        ctx.publisher.key_unusable(
+            arn, state, not_found=gone, account=ctx.settings.account_id, region=ctx.settings.region
+        )
         return result
     assert key is not None
     try:
@@ -66,6 +70,8 @@ def _ensure_on(
     not managed, report mode (``_lacking``), or the locked write (``grant``)."""
     document = _current_policy(ctx, key, wants)
     decisions = decide(ctx.keys, ctx.settings, key, document, wants)
+    statuses = {p: d.status.value for p, d in decisions.items()}
+    ctx.publisher.key_decided(key.arn, statuses, account=ctx.settings.account_id, region=ctx.settings.region)
     needed = {p: d.missing for p, d in decisions.items() if d.status is not KeyStatus.OK}
     _replay_intents(ctx, key.arn, needed, result)
     if not needed:
