@@ -20,6 +20,8 @@ moto made to behave like AWS
 - ``localaws.doubles.securityhub``: Security Hub finding imports and customer updates
   (BatchImportFindings, BatchUpdateFindings).
 - ``localaws.doubles.sts``: STS ``AssumeRole`` refused for a role that does not trust the caller.
+- ``localaws.doubles.cloudformation``: ``StackAlarms``, a stack's ``AWS::CloudWatch::Alarm`` created
+  and listed (moto's CloudFormation has no model for it).
 - ``localaws.eventbridge``: ``EventBridgeTap``, which rule matched which event on the moto server,
   and the gaps between moto's EventBridge and AWS's on that path.
 - ``localaws.doubles.s3control``: ``S3BatchJobs``, the double of S3 Batch Operations jobs (moto has none):

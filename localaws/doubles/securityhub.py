@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from unittest.mock import patch
 
@@ -158,6 +158,15 @@ def _require_enabled(backend: SecurityHubBackend, operation: str) -> None:
         )
 
 
+def _reopens(before: Mapping[str, Any], finding: Mapping[str, Any]) -> bool:
+    """An import that moves RecordState ARCHIVED -> ACTIVE or Compliance PASSED -> another status:
+    a closed finding seen again (API reference, ``Workflow``), whose workflow goes back to NEW."""
+    if before.get("RecordState") == "ARCHIVED" and finding.get("RecordState", "ACTIVE") == "ACTIVE":
+        return True
+    was_passed = (before.get("Compliance") or {}).get("Status") == "PASSED"
+    return was_passed and (finding.get("Compliance") or {}).get("Status", "PASSED") != "PASSED"
+
+
 def _import_one(
     backend: SecurityHubBackend, by_id: dict[str, SecurityHubFinding], finding: Any
 ) -> dict[str, str] | None:
@@ -185,13 +194,7 @@ def _import_one(
         by_id[created.id] = created
         return None
     kept = {name: existing.data[name] for name in _CUSTOMER_OWNED if name in existing.data}
-    if (kept.get("Workflow") or {}).get("Status") in ("NOTIFIED", "RESOLVED") and (
-        (existing.data.get("RecordState") == "ARCHIVED" and finding.get("RecordState", "ACTIVE") == "ACTIVE")
-        or (
-            (existing.data.get("Compliance") or {}).get("Status") == "PASSED"
-            and (finding.get("Compliance") or {}).get("Status", "PASSED") != "PASSED"
-        )
-    ):
+    if (kept.get("Workflow") or {}).get("Status") in ("NOTIFIED", "RESOLVED") and _reopens(existing.data, finding):
         kept["Workflow"] = {"Status": "NEW"}
     existing.data = {**finding, **kept}
     return None

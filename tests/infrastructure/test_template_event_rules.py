@@ -255,3 +255,25 @@ def test_load_event_returns_independent_copies() -> None:
 
     # Then the change did not leak
     assert second["detail"]["bucket"]["name"] == "custom-labels-training"
+
+
+OU = "ou-ab12-cd34ef56"
+
+
+@pytest.mark.parametrize("name", ["s3_object_created", "cloudtrail_s3_putobject", "cloudtrail_create_project_version"])
+def test_with_a_member_ou_every_account_the_bus_admits_reaches_the_functions(name: str) -> None:
+    # Given a central deployment whose members are an OU's accounts (the bus admits only the
+    # organization: OrganizationId), and whose TrainingBuckets do not list the member's bucket
+    parameters = {
+        "TrainingBuckets": ["central-only"],
+        "MemberOrganizationalUnitId": OU,
+        "OrganizationId": "o-a1b2c3d4e5",
+    }
+    patterns = rule_patterns(load_template(), parameters)
+    event = load_event(name)
+
+    # When the event comes from another account of the organization
+    # Then its rule matches it: the function decides from the OU's listing (an account outside
+    # the OU is EventsForeignAccount there), since no pattern can name an OU's accounts
+    assert matching_rules(patterns, {**event, "account": MEMBER}) == EXPECTED_RULES[name]
+    assert matching_rules(patterns, {**event, "account": STRANGER}) == EXPECTED_RULES[name]

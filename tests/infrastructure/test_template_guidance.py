@@ -107,6 +107,8 @@ KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890
         ({"EncryptionRequirement": "SSE_KMS", "RemediationMode": "report"}, []),
         ({"OrganizationId": "o-a1b2c3d4e5"}, ["MemberRoleNeedsMembers"]),
         ({"OrganizationId": "o-a1b2c3d4e5", "MemberAccountIds": "210987654321"}, []),
+        ({"MemberOrganizationalUnitId": "ou-ab12-cd34ef56"}, ["MemberUnitNeedsOrganization"]),
+        ({"MemberOrganizationalUnitId": "ou-ab12-cd34ef56", "OrganizationId": "o-a1b2c3d4e5"}, []),
         ({}, []),  # the defaults deploy
     ],
 )

@@ -59,6 +59,7 @@ COMMON_ACTIONS = (
     | {"sqs:SendMessage"}
     | {"sts:AssumeRole"}
     | {"organizations:DescribeOrganization"}
+    | {"organizations:ListAccountsForParent", "organizations:ListChildren"}  # MEMBER_OU (HasMemberOu)
     | FINDINGS_PLANE_ACTIONS
 )
 SQS_POLLER_ACTIONS = {
@@ -75,6 +76,8 @@ EXPECTED_ACTIONS = {
         "s3:ListBucket",
         "s3:GetInventoryConfiguration",
         "organizations:DescribeOrganization",
+        "organizations:ListAccountsForParent",
+        "organizations:ListChildren",
         "s3:GetObject",
         "s3:GetObjectVersion",
         "s3:PutObject",
@@ -109,6 +112,8 @@ ACCOUNT_PROJECTS = "arn:aws:rekognition:us-east-1:123456789012:project/*"
 NO_RESOURCE_LEVEL_ACTIONS = {
     "rekognition:DescribeProjects",
     "organizations:DescribeOrganization",
+    "organizations:ListAccountsForParent",
+    "organizations:ListChildren",
     "kms:ListAliases",
     "s3:CreateJob",  # conditioned on the job's operation (s3:RequestJobOperation) instead
 }
@@ -536,6 +541,31 @@ def test_member_roles_are_assumable_only_in_member_accounts(function: str) -> No
     assert len(assume_central) == 1
     assert resources_of(assume_central[0]) == ["arn:aws:iam::*:role/GuardMember"]
     assert assume_central[0]["Condition"] == {"StringEquals": {"aws:ResourceAccount": ["111122223333", "444455556666"]}}
+
+
+@pytest.mark.parametrize("function", [*FUNCTIONS, AUDIT])
+def test_an_ou_s_member_roles_are_assumable_only_under_that_ou_and_listing_it_only_with_it(function: str) -> None:
+    # Given the template with members as an OU of the organization, and without
+    template = load_template()
+    ou = {"MemberOrganizationalUnitId": "ou-ab12-cd34ef56", "OrganizationId": "o-a1b2c3d4e5"}
+    with_ou = function_policy_statements(template, function, {**FULL, **ou, "MemberRoleName": "GuardMember"})
+    without = function_policy_statements(template, function, {**FULL, "MemberAccountIds": "111122223333"})
+
+    # When the statements granting sts:AssumeRole and the OU listing are read
+    assume = statements_granting(with_ou, "sts:AssumeRole")
+    listing = statements_granting(with_ou, "organizations:ListAccountsForParent")
+
+    # Then the member role name may be assumed only in accounts whose organization path runs
+    # through that OU of that organization (the OU and every OU below it)
+    assert len(assume) == 1
+    assert resources_of(assume[0]) == ["arn:aws:iam::*:role/GuardMember"]
+    assert assume[0]["Condition"] == {
+        "ForAnyValue:StringLike": {"aws:ResourceOrgPaths": "o-a1b2c3d4e5/*/ou-ab12-cd34ef56/*"}
+    }
+    # And the listing (read-only) is granted only with the OU
+    assert [actions_of(s) for s in listing] == [{"organizations:ListAccountsForParent", "organizations:ListChildren"}]
+    assert statements_granting(without, "organizations:ListAccountsForParent") == []
+    assert statements_granting(without, "organizations:ListChildren") == []
 
 
 def queue_policy_statement(sid: str, parameters: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -196,3 +196,28 @@ def test_make_deploy_is_guided_until_a_default_environment_is_saved(tmp_path: Pa
     assert first.endswith("sam deploy --guided")
     assert named.endswith("sam deploy --config-env example")
     assert later.endswith("sam deploy ")
+
+
+def test_the_dashboard_reads_every_per_account_metric_per_account() -> None:
+    # Given the metrics the code counts per account (the Account dimension, docs/architecture.md §9)
+    from clguard.observability import ACCOUNT_DIMENSION, PER_ACCOUNT  # noqa: PLC0415 - the layer's own list
+
+    # When the dashboard's search expressions are read
+    searches = [
+        m[0]["expression"]
+        for widget in dashboard()["widgets"]
+        for m in widget["properties"].get("metrics", [])
+        if isinstance(m[0], dict) and "expression" in m[0]
+    ]
+
+    # Then each searches this stack's series that carry exactly the Account and service dimensions
+    assert searches
+    schema = f"{{{NAMESPACE},{ACCOUNT_DIMENSION},service}}"
+    for expression in searches:
+        assert expression.startswith(f'SEARCH(\'{schema} service="AWS::StackName"'), expression
+    # And every per-account name is found by one of them (a Violation.<type> by its first token)
+    for name in PER_ACCOUNT:
+        family = name.split(".")[0]
+        assert any(f'MetricName="{name}"' in e or (family != name and f"MetricName={family}" in e) for e in searches)
+    # And the per-account names are names the code emits (and the stack's graphs show)
+    assert emitted_metric_names() >= PER_ACCOUNT

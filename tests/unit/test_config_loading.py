@@ -207,6 +207,9 @@ def test_managed_key_tag_and_patterns_and_queue() -> None:
         ({"MEMBER_ACCOUNTS": "111122223333,o-abc"}, "MEMBER_ACCOUNTS"),
         ({"MEMBER_ROLE_NAME": "path/Role"}, "MEMBER_ROLE_NAME"),
         ({"MEMBER_ROLE_NAME": "r" * 65}, "MEMBER_ROLE_NAME"),
+        ({"MEMBER_OU": "r-ab12"}, "MEMBER_OU"),
+        ({"MEMBER_OU": "ou-ab12-cd34ef56,ou-ab12-11111111"}, "MEMBER_OU"),
+        ({"MEMBER_OU": "ou-AB12-CD34EF56"}, "MEMBER_OU"),
         (
             {"MEMBER_ACCOUNTS": "111122223333", "TRAINING_PRINCIPALS": "arn:aws:iam::210987654321:role/T"},
             "TRAINING_PRINCIPALS",

@@ -48,30 +48,29 @@ _FINDINGS_PLANE: Final = {
 }
 _FINDINGS_PLANE_S3: Final = ("GetBucketTagging", "GetObject")
 
+# What the two functions that ensure key access share besides S3 (docs/architecture.md §2, §11): the
+# key's policy, the findings plane, delivery (SNS, the outbox queue) and the state table.
+_KEY_ACCESS: Final = {
+    "kms": tuple(kms.IAM_ACTIONS),
+    "ssm": _FINDINGS_PLANE["ssm"],
+    "securityhub": _FINDINGS_PLANE["securityhub"],
+    # A Deny on the principal's organization (data-perimeter key policies) needs it.
+    "organizations": tuple(organizations.IAM_ACTIONS),
+    "sns": ("Publish",),
+    "sqs": ("SendMessage",),
+    "dynamodb": tuple(dynamodb.IAM_ACTIONS),
+}
+
 OPERATIONS: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
     "verify_object_encryption": {
         # PutObject: the message that completes an audit run writes its report.
         "s3": (*_OBJECT_REMEDIATION, "PutObject", *_FINDINGS_PLANE_S3),
-        "kms": tuple(kms.IAM_ACTIONS),
-        "ssm": _FINDINGS_PLANE["ssm"],
-        "securityhub": _FINDINGS_PLANE["securityhub"],
-        # A Deny on the principal's organization (data-perimeter key policies) needs it.
-        "organizations": tuple(organizations.IAM_ACTIONS),
-        "sns": ("Publish",),
-        "sqs": ("SendMessage",),
-        "dynamodb": tuple(dynamodb.IAM_ACTIONS),
+        **_KEY_ACCESS,
         "sts": ("AssumeRole",),  # member accounts only (MemberAccountIds)
     },
     "grant_training_access": {
         "s3": (*_OBJECT_REMEDIATION, "GetObject", "GetBucketEncryption", *_FINDINGS_PLANE_S3),
-        "kms": tuple(kms.IAM_ACTIONS),
-        "ssm": _FINDINGS_PLANE["ssm"],
-        "securityhub": _FINDINGS_PLANE["securityhub"],
-        # A Deny on the principal's organization (data-perimeter key policies) needs it.
-        "organizations": tuple(organizations.IAM_ACTIONS),
-        "sns": ("Publish",),
-        "sqs": ("SendMessage",),
-        "dynamodb": tuple(dynamodb.IAM_ACTIONS),
+        **_KEY_ACCESS,
         "sts": ("AssumeRole",),
         # Training from a project's datasets: the project's datasets, then their entries.
         "rekognition": ("DescribeProjects", "ListDatasetEntries"),
@@ -177,7 +176,7 @@ MEMBER_FUNCTIONS: Final = ("verify_object_encryption", "grant_training_access")
 # function reads what the member says about itself (its declaration, its organization).
 MEMBER_READS: Final[Mapping[str, tuple[str, ...]]] = {
     "s3": ("ListObjectsV2",),
-    "organizations": tuple(organizations.IAM_ACTIONS),
+    "organizations": ("DescribeOrganization",),  # its own organization (the OU listing is central)
     "ssm": tuple(declarations.IAM_ACTIONS),
 }
 
@@ -194,7 +193,7 @@ def member_actions() -> frozenset[str]:
     needed: set[str] = set(ON_OUR_BEHALF)
     for operations in (*(OPERATIONS[f] for f in MEMBER_FUNCTIONS), MEMBER_READS):
         for service, names in operations.items():
-            if service in clients.MEMBER_SCOPED or service in MEMBER_READS:
+            if service in clients.MEMBER_SCOPED or operations is MEMBER_READS:
                 table = _ADAPTERS[service].IAM_ACTIONS
                 for operation in names:
                     needed.update(table[operation])

@@ -1,4 +1,4 @@
-"""AWS Organizations: the organization the account acted in belongs to.
+"""AWS Organizations: the organization the account acted in belongs to; the accounts of an OU.
 
 Read only when a key policy's Deny depends on it (``aws:PrincipalOrgID``, ``aws:ResourceOrgID``:
 the data-perimeter key policies), once per account and warm container. A member account's is
@@ -17,7 +17,13 @@ from typing import Final
 from clguard.adapters.clients import Member, client, member_client, translated
 from clguard.errors import Refused
 
-IAM_ACTIONS: Final[Mapping[str, tuple[str, ...]]] = {"DescribeOrganization": ("organizations:DescribeOrganization",)}
+IAM_ACTIONS: Final[Mapping[str, tuple[str, ...]]] = {
+    "DescribeOrganization": ("organizations:DescribeOrganization",),
+    # MEMBER_OU: the member accounts of an organizational unit (the management account or a
+    # delegated administrator only; granted by the template only when the OU is set).
+    "ListAccountsForParent": ("organizations:ListAccountsForParent",),
+    "ListChildren": ("organizations:ListChildren",),
+}
 
 NOT_IN_USE: Final = "AWSOrganizationsNotInUseException"
 # A refused read is tried again after this long, not on every batch (an SCP may deny it for good).
@@ -74,6 +80,39 @@ def own_organization(*, member: Member | None = None, clock: Callable[[], float]
     with _lock:
         memo.read, memo.organization = True, found
     return found
+
+
+class UnitTooLarge(Exception):
+    """The organizational unit holds more accounts (or child OUs) than one listing may keep."""
+
+
+def active_accounts_under(unit: str, *, max_accounts: int, max_units: int) -> list[str]:
+    """The ACTIVE accounts of organizational unit ``unit`` and of every OU below it (the whole
+    subtree, as a StackSet's auto-deployment to the OU covers it), with the function's own
+    credentials. Raises UnitTooLarge past ``max_accounts`` accounts or ``max_units`` OUs (the
+    listing is kept in memory), the project's errors for AWS's refusals (the OU does not exist,
+    the caller is neither the management account nor a delegated administrator)."""
+    service = client("organizations")
+    accounts: list[str] = []
+    pending, units = [unit], 0
+    with translated():
+        while pending:
+            parent = pending.pop()
+            units += 1
+            if units > max_units:
+                raise UnitTooLarge(f"more than {max_units} organizational units under {unit}")
+            for page in service.get_paginator("list_accounts_for_parent").paginate(ParentId=parent):
+                for account in page.get("Accounts", []):
+                    if str(account.get("State") or account.get("Status") or "") != "ACTIVE":
+                        continue
+                    accounts.append(str(account["Id"]))
+                    if len(accounts) > max_accounts:
+                        raise UnitTooLarge(f"more than {max_accounts} active accounts under {unit}")
+            for page in service.get_paginator("list_children").paginate(
+                ParentId=parent, ChildType="ORGANIZATIONAL_UNIT"
+            ):
+                pending += [str(child["Id"]) for child in page.get("Children", [])]
+    return accounts
 
 
 def forget() -> None:

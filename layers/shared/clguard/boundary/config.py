@@ -44,6 +44,7 @@ VARIABLES: Final = (
     "VERIFY_QUEUE_URL",
     "MEMBER_ACCOUNTS",
     "MEMBER_ROLE_NAME",
+    "MEMBER_OU",
     "GUARD_ROLE_IDS",
     "SECURITY_HUB",
     "EXCEPTIONS",
@@ -81,6 +82,9 @@ class Settings:
     region: str
     member_accounts: frozenset[str] = frozenset()
     member_role_name: str = DEFAULT_MEMBER_ROLE_NAME
+    # MEMBER_OU: an organizational unit whose active accounts (and its child OUs') are members
+    # too ("" = none); listed by usecases.accounts.with_organization, never here.
+    member_ou: str = ""
     home_account: str = ""  # the deployment's own account ("" = account_id)
     # ALLOWED_PRINCIPAL_PATTERNS was left empty: the default follows the account acted on.
     default_patterns: bool = False
@@ -245,6 +249,7 @@ def load_settings(env: Mapping[str, str], *, account_id: str) -> Settings:
         region=region,
         member_accounts=frozenset(members),
         member_role_name=role_name,
+        member_ou=_member_ou(env),
         home_account=account_id,
         default_patterns=not env.get("ALLOWED_PRINCIPAL_PATTERNS", "").strip(),
         all_training_principals=tuple(principals),
@@ -258,11 +263,16 @@ def _region(env: Mapping[str, str]) -> str:
     return region
 
 
+def _matching(env: Mapping[str, str], name: str, pattern: re.Pattern[str], what: str) -> str:
+    """A required variable that must match ``pattern`` (an error names it and what it must be)."""
+    value = _required(env, name)
+    if not pattern.fullmatch(value):
+        raise ConfigError(name, f"{value!r} is not {what}")
+    return value
+
+
 def _topic(env: Mapping[str, str]) -> str:
-    topic = _required(env, "ALERT_TOPIC_ARN")
-    if not _TOPIC_ARN.fullmatch(topic):
-        raise ConfigError("ALERT_TOPIC_ARN", f"{topic!r} is not an SNS topic ARN")
-    return topic
+    return _matching(env, "ALERT_TOPIC_ARN", _TOPIC_ARN, "an SNS topic ARN")
 
 
 def _buckets(env: Mapping[str, str]) -> list[str]:
@@ -295,10 +305,7 @@ def _member_role_name(env: Mapping[str, str]) -> str:
 
 
 def _table(env: Mapping[str, str]) -> str:
-    table = _required(env, "STATE_TABLE")
-    if not _TABLE.fullmatch(table):
-        raise ConfigError("STATE_TABLE", f"{table!r} is not a DynamoDB table name")
-    return table
+    return _matching(env, "STATE_TABLE", _TABLE, "a DynamoDB table name")
 
 
 def _queue_url(env: Mapping[str, str]) -> str | None:
@@ -371,6 +378,17 @@ def _members(env: Mapping[str, str], account_id: str) -> list[str]:
         if not _ACCOUNT.fullmatch(member):
             raise ConfigError("MEMBER_ACCOUNTS", f"{member!r} is not a 12-digit AWS account id")
     return [m for m in members if m != account_id]
+
+
+# An organizational unit id: ou-<4-32 of the root id>-<8-32> (the Organizations API's pattern).
+_OU_ID = re.compile(r"^ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}$")
+
+
+def _member_ou(env: Mapping[str, str]) -> str:
+    raw = env.get("MEMBER_OU", "").strip()
+    if raw and not _OU_ID.fullmatch(raw):
+        raise ConfigError("MEMBER_OU", f"{raw!r} is not an organizational unit id (ou-...)")
+    return raw
 
 
 def _patterns(env: Mapping[str, str], account_id: str, region: str) -> list[str]:

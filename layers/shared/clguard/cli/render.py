@@ -5,7 +5,7 @@ invisible and bidirectional characters as visible escapes), since rich passes ES
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import IO, Any, Final
 
 from rich.console import Console
@@ -96,37 +96,59 @@ _SECTIONS: Final = (
 
 
 def _status(console: Console, document: Mapping[str, Any]) -> None:
+    """The verdict, then each section's summary line and its details (``_STATUS_DETAILS``)."""
     verdict = document["verdict"]
     console.print(Text.assemble("Custom Labels Guard: ", _line(verdict, _STYLE[verdict])))
     for name, title in (*_SECTIONS, ("alarms", "alarms")):
         section = document[name]
         state = section["state"]
         console.print(Text.assemble(_line(f"{title}: ", "bold"), _line(section["summary"], _STYLE[state])))
-        if name == "audit":
-            for label in ("run_id", "started_at", "report"):
-                if section.get(label):
-                    console.print(Text.assemble("    ", _line(f"{label}: {section[label]}")))
-            for note in section.get("notes", []):
-                console.print(Text.assemble("    note: ", _line(note)))
-        if name == "findings" and section.get("open"):
-            table = Table(show_header=True)
-            for column in ("by", "value", "open"):
-                table.add_column(column, overflow="fold")
-            for by in ("type", "severity", "owner", "account"):
-                for value, count in section.get(f"by_{by}", {}).items():
-                    table.add_row(_line(by), _line(value), _line(count))
-            console.print(table)
-        if name == "key_policy_changes" and section.get("listed"):
-            table = Table(show_header=True)
-            for column in ("since", "key", "principal", "account"):
-                table.add_column(column, overflow="fold")
-            for change in section["listed"]:
-                key = change["kms_key_arn"] + (f" ({change['kms_key_alias']})" if change["kms_key_alias"] else "")
-                table.add_row(
-                    _line(change["since"]), _line(key), _line(change["principal_arn"]), _line(change["account"])
-                )
-            console.print(table)
-        if name == "alarms":
-            for alarm, alarm_state in section.get("states", {}).items():
-                style = "bold red" if alarm_state == "ALARM" else "green" if alarm_state == "OK" else "yellow"
-                console.print(Text.assemble("    ", _line(alarm_state, style), " ", _line(alarm)))
+        details = _STATUS_DETAILS.get(name)
+        if details is not None:
+            details(console, section)
+
+
+def _audit_details(console: Console, section: Mapping[str, Any]) -> None:
+    for label in ("run_id", "started_at", "report"):
+        if section.get(label):
+            console.print(Text.assemble("    ", _line(f"{label}: {section[label]}")))
+    for note in section.get("notes", []):
+        console.print(Text.assemble("    note: ", _line(note)))
+
+
+def _findings_details(console: Console, section: Mapping[str, Any]) -> None:
+    if not section.get("open"):
+        return
+    table = Table(show_header=True)
+    for column in ("by", "value", "open"):
+        table.add_column(column, overflow="fold")
+    for by in ("type", "severity", "owner", "account"):
+        for value, count in section.get(f"by_{by}", {}).items():
+            table.add_row(_line(by), _line(value), _line(count))
+    console.print(table)
+
+
+def _changes_details(console: Console, section: Mapping[str, Any]) -> None:
+    if not section.get("listed"):
+        return
+    table = Table(show_header=True)
+    for column in ("since", "key", "principal", "account"):
+        table.add_column(column, overflow="fold")
+    for change in section["listed"]:
+        key = change["kms_key_arn"] + (f" ({change['kms_key_alias']})" if change["kms_key_alias"] else "")
+        table.add_row(_line(change["since"]), _line(key), _line(change["principal_arn"]), _line(change["account"]))
+    console.print(table)
+
+
+def _alarms_details(console: Console, section: Mapping[str, Any]) -> None:
+    for alarm, alarm_state in section.get("states", {}).items():
+        style = "bold red" if alarm_state == "ALARM" else "green" if alarm_state == "OK" else "yellow"
+        console.print(Text.assemble("    ", _line(alarm_state, style), " ", _line(alarm)))
+
+
+_STATUS_DETAILS: Final[dict[str, Callable[[Console, Mapping[str, Any]], None]]] = {
+    "audit": _audit_details,
+    "findings": _findings_details,
+    "key_policy_changes": _changes_details,
+    "alarms": _alarms_details,
+}

@@ -214,7 +214,7 @@ class Publisher:
             self.published.append(finding)
             if self.security_hub is not None:
                 self.security_hub.add(finding)
-            count("FindingsPublished")
+            count("FindingsPublished", account=finding.account)
             logger.info(
                 "finding published",
                 extra={

@@ -8,6 +8,13 @@ member role (assumed once per member and warm container), with the member's guar
 (``clguard.boundary.declaration``: its buckets, its own re-encryption key, its trainers), read
 through that member role once per ``DECLARATION_SECONDS`` and warm container. Work for any other
 account changes nothing and assumes nothing.
+
+With ``MEMBER_OU`` the members are also the active accounts of that organizational unit and of
+every OU below it (``with_organization``): listed with the function's own role (the central
+account must be the organization's management account or a delegated administrator), once per
+``OU_LISTING_SECONDS`` and warm container, and only when needed (an account not otherwise served,
+the audit's run). A listing that fails keeps the last good one (for ``OU_UNREADABLE_SECONDS``),
+or serves MEMBER_ACCOUNTS alone, with an ERROR line and ``MemberUnitUnreadable``.
 """
 
 from __future__ import annotations
@@ -15,10 +22,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
-from clguard.adapters import declarations
+from clguard.adapters import declarations, organizations
 from clguard.adapters.clients import Member
 from clguard.boundary.config import Settings
 from clguard.boundary.declaration import PARAMETER_NAME, Declaration, InvalidDeclaration, parse_declaration
@@ -87,8 +94,64 @@ def declaration_problem(account: str) -> str:
     return found.problem if found is not None else ""
 
 
+# MEMBER_OU: a new account of the OU is served within this long (per warm container); a listing
+# that fails is tried again after OU_UNREADABLE_SECONDS. The listing is bounded (in memory).
+OU_LISTING_SECONDS: Final = 900.0
+OU_UNREADABLE_SECONDS: Final = 60.0
+MAX_OU_ACCOUNTS: Final = 10_000
+MAX_OU_UNITS: Final = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Listing:
+    unit: str
+    accounts: frozenset[str]
+    until: float
+
+
+_listing: list[_Listing] = []  # at most one: the configured OU's last listing
+
+
+def organization_members(settings: Settings, *, clock: Callable[[], float] = time.monotonic) -> frozenset[str]:
+    """The active accounts of MEMBER_OU and its child OUs, the deployment's own left out (empty
+    without MEMBER_OU). Transient errors are raised as they are (the unit of work retries)."""
+    unit = settings.member_ou
+    if not unit:
+        return frozenset()
+    with _lock:
+        last = next((found for found in _listing if found.unit == unit), None)
+    if last is not None and clock() < last.until:
+        return last.accounts
+    try:
+        listed = organizations.active_accounts_under(unit, max_accounts=MAX_OU_ACCOUNTS, max_units=MAX_OU_UNITS)
+        found = _Listing(unit, frozenset(listed) - {settings.home}, clock() + OU_LISTING_SECONDS)
+    except (Refused, organizations.UnitTooLarge) as error:
+        kept = last.accounts if last is not None else frozenset()
+        logger.error(
+            "the member organizational unit could not be listed: its accounts are not served "
+            "(the central account must be the management account or a delegated administrator, "
+            "with organizations:ListAccountsForParent and organizations:ListChildren)",
+            extra={"member_ou": unit, "error": str(error), "accounts_kept": len(kept)},
+        )
+        count("MemberUnitUnreadable")
+        found = _Listing(unit, kept, clock() + OU_UNREADABLE_SECONDS)
+    with _lock:
+        _listing[:] = [found]
+    return found.accounts
+
+
+def with_organization(settings: Settings) -> Settings:
+    """``settings`` serving MEMBER_OU's accounts too (unchanged without MEMBER_OU)."""
+    members = organization_members(settings)
+    if members <= settings.member_accounts:
+        return settings
+    return replace(settings, member_accounts=settings.member_accounts | members)
+
+
 def settings_for(settings: Settings, account: str) -> Settings | None:
     """The settings for work in ``account`` (None: not served): the member's declaration applied."""
+    if not settings.serves(account) and settings.member_ou:
+        settings = with_organization(settings)  # an account of MEMBER_OU, perhaps
     if not settings.serves(account):
         return None
     if account == settings.home:
@@ -100,3 +163,4 @@ def forget() -> None:
     """Forget the declarations read (tests; a new container forgets by itself)."""
     with _lock:
         _declarations.clear()
+        _listing.clear()

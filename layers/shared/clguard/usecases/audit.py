@@ -44,7 +44,7 @@ from clguard.errors import (
 from clguard.observability import count, logger
 from clguard.reporting.publisher import Publisher
 from clguard.reporting.unitofwork import Unit
-from clguard.usecases import auditlist, auditmembers, auditrecord, bulkremediation
+from clguard.usecases import accounts, auditlist, auditmembers, auditrecord, bulkremediation
 
 MAX_TRANSIENT_ATTEMPTS: Final = 5  # continuations in a row after throttling, then the bucket is noted as partial
 
@@ -119,6 +119,7 @@ def run(
     (default: Lambda asynchronous invocation of this function); ``trainings(settings,
     publisher, run_id)`` audits the failed trainings (default: ``clguard.usecases.failed_trainings``)."""
     cursor = parse_input(event)
+    settings = accounts.with_organization(settings)  # MEMBER_OU's accounts are members too
     publisher = Publisher(settings, lambda_context=lambda_context)
     unit = Unit(publisher)  # the first invocation's failed trainings: retried by Lambda as a whole
     found = auditmembers.targets(settings)

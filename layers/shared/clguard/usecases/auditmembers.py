@@ -57,7 +57,7 @@ def report_unreachable(settings: Settings, publisher: Publisher, run_id: str, fo
     notes = []
     for account, problem in found.unreachable:
         notes.append(f"member account {account}: not covered, its role could not be used ({problem[:300]})")
-        count("MembersUnreachable")
+        count("MembersUnreachable", account=account)
         publisher.publish(
             Finding(
                 finding_type=FindingType.MEMBER_UNREACHABLE,
@@ -97,7 +97,7 @@ def all_failed_trainings(
                 out += audit_trainings(member_settings, publisher, run_id)
         except (MemberUnreachable, RetryableError, AwsError) as error:
             logger.warning("member trainings not audited", extra={"account": account, "error": str(error)})
-            count("MembersUnreachable")
+            count("MembersUnreachable", account=account)
             out.append(
                 {
                     "arn": "",

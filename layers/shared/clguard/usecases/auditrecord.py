@@ -14,6 +14,7 @@ from clguard.boundary.config import Settings
 from clguard.observability import count, logger
 from clguard.reporting.rendering import chat_notification
 from clguard.state import auditrows, auditruns
+from clguard.usecases import accounts
 
 if TYPE_CHECKING:
     from clguard.usecases.audit import AuditConfig
@@ -95,6 +96,7 @@ def add_notes(settings: Settings, run_id: str, notes: Sequence[str]) -> None:
 def finalize(settings: Settings, run_id: str, *, lambda_context: Any = None) -> dict[str, str] | None:
     """Once per run (a conditional update elects the one caller): write the report, publish the
     summary. Returns the report's locations, or None when another caller finalizes."""
+    settings = accounts.with_organization(settings)  # a member key of MEMBER_OU is read as the member
     item = auditruns.claim_finalize(settings.state_table, run_id)
     if item is None:
         return None

@@ -172,11 +172,33 @@ def plan(items: Iterable[Item]) -> list[HumanMessage]:
         message.record_ids += batch.extra_of(message)
     for members, message in zip(batch.groups.values(), digests, strict=True):
         message.record_ids += batch.extra_of(members)
+    immediate, digests = by_account(batch.immediate), by_account(digests)
     if not batch.muted:
-        return batch.immediate + digests
+        return immediate + digests
     quiet = accepted_exceptions(batch.muted)
     quiet.record_ids += batch.extra_of(batch.muted)
-    return [*batch.immediate, *digests, quiet]
+    return [*immediate, *digests, quiet]
+
+
+_ACCOUNT_ID: Final = re.compile(r"[0-9]{12}")
+
+
+def by_account(messages: list[HumanMessage]) -> list[HumanMessage]:
+    """Per-account views (issue 21): each message about one account's findings carries the message
+    attribute ``account`` (a team subscribes to its account's messages with an SNS filter policy
+    on the human topic), and when a batch's messages come from several accounts they are grouped
+    account by account (stable: within an account, the order of each group's first finding)."""
+    accounts: list[str] = []
+    for message in messages:
+        account = message.default.get("account")
+        if isinstance(account, str) and _ACCOUNT_ID.fullmatch(account):
+            message.attributes["account"] = account
+        accounts.append(message.attributes.get("account", ""))
+    if len(set(accounts)) < 2:
+        return messages
+    first_seen = {account: n for n, account in reversed(list(enumerate(accounts)))}
+    order = sorted(range(len(messages)), key=lambda n: (first_seen[accounts[n]], n))
+    return [messages[n] for n in order]
 
 
 def findings_counted(messages: Iterable[HumanMessage]) -> int:

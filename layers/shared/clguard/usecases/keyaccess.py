@@ -87,7 +87,7 @@ def _ensure_on(
     if status is KeyStatus.NOT_MANAGED:
         result.status = KeyStatus.NOT_MANAGED
         tag_key, tag_value = ctx.settings.managed_key_tag
-        count("Refusals", len(needed))
+        count("Refusals", len(needed), account=ctx.settings.account_id)
         why = f"but the key does not carry the opt-in tag {tag_key}={tag_value}"
         return _lacking(
             ctx, key, needed, result, finding_type=FindingType.KEY_NOT_MANAGED, outcome=Outcome.REFUSED, why=why
@@ -142,7 +142,7 @@ def _set_aside(
     for principal in [p for p in needed if decisions[p].status is status]:
         decision = decisions[principal]
         del needed[principal]
-        count("Refusals")
+        count("Refusals", account=ctx.settings.account_id)
         if status is KeyStatus.REFUSED:
             result.refused[principal] = decision.reason or ""
         else:

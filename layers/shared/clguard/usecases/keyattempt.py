@@ -179,7 +179,7 @@ def attempt_write(
         return out
     for principal, specs in grants:
         out.granted.append(principal)
-        count("Grants")
+        count("Grants", account=ctx.settings.account_id)
         sids = [s.sid for s in specs]
         logger.info("granted key access", extra={"key": key.arn, "principal": principal, "sids": sids})
     out.findings += remediated(note)

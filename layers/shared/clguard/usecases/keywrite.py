@@ -106,7 +106,7 @@ def _opted_out(ctx: Context, key: KeyInfo, needed: Mapping[str, Sequence[Stateme
     tag_key, tag_value = ctx.settings.managed_key_tag
     if ctx.keys.fresh_tags(key.arn).get(tag_key) == tag_value:
         return None
-    count("Refusals", len(needed))
+    count("Refusals", len(needed), account=ctx.settings.account_id)
     why = f"the key no longer carries the opt-in tag {tag_key}={tag_value} (re-read before the write)"
     findings = [
         ctx.finding(

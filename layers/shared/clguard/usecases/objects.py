@@ -154,7 +154,7 @@ def _report(
         kms_key_arn=key_arn,
         origin=work.origin,
     )
-    count(f"Violation.{finding_type.value}")
+    count(f"Violation.{finding_type.value}", account=ctx.settings.account_id)
     result.condition = result.condition or finding_type.value
     if ctx.publisher.publish(finding):
         result.findings.append(finding)
@@ -207,7 +207,7 @@ def _check(work: ObjectWork, ctx: Context, h: Head, result: ObjectResult) -> Obj
                 resource=resource,
             )
             if outcome is Outcome.REMEDIATED:
-                count("Remediations")
+                count("Remediations", account=ctx.settings.account_id)
     return final
 
 

@@ -139,28 +139,12 @@ def findings_sections(run: Mapping[str, Any] | None) -> list[Section]:
             Section("findings", UNKNOWN, f"{why}: the open findings are counted by the audit"),
             Section("key_policy_changes", UNKNOWN, f"{why}; CloudTrail keeps every PutKeyPolicy: {CLOUDTRAIL_HINT}"),
         ]
-    by: dict[str, Counter[str]] = {k: Counter() for k in ("type", "severity", "owner", "account")}
-    changes: list[dict[str, str]] = []
-    read = changed = 0
-    complete = True
     try:
-        for row in _rows(run):
-            if read >= MAX_ROWS:
-                complete = False
-                break
-            read += 1
-            if row.get("section") == "open":
-                by["type"][str(row.get("finding_type", ""))] += 1
-                by["severity"][str(row.get("severity", ""))] += 1
-                by["owner"][str(row.get("owner") or "(no owner)")] += 1
-                by["account"][str(row.get("account", ""))] += 1
-            elif row.get("section") == "fixed" and row.get("finding_type") == "KEY_ACCESS_MISSING":
-                changed += 1
-                if len(changes) < MAX_CHANGES:
-                    changes.append({k: str(row.get(k) or "") for k in _CHANGE_FIELDS})
+        tally = _tally_rows(run)
     except AwsError as error:
         why = f"could not read {_report_url(run, 'rows.jsonl')}: {error}"
         return [Section("findings", UNKNOWN, why), Section("key_policy_changes", UNKNOWN, why)]
+    by, changes, changed, complete = tally.by, tally.changes, tally.changed, tally.complete
     opened = sum(by["type"].values())
     cut = "" if complete else f" (counted from the first {MAX_ROWS} rows of the report)"
     findings = Section(
@@ -184,6 +168,41 @@ def findings_sections(run: Mapping[str, Any] | None) -> list[Section]:
 
 
 _CHANGE_FIELDS: Final = ("since", "kms_key_arn", "kms_key_alias", "principal_arn", "account")
+
+
+@dataclass(slots=True)
+class _RowTally:
+    """The last run's rows, counted: open findings by type, severity, owner and account; the
+    guard's key-policy changes (at most ``MAX_CHANGES`` listed); whether every row was read."""
+
+    by: dict[str, Counter[str]] = field(
+        default_factory=lambda: {k: Counter() for k in ("type", "severity", "owner", "account")}
+    )
+    changes: list[dict[str, str]] = field(default_factory=list)
+    changed: int = 0
+    complete: bool = True
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        if row.get("section") == "open":
+            self.by["type"][str(row.get("finding_type", ""))] += 1
+            self.by["severity"][str(row.get("severity", ""))] += 1
+            self.by["owner"][str(row.get("owner") or "(no owner)")] += 1
+            self.by["account"][str(row.get("account", ""))] += 1
+        elif row.get("section") == "fixed" and row.get("finding_type") == "KEY_ACCESS_MISSING":
+            self.changed += 1
+            if len(self.changes) < MAX_CHANGES:
+                self.changes.append({k: str(row.get(k) or "") for k in _CHANGE_FIELDS})
+
+
+def _tally_rows(run: Mapping[str, Any]) -> _RowTally:
+    """At most ``MAX_ROWS`` rows of the run's report, counted (raises AwsError when unreadable)."""
+    tally = _RowTally()
+    for read, row in enumerate(_rows(run)):
+        if read >= MAX_ROWS:
+            tally.complete = False
+            break
+        tally.add(row)
+    return tally
 
 
 def alarms_section(stack: str | None) -> Section:

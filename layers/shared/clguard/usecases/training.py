@@ -535,7 +535,7 @@ class TrainingRun:
             kms_key_arn=lacking[0],
             origin=self.origin,
         )
-        count("Refusals")
+        count("Refusals", account=self.settings.account_id)
         self.publisher.publish(finding)
 
 
