@@ -62,6 +62,7 @@ Rules: pure, no I/O, property-tested
                                remediation.
 - ``rules.exceptions``         Accepted exceptions: the document's rules (validated with clear errors),
                                which findings an exception mutes, expiry.
+- ``rules.snsbatches``         SNS PublishBatch requests planned from messages (10 entries, 256 KiB).
 - ``rules.policy``             Key-policy logic: is a principal granted (and no Deny cancels it),
                                merge a grant into the owned statements additively.
 
@@ -76,7 +77,13 @@ Use cases: one per function, and the steps they share
                                precondition, write-ahead intent, loop guard; a retry's replay.
 - ``usecases.prefetch``        HeadPrefetch: a batch's HeadObject calls overlapped on a bounded pool.
 - ``usecases.keyaccess``       Ensure principals can use one key for training, within the guardrails
-                               (the ordered checks, then the locked, re-read, confirmed PutKeyPolicy).
+                               (the ordered checks, their findings, an earlier attempt's replay).
+- ``usecases.keydecision``     One key, read-only: the context, whether it can serve training, what
+                               checks 2-5 decide per principal (shared with preflight and explain).
+- ``usecases.keywrite``        The key's writes under its lease: opt-in re-read, a read that shows our
+                               recent writes, lost or erased grants after an expired lease.
+- ``usecases.keyattempt``      One read-merge-write of a key policy: write-ahead, 32 KB, PutKeyPolicy
+                               (MalformedPolicyDocument retries), the read-back.
 - ``usecases.training``        The grant function: a Rekognition training call's plan carried out (keys,
                                manifests or datasets, images inline or fanned out, output bucket).
 - ``usecases.trainingplan``    A training call -> a pure plan, no AWS call: should the guard act, who
@@ -99,7 +106,7 @@ Use cases: one per function, and the steps they share
 - ``usecases.digestgroups``    A digest of several findings of one kind about one place, in named
                                steps (place, e-mail, chat, document).
 - ``usecases.preflight``       ``clguard preflight``: would a training call's keys be usable? The
-                               grant path's planner and key decision (``keyaccess.decide``), read-only.
+                               grant path's planner and key decision (``keydecision.decide``), read-only.
 - ``usecases.doctor``          ``clguard doctor``: one small named check per piece that silently
                                breaks a deployed guard, each with its fix.
 - ``usecases.explain``         ``clguard explain``: one object or key, what the guard knows and would
@@ -174,7 +181,7 @@ Adapters: the only modules that call AWS; each declares its ``IAM_ACTIONS``
 - ``adapters.dynamodb``        Conditional writes on the state table (lease locks, loop markers).
 - ``adapters.rekognition``     Custom Labels projects, datasets, dataset entries, project versions
                                (paged).
-- ``adapters.sns``             Publish one finding.
+- ``adapters.sns``             Publish one finding, or up to ten in one PublishBatch request.
 - ``adapters.ssm``             Read a parameter (the accepted-exceptions document).
 - ``adapters.securityhub``     Import findings (BatchImportFindings), set their workflow
                                (BatchUpdateFindings).

@@ -29,7 +29,8 @@ from clguard.rules.encryption import (
     classify,
     classify_observed,
 )
-from clguard.usecases.keyaccess import Context, KeyResult, ensure_access
+from clguard.usecases.keyaccess import ensure_access
+from clguard.usecases.keydecision import Context, KeyResult
 from clguard.usecases.remediation import remediate, replay_intent
 
 

@@ -40,7 +40,7 @@ from clguard.rules.encryption import (
 )
 from clguard.state import copymarks
 from clguard.state.locks import Lease
-from clguard.usecases.keyaccess import Context
+from clguard.usecases.keydecision import Context
 
 # No invocation outlives Lambda's 900 s limit, so a live holder's lease never expires under it;
 # a crashed holder blocks the object's remediation (not its check) for at most this long.

@@ -35,7 +35,8 @@ from clguard.rules.policy import AccessNeed
 from clguard.state.intents import Journal
 from clguard.state.keydirectory import KeyDirectory
 from clguard.usecases.accounts import member_of, settings_for
-from clguard.usecases.keyaccess import Context, KeyResult, KeyStatus, ensure_access
+from clguard.usecases.keyaccess import ensure_access
+from clguard.usecases.keydecision import Context, KeyResult, KeyStatus
 from clguard.usecases.objects import verify_object
 from clguard.usecases.prefetch import HeadPrefetch
 from clguard.usecases.trainingplan import TrainingPlan, plan_training, should_act

@@ -33,7 +33,7 @@ from clguard.reporting.unitofwork import Unit
 from clguard.state.intents import Journal
 from clguard.state.keydirectory import KeyDirectory
 from clguard.usecases.accounts import member_of, settings_for
-from clguard.usecases.keyaccess import Context
+from clguard.usecases.keydecision import Context
 from clguard.usecases.objects import ObjectResult, record_decides, verify_object
 from clguard.usecases.prefetch import HeadPrefetch
 
