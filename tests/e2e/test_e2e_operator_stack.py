@@ -265,3 +265,16 @@ def test_preflight_and_doctor_terminal_output_escape_control_characters() -> Non
         assert "\u202e" not in text, command
         assert "\nverdict: ready" not in text, command
         assert "a\\x1b[2J" in text, command
+
+
+def test_explain_terminal_output_shows_bidirectional_and_control_characters_as_escapes() -> None:
+    # Given an explain document about an object whose key carries a bidirectional override and ESC
+    document = {"resource": "s3://bucket/invoice\u202efdp.exe\x1b[2J", "findings": []}
+    # When it is shown to people
+    out = io.StringIO()
+    render.show("explain", document, out)
+    text = out.getvalue()
+    # Then neither character reaches the terminal: both are JSON escapes
+    assert "\u202e" not in text
+    assert "\x1b" not in text
+    assert "\\u202e" in text

@@ -1,8 +1,8 @@
 """The commands' documents, for people: rich tables (rich is imported here only). Every value is
 shown as text, never as rich markup (a key's reason or an object key is data), and through the
 findings' plain-text escaping (``rendering.one_line``: control, invisible and bidirectional
-characters as visible escapes), since rich passes ESC through; explain prints JSON, whose
-escaping shows control characters as ``\\u001b``."""
+characters as visible escapes), since rich passes ESC through; explain prints ASCII-only JSON,
+whose escaping shows control and bidirectional characters as ``\\u001b``, ``\\u202e``."""
 
 from __future__ import annotations
 
@@ -47,8 +47,9 @@ def show(command: str, document: Mapping[str, Any], out: IO[str]) -> None:
         _doctor(console, document)
     elif command == "status":
         _status(console, document)
-    else:  # explain: the document itself, indented (values are data: JSON, never markup)
-        console.print_json(data=document)
+    else:  # explain: the document itself, indented (values are data: JSON, never markup), ASCII
+        # only, so a bidirectional override or an invisible character in a key is shown as \uXXXX
+        console.print_json(data=document, ensure_ascii=True)
 
 
 def _preflight(console: Console, document: Mapping[str, Any]) -> None:
