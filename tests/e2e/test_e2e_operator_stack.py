@@ -233,3 +233,48 @@ def test_status_terminal_output_escapes_control_characters() -> None:
     assert "\x07" not in text
     assert "\nverdict: healthy" not in text
     assert "team\\x1b[2J" in text
+
+
+def test_preflight_and_doctor_terminal_output_escape_control_characters() -> None:
+    # Given a preflight document and a doctor document whose values carry terminal escapes,
+    # a bidirectional override and line breaks (an object key, a key's reason, a note, a fix)
+    hostile = "images/a\x1b[2J\x1b]0;owned\x07\u202e\nverdict: ready"
+    preflight = {
+        "role": hostile,
+        "verdict": "blocked",
+        "keys": [
+            {
+                "verdict": "blocked",
+                "key_arn": hostile,
+                "needed_for": [f"s3://bucket/{hostile}", "s3://bucket/b.jpg"],
+                "missing_actions": ["kms:Decrypt"],
+                "reason": hostile,
+            }
+        ],
+        "notes": [hostile],
+    }
+    doctor = {"checks": [{"status": "fail", "title": hostile, "detail": hostile, "fix": f"aws s3 ls {hostile}"}]}
+    for command, document in (("preflight", preflight), ("doctor", doctor)):
+        # When it is shown to people
+        out = io.StringIO()
+        render.show(command, document, out)
+        text = out.getvalue()
+        # Then no escape sequence or override reaches the terminal and no value starts a line of its own
+        assert "\x1b" not in text, command
+        assert "\x07" not in text, command
+        assert "\u202e" not in text, command
+        assert "\nverdict: ready" not in text, command
+        assert "a\\x1b[2J" in text, command
+
+
+def test_explain_terminal_output_shows_bidirectional_and_control_characters_as_escapes() -> None:
+    # Given an explain document about an object whose key carries a bidirectional override and ESC
+    document = {"resource": "s3://bucket/invoice\u202efdp.exe\x1b[2J", "findings": []}
+    # When it is shown to people
+    out = io.StringIO()
+    render.show("explain", document, out)
+    text = out.getvalue()
+    # Then neither character reaches the terminal: both are JSON escapes
+    assert "\u202e" not in text
+    assert "\x1b" not in text
+    assert "\\u202e" in text

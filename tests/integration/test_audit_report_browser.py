@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from clguard.reporting import auditpage
+from clguard.reporting import htmlparts
 from tests.auditrun import REPORTS, run_audit, summaries
 from tests.browser import Page
 from tests.world import ACCOUNT, BUCKET, World
@@ -62,7 +62,7 @@ def test_the_report_reads_right_in_chromium_with_and_without_javascript(report_p
             # Then each open condition is a row, the hostile key shown as text (visible escapes)
             resources = texts(page, "#rows-open-OBJECT_UNENCRYPTED tbody tr td:first-child")
             assert sorted(resources) == sorted(
-                [f"s3://{BUCKET}/images/old.jpg", f"s3://{BUCKET}/{auditpage.visible(HOSTILE_KEY)}"]
+                [f"s3://{BUCKET}/images/old.jpg", f"s3://{BUCKET}/{htmlparts.visible(HOSTILE_KEY)}"]
             ), mode
             assert page.evaluate("document.querySelectorAll('body script').length") == 2  # the page's own only
             # And the page's own style applies under its Content-Security-Policy (allowed by hash)

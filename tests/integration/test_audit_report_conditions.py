@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 import pytest
 
-from clguard.reporting import auditpage, exceptions
+from clguard.reporting import exceptions, htmlparts
 from clguard.state import firstseen
 from tests.auditrun import REPORTS, run_audit, summaries
 from tests.world import BUCKET, REGION, TABLE, World
@@ -95,7 +95,7 @@ def test_a_keys_alias_is_shown_next_to_its_arn_in_rows_and_key_table(audited: Wo
             ("KEY_NOT_MANAGED", key, "alias/vendor-data")
         ]
         page = _read(audited, summary["report"]["html"]).decode()
-        shown = f'<code>{auditpage.text(key)}</code> <span class="alias">(alias/vendor-data)</span>'
+        shown = f'<code>{htmlparts.text(key)}</code> <span class="alias">(alias/vendor-data)</span>'
         rows_table = page.split('class="rows"', 1)[1].split("</table>", 1)[0]
         keys_table = page.split('<table id="keys"', 1)[1].split("</table>", 1)[0]
         assert shown in rows_table

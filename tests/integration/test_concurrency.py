@@ -21,7 +21,7 @@ from clguard.errors import LockTimeout, RetryableError
 from clguard.rules import policy
 from clguard.state import locks
 from clguard.state.locks import Lease
-from clguard.usecases import keyaccess
+from clguard.usecases import keyattempt, keywrite
 from functions.grant_training_access import app as grant_app
 from functions.verify_object_encryption import app as verify_app
 from tests.awscalls import Boundary
@@ -141,7 +141,7 @@ def test_without_the_lock_updates_are_lost(world: World, roles: list[str], monke
     # Given one managed key, 20 principals, slow policy writes, and no key lock
     key = world.key()
     slow_writes(monkeypatch)
-    monkeypatch.setattr(keyaccess, "Lease", NoLock)
+    monkeypatch.setattr(keywrite, "Lease", NoLock)
 
     # When 20 grants run at the same moment
     run_together(jobs_for(world, key, roles))
@@ -230,9 +230,9 @@ def grant_job(world: World, key: str, role: str, event_id: str) -> Callable[[], 
 
 
 def short_leases(monkeypatch: pytest.MonkeyPatch, *, lease: float = 1.0, in_flight: float = 1.5) -> None:
-    monkeypatch.setattr(keyaccess, "Lease", partial(Lease, lease_seconds=lease))
+    monkeypatch.setattr(keywrite, "Lease", partial(Lease, lease_seconds=lease))
     monkeypatch.setattr(locks, "IN_FLIGHT_SECONDS", in_flight, raising=False)
-    monkeypatch.setattr(keyaccess, "MIN_LEASE_LEFT", lease / 2)
+    monkeypatch.setattr(keyattempt, "MIN_LEASE_LEFT", lease / 2)
 
 
 def test_a_write_stalled_in_flight_past_its_lease_does_not_erase_the_next_writers_grant(
@@ -253,7 +253,7 @@ def test_a_write_stalled_in_flight_past_its_lease_does_not_erase_the_next_writer
 
     short_leases(monkeypatch, in_flight=SAFETY_NET_SECONDS)
     monkeypatch.setattr(Lease, "_wait_out", waiting_out)
-    monkeypatch.setattr(keyaccess, "Lease", partial(Lease, lease_seconds=1.0, sleep=sleep))
+    monkeypatch.setattr(keywrite, "Lease", partial(Lease, lease_seconds=1.0, sleep=sleep))
     first, second = world.role("TrainerA", "/ml/"), world.role("TrainerB", "/ml/")
     key = world.key()
     # And writer A's PutKeyPolicy, sent inside its lease, stalls in flight

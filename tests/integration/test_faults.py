@@ -109,7 +109,7 @@ def test_malformed_policy_document_is_retried_then_failed(
     world: World, calls: Boundary, cmk_object: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given KMS rejects every PutKeyPolicy as MalformedPolicyDocumentException
-    monkeypatch.setattr("clguard.usecases.keyaccess.MALFORMED_BACKOFF", 0.0)
+    monkeypatch.setattr("clguard.usecases.keyattempt.MALFORMED_BACKOFF", 0.0)
     calls.faults.add("PutKeyPolicy", "MalformedPolicyDocumentException")
 
     # When the object's event is processed
@@ -220,7 +220,7 @@ def test_one_bad_record_among_100_fails_only_itself(world: World) -> None:
 
 def test_one_principal_kms_cannot_see_does_not_block_the_others(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given two training principals, one of which KMS never sees (deleted, say)
-    monkeypatch.setattr("clguard.usecases.keyaccess.MALFORMED_BACKOFF", 0.0)
+    monkeypatch.setattr("clguard.usecases.keyattempt.MALFORMED_BACKOFF", 0.0)
     good, gone = world.role("Trainer", "/ml/"), world.role("Gone", "/ml/")
     world.behaviour[KeyPolicyValidation].not_yet_visible(gone, times=1000)
     key = world.key()

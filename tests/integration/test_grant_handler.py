@@ -337,7 +337,7 @@ def test_policy_near_the_size_limit_is_refused(scenario: Scenario) -> None:
 def test_principal_not_yet_visible_to_kms_is_retried(scenario: Scenario, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given KMS rejects the principal twice as not yet visible (a new role propagating)
     w = scenario.world
-    monkeypatch.setattr("clguard.usecases.keyaccess.MALFORMED_BACKOFF", 0.0)
+    monkeypatch.setattr("clguard.usecases.keyattempt.MALFORMED_BACKOFF", 0.0)
     w.behaviour[KeyPolicyValidation].not_yet_visible(TRAINER, times=2)
 
     # When the training call is handled
@@ -350,7 +350,7 @@ def test_principal_not_yet_visible_to_kms_is_retried(scenario: Scenario, monkeyp
 def test_principal_never_visible_ends_as_failed(scenario: Scenario, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given KMS never accepts the principal (MalformedPolicyDocumentException each time)
     w = scenario.world
-    monkeypatch.setattr("clguard.usecases.keyaccess.MALFORMED_BACKOFF", 0.0)
+    monkeypatch.setattr("clguard.usecases.keyattempt.MALFORMED_BACKOFF", 0.0)
     w.behaviour[KeyPolicyValidation].not_yet_visible(TRAINER, times=100)
 
     # When the training call is handled

@@ -32,7 +32,7 @@ def test_a_grant_written_alone_is_not_erased_by_the_next_one_on_a_stale_read(
     # Given two training principals lacking access to a managed key, one of which KMS does not
     # see yet (its first 4 PutKeyPolicy calls fail: the combined write is rejected, so the
     # guard writes them one at a time)
-    monkeypatch.setattr("clguard.usecases.keyaccess.MALFORMED_BACKOFF", 0.0)
+    monkeypatch.setattr("clguard.usecases.keyattempt.MALFORMED_BACKOFF", 0.0)
     first, late = world.role("Trainer", "/ml/"), world.role("LateTrainer", "/ml/")
     world.behaviour[KeyPolicyValidation].not_yet_visible(late, times=4)
     key = world.key()
@@ -59,7 +59,7 @@ def test_a_grant_of_another_invocation_is_not_erased_by_a_write_built_on_a_laggi
     world: World, calls: Boundary, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a managed KmsKeyId key on which one training call just granted its caller
-    monkeypatch.setattr("clguard.usecases.keyaccess.CAUGHT_UP_DELAYS", (0.0, 0.0))
+    monkeypatch.setattr("clguard.usecases.keywrite.CAUGHT_UP_DELAYS", (0.0, 0.0))
     first, second = world.role("Trainer", "/ml/"), world.role("OtherTrainer", "/ml/")
     key = world.key()
     before = world.policy(key)

@@ -13,7 +13,8 @@ from clguard.reporting.publisher import Publisher
 from clguard.rules import policy
 from clguard.rules.arns import parse_principal_arn
 from clguard.state.keydirectory import KeyDirectory
-from clguard.usecases.keyaccess import Context, ensure_access
+from clguard.usecases.keyaccess import ensure_access
+from clguard.usecases.keydecision import Context
 from tests.world import ACCOUNT, World
 
 OTHER = "210987654321"

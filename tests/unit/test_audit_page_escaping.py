@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clguard.reporting import auditpage, auditreport
+from clguard.reporting import auditdata, auditpage, auditreport, htmlparts, pagestyle
 from tests.badinput.strings import HOSTILE
 
 ROW_STRINGS = tuple(name for name in auditreport.ROW_FIELDS if name not in ("new", "section", "severity"))
@@ -55,7 +55,7 @@ def page_with(value: str) -> str:
         {**row, "section": "accepted", "severity": "MEDIUM", "new": False},
     ]
     data = {
-        "schema": auditreport.SCHEMA,
+        "schema": auditdata.SCHEMA,
         "run_id": value,
         "account": value,
         "region": value,
@@ -115,7 +115,7 @@ def assert_shown_not_obeyed(value: str) -> None:
     assert dict(parsed.scripts)["text/javascript"] == dict(BASELINE.scripts)["text/javascript"]
     # And the value is shown, as text, the way a person should see it (invisible characters
     # as \uXXXX, long values cut)
-    shown = auditpage.visible(value)
+    shown = htmlparts.visible(value)
     assert sum(text.count(shown) for text in parsed.texts) >= len(ROW_STRINGS)
     assert not any(("\u202e" in t or "\u200b" in t or "\x00" in t) for t in parsed.texts)
 
@@ -140,7 +140,7 @@ def test_the_inline_data_cannot_close_or_comment_out_its_script() -> None:
     value = "<!--<script></script></SCRIPT -->\u2028&"
 
     # When it is put in the page's inline JSON
-    encoded = auditpage.script_json({"v": value})
+    encoded = htmlparts.script_json({"v": value})
 
     # Then none of < > & or the line separators appears raw, and the JSON still decodes to the value
     assert not set(encoded) & {"<", ">", "&", "\u2028", "\u2029"}
@@ -153,16 +153,16 @@ def test_the_page_allows_only_its_own_style_and_script() -> None:
 
     # Then its Content-Security-Policy allows nothing from anywhere, and its own style and
     # script only by hash; and no element carries an inline event handler or style attribute
-    assert f'content="{html.escape(auditpage.CSP)}"' in page
-    assert "default-src 'none'" in auditpage.CSP
-    assert "'unsafe-inline'" not in auditpage.CSP
-    assert "'unsafe-eval'" not in auditpage.CSP
+    assert f'content="{html.escape(pagestyle.CSP)}"' in page
+    assert "default-src 'none'" in pagestyle.CSP
+    assert "'unsafe-inline'" not in pagestyle.CSP
+    assert "'unsafe-eval'" not in pagestyle.CSP
     assert all(not name.startswith("on") and name != "style" for _, names in BASELINE.tags for name in names)
 
 
 def test_a_long_value_is_cut_on_the_page_with_what_was_left_out() -> None:
     # Given a value far over what a page shows
-    value = "k" * (auditpage.TEXT_MAX + 1234)
+    value = "k" * (htmlparts.TEXT_MAX + 1234)
 
     # Then the page shows its start and says how much was left out (the exports have it whole)
-    assert auditpage.visible(value) == "k" * auditpage.TEXT_MAX + "… (1,234 more characters)"
+    assert htmlparts.visible(value) == "k" * htmlparts.TEXT_MAX + "… (1,234 more characters)"

@@ -1,4 +1,4 @@
-"""HeadPrefetch (clguard.usecases.objects): the batch's HeadObject calls overlap on a bounded pool, at
+"""HeadPrefetch (clguard.usecases.prefetch): the batch's HeadObject calls overlap on a bounded pool, at
 most ``window`` ahead of use, and an error is raised for the record whose object failed."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from clguard.adapters.s3 import Head, HeadStatus
 from clguard.boundary.s3ref import S3ObjectRef
 from clguard.boundary.work import ObjectWork
-from clguard.usecases.objects import HeadPrefetch
+from clguard.usecases.prefetch import HeadPrefetch
 
 BUCKET = "custom-labels-training"
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clguard.usecases.keyaccess import KeyStatus
+from clguard.usecases.keydecision import KeyStatus
 from clguard.usecases.training import Summary
 
 KEY_ARN = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"

@@ -18,7 +18,7 @@ import pytest
 
 from clguard.adapters import sns
 from clguard.boundary.config import Settings
-from clguard.reporting import asff, auditpage, auditreport
+from clguard.reporting import asff, auditreport, pagestyle
 from clguard.reporting.findings import Severity
 from clguard.reporting.rendering import chat_notification
 from clguard.usecases import auditrecord
@@ -71,8 +71,8 @@ def test_every_user_of_the_severities_follows_the_one_list() -> None:
     # Then the report orders its rows by it, the page colours each one, the demo styles each one,
     # the rows' schema enumerates exactly them, and each is a label Security Hub accepts
     assert list(auditreport._SEVERITY_ORDER) == values
-    assert set(auditpage.SEVERITY_COLOURS) == set(Severity)
-    assert all(f".{value}{{color:" in auditpage._STYLE for value in values)
+    assert set(pagestyle.SEVERITY_COLOURS) == set(Severity)
+    assert all(f".{value}{{color:" in pagestyle.STYLE for value in values)
     assert set(report._SEVERITY_STYLE) == set(Severity)
     schema = json.loads((ROOT / "docs" / "audit-row.schema.json").read_text(encoding="utf-8"))
     assert schema["properties"]["severity"]["enum"] == values

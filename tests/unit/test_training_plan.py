@@ -13,7 +13,7 @@ from clguard.boundary.config import Settings, load_settings
 from clguard.boundary.events import parse_training_call
 from clguard.boundary.s3ref import S3ObjectRef
 from clguard.rules.policy import AccessNeed
-from clguard.usecases.training import TrainingPlan, plan_training
+from clguard.usecases.trainingplan import TrainingPlan, plan_training
 from tests.awscalls import boundary
 from tests.eventsamples import ACCOUNT_ID, load_event
 

@@ -62,6 +62,7 @@ Rules: pure, no I/O, property-tested
                                remediation.
 - ``rules.exceptions``         Accepted exceptions: the document's rules (validated with clear errors),
                                which findings an exception mutes, expiry.
+- ``rules.snsbatches``         SNS PublishBatch requests planned from messages (10 entries, 256 KiB).
 - ``rules.policy``             Key-policy logic: is a principal granted (and no Deny cancels it),
                                merge a grant into the owned statements additively.
 
@@ -70,11 +71,23 @@ Use cases: one per function, and the steps they share
 - ``usecases``                 What each function does, start to end.
 - ``usecases.verify``          The verify function: one SQS batch (partial batch response), key work
                                shared.
-- ``usecases.objects``         Verify one training object; re-encrypt it in place when that is safe.
+- ``usecases.objects``         Verify one training object (compliant by its record, gone, superseded,
+                               checked), then the key access of the key it ends under.
+- ``usecases.remediation``     Re-encrypt one object in place when that is safe: its lease, re-inspection,
+                               precondition, write-ahead intent, loop guard; a retry's replay.
+- ``usecases.prefetch``        HeadPrefetch: a batch's HeadObject calls overlapped on a bounded pool.
 - ``usecases.keyaccess``       Ensure principals can use one key for training, within the guardrails
-                               (the ordered checks, then the locked, re-read, confirmed PutKeyPolicy).
-- ``usecases.training``        The grant function: a Rekognition training call -> a pure plan (keys
-                               and their needs, manifests or datasets, output bucket), then its run.
+                               (the ordered checks, their findings, an earlier attempt's replay).
+- ``usecases.keydecision``     One key, read-only: the context, whether it can serve training, what
+                               checks 2-5 decide per principal (shared with preflight and explain).
+- ``usecases.keywrite``        The key's writes under its lease: opt-in re-read, a read that shows our
+                               recent writes, lost or erased grants after an expired lease.
+- ``usecases.keyattempt``      One read-merge-write of a key policy: write-ahead, 32 KB, PutKeyPolicy
+                               (MalformedPolicyDocument retries), the read-back.
+- ``usecases.training``        The grant function: a Rekognition training call's plan carried out (keys,
+                               manifests or datasets, images inline or fanned out, output bucket).
+- ``usecases.trainingplan``    A training call -> a pure plan, no AWS call: should the guard act, who
+                               is granted, keys and their needs, manifests or datasets, output bucket.
 - ``usecases.audit``           The audit function: what no event announces (existing objects, keys in
                                use), listed page by page, fanned out, resumed by self-invocation.
 - ``usecases.auditlist``       One audit invocation's share: each bucket listed or read from its S3
@@ -93,7 +106,7 @@ Use cases: one per function, and the steps they share
 - ``usecases.digestgroups``    A digest of several findings of one kind about one place, in named
                                steps (place, e-mail, chat, document).
 - ``usecases.preflight``       ``clguard preflight``: would a training call's keys be usable? The
-                               grant path's planner and key decision (``keyaccess.decide``), read-only.
+                               grant path's planner and key decision (``keydecision.decide``), read-only.
 - ``usecases.doctor``          ``clguard doctor``: one small named check per piece that silently
                                breaks a deployed guard, each with its fix.
 - ``usecases.explain``         ``clguard explain``: one object or key, what the guard knows and would
@@ -145,10 +158,17 @@ Reporting: the finding, its renderings, its delivery
 - ``reporting.asff``           A finding in the AWS Security Finding Format (built, and checked
                                against the documented rules).
 - ``reporting.securityhub``    Findings into Security Hub: batched, paced, retried, workflow set.
-- ``reporting.auditreport``    The audit's report: its data (JSON), its rows and their CSV and JSON Lines
-                               exports, written beside the page.
-- ``reporting.auditpage``      The audit report as one server-rendered HTML page: every value escaped for
-                               its context, a strict CSP, the trend as inline SVG.
+- ``reporting.auditreport``    The audit's report: its rows and their CSV and JSON Lines exports, written
+                               beside its data and the page; the run's summary message.
+- ``reporting.auditdata``      The audit report's data from the run record: buckets, keys in use and who
+                               can use them, accounts, failed trainings, totals by type.
+- ``reporting.auditpage``      The audit report as one server-rendered HTML page: its layout (summary,
+                               rows by section and type, accounts, buckets, keys, trainings, notes).
+- ``reporting.htmlparts``      The page's HTML, safe by construction: every value escaped for its
+                               context (text, attribute, inline JSON), tables and cells built on it.
+- ``reporting.pagestyle``      The page's style and script, and the strict CSP that allows exactly them.
+- ``reporting.audittrend``     The page's trend: open conditions per type over the last runs, as
+                               inline SVG and as a table.
 
 Adapters: the only modules that call AWS; each declares its ``IAM_ACTIONS``
 
@@ -161,7 +181,7 @@ Adapters: the only modules that call AWS; each declares its ``IAM_ACTIONS``
 - ``adapters.dynamodb``        Conditional writes on the state table (lease locks, loop markers).
 - ``adapters.rekognition``     Custom Labels projects, datasets, dataset entries, project versions
                                (paged).
-- ``adapters.sns``             Publish one finding.
+- ``adapters.sns``             Publish one finding, or up to ten in one PublishBatch request.
 - ``adapters.ssm``             Read a parameter (the accepted-exceptions document).
 - ``adapters.securityhub``     Import findings (BatchImportFindings), set their workflow
                                (BatchUpdateFindings).

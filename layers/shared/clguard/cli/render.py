@@ -1,7 +1,8 @@
 """The commands' documents, for people: rich tables (rich is imported here only). Every value is
-shown as text, never as rich markup (a key's reason or an object key is data); status shows each
-value read from AWS through the findings' plain-text escaping (``rendering.one_line``: control,
-invisible and bidirectional characters as visible escapes), since rich passes ESC through."""
+shown as text, never as rich markup (a key's reason or an object key is data), and through the
+findings' plain-text escaping (``rendering.one_line``: control, invisible and bidirectional
+characters as visible escapes), since rich passes ESC through; explain prints ASCII-only JSON,
+whose escaping shows control and bidirectional characters as ``\\u001b``, ``\\u202e``."""
 
 from __future__ import annotations
 
@@ -29,7 +30,13 @@ _MARK: Final = {"pass": "✓", "fail": "✗", "skip": "–"}
 
 
 def _text(value: Any, style: str = "") -> Text:
-    return Text("" if value is None else str(value), style=style)
+    """Any value as one escaped line (``_line``): a reason, a note or an object key is data."""
+    return _line(value, style)
+
+
+def _lines(values: Any, style: str = "") -> Text:
+    """Several values, one escaped line each (an object key cannot add a line of its own)."""
+    return Text("\n".join(one_line(str(v)) for v in values), style=style)
 
 
 def show(command: str, document: Mapping[str, Any], out: IO[str]) -> None:
@@ -40,8 +47,9 @@ def show(command: str, document: Mapping[str, Any], out: IO[str]) -> None:
         _doctor(console, document)
     elif command == "status":
         _status(console, document)
-    else:  # explain: the document itself, indented (values are data: JSON, never markup)
-        console.print_json(data=document)
+    else:  # explain: the document itself, indented (values are data: JSON, never markup), ASCII
+        # only, so a bidirectional override or an invisible character in a key is shown as \uXXXX
+        console.print_json(data=document, ensure_ascii=True)
 
 
 def _preflight(console: Console, document: Mapping[str, Any]) -> None:
@@ -58,7 +66,7 @@ def _preflight(console: Console, document: Mapping[str, Any]) -> None:
         table.add_row(
             _text(entry["verdict"], _STYLE[entry["verdict"]]),
             _text(entry["key_arn"] or "(no key)"),
-            _text("\n".join(entry["needed_for"])),
+            _lines(entry["needed_for"]),
             _text(", ".join(entry["missing_actions"])),
             _text(entry["reason"] or ""),
         )
@@ -77,7 +85,8 @@ def _doctor(console: Console, document: Mapping[str, Any]) -> None:
         if status == "fail" and check.get("fix"):
             console.print(Text("    fix:", style="bold"))
             for line in str(check["fix"]).splitlines():
-                console.print(Text.assemble("      ", _text(line)))
+                # A fix is copied into a shell: its line-continuation backslashes stay as they are.
+                console.print(Text.assemble("      ", Text(one_line(line).replace("\\\\", "\\"))))
     failed = sum(1 for c in document["checks"] if c["status"] == "fail")
     summary = "all checks passed" if not failed else f"{failed} check(s) failed"
     console.print(_text(summary, "green" if not failed else "bold red"))

@@ -86,7 +86,7 @@ class Publisher:
             self.security_hub.seen_gone(account, region, resource, why)
 
     def key_decided(self, key_arn: str, statuses: Mapping[str, str], *, account: str, region: str) -> None:
-        """The key decision per principal (keyaccess.KeyStatus values) of a usable key: Security
+        """The key decision per principal (keydecision.KeyStatus values) of a usable key: Security
         Hub's findings it shows gone or superseded are closed at the flush (``SecurityHubOutput.key_decided``)."""
         if self.security_hub is not None:
             self.security_hub.key_decided(account, region, key_arn, statuses)

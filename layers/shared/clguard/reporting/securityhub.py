@@ -84,7 +84,7 @@ class TokenBucket:
 _PACE = TokenBucket()
 
 # A key's findings about one principal (one condition per key and principal), and which of them a
-# key decision on that principal leaves open (by keyaccess.KeyStatus value): a decision closes the
+# key decision on that principal leaves open (by keydecision.KeyStatus value): a decision closes the
 # others (superseded: e.g. KEY_NOT_MANAGED once the key is opted in), "ok" closes them all.
 PER_PRINCIPAL: Final = frozenset(
     {
@@ -172,7 +172,7 @@ class SecurityHubOutput:
 
     def key_decided(self, account: str, region: str, key_arn: str, statuses: Mapping[str, str]) -> None:
         """The grant path decided on these principals of a usable, readable key (``statuses``:
-        principal -> keyaccess.KeyStatus value): a principal already granted ("ok") has all its
+        principal -> keydecision.KeyStatus value): a principal already granted ("ok") has all its
         findings on the key closed, any other decision closes the ones it supersedes; and the key's
         KEY_UNUSABLE is gone."""
         resource = KmsKeyResource(key_arn)

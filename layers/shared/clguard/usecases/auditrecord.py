@@ -100,10 +100,10 @@ def finalize(settings: Settings, run_id: str, *, lambda_context: Any = None) -> 
     item = auditruns.claim_finalize(settings.state_table, run_id)
     if item is None:
         return None
-    from clguard.reporting import auditreport  # noqa: PLC0415 - only the last message of a run reports
+    from clguard.reporting import auditdata, auditreport  # noqa: PLC0415 - only the last message of a run reports
 
     plain = auditruns.plain(item)
-    data = auditreport.build(settings, run_id, plain)
+    data = auditdata.build(settings, run_id, plain)
     stored, dropped = auditrows.load(settings.state_table, list(plain.get("rowparts", [])))
     dropped += int(plain.get("rows_unstored", 0))
     rows = auditreport.ordered_rows([*stored, *auditreport.training_rows(settings, data["trainings"])])

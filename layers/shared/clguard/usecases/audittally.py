@@ -164,7 +164,7 @@ class Tally:
         firstseen.forget(table, [c for c in fixed if c not in still])
 
 
-# A key's status after the checks (usecases.keyaccess.KeyStatus values) -> the open condition it is.
+# A key's status after the checks (usecases.keydecision.KeyStatus values) -> the open condition it is.
 _OPEN_KEY_STATUS: Final[Mapping[str, tuple[FindingType, Outcome]]] = {
     "reported": (FindingType.KEY_ACCESS_MISSING, Outcome.REPORTED),
     "refused": (FindingType.KEY_ACCESS_MISSING, Outcome.REFUSED),

@@ -1,6 +1,6 @@
 """``clguard explain <s3://bucket/key | key ARN>``: what the guard knows and would do about one
 resource, with the key-policy statements that decide it. Read-only, and decided by the same
-functions the guard acts with (``rules.encryption.assess``, ``keyaccess.usable``/``decide``).
+functions the guard acts with (``rules.encryption.assess``, ``keydecision.usable``/``decide``).
 
 Finding ids are not explained: the guard keeps no store of findings (they are SNS messages and
 the audit's report); explain the finding's resource instead.
@@ -19,7 +19,7 @@ from clguard.errors import KeyUnreadable
 from clguard.rules import policy
 from clguard.rules.encryption import UnknownEncryption, assess, classify
 from clguard.state.keydirectory import KeyDirectory
-from clguard.usecases.keyaccess import decide, usable
+from clguard.usecases.keydecision import decide, usable
 
 
 def _deciding_statements(document: Mapping[str, Any], principal: str, key_arn: str) -> list[dict[str, Any]]:

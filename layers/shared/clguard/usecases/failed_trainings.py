@@ -30,7 +30,8 @@ from clguard.rules.encryption import UnknownEncryption, classify
 from clguard.state import trainingalerts
 from clguard.state.intents import Journal
 from clguard.state.keydirectory import KeyDirectory
-from clguard.usecases.keyaccess import Context, ensure_access
+from clguard.usecases.keyaccess import ensure_access
+from clguard.usecases.keydecision import Context
 
 ACCESS_RELATED: Final = re.compile(
     r"permission|access|denied|not authori[sz]ed|forbidden|unable to write|failed to copy|kms|decrypt|encrypt",

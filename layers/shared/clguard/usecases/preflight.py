@@ -2,9 +2,9 @@
 it needs?" (the contract: design §12; docs/architecture.md §12). Read-only.
 
 No second implementation of the decision: the call is planned by the grant path's own planner
-(``training.plan_training``, on the CloudTrail record the call would produce), each key is judged
-by the checks ``keyaccess.ensure_access`` runs before it writes (``keyaccess.usable`` and
-``keyaccess.decide``), and each object by the verify path's assessment (``rules.encryption``).
+(``trainingplan.plan_training``, on the CloudTrail record the call would produce), each key is judged
+by the checks ``keyaccess.ensure_access`` runs before it writes (``keydecision.usable`` and
+``keydecision.decide``), and each object by the verify path's assessment (``rules.encryption``).
 What differs is only what is done with the decision: it is printed, never carried out.
 
 Verdicts per key: ``ready`` (already granted), ``guard-will-fix`` (the grant path would add it),
@@ -34,8 +34,8 @@ from clguard.rules.encryption import Encryption, ObjectEncryption, UnknownEncryp
 from clguard.rules.policy import AccessNeed
 from clguard.state.keydirectory import KeyDirectory
 from clguard.usecases.accounts import member_of
-from clguard.usecases.keyaccess import KeyStatus, decide, usable
-from clguard.usecases.training import TrainingPlan, plan_training
+from clguard.usecases.keydecision import KeyStatus, decide, usable
+from clguard.usecases.trainingplan import TrainingPlan, plan_training
 
 DEFAULT_SAMPLE: Final = 200  # images inspected per manifest or dataset
 
@@ -166,7 +166,7 @@ _VERDICTS: Final = {
 def _unwritable(
     keys: KeyDirectory, settings: Settings, key: Any, document: dict[str, Any], *, role: str, missing: Any
 ) -> str | None:
-    """Why the write the grant path would make fails (keyaccess._attempt's pure checks), or None."""
+    """Why the write the grant path would make fails (keyattempt.attempt_write's pure checks), or None."""
     unwritable = policy.unwritable_principals(document)
     if unwritable:
         return f"the key policy names {', '.join(unwritable)} (a deleted principal): KMS refuses every write"
@@ -250,7 +250,7 @@ class Preflight:
 
     def _object(self, ref: S3ObjectRef) -> None:
         """The key an object ends under (after the remediation the guard would make), as the verify
-        path decides it (``usecases.objects.verify_object`` and ``_remediate``): its encryption as
+        path decides it (``usecases.objects.verify_object`` and ``remediation.remediate``): its encryption as
         read (``_encryption``), then as the guard leaves it (``_after_remediation``)."""
         encryption = self._encryption(ref)
         if encryption is None:
@@ -296,7 +296,7 @@ class Preflight:
         fix = assessment.remediation
         in_training = ref.bucket in self.settings.training_buckets
         if not assessment.compliant and fix is not None and self.settings.enforce and in_training:
-            return fix.target  # the guard re-encrypts it first (objects._remediate)
+            return fix.target  # the guard re-encrypts it first (remediation.remediate)
         return encryption
 
     def _images(self, refs: Iterator[S3ObjectRef], what: str) -> None:

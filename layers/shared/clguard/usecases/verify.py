@@ -33,8 +33,9 @@ from clguard.reporting.unitofwork import Unit
 from clguard.state.intents import Journal
 from clguard.state.keydirectory import KeyDirectory
 from clguard.usecases.accounts import member_of, settings_for
-from clguard.usecases.keyaccess import Context
-from clguard.usecases.objects import HeadPrefetch, ObjectResult, record_decides, verify_object
+from clguard.usecases.keydecision import Context
+from clguard.usecases.objects import ObjectResult, record_decides, verify_object
+from clguard.usecases.prefetch import HeadPrefetch
 
 KEY_FINDING_WINDOW_SECONDS = 3600
 TIME_RESERVE_MS = 30_000  # stop starting new objects (fan-out or plain) when less than this is left
