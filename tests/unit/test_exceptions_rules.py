@@ -95,59 +95,6 @@ def test_yaml_is_accepted() -> None:
     assert document.exceptions[0].expires == date(2027, 3, 31)
 
 
-HOSTILE: list[tuple[str, bytes, str]] = [
-    ("bare star", _doc(resources=["*"]), "wildcards only"),
-    ("star of stars", _doc(resources=["*/*"]), "wildcards only"),
-    ("any bucket", _doc(resources=["s3://*/*"]), "literal bucket"),
-    ("bucket only", _doc(resources=["s3://train-data"]), "key part"),
-    ("any arn", _doc(resources=["arn:*"]), "not s3://"),
-    ("any account", _doc(resources=["arn:aws:kms:us-east-1:*:key/*"]), "not s3://"),
-    ("no resources", _doc(resources=[]), "non-empty list"),
-    ("missing expiry", _doc(expires=None), "missing required field(s) expires"),
-    ("never expires", _doc(expires="never"), "not a date"),
-    ("not a calendar day", _doc(expires="2027-02-30"), "not a calendar date"),
-    ("datetime", _doc(expires="2027-03-31T00:00:00Z"), "not a date"),
-    ("unknown type", _doc(finding_types=["OBJECT_ENCRYPTED"]), "not a finding type"),
-    ("mute its own alarm", _doc(finding_types=["EXCEPTIONS_INVALID"]), "not a finding type"),
-    ("misspelt field", _doc(expire="2027-01-01"), "unknown field(s) expire"),
-    ("no reason", _doc(reason=""), "non-empty string"),
-    ("reason too long", _doc(reason="x" * 401), "at most 400"),
-    ("control character", _doc(reason="ok\n[ALL CLEAR] nothing to see"), "control character"),
-    ("line separator", _doc(owner="team\u2028evil"), "control character"),
-    ("id with spaces", _doc(id="a b"), "must match"),
-    ("types not a list", _doc(finding_types="OBJECT_SSE_C"), "list of strings"),
-    ("number in types", _doc(finding_types=[1]), "non-empty string"),
-    ("principal glob star", _doc(principals=["*"]), "principal ARN glob"),
-    ("not an object", b"[1, 2]", "must be an object"),
-    ("extra top level", b'{"exceptions": [], "mute_all": true}', "unknown top-level"),
-    ("exceptions not a list", b'{"exceptions": {"id": "a"}}', "must be a list"),
-    ("entry not an object", b'{"exceptions": ["a"]}', "must be an object"),
-    ("not UTF-8", b'{"exceptions": ["\xff"]}', "not UTF-8"),
-    ("not JSON nor YAML", b'{"exceptions": [', "neither JSON"),
-    ("deep nesting", b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
-    ("too large", b" " * (MAX_DOCUMENT_BYTES + 1), "at most"),
-    ("too many", json.dumps({"exceptions": [{}] * (MAX_EXCEPTIONS + 1)}).encode(), "at most"),
-    ("yaml alias bomb", b"a: &a [x, x]\nb: &b [*a, *a]\nc: &c [*b, *b]\nexceptions: [*c, *c]\n", "unknown top-level"),
-    ("yaml python tag", b"exceptions: !!python/object/apply:os.system ['true']\n", "neither JSON"),
-]
-
-
-@pytest.mark.parametrize(("name", "raw", "message"), HOSTILE, ids=[h[0] for h in HOSTILE])
-def test_hostile_documents_are_refused_with_a_clear_message(name: str, raw: bytes, message: str) -> None:
-    # Given a document that breaks a rule
-    # When it is parsed
-    with pytest.raises(InvalidExceptions) as error:
-        parse(raw, TYPES)
-    # Then it is refused, and the message says why
-    assert message in str(error.value), name
-
-
-def test_a_duplicate_id_is_refused() -> None:
-    entry = CONTRACT_EXAMPLE["exceptions"][0]
-    with pytest.raises(InvalidExceptions, match="used twice"):
-        parse(json.dumps({"exceptions": [entry, entry]}).encode(), TYPES)
-
-
 @given(
     finding_type=st.sampled_from([t for t in TYPES if t != "OBJECT_SSE_C"]),
     key=st.text(min_size=1, max_size=50),
@@ -174,7 +121,7 @@ def test_an_expired_exception_mutes_nothing(days: int, key: str) -> None:
     assert verdict.expired
 
 
-# --- the exact message an operator reads, and every limit at its boundary (§5b) --------------
+# --- hostile documents: the exact message an operator reads, every limit at its boundary (§5b) --
 
 ONE = "exceptions[0] (archive-sse-c)"  # where a field of the contract example's entry is named
 NOT_A_GLOB = "not s3://<bucket>/<key glob> nor arn:<partition>:<service>:<region>:<12-digit account>:<resource glob>"
@@ -294,6 +241,48 @@ MESSAGES: list[tuple[str, bytes, str]] = [
         "duplicate id",
         json.dumps({"exceptions": CONTRACT_EXAMPLE["exceptions"] * 2}).encode(),
         "exceptions[1].id: 'archive-sse-c' is used twice",
+    ),
+    # the security-relevant refusals: globs that would mute too much, an exception that never ends
+    (
+        "star of stars",
+        _doc(resources=["*/*"]),
+        f"{ONE}.resources[0]: '*/*': a glob of wildcards only would mute every finding of these types",
+    ),
+    (
+        "any account",
+        _doc(resources=["arn:aws:kms:us-east-1:*:key/*"]),
+        f"{ONE}.resources[0]: 'arn:aws:kms:us-east-1:*:key/*': {NOT_A_GLOB}",
+    ),
+    ("no resources", _doc(resources=[]), f"{ONE}.resources: must be a non-empty list of strings"),
+    ("missing expiry", _doc(expires=None), "exceptions[0]: missing required field(s) expires"),
+    (
+        "datetime",
+        _doc(expires="2027-03-31T00:00:00Z"),
+        f"{ONE}.expires: '2027-03-31T00:00:00Z' is not a date YYYY-MM-DD (expiry is mandatory)",
+    ),
+    (
+        "mute its own alarm",
+        _doc(finding_types=["EXCEPTIONS_INVALID"]),
+        f"{ONE}.finding_types[0]: 'EXCEPTIONS_INVALID' is not a finding type that can be muted",
+    ),
+    ("number in types", _doc(finding_types=[1]), f"{ONE}.finding_types[0]: must be a non-empty string"),
+    ("no reason", _doc(reason=""), f"{ONE}.reason: must be a non-empty string"),
+    ("line separator", _doc(owner="team\u2028evil"), f"{ONE}.owner: contains a control character"),
+    (
+        "too many empty entries",
+        json.dumps({"exceptions": [{}] * 1001}).encode(),
+        '"exceptions" has 1001 entries; at most 1000',
+    ),
+    (
+        "yaml alias bomb",
+        b"a: &a [x, x]\nb: &b [*a, *a]\nc: &c [*b, *b]\nexceptions: [*c, *c]\n",
+        "unknown top-level field(s): a, b, c",
+    ),
+    (
+        "yaml python tag",
+        b"exceptions: !!python/object/apply:os.system ['true']\n",
+        "the document is neither JSON (Expecting value: line 1 column 1 (char 0)) nor YAML "
+        "(could not determine a constructor for the tag 'tag:yaml.org,2002:python/object/apply:os.system')",
     ),
 ]
 
