@@ -52,7 +52,7 @@ TRAINER = f"arn:aws:iam::{ACCOUNT}:role/ml/Trainer"
 CALLER = f"arn:aws:iam::{ACCOUNT}:role/ml/CustomLabelsTrainer"
 # More than any path below makes on a first attempt: the n past the last call are the runs
 # where nothing dies (the baseline).
-MAX_CALLS = 26
+MAX_CALLS = 27
 AFTER = "(no call: the first attempt had ended)"
 
 
@@ -367,7 +367,7 @@ def test_a_grant_by_a_fanned_out_image_check_is_reported_exactly_once_whatever_c
 
 
 AUDIT_CALLS = 44
-TRAINING_AUDIT_CALLS = 50
+TRAINING_AUDIT_CALLS = 51
 
 
 def audit_first_attempt(world: World, event: dict[str, Any]) -> tuple[bool, list[str]]:

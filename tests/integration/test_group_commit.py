@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from clguard.adapters import kms
+from clguard.errors import RetryableError
 from clguard.rules import policy
 from clguard.state import locks, pendinggrants
 from clguard.state.locks import Lease
@@ -246,3 +247,30 @@ def test_past_the_pending_records_bound_a_grant_waits_for_the_lease_and_is_not_l
     entries, _ = pendinggrants.read(table, key)
     assert len(entries) == 3
     assert all(e.waiter.event.startswith("queued-") for e in entries.values())
+
+
+def test_an_over_long_wait_ends_as_a_failed_finding_and_a_retry_never_silence(
+    world: World, writes: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a key whose lease another writer holds and does not release within the wait (0.3 s)
+    monkeypatch.setattr(locks, "WAIT_SECONDS", 0.3)
+    key = world.key()
+    table = world.env()["STATE_TABLE"]
+    trainer = world.role("Trainer", "/ml/")
+    holder = Lease(table, key)
+    holder.acquire()
+
+    # When the trainer's grant joins the holder's write and the holder never takes it
+    with pytest.raises(RetryableError):
+        grant_job(world, key, trainer, "cpv-wait")()
+
+    # Then it said so (FAILED, nothing written), withdrew its entry, and its event is retried
+    failed = [(f["principal_arn"], f["outcome"]) for f in world.findings() if f["finding_type"] == "KEY_ACCESS_MISSING"]
+    assert failed == [(trainer, "FAILED")]
+    assert writes == []
+    assert pendinggrants.read(table, key)[0] == {}
+    # And the retry, once the lease is free, grants and reports it
+    holder.release()
+    grant_job(world, key, trainer, "cpv-wait")()
+    assert granted(world, key) == {trainer}
+    assert remediated(world) == [trainer]

@@ -7,8 +7,10 @@ and checked by its own event (``keydecision.decide``: guardrails, the key policy
 opt-in tag, the mode) — and polls for its outcome. It publishes what the holder settled through
 its own unit of work; a lost write is retried; an entry a holder took and never settled (the
 holder died) is taken back by whoever holds the lease next — the waiter itself when the lease is
-free — and an over-long wait ends as a FAILED finding (or, when a holder still has the entry, a
-retry of the event: its intent reports a write that lands meanwhile).
+free — and an over-long wait withdraws the entry and ends as a FAILED finding, then a retry of
+the event (as a lease wait that timed out was; when a holder still has the entry it cannot be
+withdrawn: the event is retried once that holder's deadline passed, and its intent reports a
+write that landed meanwhile).
 
 The holder (``gather`` just before its write, ``settle`` after its lease): takes every waiting or
 abandoned entry, re-checks each principal with the same ``decide`` on the policy it is about to
@@ -54,10 +56,11 @@ LINGER_MAX: Final = 0.5
 
 @dataclass(frozen=True, slots=True)
 class Waited:
-    """What a waiter learnt: the findings its event publishes, or that its grant was lost."""
+    """What a waiter learnt: the findings its event publishes, and whether its event must be
+    retried (its grant was lost to an expired lease, or it gave up waiting)."""
 
     findings: list[Finding]
-    lost: bool = False
+    retry: str = ""  # why the event is retried after the findings are published
 
 
 def _entry_of(ctx: Context, key: KeyInfo, needed: Mapping[str, Sequence[StatementSpec]]) -> Waiter:
@@ -114,16 +117,24 @@ def _wait(
                 pendinggrants.remove(table, key.arn, [entry_id])
             except AwsError as error:  # best effort: a holder removes settled entries later
                 logger.warning("could not remove a settled entry", extra={"key": key.arn, "error": str(error)})
-            return Waited(_settled(ctx, key, mine, needed), lost=mine.lost)
+            lost = "the key's writer lost our grant to an expired lease" if mine.lost else ""
+            return Waited(_settled(ctx, key, mine, needed), retry=lost)
         free = mine.state == pendinggrants.WAITING or now > mine.until + PRESUMED_DEAD_AFTER
         if free and lock.try_acquire():
-            if mine.state == pendinggrants.TAKEN:
-                count("GroupCommitTakenOver")
-                logger.warning("the key's writer stopped before settling our entry; writing it", extra={"key": key.arn})
-            return None  # this caller holds the lease now: it writes (``gather`` finds its own entry)
+            # Read again under the lease: a holder may have taken (or even settled) the entry
+            # between our read and its release. Then its outcome is ours to wait for.
+            mine = pendinggrants.read_one(table, key.arn, entry_id)
+            if mine is not None and (mine.state == pendinggrants.WAITING or mine.abandoned(time.time())):
+                if mine.state == pendinggrants.TAKEN:
+                    count("GroupCommitTakenOver")
+                    logger.warning("the key's writer stopped before settling our entry", extra={"key": key.arn})
+                return None  # this caller holds the lease now: it writes (``gather`` finds its own entry)
+            lock.release()
+            continue
         if time.monotonic() > give_up:
             if mine.state == pendinggrants.WAITING and pendinggrants.withdraw(table, key.arn, entry_id):
-                return Waited(_timed_out(ctx, key, needed, time.monotonic() - started))
+                waited = time.monotonic() - started
+                return Waited(_timed_out(ctx, key, needed, waited), retry=f"waited {waited:.0f}s for the key's writer")
             if time.monotonic() > last_resort:
                 raise RetryableError(f"waited {lock.wait_seconds:.0f}s and more for the writer of {key.arn}")
         ctx.sleep(random.uniform(poll / 2, poll))  # noqa: S311 - jitter, not crypto
@@ -163,7 +174,7 @@ def _timed_out(
             key.arn,
             f"not adding {p} ({', '.join(policy.actions_of(specs))}) to the policy of {key.arn} (for "
             f"{ctx.origin}): waited {waited:.0f}s for the key's writer (another grant held its lease) and "
-            "gave up; nothing was written. Retry the training, or re-run the guard on it",
+            "gave up; nothing was written yet. The event is retried (a later REMEDIATED says when it is written)",
             p,
             attempted=True,
         )

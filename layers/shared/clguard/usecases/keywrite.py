@@ -80,8 +80,8 @@ def _joined(ctx: Context, key: KeyInfo, waited: keygroup.Waited, result: KeyResu
             result.granted.append(finding.principal_arn)
         status = _JOINED_STATUS.get((finding.finding_type, finding.outcome), KeyStatus.FAILED)
         result.status = status if result.status is KeyStatus.OK else max(result.status, status)
-    if waited.lost:
-        raise RetryableError(f"the writer of {key.arn} lost our grant to an expired lease; retrying")
+    if waited.retry:
+        raise RetryableError(f"{waited.retry} ({key.arn}); retrying")
 
 
 _JOINED_STATUS: Final = {
