@@ -320,7 +320,7 @@ def test_an_encryption_update_is_reported_exactly_once_whatever_call_it_dies_at(
     all_calls_covered(seen, n, UPDATE_CALLS)
 
 
-FANOUT_CALLS = 26
+FANOUT_CALLS = 27
 
 
 @pytest.mark.parametrize("n", range(1, FANOUT_CALLS + 1))
