@@ -112,7 +112,6 @@ def _wait(
         if mine is None:  # removed as stale: wait for the lease as before group commit
             return None
         if mine.state == pendinggrants.DONE:
-            count("GroupCommitJoined")
             try:
                 pendinggrants.remove(table, key.arn, [entry_id])
             except AwsError as error:  # best effort: a holder removes settled entries later
