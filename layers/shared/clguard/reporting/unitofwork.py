@@ -19,6 +19,12 @@ Two nested spans, both plain objects over the batch's :class:`~clguard.reporting
                             without an error and every finding made in it was delivered.
 =============  ==================================================================================
 
+The publisher queues the findings it claimed and sends them in SNS PublishBatch requests: each
+span sends the queue (``Publisher.send_queued``) *before* it asks whether its findings were
+delivered, so "delivered" keeps meaning "SNS or the outbox took it". A ``Change`` with nothing to
+acknowledge (no intent written or found) does not send: its findings ride in the unit's requests.
+A span left by an error sends what is queued too (the findings were made), then lets it through.
+
 Delivery itself (idempotency per fingerprint, the outbox, an in-progress record handed to the
 outbox) stays in the publisher; what was not delivered is its ``undelivered`` record, and only
 this module reads it.
@@ -50,10 +56,13 @@ class Unit:
 
     @property
     def delivered(self) -> bool:
-        """Whether every finding made since the span opened reached SNS or the outbox."""
+        """Whether every finding made since the span opened reached SNS or the outbox (the
+        queued ones are sent first)."""
+        self.publisher.send_queued()
         return len(self.publisher.undelivered) == self._mark
 
     def finish(self) -> None:
+        self.publisher.send_queued()
         lost = len(self.publisher.undelivered) - self._mark
         if lost:
             raise RetryableError(f"{lost} finding(s) could not be delivered (logged at ERROR); retrying")
@@ -66,6 +75,8 @@ class Unit:
     ) -> None:
         if kind is None:
             self.finish()
+        elif issubclass(kind, Exception):  # not a killed runtime: what was made is still sent
+            self.publisher.send_queued()
 
 
 class Change(Unit):
