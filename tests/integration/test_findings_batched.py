@@ -42,6 +42,7 @@ def finding(n: int, *, detail: str = "", owner: str | None = None, key: str = ""
         account=ACCOUNT,
         region=REGION,
         owner=owner,
+        observed_at="2026-12-07T20:00:00Z",  # the same document on both paths of the differential test
     )
 
 
@@ -262,3 +263,62 @@ def test_hostile_bodies_and_attributes_reach_a_subscriber_exactly_as_a_single_pu
     # And each owner arrived as data, unchanged
     owners = {k: m["attributes"]["owner"]["Value"] for k, m in batched.items()}
     assert owners == {f"evt-{n}": value for n, value in enumerate(HOSTILE)}
+
+
+def audit_page(keys: list[str]) -> str:
+    from clguard.boundary import fanout  # noqa: PLC0415
+
+    packer = fanout.Packer(
+        source_event_id="audit-run1", origin="audit run run1", principals=(), audit_run="run1", bucket=BUCKET
+    )
+    bodies = [packer.add(S3ObjectRef(BUCKET, key), f"state-{key}") for key in keys]
+    last = packer.flush()
+    assert bodies == [None] * len(keys)
+    assert last is not None
+    return last
+
+
+def test_changes_in_one_unit_are_reported_in_shared_requests_and_acknowledged_once_sent(
+    world: World, calls: Boundary
+) -> None:
+    # Given an audit page (one verify message: one unit of work) naming 12 legacy unencrypted
+    # objects, in enforce mode: 12 changes, each written ahead (an intent) before its copy
+    keys = [f"old/cat-{n:02}.jpg" for n in range(12)]
+    for key in keys:
+        world.put_legacy(key)
+
+    # When the verify function handles it
+    assert verify_app.lambda_handler(sqs_event(audit_page(keys)), LambdaContext()) == {"batchItemFailures": []}
+
+    # Then every object was re-encrypted and reported once, the 12 findings in 2 requests (not 12)
+    assert all(world.head(key)["ServerSideEncryption"] == "AES256" for key in keys)
+    remediated = [f["resource"]["key"] for f in world.findings() if f["outcome"] == "REMEDIATED"]
+    assert sorted(remediated) == keys
+    assert calls.log.count("PublishBatch") == 2
+    # And each change's intent was cleared once its finding was sent
+    intents = [i for i in world.ddb.scan(TableName=TABLE)["Items"] if i["id"]["S"].startswith("intent")]
+    assert intents == []
+
+
+def test_a_change_whose_finding_is_lost_keeps_its_intent_for_the_retry(world: World, calls: Boundary) -> None:
+    # Given an audit page of 3 legacy objects, and SNS and the outbox both down
+    keys = [f"old/cat-{n:02}.jpg" for n in range(3)]
+    for key in keys:
+        world.put_legacy(key)
+    calls.faults.add("PublishBatch", "InternalError", status=500)
+    calls.faults.add("SendMessage", "InternalError", status=500)
+    body = audit_page(keys)
+
+    # When the verify function handles it: the changes are made, their findings lost, the record fails
+    first = verify_app.lambda_handler(sqs_event(body), LambdaContext())
+    assert len(first["batchItemFailures"]) == 1
+    assert world.findings() == []
+    intents = [i for i in world.ddb.scan(TableName=TABLE)["Items"] if i["id"]["S"].startswith("intent#")]
+    assert len(intents) == 3
+
+    # And SQS redelivers it, AWS healthy again: each change is reported once, nothing copied again
+    calls.faults.faults.clear()
+    copies = calls.log.count("CopyObject")
+    assert verify_app.lambda_handler(sqs_event(body, receive_count=2), LambdaContext()) == {"batchItemFailures": []}
+    assert calls.log.count("CopyObject") == copies
+    assert sorted(f["resource"]["key"] for f in world.findings() if f["outcome"] == "REMEDIATED") == keys

@@ -71,6 +71,7 @@ class _Queued:
     finding: Finding
     record: dict[str, Any]
     entry: snsbatches.Entry
+    number: int  # the publisher's claims are numbered in order (``Publisher.claims``)
     tries: int = 0
 
 
@@ -87,6 +88,11 @@ class Publisher:
         self._store: Any = None
         self._config: Any = None
         self._queue: list[_Queued] = []  # claimed, not yet sent (bounded: sent when a request is full)
+        self._claimed = 0  # findings claimed so far (numbers the queue's entries)
+        self._lost: set[int] = set()  # claim numbers neither SNS nor the outbox took
+        self._inflight: set[int] = set()  # claim numbers of the request being sent (kept if it never returns)
+        # (first claim, end, callback): called once those claims are all sent and none was lost
+        self._waiting: list[tuple[int, int, Callable[[], None]]] = []
         self.security_hub = (
             SecurityHubOutput(table=settings.state_table, home=settings.home, member_role=settings.member_role_arn)
             if settings.security_hub
@@ -136,6 +142,30 @@ class Publisher:
         each ends published, in the outbox, or ``undelivered``. Never raises."""
         while self._queue:
             self._send_batch(len(next(snsbatches.batches([q.entry for q in self._queue]))))
+        self._settle()
+
+    @property
+    def claims(self) -> int:
+        """How many findings this publisher has claimed (the next claim's number)."""
+        return self._claimed
+
+    def when_sent(self, since: int, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once every finding claimed from claim number ``since`` on (until now)
+        has been sent and none of them was lost (SNS or the outbox took each); at once when none
+        is queued. A finding lost, or a runtime that dies first: never called. The unit of work's
+        acknowledgement of a change (``Change``) waits here, so a change's findings ride in the
+        unit's requests instead of sending a request of their own."""
+        self._waiting.append((since, self.claims, callback))
+        self._settle()
+
+    def _settle(self) -> None:
+        queued = [q.number for q in self._queue] + sorted(self._inflight)
+        waiting, self._waiting = self._waiting, []
+        for since, until, callback in waiting:
+            if any(since <= n < until for n in queued):
+                self._waiting.append((since, until, callback))
+            elif not any(since <= n < until for n in self._lost):
+                callback()
 
     def _send(self, finding: Finding) -> str:
         return sns.publish(
@@ -312,7 +342,8 @@ class Publisher:
             rendering.sns_message(finding),
             rendering.message_attributes(finding),
         )
-        self._queue.append(_Queued(finding, record, entry))
+        self._queue.append(_Queued(finding, record, entry, self._claimed))
+        self._claimed += 1
         self._send_full()
         return True
 
@@ -360,6 +391,7 @@ class Publisher:
     def _send_batch(self, n: int) -> None:
         """One PublishBatch request of the queue's first ``n`` entries (ids: their positions)."""
         taken, self._queue = self._queue[:n], self._queue[n:]
+        self._inflight.update(q.number for q in taken)  # a runtime that dies inside: never acknowledged
         entries = [
             snsbatches.Entry(str(i), q.entry.subject, q.entry.message, q.entry.attributes) for i, q in enumerate(taken)
         ]
@@ -368,6 +400,7 @@ class Publisher:
         except AwsError as error:  # nothing of the request was published: each entry as a refused Publish
             for queued in taken:
                 self._release(queued, error)
+            self._inflight.difference_update(q.number for q in taken)
             return
         again: list[_Queued] = []
         for i, queued in enumerate(taken):
@@ -383,6 +416,8 @@ class Publisher:
                 why = result.failed.get(entry_id, "the PublishBatch answer named neither success nor failure")
                 self._release(queued, RetryableError(f"PublishBatch entry failed: {why}"))
         self._queue[:0] = again  # retried once, first in the next request
+        self._inflight.difference_update(q.number for q in taken)
+        self._settle()
 
     def _acknowledge(self, queued: _Queued, message_id: str) -> None:
         """SNS took the entry: the record says COMPLETED (the utility's ``save_success``)."""
@@ -410,6 +445,7 @@ class Publisher:
         except AwsError as delete_error:  # the outbox consumer publishes a record left in progress
             logger.warning("could not release the finding's claim", extra={"error": str(delete_error)})
         if not self._defer(queued.finding, error):
+            self._lost.add(queued.number)
             self._undeliverable(queued.finding, error)
 
     def _publish_stuck(self, record: dict[str, Any]) -> None:
