@@ -47,7 +47,8 @@ class SnsPublishBatch(Double):
     (``BatchRequestTooLong``); each entry is reported either in ``Successful`` or in ``Failed``, and
     an entry can fail alone for a reason on the service's side (``SenderFault`` false: worth
     retrying) while the others are published. moto checks neither limit, fails an entry only for an
-    invalid parameter, and leaves an entry whose publication raised anything else out of both lists.
+    invalid message, and leaves an entry it refuses for another parameter (a subject of 100 characters
+    or more) out of both lists; here that entry is ``Failed`` as ``InvalidParameter``, a sender fault.
 
     ``fail_entries(marker, times)``: the next ``times`` entries whose message contains ``marker``
     fail alone, as SNS reports an internal failure of one entry (``InternalFailure``, not published).
@@ -92,13 +93,8 @@ class SnsPublishBatch(Double):
                     for e in failing
                 ]
                 answered = {str(x["Id"]) for x in (*successful, *failed)}
-                failed += [
-                    {
-                        "Id": e["Id"],
-                        "Code": "InternalFailure",
-                        "Message": "the entry was not published",
-                        "SenderFault": False,
-                    }
+                failed += [  # moto raised a validation error of its own (a subject of 100 characters or more)
+                    {"Id": e["Id"], "Code": "InvalidParameter", "Message": "Invalid parameter", "SenderFault": True}
                     for e in rest
                     if str(e["Id"]) not in answered
                 ]
