@@ -119,6 +119,19 @@ def test_a_forged_event_naming_a_key_still_enabled_closes_nothing(world: World) 
     assert len(openfindings.open_findings(TABLE, ACCOUNT, REGION, key)) == 1
 
 
+def test_a_key_kms_refuses_to_describe_closes_nothing_and_says_so(world: World, calls: Boundary) -> None:
+    # Given an open finding on a disabled key the guard may no longer describe
+    key = _open_access_finding(world)
+    world.kms.disable_key(KeyId=key.rsplit("/", 1)[1])
+    calls.faults.add("DescribeKey", "AccessDeniedException", message="not authorized", times=1)
+    # When its DisableKey event arrives
+    summary = _grant(_key_event("cloudtrail_kms_disable_key", key))
+    # Then nothing is closed on a key the guard cannot see, and the summary says why
+    assert summary["closed"] == 0
+    assert summary["state"].startswith("not told")
+    assert _state(_by_type()["KEY_ACCESS_MISSING"]) == OPEN
+
+
 def test_a_key_deleted_since_the_event_closes_its_findings_as_deleted(world: World) -> None:
     # Given open findings recorded on a key KMS no longer knows (deleted after its waiting period)
     boto3.client("securityhub", region_name=REGION).enable_security_hub()

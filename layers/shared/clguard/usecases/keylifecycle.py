@@ -81,11 +81,15 @@ def reread_and_close(publisher: Publisher, reference: str, *, account: str, regi
 
 
 def _seen(seen: KeySeen, **where: str) -> None:
+    extra = {"key": seen.key, "state": seen.state, **where}
     if seen.closing:
         count("KeysFoundUnusable")
-        logger.info("key unusable: its open findings are closed", extra={"key": seen.key, "state": seen.state, **where})
+        logger.info("key unusable: its open findings are closed", extra=extra)
+    elif seen.state.startswith("not told"):  # KMS refused to describe it (not transiently): its findings stay open
+        count("KeysUnreadable")
+        logger.warning("key could not be re-read: its open findings stay open", extra=extra)
     else:
-        logger.info("key re-read: nothing to close", extra={"key": seen.key, "state": seen.state, **where})
+        logger.info("key re-read: nothing to close", extra=extra)
 
 
 # --- the event ---------------------------------------------------------------------------------
