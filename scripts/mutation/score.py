@@ -30,10 +30,13 @@ def main(mutants: Path, equivalent_file: Path, module: str) -> int:
         if module and name != module:
             continue
         codes = json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
-        m_total = m_killed = m_excluded = 0
+        m_total = m_killed = m_excluded = m_not_run = 0
         for key, code in codes.items():
             if key in equivalent:
                 m_excluded += 1
+                continue
+            if code is None:  # not run: outside MUTANTS="..." of a partial run
+                m_not_run += 1
                 continue
             m_total += 1
             if code in KILLED:
@@ -41,7 +44,8 @@ def main(mutants: Path, equivalent_file: Path, module: str) -> int:
             else:
                 survivors.append(f"{key} (exit code {code})")
         score = m_killed / m_total if m_total else 1.0
-        print(f"rules/{name}.py: {m_killed}/{m_total} killed ({score:.1%}), {m_excluded} equivalent excluded")
+        not_run = f", {m_not_run} not run" if m_not_run else ""
+        print(f"rules/{name}.py: {m_killed}/{m_total} killed ({score:.1%}), {m_excluded} equivalent excluded{not_run}")
         total, killed, excluded = total + m_total, killed + m_killed, excluded + m_excluded
     score = killed / total if total else 1.0
     print(f"rules/: {killed}/{total} killed ({score:.1%}), {excluded} equivalent mutants excluded")

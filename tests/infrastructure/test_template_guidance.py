@@ -201,3 +201,17 @@ def test_the_semantic_version_is_the_latest_released_changelog_heading() -> None
     assert released, "no released version in CHANGELOG.md"
     assert version == released[0]
     assert changelog.index("## [Unreleased]") < changelog.index(f"## [{version}]")
+
+
+def test_every_alarm_says_how_missing_data_counts() -> None:
+    # Given the stack's alarms (clguard doctor passes INSUFFICIENT_DATA as "not evaluated yet")
+    alarms = {
+        name: resource["Properties"]
+        for name, resource in TEMPLATE["Resources"].items()
+        if resource["Type"] in {"AWS::CloudWatch::Alarm"}
+    }
+    # Then each one treats missing data explicitly, so INSUFFICIENT_DATA lasts only until its first
+    # evaluation and a quiet stack never hides a broken alarm behind it
+    assert alarms
+    assert {name: p.get("TreatMissingData") for name, p in alarms.items() if p.get("TreatMissingData") is None} == {}
+    assert {p["TreatMissingData"] for p in alarms.values()} <= {"breaching", "notBreaching"}

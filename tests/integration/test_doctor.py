@@ -133,17 +133,34 @@ def test_each_check_fails_with_its_fix_on_a_world_missing_that_piece(
     assert others == {name}
 
 
-def test_the_alarms_check_names_every_alarm_not_ok() -> None:
-    # Given the stack's alarms, one in ALARM and one without data yet
-    states = {"guard-VerifyDLQAlarm-1A": "OK", "guard-HeartbeatAlarm-2B": "ALARM", "guard-X-3C": "INSUFFICIENT_DATA"}
+def test_the_alarms_check_names_every_alarm_in_alarm() -> None:
+    # Given the stack's alarms, two in ALARM and one without data yet
+    states = {
+        "guard-VerifyDLQAlarm-1A": "OK",
+        "guard-HeartbeatAlarm-2B": "ALARM",
+        "guard-DLQ-4D": "ALARM",
+        "guard-X-3C": "INSUFFICIENT_DATA",
+    }
     # When they are judged
     check = doctor.judge_alarms(states)
-    # Then the check fails naming both, with the command that shows them
+    # Then the check fails naming the alarms in ALARM, with the command that shows them
     assert check.status == "fail"
     assert "guard-HeartbeatAlarm-2B (ALARM)" in check.detail
-    assert "guard-X-3C (INSUFFICIENT_DATA)" in check.detail
-    assert check.fix.startswith("aws cloudwatch describe-alarms --alarm-names guard-HeartbeatAlarm-2B guard-X-3C")
+    assert "guard-DLQ-4D (ALARM)" in check.detail
+    assert check.fix.startswith("aws cloudwatch describe-alarms --alarm-names guard-DLQ-4D guard-HeartbeatAlarm-2B")
     assert doctor.judge_alarms({"guard-VerifyDLQAlarm-1A": "OK"}).status == "pass"
+
+
+def test_a_fresh_stack_whose_alarms_have_no_data_yet_passes_and_says_so() -> None:
+    # Given a stack just deployed: its alarms not evaluated yet
+    states = {"guard-VerifyDLQAlarm-1A": "INSUFFICIENT_DATA", "guard-X-3C": "OK"}
+    # When they are judged
+    check = doctor.judge_alarms(states)
+    # Then doctor does not fail the operator's new stack, and names the alarms still waiting
+    assert check.status == "pass"
+    assert "guard-VerifyDLQAlarm-1A" in check.detail
+    assert "guard-X-3C" not in check.detail
+    assert "first evaluation" in check.detail
 
 
 def test_the_alarm_states_are_read_from_cloudwatch(world: World) -> None:

@@ -360,3 +360,60 @@ def test_the_organization_is_learnt_only_for_a_deny_that_names_it(document: dict
     # Given a key policy
     # Then it is worth learning the organization only when a Deny's condition names an organization key
     assert policy.depends_on_organization(document) is depends
+
+
+# --- what each request context holds (pinned to the documented request) -------------------------
+
+
+def test_a_principal_known_to_be_in_no_organization_meets_a_deny_on_a_missing_org_id() -> None:
+    # Given a Deny of every principal whose request carries no aws:PrincipalOrgID
+    no_org = deny(Condition={"Null": {"aws:PrincipalOrgID": "true"}})
+    principal = f"arn:aws:iam::{ACCOUNT}:role/ml/Trainer"
+    # When the guard knows the key's account is in no organization
+    facts = policy.organization_facts(None)
+    # Then the request carries no org id, and the Deny applies (known, not merely assumed)
+    assert all(
+        "aws:principalorgid" in c and not c["aws:principalorgid"]
+        for c in policy.request_contexts(principal, "kms:Decrypt", KEY_ARN, facts=facts)
+    )
+    assert policy.blocking_denies(granted_policy(no_org), principal, (TRAINING_DATA,), KEY_ARN, facts=facts) == ("D",)
+    # And in an organization it does not
+    known = policy.organization_facts(ORG)
+    assert policy.blocking_denies(granted_policy(no_org), principal, (TRAINING_DATA,), KEY_ARN, facts=known) == ()
+
+
+def test_create_grant_for_an_aws_resource_carries_the_lower_case_true_that_string_operators_compare() -> None:
+    # Given a Deny of CreateGrant whenever the grant is for an AWS resource, written with StringEquals
+    # (the key's value in the request is the string "true", KMS Developer Guide, kms:GrantIsForAWSResource)
+    statement = deny(Action="kms:CreateGrant", Condition={"StringEquals": {"kms:GrantIsForAWSResource": "true"}})
+    # Then the copied-images grant (Rekognition's CreateGrant for an AWS resource) is blocked by it
+    assert policy.blocking_denies(granted_policy(statement), TRAINER, (COPIED_IMAGES_GRANT,), KEY_ARN) == ("D",)
+
+
+@pytest.mark.parametrize("action", ["kms:Decrypt", "kms:GenerateDataKey"])
+def test_only_s3_s_decrypt_and_generate_data_key_carry_the_s3_encryption_context(action: str) -> None:
+    # Given the requests KMS sees for a training (S3 on the object's behalf, Rekognition itself)
+    s3, rekognition = policy.request_contexts(TRAINER, action, KEY_ARN)
+    grant_via_s3, _ = policy.request_contexts(TRAINER, "kms:CreateGrant", KEY_ARN)
+    # Then only S3's data-key requests carry aws:s3:arn in their encryption context (S3 User Guide,
+    # "Encryption context"); Rekognition's and a CreateGrant do not
+    assert "kms:encryptioncontext:aws:s3:arn" in s3
+    assert "kms:encryptioncontext:aws:s3:arn" not in rekognition
+    assert "kms:encryptioncontext:aws:s3:arn" not in grant_via_s3
+    assert "kms:encryptioncontextkeys" not in grant_via_s3
+
+
+def test_a_malformed_condition_block_is_skipped_and_the_blocks_after_it_still_decide() -> None:
+    # Given a Deny whose first condition block is malformed and whose second can never match the
+    # trainer's requests (they are made over TLS)
+    statement = deny(Condition={"StringEquals": "not a block", "Bool": {"aws:SecureTransport": "false"}})
+    # Then the Deny cannot apply: the malformed block is ignored, not the rest of the condition
+    assert policy.blocking_denies(granted_policy(statement), TRAINER, (TRAINING_DATA,), KEY_ARN) == ()
+
+
+def test_a_deny_whose_sid_is_not_a_string_is_named_by_its_position() -> None:
+    # Given a Deny with a number for its Sid (KMS rejects it; a policy read from a file may hold it)
+    document = granted_policy(deny(Sid=7))
+    position = len(document["Statement"]) - 1
+    # Then it is named by its position, never by the stray value
+    assert policy.blocking_denies(document, TRAINER, (TRAINING_DATA,), KEY_ARN) == (f"Statement[{position}]",)

@@ -554,3 +554,100 @@ def test_an_owned_statement_with_a_not_element_added_by_hand_is_not_built_on(ext
         policy.merge_grants(
             {"Statement": [owned]}, [(TRAINER, (policy.TRAINING_DATA,))], key_account=ACCOUNT, key_arn=None
         )
+
+
+# --- what the merge takes from its arguments (each one a fail-open or a false refusal if dropped) --
+
+
+def test_a_key_of_a_sovereign_partition_takes_its_partition_from_its_arn_or_as_given() -> None:
+    # Given a key in aws-cn, and a role of its account in aws-cn and in aws
+    china_key = f"arn:aws-cn:kms:cn-north-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    china_trainer = f"arn:aws-cn:iam::{ACCOUNT}:role/ml/CustomLabelsTrainer"
+    grant = [(china_trainer, (policy.TRAINING_DATA,))]
+    # When the aws-cn role is merged, the partition known from the key's ARN, or given without it
+    by_arn = policy.merge_grants(_policy(), grant, key_account=ACCOUNT, key_arn=china_key)
+    by_name = policy.merge_grants(_policy(), grant, key_account=ACCOUNT, key_partition="aws-cn")
+    # Then it is added both ways
+    assert by_arn.added == by_name.added == (("CustomLabelsGuardTrainingData", china_trainer),)
+    # And a role of the aws partition may not be added to that key, however the partition is known
+    for known in ({"key_arn": china_key}, {"key_partition": "aws-cn"}):
+        with pytest.raises(GuardrailViolation, match="partition aws is not the key's aws-cn"):
+            policy.merge_grants(_policy(), [(TRAINER, (policy.TRAINING_DATA,))], key_account=ACCOUNT, **known)
+
+
+def test_the_merge_reads_the_denies_for_this_key_and_this_principal_s_organization() -> None:
+    # Given a Deny on another key only, and an identity perimeter of the key's organization
+    other_key = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/0000abcd-12ab-34cd-56ef-1234567890ab"
+    on_other_key = {"Sid": "OtherKey", "Effect": "Deny", "Principal": "*", "Action": "kms:*", "Resource": other_key}
+    organization = "o-a1b2c3d4e5"
+    perimeter = {
+        "Sid": "Perimeter",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "kms:*",
+        "Resource": "*",
+        "Condition": {"StringNotEquals": {"aws:PrincipalOrgID": organization}},
+    }
+    # When the trainer is merged, knowing the key's ARN and the organization of its account
+    merged = policy.merge_grants(
+        _policy(on_other_key, perimeter),
+        [(TRAINER, (policy.TRAINING_DATA,))],
+        key_account=ACCOUNT,
+        key_arn=KEY_ARN,
+        facts=policy.organization_facts(organization),
+    )
+    # Then neither Deny stops it: one names another key, the other exempts the key's organization
+    assert merged.added == (("CustomLabelsGuardTrainingData", TRAINER),)
+
+
+def test_the_statements_after_a_merge_are_a_snapshot_of_what_it_wrote() -> None:
+    # Given a merge that added the trainer to the owned statement
+    merged = _merge(_policy(), (TRAINER, (policy.TRAINING_DATA,)))
+    sid = "CustomLabelsGuardTrainingData"
+    # When the caller goes on changing the merged document
+    policy.owned_statement(merged.document, sid)["Principal"]["AWS"].append(OTHER)  # type: ignore[index]
+    # Then the merge's record of the statement it wrote is unchanged
+    assert merged.after[sid]["Principal"]["AWS"] == [TRAINER]  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        pytest.param({"Effect": "Allow", "Action": "kms:*", "Resource": "*"}, id="no Principal"),
+        pytest.param(
+            {"Effect": "Allow", "Principal": TRAINER, "Action": "kms:*", "Resource": "*"}, id="Principal a bare ARN"
+        ),
+        pytest.param(
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": TRAINER},
+                "NotPrincipal": {"AWS": OTHER},
+                "Action": "kms:*",
+                "Resource": "*",
+            },
+            id="Principal and NotPrincipal",
+        ),
+        pytest.param(
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": TRAINER},
+                "Action": "kms:*",
+                "NotAction": "kms:Encrypt",
+                "Resource": "*",
+            },
+            id="Action and NotAction",
+        ),
+        pytest.param(
+            {"Effect": "Allow", "Principal": {"AWS": TRAINER}, "Action": "kms:*", "Resource": "*", "NotResource": "x"},
+            id="Resource and NotResource",
+        ),
+    ],
+)
+def test_a_malformed_allow_is_never_counted_as_access(statement: dict[str, Any]) -> None:
+    # Given an Allow that IAM would reject (no principal, a bare ARN as Principal, or both a field
+    # and its Not- form): KMS never stored it, so a hand-edited policy read back cannot hold it
+    document = {"Version": "2012-10-17", "Statement": [statement]}
+    # When the trainer's access is evaluated
+    # Then it is not counted as a grant: the guard adds its own statement rather than trust it
+    assert not policy.is_allowed(document, TRAINER, policy.TRAINING_DATA, KEY_ARN)
+    assert policy.missing(document, TRAINER, (policy.TRAINING_DATA,), KEY_ARN) == (policy.TRAINING_DATA,)

@@ -247,10 +247,18 @@ ALARMS_TITLE: Final = "the stack's alarms are OK"
 
 
 def judge_alarms(states: Mapping[str, str]) -> Check:
-    """The alarms check on the alarms' states (name -> OK / ALARM / INSUFFICIENT_DATA)."""
-    bad = {name: state for name, state in states.items() if state != "OK"}
+    """The alarms check on the alarms' states (name -> OK / ALARM / INSUFFICIENT_DATA).
+
+    INSUFFICIENT_DATA alone does not fail: every alarm of the stack but the heartbeat treats missing
+    data as not breaching, so the state only lasts until an alarm's first evaluation (a stack just
+    deployed), and the heartbeat treats it as breaching (ALARM). It is named in the detail."""
+    waiting = sorted(name for name, state in states.items() if state == "INSUFFICIENT_DATA")
+    bad = {name: state for name, state in states.items() if state not in {"OK", "INSUFFICIENT_DATA"}}
     if not bad:
-        return Check("alarms", ALARMS_TITLE, PASS, f"{len(states)} alarm(s)")
+        detail = f"{len(states)} alarm(s)"
+        if waiting:
+            detail += f"; waiting for their first evaluation (a new stack): {', '.join(waiting)}"
+        return Check("alarms", ALARMS_TITLE, PASS, detail)
     listed = ", ".join(f"{name} ({state})" for name, state in sorted(bad.items()))
     fix = (
         f"aws cloudwatch describe-alarms --alarm-names {' '.join(sorted(bad))}\n"
