@@ -229,16 +229,24 @@ class TrainingCall:
     response: dict[str, Any] = field(default_factory=dict)  # responseElements, lower-cased keys
 
 
-def parse_training_call(event: Any) -> TrainingCall:
+@dataclass(frozen=True, slots=True)
+class _CloudTrailCall:
+    event_id: str
+    name: str
+    account: str
+    region: str
+    detail: dict[str, Any]
+
+
+def _cloudtrail_call(event: Any, source_wanted: str) -> _CloudTrailCall:
+    """An EventBridge "AWS API Call via CloudTrail" event of ``source_wanted``: its id, call,
+    account and region (the record itself in ``detail``)."""
     if not isinstance(event, dict):
         raise InvalidEvent("the event is not a JSON object")
     event_id, detail_type, source, detail = _eventbridge(event)
-    if source != "aws.rekognition" or detail_type != "AWS API Call via CloudTrail":
+    if source != source_wanted or detail_type != "AWS API Call via CloudTrail":
         raise InvalidEvent(f"unexpected event: source {source!r}, detail-type {detail_type!r}")
     name = required_text(detail, "eventName", "detail")
-    params = detail.get("requestParameters")
-    if params is not None and not isinstance(params, dict):
-        raise InvalidEvent("detail.requestParameters must be an object")
     # The envelope's account is the one EventBridge vouches for (a forwarded event keeps it);
     # the record's recipientAccountId must agree, or the call is not this account's.
     account = optional_account_id(event) or required_text(event, "account", "event")
@@ -246,6 +254,15 @@ def parse_training_call(event: Any) -> TrainingCall:
     if recipient is not None and recipient != account:
         raise InvalidEvent(f"detail.recipientAccountId {recipient[:40]!r} is not the event's account {account}")
     region = optional_text(detail, "awsRegion", "detail") or required_text(event, "region", "event")
+    return _CloudTrailCall(event_id, name, account, region, detail)
+
+
+def parse_training_call(event: Any) -> TrainingCall:
+    call = _cloudtrail_call(event, "aws.rekognition")
+    event_id, name, account, region, detail = call.event_id, call.name, call.account, call.region, call.detail
+    params = detail.get("requestParameters")
+    if params is not None and not isinstance(params, dict):
+        raise InvalidEvent("detail.requestParameters must be an object")
     error_code = detail.get("errorCode")
     error_message = detail.get("errorMessage")
     response = detail.get("responseElements")
@@ -302,21 +319,11 @@ def _recorded_key(detail: Mapping[str, Any]) -> str | None:
 
 
 def parse_key_state_change(event: Any) -> KeyStateChange:
-    if not isinstance(event, dict):
-        raise InvalidEvent("the event is not a JSON object")
-    event_id, detail_type, source, detail = _eventbridge(event)
-    if source != "aws.kms" or detail_type != "AWS API Call via CloudTrail":
-        raise InvalidEvent(f"unexpected event: source {source!r}, detail-type {detail_type!r}")
-    name = required_text(detail, "eventName", "detail")
-    if name not in KEY_STATE_EVENTS:
-        raise InvalidEvent(f"unexpected KMS call {name[:60]!r}: only {', '.join(sorted(KEY_STATE_EVENTS))}")
-    account = optional_account_id(event) or required_text(event, "account", "event")
-    recipient = optional_text(detail, "recipientAccountId", "detail")
-    if recipient is not None and recipient != account:
-        raise InvalidEvent(f"detail.recipientAccountId {recipient[:40]!r} is not the event's account {account}")
-    region = optional_text(detail, "awsRegion", "detail") or required_text(event, "region", "event")
-    key = _recorded_key(detail)
+    call = _cloudtrail_call(event, "aws.kms")
+    if call.name not in KEY_STATE_EVENTS:
+        raise InvalidEvent(f"unexpected KMS call {call.name[:60]!r}: only {', '.join(sorted(KEY_STATE_EVENTS))}")
+    key = _recorded_key(call.detail)
     if key is None or not is_key_reference(key):
         shown = "nothing" if key is None else repr(key[:100])
-        raise InvalidEvent(f"the {name} record names no KMS key (found {shown})")
-    return KeyStateChange(event_id=event_id, event_name=name, account=account, region=region, key=key)
+        raise InvalidEvent(f"the {call.name} record names no KMS key (found {shown})")
+    return KeyStateChange(call.event_id, call.name, call.account, call.region, key)
