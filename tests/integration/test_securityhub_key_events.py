@@ -297,3 +297,20 @@ def _settings() -> Any:
     from clguard.boundary.config import current_settings  # noqa: PLC0415
 
     return current_settings(os.environ, account_id=ACCOUNT)
+
+
+def test_the_keys_index_is_bounded_and_a_key_beyond_it_is_counted(world: World, monkeypatch: Any) -> None:
+    # Given the keys index at its bound (3 here; MAX_INDEXED_KEYS is 1,000)
+    del world
+    monkeypatch.setattr(openfindings, "MAX_INDEXED_KEYS", 3)
+    keys = [f"arn:aws:kms:{REGION}:{ACCOUNT}:key/00000000-0000-4000-8000-00000000000{n}" for n in range(5)]
+    assert openfindings.index(TABLE, ACCOUNT, REGION, keys[:3]) == 0
+    # When more keys get open findings
+    refused = openfindings.index(TABLE, ACCOUNT, REGION, keys[3:])
+    # Then they are refused (counted by the caller: SecurityHubUnindexed) and the index stays at its bound
+    assert refused == 2
+    assert openfindings.indexed_keys(TABLE, ACCOUNT, REGION) == set(keys[:3])
+    # and a key that leaves makes room again
+    openfindings.unindex(TABLE, ACCOUNT, REGION, keys[:1])
+    assert openfindings.index(TABLE, ACCOUNT, REGION, keys[3:4]) == 0
+    assert openfindings.indexed_keys(TABLE, ACCOUNT, REGION) == {*keys[1:4]}
