@@ -124,11 +124,13 @@ class Publisher:
         if self.security_hub is not None:
             self.security_hub.key_decided(account, region, key_arn, statuses)
 
-    def key_unusable(self, key_arn: str, state: str | None, *, not_found: bool, account: str, region: str) -> None:
-        """A key that cannot serve training: deleted or pending deletion, its access findings are
-        archived at the flush (``SecurityHubOutput.key_unusable``)."""
-        if self.security_hub is not None:
-            self.security_hub.key_unusable(account, region, key_arn, state, not_found=not_found)
+    def key_unusable(self, key_arn: str, state: str | None, *, not_found: bool, account: str, region: str) -> bool:
+        """A key that cannot serve training: deleted, pending deletion or disabled, its access
+        findings are archived at the flush (``SecurityHubOutput.key_unusable``). False when
+        nothing is to close (SECURITY_HUB off, or a state that closes nothing)."""
+        if self.security_hub is None:
+            return False
+        return self.security_hub.key_unusable(account, region, key_arn, state, not_found=not_found)
 
     def flush(self) -> None:
         """The end of a unit of work: send the queued findings, then what the sibling outputs hold
