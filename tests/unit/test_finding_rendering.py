@@ -272,6 +272,7 @@ def test_fingerprint_ignores_when_and_how_it_was_described() -> None:
         {"kms_key_arn": None},
         {"source_event_id": "another-event"},
         {"scope": "2026-11-28T20"},
+        {"account": "111122223333"},  # the same key seen from a member: another condition
     ],
 )
 def test_fingerprint_differs_by_condition_outcome_resource_and_event(change: dict[str, Any]) -> None:

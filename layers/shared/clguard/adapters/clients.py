@@ -204,6 +204,16 @@ def current_member() -> Member | None:
     return _acting.get()
 
 
+def scoped(name: str) -> str:
+    """``name`` (a key ARN, key id, alias, bucket name) as a cache key of what the account acted
+    in sees of it: the same ARN can be readable by one account and refused to another, so a
+    per-container cache of AWS answers keeps each account's apart (the own account's names as
+    they are; a member's prefixed with its account id and a slash, which no ARN, key id, alias
+    name or bucket name starts with)."""
+    member = _acting.get()
+    return name if member is None else f"{member.account}/{name}"
+
+
 def reset(session: boto3.session.Session | None = None) -> None:
     """Forget every client and member credential; the next ones come from ``session`` (or a new
     default session).
