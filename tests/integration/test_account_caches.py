@@ -6,11 +6,17 @@ mutes the central account's own work on that key."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import boto3
+
 from clguard.adapters import clients
+from clguard.boundary.config import load_settings
 from clguard.boundary.s3ref import S3ObjectRef
 from clguard.reporting import labels
 from clguard.reporting.findings import Finding, FindingType, Outcome
 from clguard.state.keydirectory import KeyDirectory
+from tests.awscalls import Boundary
 from tests.integration import test_many_accounts as many
 from tests.integration.test_many_accounts import MEMBER, MEMBER_BUCKET, MEMBER_ROLE, Member, upload_event, verify
 from tests.world import ACCOUNT, BUCKET, REGION, World
@@ -109,3 +115,31 @@ def test_the_labels_of_one_account_are_not_served_to_another(world: World, membe
     # Then the central account gets its own answers, not the member's empty ones
     assert alias == "alias/training-images"
     assert owner == "ml"
+
+
+def test_a_member_finding_is_labelled_through_the_member_role_whatever_the_caller_acts_in(
+    world: World, member: Member, calls: Boundary
+) -> None:
+    # Given the member's bucket with an owner tag, and a finding about one of its objects, labelled
+    # outside any member work (as the audit report's rows are, after the member's checks)
+    member.world.s3.put_bucket_tagging(
+        Bucket=MEMBER_BUCKET, Tagging={"TagSet": [{"Key": "owner", "Value": "member-ml"}]}
+    )
+    finding = replace(object_finding(MEMBER_BUCKET), account=MEMBER)
+    settings = load_settings(world.env(AWS_REGION=REGION), account_id=ACCOUNT)
+    seen: list[str] = []
+    calls.session.events.register(
+        "before-call.s3.GetBucketTagging",
+        lambda request_signer, **_: seen.append(request_signer._credentials.access_key),
+        unique_id="who-reads-tags",
+    )
+
+    # When the publisher labels it
+    labelled = labels.labelled_in_its_account(finding, settings)
+
+    # Then the member's bucket was read with the member role's credentials only, and its owner shown
+    assert labelled.owner == "member-ml"
+    central = boto3.session.Session().get_credentials()
+    assert central is not None
+    assert seen
+    assert central.access_key not in seen

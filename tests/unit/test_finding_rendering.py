@@ -84,7 +84,8 @@ DESIGN_OUTCOMES: dict[FindingType, tuple[Outcome, ...]] = {
     FindingType.MANIFEST_INVALID: (Outcome.REPORTED,),
     FindingType.EXCEPTIONS_INVALID: (Outcome.REPORTED,),
     FindingType.TRAINING_FAILED: (Outcome.REPORTED, Outcome.REMEDIATED),
-    FindingType.MEMBER_UNREACHABLE: (Outcome.REPORTED,),
+    # REFUSED: a member's declaration names a bucket S3 says is another account's (README, Organizations)
+    FindingType.MEMBER_UNREACHABLE: (Outcome.REPORTED, Outcome.REFUSED),
 }
 PAIRS = [(t, o) for t, outcomes in DESIGN_OUTCOMES.items() for o in outcomes]
 

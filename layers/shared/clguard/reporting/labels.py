@@ -19,8 +19,9 @@ from dataclasses import replace
 from typing import Final
 
 from clguard.adapters import clients, kms, s3
+from clguard.boundary.config import Settings
 from clguard.boundary.s3ref import S3ObjectRef
-from clguard.errors import AwsError
+from clguard.errors import AwsError, MemberUnreachable, RetryableError
 from clguard.observability import logger
 from clguard.reporting.findings import Finding, KmsKeyResource
 
@@ -48,7 +49,7 @@ class _Memo[V]:
         value: V | None
         try:
             value = read(name)
-        except AwsError as error:
+        except (AwsError, MemberUnreachable, RetryableError) as error:  # names never stop a finding
             logger.info(
                 f"could not read the {what}; left out of the finding", extra={"resource": name, "error": str(error)}
             )
@@ -90,6 +91,16 @@ def alias_of(key_arn: str | None) -> str | None:
         return None
     aliases = _key_aliases.get(key_arn, kms.aliases, "key's aliases")
     return aliases[0] if aliases else None
+
+
+def labelled_in_its_account(finding: Finding, settings: Settings) -> Finding:
+    """``labelled``, read as the account the finding names: a member's bucket and key only
+    through that member's role (design §11), whatever the caller acts in (the audit report's
+    rows are labelled after the member's work is done)."""
+    account = finding.account
+    member = None if account == settings.home else clients.Member(account, settings.member_role_arn(account))
+    with clients.acting_in(member):
+        return labelled(finding, settings.owner_tag_key)
 
 
 def labelled(finding: Finding, tag_key: str) -> Finding:
