@@ -22,7 +22,7 @@ help:
 	@echo "make test      ruff, mypy, sam validate --lint, checkov and all tests"
 	@echo "make audit     run the audit on the local system and write its report to audit-report/"
 	@echo "make bench     performance figures (ratios measured side by side)"
-	@echo "make mutation  mutation testing of rules/ (mutmut; slow: MODULE=policy|principals|arns for one module)"
+	@echo "make mutation  mutation testing of rules/ (mutmut; slow: MODULE=policy|principals|arns|encryption|exceptions|snsbatches for one module)"
 	@echo "make replay EVENT=path.json   route your own event through the local system"
 	@echo "make exceptions-check FILE=f.json [FINDINGS=r.json]   check an accepted-exceptions document"
 	@echo "make build     sam build (no container)"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make mutation [MODULE=policy|principals|arns] [MUTANTS="name ..."] [JOBS=2]
+# make mutation [MODULE=policy|principals|arns|encryption|exceptions|snsbatches] [MUTANTS="name ..."] [JOBS=2]
 # Mutation testing of clguard/rules with mutmut (docs/architecture.md §6), in a staged copy under
 # build/mutation so that the work tree is never mutated. Prints the score of each module and every
 # surviving mutant; exits 1 when the score of the run is under 90% or a mutant survives that is

@@ -36,6 +36,19 @@ INVISIBLE: Final = (
     "\u2068",
     "\u2069",
     "\ufeff",  # zero width no-break space (BOM)
+    "\U000e0041",  # TAG LATIN CAPITAL LETTER A: "ASCII smuggling" (rendered as nothing)
+    "\U000e007f",  # CANCEL TAG
+    "\u3164",  # HANGUL FILLER: a letter that renders blank
+    "\uffa0",  # HALFWIDTH HANGUL FILLER
+    "\u115f",  # HANGUL CHOSEONG FILLER
+    "\u2800",  # BRAILLE PATTERN BLANK
+    "\u034f",  # COMBINING GRAPHEME JOINER
+    "\ufe0f",  # VARIATION SELECTOR-16
+    "\U000e0100",  # VARIATION SELECTOR-17
+    "\u00a0",  # NO-BREAK SPACE: looks like a space, is not one
+    "\u3000",  # IDEOGRAPHIC SPACE
+    "\ue000",  # private use
+    "\U0010ffff",  # a noncharacter (unassigned)
 )
 
 HOSTILE: Final[tuple[str, ...]] = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from dataclasses import replace
 from typing import Any
 
@@ -12,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clguard.boundary.s3ref import S3ObjectRef
+from clguard.reporting import htmlparts, rendering
 from clguard.reporting.findings import (
     SEVERITY,
     Finding,
@@ -668,3 +670,36 @@ def test_the_sentence_names_exactly_the_added_principal(existing: list[str], new
     # Then it names the added principal and none of those already there
     assert sentence.startswith(f"added role/{new} to ")
     assert all(f"role/{name} " not in sentence and f"role/{name}," not in sentence for name in existing)
+
+
+# --- one rule of what people cannot see (e-mail, Slack, CLI, the audit page) -----------------------
+
+_NOTHING_SHOWN = ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(codec=None, exclude_categories=()), max_size=40))
+def test_one_line_leaves_nothing_invisible_and_never_merges_two_texts(text: str) -> None:
+    # Given any text an outsider may put in an object key, a tag or a principal
+    shown = rendering.one_line(text)
+    page = htmlparts.visible(text)
+    # Then no character that renders as nothing, acts, or passes for a space is left raw, on any channel
+    for out in (shown, page):
+        assert not [c for c in out if unicodedata.category(c) in _NOTHING_SHOWN or (c.isspace() and c != " ")]
+        assert not [c for c in out if c in "\u3164\uffa0\u115f\u1160\u2800\u034f" or 0xFE00 <= ord(c) <= 0xFE0F]
+    # And two different texts never read the same (the backslash is escaped too)
+    assert rendering.one_line(text + "\\") != shown
+
+
+def test_tag_characters_and_fillers_are_shown_as_escapes_a_person_can_read() -> None:
+    # Given an object key that hides " grant Admin" in tag characters, and one with a Hangul filler
+    smuggled = "cat.jpg" + "".join(chr(0xE0000 + ord(c)) for c in " grant") + "\U000e007f"
+    # Then each hidden character is a visible escape, in the terminal/e-mail/Slack and on the page alike
+    assert (
+        rendering.one_line(smuggled)
+        == "cat.jpg\\U000e0020\\U000e0067\\U000e0072\\U000e0061\\U000e006e\\U000e0074\\U000e007f"
+    )
+    assert htmlparts.text("cat\u3164.jpg") == "cat\\u3164.jpg"
+    assert rendering.one_line("a\u00a0b\\c") == "a\\xa0b\\\\c"
+    # And text people can read stays as it is, accents and scripts included
+    assert rendering.one_line("Ünïcødé 画像 صورة.jpg") == "Ünïcødé 画像 صورة.jpg"

@@ -651,3 +651,14 @@ def test_a_malformed_allow_is_never_counted_as_access(statement: dict[str, Any])
     # Then it is not counted as a grant: the guard adds its own statement rather than trust it
     assert not policy.is_allowed(document, TRAINER, policy.TRAINING_DATA, KEY_ARN)
     assert policy.missing(document, TRAINER, (policy.TRAINING_DATA,), KEY_ARN) == (policy.TRAINING_DATA,)
+
+
+def test_an_allow_on_the_key_s_own_arn_counts_and_the_merge_adds_nothing() -> None:
+    # Given a hand-written Allow for the trainer whose Resource is the key's own ARN (in a key policy
+    # "*" means this key; naming it is equivalent, and common in IaC-generated policies)
+    document = _policy(_allow({"AWS": TRAINER}, ["kms:Decrypt", "kms:GenerateDataKey"], Resource=KEY_ARN))
+    # When the trainer is merged for the key
+    merged = _merge(document, (TRAINER, (policy.TRAINING_DATA,)))
+    # Then the access is already there: nothing is added, the document is unchanged
+    assert merged.added == ()
+    assert merged.document == document

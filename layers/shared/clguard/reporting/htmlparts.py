@@ -18,24 +18,19 @@ from __future__ import annotations
 
 import html
 import json
-import re
 from collections.abc import Iterable, Sequence
 from typing import Final
 
-TEXT_MAX: Final = 400  # characters of one value shown on the page
+from clguard.reporting.rendering import reveal
 
-# C0/C1 controls, bidirectional controls and isolates, zero-width and invisible formatting
-# characters, line/paragraph separators, the BOM: shown as \uXXXX instead of acting.
-_INVISIBLE: Final = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u00ad\u061c\u115f\u1160\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffb]"
-)
+TEXT_MAX: Final = 400  # characters of one value shown on the page
 
 
 def visible(value: object) -> str:
     """The value as a person should see it: invisible and direction-changing characters as
     ``\\uXXXX``, cut to TEXT_MAX characters (with how many were left out). Not yet HTML-escaped."""
     raw = "" if value is None else str(value)
-    shown = _INVISIBLE.sub(lambda m: f"\\u{ord(m.group()):04x}", raw[:TEXT_MAX])
+    shown = reveal(raw[:TEXT_MAX])
     if len(raw) > TEXT_MAX:
         shown += f"… ({len(raw) - TEXT_MAX:,} more characters)"
     return shown

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
 from typing import Any, Final
 
 from clguard.boundary.s3ref import S3ObjectRef
@@ -200,28 +202,52 @@ def subject(finding: Finding) -> str:
 
 # --- escaping: one function per context -------------------------------------------------------
 
-# What could start a line or hide/reorder text where people read it: C0 controls and DEL, C1
-# controls (NEL among them), the soft hyphen, the Arabic letter mark, zero-width characters
-# (U+200B-U+200D, U+2060-U+2064, U+FEFF, U+180E), the marks and overrides of bidi text (U+200E,
-# U+200F, U+202A-U+202E, U+2066-U+2069), the line and paragraph separators (U+2028, U+2029), the
-# interlinear annotations (U+FFF9-U+FFFB); and the backslash, so that an escape is never ambiguous.
-_UNSAFE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\xad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb\\\\]"
+# What could start a line, hide text or reorder it where people read it — one rule for every human
+# channel (e-mail, Slack, the CLI; the audit page through :func:`reveal`): every character whose
+# Unicode general category renders as nothing or acts instead of showing — controls (Cc: C0, DEL,
+# C1, NEL among them), formats (Cf: the soft hyphen, zero-width characters, bidi marks, overrides
+# and isolates, the BOM, the tag characters U+E0000-U+E007F of "ASCII smuggling"), line and
+# paragraph separators (Zl, Zp), surrogates, private-use and unassigned code points (Cs, Co, Cn) —
+# every space but the ASCII one (Zs: U+00A0, U+2000-U+200A, U+3000 look like it and are not), and
+# the letters and marks that render blank (the Hangul fillers, the braille blank, the combining
+# grapheme joiner, the Khmer inherent vowels, the variation selectors). A printable ASCII string
+# (the common case) is checked by one regular-expression search.
+_HIDDEN_CATEGORIES: Final = frozenset({"Cc", "Cf", "Zl", "Zp", "Zs", "Cs", "Co", "Cn"})
+_BLANK: Final = frozenset(
+    "\u034f\u115f\u1160\u17b4\u17b5\u2800\u3164\uffa0"
+    + "".join(map(chr, range(0xFE00, 0xFE10)))  # variation selectors 1-16
+    + "".join(map(chr, range(0xE0100, 0xE01F0)))  # variation selectors 17-256
 )
+_SUSPECT: Final = re.compile(r"[^\x20-\x7e]|\\")  # anything but printable ASCII; the backslash
 
 
-def _escape(match: re.Match[str]) -> str:
-    char = match.group()
+@lru_cache(maxsize=4096)
+def hidden(char: str) -> bool:
+    """True for one character that people would not see as itself (see the rule above)."""
+    return char != " " and (unicodedata.category(char) in _HIDDEN_CATEGORIES or char in _BLANK)
+
+
+def _shown(char: str, *, backslash: bool) -> str:
     if char == "\\":
-        return "\\\\"
+        return "\\\\" if backslash else char
+    if not hidden(char):
+        return char
     code = ord(char)
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+def reveal(value: str, *, backslash: bool = False) -> str:
+    """``value`` with every :func:`hidden` character as a visible escape (``\\u202e``,
+    ``\\U000e0041``); ``backslash``: a backslash as ``\\\\`` too, so that an escape is never ambiguous."""
+    if not _SUSPECT.search(value):
+        return value
+    return "".join(_shown(c, backslash=backslash) if c > "~" or c < " " or c == "\\" else c for c in value)
 
 
 def one_line(value: str) -> str:
     """Untrusted text as one line of plain text: every character that could break the line, hide
     or reorder text is shown as a visible escape (``\\x0a``, ``\\u202e``; a backslash as ``\\\\``)."""
-    return _UNSAFE.sub(_escape, value)
+    return reveal(value, backslash=True)
 
 
 def chat_escape(value: str) -> str:
