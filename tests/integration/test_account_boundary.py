@@ -192,3 +192,30 @@ def test_a_member_event_for_a_central_object_changes_nothing_in_the_central_buck
     # re-encrypted as the member), and what the member could not see is reported for the member
     assert "ServerSideEncryption" not in world.head("images/c.jpg")
     assert [(f["finding_type"], f["account"]) for f in world.findings()] == [("OBJECT_UNVERIFIABLE", MEMBER)]
+
+
+def test_an_owner_s3_cannot_confirm_now_leaves_the_claim_to_the_member_s_own_bucket_condition(
+    audited: World, member: Member, calls: Boundary
+) -> None:
+    # Given a member claiming the central bucket, and S3 answering neither account's probe of who
+    # owns it (503 SlowDown: the injected fault fails the whole call, retries included)
+    audited.env_set(TRAINING_BUCKETS=BUCKET)
+    audited.put_legacy("images/legacy.jpg")
+    declare(training_buckets=[MEMBER_BUCKET, BUCKET])
+    calls.faults.add("ListObjectsV2", "SlowDown", status=503, times=2)
+
+    # When the audit runs
+    summary = run_audit(audited)
+
+    # Then the run still completes; the member keeps its claim for this run, but listing the
+    # bucket as the member is refused by S3 (reported: the member could not read it), so no object
+    # of the central account is touched as the member, and no claim is refused without S3's word
+    assert summary["status"] in ("listed", "finished"), summary
+    assert "ServerSideEncryption" not in audited.head("images/legacy.jpg")
+    as_member = [
+        (f["finding_type"], f["outcome"])
+        for f in findings(audited)
+        if f["resource"].get("bucket") == BUCKET and f["account"] == MEMBER
+    ]
+    assert as_member == [("OBJECT_UNVERIFIABLE", "REPORTED")]
+    assert _claims_refused(audited) == []

@@ -83,7 +83,9 @@ def targets(settings: Settings) -> Targets:
 def _holder(settings: Settings, bucket: str, candidates: list[str]) -> str | None:
     """Which of the accounts that name ``bucket`` owns it, as S3 answers: the first whose own
     listing of one key with ``ExpectedBucketOwner`` set to itself succeeds (S3 refuses any other
-    account's with 403). None when none can tell (each refused, or its role unreachable)."""
+    account's with 403). None when none can tell (each refused, its role unreachable, or S3 did
+    not answer): the first member then keeps the bucket, listed as itself, which S3 refuses if it is
+    not its own (a note in the report), so nothing of another account is ever acted on."""
     for account in candidates:
         member = None if account == settings.home else clients.Member(account, settings.member_role_arn(account))
         try:
@@ -91,8 +93,11 @@ def _holder(settings: Settings, bucket: str, candidates: list[str]) -> str | Non
                 s3.list_page(bucket, owner=account, max_keys=1)
         except (Refused, MemberUnreachable):
             continue
-        except AwsError as error:  # throttled, or no answer: this invocation is retried
-            raise RetryableError(f"who owns {bucket}: {error}") from error
+        except (AwsError, RetryableError) as error:  # throttled, no answer: this one cannot tell now
+            logger.warning(
+                "bucket owner not confirmed", extra={"bucket": bucket, "account": account, "error": str(error)}
+            )
+            continue
         return account
     return None
 
