@@ -116,7 +116,6 @@ def report_refused_claims(settings: Settings, publisher: Publisher, run_id: str,
             f"{claim.holder}'s; audited as {claim.holder}'s, the claim refused"
         )
     for account, claims in sorted(by_member.items()):
-        count("MemberClaimsRefused", account=account)
         named = "; ".join(f"{c.bucket} (owned by account {c.holder})" for c in claims)
         logger.warning("member claims refused", extra={"account": account, "buckets": [c.bucket for c in claims]})
         publisher.publish(
