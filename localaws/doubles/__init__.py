@@ -29,7 +29,8 @@ KeyPolicyValidation         KMS PutKeyPolicy/CreateKey accept any string as the 
                             refused by any Deny of ``kms:*``, whatever its ``Condition``.
 AtomicConditionalWrites     DynamoDB conditional writes check, then write, without a lock;
                             PutItem ``ReturnValues=ALL_OLD`` reads the "old" item apart from
-                            the write, so it can return an item the put did not replace.
+                            the write, so it can return an item the put did not replace; a
+                            GetItem can read an item while an update changes it (HTTP 500).
 ItemSizeLimit               DynamoDB items over 400 KB are refused; moto lets an UpdateItem
                             ``ADD`` grow a set past that limit.
 ConditionalCopies           CopyObject/UploadPartCopy ignore ``x-amz-copy-source-if-match``

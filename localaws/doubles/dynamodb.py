@@ -39,7 +39,15 @@ class AtomicConditionalWrites(Double):
     succeeds and the other gets ConditionalCheckFailedException; TransactWriteItems is
     all-or-nothing. moto checks, then writes, without a lock. This double serializes moto's
     item writes (put_item, update_item, delete_item, transact_write_items; BatchWriteItem
-    goes through put_item/delete_item) behind one lock. Reads are not locked.
+    goes through put_item/delete_item) behind one lock.
+
+    A read returns an item as of one moment (AWS: a GetItem sees every write that succeeded
+    before it, never half of one). moto's GetItem handler serializes the stored item while a
+    concurrent UpdateItem may change its maps in place (``RuntimeError: dictionary changed size
+    during iteration``, an HTTP 500 AWS never gives), and so does its UpdateItem handler when it
+    returns the item (``ReturnValues``) after the lock was left: the double runs the GetItem,
+    BatchGetItem and UpdateItem handlers under the same lock (met by group commit's pending
+    record, whose waiters read it while others enqueue).
 
     PutItem with ``ReturnValues=ALL_OLD`` returns the item the put replaced (AWS: "the content
     of the old item is returned"), read in the same atomic step; moto's response handler reads
@@ -57,6 +65,9 @@ class AtomicConditionalWrites(Double):
         for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
             yield wrapped(DynamoDBBackend, name, make)
         yield wrapped(DynamoHandler, "put_item", make)
+        yield wrapped(DynamoHandler, "update_item", make)
+        yield wrapped(DynamoHandler, "get_item", make)
+        yield wrapped(DynamoHandler, "batch_get_item", make)
 
 
 class ItemSizeLimit(Double):

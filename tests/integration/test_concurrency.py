@@ -121,8 +121,18 @@ def test_twenty_concurrent_grants_from_both_functions_lose_nothing(
 class NoLock:
     """What the code would do without the key lock (to show the test can fail)."""
 
+    owner = "no-lock"
+    held_to_the_end = True
+    acquired_at = 0.0
+
     def __init__(self, *_: Any, **__: Any) -> None:
         pass
+
+    def try_acquire(self) -> bool:  # every writer "holds" it: no group commit either
+        return True
+
+    def write_deadline(self) -> float:
+        return time.time() + 60.0
 
     def __enter__(self) -> NoLock:
         return self
@@ -285,6 +295,19 @@ def test_a_write_stalled_in_flight_past_its_lease_does_not_erase_the_next_writer
     assert remediated == sorted([first, second])
 
 
+def lease_expired(world: World, key: str) -> None:
+    """Wait until the key's lease item says its lease has ended (a generous safety net)."""
+    table = world.env()["STATE_TABLE"]
+    deadline = time.monotonic() + SAFETY_NET_SECONDS
+    while True:
+        item = world.ddb.get_item(TableName=table, Key={"id": {"S": f"lock#{key}"}}, ConsistentRead=True)
+        until = float(item.get("Item", {}).get("lease_until", {}).get("N", "0"))
+        if until and until < time.time():
+            return
+        assert time.monotonic() < deadline, "the lease never expired"
+        time.sleep(0.05)
+
+
 def test_a_write_that_lands_beyond_its_in_flight_bound_is_caught_and_the_erased_grant_restored(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -299,8 +322,11 @@ def test_a_write_that_lands_beyond_its_in_flight_bound_is_caught_and_the_erased_
     assert reached(arrived, writer_a, errors)
 
     # When B takes the expired lease over, grants, confirms and reports, and only then A's write
-    # lands (erasing B's principal)
-    time.sleep(1.1)
+    # lands (erasing B's principal). (B waits for the condition — A's lease has expired — not a
+    # fixed time, and takes a full lease of its own: with A's 1 s lease a loaded machine made B
+    # refuse its own write for lack of lease time, and B's grant had not landed.)
+    lease_expired(world, key)
+    monkeypatch.setattr(keywrite, "Lease", Lease)
     errors.extend(run_together([grant_job(world, key, second, "cpv-b")]))
     assert granted(world, key) == {second}
     release.set()

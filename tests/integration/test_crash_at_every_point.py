@@ -52,7 +52,7 @@ TRAINER = f"arn:aws:iam::{ACCOUNT}:role/ml/Trainer"
 CALLER = f"arn:aws:iam::{ACCOUNT}:role/ml/CustomLabelsTrainer"
 # More than any path below makes on a first attempt: the n past the last call are the runs
 # where nothing dies (the baseline).
-MAX_CALLS = 26
+MAX_CALLS = 27
 AFTER = "(no call: the first attempt had ended)"
 
 
@@ -320,7 +320,7 @@ def test_an_encryption_update_is_reported_exactly_once_whatever_call_it_dies_at(
     all_calls_covered(seen, n, UPDATE_CALLS)
 
 
-FANOUT_CALLS = 26
+FANOUT_CALLS = 27
 
 
 @pytest.mark.parametrize("n", range(1, FANOUT_CALLS + 1))
@@ -367,7 +367,7 @@ def test_a_grant_by_a_fanned_out_image_check_is_reported_exactly_once_whatever_c
 
 
 AUDIT_CALLS = 44
-TRAINING_AUDIT_CALLS = 50
+TRAINING_AUDIT_CALLS = 51
 
 
 def audit_first_attempt(world: World, event: dict[str, Any]) -> tuple[bool, list[str]]:

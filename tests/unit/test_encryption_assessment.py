@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from clguard.boundary.config import Settings, load_settings
+from clguard.boundary.declaration import Declaration
 from clguard.rules.encryption import (
     Assessment,
     Encryption,
@@ -99,9 +101,11 @@ def test_describe() -> None:
     # Then the text names the kind, the key and the method
     assert kms(K1).describe() == f"SSE-KMS with {K1}"
     assert NONE.describe() == "none"
-    assert "CopyObject" in Remediation(Method.COPY, SSE_S3).describe()
-    assert "re-encrypted" in Remediation(Method.COPY, SSE_S3).describe()
-    assert "UpdateObjectEncryption" in Remediation(Method.UPDATE, kms(K1)).describe()
+    # (the README's finding example: "...; re-encrypted in place with SSE-S3 (CopyObject)")
+    assert Remediation(Method.COPY, SSE_S3).describe() == "re-encrypted in place with SSE-S3 (CopyObject)"
+    assert Remediation(Method.UPDATE, kms(K1)).describe() == (
+        f"encryption updated in place with SSE-KMS with {K1} (UpdateObjectEncryption)"
+    )
 
 
 # --- assess: the contract's corner cases ------------------------------------------------------
@@ -256,3 +260,172 @@ def test_every_combination_is_covered() -> None:
     assert {c[3].kind for c in COMBINATIONS} == set(Encryption)
     assert (REQUIREMENTS[0], (K1,), K3, NONE) not in COMBINATIONS
     assert len(COMBINATIONS) == 2 * (4 + 2 + 3) * len(ENCRYPTIONS)
+
+
+# --- assess: what a person reads, and the keys that must never be used -----------------------
+
+MEMBER = "210987654321"
+FOREIGN = f"arn:aws:kms:us-east-1:{MEMBER}:key/44444444-4444-4444-4444-444444444444"
+AWS_MANAGED = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/55555555-5555-5555-5555-555555555555"  # e.g. aws/s3
+NO_KEY = "REENCRYPT_KMS_KEY is not set: nothing safe to do"
+MEMBER_NO_KEY = (
+    f", and member account {MEMBER} declares no re-encryption key of its own (a key is only used for objects "
+    "of its own account): set ReencryptKmsKey in its member stack (member.yaml); nothing safe to do"
+)
+
+
+def _member(requirement: str = "SSE_S3_OR_KMS", allowed: tuple[str, ...] = ()) -> Settings:
+    """The settings of a member account that declares no re-encryption key (Settings.for_account)."""
+    home = _settings(requirement, allowed)
+    served = replace(home, member_accounts=frozenset({MEMBER}))
+    member = served.for_account(MEMBER)
+    assert member is not None
+    assert member.is_member
+    assert member.reencrypt_kms_key is None
+    return member
+
+
+def test_a_key_of_another_account_is_never_used_to_re_encrypt() -> None:
+    # Given settings whose re-encryption key belongs to another account than the objects'
+    # (a misconfigured REENCRYPT_KMS_KEY, or a member declaring a key that is not its own)
+    declared = Declaration(account=MEMBER, reencrypt_kms_key=K1)
+    member = replace(_settings(), member_accounts=frozenset({MEMBER})).for_account(MEMBER, declared)
+    assert member is not None
+    assert member.reencrypt_kms_key == K1
+    for settings, requirement in (
+        (_settings(reencrypt=FOREIGN), "SSE_S3_OR_KMS"),
+        (_settings("SSE_KMS", reencrypt=FOREIGN), "SSE_KMS"),
+        (member, "SSE_S3_OR_KMS"),
+    ):
+        # When objects of the acted-on account are assessed
+        results = [assess(e, settings) for e in (NONE, SSE_S3, kms(K3), dsse(K3))]
+        # Then no remediation ever targets that key: SSE-S3 where it is enough, otherwise nothing
+        targets = {r.remediation.target for r in results if r.remediation}
+        assert targets == ({SSE_S3} if requirement == "SSE_S3_OR_KMS" else set())
+
+
+@pytest.mark.parametrize(
+    ("settings", "encryption", "aws_managed", "expected"),
+    [
+        pytest.param(
+            _settings(reencrypt=K1),
+            SSE_C,
+            False,
+            Assessment(
+                SSE_C,
+                "OBJECT_SSE_C",
+                "object uses SSE-C (customer-provided key): Rekognition cannot read it",
+                why_not="it cannot be re-encrypted without the customer's key",
+            ),
+            id="SSE-C",
+        ),
+        pytest.param(
+            _settings("SSE_KMS"),
+            NONE,
+            False,
+            Assessment(
+                NONE,
+                "OBJECT_UNENCRYPTED",
+                "object had no server-side encryption",
+                why_not=f"ENCRYPTION_REQUIREMENT is SSE_KMS and {NO_KEY}",
+            ),
+            id="unencrypted, SSE_KMS, no key",
+        ),
+        pytest.param(
+            _settings("SSE_KMS"),
+            SSE_S3,
+            False,
+            Assessment(
+                SSE_S3,
+                "OBJECT_WRONG_ENCRYPTION",
+                "object uses SSE-S3 where ENCRYPTION_REQUIREMENT is SSE_KMS",
+                why_not=f"ENCRYPTION_REQUIREMENT is SSE_KMS and {NO_KEY}",
+            ),
+            id="SSE-S3, SSE_KMS, no key",
+        ),
+        pytest.param(
+            _settings(allowed=(K1,)),
+            kms(K3),
+            False,
+            Assessment(
+                kms(K3),
+                "OBJECT_WRONG_ENCRYPTION",
+                f"object is encrypted with KMS key {K3}, which is not in ALLOWED_KMS_KEYS",
+                why_not=NO_KEY,
+            ),
+            id="key not allowed, no key",
+        ),
+        pytest.param(
+            _settings(allowed=(K1,)),
+            kms(None),
+            False,
+            Assessment(
+                kms(None),
+                "OBJECT_WRONG_ENCRYPTION",
+                "object is encrypted with KMS key (unknown), which is not in ALLOWED_KMS_KEYS",
+                why_not=NO_KEY,
+            ),
+            id="key not reported",
+        ),
+        pytest.param(
+            _settings("SSE_KMS", reencrypt=K1),
+            kms(AWS_MANAGED),
+            True,
+            Assessment(
+                kms(AWS_MANAGED),
+                "OBJECT_WRONG_ENCRYPTION",
+                f"object is encrypted with the AWS managed key {AWS_MANAGED}, where ENCRYPTION_REQUIREMENT is SSE_KMS",
+                Remediation(Method.UPDATE, kms(K1)),
+            ),
+            id="AWS managed key, SSE_KMS",
+        ),
+        pytest.param(
+            _settings("SSE_KMS", reencrypt=K1),
+            dsse(AWS_MANAGED),
+            True,
+            Assessment(
+                dsse(AWS_MANAGED),
+                "OBJECT_WRONG_ENCRYPTION",
+                f"object is encrypted with the AWS managed key {AWS_MANAGED}, where ENCRYPTION_REQUIREMENT is SSE_KMS",
+                Remediation(Method.COPY, kms(K1)),
+            ),
+            id="DSSE-KMS under an AWS managed key, SSE_KMS",
+        ),
+        pytest.param(
+            _settings(), kms(AWS_MANAGED), True, Assessment(kms(AWS_MANAGED)), id="AWS managed key, SSE_S3_OR_KMS"
+        ),
+        pytest.param(
+            _member(allowed=(K1,)),
+            kms(K3),
+            False,
+            Assessment(
+                kms(K3),
+                "OBJECT_WRONG_ENCRYPTION",
+                f"object is encrypted with KMS key {K3}, which is not in ALLOWED_KMS_KEYS",
+                why_not="the key is not allowed" + MEMBER_NO_KEY,
+            ),
+            id="member, key not allowed, no key of its own",
+        ),
+        pytest.param(
+            _member("SSE_KMS"),
+            NONE,
+            False,
+            Assessment(
+                NONE,
+                "OBJECT_UNENCRYPTED",
+                "object had no server-side encryption",
+                why_not="ENCRYPTION_REQUIREMENT is SSE_KMS" + MEMBER_NO_KEY,
+            ),
+            id="member, unencrypted, SSE_KMS, no key of its own",
+        ),
+    ],
+)
+def test_a_finding_says_exactly_what_is_wrong_and_why_nothing_is_done(
+    settings: Settings, encryption: ObjectEncryption, aws_managed: bool, expected: Assessment
+) -> None:
+    # Given a configuration and an object's encryption (its key AWS managed or not)
+    # When assessed
+    result = assess(encryption, settings, aws_managed_key=aws_managed)
+    # Then the finding, the problem, the remediation and why there is none are exactly what the finding's
+    # detail shows people (problem; remediation or "nothing safe to do", naming the setting to fix)
+    assert result == expected

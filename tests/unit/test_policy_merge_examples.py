@@ -570,7 +570,8 @@ def test_a_key_of_a_sovereign_partition_takes_its_partition_from_its_arn_or_as_g
     # Then it is added both ways
     assert by_arn.added == by_name.added == (("CustomLabelsGuardTrainingData", china_trainer),)
     # And a role of the aws partition may not be added to that key, however the partition is known
-    for known in ({"key_arn": china_key}, {"key_partition": "aws-cn"}):
+    ways: list[dict[str, Any]] = [{"key_arn": china_key}, {"key_partition": "aws-cn"}]
+    for known in ways:
         with pytest.raises(GuardrailViolation, match="partition aws is not the key's aws-cn"):
             policy.merge_grants(_policy(), [(TRAINER, (policy.TRAINING_DATA,))], key_account=ACCOUNT, **known)
 
@@ -607,7 +608,7 @@ def test_the_statements_after_a_merge_are_a_snapshot_of_what_it_wrote() -> None:
     # When the caller goes on changing the merged document
     policy.owned_statement(merged.document, sid)["Principal"]["AWS"].append(OTHER)  # type: ignore[index]
     # Then the merge's record of the statement it wrote is unchanged
-    assert merged.after[sid]["Principal"]["AWS"] == [TRAINER]  # type: ignore[index]
+    assert merged.after[sid]["Principal"]["AWS"] == [TRAINER]
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -52,3 +53,27 @@ def test_the_size_counts_the_attributes_names_types_and_values_in_utf8() -> None
     entry = Entry("1", "sj", "body", {"owner": {"DataType": "String", "StringValue": "é"}})
     # Then its size counts bytes, not characters: 4 + 2 + len("owner") + len("String") + 2
     assert entry.size() == 4 + 2 + 5 + 6 + 2
+
+
+def _sized(sizes: list[int]) -> list[Entry]:
+    return [Entry(str(i), "", "x" * size, {}) for i, size in enumerate(sizes)]
+
+
+HALF = MAX_BATCH_BYTES // 2
+
+
+@pytest.mark.parametrize(
+    ("sizes", "requests"),
+    [
+        ([HALF, HALF], [2]),  # exactly 256 KiB in all: one request
+        ([HALF, HALF + 1], [1, 1]),  # one byte over: two
+        ([MAX_BATCH_BYTES, HALF, HALF], [1, 2]),  # the count starts again at 0 after a split
+        ([1] * MAX_ENTRIES, [MAX_ENTRIES]),  # exactly 10 entries: one request
+        ([1] * (MAX_ENTRIES + 1), [MAX_ENTRIES, 1]),  # the 11th starts the next
+    ],
+)
+def test_a_request_exactly_at_a_limit_is_sent_whole(sizes: list[int], requests: list[int]) -> None:
+    # Given messages whose sizes reach PublishBatch's limits exactly, or pass them by one
+    # When planned
+    # Then a request exactly at 10 entries or 262,144 bytes is one request, and one over is split
+    assert [len(r) for r in batches(_sized(sizes))] == requests

@@ -84,6 +84,9 @@ Use cases: one per function, and the steps they share
                                recent writes, lost or erased grants after an expired lease.
 - ``usecases.keyattempt``      One read-merge-write of a key policy: write-ahead, 32 KB, PutKeyPolicy
                                (MalformedPolicyDocument retries), the read-back.
+- ``usecases.keygroup``        Group commit: a grant that finds the key's lease taken joins the
+                               holder's write (enqueue, wait, report); the holder takes, re-checks,
+                               writes and settles the waiting grants.
 - ``usecases.training``        The grant function: a Rekognition training call's plan carried out (keys,
                                manifests or datasets, images inline or fanned out, output bucket).
 - ``usecases.trainingplan``    A training call -> a pure plan, no AWS call: should the guard act, who
@@ -127,6 +130,8 @@ State: what the guard keeps between calls
                                runtime died is still reported by the retry.
 - ``state.writejournal``       The per-key journal of key-policy writes (recent principals written),
                                pruned to a time horizon and a byte bound (DynamoDB's 400 KB item).
+- ``state.pendinggrants``      Group commit's per-key record: the principals waiting for the key's
+                               lease, taken and settled by its holder (bounded entries, TTL).
 - ``state.keydirectory``       What we know about KMS keys (description, tags, policy), read once per
                                batch.
 - ``state.openfindings``       The open Security Hub findings imported, per resource (bounded, TTL),

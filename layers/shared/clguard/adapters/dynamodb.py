@@ -53,6 +53,24 @@ def get(table: str, item_id: str) -> dict[str, Any] | None:
 
 
 @aws
+def get_part(table: str, item_id: str, projection: str, names: Mapping[str, str]) -> dict[str, Any] | None:
+    """Only the attributes (or map entries) ``projection`` names of the item (strongly
+    consistent), or None when the item does not exist."""
+    item: dict[str, Any] | None = (
+        client("dynamodb")
+        .get_item(
+            TableName=table,
+            Key={"id": {"S": item_id}},
+            ConsistentRead=True,
+            ProjectionExpression=projection,
+            ExpressionAttributeNames=dict(names),
+        )
+        .get("Item")
+    )
+    return item
+
+
+@aws
 def get_many(table: str, item_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     """The items with these ids that exist (strongly consistent), by id: ``BatchGetItem``, at most
     BATCH_GET_MAX keys a call, its ``UnprocessedKeys`` asked again."""
@@ -163,13 +181,15 @@ def update(
     names: Mapping[str, str] | None = None,
     values: Mapping[str, Any] | None = None,
     condition: str | None = None,
+    returns: str = "ALL_NEW",
 ) -> dict[str, Any] | None:
-    """UpdateItem returning the item after the update; None when ``condition`` failed."""
+    """UpdateItem returning the item after the update (``returns="UPDATED_NEW"``: only what it
+    set); None when ``condition`` failed."""
     params: dict[str, Any] = {
         "TableName": table,
         "Key": {"id": {"S": item_id}},
         "UpdateExpression": expression,
-        "ReturnValues": "ALL_NEW",
+        "ReturnValues": returns,
     }
     if names:
         params["ExpressionAttributeNames"] = dict(names)

@@ -65,6 +65,7 @@ class Lease:
         self.held_to_the_end = True  # False when release found the lease taken over
         self.took_over: str | None = None  # the owner of the expired lease this one replaced
         self.acquired_at = 0.0
+        self._held = False
 
     def _item(self, now: float) -> tuple[float, dict[str, object]]:
         until = now + self.lease_seconds
@@ -76,24 +77,40 @@ class Lease:
             "expiration": {"N": str(int(until + TTL_GRACE_SECONDS))},
         }
 
+    @property
+    def held(self) -> bool:
+        """Whether this lease was taken (and not released yet)."""
+        return self._held
+
+    def try_acquire(self) -> bool:
+        """One attempt: take the lease if it is free or expired (then wait out the previous
+        holder's write deadline, as ``acquire``). False when another writer holds it."""
+        now = self._clock()
+        self.attempts += 1
+        until, item = self._item(now)
+        taken, old = dynamodb.put_if_returning_old(
+            self.table,
+            item,
+            "attribute_not_exists(id) OR lease_until < :now",
+            {":now": {"N": f"{now:.3f}"}},
+        )
+        if not taken:
+            return False
+        self._lease_until = until
+        self.acquired_at = now
+        self._held = True
+        if old is not None:
+            self._wait_out(old)
+        return True
+
     def acquire(self) -> None:
+        if self.held:  # taken by ``try_acquire`` (group commit: a waiter that became the holder)
+            return
         deadline = self._clock() + self.wait_seconds
         backoff = 0.01
         while True:
             now = self._clock()
-            self.attempts += 1
-            until, item = self._item(now)
-            taken, old = dynamodb.put_if_returning_old(
-                self.table,
-                item,
-                "attribute_not_exists(id) OR lease_until < :now",
-                {":now": {"N": f"{now:.3f}"}},
-            )
-            if taken:
-                self._lease_until = until
-                self.acquired_at = now
-                if old is not None:
-                    self._wait_out(old)
+            if self.try_acquire():
                 return
             if now >= deadline:
                 raise LockTimeout(f"{self.item_id} is held by another writer; gave up after {self.wait_seconds}s")
@@ -125,10 +142,15 @@ class Lease:
         """The holder sends no write after this (epoch seconds, the clock of ``time.time``)."""
         return self._lease_until
 
+    def write_deadline(self) -> float:
+        """A write sent before ``send_deadline`` has landed or failed by then (epoch seconds)."""
+        return self._lease_until + self.in_flight_seconds
+
     def remaining(self) -> float:
         return self._lease_until - self._clock()
 
     def release(self) -> None:
+        self._held = False
         released = dynamodb.delete_if(
             self.table,
             {"id": {"S": self.item_id}},

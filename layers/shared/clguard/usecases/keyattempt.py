@@ -46,6 +46,15 @@ class Attempt:
     rejected: bool = False  # KMS kept rejecting the document (MalformedPolicyDocumentException)
     status: KeyStatus | None = None  # the key result's status when it is not granted/failed
     written: dict[str, Any] | None = None  # the policy PutKeyPolicy accepted, when it did
+    # Group commit: the findings made for waiting events (their contexts), settled in their entries.
+    relayed: list[tuple[Context, Finding]] = field(default_factory=list)
+
+    def add(self, holder: Context, reader: Context, finding: Finding) -> None:
+        """A finding for the holder's event (published by it) or for a waiting event (relayed)."""
+        if reader is holder:
+            self.findings.append(finding)
+        else:
+            self.relayed.append((reader, finding))
 
 
 def note_written(ctx: Context, key_arn: str, grants: Sequence[policy.Grant], *, accepted: bool = False) -> None:
@@ -66,6 +75,7 @@ def _journaled(
     *,
     out: Attempt,
     reports: Sequence[Finding],
+    readers: Callable[[str], Sequence[Context]],
 ) -> bool:
     """Before the write is sent: its write-ahead intent (``reports``, the findings it will make:
     a write that lands just before we die is reported) and its entry in the per-key journal. A
@@ -75,18 +85,17 @@ def _journaled(
         change.intend(reports)
         note_written(ctx, key.arn, grants)
     except AwsError as error:
-        out.findings += [
-            ctx.finding(
-                FindingType.KEY_ACCESS_MISSING,
-                Outcome.FAILED,
-                key.arn,
-                f"not adding {p} to the policy of {key.arn} (for {ctx.origin}): the guard's state table "
-                f"refused to record this write ahead ({error}); nothing was written",
-                p,
-                attempted=True,
-            )
-            for p, _ in grants
-        ]
+        for p, _ in grants:
+            for c in readers(p):
+                detail = (
+                    f"not adding {p} to the policy of {key.arn} (for {c.origin}): the guard's state table "
+                    f"refused to record this write ahead ({error}); nothing was written"
+                )
+                out.add(
+                    ctx,
+                    c,
+                    c.finding(FindingType.KEY_ACCESS_MISSING, Outcome.FAILED, key.arn, detail, p, attempted=True),
+                )
         return False
     return True
 
@@ -99,19 +108,26 @@ def attempt_write(
     document: dict[str, Any],
     *,
     grants: Sequence[policy.Grant],
+    audience: Mapping[str, Sequence[Context]] | None = None,
 ) -> Attempt:
+    """``audience``: whose findings each principal's outcome becomes (group commit: the waiting
+    events' contexts beside, or instead of, the holder's ``ctx``); by default ``ctx`` alone. Only
+    ``ctx``'s are written ahead here: a waiting event wrote its own intent before it enqueued."""
     out = Attempt(grants=grants)
+
+    def readers(principal: str) -> Sequence[Context]:
+        return (ctx,) if audience is None else audience.get(principal, (ctx,))
 
     def each(
         finding_type: FindingType,
         outcome: Outcome,
-        detail: Callable[[str, Sequence[StatementSpec]], str],
+        detail: Callable[[Context, str, Sequence[StatementSpec]], str],
         *,
         attempted: bool | None = None,
     ) -> None:
-        out.findings += [
-            ctx.finding(finding_type, outcome, key.arn, detail(p, specs), p, attempted=attempted) for p, specs in grants
-        ]
+        for p, specs in grants:
+            for c in readers(p):
+                out.add(ctx, c, c.finding(finding_type, outcome, key.arn, detail(c, p, specs), p, attempted=attempted))
 
     unwritable = policy.unwritable_principals(document)
     if unwritable:
@@ -119,7 +135,7 @@ def attempt_write(
         each(
             FindingType.KEY_ACCESS_MISSING,
             Outcome.FAILED,
-            lambda p, _: (
+            lambda _c, p, _s: (
                 f"not adding {p}: the key policy of {key.arn} names {names}, the id KMS shows for a "
                 "principal that was deleted, and KMS refuses every PutKeyPolicy that contains one. "
                 "Remove it from the key policy (the guard never removes what it did not add); nothing was written"
@@ -133,36 +149,30 @@ def attempt_write(
         )
     except PolicyConflict as conflict:
         reason = str(conflict)
-        each(FindingType.KEY_ACCESS_MISSING, Outcome.FAILED, lambda p, _: f"not adding {p}: {reason}")
+        each(FindingType.KEY_ACCESS_MISSING, Outcome.FAILED, lambda _c, p, _s: f"not adding {p}: {reason}")
         return out
     size = policy.size_in_bytes(merge.document)
     if size > policy.MAX_POLICY_BYTES:
         each(
             FindingType.KEY_POLICY_LIMIT,
             Outcome.REFUSED,
-            lambda p, specs: (
-                f"adding {p} ({', '.join(policy.actions_of(specs))}, for {ctx.origin}) would make "
+            lambda c, p, specs: (
+                f"adding {p} ({', '.join(policy.actions_of(specs))}, for {c.origin}) would make "
                 f"the key policy {size} bytes, over the {policy.MAX_POLICY_BYTES}-byte limit"
             ),
         )
         return out
 
-    def remediated(note: str) -> list[Finding]:
+    def remediated(note: str) -> list[tuple[Context, Finding]]:
         return [
-            ctx.finding(
-                FindingType.KEY_ACCESS_MISSING,
-                Outcome.REMEDIATED,
-                key.arn,
-                f"{p} lacked {', '.join(policy.actions_of(specs))} on {key.arn}, needed for {ctx.origin}; "
-                f"added it to the key policy{note}"
-                + (drift_note(p, specs) if p in ctx.drifted.get(key.arn, ()) else ""),
-                p,
-                change=changes(merge, specs),
-            )
+            (c, remediated_finding(c, key, p, specs, note, change=changes(merge, specs)))
             for p, specs in grants
+            for c in readers(p)
         ]
 
-    if not _journaled(ctx, change, key, grants, out=out, reports=remediated("")):
+    if not _journaled(
+        ctx, change, key, grants, out=out, reports=[f for c, f in remediated("") if c is ctx], readers=readers
+    ):
         return out
     failure, out.rejected = _write(ctx, lock, key.arn, merge.document)
     note = ""
@@ -173,7 +183,7 @@ def attempt_write(
         each(
             FindingType.KEY_ACCESS_MISSING,
             Outcome.FAILED,
-            lambda p, _: f"adding {p} to the policy of {key.arn} (for {ctx.origin}) failed: {failure}",
+            lambda c, p, _s: f"adding {p} to the policy of {key.arn} (for {c.origin}) failed: {failure}",
             attempted=True,
         )
         return out
@@ -182,8 +192,31 @@ def attempt_write(
         count("Grants", account=ctx.settings.account_id)
         sids = [s.sid for s in specs]
         logger.info("granted key access", extra={"key": key.arn, "principal": principal, "sids": sids})
-    out.findings += remediated(note)
+    for reader, finding in remediated(note):
+        out.add(ctx, reader, finding)
     return out
+
+
+def remediated_finding(
+    ctx: Context,
+    key: KeyInfo,
+    principal: str,
+    specs: Sequence[StatementSpec],
+    note: str = "",
+    *,
+    change: tuple[PolicyChange, ...] = (),
+) -> Finding:
+    """KEY_ACCESS_MISSING, REMEDIATED: ``principal`` was added to the key policy for ``ctx``'s event."""
+    return ctx.finding(
+        FindingType.KEY_ACCESS_MISSING,
+        Outcome.REMEDIATED,
+        key.arn,
+        f"{principal} lacked {', '.join(policy.actions_of(specs))} on {key.arn}, needed for {ctx.origin}; "
+        f"added it to the key policy{note}"
+        + (drift_note(principal, specs) if principal in ctx.drifted.get(key.arn, ()) else ""),
+        principal,
+        change=change,
+    )
 
 
 def _confirmed(

@@ -19,13 +19,14 @@ from clguard.rules.policy import StatementSpec
 from clguard.rules.principals import refusal_reason
 from clguard.state import writejournal
 from clguard.state.locks import Lease
+from clguard.usecases import keygroup
 from clguard.usecases.keyattempt import Attempt, attempt_write
 from clguard.usecases.keydecision import Context, KeyResult, KeyStatus, facts_of, publish
 
 # A read inside the lock that lacks one of our writes of the last 30 s is read again (KMS lag).
 CAUGHT_UP_WINDOW: Final = 30.0
 CAUGHT_UP_DELAYS: Final = (1.0, 2.0)
-_SPECS_BY_SID: Final = {s.sid: s for s in (policy.TRAINING_DATA, policy.COPIED_IMAGES_GRANT, policy.COPIED_IMAGES_USE)}
+_SPECS_BY_SID: Final = keygroup.SPECS_BY_SID
 
 
 def grant(ctx: Context, key: KeyInfo, needed: dict[str, tuple[StatementSpec, ...]], result: KeyResult) -> None:
@@ -37,22 +38,58 @@ def grant(ctx: Context, key: KeyInfo, needed: dict[str, tuple[StatementSpec, ...
     erased: dict[str, tuple[StatementSpec, ...]] = {}
     lock = Lease(ctx.settings.state_table, key.arn)
     with ctx.change(key.arn) as change:  # acknowledged once the writes' findings are delivered
+        waited, own_entry = keygroup.wait_for_writer(ctx, change, lock, key, needed)
+        if waited is not None:
+            _joined(ctx, key, waited, result)
+            return
+        group = keygroup.Group(own=own_entry)
         try:
             with lock:
-                _locked_writes(ctx, change, lock, key, needed, attempts=attempts)
+                _locked_writes(ctx, change, lock, key, needed, attempts=attempts, group=group)
             if not lock.held_to_the_end and any(a.grants for a in attempts):  # a write was made
                 lost, erased = _lost_grants(ctx, key, attempts, since=lock.acquired_at)
+            keygroup.settle(ctx, lock, key, group, attempts=attempts, lost=lost)
+        except Exception:  # the waiters' entries go to the next holder (a runtime killed leaves them to expire)
+            keygroup.hand_back(ctx, lock, key, group)
+            raise
         finally:
+            result.published += [f for f in group.found if publish(ctx, f)]
+            result.granted += [f.principal_arn for f in group.found if f.principal_arn]
             for attempt in attempts:
-                result.granted += attempt.granted
+                if not any(p in needed for p, _ in attempt.grants) and attempt.grants:
+                    continue  # a write for waiting principals alone: their events report it
+                result.granted += [p for p in attempt.granted if p in needed]
                 result.status = attempt.status or (KeyStatus.GRANTED if result.granted else KeyStatus.FAILED)
                 for finding in attempt.findings:
                     if finding.outcome is not Outcome.REMEDIATED or finding.principal_arn not in lost:
                         result.published += publish(ctx, finding)
+            if group.found and result.status is KeyStatus.OK:
+                result.status = KeyStatus.GRANTED
         if erased:
             _restore(ctx, key, erased, result)
+        lost = [p for p in lost if p in needed]
         if lost:
             raise RetryableError(f"the lease on {key.arn} expired during the write and {', '.join(lost)} was lost")
+
+
+def _joined(ctx: Context, key: KeyInfo, waited: keygroup.Waited, result: KeyResult) -> None:
+    """Group commit: another grant wrote (or refused) ours under its lease; report what it settled."""
+    for finding in waited.findings:
+        result.published += publish(ctx, finding)
+        if finding.outcome is Outcome.REMEDIATED and finding.principal_arn:
+            result.granted.append(finding.principal_arn)
+        status = _JOINED_STATUS.get((finding.finding_type, finding.outcome), KeyStatus.FAILED)
+        result.status = status if result.status is KeyStatus.OK else max(result.status, status)
+    if waited.retry:
+        raise RetryableError(f"{waited.retry} ({key.arn}); retrying")
+
+
+_JOINED_STATUS: Final = {
+    (FindingType.KEY_ACCESS_MISSING, Outcome.REMEDIATED): KeyStatus.GRANTED,
+    (FindingType.KEY_ACCESS_MISSING, Outcome.REFUSED): KeyStatus.REFUSED,
+    (FindingType.KEY_ACCESS_MISSING, Outcome.REPORTED): KeyStatus.REPORTED,
+    (FindingType.KEY_NOT_MANAGED, Outcome.REFUSED): KeyStatus.NOT_MANAGED,
+}
 
 
 def _locked_writes(
@@ -63,20 +100,24 @@ def _locked_writes(
     needed: Mapping[str, Sequence[StatementSpec]],
     *,
     attempts: list[Attempt],
+    group: keygroup.Group,
 ) -> None:
-    """Inside the key's lease: the opt-in re-read, a read that shows our recent writes, then one
-    write of every principal still missing (one at a time when KMS rejects the document). Each
-    attempt is appended to ``attempts`` as it is made (published by the caller, even after an error)."""
+    """Inside the key's lease: the opt-in re-read, a read that shows our recent writes, the
+    grants waiting on the key (``group``, taken just before the write), then one write of every
+    principal still missing (one at a time when KMS rejects the document). Each attempt is
+    appended to ``attempts`` as it is made (published by the caller, even after an error)."""
     opted_out = _opted_out(ctx, key, needed)
     if opted_out is not None:
         attempts.append(opted_out)
         return  # the key opted out since it was read: not edited
     document = _caught_up(ctx, key, ctx.keys.fresh_policy(key.arn), writing=needed)
     facts = facts_of(ctx, key, document)
-    grants = [(p, m) for p, specs in needed.items() if (m := policy.missing(document, p, specs, key.arn, facts=facts))]
+    own = [(p, m) for p, specs in needed.items() if (m := policy.missing(document, p, specs, key.arn, facts=facts))]
+    keygroup.gather(ctx, lock, key, document, group)
+    grants, audience = group.grants(own), group.audience(ctx, own)
     if not grants:
         return  # another writer granted it meanwhile
-    attempts.append(attempt_write(ctx, change, lock, key, document, grants=grants))
+    attempts.append(attempt_write(ctx, change, lock, key, document, grants=grants, audience=audience))
     if attempts[0].rejected and len(grants) > 1:
         # One principal KMS cannot see (deleted, or not yet propagated) must not block the
         # others: write them one at a time.
@@ -84,7 +125,7 @@ def _locked_writes(
         attempts.clear()
         for one in grants:
             document = _not_before_ours(ctx, key, attempts)
-            attempts.append(attempt_write(ctx, change, lock, key, document, grants=[one]))
+            attempts.append(attempt_write(ctx, change, lock, key, document, grants=[one], audience=audience))
 
 
 def _not_before_ours(ctx: Context, key: KeyInfo, attempts: Sequence[Attempt]) -> dict[str, Any]:

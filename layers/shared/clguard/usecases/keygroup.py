@@ -1,0 +1,358 @@
+"""Group commit: the grants waiting for one key's lease written by its holder in one PutKeyPolicy
+(docs/architecture.md §12; the record is ``state.pendinggrants``).
+
+The waiter (``wait_for_writer``): a grant that cannot take the key's lease at once writes its
+findings ahead (its intent, as before any change), enqueues its principals — each already decided
+and checked by its own event (``keydecision.decide``: guardrails, the key policy's Denies, the
+opt-in tag, the mode) — and polls for its outcome. It publishes what the holder settled through
+its own unit of work; a lost write is retried; an entry a holder took and never settled (the
+holder died) is taken back by whoever holds the lease next — the waiter itself when the lease is
+free — and an over-long wait withdraws the entry and ends as a FAILED finding, then a retry of
+the event (as a lease wait that timed out was; when a holder still has the entry it cannot be
+withdrawn: the event is retried once that holder's deadline passed, and its intent reports a
+write that landed meanwhile).
+
+The holder (``gather`` just before its write, ``settle`` after its lease): takes every waiting or
+abandoned entry, re-checks each principal with the same ``decide`` on the policy it is about to
+write over (an entry the re-check refuses is never written: a forged or stale entry gains
+nothing), writes them with its own in one ``keyattempt.attempt_write`` (additive, 32 KB-checked,
+MalformedPolicyDocument handled, confirmed by read-back) and settles each entry with the findings
+made for that entry's event.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from clguard.adapters.kms import KeyInfo
+from clguard.errors import AwsError, InvalidEvent, RetryableError
+from clguard.observability import count, logger
+from clguard.reporting.findings import Finding, FindingType, Outcome
+from clguard.reporting.unitofwork import Change
+from clguard.rules import policy
+from clguard.rules.policy import StatementSpec
+from clguard.state import pendinggrants
+from clguard.state.locks import Lease
+from clguard.state.pendinggrants import Entry, Waiter
+from clguard.usecases.keyattempt import Attempt, remediated_finding
+from clguard.usecases.keydecision import Context, KeyStatus, decide
+
+SPECS_BY_SID: Final = {s.sid: s for s in (policy.TRAINING_DATA, policy.COPIED_IMAGES_GRANT, policy.COPIED_IMAGES_USE)}
+POLL_FIRST: Final = 0.02  # seconds between a waiter's reads of its entry, doubling to POLL_MAX
+POLL_MAX: Final = 0.25
+# A taken entry with no outcome this long after its holder's write deadline: the holder died.
+PRESUMED_DEAD_AFTER: Final = 5.0
+# A holder that finds grants waiting lingers while more keep arriving (every LINGER_STEP, at most
+# LINGER_MAX in all): trainers started together reach the key within moments of each other, and
+# one more write for each straggler would cost more than the wait (a commit delay).
+LINGER_STEP: Final = 0.05
+LINGER_MAX: Final = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Waited:
+    """What a waiter learnt: the findings its event publishes, and whether its event must be
+    retried (its grant was lost to an expired lease, or it gave up waiting)."""
+
+    findings: list[Finding]
+    retry: str = ""  # why the event is retried after the findings are published
+
+
+def _entry_of(ctx: Context, key: KeyInfo, needed: Mapping[str, Sequence[StatementSpec]]) -> Waiter:
+    drifted = ctx.drifted.get(key.arn, frozenset())
+    return Waiter(
+        grants=tuple((p, tuple(s.sid for s in specs)) for p, specs in needed.items()),
+        event=ctx.source_event_id,
+        origin=ctx.origin,
+        request=ctx.request,
+        scope=ctx.scope,
+        drifted=tuple(p for p in needed if p in drifted),
+    )
+
+
+def wait_for_writer(
+    ctx: Context, change: Change, lock: Lease, key: KeyInfo, needed: Mapping[str, Sequence[StatementSpec]]
+) -> tuple[Waited | None, str | None]:
+    """Take the key's lease, or join the group its holder writes next. Returns (the outcome, when
+    another writer wrote for us; None when this caller holds the lease now or must wait for it as
+    before group commit) and the id of this caller's entry, if it made one."""
+    if lock.try_acquire():
+        return None, None
+    table = ctx.settings.state_table
+    try:
+        change.intend([remediated_finding(ctx, key, p, specs) for p, specs in needed.items()])
+        entry_id = pendinggrants.enqueue(table, key.arn, _entry_of(ctx, key, needed))
+    except AwsError as error:  # the lease path writes ahead again, and says FAILED if it cannot
+        logger.warning("could not join the key's group commit", extra={"key": key.arn, "error": str(error)})
+        return None, None
+    if entry_id is None:
+        count("GroupCommitFull")
+        logger.info("the key's pending grants are at their bound; waiting for the lease", extra={"key": key.arn})
+        return None, None
+    count("GroupCommitWaits")
+    return _wait(ctx, lock, key, needed, entry_id), entry_id
+
+
+def _wait(
+    ctx: Context, lock: Lease, key: KeyInfo, needed: Mapping[str, Sequence[StatementSpec]], entry_id: str
+) -> Waited | None:
+    table = ctx.settings.state_table
+    started = time.monotonic()
+    give_up = started + lock.wait_seconds
+    last_resort = give_up + lock.lease_seconds + lock.in_flight_seconds + PRESUMED_DEAD_AFTER
+    poll = POLL_FIRST
+    while True:
+        mine = pendinggrants.read_one(table, key.arn, entry_id)
+        now = time.time()
+        if mine is None:  # removed as stale: wait for the lease as before group commit
+            return None
+        if mine.state == pendinggrants.DONE:
+            try:
+                pendinggrants.remove(table, key.arn, [entry_id])
+            except AwsError as error:  # best effort: a holder removes settled entries later
+                logger.warning("could not remove a settled entry", extra={"key": key.arn, "error": str(error)})
+            lost = "the key's writer lost our grant to an expired lease" if mine.lost else ""
+            return Waited(_settled(ctx, key, mine, needed), retry=lost)
+        free = mine.state == pendinggrants.WAITING or now > mine.until + PRESUMED_DEAD_AFTER
+        if free and lock.try_acquire():
+            # Read again under the lease: a holder may have taken (or even settled) the entry
+            # between our read and its release. Then its outcome is ours to wait for.
+            mine = pendinggrants.read_one(table, key.arn, entry_id)
+            if mine is not None and (mine.state == pendinggrants.WAITING or mine.abandoned(time.time())):
+                if mine.state == pendinggrants.TAKEN:
+                    count("GroupCommitTakenOver")
+                    logger.warning("the key's writer stopped before settling our entry", extra={"key": key.arn})
+                return None  # this caller holds the lease now: it writes (``gather`` finds its own entry)
+            lock.release()
+            continue
+        if time.monotonic() > give_up:
+            if mine.state == pendinggrants.WAITING and pendinggrants.withdraw(table, key.arn, entry_id):
+                waited = time.monotonic() - started
+                return Waited(_timed_out(ctx, key, needed, waited), retry=f"waited {waited:.0f}s for the key's writer")
+            if time.monotonic() > last_resort:
+                raise RetryableError(f"waited {lock.wait_seconds:.0f}s and more for the writer of {key.arn}")
+        ctx.sleep(random.uniform(poll / 2, poll))  # noqa: S311 - jitter, not crypto
+        poll = min(poll * 2, POLL_MAX)
+
+
+def _settled(ctx: Context, key: KeyInfo, entry: Entry, needed: Mapping[str, object]) -> list[Finding]:
+    """The findings the holder settled for this entry: only this event's, on this key, for the
+    principals it enqueued (anything else in the record is not ours to publish)."""
+    out: list[Finding] = []
+    try:
+        rows = json.loads(entry.findings or "[]")
+    except ValueError:
+        rows = None
+    for row in rows if isinstance(rows, list) else ():
+        try:
+            finding = Finding.from_document(row["document"], scope=str(row.get("scope") or ""))
+        except (InvalidEvent, ValueError, TypeError, AttributeError, KeyError):
+            continue
+        if (
+            finding.source_event_id == ctx.source_event_id
+            and finding.kms_key_arn == key.arn
+            and finding.principal_arn in needed
+        ):
+            out.append(finding)
+    return out
+
+
+def _timed_out(
+    ctx: Context, key: KeyInfo, needed: Mapping[str, Sequence[StatementSpec]], waited: float
+) -> list[Finding]:
+    count("GroupCommitTimeouts")
+    return [
+        ctx.finding(
+            FindingType.KEY_ACCESS_MISSING,
+            Outcome.FAILED,
+            key.arn,
+            f"not adding {p} ({', '.join(policy.actions_of(specs))}) to the policy of {key.arn} (for "
+            f"{ctx.origin}): waited {waited:.0f}s for the key's writer (another grant held its lease) and "
+            "gave up; nothing was written yet. The event is retried (a later REMEDIATED says when it is written)",
+            p,
+            attempted=True,
+        )
+        for p, specs in needed.items()
+    ]
+
+
+@dataclass(slots=True)
+class Member:
+    """A waiting entry the holder took: its event's context and the principals the re-check passed."""
+
+    entry: Entry
+    ctx: Context
+    grants: dict[str, tuple[StatementSpec, ...]] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)  # made without a write (re-check, granted before)
+
+
+@dataclass(slots=True)
+class Group:
+    """What the holder took: the members, its own entry (a waiter that became the holder), and
+    findings for its own event from that entry (a dead holder's write it reports)."""
+
+    members: list[Member] = field(default_factory=list)
+    own: str | None = None
+    found: list[Finding] = field(default_factory=list)
+
+    def grants(self, own: Sequence[policy.Grant]) -> list[policy.Grant]:
+        """The holder's grants and the members', one per principal (its specs united)."""
+        merged: dict[str, list[StatementSpec]] = {p: list(specs) for p, specs in own}
+        for member in self.members:
+            for principal, specs in member.grants.items():
+                known = merged.setdefault(principal, [])
+                known += [s for s in specs if s not in known]
+        return [(p, tuple(specs)) for p, specs in merged.items()]
+
+    def audience(self, ctx: Context, own: Sequence[policy.Grant]) -> dict[str, list[Context]]:
+        """Whose findings each principal's outcome becomes."""
+        readers: dict[str, list[Context]] = {p: [ctx] for p, _ in own}
+        for member in self.members:
+            for principal in member.grants:
+                readers.setdefault(principal, []).append(member.ctx)
+        return readers
+
+    @property
+    def taken(self) -> list[str]:
+        return [m.entry.entry_id for m in self.members]
+
+
+def gather(ctx: Context, lock: Lease, key: KeyInfo, document: dict[str, Any], group: Group) -> None:
+    """Just before the holder writes: take every waiting (or abandoned) entry of the key into
+    ``group``, and re-check each principal with ``decide`` on ``document``, the policy the write
+    builds on."""
+    table = ctx.settings.state_table
+    own_entry = group.own
+    candidates: list[Entry] = []
+    for _ in range(3):
+        entries, malformed = _arrived(ctx, table, key.arn)
+        now = time.time()
+        gone = pendinggrants.stale(entries, now) + malformed
+        candidates = [
+            e
+            for e in entries.values()
+            if e.entry_id not in gone and (e.state == pendinggrants.WAITING or e.abandoned(now))
+        ]
+        if gone:
+            pendinggrants.remove(table, key.arn, gone)
+        if pendinggrants.take(table, key.arn, candidates, holder=lock.owner, until=lock.write_deadline()):
+            break
+    else:  # entries kept changing under us: they wait for the next holder
+        return
+    for entry in candidates:
+        member_ctx = Context(
+            settings=ctx.settings,
+            publisher=ctx.publisher,
+            keys=ctx.keys,
+            source_event_id=entry.waiter.event,
+            origin=entry.waiter.origin,
+            scope=entry.waiter.scope,
+            request=entry.waiter.request,
+            sleep=ctx.sleep,
+            drifted={key.arn: frozenset(entry.waiter.drifted)},
+        )
+        reader = ctx if entry.entry_id == own_entry else member_ctx
+        member = Member(entry, reader)
+        _recheck(ctx, key, document, member)
+        if entry.entry_id == own_entry:  # ours: the holder's own grants cover its principals
+            group.found += member.findings
+        else:
+            group.members.append(member)
+    if group.members:
+        count("GroupCommitMembers", len(group.members))
+        logger.info(
+            "writing the grants waiting on the key with ours", extra={"key": key.arn, "waiting": len(group.members)}
+        )
+
+
+def _arrived(ctx: Context, table: str, key_arn: str) -> tuple[dict[str, Entry], list[str]]:
+    """The key's entries once no more arrive (``LINGER_STEP``), or ``LINGER_MAX`` has passed."""
+    entries, malformed = pendinggrants.read(table, key_arn)
+    lingered = 0.0
+    while any(e.state == pendinggrants.WAITING for e in entries.values()) and lingered < LINGER_MAX:
+        ctx.sleep(LINGER_STEP)
+        lingered += LINGER_STEP
+        more, malformed = pendinggrants.read(table, key_arn)
+        if len(more) <= len(entries):
+            return more, malformed
+        entries = more
+    return entries, malformed
+
+
+def _recheck(ctx: Context, key: KeyInfo, document: dict[str, Any], member: Member) -> None:
+    """The same checks the member's event made (``decide``), on the policy about to be written over."""
+    mctx = member.ctx
+    wants = {p: tuple(SPECS_BY_SID[s] for s in sids if s in SPECS_BY_SID) for p, sids in member.entry.waiter.grants}
+    for principal, sids in member.entry.waiter.grants:
+        if len(wants[principal]) != len(sids):  # an Sid the guard does not write: not an entry of ours
+            logger.warning("a pending grant names an unknown statement; not written", extra={"principal": principal})
+            count("GroupCommitRefused")
+            del wants[principal]
+    decisions = decide(ctx.keys, ctx.settings, key, document, wants)
+    for principal, decision in decisions.items():
+        specs = wants[principal]
+        if decision.status is KeyStatus.GRANTED:
+            member.grants[principal] = decision.missing
+        elif decision.status is KeyStatus.OK:
+            if member.entry.state == pendinggrants.TAKEN:  # a writer that died wrote it for this event
+                note = " (by an earlier writer of the key, which stopped before it reported it)"
+                member.findings.append(remediated_finding(mctx, key, principal, specs, note))
+        else:
+            count("GroupCommitRefused")
+            logger.warning(
+                "a pending grant failed its re-check under the key's lease; not written",
+                extra={"key": key.arn, "principal": principal, "status": decision.status.value},
+            )
+            finding_type = (
+                FindingType.KEY_NOT_MANAGED
+                if decision.status is KeyStatus.NOT_MANAGED
+                else (FindingType.KEY_ACCESS_MISSING)
+            )
+            outcome = Outcome.REPORTED if decision.status is KeyStatus.REPORTED else Outcome.REFUSED
+            detail = (
+                f"{principal} lacks {', '.join(policy.actions_of(specs))} on {key.arn}, needed for {mctx.origin}; "
+                f"re-checked under the key's lease just before the write: {decision.reason}; nothing was written"
+            )
+            member.findings.append(mctx.finding(finding_type, outcome, key.arn, detail, principal))
+
+
+def settle(
+    ctx: Context, lock: Lease, key: KeyInfo, group: Group, *, attempts: Sequence[Attempt], lost: Sequence[str]
+) -> None:
+    """After the holder's lease: each member's entry gets the findings made for its event (a
+    REMEDIATED for a grant a takeover lost is withheld: the entry says ``lost``, and its event
+    is retried); the holder's own entry is removed."""
+    table = ctx.settings.state_table
+    outcomes: dict[str, tuple[str, bool]] = {}
+    for member in group.members:
+        findings = list(member.findings)
+        findings += [f for a in attempts for reader, f in a.relayed if reader is member.ctx]
+        gone = [p for p in member.grants if p in lost]
+        kept = [f for f in findings if not (f.outcome is Outcome.REMEDIATED and f.principal_arn in gone)]
+        outcomes[member.entry.entry_id] = (
+            pendinggrants.bounded_findings([(f.document(), f.scope) for f in kept]),
+            bool(gone),
+        )
+    try:
+        pendinggrants.settle(table, key.arn, outcomes, holder=lock.owner)
+        if group.own is not None:
+            pendinggrants.remove(table, key.arn, [group.own])
+    except AwsError as error:  # the waiters take the entries back once our write deadline passed
+        logger.warning("could not settle the pending grants", extra={"key": key.arn, "error": str(error)})
+
+
+def hand_back(ctx: Context, lock: Lease, key: KeyInfo, group: Group) -> None:
+    """The holder failed before its write's outcome was known: the members' entries count as
+    abandoned once any write it sent has landed, and the next holder (or waiter) takes them."""
+    if not group.members:
+        return
+    try:
+        until = time.time() + lock.in_flight_seconds
+        pendinggrants.hand_back(ctx.settings.state_table, key.arn, group.taken, holder=lock.owner, until=until)
+    except AwsError as error:
+        logger.warning("could not hand back the pending grants", extra={"key": key.arn, "error": str(error)})

@@ -1,0 +1,276 @@
+"""Group commit (docs/architecture.md §12): twenty first-time trainers on one key at the same
+moment are written in one or two PutKeyPolicy calls, each reported once by its own event — and
+a holder that dies after taking the waiting principals loses none of them."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import pytest
+
+from clguard.adapters import kms
+from clguard.errors import RetryableError
+from clguard.rules import policy
+from clguard.state import locks, pendinggrants
+from clguard.state.locks import Lease
+from clguard.state.pendinggrants import Waiter
+from clguard.usecases import keyaccess, keyattempt, keygroup, keywrite
+from tests.integration.test_concurrency import grant_job, granted, run_together
+from tests.world import ACCOUNT, World
+
+TRAINERS = 20
+
+
+class Killed(BaseException):
+    """The runtime was killed (Lambda timeout, out of memory): no ``except Exception`` runs."""
+
+
+@pytest.fixture
+def roles(world: World) -> list[str]:
+    return [world.role(f"Trainer{n:02}", "/ml/") for n in range(TRAINERS)]
+
+
+@pytest.fixture
+def writes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every PutKeyPolicy sent, each taking 100 ms (a KMS write's latency)."""
+    sent: list[str] = []
+    original = kms.put_policy
+
+    def put_policy(key_arn: str, text: str, **kwargs: Any) -> None:
+        sent.append(text)
+        time.sleep(0.1)
+        original(key_arn, text, **kwargs)
+
+    monkeypatch.setattr(kms, "put_policy", put_policy)
+    return sent
+
+
+def at_the_same_moment(monkeypatch: pytest.MonkeyPatch, parties: int) -> None:
+    """Every grant reaches its write (the key's lease) at the same moment."""
+    barrier = threading.Barrier(parties, timeout=120)
+    arrived: list[int] = []
+    original = keywrite.grant
+
+    def grant(*args: Any, **kwargs: Any) -> None:
+        arrived.append(1)
+        if len(arrived) <= parties:  # the first ``parties`` grants; a later retry goes straight on
+            barrier.wait()
+        original(*args, **kwargs)
+
+    monkeypatch.setattr(keyaccess, "grant", grant)  # where ensure_access calls it
+
+
+def remediated(world: World) -> list[str]:
+    return sorted(f["principal_arn"] for f in world.findings() if f["outcome"] == "REMEDIATED")
+
+
+def jobs(world: World, key: str, roles: list[str]) -> list[Callable[[], Any]]:
+    return [grant_job(world, key, role, f"cpv-{n}") for n, role in enumerate(roles)]
+
+
+def test_twenty_first_time_trainers_on_one_key_are_written_in_at_most_two_writes(
+    world: World, roles: list[str], writes: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given one managed key and twenty trainers none of which it grants yet
+    key = world.key()
+    original = world.policy(key)["Statement"]
+    at_the_same_moment(monkeypatch, TRAINERS)
+
+    # When all twenty train on it at the same moment
+    errors = run_together(jobs(world, key, roles))
+
+    # Then every principal is granted, in at most two PutKeyPolicy calls, the original
+    # statements unchanged
+    assert errors == []
+    assert granted(world, key) == set(roles)
+    assert len(writes) <= 2
+    assert world.policy(key)["Statement"][: len(original)] == original
+    # And each trainer's event reported its own grant exactly once
+    assert remediated(world) == sorted(roles)
+    events = {f["principal_arn"]: f["source_event_id"] for f in world.findings() if f["outcome"] == "REMEDIATED"}
+    assert events == {role: f"cpv-{n}" for n, role in enumerate(roles)}
+    # And the pending record is left empty
+    entries, _ = pendinggrants.read(world.env()["STATE_TABLE"], key)
+    assert entries == {}
+
+
+@pytest.fixture
+def short_leases(monkeypatch: pytest.MonkeyPatch) -> None:
+    """2 s leases, a 0.2 s in-flight bound, and a holder presumed dead 0.2 s after that."""
+    monkeypatch.setattr(keywrite, "Lease", partial(Lease, lease_seconds=2.0, in_flight_seconds=0.2))
+    monkeypatch.setattr(locks, "IN_FLIGHT_SECONDS", 0.2, raising=False)
+    monkeypatch.setattr(keyattempt, "MIN_LEASE_LEFT", 0.5)
+    monkeypatch.setattr(keygroup, "PRESUMED_DEAD_AFTER", 0.2)
+
+
+def holder_waits_for(monkeypatch: pytest.MonkeyPatch, world: World, key: str, waiting: int) -> list[int]:
+    """The first holder takes the pending principals only once ``waiting`` have enqueued (so the
+    one that dies below has taken them all). Returns how many each holder took."""
+    original = keygroup.gather
+    first = threading.Event()
+    took: list[int] = []
+
+    def gather(*args: Any, **kwargs: Any) -> None:
+        if not first.is_set():
+            first.set()
+            deadline = time.monotonic() + 120
+            while len(pendinggrants.read(world.env()["STATE_TABLE"], key)[0]) < waiting:
+                assert time.monotonic() < deadline, "the waiters never enqueued"
+                time.sleep(0.02)
+        original(*args, **kwargs)
+        took.append(len(args[-1].members))
+
+    monkeypatch.setattr(keygroup, "gather", gather)
+    return took
+
+
+@pytest.mark.usefixtures("short_leases")
+@pytest.mark.parametrize("dies", ["before its write", "after its write"])
+def test_a_holder_that_dies_after_taking_the_waiting_principals_loses_none(
+    world: World, writes: list[str], monkeypatch: pytest.MonkeyPatch, dies: str
+) -> None:
+    # Given one managed key, five trainers at the same moment, and a holder that takes the four
+    # others' principals and then dies (the runtime killed: no handler runs)
+    roles = [world.role(f"Trainer{n}", "/ml/") for n in range(5)]
+    key = world.key()
+    at_the_same_moment(monkeypatch, len(roles))
+    took = holder_waits_for(monkeypatch, world, key, waiting=len(roles) - 1)
+    died: list[str] = []
+    if dies == "before its write":
+        original_put = kms.put_policy
+
+        def put_policy(key_arn: str, text: str, **kwargs: Any) -> None:
+            if not died:
+                died.append(text)
+                raise Killed("killed right before PutKeyPolicy")
+            original_put(key_arn, text, **kwargs)
+
+        monkeypatch.setattr(kms, "put_policy", put_policy)
+    else:
+        original_settle = pendinggrants.settle
+
+        def settle(*args: Any, **kwargs: Any) -> None:
+            if not died:
+                died.append("settle")
+                raise Killed("killed after the write, before the waiters' outcome was recorded")
+            original_settle(*args, **kwargs)
+
+        monkeypatch.setattr(pendinggrants, "settle", settle)
+
+    # When they run, and the dead holder's event is retried by Lambda
+    errors = run_together(jobs(world, key, roles))
+    [killed] = [e for e in errors if isinstance(e, Killed)]
+    assert [e for e in errors if e is not killed] == []
+    unreported = [n for n, role in enumerate(roles) if role not in remediated(world)]
+    for n in unreported:
+        grant_job(world, key, roles[n], f"cpv-{n}")()
+
+    # Then the dead holder had taken the four others' principals, and every principal is granted
+    # and reported exactly once, by its own event
+    assert died
+    assert took[0] == len(roles) - 1
+    assert granted(world, key) == set(roles)
+    assert remediated(world) == sorted(roles)
+    # (only the dead holder's own event needed its retry)
+    assert len(unreported) <= 1
+
+
+def test_a_principal_outside_the_guardrails_in_a_forged_pending_entry_is_never_written(
+    world: World, writes: list[str]
+) -> None:
+    # Given pending entries nobody's checks passed: a principal of another account, and the
+    # account's root
+    key = world.key()
+    table = world.env()["STATE_TABLE"]
+    trainer = world.role("Trainer", "/ml/")
+    outsiders = ["arn:aws:iam::999999999999:role/ml/Stranger", f"arn:aws:iam::{ACCOUNT}:root"]
+    for n, outsider in enumerate(outsiders):
+        forged = Waiter(grants=((outsider, (policy.TRAINING_DATA.sid,)),), event=f"forged-{n}", origin="forged")
+        assert pendinggrants.enqueue(table, key, forged) is not None
+
+    # When a real trainer's grant takes the lease and writes
+    grant_job(world, key, trainer, "cpv-real")()
+
+    # Then only the trainer is in the policy, in one write; the forged entries were refused
+    assert granted(world, key) == {trainer}
+    assert len(writes) == 1
+    assert remediated(world) == [trainer]
+    entries, _ = pendinggrants.read(table, key)
+    assert {e.state for e in entries.values()} == {pendinggrants.DONE}
+    settled = [row["document"] for e in entries.values() for row in json.loads(e.findings)]
+    # (the root needs nothing: the key's own statement already lets it use the key)
+    assert [(d["principal_arn"], d["finding_type"], d["outcome"]) for d in settled] == [
+        (outsiders[0], "KEY_ACCESS_MISSING", "REFUSED")
+    ]
+
+
+@pytest.fixture
+def full_record(world: World, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A key whose pending record holds ``MAX_ENTRIES`` waiting entries of trainers (bound 3)."""
+    monkeypatch.setattr(pendinggrants, "MAX_ENTRIES", 3)
+    key = world.key()
+    table = world.env()["STATE_TABLE"]
+    for n in range(3):
+        role = world.role(f"Queued{n}", "/ml/")
+        waiter = Waiter(grants=((role, (policy.TRAINING_DATA.sid,)),), event=f"queued-{n}", origin="test")
+        assert pendinggrants.enqueue(table, key, waiter) is not None
+    return key
+
+
+def test_past_the_pending_records_bound_a_grant_waits_for_the_lease_and_is_not_lost(
+    world: World, full_record: str, writes: list[str]
+) -> None:
+    # Given a key's pending record at its bound, and the key's lease held by another writer
+    key = full_record
+    table = world.env()["STATE_TABLE"]
+    late = world.role("Late", "/ml/")
+    holder = Lease(table, key)
+    holder.acquire()
+    assert (
+        pendinggrants.enqueue(table, key, Waiter(grants=((late, (policy.TRAINING_DATA.sid,)),), event="x", origin="t"))
+        is None
+    )
+
+    # When a trainer's grant comes and the holder releases the lease a moment later
+    threading.Timer(0.5, holder.release).start()
+    grant_job(world, key, late, "cpv-late")()
+
+    # Then the grant waited for the lease (no entry of its own) and wrote, with the queued ones
+    assert late in granted(world, key)
+    assert len(granted(world, key)) == 4
+    assert remediated(world) == [late]
+    entries, _ = pendinggrants.read(table, key)
+    assert len(entries) == 3
+    assert all(e.waiter.event.startswith("queued-") for e in entries.values())
+
+
+def test_an_over_long_wait_ends_as_a_failed_finding_and_a_retry_never_silence(
+    world: World, writes: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a key whose lease another writer holds and does not release within the wait (0.3 s)
+    monkeypatch.setattr(locks, "WAIT_SECONDS", 0.3)
+    key = world.key()
+    table = world.env()["STATE_TABLE"]
+    trainer = world.role("Trainer", "/ml/")
+    holder = Lease(table, key)
+    holder.acquire()
+
+    # When the trainer's grant joins the holder's write and the holder never takes it
+    with pytest.raises(RetryableError):
+        grant_job(world, key, trainer, "cpv-wait")()
+
+    # Then it said so (FAILED, nothing written), withdrew its entry, and its event is retried
+    failed = [(f["principal_arn"], f["outcome"]) for f in world.findings() if f["finding_type"] == "KEY_ACCESS_MISSING"]
+    assert failed == [(trainer, "FAILED")]
+    assert writes == []
+    assert pendinggrants.read(table, key)[0] == {}
+    # And the retry, once the lease is free, grants and reports it
+    holder.release()
+    grant_job(world, key, trainer, "cpv-wait")()
+    assert granted(world, key) == {trainer}
+    assert remediated(world) == [trainer]
