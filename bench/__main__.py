@@ -40,6 +40,7 @@ GROUPS = (
     "report",
     "bulk",
     "group",
+    "findings",
 )
 NUMBERS = {
     "calls": "1",
@@ -57,6 +58,7 @@ NUMBERS = {
     "report": "13",
     "bulk": "14",
     "group": "15",
+    "findings": "16",
 }
 
 
@@ -139,6 +141,12 @@ def _group() -> list[Figure]:
     return group_commit_figures()
 
 
+def _findings() -> list[Figure]:
+    from bench.findings import findings_figures  # noqa: PLC0415
+
+    return findings_figures()
+
+
 def _digest() -> list[Figure]:
     from bench.digest import human_messages_per_burst  # noqa: PLC0415
 
@@ -160,6 +168,7 @@ RUNNERS: dict[str, tuple[Callable[[], list[Figure]], str, float | None, str]] = 
     "report": (_report, "Audit report page, 100,000 rows", 2.0, "< 2 s CPU, < 5 MB"),
     "bulk": (_bulk, "Bulk re-encryption: Lambda-side AWS calls per object", 0.01, "≤ 0.01"),
     "group": (_group, "Group commit: PutKeyPolicy calls, 20 concurrent trainers on one key", 2.0, "≤ 2"),
+    "findings": (_findings, "Findings in bulk: SNS calls for a 10,000-finding burst", 1_001.0, "≤ 1,001"),
 }
 
 

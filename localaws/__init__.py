@@ -20,6 +20,8 @@ moto made to behave like AWS
 - ``localaws.doubles.securityhub``: Security Hub finding imports and customer updates
   (BatchImportFindings, BatchUpdateFindings).
 - ``localaws.doubles.sts``: STS ``AssumeRole`` refused for a role that does not trust the caller.
+- ``localaws.doubles.sns``: SNS ``PublishBatch``'s 256 KiB request limit, and every entry answered
+  (``Successful`` or ``Failed``, one failing alone).
 - ``localaws.doubles.cloudformation``: ``StackAlarms``, a stack's ``AWS::CloudWatch::Alarm`` created
   and listed (moto's CloudFormation has no model for it).
 - ``localaws.eventbridge``: ``EventBridgeTap``, which rule matched which event on the moto server,

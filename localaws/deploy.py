@@ -422,6 +422,8 @@ class Deployment:
     def _deploy_rules(self, sqs: Any, events: Any) -> None:
         self.rules, self.rule_targets, self.standins = {}, {}, {}
         for logical_id, resource in resources_of_type(self.template, "AWS::Events::Rule").items():
+            if "Condition" in resource and not condition_holds(self.template, resource["Condition"], self.parameters):
+                continue  # e.g. KeyLifecycleRule without Security Hub
             properties = resource.get("Properties", {})
             name = self.deployed[logical_id].ref
             if "EventPattern" not in properties:

@@ -6,7 +6,7 @@ backends). Where moto 5.2.5 differs from AWS in a way our code depends on, a dou
 patches moto's backend or response *classes* (never botocore on the client side), so the
 same patch holds in both modes. The doubles live in one module per AWS service they stand in
 for (``s3``, ``kms``, ``dynamodb``, ``rekognition``, ``sqs``, ``securityhub``, ``sts``,
-``s3control``, ``cloudformation``; each opens with the documented behaviour it reproduces,
+``s3control``, ``cloudformation``, ``sns``; each opens with the documented behaviour it reproduces,
 with its link), on ``base.Double``; this
 package re-exports them. Each double is a context manager; ``aws_behaviour()``
 enters several (default: all). Every patch is a ``unittest.mock.patch.object`` undone on
@@ -57,6 +57,9 @@ StackAlarms                 CloudFormation creates no ``AWS::CloudWatch::Alarm``
                             lists a resource with neither logical nor physical id (``cloudformation``).
 S3BatchJobs                 S3 Batch Operations jobs are not implemented at all
                             (``/v20180820/jobs`` on s3-control): in ``s3control``.
+SnsPublishBatch             SNS ``PublishBatch`` accepts a request over 256 KiB in all, fails an
+                            entry only for an invalid parameter, and leaves out of both
+                            ``Successful`` and ``Failed`` an entry whose publication raised.
 ==========================  ===============================================================
 
 ``legacy_unencrypted_objects()`` and ``put_legacy_unencrypted_object()`` write the one kind
@@ -95,6 +98,7 @@ from localaws.doubles.s3 import (
 )
 from localaws.doubles.s3control import S3BatchJobs
 from localaws.doubles.securityhub import SecurityHubFindings
+from localaws.doubles.sns import SnsPublishBatch
 from localaws.doubles.sqs import SqsSenderIds
 from localaws.doubles.sts import AssumeRoleRefusals
 
@@ -114,6 +118,7 @@ __all__ = [
     "RekognitionCustomLabels",
     "S3BatchJobs",
     "SecurityHubFindings",
+    "SnsPublishBatch",
     "SqsSenderIds",
     "SseCustomerKeys",
     "StackAlarms",
@@ -142,6 +147,7 @@ ALL_DOUBLES: tuple[type[Double], ...] = (
     S3BatchJobs,
     StackAlarms,
     BucketOwnerCondition,
+    SnsPublishBatch,
 )
 
 

@@ -16,6 +16,7 @@ import binascii
 import contextlib
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -156,7 +157,9 @@ class RekognitionCustomLabels(Double):
         self._lock = threading.RLock()
         self._denied: set[str] = set()
         self._throttled: dict[str, int] = {}
-        self._clock = 1_764_360_000.0
+        # Timestamps near now (a day ago, one second per resource): the audit reads failed
+        # trainings of its look-back only (usecases.failed_trainings.LOOK_BACK_SECONDS).
+        self._clock = float(int(time.time()) - 86_400)
 
     # --- helpers for tests and the demo ------------------------------------------------------
 
@@ -230,9 +233,11 @@ class RekognitionCustomLabels(Double):
         output_bucket: str = "custom-labels-output",
         output_prefix: str = "output/",
         kms_key_id: str | None = None,
+        ended_at: float | None = None,
     ) -> str:
         """A project version as DescribeProjectVersions shows it once training ended. Without
-        manifests, its ``TrainingDataResult``/``TestingDataResult`` name none (dataset training)."""
+        manifests, its ``TrainingDataResult``/``TestingDataResult`` name none (dataset training).
+        ``ended_at``: when its training ended (epoch seconds; default an hour after its creation)."""
         with self._lock:
             project = self._project_by_arn(project_arn)
             created = self._tick()
@@ -258,7 +263,7 @@ class RekognitionCustomLabels(Double):
                 "Feature": "CUSTOM_LABELS",
             }
             if status != "TRAINING_IN_PROGRESS":
-                description["TrainingEndTimestamp"] = created + 3600
+                description["TrainingEndTimestamp"] = created + 3600 if ended_at is None else ended_at
             if kms_key_id:
                 description["KmsKeyId"] = kms_key_id
             project.versions[version_name] = _ProjectVersion(arn, version_name, description)

@@ -41,6 +41,9 @@ EXPECTED: dict[str, tuple[str, str] | None] = {
     "cloudtrail_create_dataset_from_dataset": ("TrainingCallRule", GRANT),
     "cloudtrail_update_dataset_entries": ("TrainingCallRule", GRANT),
     "cloudtrail_copy_project_version": ("TrainingCallRule", GRANT),
+    # KeyLifecycleRule is deployed only with SecurityHub on (off here): tests/e2e/test_e2e_key_lifecycle.py
+    "cloudtrail_kms_schedule_key_deletion": None,
+    "cloudtrail_kms_disable_key": None,
     # The schedule rule has no pattern: the scheduler invokes its target, no bus event matches it.
     "scheduled_audit": None,
 }

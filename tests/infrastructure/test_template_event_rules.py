@@ -17,6 +17,9 @@ from tests.infrastructure.cfn_template import event_matches, load_template, rule
 OBJECT_CREATED = "ObjectCreatedRule"
 S3_DATA_EVENT = "S3DataEventRule"
 TRAINING_CALL = "TrainingCallRule"
+KEY_LIFECYCLE = (
+    "KeyLifecycleRule"  # deployed only with SecurityHub on (tests/infrastructure/test_key_lifecycle_rule.py)
+)
 
 # Which rules each sample must match. A new sample must be added here (see the test below).
 EXPECTED_RULES: dict[str, set[str]] = {
@@ -46,6 +49,8 @@ EXPECTED_RULES: dict[str, set[str]] = {
     "cloudtrail_create_dataset_from_dataset": {TRAINING_CALL},
     "cloudtrail_update_dataset_entries": {TRAINING_CALL},
     "cloudtrail_copy_project_version": {TRAINING_CALL},
+    "cloudtrail_kms_schedule_key_deletion": {KEY_LIFECYCLE},
+    "cloudtrail_kms_disable_key": {KEY_LIFECYCLE},
     "scheduled_audit": set(),  # the audit's schedule rule has no event pattern
 }
 
@@ -68,8 +73,8 @@ def test_the_template_declares_the_three_rules() -> None:
     # When its rules are listed
     patterns = rule_patterns(load_template())
 
-    # Then they are the three rules of docs/architecture.md §2
-    assert set(patterns) == {OBJECT_CREATED, S3_DATA_EVENT, TRAINING_CALL}
+    # Then they are the rules of docs/architecture.md §2 (the key lifecycle rule with Security Hub on)
+    assert set(patterns) == {OBJECT_CREATED, S3_DATA_EVENT, TRAINING_CALL, KEY_LIFECYCLE}
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_RULES))

@@ -84,11 +84,14 @@ def test_every_rule_target_retries_and_has_a_dead_letter_queue(rule: str, target
     assert 60 <= retry["MaximumEventAgeInSeconds"] <= 86400, rule
 
 
-def test_rule_targets_and_dead_letter_queues_accept_eventbridge() -> None:
-    # Given each queue that a rule sends to (as target or as DLQ)
+@pytest.mark.parametrize("parameters", [{}, {"SecurityHub": "on"}])  # KeyLifecycleRule only with Security Hub
+def test_rule_targets_and_dead_letter_queues_accept_eventbridge(parameters: dict[str, str]) -> None:
+    # Given each queue that a rule deployed with these parameters sends to (as target or as DLQ)
     template = load_template()
     needed: dict[str, set[str]] = {}
     for rule, resource in resources_of_type(template, "AWS::Events::Rule").items():
+        if "Condition" in resource and not condition_holds(template, resource["Condition"], parameters):
+            continue
         for target in resource["Properties"]["Targets"]:
             queues = [getatt_target(target["DeadLetterConfig"]["Arn"])]
             if template["Resources"][getatt_target(target["Arn"])]["Type"] == "AWS::SQS::Queue":
@@ -99,7 +102,7 @@ def test_rule_targets_and_dead_letter_queues_accept_eventbridge() -> None:
     # When the queue policies are resolved
     allowed: dict[str, set[str]] = {}
     for policy in resources_of_type(template, "AWS::SQS::QueuePolicy").values():
-        document = resolve(template, policy["Properties"]["PolicyDocument"])
+        document = resolve(template, policy["Properties"]["PolicyDocument"], parameters)
         for statement in document["Statement"]:
             if statement["Principal"] != {"Service": "events.amazonaws.com"}:
                 continue

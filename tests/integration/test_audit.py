@@ -445,6 +445,7 @@ def test_a_change_an_audit_message_made_is_reported_by_its_retry_when_sns_was_do
     # Given an audit page naming a legacy unencrypted object, while SNS and the outbox are down
     audited.put_legacy("old/lost.jpg")
     calls.faults.add("Publish", "InternalError", status=500)
+    calls.faults.add("PublishBatch", "InternalError", status=500)
     calls.faults.add("SendMessage", "InternalError", status=500)
     body = _audit_message("old/lost.jpg")
     first = verify_app.lambda_handler(sqs_event(body), LambdaContext())
@@ -496,6 +497,7 @@ def test_a_failed_training_reported_while_sns_is_down_is_reported_by_the_retry(a
     audited.env_set(TRAINING_PRINCIPALS=TRAINER)
     key = _failed_training(audited)
     calls.faults.add("Publish", "InternalError", status=500)
+    calls.faults.add("PublishBatch", "InternalError", status=500)
     calls.faults.add("SendMessage", "InternalError", status=500)
     event = scheduled_event()
     with pytest.raises(Exception, match="could not be delivered"):

@@ -1,19 +1,27 @@
 """Bounded state: the per-key journal of key-policy writes stays under a stated bound however many
-grants one key sees, and a state table that refuses a write ends as a FAILED finding."""
+grants one key sees, a state table that refuses a write ends as a FAILED finding, and a failed
+training's marker expires after the window in which the audit reads it."""
 
 from __future__ import annotations
+
+import os
+import time
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from clguard.boundary.config import current_settings
+from clguard.reporting.publisher import Publisher
 from clguard.rules import policy
-from clguard.state import writejournal
+from clguard.state import trainingalerts, writejournal
+from clguard.usecases import failed_trainings
 from functions.verify_object_encryption import app
-from localaws.doubles import ItemSizeLimit
+from localaws.doubles import ItemSizeLimit, RekognitionCustomLabels
+from tests.auditrun import findings, run_audit
 from tests.awscalls import Boundary
 from tests.eventsamples import load_event, sqs_event
-from tests.world import ACCOUNT, TABLE, LambdaContext, World
+from tests.world import ACCOUNT, BUCKET, TABLE, LambdaContext, World
 
 TRAINER = f"arn:aws:iam::{ACCOUNT}:role/ml/Trainer"
 # The stated bound of one key's journal item: two sets of at most MAX_SET_BYTES, and the rest.
@@ -163,3 +171,77 @@ def test_a_state_table_that_refuses_the_write_ahead_intent_ends_as_a_failed_find
     failed = [f for f in world.findings() if f["outcome"] == "FAILED"]
     assert [(f["finding_type"], f["principal_arn"]) for f in failed] == [("KEY_ACCESS_MISSING", TRAINER)]
     assert "state table" in failed[0]["detail"]
+
+
+# --- training-failed#<version>: a TTL longer than the audit's look-back (issue 20 item 2) ---------
+
+
+def _failed_training(world: World, name: str, *, ended_at: float | None = None) -> str:
+    rekognition = world.behaviour[RekognitionCustomLabels]
+    key = world.key()
+    world.put(f"{name}.manifest", b"{}", ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
+    project = rekognition.create_project(name)
+    return rekognition.create_project_version(
+        project,
+        "v1",
+        status="TRAINING_FAILED",
+        status_message="The S3 bucket permissions are incorrect for the training manifest.",
+        training_manifests=[(BUCKET, f"{name}.manifest")],
+        ended_at=ended_at,
+    )
+
+
+def _trainer(world: World) -> None:
+    world.env_set(TRAINING_PRINCIPALS=TRAINER)
+    world.role("Trainer", "/ml/")
+
+
+def _training_alerts(world: World) -> list[str]:
+    return [f["resource"]["arn"] for f in findings(world) if f["finding_type"] == "TRAINING_FAILED"]
+
+
+def test_a_failed_trainings_marker_expires_and_outlives_the_audits_look_back(audited: World) -> None:
+    # Given a training that failed for access, alerted by a scheduled audit
+    _trainer(audited)
+    version = _failed_training(audited, "cats")
+    before = time.time()
+    run_audit(audited)
+    assert _training_alerts(audited) == [version]
+    # Then its marker carries a TTL (the table's "expiration"), TTL_SECONDS from now, which is
+    # longer than the window in which the audit reads a failed version
+    item = audited.ddb.get_item(TableName=TABLE, Key={"id": {"S": trainingalerts.PREFIX + version}})["Item"]
+    expiration = int(item["expiration"]["N"])
+    assert int(before) + trainingalerts.TTL_SECONDS <= expiration <= time.time() + trainingalerts.TTL_SECONDS
+    assert trainingalerts.TTL_SECONDS > failed_trainings.LOOK_BACK_SECONDS
+
+
+def test_a_failure_whose_marker_expired_is_beyond_the_look_back_and_never_alerted_twice(audited: World) -> None:
+    # Given a training that failed for access and was alerted once
+    _trainer(audited)
+    version = _failed_training(audited, "cats")
+    run_audit(audited)
+    assert _training_alerts(audited) == [version]
+    settings = current_settings(os.environ, account_id=ACCOUNT)
+    # When its marker expires (DynamoDB deletes it once TTL_SECONDS passed) and the audit reads the
+    # failed trainings at that moment, and at every later day of a look-back past it
+    audited.ddb.delete_item(TableName=TABLE, Key={"id": {"S": trainingalerts.PREFIX + version}})
+    expired_at = time.time() + trainingalerts.TTL_SECONDS
+    for day in (0, 1, 30):
+        publisher = Publisher(settings)
+        read = failed_trainings.audit(settings, publisher, "later-run", now=expired_at + day * 86_400)
+        publisher.flush()
+        # Then the version is beyond the look-back: not read, not alerted again
+        assert read == []
+    assert _training_alerts(audited) == [version]
+
+
+def test_within_the_look_back_a_version_is_read_and_beyond_it_not(audited: World) -> None:
+    # Given two access failures: one whose training ended just inside the look-back, one just beyond
+    _trainer(audited)
+    now = time.time()
+    inside = _failed_training(audited, "recent", ended_at=now - failed_trainings.LOOK_BACK_SECONDS + 3_600)
+    _failed_training(audited, "old", ended_at=now - failed_trainings.LOOK_BACK_SECONDS - 3_600)
+    # When the audit runs
+    run_audit(audited)
+    # Then only the recent one is alerted
+    assert _training_alerts(audited) == [inside]

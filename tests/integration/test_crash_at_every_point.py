@@ -22,6 +22,11 @@ no deduplication id, so the retry cannot know the publish went out: it publishes
 once, never zero times). The copies carry the same ``fingerprint`` (the document's
 ``source_event_id`` and condition), so consumers can tell them apart; the test pins that window to
 exactly that one call (there, one or two copies).
+
+Findings go out in SNS PublishBatch requests (a claim of each finding's idempotency record, the
+request, then each entry's acknowledgement): ``test_findings_sent_in_one_publish_batch_...`` dies at
+each of those calls for three findings sent two to a request, and pins the window to the entries SNS
+took and the dead attempt had not yet acknowledged.
 """
 
 from __future__ import annotations
@@ -33,8 +38,13 @@ from typing import Any
 
 import pytest
 
+from clguard.boundary.config import load_settings
+from clguard.boundary.s3ref import S3ObjectRef
 from clguard.errors import GuardError
-from clguard.rules import policy
+from clguard.reporting.findings import Finding, FindingType, Outcome
+from clguard.reporting.publisher import Publisher
+from clguard.reporting.unitofwork import Unit
+from clguard.rules import policy, snsbatches
 from clguard.state import locks
 from clguard.state.keydirectory import clear_cache
 from clguard.usecases import training
@@ -45,7 +55,7 @@ from localaws.doubles import RekognitionCustomLabels
 from tests.auditrun import findings, scheduled_event
 from tests.awscalls import Boundary
 from tests.eventsamples import load_event, sqs_event
-from tests.world import ACCOUNT, BUCKET, TABLE, LambdaContext, World
+from tests.world import ACCOUNT, BUCKET, REGION, TABLE, LambdaContext, World
 
 KEY = "datasets/cats/images/cat-001.jpg"
 TRAINER = f"arn:aws:iam::{ACCOUNT}:role/ml/Trainer"
@@ -54,6 +64,7 @@ CALLER = f"arn:aws:iam::{ACCOUNT}:role/ml/CustomLabelsTrainer"
 # where nothing dies (the baseline).
 MAX_CALLS = 27
 AFTER = "(no call: the first attempt had ended)"
+SNS_SENDS = ("Publish", "PublishBatch")  # the call after which SNS may have taken a finding
 
 
 class Killed(BaseException):
@@ -184,13 +195,21 @@ def all_calls_covered(seen: list[str], n: int, max_calls: int) -> None:
         assert len(seen) < n or seen[-1] == AFTER, f"raise the n range: the first attempt made {len(seen)}+ calls"
 
 
+def in_ack_window(seen: list[str], n: int, send: int) -> bool:
+    """Whether the runtime died (before call n) after the SNS send at index ``send`` and before the
+    acknowledgements of what it sent: one UpdateItem after a Publish, one per entry after a
+    PublishBatch (a request of several findings leaves the later ones unacknowledged)."""
+    return send <= n - 2 and all(op == "UpdateItem" for op in seen[send + 1 : n - 1])
+
+
 def exactly_once_unless_between_publish_and_ack(
     reports: list[dict[str, Any]], seen: list[str], n: int, *, expected: int = 1
 ) -> None:
     """``seen``: the first attempt's calls; it died before call n, right after the Publish of the
     change's finding (the first Publish of every path here), or elsewhere, or not at all."""
     died = len(seen) >= n and seen[n - 1] != AFTER
-    died_after_publish = died and n >= 2 and seen[n - 2] == "Publish" and seen.index("Publish") == n - 2
+    sends = [i for i, op in enumerate(seen) if op in SNS_SENDS]
+    died_after_publish = died and bool(sends) and in_ack_window(seen, n, sends[0])
     if died_after_publish:  # at least once, at most once more: the same condition, twice
         assert len(reports) in (expected, 2 * expected), seen
         assert len({(r["source_event_id"], r["principal_arn"]) for r in reports}) == expected
@@ -445,6 +464,73 @@ def test_a_failed_training_grant_by_the_audit_is_reported_exactly_once_whatever_
     exactly_once_unless_between_publish_and_ack(remediated(audited, key, "KEY_ACCESS_MISSING"), seen, n)
     trainings = [f for f in findings(audited) if f["finding_type"] == "TRAINING_FAILED"]
     assert len({(f["outcome"], f["detail"]) for f in trainings}) == 1, (n, seen, trainings)
-    died_after_a_publish = n >= 2 and seen[n - 2 : n] == ["Publish", seen[n - 1]] and seen[n - 1] != AFTER
+    died = len(seen) >= n and seen[n - 1] != AFTER
+    died_after_a_publish = died and any(in_ack_window(seen, n, i) for i, op in enumerate(seen) if op in SNS_SENDS)
     assert len(trainings) in ((1, 2) if died_after_a_publish else (1,)), (n, seen)
     all_calls_covered(seen, n, TRAINING_AUDIT_CALLS)
+
+
+BATCH_OPS = ["PutItem", "PutItem", "PublishBatch", "UpdateItem", "UpdateItem", "PutItem", "PublishBatch", "UpdateItem"]
+
+
+def batched_findings() -> list[Finding]:
+    return [
+        Finding(
+            finding_type=FindingType.OBJECT_UNENCRYPTED,
+            outcome=Outcome.REMEDIATED,
+            resource=S3ObjectRef(BUCKET, f"datasets/cats/images/cat-{i}.jpg", None),
+            detail=f"re-encrypted in place with SSE-S3 (CopyObject) #{i}",
+            source_event_id=f"evt-batch-{i}",
+            account=ACCOUNT,
+            region=REGION,
+            owner="vision-team",
+        )
+        for i in range(3)
+    ]
+
+
+def report_all(world: World) -> None:
+    with Unit(
+        Publisher(load_settings(world.env(AWS_REGION=REGION), account_id=ACCOUNT), lambda_context=LambdaContext())
+    ) as unit:
+        for finding in batched_findings():
+            unit.report(finding)
+
+
+def sent_not_acknowledged(done: list[str]) -> int:
+    """How many findings SNS took whose records the dead attempt had not marked COMPLETED, given
+    the calls it completed (``done``, a prefix of ``BATCH_OPS``): the first request carries two
+    entries, the second one."""
+    unacknowledged = 0
+    for request, entries in ((2, 2), (6, 1)):  # the index of each PublishBatch, its entries
+        if len(done) > request:
+            acknowledged = sum(1 for op in done[request + 1 : request + 1 + entries] if op == "UpdateItem")
+            unacknowledged += entries - acknowledged
+    return unacknowledged
+
+
+@pytest.mark.parametrize("n", range(1, len(BATCH_OPS) + 2))
+def test_findings_sent_in_one_publish_batch_are_each_reported_whatever_call_it_dies_at(
+    world: World, calls: Boundary, monkeypatch: pytest.MonkeyPatch, n: int
+) -> None:
+    # Given three findings of one unit of work (the changes' findings), sent two to a
+    # PublishBatch request, and a runtime that dies right before the n-th AWS call: after a
+    # claim and before its request, after a request and before its acknowledgements, between them
+    monkeypatch.setattr(snsbatches, "MAX_ENTRIES", 2)
+    seen = kill_at(calls, n)
+    first_attempt(lambda: report_all(world))
+    revive(seen, n)
+    if n == len(BATCH_OPS) + 1:
+        assert seen[: len(BATCH_OPS)] == BATCH_OPS, seen  # the baseline: the calls this test counts on
+
+    # When the unit of work is retried (first while the dead attempt's claims are live, then the
+    # outbox is consumed as SQS delivers it)
+    report_all(world)
+    drain_outbox(world)
+
+    # Then each finding is on the topic: once, or twice when SNS took it and the runtime died
+    # before its record said COMPLETED (the one window: at least once, never zero times)
+    done = [op for op in seen[: n - 1] if op != AFTER]
+    reported = sorted(f["source_event_id"] for f in world.findings())
+    assert set(reported) == {f"evt-batch-{i}" for i in range(3)}, (n, seen)
+    assert len(reported) == 3 + sent_not_acknowledged(done), (n, seen, reported)

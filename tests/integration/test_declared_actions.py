@@ -108,7 +108,7 @@ def remediation_copy(world: World, recorder: Recorder, _: pytest.MonkeyPatch) ->
     world.s3.put_object_tagging(Bucket=BUCKET, Key=KEY, Tagging={"TagSet": [{"Key": "label", "Value": "cat"}]})
     assert recorder.verify(load_event("s3_object_created")) == {"batchItemFailures": []}
     assert world.head(KEY)["ServerSideEncryption"] == "AES256"
-    return {("s3", "HeadObject"), ("s3", "CopyObject"), ("dynamodb", "PutItem"), ("sns", "Publish")}
+    return {("s3", "HeadObject"), ("s3", "CopyObject"), ("dynamodb", "PutItem"), ("sns", "PublishBatch")}
 
 
 def multipart_copy(world: World, recorder: Recorder, monkeypatch: pytest.MonkeyPatch) -> set[Call]:
@@ -144,7 +144,7 @@ def key_grant(world: World, recorder: Recorder, _: pytest.MonkeyPatch) -> set[Ca
 def findings_outbox(world: World, recorder: Recorder, _: pytest.MonkeyPatch) -> set[Call]:
     # SNS refuses once: the finding goes to the outbox, and the verify function publishes it from there
     world.put_legacy(KEY)
-    recorder.calls.faults.add("Publish", "InternalError", status=500, times=1)
+    recorder.calls.faults.add("PublishBatch", "InternalError", status=500, times=1)
     assert recorder.verify(load_event("s3_object_created")) == {"batchItemFailures": []}
     recorder.drain_to_verify(world)
     assert [f["finding_type"] for f in world.findings()] == ["OBJECT_UNENCRYPTED"]

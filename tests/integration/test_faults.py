@@ -143,6 +143,7 @@ def test_publish_and_outbox_both_failing_fails_the_record(
     # Given SNS and SQS are both down
     world.put_legacy(KEY)
     calls.faults.add("Publish", "InternalError", status=500)
+    calls.faults.add("PublishBatch", "InternalError", status=500)
     calls.faults.add("SendMessage", "InternalError", status=500, times=1)
     caplog.set_level(logging.INFO)
     event = load_event("s3_object_created")

@@ -59,6 +59,7 @@ def test_outbox_publishes_a_finding_whose_idempotency_record_was_left_in_progres
     # first DeleteItem, the release of the object's remediation lease, goes through)
     world.put_legacy(KEY)
     calls.faults.add("Publish", "InternalError", status=500, times=4)
+    calls.faults.add("PublishBatch", "InternalError", status=500, times=4)
     calls.faults.add("DeleteItem", "InternalError", status=500, times=4, after=1)
 
     # When the event is processed, the finding goes to the outbox
@@ -91,6 +92,7 @@ def test_with_sns_and_the_outbox_down_every_finding_of_one_write_is_logged_and_c
     other = world.role("Trainer2", "/ml/")
     world.env_set(TRAINING_PRINCIPALS=f"{TRAINER},{other}")
     calls.faults.add("Publish", "InternalError", status=500)
+    calls.faults.add("PublishBatch", "InternalError", status=500)
     calls.faults.add("SendMessage", "InternalError", status=500)
     caplog.set_level(logging.INFO)
 
@@ -218,6 +220,7 @@ def test_the_grant_function_fails_for_a_retry_when_a_finding_is_undelivered(
     for name in ("TrainingData", "TestingData", "OutputConfig"):
         event["detail"]["requestParameters"].pop(name)
     calls.faults.add("Publish", "InternalError", status=500)
+    calls.faults.add("PublishBatch", "InternalError", status=500)
     calls.faults.add("SendMessage", "InternalError", status=500)
     caplog.set_level(logging.INFO)
 
@@ -281,6 +284,7 @@ def test_the_outbox_consumer_fails_its_record_instead_of_requeueing_forever(worl
     # Given a finding waiting in the outbox, and SNS still failing
     world.put_legacy(KEY)
     calls.faults.add("Publish", "KMSAccessDeniedException", status=400)
+    calls.faults.add("PublishBatch", "KMSAccessDeniedException", status=400)
     run(load_event("s3_object_created"))
     [body] = [m["Body"] for m in world.drain_queue()]
 

@@ -264,6 +264,7 @@ def test_an_invalid_document_mutes_nothing_and_is_reported_once_per_version(worl
         publisher = Publisher(load_settings(world.env(AWS_REGION=REGION, **settings_env), account_id=ACCOUNT))
         publisher.publish(_finding(key="archive/a.jpg"))
         publisher.publish(_finding(key="archive/b.jpg"))
+        publisher.flush()  # the end of that function's unit of work: what it queued is sent
     # Then nothing is muted, and one EXCEPTIONS_INVALID names the problem and the document
     documents = world.findings()
     invalid = [d for d in documents if d["finding_type"] == "EXCEPTIONS_INVALID"]

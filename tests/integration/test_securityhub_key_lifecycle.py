@@ -1,7 +1,7 @@
 """A key's Security Hub findings over their lifecycle (docs/architecture.md §5a): they are per
 principal, so a principal found able to use the key closes its own and no other; a new decision on
 a principal closes the finding it supersedes (the key opted in); a usable key closes its
-KEY_UNUSABLE; a key deleted or pending deletion archives its access findings. Against moto and the
+KEY_UNUSABLE; a key deleted, pending deletion or disabled archives its access findings. Against moto and the
 SecurityHubFindings double; GetFindings (eventually consistent) is never read."""
 
 from __future__ import annotations
@@ -161,9 +161,14 @@ def _key_finding(key: str, finding_type: FindingType, principal: str | None) -> 
     )
 
 
-@pytest.mark.parametrize("not_found", [True, False])
-def test_a_deleted_key_archives_every_open_finding_but_the_one_saying_it_is_gone(world: World, not_found: bool) -> None:
-    # Given a key (since deleted: KMS no longer knows it) with open findings for two principals and its KEY_UNUSABLE
+@pytest.mark.parametrize(
+    ("state", "not_found", "closes"),
+    [(None, True, True), ("PendingDeletion", False, True), ("Disabled", False, True), ("Enabled", False, False)],
+)
+def test_a_deleted_key_archives_every_open_finding_but_the_one_saying_it_is_gone(
+    world: World, state: str | None, not_found: bool, closes: bool
+) -> None:
+    # Given a key with open findings for two principals and its KEY_UNUSABLE
     del world
     boto3.client("securityhub", region_name=REGION).enable_security_hub()
     key = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/00000000-0000-0000-0000-00000000dead"
@@ -175,16 +180,19 @@ def test_a_deleted_key_archives_every_open_finding_but_the_one_saying_it_is_gone
     ):
         output.add(_key_finding(key, finding_type, principal))
     output.flush()
-    # When the grant path finds it deleted (not found), or merely disabled
-    output.key_unusable(ACCOUNT, REGION, key, None if not_found else "Disabled", not_found=not_found)
+    # When the key is found deleted (not found), pending deletion, disabled (issue 23: a disabled
+    # key closes them too), or enabled
+    said = output.key_unusable(ACCOUNT, REGION, key, state, not_found=not_found)
     output.flush()
-    # Then (deleted) every access finding is archived and KEY_UNUSABLE stays open; (disabled) nothing closes
+    # Then (deleted, pending deletion, disabled) every access finding is archived and KEY_UNUSABLE
+    # stays open; (enabled) nothing closes
     found = _by_type()
-    expected = CLOSED if not_found else OPEN
+    expected = CLOSED if closes else OPEN
+    assert said is closes
     assert _state(found["KEY_ACCESS_MISSING"]) == expected
     assert _state(found["KEY_NOT_MANAGED"]) == expected
     assert _state(found["KEY_UNUSABLE"]) == OPEN
-    assert output.closed == (2 if not_found else 0)
+    assert output.closed == (2 if closes else 0)
 
 
 def test_a_finding_imported_open_in_the_same_flush_is_not_closed_by_it(world: World) -> None:

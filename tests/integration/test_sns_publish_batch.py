@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from clguard.adapters import sns
+from clguard.errors import Rejected
 from clguard.rules.snsbatches import Entry, batches
 from tests.awscalls import Boundary
 from tests.world import World
@@ -39,16 +42,27 @@ def test_25_messages_go_out_in_three_requests_each_its_own_message(world: World,
 
 
 def test_an_entry_sns_refuses_fails_alone(world: World, calls: Boundary) -> None:
-    # Given one request whose second entry is over SNS's 256 KiB message limit
-    request = [entry(0), entry(1, size=262_144), entry(2)]
+    # Given one request whose second entry has a subject over SNS's 100-character limit (an invalid
+    # parameter of that entry alone; an entry over 256 KiB makes the whole request too long: below)
+    request = [entry(0), Entry("e1", "s" * 120, entry(1).message, entry(1).attributes), entry(2)]
     # When it is sent
     result = sns.publish_batch(world.topic_arn, request)
-    # Then the call succeeds, the oversized entry alone is in Failed (a sender fault), the others were sent
+    # Then the call succeeds, the invalid entry alone is in Failed (a sender fault), the others were sent
     assert set(result.sent) == {"e0", "e2"}
     assert set(result.failed) == {"e1"}
     assert result.sender_fault == {"e1"}
     assert "InvalidParameter" in result.failed["e1"]
     assert len(world.published()) == 2
+
+
+def test_a_request_over_256_kib_in_all_is_refused_whole(world: World, calls: Boundary) -> None:
+    # Given one request whose messages together pass 256 KiB (here its second entry alone does)
+    request = [entry(0), entry(1, size=262_144), entry(2)]
+    # When it is sent, SNS refuses it whole (BatchRequestTooLong, the SnsPublishBatch double)
+    with pytest.raises(Rejected, match="BatchRequestTooLong"):
+        sns.publish_batch(world.topic_arn, request)
+    # Then nothing was published
+    assert world.published() == []
 
 
 def test_hostile_attribute_values_arrive_unchanged(world: World, calls: Boundary) -> None:

@@ -376,6 +376,7 @@ def test_publish_failure_defers_the_finding_and_loses_nothing(world: World, call
     # Given SNS rejects every publish (after botocore's own retries)
     world.put_legacy(KEY)
     calls.faults.add("Publish", "InternalError", status=500)
+    calls.faults.add("PublishBatch", "InternalError", status=500)
 
     # When the object is remediated
     response = run(load_event("s3_object_created"))

@@ -31,7 +31,11 @@ S3_SAMPLES = [
     "cloudtrail_s3_copyobject",
     "cloudtrail_s3_completemultipartupload",
 ]
-REKOGNITION_SAMPLES = [name for name in all_event_names() if name.startswith("cloudtrail_") and "_s3_" not in name]
+REKOGNITION_SAMPLES = [
+    name
+    for name in all_event_names()
+    if name.startswith("cloudtrail_") and "_s3_" not in name and not name.startswith("cloudtrail_kms_")
+]
 
 
 def _body(event: Any) -> str:

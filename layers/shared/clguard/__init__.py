@@ -101,8 +101,10 @@ Use cases: one per function, and the steps they share
                                the report and its one summary).
 - ``usecases.audittally``      The verify side of an audit run: findings scoped by the state checked,
                                each message's tally and report rows.
-- ``usecases.failed_trainings`` Failed trainings (access reasons): one diagnosed TRAINING_FAILED per
-                               version.
+- ``usecases.failed_trainings`` Failed trainings (access reasons) of the look-back: one diagnosed
+                               TRAINING_FAILED per version.
+- ``usecases.keylifecycle``    A key disabled or scheduled for deletion (KMS CloudTrail event, the
+                               audit's bounded sweep): re-read, its Security Hub findings closed.
 - ``usecases.digest``          The digest function: the alerts topic's findings grouped for people.
 - ``usecases.digestmessages``  The digest's messages one at a time: a finding alone, a forwarded
                                message, a batch's accepted exceptions; the Slack thread of each.

@@ -56,7 +56,8 @@ _KEY_ACCESS: Final = {
     "securityhub": _FINDINGS_PLANE["securityhub"],
     # A Deny on the principal's organization (data-perimeter key policies) needs it.
     "organizations": tuple(organizations.IAM_ACTIONS),
-    "sns": ("Publish",),
+    # PublishBatch: findings sent ten a request; its IAM action is sns:Publish (adapters.sns).
+    "sns": ("Publish", "PublishBatch"),
     "sqs": ("SendMessage",),
     "dynamodb": tuple(dynamodb.IAM_ACTIONS),
 }
@@ -94,7 +95,7 @@ OPERATIONS: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
         # A Deny on the principal's organization (data-perimeter key policies) needs it.
         "organizations": tuple(organizations.IAM_ACTIONS),
         "rekognition": ("DescribeProjects", "DescribeProjectVersions"),
-        "sns": ("Publish",),
+        "sns": ("Publish", "PublishBatch"),
         "sqs": ("SendMessage",),
         "dynamodb": tuple(dynamodb.IAM_ACTIONS),
         "lambda": ("Invoke",),

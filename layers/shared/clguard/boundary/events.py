@@ -9,7 +9,8 @@ Verify-queue message bodies:
   in ``fanout``;
 - ``clguard.finding`` v1, the findings outbox: encoded and decoded in ``outbox``.
 
-Grant function input: EventBridge ``AWS API Call via CloudTrail`` from ``aws.rekognition``.
+Grant function input: EventBridge ``AWS API Call via CloudTrail`` from ``aws.rekognition``, and
+from ``aws.kms`` the key lifecycle calls ``KEY_STATE_EVENTS`` (``parse_key_state_change``).
 
 Object keys, by source (a key is any UTF-8 string, so ``x+y.jpg`` and ``x y.jpg`` are two
 objects, and a compliant decoy must never hide the other one):
@@ -46,6 +47,7 @@ from clguard.boundary.parsing import (
 from clguard.boundary.s3ref import S3ObjectRef
 from clguard.boundary.work import ObjectWork as ObjectWork  # noqa: PLC0414 (re-exported)
 from clguard.errors import InvalidEvent, UntrustedSender
+from clguard.rules.arns import is_key_reference, parse_key_arn
 from clguard.rules.encryption import ObservedEncryption
 
 MAX_BODY_BYTES: Final = 1024 * 1024
@@ -53,6 +55,9 @@ S3_DATA_EVENTS: Final = frozenset({"PutObject", "CopyObject", "CompleteMultipart
 TRAINING_EVENTS: Final = frozenset(
     {"CreateProjectVersion", "CreateDataset", "UpdateDatasetEntries", "CopyProjectVersion"}
 )
+# KMS calls after which a key may no longer serve training (docs/architecture.md §5a): its open
+# findings are closed once the key, re-read, says so.
+KEY_STATE_EVENTS: Final = frozenset({"ScheduleKeyDeletion", "DisableKey"})
 
 
 def parse_json(body: str | bytes, where: str = "body") -> dict[str, Any]:
@@ -224,16 +229,24 @@ class TrainingCall:
     response: dict[str, Any] = field(default_factory=dict)  # responseElements, lower-cased keys
 
 
-def parse_training_call(event: Any) -> TrainingCall:
+@dataclass(frozen=True, slots=True)
+class _CloudTrailCall:
+    event_id: str
+    name: str
+    account: str
+    region: str
+    detail: dict[str, Any]
+
+
+def _cloudtrail_call(event: Any, source_wanted: str) -> _CloudTrailCall:
+    """An EventBridge "AWS API Call via CloudTrail" event of ``source_wanted``: its id, call,
+    account and region (the record itself in ``detail``)."""
     if not isinstance(event, dict):
         raise InvalidEvent("the event is not a JSON object")
     event_id, detail_type, source, detail = _eventbridge(event)
-    if source != "aws.rekognition" or detail_type != "AWS API Call via CloudTrail":
+    if source != source_wanted or detail_type != "AWS API Call via CloudTrail":
         raise InvalidEvent(f"unexpected event: source {source!r}, detail-type {detail_type!r}")
     name = required_text(detail, "eventName", "detail")
-    params = detail.get("requestParameters")
-    if params is not None and not isinstance(params, dict):
-        raise InvalidEvent("detail.requestParameters must be an object")
     # The envelope's account is the one EventBridge vouches for (a forwarded event keeps it);
     # the record's recipientAccountId must agree, or the call is not this account's.
     account = optional_account_id(event) or required_text(event, "account", "event")
@@ -241,6 +254,15 @@ def parse_training_call(event: Any) -> TrainingCall:
     if recipient is not None and recipient != account:
         raise InvalidEvent(f"detail.recipientAccountId {recipient[:40]!r} is not the event's account {account}")
     region = optional_text(detail, "awsRegion", "detail") or required_text(event, "region", "event")
+    return _CloudTrailCall(event_id, name, account, region, detail)
+
+
+def parse_training_call(event: Any) -> TrainingCall:
+    call = _cloudtrail_call(event, "aws.rekognition")
+    event_id, name, account, region, detail = call.event_id, call.name, call.account, call.region, call.detail
+    params = detail.get("requestParameters")
+    if params is not None and not isinstance(params, dict):
+        raise InvalidEvent("detail.requestParameters must be an object")
     error_code = detail.get("errorCode")
     error_message = detail.get("errorMessage")
     response = detail.get("responseElements")
@@ -255,3 +277,53 @@ def parse_training_call(event: Any) -> TrainingCall:
         error_message=error_message if isinstance(error_message, str) else None,
         response=lower_keys(response) if isinstance(response, dict) else {},
     )
+
+
+# --- CloudTrail key lifecycle calls (grant function) --------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class KeyStateChange:
+    """A KMS ``ScheduleKeyDeletion`` or ``DisableKey`` call as CloudTrail recorded it: what it
+    names, never what it claims happened (the key is re-read)."""
+
+    event_id: str
+    event_name: str
+    account: str  # the envelope's (EventBridge vouches for it; a forwarded event keeps it)
+    region: str
+    key: str  # the key ARN the record names (resources, responseElements), else requestParameters.keyId
+
+
+def is_key_state_change(event: Any) -> bool:
+    """Whether a grant-function event is a KMS call (the rest are training calls)."""
+    return isinstance(event, dict) and event.get("source") == "aws.kms"
+
+
+def _recorded_key(detail: Mapping[str, Any]) -> str | None:
+    """The key a KMS CloudTrail record names: ``resources[].ARN`` (type ``AWS::KMS::Key``, or no
+    type, as DisableKey records have), then ``responseElements.keyId`` (recorded as the key ARN
+    since December 2022), then ``requestParameters.keyId`` (what the caller passed: an id, ARN
+    or alias)."""
+    resources = detail.get("resources")
+    for resource in resources if isinstance(resources, list) else []:
+        if isinstance(resource, dict) and resource.get("type") in (None, "AWS::KMS::Key"):
+            arn = said_text(resource.get("ARN"))
+            if arn is not None and parse_key_arn(arn) is not None:
+                return arn
+    for name in ("responseElements", "requestParameters"):
+        part = detail.get(name)
+        key = said_text(part.get("keyId")) if isinstance(part, dict) else None
+        if key is not None:
+            return key
+    return None
+
+
+def parse_key_state_change(event: Any) -> KeyStateChange:
+    call = _cloudtrail_call(event, "aws.kms")
+    if call.name not in KEY_STATE_EVENTS:
+        raise InvalidEvent(f"unexpected KMS call {call.name[:60]!r}: only {', '.join(sorted(KEY_STATE_EVENTS))}")
+    key = _recorded_key(call.detail)
+    if key is None or not is_key_reference(key):
+        shown = "nothing" if key is None else repr(key[:100])
+        raise InvalidEvent(f"the {call.name} record names no KMS key (found {shown})")
+    return KeyStateChange(call.event_id, call.name, call.account, call.region, key)

@@ -21,8 +21,8 @@ builds its ASFF (:mod:`clguard.reporting.asff`) and imports them in batches:
   never trusted for this: it is eventually consistent). What is gone is said by a :class:`Gone`:
   a key's findings are per principal (:meth:`SecurityHubOutput.key_decided`: a principal found
   granted closes its own, a new decision on it closes the ones it supersedes; a usable key
-  closes its KEY_UNUSABLE; :meth:`SecurityHubOutput.key_unusable`: a deleted or pending-deletion
-  key archives its access findings), dated evidence (an S3 Inventory row) closes only what was
+  closes its KEY_UNUSABLE; :meth:`SecurityHubOutput.key_unusable`: a deleted, pending-deletion or
+  disabled key archives its access findings), dated evidence (an S3 Inventory row) closes only what was
   raised before it, a REMEDIATED finding closes every other open condition on its resource (and
   principal), and a finding imported open in the same flush is never closed by it;
 - a finding lands in the account of its resource (§5a): a member account's findings are imported
@@ -103,6 +103,9 @@ STILL_OPEN: Final[Mapping[str, frozenset[str]]] = {
     "granted": frozenset({FindingType.KEY_ACCESS_MISSING.value, FindingType.KEY_POLICY_LIMIT.value}),
 }
 DELETION_STATES: Final = frozenset({"PendingDeletion", "PendingReplicaDeletion"})
+# The key states (DescribeKey KeyState) in which no principal's access to the key matters: its
+# access findings are closed (a key enabled again is decided afresh by the next event or audit).
+CLOSING_STATES: Final = DELETION_STATES | {"Disabled"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,17 +193,21 @@ class SecurityHubOutput:
             unusable = frozenset({FindingType.KEY_UNUSABLE.value})
             self.seen_gone(account, region, resource, Gone("the key is usable", types=unusable))
 
-    def key_unusable(self, account: str, region: str, key_arn: str, state: str | None, *, not_found: bool) -> None:
-        """A key found deleted (KMS: not found) or pending deletion: its access findings (per
-        principal) are archived; its KEY_UNUSABLE, which says so, stays open."""
+    def key_unusable(self, account: str, region: str, key_arn: str, state: str | None, *, not_found: bool) -> bool:
+        """A key found deleted (KMS: not found), pending deletion or disabled (CLOSING_STATES):
+        its access findings (per principal) are archived; its KEY_UNUSABLE, which says so, stays
+        open. The one closing path of a key that cannot serve training: the grant path, the key
+        lifecycle events and the audit's sweep (``usecases.keylifecycle``) all end here. False
+        when the state closes nothing."""
         if not_found:
             why = "the key was deleted"
-        elif state in DELETION_STATES:
+        elif state in CLOSING_STATES:
             why = f"the key is {state}"
         else:
-            return
+            return False
         keep = frozenset({FindingType.KEY_UNUSABLE.value})
         self.seen_gone(account, region, KmsKeyResource(key_arn), Gone(why, keep=keep))
+        return True
 
     def still_open(self, finding: Finding) -> None:
         """A condition published before (so SNS's idempotency sent nothing now) is seen again: if
@@ -321,8 +328,9 @@ class SecurityHubOutput:
             if refused:
                 count("SecurityHubUnindexed", refused)
                 logger.warning(
-                    "security hub: a bucket's index of open findings is full; an inventory will not close these",
-                    extra={"objects": refused, "account": account},
+                    "security hub: an index of open findings is full (a bucket's: an inventory will not close "
+                    "these; the keys': the audit's sweep will not)",
+                    extra={"resources": refused, "account": account},
                 )
 
     def _close_gone(self, gone: Mapping[tuple[str, str, str], Mapping[Gone, None]], reopened: set[str]) -> None:

@@ -19,6 +19,13 @@ Two nested spans, both plain objects over the batch's :class:`~clguard.reporting
                             without an error and every finding made in it was delivered.
 =============  ==================================================================================
 
+The publisher queues the findings it claimed and sends them in SNS PublishBatch requests: each
+span sends the queue (``Publisher.send_queued``) *before* it asks whether its findings were
+delivered, so "delivered" keeps meaning "SNS or the outbox took it". A ``Change`` does not send:
+its acknowledgement waits for its findings to go out in the unit's requests
+(``Publisher.when_sent``), and is dropped if one of them is lost. A ``Unit`` left by an error sends
+what is queued too (the findings were made), then lets the error through.
+
 Delivery itself (idempotency per fingerprint, the outbox, an in-progress record handed to the
 outbox) stays in the publisher; what was not delivered is its ``undelivered`` record, and only
 this module reads it.
@@ -50,10 +57,13 @@ class Unit:
 
     @property
     def delivered(self) -> bool:
-        """Whether every finding made since the span opened reached SNS or the outbox."""
+        """Whether every finding made since the span opened reached SNS or the outbox (the
+        queued ones are sent first)."""
+        self.publisher.send_queued()
         return len(self.publisher.undelivered) == self._mark
 
     def finish(self) -> None:
+        self.publisher.send_queued()
         lost = len(self.publisher.undelivered) - self._mark
         if lost:
             raise RetryableError(f"{lost} finding(s) could not be delivered (logged at ERROR); retrying")
@@ -66,6 +76,8 @@ class Unit:
     ) -> None:
         if kind is None:
             self.finish()
+        elif issubclass(kind, Exception):  # not a killed runtime: what was made is still sent
+            self.publisher.send_queued()
 
 
 class Change(Unit):
@@ -79,6 +91,7 @@ class Change(Unit):
         self.resource = resource
         self._wrote = False  # this change wrote an intent ahead
         self._found = False  # an earlier attempt's intent was read: cleared even if nothing is written now
+        self._claims = publisher.claims  # the publisher's claims before the span: not its findings
 
     def intend(self, findings: Sequence[Finding], target: str = "") -> None:
         """Before the change: durably note what it will report. Raises the state table's error."""
@@ -98,5 +111,12 @@ class Change(Unit):
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         # Not acknowledged after an error or an undelivered finding: the retry finds the intent.
-        if kind is None and self.journal is not None and (self._wrote or self._found) and self.delivered:
-            self.journal.clear(self.event_id, self.resource)
+        # Its findings still queued, the acknowledgement waits until they are sent (the unit's
+        # requests): delivered, the intent is cleared; lost, or the runtime dies first, it stays.
+        acknowledging = kind is None and self.journal is not None and (self._wrote or self._found)
+        if acknowledging and len(self.publisher.undelivered) == self._mark:
+            self.publisher.when_sent(self._claims, self._acknowledge)
+
+    def _acknowledge(self) -> None:
+        assert self.journal is not None
+        self.journal.clear(self.event_id, self.resource)

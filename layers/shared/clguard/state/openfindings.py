@@ -30,6 +30,16 @@ so that the audit, reading a bucket's S3 Inventory, finds the few rows that may 
 without a read per row (:func:`indexed`). The index holds at most MAX_INDEXED names (an add is
 refused beyond, counted: such an object is still closed by its events, not by an inventory); a
 name leaves it when its object's last open finding closes, or when a lookup finds no record.
+
+The KMS keys with open findings are indexed the same way, one item per account and region (their
+ARNs, so that the audit can re-read them: :func:`indexed_keys`)::
+
+    {"id": "securityhub-open-keys#<digest of account, region>", "keys": {"<key ARN>", ...},
+     "expiration": <epoch>}
+
+at most MAX_INDEXED_KEYS ARNs (an add is refused beyond, counted: such a key is still closed by
+its events and by the next use that meets it, not by the audit's sweep); an ARN leaves it when
+the key's last open finding closes, or when the sweep finds no record.
 """
 
 from __future__ import annotations
@@ -43,6 +53,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from clguard.adapters import dynamodb
+from clguard.rules.arns import parse_key_arn
 
 PREFIX: Final = "securityhub-open#"
 TTL_SECONDS: Final = 90 * 24 * 3600
@@ -53,6 +64,9 @@ INDEX_PREFIX: Final = "securityhub-open-in#"
 INDEX_ATTRIBUTE: Final = "names"
 MAX_INDEXED: Final = 10_000  # 10,000 x ~20 bytes: far under the 400 KB item limit
 NAME_DIGEST: Final = 16  # hex characters of an indexed name's digest (a collision costs one read)
+KEYS_INDEX_PREFIX: Final = "securityhub-open-keys#"
+KEYS_ATTRIBUTE: Final = "keys"
+MAX_INDEXED_KEYS: Final = 1_000  # 1,000 key ARNs of ~80 bytes: far under the 400 KB item limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +102,18 @@ def bucket_of(resource: str) -> str | None:
         return None
     bucket, _, key = resource[5:].partition("/")
     return bucket if bucket and key else None
+
+
+def key_of(resource: str) -> str | None:
+    """The key ARN a resource name is (a key's findings are recorded under its ARN); None for any
+    other resource."""
+    parsed = parse_key_arn(resource)
+    return parsed.arn if parsed is not None else None
+
+
+def keys_index_id(account: str, region: str) -> str:
+    digest = hashlib.sha256(json.dumps([account, region]).encode()).hexdigest()
+    return f"{KEYS_INDEX_PREFIX}{digest[:40]}"
 
 
 def index_id(account: str, region: str, bucket: str) -> str:
@@ -177,15 +203,30 @@ def forget(table: str, account: str, region: str, resource: str, finding_ids: Se
 
 
 def index(table: str, account: str, region: str, resources: Iterable[str]) -> int:
-    """Index the objects among ``resources`` (per bucket: one UpdateItem per bucket). The number
-    not indexed because their bucket's index is full (MAX_INDEXED)."""
+    """Index the objects among ``resources`` (per bucket: one UpdateItem per bucket) and the keys
+    (one UpdateItem). The number not indexed because their index is full (MAX_INDEXED,
+    MAX_INDEXED_KEYS)."""
     by_bucket: dict[str, set[str]] = {}
+    keys: set[str] = set()
     for resource in resources:
         bucket = bucket_of(resource)
         if bucket is not None:
             by_bucket.setdefault(bucket, set()).add(name_digest(resource))
+        elif (key := key_of(resource)) is not None:
+            keys.add(key)
     refused = 0
     expiration = str(int(time.time()) + TTL_SECONDS)
+    if keys:
+        taken = dynamodb.update(
+            table,
+            keys_index_id(account, region),
+            "ADD #n :d SET expiration = :e",
+            names={"#n": KEYS_ATTRIBUTE},
+            values={":d": {"SS": sorted(keys)}, ":e": {"N": expiration}, ":max": {"N": str(MAX_INDEXED_KEYS)}},
+            condition="attribute_not_exists(#n) OR size(#n) < :max",
+        )
+        if taken is None:
+            refused += len(keys)
     for bucket, digests in sorted(by_bucket.items()):
         taken = dynamodb.update(
             table,
@@ -202,10 +243,22 @@ def index(table: str, account: str, region: str, resources: Iterable[str]) -> in
 
 def unindex(table: str, account: str, region: str, resources: Iterable[str]) -> None:
     by_bucket: dict[str, set[str]] = {}
+    keys: set[str] = set()
     for resource in resources:
         bucket = bucket_of(resource)
         if bucket is not None:
             by_bucket.setdefault(bucket, set()).add(name_digest(resource))
+        elif (key := key_of(resource)) is not None:
+            keys.add(key)
+    if keys:
+        dynamodb.update(
+            table,
+            keys_index_id(account, region),
+            "DELETE #n :d",
+            names={"#n": KEYS_ATTRIBUTE},
+            values={":d": {"SS": sorted(keys)}},
+            condition="attribute_exists(id)",  # never creates an index item
+        )
     for bucket, digests in sorted(by_bucket.items()):
         dynamodb.update(
             table,
@@ -221,3 +274,9 @@ def indexed(table: str, account: str, region: str, bucket: str) -> frozenset[str
     """The digests (:func:`name_digest`) of the bucket's objects with open findings: one GetItem."""
     item = dynamodb.get(table, index_id(account, region, bucket)) or {}
     return frozenset(item.get(INDEX_ATTRIBUTE, {}).get("SS", []))
+
+
+def indexed_keys(table: str, account: str, region: str) -> frozenset[str]:
+    """The ARNs of the account's keys (in ``region``) with open findings: one GetItem."""
+    item = dynamodb.get(table, keys_index_id(account, region)) or {}
+    return frozenset(item.get(KEYS_ATTRIBUTE, {}).get("SS", []))

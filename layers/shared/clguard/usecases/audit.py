@@ -144,6 +144,7 @@ def run(
     try:
         lister.run()
     except AwsError:
+        publisher.send_queued()  # the findings made so far still go out
         raise  # an AWS call no step of the listing handles failed: Lambda retries the invocation
     except (auditlist.OutOfTime, RetryableError) as stop:
         publisher.flush()

@@ -101,9 +101,14 @@ def finalize(settings: Settings, run_id: str, *, lambda_context: Any = None) -> 
     if item is None:
         return None
     from clguard.reporting import auditdata, auditreport  # noqa: PLC0415 - only the last message of a run reports
+    from clguard.usecases import keylifecycle  # noqa: PLC0415
 
     plain = auditruns.plain(item)
+    # The keys with open Security Hub findings the run's checks did not meet: re-read, bounded (§5a).
+    swept = keylifecycle.sweep(settings, run_id, plain.get("keys", []))
     data = auditdata.build(settings, run_id, plain)
+    if (note := swept.note()) is not None:
+        data["notes"].append(note)
     stored, dropped = auditrows.load(settings.state_table, list(plain.get("rowparts", [])))
     dropped += int(plain.get("rows_unstored", 0))
     rows = auditreport.ordered_rows([*stored, *auditreport.training_rows(settings, data["trainings"])])

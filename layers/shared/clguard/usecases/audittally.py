@@ -67,6 +67,16 @@ class AuditPublisher(Publisher):
     def publish(self, finding: Finding, *, defer: bool = True, in_progress: bool = False) -> bool:
         return self.base.publish(replace(finding, scope=self.scope_of(finding)), defer=defer, in_progress=in_progress)
 
+    def send_queued(self) -> None:
+        self.base.send_queued()  # one queue for the batch: the base's
+
+    def when_sent(self, since: int, callback: Callable[[], None]) -> None:
+        self.base.when_sent(since, callback)
+
+    @property
+    def claims(self) -> int:
+        return self.base.claims  # this publisher claims through the base
+
 
 # --- the verify side: one tally per audit message ---------------------------------------------------
 

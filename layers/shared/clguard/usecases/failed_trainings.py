@@ -8,12 +8,19 @@ managed keys of the version's manifests (as for an upload). When nobody lacks ac
 the finding says "retry the training" (outcome REMEDIATED). Other failures are logged, not alerted.
 The copied-images key (``KmsKeyId``) is diagnosed, not granted: it needs the caller, whom
 DescribeProjectVersions does not name (the grant path handles it at CreateProjectVersion).
+
+Look-back: only versions whose training ended (``TrainingEndTimestamp``, else
+``CreationTimestamp``) within LOOK_BACK_SECONDS (30 days) are read; an older failure was alerted
+when it was recent, or is history. That window is what bounds the markers
+(:mod:`clguard.state.trainingalerts`: their TTL is longer than it).
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any, Final
 
 from clguard.adapters import rekognition, s3
@@ -37,6 +44,28 @@ ACCESS_RELATED: Final = re.compile(
     r"permission|access|denied|not authori[sz]ed|forbidden|unable to write|failed to copy|kms|decrypt|encrypt",
     re.IGNORECASE,
 )
+
+
+LOOK_BACK_SECONDS: Final = 30 * 24 * 3600
+
+
+def ended_at(description: dict[str, Any]) -> float | None:
+    """When the version's training ended (epoch seconds): TrainingEndTimestamp, else
+    CreationTimestamp; None when it says neither."""
+    for name in ("TrainingEndTimestamp", "CreationTimestamp"):
+        value = description.get(name)
+        if isinstance(value, datetime):
+            return value.timestamp()
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    return None
+
+
+def in_look_back(description: dict[str, Any], now: float) -> bool:
+    """Whether the audit reads this version: its training ended within the look-back (a version
+    whose end is unknown is read: never a failure left unsaid)."""
+    ended = ended_at(description)
+    return ended is None or now - ended <= LOOK_BACK_SECONDS
 
 
 def access_related(status_message: str) -> bool:
@@ -220,8 +249,10 @@ def _diagnosis_text(status_message: str, found: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def audit(settings: Settings, publisher: Publisher, run_id: str) -> list[dict[str, Any]]:
-    """Every access-related failed training, for the report; each alerted once per version."""
+def audit(settings: Settings, publisher: Publisher, run_id: str, *, now: float | None = None) -> list[dict[str, Any]]:
+    """Every access-related failed training of the look-back, for the report; each alerted once
+    per version."""
+    now = time.time() if now is None else now
     keys = KeyDirectory()
     journal = Journal(settings.state_table, redelivered=None)
     out: list[dict[str, Any]] = []
@@ -238,6 +269,9 @@ def audit(settings: Settings, publisher: Publisher, run_id: str) -> list[dict[st
             continue
         for description in versions:
             if description.get("Status") != "TRAINING_FAILED":
+                continue
+            if not in_look_back(description, now):
+                count("TrainingsFailedBeyondLookBack")
                 continue
             arn = str(description.get("ProjectVersionArn", ""))
             message = str(description.get("StatusMessage", ""))
@@ -262,7 +296,7 @@ def audit(settings: Settings, publisher: Publisher, run_id: str) -> list[dict[st
                     change.report(finding)
                     # Not delivered: no marker (and the intent stays), so the retry (or the next run) reports it.
                     if change.delivered:
-                        trainingalerts.mark_alerted(settings.state_table, arn, run_id)
+                        trainingalerts.mark_alerted(settings.state_table, arn, run_id, now=now)
                         entry["alerted"] = True
                         count("TrainingsFailed")
             out.append(entry)

@@ -127,26 +127,26 @@ class TrainingRun:
                 "kms_key_id": next((reference for reference, _ in plan.keys), None),
             },
         )
-        for reference, need in plan.keys:
-            self._ensure(reference, need)
-        for location in plan.manifests:
-            self._manifest(location)
-        if plan.project_datasets:
-            self._project_datasets(plan.project_datasets)
-        if plan.source_dataset:
-            self._dataset(plan.source_dataset, ProjectVersionResource(plan.source_dataset))
-        if plan.inline_ground_truth:
-            stats = ManifestStats()
-            refs = manifest.scan([plan.inline_ground_truth], stats)
-            self._images(refs, stats, ProjectVersionResource(plan.inline_dataset) if plan.inline_dataset else None)
-        if plan.output_bucket:
-            self._output_bucket(plan.output_bucket)
-        self._publish_refusal()
-        self.summary.findings = [f.document() for f in self.publisher.published]
-        self.publisher.flush()
-        # Every finding was tried; one neither SNS nor the outbox took fails the invocation, so
-        # Lambda's retry (then the GrantDLQ) publishes it.
-        self.unit.finish()
+        with self.unit:  # left by an error, it still sends the findings made (then the error goes on)
+            for reference, need in plan.keys:
+                self._ensure(reference, need)
+            for location in plan.manifests:
+                self._manifest(location)
+            if plan.project_datasets:
+                self._project_datasets(plan.project_datasets)
+            if plan.source_dataset:
+                self._dataset(plan.source_dataset, ProjectVersionResource(plan.source_dataset))
+            if plan.inline_ground_truth:
+                stats = ManifestStats()
+                refs = manifest.scan([plan.inline_ground_truth], stats)
+                self._images(refs, stats, ProjectVersionResource(plan.inline_dataset) if plan.inline_dataset else None)
+            if plan.output_bucket:
+                self._output_bucket(plan.output_bucket)
+            self._publish_refusal()
+            self.publisher.flush()  # the queued findings (then Security Hub): ``published`` is complete
+            self.summary.findings = [f.document() for f in self.publisher.published]
+        # Every finding was tried; one neither SNS nor the outbox took fails the invocation (the
+        # unit's exit), so Lambda's retry (then the GrantDLQ) publishes it.
         return self.summary
 
     def _note_key(self, result: KeyResult, need: AccessNeed) -> None:

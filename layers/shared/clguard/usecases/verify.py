@@ -234,6 +234,7 @@ class BatchRun:
         if tally is not None:
             from clguard.usecases.audittally import record_message  # noqa: PLC0415
 
+            self.publisher.send_queued()  # the message's findings go out before it counts in its run
             record_message(self.settings, audit_run, tally, continued=continued, lambda_context=self.lambda_context)
 
     def _time_short(self) -> bool:
