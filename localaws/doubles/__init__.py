@@ -47,6 +47,9 @@ SecurityHubFindings         ``BatchUpdateFindings`` is not implemented; ``BatchI
                             and ``Note`` of an existing finding.
 AssumeRoleRefusals          STS ``AssumeRole`` assumes any role ARN for any caller, whether
                             the role exists or its trust policy admits the caller.
+BucketOwnerCondition        S3 ignores ``x-amz-expected-bucket-owner`` and
+                            ``x-amz-source-expected-bucket-owner``: a request for another
+                            account's bucket of that name succeeds instead of 403.
 EventBridgeNotifications    GetBucketNotificationConfiguration leaves out the bucket's
                             ``EventBridgeConfiguration`` that PutBucketNotificationConfiguration
                             stored, so "EventBridge on" cannot be read back.
@@ -83,6 +86,7 @@ from localaws.doubles.dynamodb import AtomicConditionalWrites, ItemSizeLimit
 from localaws.doubles.kms import KeyPolicyValidation
 from localaws.doubles.rekognition import RekognitionCustomLabels, dataset_entry
 from localaws.doubles.s3 import (
+    BucketOwnerCondition,
     ConditionalCopies,
     CopiesDropWebsiteRedirect,
     DefaultBucketEncryption,
@@ -103,6 +107,7 @@ __all__ = [
     "AssumeRoleRefusals",
     "AtomicConditionalWrites",
     "AwsBehaviour",
+    "BucketOwnerCondition",
     "ConditionalCopies",
     "CopiesDropWebsiteRedirect",
     "DefaultBucketEncryption",
@@ -141,6 +146,7 @@ ALL_DOUBLES: tuple[type[Double], ...] = (
     EventBridgeNotifications,
     S3BatchJobs,
     StackAlarms,
+    BucketOwnerCondition,
     SnsPublishBatch,
 )
 

@@ -18,6 +18,12 @@ The documented behaviour each double reproduces (Amazon S3 API Reference and Use
   ``x-amz-copy-source-if-match`` and ``If-Match`` answer 412 when they do not hold.
 - ``CopiesDropWebsiteRedirect``: API Reference, "CopyObject", ``x-amz-metadata-directive``: the
   website redirect location is not copied unless the request names it.
+- ``BucketOwnerCondition``: User Guide, "Verifying bucket ownership with bucket owner condition"
+  (https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucket-owner-condition.html) and API
+  Reference, every object operation's ``x-amz-expected-bucket-owner`` (and CopyObject's and
+  UploadPartCopy's ``x-amz-source-expected-bucket-owner``): "If the account ID that you provide
+  does not match the actual owner of the bucket, the request fails with the HTTP status code 403
+  Forbidden (access denied)".
 - ``EventBridgeNotifications``: API Reference, "GetBucketNotificationConfiguration"
   (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetBucketNotificationConfiguration.html)
   and User Guide, "Enabling Amazon EventBridge"
@@ -44,7 +50,7 @@ from xml.parsers.expat import ExpatError
 import xmltodict  # type: ignore[import-untyped]
 from moto.kms.models import kms_backends
 from moto.s3.exceptions import MalformedXML, PreconditionFailed, S3ClientError
-from moto.s3.models import S3Backend
+from moto.s3.models import S3Backend, s3_backends
 from moto.s3.responses import S3Response
 
 from localaws.doubles.base import Double, Wrapper, wrapped
@@ -603,3 +609,42 @@ def _notification_with_eventbridge(original: Wrapper) -> Wrapper:
         return status, headers, text
 
     return get_bucket_notification
+
+
+class BucketOwnerCondition(Double):
+    """The bucket owner condition: a request naming ``x-amz-expected-bucket-owner`` (SDK:
+    ``ExpectedBucketOwner``) fails with 403 AccessDenied when the bucket belongs to another
+    account, and so does a copy whose ``x-amz-source-expected-bucket-owner``
+    (``ExpectedSourceBucketOwner``) is not the source bucket's owner (S3 User Guide, "Verifying
+    bucket ownership with bucket owner condition"; API Reference, e.g. HeadObject: "If the
+    account ID that you provide does not match the actual owner of the bucket, the request fails
+    with the HTTP status code 403 Forbidden (access denied)"). moto ignores both headers, so a
+    role of one account acts on another's bucket of the same name unchecked. The owner is the
+    account moto created the bucket in; a bucket moto does not know is left to moto (NoSuchBucket).
+    """
+
+    def _patches(self) -> Iterator[contextlib.AbstractContextManager[Any]]:
+        yield wrapped(S3Response, "_bucket_response", _owner_checked)
+        yield wrapped(S3Response, "_key_response", _owner_checked)
+
+
+def _bucket_owner(bucket: str) -> str | None:
+    found = s3_backends.bucket_accounts.get(bucket)
+    return None if found is None else str(found[1])
+
+
+def _owner_checked(original: Wrapper) -> Wrapper:
+    def response(self: S3Response, request: Any, full_url: str) -> Any:
+        checks = [(self.headers.get("x-amz-expected-bucket-owner"), self.parse_bucket_name_from_url(request, full_url))]
+        if "x-amz-copy-source" in self.headers:
+            source = unquote(urlparse(str(self.headers["x-amz-copy-source"])).path).lstrip("/").partition("/")[0]
+            checks.append((self.headers.get("x-amz-source-expected-bucket-owner"), source))
+        for expected, bucket in checks:
+            owner = _bucket_owner(bucket) if expected and bucket else None
+            if owner is not None and owner != expected:
+                if request.method == "HEAD":  # a HEAD error has a status and no body
+                    return 403, {}, b""
+                raise _s3_error("AccessDenied", "Access Denied")
+        return original(self, request, full_url)
+
+    return response

@@ -86,7 +86,8 @@ DESIGN_OUTCOMES: dict[FindingType, tuple[Outcome, ...]] = {
     FindingType.MANIFEST_INVALID: (Outcome.REPORTED,),
     FindingType.EXCEPTIONS_INVALID: (Outcome.REPORTED,),
     FindingType.TRAINING_FAILED: (Outcome.REPORTED, Outcome.REMEDIATED),
-    FindingType.MEMBER_UNREACHABLE: (Outcome.REPORTED,),
+    # REFUSED: a member's declaration names a bucket S3 says is another account's (README, Organizations)
+    FindingType.MEMBER_UNREACHABLE: (Outcome.REPORTED, Outcome.REFUSED),
 }
 PAIRS = [(t, o) for t, outcomes in DESIGN_OUTCOMES.items() for o in outcomes]
 
@@ -274,6 +275,7 @@ def test_fingerprint_ignores_when_and_how_it_was_described() -> None:
         {"kms_key_arn": None},
         {"source_event_id": "another-event"},
         {"scope": "2026-11-28T20"},
+        {"account": "111122223333"},  # the same key seen from a member: another condition
     ],
 )
 def test_fingerprint_differs_by_condition_outcome_resource_and_event(change: dict[str, Any]) -> None:

@@ -136,18 +136,42 @@ def _cached(name: str, create: Callable[[], Any], *, replaces: str = "") -> Any:
 
 def _member_client(member: Member, service: str, name: str, bounded: bool) -> Any:
     credentials = _member_credentials(member)
-    # From the base session, so the botocore event hooks tests attach apply here too.
-    return _cached(
-        f"{member.account}:{name}:{credentials.access_key}",
-        lambda: _base_session().client(  # type: ignore[call-overload]
+
+    def create() -> Any:
+        # From the base session, so the botocore event hooks tests attach apply here too.
+        created = _base_session().client(  # type: ignore[call-overload]
             service,
             config=WRITE_CONFIG if bounded else CONFIG,
             aws_access_key_id=credentials.access_key,
             aws_secret_access_key=credentials.secret_key,
             aws_session_token=credentials.token,
-        ),
-        replaces=f"{member.account}:{name}:",
-    )
+        )
+        if service == "s3":
+            created.meta.events.register("before-parameter-build.s3", _expected_owner(member.account))
+        return created
+
+    return _cached(f"{member.account}:{name}:{credentials.access_key}", create, replaces=f"{member.account}:{name}:")
+
+
+# The bucket owner condition (S3 User Guide, "Verifying bucket ownership with bucket owner
+# condition"): S3 refuses (403) a request whose bucket, or copy source bucket, is not the named
+# account's. Bucket names are global and a member's role may be let into another account's bucket
+# (a bucket policy, a name its declaration claims): acting in a member, no call may touch any
+# bucket but the member's own (design §11).
+OWNER_PARAMETERS: Final = ("ExpectedBucketOwner", "ExpectedSourceBucketOwner")
+
+
+def _expected_owner(account: str) -> Callable[..., None]:
+    """``before-parameter-build.s3``: every S3 operation of a member's client that takes the
+    bucket owner condition names the member's account (whatever the call named)."""
+
+    def add(params: dict[str, Any], model: Any, **_: Any) -> None:
+        members = model.input_shape.members if model.input_shape is not None else {}
+        for parameter in OWNER_PARAMETERS:
+            if parameter in members:
+                params[parameter] = account
+
+    return add
 
 
 def _member_credentials(member: Member) -> _Credentials:
@@ -202,6 +226,16 @@ def acting_in(member: Member | None) -> Iterator[None]:
 
 def current_member() -> Member | None:
     return _acting.get()
+
+
+def scoped(name: str) -> str:
+    """``name`` (a key ARN, key id, alias, bucket name) as a cache key of what the account acted
+    in sees of it: the same ARN can be readable by one account and refused to another, so a
+    per-container cache of AWS answers keeps each account's apart (the own account's names as
+    they are; a member's prefixed with its account id and a slash, which no ARN, key id, alias
+    name or bucket name starts with)."""
+    member = _acting.get()
+    return name if member is None else f"{member.account}/{name}"
 
 
 def reset(session: boto3.session.Session | None = None) -> None:

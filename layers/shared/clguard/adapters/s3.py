@@ -481,10 +481,18 @@ class Page:
 
 
 @aws
-def list_page(bucket: str, *, token: str | None = None, prefix: str = "", delimiter: str = "", owner: str = "") -> Page:
+def list_page(
+    bucket: str,
+    *,
+    token: str | None = None,
+    prefix: str = "",
+    delimiter: str = "",
+    owner: str = "",
+    max_keys: int = 1000,
+) -> Page:
     """One ListObjectsV2 page (up to 1,000 keys): never a whole bucket in memory. ``owner``: the
     account the bucket must belong to (``ExpectedBucketOwner``: S3 answers 403 for another's)."""
-    params: dict[str, Any] = {"Bucket": bucket, "MaxKeys": 1000}
+    params: dict[str, Any] = {"Bucket": bucket, "MaxKeys": max_keys}
     if owner:
         params["ExpectedBucketOwner"] = owner
     if token:

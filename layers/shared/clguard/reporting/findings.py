@@ -261,8 +261,11 @@ class Finding:
 
     def fingerprint(self) -> str:
         """Identity for de-duplication: the same event and condition give the same fingerprint,
-        whenever it is observed (``observed_at`` and ``detail`` are left out)."""
+        whenever it is observed (``observed_at`` and ``detail`` are left out). The account is
+        part of the condition: in an organization, one key or event seen from two accounts is
+        two conditions (a member's KEY_UNUSABLE on a central key never mutes the central one's)."""
         identity = [
+            self.account,
             self.finding_type.value,
             self.outcome.value,
             self.resource.to_json(),

@@ -6,7 +6,9 @@ Each bucket's tags and each key's tags and aliases are read at most once per :da
 per warm container (a retagged bucket or a new alias shows within 5 minutes, like the accepted
 exceptions' reload), and at most :data:`MAX_CACHED` of each are kept (the oldest read is dropped
 first). A lookup that fails leaves the field empty (logged) and is cached too, for the same time:
-names never stop a finding, and a denied lookup is not retried for every finding.
+names never stop a finding, and a denied lookup is not retried for every finding. Each entry is
+the account acted in's own (``clients.scoped``): a member's denied lookup of a central key never
+hides the central key's owner or alias from the central account's findings.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Final
 
-from clguard.adapters import kms, s3
+from clguard.adapters import clients, kms, s3
+from clguard.boundary.config import Settings
 from clguard.boundary.s3ref import S3ObjectRef
-from clguard.errors import AwsError
+from clguard.errors import AwsError, MemberUnreachable, RetryableError
 from clguard.observability import logger
 from clguard.reporting.findings import Finding, KmsKeyResource
 
@@ -35,17 +38,20 @@ class _Memo[V]:
     def __init__(self) -> None:
         self._values: dict[str, tuple[float, V | None]] = {}
 
-    def get(self, key: str, read: Callable[[str], V], what: str) -> V | None:
+    def get(self, name: str, read: Callable[[str], V], what: str) -> V | None:
+        """``read(name)``'s answer, remembered for the account acted in only (another account
+        may see the same bucket or key ARN differently, or not at all)."""
+        key = clients.scoped(name)
         now = clock()
         cached = self._values.get(key)
         if cached is not None and now - cached[0] < TTL_SECONDS:
             return cached[1]
         value: V | None
         try:
-            value = read(key)
-        except AwsError as error:
+            value = read(name)
+        except (AwsError, MemberUnreachable, RetryableError) as error:  # names never stop a finding
             logger.info(
-                f"could not read the {what}; left out of the finding", extra={"resource": key, "error": str(error)}
+                f"could not read the {what}; left out of the finding", extra={"resource": name, "error": str(error)}
             )
             value = None
         self._values.pop(key, None)  # re-read: now the newest entry
@@ -85,6 +91,16 @@ def alias_of(key_arn: str | None) -> str | None:
         return None
     aliases = _key_aliases.get(key_arn, kms.aliases, "key's aliases")
     return aliases[0] if aliases else None
+
+
+def labelled_in_its_account(finding: Finding, settings: Settings) -> Finding:
+    """``labelled``, read as the account the finding names: a member's bucket and key only
+    through that member's role (design §11), whatever the caller acts in (the audit report's
+    rows are labelled after the member's work is done)."""
+    account = finding.account
+    member = None if account == settings.home else clients.Member(account, settings.member_role_arn(account))
+    with clients.acting_in(member):
+        return labelled(finding, settings.owner_tag_key)
 
 
 def labelled(finding: Finding, tag_key: str) -> Finding:

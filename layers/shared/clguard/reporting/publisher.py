@@ -103,7 +103,7 @@ class Publisher:
         """The finding with its owner, key alias and the accepted exceptions' verdict; publishes
         the document's EXCEPTIONS_INVALID finding (once per version) when it is invalid.
         ``counted=False``: for the audit report's rows (not a publication: not counted)."""
-        finding = labels.labelled(finding, self.settings.owner_tag_key)
+        finding = labels.labelled_in_its_account(finding, self.settings)
         location = self.settings.exceptions_location
         if location is None or finding.finding_type is FindingType.EXCEPTIONS_INVALID:
             return finding

@@ -147,6 +147,11 @@ _NEXT_STEPS: Final[Mapping[tuple[FindingType, Outcome | None], tuple[str, ...]]]
     (FindingType.TRAINING_FAILED, Outcome.REMEDIATED): (
         "Retry the training: the guard has since given the principals the key access it lacked.",
     ),
+    (FindingType.MEMBER_UNREACHABLE, Outcome.REFUSED): (
+        "Remove the buckets named in the detail from this member's declaration (TrainingBuckets of its member "
+        "stack): they belong to another account, which the guard audits them as. If this member does own one, "
+        "take it out of the other account's configuration instead.",
+    ),
     (FindingType.MEMBER_UNREACHABLE, None): (
         "Deploy (or repair) the member stack (member.yaml) in this account: its role must trust the central "
         "guard's roles; until then none of its buckets and keys are checked.",

@@ -33,10 +33,11 @@ _cache: dict[tuple[str, str], tuple[float, Any]] = {}
 
 
 def _scoped(name: str) -> str:
-    """Key ARNs are unique across accounts, but a key id or alias name is not: cache what a
-    reference means per account acted in (docs/architecture.md §2, many accounts)."""
-    member = clients.current_member()
-    return name if member is None or name.startswith("arn:") else f"{member.account}/{name}"
+    """What a reference means, and what KMS answers about it, depends on the account acted in: a
+    key id or alias name is per account, and even a key ARN may be described by its own account
+    and refused to a member (NotFound, AccessDenied). Every entry is that account's alone, ARNs
+    included (docs/architecture.md §2, many accounts)."""
+    return clients.scoped(name)
 
 
 def _read[T](operation: str, key_arn: str, load: Callable[[], T]) -> T:
@@ -68,7 +69,7 @@ class KeyDirectory:
         self._clock = clock
         self.fresh = fresh
         self._own: dict[tuple[str, str], tuple[float, Any]] = {}
-        self._confirmed: set[str] = set()  # keys whose policy this unit of work read from KMS
+        self._confirmed: set[str] = set()  # keys whose policy this unit of work read from KMS (scoped)
 
     @property
     def _store(self) -> dict[tuple[str, str], tuple[float, Any]]:
@@ -102,13 +103,13 @@ class KeyDirectory:
 
     def _read_confirmed(self, key_arn: str) -> dict[str, Any]:
         document = self._read_policy(key_arn)
-        self._confirmed.add(key_arn)
+        self._confirmed.add(_scoped(key_arn))
         return document
 
     def confirmed(self, key_arn: str) -> bool:
         """Whether this unit of work has the key's policy from KMS (read, or written and read back),
         rather than from what the container remembers of earlier batches."""
-        return key_arn in self._confirmed
+        return _scoped(key_arn) in self._confirmed
 
     @staticmethod
     def remembered_policy(key_arn: str) -> dict[str, Any] | None:

@@ -7,11 +7,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from clguard.adapters import clients
+from clguard.adapters import clients, s3
 from clguard.boundary.config import Settings
+from clguard.boundary.declaration import PARAMETER_NAME
 from clguard.errors import (
     AwsError,
     MemberUnreachable,
+    Refused,
     RetryableError,
 )
 from clguard.observability import count, logger
@@ -23,20 +25,36 @@ from clguard.usecases import accounts
 
 
 @dataclass(frozen=True, slots=True)
+class RefusedClaim:
+    """A member's declaration names a bucket that S3 says is another account's (``holder``)."""
+
+    account: str
+    bucket: str
+    holder: str
+
+
+@dataclass(frozen=True, slots=True)
 class Targets:
     """The buckets one run lists (sorted, the same in every invocation), the member owning each
-    member bucket, and the members that could not be reached (account, what is missing)."""
+    member bucket, the members that could not be reached (account, what is missing), and the
+    claims of members refused because another account owns the bucket."""
 
     buckets: tuple[str, ...]
     owners: Mapping[str, str]
     unreachable: tuple[tuple[str, str], ...] = ()
+    refused: tuple[RefusedClaim, ...] = ()
 
 
 def targets(settings: Settings) -> Targets:
     """Each member's buckets as it declares them (read through its role, cached per container);
     the deployment's own are TRAINING_BUCKETS less those. A member that cannot be reached (role
-    missing, denied, throttled) is left out alone: it never blocks or delays the others."""
-    owners: dict[str, str] = {}
+    missing, denied, throttled) is left out alone: it never blocks or delays the others.
+
+    A declaration is the member's own word, and bucket names are global: a bucket named by more
+    than one account (two members' declarations, or one and TRAINING_BUCKETS) is audited as the
+    account S3 says owns it (``_holder``), and the other members' claims are refused, never
+    honoured (docs/architecture.md §2, the organization boundary)."""
+    claims: dict[str, list[str]] = {}
     unreachable: list[tuple[str, str]] = []
     for account in sorted(settings.member_accounts):
         try:
@@ -47,9 +65,76 @@ def targets(settings: Settings) -> Targets:
         if accounts.declaration_problem(account):
             unreachable.append((account, accounts.declaration_problem(account)))
         for bucket in declared.training_buckets if declared is not None else ():
-            owners.setdefault(bucket, account)
+            claims.setdefault(bucket, []).append(account)
+    owners: dict[str, str] = {}
+    refused: list[RefusedClaim] = []
+    for bucket, members in sorted(claims.items()):
+        candidates = members + ([settings.home] if bucket in settings.training_buckets else [])
+        holder = _holder(settings, bucket, candidates) if len(candidates) > 1 else None
+        refused += [RefusedClaim(m, bucket, holder) for m in members if holder is not None and m != holder]
+        if holder is None:
+            owners[bucket] = members[0]  # listed with its ExpectedBucketOwner: S3 refuses it if not its
+        elif holder != settings.home:
+            owners[bucket] = holder
     buckets = sorted(settings.training_buckets | set(owners))
-    return Targets(tuple(buckets), owners, tuple(unreachable))
+    return Targets(tuple(buckets), owners, tuple(unreachable), tuple(refused))
+
+
+def _holder(settings: Settings, bucket: str, candidates: list[str]) -> str | None:
+    """Which of the accounts that name ``bucket`` owns it, as S3 answers: the first whose own
+    listing of one key with ``ExpectedBucketOwner`` set to itself succeeds (S3 refuses any other
+    account's with 403). None when none can tell (each refused, its role unreachable, or S3 did
+    not answer): the first member then keeps the bucket, listed as itself, which S3 refuses if it is
+    not its own (a note in the report), so nothing of another account is ever acted on."""
+    for account in candidates:
+        member = None if account == settings.home else clients.Member(account, settings.member_role_arn(account))
+        try:
+            with clients.acting_in(member):
+                s3.list_page(bucket, owner=account, max_keys=1)
+        except (Refused, MemberUnreachable):
+            continue
+        except (AwsError, RetryableError) as error:  # throttled, no answer: this one cannot tell now
+            logger.warning(
+                "bucket owner not confirmed", extra={"bucket": bucket, "account": account, "error": str(error)}
+            )
+            continue
+        return account
+    return None
+
+
+def report_refused_claims(settings: Settings, publisher: Publisher, run_id: str, found: Targets) -> list[str]:
+    """Once per run, each member whose declaration claims a bucket of another account: one
+    MEMBER_UNREACHABLE finding, REFUSED (the guardrail: a member's role never acts on a bucket
+    that is not its account's), naming the member, the buckets and their owners; a report note
+    per claim."""
+    notes: list[str] = []
+    by_member: dict[str, list[RefusedClaim]] = {}
+    for claim in found.refused:
+        by_member.setdefault(claim.account, []).append(claim)
+        notes.append(
+            f"member account {claim.account}: its declaration names bucket {claim.bucket}, which is account "
+            f"{claim.holder}'s; audited as {claim.holder}'s, the claim refused"
+        )
+    for account, claims in sorted(by_member.items()):
+        named = "; ".join(f"{c.bucket} (owned by account {c.holder})" for c in claims)
+        logger.warning("member claims refused", extra={"account": account, "buckets": [c.bucket for c in claims]})
+        publisher.publish(
+            Finding(
+                finding_type=FindingType.MEMBER_UNREACHABLE,
+                outcome=Outcome.REFUSED,
+                resource=MemberRoleResource(settings.member_role_arn(account)),
+                detail=(
+                    f"member account {account}'s declaration ({PARAMETER_NAME}) names buckets that S3 says "
+                    f"another account owns: {named[:700]}. The claim is refused: each is audited as its owner's "
+                    f"account, never through the role of {account}"
+                ),
+                source_event_id=f"audit-{run_id}",
+                account=account,
+                region=settings.region,
+                scope=f"audit-run:{run_id}",
+            )
+        )
+    return notes
 
 
 def report_unreachable(settings: Settings, publisher: Publisher, run_id: str, found: Targets) -> list[str]:
