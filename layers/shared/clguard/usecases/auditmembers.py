@@ -118,22 +118,12 @@ def report_refused_claims(settings: Settings, publisher: Publisher, run_id: str,
     for account, claims in sorted(by_member.items()):
         named = "; ".join(f"{c.bucket} (owned by account {c.holder})" for c in claims)
         logger.warning("member claims refused", extra={"account": account, "buckets": [c.bucket for c in claims]})
-        publisher.publish(
-            Finding(
-                finding_type=FindingType.MEMBER_UNREACHABLE,
-                outcome=Outcome.REFUSED,
-                resource=MemberRoleResource(settings.member_role_arn(account)),
-                detail=(
-                    f"member account {account}'s declaration ({PARAMETER_NAME}) names buckets that S3 says "
-                    f"another account owns: {named[:700]}. The claim is refused: each is audited as its owner's "
-                    f"account, never through the role of {account}"
-                ),
-                source_event_id=f"audit-{run_id}",
-                account=account,
-                region=settings.region,
-                scope=f"audit-run:{run_id}",
-            )
+        detail = (
+            f"member account {account}'s declaration ({PARAMETER_NAME}) names buckets that S3 says "
+            f"another account owns: {named[:700]}. The claim is refused: each is audited as its owner's "
+            f"account, never through the role of {account}"
         )
+        publisher.publish(_member_finding(settings, run_id, account, Outcome.REFUSED, detail))
     return notes
 
 
@@ -143,22 +133,26 @@ def report_unreachable(settings: Settings, publisher: Publisher, run_id: str, fo
     for account, problem in found.unreachable:
         notes.append(f"member account {account}: not covered, its role could not be used ({problem[:300]})")
         count("MembersUnreachable", account=account)
-        publisher.publish(
-            Finding(
-                finding_type=FindingType.MEMBER_UNREACHABLE,
-                outcome=Outcome.REPORTED,
-                resource=MemberRoleResource(settings.member_role_arn(account)),
-                detail=(
-                    f"the audit could not act in member account {account} through its role "
-                    f"{settings.member_role_arn(account)}: {problem[:500]}; none of its buckets and keys were checked"
-                ),
-                source_event_id=f"audit-{run_id}",
-                account=account,
-                region=settings.region,
-                scope=f"audit-run:{run_id}",
-            )
+        detail = (
+            f"the audit could not act in member account {account} through its role "
+            f"{settings.member_role_arn(account)}: {problem[:500]}; none of its buckets and keys were checked"
         )
+        publisher.publish(_member_finding(settings, run_id, account, Outcome.REPORTED, detail))
     return notes
+
+
+def _member_finding(settings: Settings, run_id: str, account: str, outcome: Outcome, detail: str) -> Finding:
+    """A MEMBER_UNREACHABLE finding of this run about ``account``'s role."""
+    return Finding(
+        finding_type=FindingType.MEMBER_UNREACHABLE,
+        outcome=outcome,
+        resource=MemberRoleResource(settings.member_role_arn(account)),
+        detail=detail,
+        source_event_id=f"audit-{run_id}",
+        account=account,
+        region=settings.region,
+        scope=f"audit-run:{run_id}",
+    )
 
 
 def all_failed_trainings(
