@@ -202,70 +202,53 @@ def forget(table: str, account: str, region: str, resource: str, finding_ids: Se
         unindex(table, account, region, [resource])
 
 
+def _index_targets(account: str, region: str, resources: Iterable[str]) -> list[tuple[str, str, list[str], int]]:
+    """What ``resources`` add to or remove from the indexes: (item id, attribute, values, bound) for
+    the keys' index (first, when any key is named), then one per bucket (its object digests)."""
+    by_bucket: dict[str, set[str]] = {}
+    keys: set[str] = set()
+    for resource in resources:
+        bucket = bucket_of(resource)
+        if bucket is not None:
+            by_bucket.setdefault(bucket, set()).add(name_digest(resource))
+        elif (key := key_of(resource)) is not None:
+            keys.add(key)
+    targets = [(keys_index_id(account, region), KEYS_ATTRIBUTE, sorted(keys), MAX_INDEXED_KEYS)] if keys else []
+    targets += [
+        (index_id(account, region, bucket), INDEX_ATTRIBUTE, sorted(digests), MAX_INDEXED)
+        for bucket, digests in sorted(by_bucket.items())
+    ]
+    return targets
+
+
 def index(table: str, account: str, region: str, resources: Iterable[str]) -> int:
     """Index the objects among ``resources`` (per bucket: one UpdateItem per bucket) and the keys
     (one UpdateItem). The number not indexed because their index is full (MAX_INDEXED,
     MAX_INDEXED_KEYS)."""
-    by_bucket: dict[str, set[str]] = {}
-    keys: set[str] = set()
-    for resource in resources:
-        bucket = bucket_of(resource)
-        if bucket is not None:
-            by_bucket.setdefault(bucket, set()).add(name_digest(resource))
-        elif (key := key_of(resource)) is not None:
-            keys.add(key)
     refused = 0
     expiration = str(int(time.time()) + TTL_SECONDS)
-    if keys:
+    for item, name, values, bound in _index_targets(account, region, resources):
         taken = dynamodb.update(
             table,
-            keys_index_id(account, region),
+            item,
             "ADD #n :d SET expiration = :e",
-            names={"#n": KEYS_ATTRIBUTE},
-            values={":d": {"SS": sorted(keys)}, ":e": {"N": expiration}, ":max": {"N": str(MAX_INDEXED_KEYS)}},
+            names={"#n": name},
+            values={":d": {"SS": values}, ":e": {"N": expiration}, ":max": {"N": str(bound)}},
             condition="attribute_not_exists(#n) OR size(#n) < :max",
         )
         if taken is None:
-            refused += len(keys)
-    for bucket, digests in sorted(by_bucket.items()):
-        taken = dynamodb.update(
-            table,
-            index_id(account, region, bucket),
-            "ADD #n :d SET expiration = :e",
-            names={"#n": INDEX_ATTRIBUTE},
-            values={":d": {"SS": sorted(digests)}, ":e": {"N": expiration}, ":max": {"N": str(MAX_INDEXED)}},
-            condition="attribute_not_exists(#n) OR size(#n) < :max",
-        )
-        if taken is None:
-            refused += len(digests)
+            refused += len(values)
     return refused
 
 
 def unindex(table: str, account: str, region: str, resources: Iterable[str]) -> None:
-    by_bucket: dict[str, set[str]] = {}
-    keys: set[str] = set()
-    for resource in resources:
-        bucket = bucket_of(resource)
-        if bucket is not None:
-            by_bucket.setdefault(bucket, set()).add(name_digest(resource))
-        elif (key := key_of(resource)) is not None:
-            keys.add(key)
-    if keys:
+    for item, name, values, _ in _index_targets(account, region, resources):
         dynamodb.update(
             table,
-            keys_index_id(account, region),
+            item,
             "DELETE #n :d",
-            names={"#n": KEYS_ATTRIBUTE},
-            values={":d": {"SS": sorted(keys)}},
-            condition="attribute_exists(id)",  # never creates an index item
-        )
-    for bucket, digests in sorted(by_bucket.items()):
-        dynamodb.update(
-            table,
-            index_id(account, region, bucket),
-            "DELETE #n :d",
-            names={"#n": INDEX_ATTRIBUTE},
-            values={":d": {"SS": sorted(digests)}},
+            names={"#n": name},
+            values={":d": {"SS": values}},
             condition="attribute_exists(id)",  # never creates an index item
         )
 
