@@ -62,7 +62,7 @@ TRAINER = f"arn:aws:iam::{ACCOUNT}:role/ml/Trainer"
 CALLER = f"arn:aws:iam::{ACCOUNT}:role/ml/CustomLabelsTrainer"
 # More than any path below makes on a first attempt: the n past the last call are the runs
 # where nothing dies (the baseline).
-MAX_CALLS = 27
+MAX_CALLS = 28
 AFTER = "(no call: the first attempt had ended)"
 SNS_SENDS = ("Publish", "PublishBatch")  # the call after which SNS may have taken a finding
 
@@ -339,7 +339,7 @@ def test_an_encryption_update_is_reported_exactly_once_whatever_call_it_dies_at(
     all_calls_covered(seen, n, UPDATE_CALLS)
 
 
-FANOUT_CALLS = 27
+FANOUT_CALLS = 28
 
 
 @pytest.mark.parametrize("n", range(1, FANOUT_CALLS + 1))
@@ -386,7 +386,7 @@ def test_a_grant_by_a_fanned_out_image_check_is_reported_exactly_once_whatever_c
 
 
 AUDIT_CALLS = 44
-TRAINING_AUDIT_CALLS = 51
+TRAINING_AUDIT_CALLS = 52
 
 
 def audit_first_attempt(world: World, event: dict[str, Any]) -> tuple[bool, list[str]]:

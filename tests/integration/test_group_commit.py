@@ -278,3 +278,41 @@ def test_an_over_long_wait_ends_as_a_failed_finding_and_a_retry_never_silence(
     grant_job(world, key, trainer, "cpv-wait")()
     assert granted(world, key) == {trainer}
     assert remediated(world) == [trainer]
+
+
+def test_a_grant_that_finds_the_lease_taken_joins_the_queue_in_one_write(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a first-time trainer's grant on a key never written before, and, while that grant
+    # holds the key's lease (during its PutKeyPolicy), another trainer's grant joining the queue
+    key = world.key()
+    table = world.env()["STATE_TABLE"]
+    late = world.role("Late", "/ml/")
+    updates: list[str] = []
+    original_update, original_put = pendinggrants._update, kms.put_policy
+
+    def counted(table: str, key_arn: str, expression: str, **kwargs: Any) -> Any:
+        updates.append(expression)
+        return original_update(table, key_arn, expression, **kwargs)
+
+    joined: list[str | None] = []
+
+    def put_policy(key_arn: str, text: str, **kwargs: Any) -> None:
+        monkeypatch.setattr(pendinggrants, "_update", counted)
+        waiter = Waiter(grants=((late, (policy.TRAINING_DATA.sid,)),), event="cpv-late", origin="t")
+        joined.append(pendinggrants.enqueue(table, key_arn, waiter))
+        monkeypatch.setattr(pendinggrants, "_update", original_update)
+        original_put(key_arn, text, **kwargs)
+
+    monkeypatch.setattr(kms, "put_policy", put_policy)
+
+    # When the first grant runs
+    grant_job(world, key, world.role("First", "/ml/"), "cpv-first")()
+
+    # Then the holder had opened the key's queue as it took the lease: the joining grant's entry
+    # took one write (not three: a failed write, the record's creation, the write again), so it
+    # is there in time for a holder that gathers a moment later
+    assert joined[0] is not None
+    assert len(updates) == 1
+    entries, _ = pendinggrants.read(table, key)
+    assert [e.waiter.event for e in entries.values()] == ["cpv-late"]

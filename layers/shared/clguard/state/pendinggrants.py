@@ -121,16 +121,24 @@ def enqueue(table: str, key_arn: str, waiter: Waiter) -> str | None:
     condition = "attribute_exists(entries) AND size(entries) < :max"
     if _update(table, key_arn, expression, names=names, values=values, condition=condition) is not None:
         return entry_id
-    # The item does not exist yet (or is full: then this creates nothing and the retry fails too).
+    open_queue(table, key_arn, now=now)  # the item does not exist yet (or is full: the retry fails too)
+    if _update(table, key_arn, expression, names=names, values=values, condition=condition) is not None:
+        return entry_id
+    return None
+
+
+def open_queue(table: str, key_arn: str, *, now: float | None = None) -> None:
+    """Make sure the key's record exists, so that an entry is added in one write. A lease holder
+    opens it as it takes the lease: a grant that then finds the lease taken enqueues at once, in
+    time for the holder's ``gather`` (else, on a key's first burst, the holder reads an empty
+    record while the first waiters are still creating it, and writes without them)."""
+    expiration = {"N": str(int(time.time() if now is None else now) + TTL_SECONDS)}
     _update(
         table,
         key_arn,
         "SET entries = if_not_exists(entries, :empty), expiration = :exp",
         values={":empty": {"M": {}}, ":exp": expiration},
     )
-    if _update(table, key_arn, expression, names=names, values=values, condition=condition) is not None:
-        return entry_id
-    return None
 
 
 def _update(

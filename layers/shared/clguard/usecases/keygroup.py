@@ -43,13 +43,20 @@ from clguard.usecases.keyattempt import Attempt, remediated_finding
 from clguard.usecases.keydecision import Context, KeyStatus, decide
 
 SPECS_BY_SID: Final = {s.sid: s for s in (policy.TRAINING_DATA, policy.COPIED_IMAGES_GRANT, policy.COPIED_IMAGES_USE)}
-POLL_FIRST: Final = 0.02  # seconds between a waiter's reads of its entry, doubling to POLL_MAX
+# A waiter reads its entry every POLL_FIRST seconds, doubling to POLL_SOON while its wait is young
+# (SOON_SECONDS: a holder's write, or two, are that far away) and to POLL_MAX after; while a holder
+# has taken the entry (its write is under way) every POLL_FIRST until SOON_SECONDS have passed.
+# At most 1 / POLL_FIRST reads a second per waiter, for SOON_SECONDS; 1 / POLL_MAX after.
+POLL_FIRST: Final = 0.02
+POLL_SOON: Final = 0.05
 POLL_MAX: Final = 0.25
+SOON_SECONDS: Final = 2.0
 # A taken entry with no outcome this long after its holder's write deadline: the holder died.
 PRESUMED_DEAD_AFTER: Final = 5.0
-# A holder that finds grants waiting lingers while more keep arriving (every LINGER_STEP, at most
-# LINGER_MAX in all): trainers started together reach the key within moments of each other, and
-# one more write for each straggler would cost more than the wait (a commit delay).
+# A holder that finds grants waiting lingers while more keep arriving (until none has arrived for
+# LINGER_STEP, at most LINGER_MAX in all): trainers started together reach the key within moments
+# of each other, and one more write for each straggler would cost more than the wait (a commit
+# delay). Grants that queued during an earlier write are taken at once.
 LINGER_STEP: Final = 0.05
 LINGER_MAX: Final = 0.5
 
@@ -81,9 +88,13 @@ def wait_for_writer(
     """Take the key's lease, or join the group its holder writes next. Returns (the outcome, when
     another writer wrote for us; None when this caller holds the lease now or must wait for it as
     before group commit) and the id of this caller's entry, if it made one."""
-    if lock.try_acquire():
-        return None, None
     table = ctx.settings.state_table
+    if lock.try_acquire():
+        try:
+            pendinggrants.open_queue(table, key.arn)
+        except AwsError as error:  # best effort: the waiters create the record themselves
+            logger.warning("could not open the key's pending grants", extra={"key": key.arn, "error": str(error)})
+        return None, None
     try:
         change.intend([remediated_finding(ctx, key, p, specs) for p, specs in needed.items()])
         entry_id = pendinggrants.enqueue(table, key.arn, _entry_of(ctx, key, needed))
@@ -105,7 +116,7 @@ def _wait(
     started = time.monotonic()
     give_up = started + lock.wait_seconds
     last_resort = give_up + lock.lease_seconds + lock.in_flight_seconds + PRESUMED_DEAD_AFTER
-    poll = POLL_FIRST
+    poll = POLL_FIRST / 2  # doubled before the first sleep
     while True:
         mine = pendinggrants.read_one(table, key.arn, entry_id)
         now = time.time()
@@ -136,8 +147,15 @@ def _wait(
                 return Waited(_timed_out(ctx, key, needed, waited), retry=f"waited {waited:.0f}s for the key's writer")
             if time.monotonic() > last_resort:
                 raise RetryableError(f"waited {lock.wait_seconds:.0f}s and more for the writer of {key.arn}")
+        poll = next_poll(poll, waited=time.monotonic() - started, taken=mine.state == pendinggrants.TAKEN)
         ctx.sleep(random.uniform(poll / 2, poll))  # noqa: S311 - jitter, not crypto
-        poll = min(poll * 2, POLL_MAX)
+
+
+def next_poll(previous: float, *, waited: float, taken: bool) -> float:
+    """Seconds until a waiter's next read of its entry (before jitter; see ``POLL_FIRST``). Pure."""
+    if waited < SOON_SECONDS:
+        return POLL_FIRST if taken else min(max(previous * 2, POLL_FIRST), POLL_SOON)
+    return min(max(previous * 2, POLL_FIRST), POLL_MAX)
 
 
 def _settled(ctx: Context, key: KeyInfo, entry: Entry, needed: Mapping[str, object]) -> list[Finding]:
@@ -271,17 +289,26 @@ def gather(ctx: Context, lock: Lease, key: KeyInfo, document: dict[str, Any], gr
 
 
 def _arrived(ctx: Context, table: str, key_arn: str) -> tuple[dict[str, Entry], list[str]]:
-    """The key's entries once no more arrive (``LINGER_STEP``), or ``LINGER_MAX`` has passed."""
+    """The key's entries once none has arrived for ``LINGER_STEP`` (or ``LINGER_MAX`` has passed
+    lingering): grants still arriving are worth waiting for, grants that queued during an earlier
+    write are not (nothing more is coming with them)."""
     entries, malformed = pendinggrants.read(table, key_arn)
     lingered = 0.0
-    while any(e.state == pendinggrants.WAITING for e in entries.values()) and lingered < LINGER_MAX:
-        ctx.sleep(LINGER_STEP)
-        lingered += LINGER_STEP
-        more, malformed = pendinggrants.read(table, key_arn)
-        if len(more) <= len(entries):
-            return more, malformed
-        entries = more
+    while (quiet := _quiet_for(entries, time.time())) < LINGER_STEP and lingered < LINGER_MAX:
+        pause = min(LINGER_STEP - quiet, LINGER_MAX - lingered)
+        ctx.sleep(pause)
+        lingered += pause
+        entries, malformed = pendinggrants.read(table, key_arn)
     return entries, malformed
+
+
+def _quiet_for(entries: Mapping[str, Entry], now: float) -> float:
+    """Seconds since the newest waiting entry arrived (``LINGER_STEP`` when none waits: no linger).
+    An arrival stamped ahead of our clock (another instance's clock skew) counts as just now."""
+    arrivals = [e.at for e in entries.values() if e.state == pendinggrants.WAITING]
+    if not arrivals:
+        return LINGER_STEP
+    return min(LINGER_STEP, max(0.0, now - max(arrivals)))
 
 
 def _recheck(ctx: Context, key: KeyInfo, document: dict[str, Any], member: Member) -> None:
