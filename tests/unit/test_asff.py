@@ -3,12 +3,15 @@ documented required attributes and limits (moto checks almost none)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import replace
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from clguard.boundary.declaration import MAX_BUCKETS
 from clguard.boundary.s3ref import S3ObjectRef
 from clguard.reporting import asff
 from clguard.reporting.findings import (
@@ -16,10 +19,12 @@ from clguard.reporting.findings import (
     Finding,
     FindingType,
     KmsKeyResource,
+    MemberRoleResource,
     Outcome,
     ProjectVersionResource,
     Suppression,
 )
+from clguard.state import openfindings
 
 ACCOUNT = "123456789012"
 KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -105,6 +110,74 @@ def test_the_id_is_one_per_condition_and_resource() -> None:
     assert asff.finding_id(first) == asff.finding_id(again)
     assert asff.finding_id(first) != asff.finding_id(other_principal)
     assert len(asff.finding_id(first)) <= asff.MAX_ID
+
+
+def test_a_finding_without_claimed_buckets_keeps_the_id_it_always_had() -> None:
+    # Given findings of every kind of resource, with and without a principal (recorded open
+    # under their Ids by earlier versions of the guard)
+    for resource, _, _ in RESOURCES:
+        for principal in (None, f"arn:aws:iam::{ACCOUNT}:role/Trainer"):
+            finding = _finding(resource=resource, principal_arn=principal)
+            # Then the Id is still the hash of type, resource and principal alone
+            identity = [finding.finding_type.value, finding.resource.to_json(), principal]
+            digest = hashlib.sha256(json.dumps(identity, sort_keys=True, ensure_ascii=True).encode()).hexdigest()
+            assert asff.finding_id(finding) == f"custom-labels-guard/{ACCOUNT}/us-east-1/OBJECT_UNENCRYPTED/{digest}"
+
+
+ROLE = MemberRoleResource("arn:aws:iam::444455556666:role/CustomLabelsGuardMember")
+BUCKET_NAMES = st.from_regex(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", fullmatch=True)
+
+
+def _member(outcome: Outcome, claimed: tuple[str, ...] = ()) -> Finding:
+    return _finding(
+        finding_type=FindingType.MEMBER_UNREACHABLE,
+        outcome=outcome,
+        resource=ROLE,
+        account="444455556666",
+        source_event_id="audit-run-1",
+        claimed_buckets=claimed,
+    )
+
+
+@given(first=st.lists(BUCKET_NAMES, min_size=1, max_size=40), second=st.lists(BUCKET_NAMES, min_size=1, max_size=40))
+def test_a_refused_claim_is_its_own_condition_named_by_the_buckets_it_claims(
+    first: list[str], second: list[str]
+) -> None:
+    # Given one member's reachability finding and two refused claims of one run (any bucket
+    # names, in any order, repeated)
+    unreachable = _member(Outcome.REPORTED)
+    claim, other = _member(Outcome.REFUSED, tuple(first)), _member(Outcome.REFUSED, tuple(reversed(second)))
+    # Then a claim is never the member's reachability finding, and two claims are one finding
+    # exactly when they name the same buckets
+    assert asff.finding_id(claim) != asff.finding_id(unreachable)
+    assert (asff.finding_id(claim) == asff.finding_id(other)) == (set(first) == set(second))
+    assert asff.finding_id(claim) == asff.condition_id(
+        claim.account, claim.region, claim.finding_type, ROLE, claimed=first
+    )
+    # and its ASFF is valid: the member role first, then the buckets it names (as many as fit)
+    document = asff.asff(claim, NOW)
+    assert asff.problems(document) == []
+    assert document["Resources"][0]["Id"] == ROLE.arn
+    buckets = [r["Id"].removeprefix("arn:aws:s3:::") for r in document["Resources"][1:]]
+    assert buckets == sorted(set(first))[: asff.MAX_RESOURCES - 1]
+    assert {r["Type"] for r in document["Resources"][1:]} <= {"AwsS3Bucket"}
+    # and a claim read back from its SNS document (the findings outbox) is the same condition
+    assert asff.finding_id(Finding.from_document(claim.document())) == asff.finding_id(claim)
+
+
+def test_the_largest_claim_is_valid_asff_and_small_enough_to_be_recorded_open() -> None:
+    # Given a claim on as many buckets as a declaration may name, each with the longest name S3 allows
+    buckets = tuple(f"{i:03d}" + "b" * 60 for i in range(MAX_BUCKETS))
+    claim = _member(Outcome.REFUSED, buckets)
+    claim = replace(claim, detail="d" * 2000, source_event_id="audit-" + "x" * 60)
+    # When its ASFF is built
+    document = asff.asff(claim, NOW)
+    # Then it is valid (32 resources: the role and the first 31 buckets), and the record of open
+    # findings keeps it (so a later run can close it)
+    assert asff.problems(document) == []
+    assert len(document["Resources"]) == asff.MAX_RESOURCES
+    body = json.dumps(document, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    assert len(body.encode()) <= openfindings.DOC_BYTES
 
 
 @given(key=st.text(min_size=1, max_size=1024), detail=st.text(max_size=5000), reason=st.text(min_size=1, max_size=400))

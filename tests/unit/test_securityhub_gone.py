@@ -72,6 +72,30 @@ def test_a_gone_closes_only_what_it_names(
         assert closes
 
 
+IDS = st.sampled_from(["a", "b", "c"])
+
+
+@given(
+    finding_id=IDS,
+    finding_type=TYPES,
+    ids=st.one_of(st.none(), st.frozensets(IDS)),
+    keep_ids=st.frozensets(IDS),
+    types=st.one_of(st.none(), st.frozensets(TYPES)),
+)
+def test_a_gone_by_ids_closes_only_those_it_names_and_never_those_it_keeps(
+    *,
+    finding_id: str,
+    finding_type: str,
+    ids: frozenset[str] | None,
+    keep_ids: frozenset[str],
+    types: frozenset[str] | None,
+) -> None:
+    document = {**_document(finding_type, None, None), "Id": finding_id}
+    closes = Gone("why", types=types, ids=ids, keep_ids=keep_ids).closes(document)
+    named = (ids is None or finding_id in ids) and (types is None or finding_type in types)
+    assert closes == (named and finding_id not in keep_ids)
+
+
 def test_a_decision_on_a_principal_keeps_open_only_types_about_principals() -> None:
     # Every status's still-open types are per-principal types, and "ok" keeps none
     assert STILL_OPEN["ok"] == frozenset()

@@ -7,7 +7,10 @@ almost nothing, so the guard checks what it sends itself).
 
 Identity: ``Id`` is the finding type, the resource and (when the finding is about one) the
 principal, hashed: the same condition on the same resource is one Security Hub finding, updated
-by every later import (never duplicated), whatever event found it.
+by every later import (never duplicated), whatever event found it. A refused bucket claim (a
+member's MEMBER_UNREACHABLE REFUSED) is about the buckets it claims as well as the member's role:
+they are part of its identity, and its ``Resources`` after the role (``AwsS3Bucket``), so it is
+never the same finding as the member being unreachable, nor as a claim on other buckets.
 
 Lifecycle, as ASFF spells it:
 
@@ -27,11 +30,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 from clguard.boundary.s3ref import S3ObjectRef
-from clguard.reporting.findings import ExceptionsResource, Finding, KmsKeyResource, Outcome
+from clguard.reporting.findings import (
+    ExceptionsResource,
+    Finding,
+    FindingType,
+    KmsKeyResource,
+    Outcome,
+    Resource,
+)
 from clguard.reporting.rendering import next_steps
 from clguard.rules.arns import partition_of_region
 
@@ -61,6 +71,7 @@ MAX_DESCRIPTION: Final = 1_024
 MAX_RECOMMENDATION: Final = 512
 MAX_NOTE: Final = 512
 MAX_RESOURCE_ID: Final = 512
+MAX_RESOURCES: Final = 32
 MAX_PRODUCT_FIELDS: Final = 50
 MAX_PRODUCT_FIELD_KEY: Final = 128
 MAX_PRODUCT_FIELD_VALUE: Final = 2_048
@@ -78,10 +89,45 @@ def product_arn(partition: str, region: str, account: str) -> str:
 
 
 def finding_id(finding: Finding) -> str:
-    """Stable for one condition on one resource (+ principal): later imports update it."""
-    identity = [finding.finding_type.value, finding.resource.to_json(), finding.principal_arn]
+    """Stable for one condition on one resource (+ principal, + the buckets a refused claim
+    names): later imports update it."""
+    return condition_id(
+        finding.account,
+        finding.region,
+        finding.finding_type,
+        finding.resource,
+        principal=finding.principal_arn,
+        claimed=finding.claimed_buckets,
+    )
+
+
+def condition_id(
+    account: str,
+    region: str,
+    finding_type: FindingType,
+    resource: Resource,
+    *,
+    principal: str | None = None,
+    claimed: Iterable[str] = (),
+) -> str:
+    """The ``Id`` of one condition (what :func:`finding_id` says of a finding), for closing a
+    condition without its finding at hand. The claimed buckets count as a set, and only when there
+    are some: every other finding keeps the Id it always had."""
+    identity: list[Any] = [finding_type.value, resource.to_json(), principal]
+    buckets = sorted(set(claimed))
+    if buckets:
+        identity.append(buckets)
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True, ensure_ascii=True).encode()).hexdigest()
-    return f"{ID_PREFIX}{finding.account}/{finding.region}/{finding.finding_type.value}/{digest}"
+    return f"{ID_PREFIX}{account}/{region}/{finding_type.value}/{digest}"
+
+
+def _resources_of(finding: Finding, partition: str) -> list[dict[str, Any]]:
+    """The finding's resource first; then a refused claim's buckets (as many as fit: 32 in all)."""
+    buckets = [
+        {"Partition": partition, "Type": "AwsS3Bucket", "Id": f"arn:{partition}:s3:::{bucket}"}
+        for bucket in sorted(set(finding.claimed_buckets))[: MAX_RESOURCES - 1]
+    ]
+    return [_resource(finding, partition), *buckets]
 
 
 def _resource(finding: Finding, partition: str) -> dict[str, Any]:
@@ -149,6 +195,8 @@ def asff(finding: Finding, now: str) -> dict[str, Any]:
     partition = partition_of_region(finding.region)
     open_ = is_open(finding)
     title = f"{finding.finding_type.value} ({finding.outcome.value}): {finding.resource.label()}"
+    if finding.claimed_buckets:
+        title += ", claiming " + ", ".join(sorted(set(finding.claimed_buckets)))
     product_fields = {
         "CustomLabelsGuard/outcome": finding.outcome.value,
         "CustomLabelsGuard/source_event_id": _clip(finding.source_event_id, MAX_PRODUCT_FIELD_VALUE),
@@ -177,7 +225,7 @@ def asff(finding: Finding, now: str) -> dict[str, Any]:
         "Description": _clip(finding.detail or title, MAX_DESCRIPTION),
         "Remediation": {"Recommendation": {"Text": _clip(steps, MAX_RECOMMENDATION)}},
         "ProductFields": product_fields,
-        "Resources": [_resource(finding, partition)],
+        "Resources": _resources_of(finding, partition),
         "Compliance": {"Status": "FAILED" if open_ else "PASSED"},
         "Workflow": {"Status": workflow_status(finding)},
         "RecordState": "ACTIVE" if open_ else "ARCHIVED",
@@ -283,8 +331,8 @@ def _resources(document: Mapping[str, Any]) -> list[str]:
     if "Resources" not in document:
         return []
     resources = document["Resources"]
-    if not isinstance(resources, list) or not 1 <= len(resources) <= 32:
-        return ["Resources must hold 1 to 32 resources"]
+    if not isinstance(resources, list) or not 1 <= len(resources) <= MAX_RESOURCES:
+        return [f"Resources must hold 1 to {MAX_RESOURCES} resources"]
     out = []
     for i, resource in enumerate(resources):
         if not isinstance(resource, Mapping) or not resource.get("Type") or not resource.get("Id"):

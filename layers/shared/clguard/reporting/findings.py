@@ -222,6 +222,11 @@ class Finding:
     owner: str | None = None
     suppressed: Suppression | None = None
     key_alias: str | None = None
+    # Optional (MEMBER_UNREACHABLE REFUSED): the buckets the member's declaration claims that S3
+    # says another account owns, sorted. Part of what the condition is about, so part of its
+    # Security Hub identity (``asff.finding_id``); carried in the document so that the findings
+    # outbox keeps it. Not in the fingerprint (such a finding is scoped by its audit run).
+    claimed_buckets: tuple[str, ...] = ()
 
     @property
     def severity(self) -> Severity:
@@ -230,7 +235,8 @@ class Finding:
     def document(self) -> dict[str, Any]:
         """The ``default`` message: the contract's fields, plus the optional ``change`` (always one
         ``{"sid", "before", "after"}``, the contract's shape: the first statement changed) and
-        ``changes`` (every statement changed, in order, as a list: a KmsKeyId grant changes two)."""
+        ``changes`` (every statement changed, in order, as a list: a KmsKeyId grant changes two);
+        ``claimed_buckets`` (a refused claim's buckets, a list of names) when there are any."""
         document: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
             "finding_type": self.finding_type.value,
@@ -257,6 +263,8 @@ class Finding:
             document["suppressed"] = self.suppressed.to_json()
         if self.key_alias:
             document["kms_key_alias"] = self.key_alias
+        if self.claimed_buckets:
+            document["claimed_buckets"] = list(self.claimed_buckets)
         return document
 
     def fingerprint(self) -> str:
@@ -302,6 +310,7 @@ class Finding:
             return str(required_value(document, name, where))
 
         suppressed = document.get("suppressed")
+        claimed = document.get("claimed_buckets")
 
         return cls(
             finding_type=FindingType(required_value(document, "finding_type", where)),
@@ -320,4 +329,5 @@ class Finding:
             owner=str(document["owner"]) if isinstance(document.get("owner"), str) else None,
             suppressed=Suppression.from_json(suppressed) if isinstance(suppressed, Mapping) else None,
             key_alias=str(document["kms_key_alias"]) if isinstance(document.get("kms_key_alias"), str) else None,
+            claimed_buckets=tuple(str(b) for b in claimed) if isinstance(claimed, list) else (),
         )

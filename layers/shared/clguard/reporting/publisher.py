@@ -44,7 +44,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -131,6 +131,13 @@ class Publisher:
         if self.security_hub is None:
             return False
         return self.security_hub.key_unusable(account, region, key_arn, state, not_found=not_found)
+
+    def member_reached(self, account: str, role_arn: str, claimed: Sequence[str] | None, *, region: str) -> None:
+        """The audit read member ``account``'s declaration: Security Hub's findings that it cannot be
+        acted in, and those of claims no longer refused (``claimed``: the buckets refused now; None:
+        S3 could not settle a claim), are closed at the flush (``SecurityHubOutput.member_reached``)."""
+        if self.security_hub is not None:
+            self.security_hub.member_reached(account, region, role_arn, claimed)
 
     def flush(self) -> None:
         """The end of a unit of work: send the queued findings, then what the sibling outputs hold

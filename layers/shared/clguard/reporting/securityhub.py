@@ -48,7 +48,7 @@ from clguard.boundary.s3ref import S3ObjectRef
 from clguard.errors import AwsError, MemberUnreachable, RetryableError, Throttled
 from clguard.observability import count, logger
 from clguard.reporting import asff
-from clguard.reporting.findings import Finding, FindingType, KmsKeyResource, utc_now
+from clguard.reporting.findings import Finding, FindingType, KmsKeyResource, MemberRoleResource, utc_now
 from clguard.state import openfindings
 
 RETRIES: Final = 3
@@ -112,15 +112,22 @@ CLOSING_STATES: Final = DELETION_STATES | {"Disabled"}
 class Gone:
     """Which recorded open findings on one resource are gone, and why: those of ``types`` (None:
     any), about ``principal`` (None: any), not of a type in ``keep``, and raised before
-    ``evidence`` (None: fresh evidence, the resource as it is now)."""
+    ``evidence`` (None: fresh evidence, the resource as it is now); of the Ids in ``ids`` alone
+    (None: any) and never of one in ``keep_ids`` (a member's findings: ``member_reached``)."""
 
     why: str
     principal: str | None = None
     types: frozenset[str] | None = None
     keep: frozenset[str] = frozenset()
     evidence: datetime | None = None
+    ids: frozenset[str] | None = None
+    keep_ids: frozenset[str] = frozenset()
 
     def closes(self, document: Mapping[str, Any]) -> bool:
+        if self.ids is not None and document.get("Id") not in self.ids:
+            return False
+        if document.get("Id") in self.keep_ids:
+            return False
         found = openfindings.condition(document)
         if self.types is not None and found.finding_type not in self.types:
             return False
@@ -208,6 +215,25 @@ class SecurityHubOutput:
         keep = frozenset({FindingType.KEY_UNUSABLE.value})
         self.seen_gone(account, region, KmsKeyResource(key_arn), Gone(why, keep=keep))
         return True
+
+    def member_reached(self, account: str, region: str, role_arn: str, claimed: Sequence[str] | None) -> None:
+        """An audit run read member ``account``'s declaration through its role: its finding that it
+        cannot be acted in is gone; and, when S3 settled each of its claims (``claimed``: the
+        buckets of its claim refused now, none when nothing is; None when S3 could not tell
+        for one), so are its refused-claim findings on other buckets than those (the member
+        stopped claiming them, or S3 now says they are its own)."""
+        role = MemberRoleResource(role_arn)
+        member = FindingType.MEMBER_UNREACHABLE
+        reachability = asff.condition_id(account, region, member, role)
+        reached = Gone("the audit read the member's declaration through its role", ids=frozenset({reachability}))
+        self.seen_gone(account, region, role, reached)
+        if claimed is None:
+            return
+        keep = {reachability} | (
+            {asff.condition_id(account, region, member, role, claimed=claimed)} if claimed else set()
+        )
+        why = "the claim is no longer refused as it was: the member's declaration, or who owns the buckets, changed"
+        self.seen_gone(account, region, role, Gone(why, types=frozenset({member.value}), keep_ids=frozenset(keep)))
 
     def still_open(self, finding: Finding) -> None:
         """A condition published before (so SNS's idempotency sent nothing now) is seen again: if

@@ -139,6 +139,7 @@ def run(
         auditrecord.record_trainings(settings, run_id, failed)
         auditrecord.add_notes(settings, run_id, auditmembers.report_unreachable(settings, publisher, run_id, found))
         auditrecord.add_notes(settings, run_id, auditmembers.report_refused_claims(settings, publisher, run_id, found))
+        auditmembers.close_settled(settings, publisher, found)
         logger.info("audit started", extra={"run_id": run_id, "buckets": list(found.buckets)})
     lister = auditlist.Lister(settings, config, cursor, lambda_context, publisher, found.buckets, owners=found.owners)
     try:

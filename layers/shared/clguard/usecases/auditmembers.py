@@ -36,13 +36,15 @@ class RefusedClaim:
 @dataclass(frozen=True, slots=True)
 class Targets:
     """The buckets one run lists (sorted, the same in every invocation), the member owning each
-    member bucket, the members that could not be reached (account, what is missing), and the
-    claims of members refused because another account owns the bucket."""
+    member bucket, the members that could not be reached (account, what is missing), the
+    claims of members refused because another account owns the bucket, and the members with a
+    claim S3 could not settle in this run (no owner confirmed among the accounts naming a bucket)."""
 
     buckets: tuple[str, ...]
     owners: Mapping[str, str]
     unreachable: tuple[tuple[str, str], ...] = ()
     refused: tuple[RefusedClaim, ...] = ()
+    unsettled: frozenset[str] = frozenset()
 
 
 def targets(settings: Settings) -> Targets:
@@ -68,16 +70,19 @@ def targets(settings: Settings) -> Targets:
             claims.setdefault(bucket, []).append(account)
     owners: dict[str, str] = {}
     refused: list[RefusedClaim] = []
+    unsettled: set[str] = set()
     for bucket, members in sorted(claims.items()):
         candidates = members + ([settings.home] if bucket in settings.training_buckets else [])
         holder = _holder(settings, bucket, candidates) if len(candidates) > 1 else None
         refused += [RefusedClaim(m, bucket, holder) for m in members if holder is not None and m != holder]
+        if holder is None and len(candidates) > 1:
+            unsettled.update(members)
         if holder is None:
             owners[bucket] = members[0]  # listed with its ExpectedBucketOwner: S3 refuses it if not its
         elif holder != settings.home:
             owners[bucket] = holder
     buckets = sorted(settings.training_buckets | set(owners))
-    return Targets(tuple(buckets), owners, tuple(unreachable), tuple(refused))
+    return Targets(tuple(buckets), owners, tuple(unreachable), tuple(refused), frozenset(unsettled))
 
 
 def _holder(settings: Settings, bucket: str, candidates: list[str]) -> str | None:
@@ -105,8 +110,8 @@ def _holder(settings: Settings, bucket: str, candidates: list[str]) -> str | Non
 def report_refused_claims(settings: Settings, publisher: Publisher, run_id: str, found: Targets) -> list[str]:
     """Once per run, each member whose declaration claims a bucket of another account: one
     MEMBER_UNREACHABLE finding, REFUSED (the guardrail: a member's role never acts on a bucket
-    that is not its account's), naming the member, the buckets and their owners; a report note
-    per claim."""
+    that is not its account's), naming the member, the buckets and their owners (its
+    ``claimed_buckets``: in Security Hub, a condition of its own); a report note per claim."""
     notes: list[str] = []
     by_member: dict[str, list[RefusedClaim]] = {}
     for claim in found.refused:
@@ -123,8 +128,24 @@ def report_refused_claims(settings: Settings, publisher: Publisher, run_id: str,
             f"another account owns: {named[:700]}. The claim is refused: each is audited as its owner's "
             f"account, never through the role of {account}"
         )
-        publisher.publish(_member_finding(settings, run_id, account, Outcome.REFUSED, detail))
+        claimed = tuple(sorted({c.bucket for c in claims}))
+        publisher.publish(_member_finding(settings, run_id, account, Outcome.REFUSED, detail, claimed=claimed))
     return notes
+
+
+def close_settled(settings: Settings, publisher: Publisher, found: Targets) -> None:
+    """Once per run, each member whose declaration it read: what Security Hub holds open about the
+    member and no longer is (docs/architecture.md §5a) is closed at the flush: its finding that it
+    cannot be acted in; and, unless S3 could not settle one of its claims now, its refused-claim
+    findings other than this run's (a member that stopped claiming a bucket, or owns it now).
+    A member it could not read keeps both: its claims are unknown."""
+    unreachable = {account for account, _ in found.unreachable}
+    refused: dict[str, set[str]] = {}
+    for claim in found.refused:
+        refused.setdefault(claim.account, set()).add(claim.bucket)
+    for account in sorted(settings.member_accounts - unreachable):
+        claimed = None if account in found.unsettled else sorted(refused.get(account, ()))
+        publisher.member_reached(account, settings.member_role_arn(account), claimed, region=settings.region)
 
 
 def report_unreachable(settings: Settings, publisher: Publisher, run_id: str, found: Targets) -> list[str]:
@@ -141,8 +162,11 @@ def report_unreachable(settings: Settings, publisher: Publisher, run_id: str, fo
     return notes
 
 
-def _member_finding(settings: Settings, run_id: str, account: str, outcome: Outcome, detail: str) -> Finding:
-    """A MEMBER_UNREACHABLE finding of this run about ``account``'s role."""
+def _member_finding(
+    settings: Settings, run_id: str, account: str, outcome: Outcome, detail: str, *, claimed: tuple[str, ...] = ()
+) -> Finding:
+    """A MEMBER_UNREACHABLE finding of this run about ``account``'s role (and, for a refused claim,
+    the buckets it claims: ``claimed``)."""
     return Finding(
         finding_type=FindingType.MEMBER_UNREACHABLE,
         outcome=outcome,
@@ -152,6 +176,7 @@ def _member_finding(settings: Settings, run_id: str, account: str, outcome: Outc
         account=account,
         region=settings.region,
         scope=f"audit-run:{run_id}",
+        claimed_buckets=claimed,
     )
 
 
