@@ -17,7 +17,7 @@ import pytest
 from clguard.adapters import clients
 from clguard.usecases import accounts
 from localaws.doubles import SecurityHubFindings
-from tests.auditrun import run_audit
+from tests.auditrun import findings, run_audit
 from tests.awscalls import Boundary
 from tests.integration import test_many_accounts as many
 from tests.integration.test_many_accounts import MEMBER, MEMBER_BUCKET, Member
@@ -89,6 +89,9 @@ def test_a_refused_claim_and_an_unreachable_member_are_two_findings_each_closed_
     assert _claimed(unreachable) == []
     assert both[claim["Id"]]["Description"] == claim["Description"]
     assert [_lifecycle(f) for f in both.values()] == [OPEN, OPEN]
+    # (on SNS, the claim names its buckets in the optional claimed_buckets; the other has none)
+    on_sns = [(f["outcome"], f.get("claimed_buckets")) for f in findings(hub) if f["account"] == MEMBER]
+    assert on_sns == [("REFUSED", [BUCKET]), ("REPORTED", None)]
 
     # When a later run reads the declaration again, and the claim is still refused
     _later(calls)

@@ -24,7 +24,9 @@ builds its ASFF (:mod:`clguard.reporting.asff`) and imports them in batches:
   closes its KEY_UNUSABLE; :meth:`SecurityHubOutput.key_unusable`: a deleted, pending-deletion or
   disabled key archives its access findings), dated evidence (an S3 Inventory row) closes only what was
   raised before it, a REMEDIATED finding closes every other open condition on its resource (and
-  principal), and a finding imported open in the same flush is never closed by it;
+  principal), a member the audit reads (:meth:`SecurityHubOutput.member_reached`) closes its
+  MEMBER_UNREACHABLE and its refused claims that no longer hold, and a finding imported open in
+  the same flush is never closed by it;
 - a finding lands in the account of its resource (§5a): a member account's findings are imported
   (and updated) through that member's role (``clients.acting_in``), on the member's own
   ``default`` product; a member whose role or Security Hub refuses is counted and logged;
