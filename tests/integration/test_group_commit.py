@@ -402,3 +402,23 @@ def test_a_waiter_whose_read_is_throttled_reads_again_and_reports_its_grant(
     assert remediated(world) == sorted(roles)
     entries, _ = pendinggrants.read(world.env()["STATE_TABLE"], key)
     assert entries == {}
+
+
+@pytest.mark.usefixtures("short_leases")
+def test_a_waiter_takes_a_dead_holders_lease_as_soon_as_it_expires(world: World) -> None:
+    # Given a key whose lease a writer took for one second and then died with (never released)
+    key = world.key()
+    table = world.env()["STATE_TABLE"]
+    dead = Lease(table, key, lease_seconds=1.0, in_flight_seconds=0.2)
+    dead.acquire()
+    role = world.role("Trainer", "/ml/")
+
+    # When a first-time trainer's grant comes meanwhile (it queues, and watches the lease)
+    started = time.monotonic()
+    grant_job(world, key, role, "cpv-after-a-dead-writer")()
+
+    # Then it took the expired lease itself and wrote, within moments of the expiry (an expired
+    # lease counts as nobody's), not at the end of its 30 s wait
+    assert role in granted(world, key)
+    assert remediated(world) == [role]
+    assert time.monotonic() - started < 5
