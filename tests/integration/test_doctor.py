@@ -161,7 +161,7 @@ def test_a_trail_that_excludes_kms_events_passes_training_and_fails_the_kms_chec
     assert kms["status"] == "fail"
     assert status == 2
     assert "trail org-trail" in kms["detail"]
-    assert f'EventSelectors[0]: ExcludeManagementEventSources NotEquals ["{KMS}"]' in kms["detail"]
+    assert f'EventSelectors[0]: ExcludeManagementEventSources ["{KMS}"]' in kms["detail"]
     assert "a deleted or disabled key's Security Hub findings close only at the next audit's sweep" in kms["detail"]
     assert "aws cloudtrail put-event-selectors --trail-name arn:aws:cloudtrail:" in kms["fix"]
     assert '"ExcludeManagementEventSources": []' in kms["fix"]

@@ -176,7 +176,10 @@ class Condition:
         return test is not None and test(value, self.values)
 
     def __str__(self) -> str:
-        return f"{self.field} {self.operator} {json.dumps(list(self.values))}"
+        values = json.dumps(list(self.values))
+        if self.field == "ExcludeManagementEventSources":  # a classic selector's setting, said as it is set
+            return f"{self.field} {values}"
+        return f"{self.field} {self.operator} {values}"
 
 
 @dataclass(frozen=True, slots=True)
