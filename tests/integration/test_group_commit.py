@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from clguard.adapters import kms
-from clguard.errors import RetryableError
+from clguard.errors import RetryableError, Throttled
 from clguard.rules import policy
 from clguard.state import locks, pendinggrants
 from clguard.state.locks import Lease
@@ -316,3 +316,89 @@ def test_a_grant_that_finds_the_lease_taken_joins_the_queue_in_one_write(
     assert len(updates) == 1
     entries, _ = pendinggrants.read(table, key)
     assert [e.waiter.event for e in entries.values()] == ["cpv-late"]
+
+
+def slow_writes(monkeypatch: pytest.MonkeyPatch, seconds: float) -> list[str]:
+    """Every PutKeyPolicy sent, each taking ``seconds``."""
+    sent: list[str] = []
+    original = kms.put_policy
+
+    def put_policy(key_arn: str, text: str, **kwargs: Any) -> None:
+        sent.append(text)
+        time.sleep(seconds)
+        original(key_arn, text, **kwargs)
+
+    monkeypatch.setattr(kms, "put_policy", put_policy)
+    return sent
+
+
+def counted(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> list[int]:
+    """Each call of ``owner.name``, counted."""
+    calls: list[int] = []
+    original = getattr(owner, name)
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, spy)
+    return calls
+
+
+def test_a_waiter_watches_the_holders_lease_not_the_pending_record_while_it_writes(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given two first-time trainers on one key at the same moment, and a holder whose write takes
+    # a full second (a slow KMS, or a read that lags and is read again)
+    key = world.key()
+    roles = [world.role(f"Trainer{n:02}", "/ml/") for n in range(2)]
+    slow_writes(monkeypatch, 1.0)
+    record_reads = counted(monkeypatch, pendinggrants, "read_one")
+    lease_reads = counted(monkeypatch, Lease, "current_owner")
+    at_the_same_moment(monkeypatch, 2)
+
+    # When both train
+    errors = run_together(jobs(world, key, roles))
+
+    # Then both are granted and reported once, and while the holder wrote, the waiter read the
+    # small lease item (every 20-40 ms) and the pending record (up to ~300 KB, each read charged
+    # whole) only a few times: not every 20 ms of the second, nor on a back-off that learns the
+    # outcome up to 250 ms late
+    assert errors == []
+    assert granted(world, key) == set(roles)
+    assert remediated(world) == sorted(roles)
+    assert len(lease_reads) >= 10
+    assert len(record_reads) <= 5
+
+
+def test_a_waiter_whose_read_is_throttled_reads_again_and_reports_its_grant(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given two first-time trainers on one key at the same moment, and DynamoDB throttling the
+    # waiter's first two reads of its pending entry (after botocore's own retries)
+    key = world.key()
+    roles = [world.role(f"Trainer{n:02}", "/ml/") for n in range(2)]
+    slow_writes(monkeypatch, 0.3)
+    original = pendinggrants.read_one
+    throttled: list[int] = []
+
+    def read_one(*args: Any, **kwargs: Any) -> Any:
+        if len(throttled) < 2:
+            throttled.append(1)
+            raise Throttled("ProvisionedThroughputExceededException", code="ProvisionedThroughputExceededException")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(pendinggrants, "read_one", read_one)
+    at_the_same_moment(monkeypatch, 2)
+
+    # When both train
+    errors = run_together(jobs(world, key, roles))
+
+    # Then the waiter took the throttling as no news and read again: no invocation failed (no
+    # retry, no orphaned entry), both are granted and each reported once
+    assert len(throttled) == 2
+    assert errors == []
+    assert granted(world, key) == set(roles)
+    assert remediated(world) == sorted(roles)
+    entries, _ = pendinggrants.read(world.env()["STATE_TABLE"], key)
+    assert entries == {}

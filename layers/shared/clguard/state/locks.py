@@ -149,6 +149,12 @@ class Lease:
     def remaining(self) -> float:
         return self._lease_until - self._clock()
 
+    def current_owner(self) -> str | None:
+        """Who holds the lease as the table has it now (one small strongly consistent read),
+        None when nobody does: group commit's waiters watch it while a holder writes for them."""
+        item = dynamodb.get_part(self.table, self.item_id, "#owner", {"#owner": "owner"})
+        return None if item is None else str(_attr(item, "owner", "S") or "") or None
+
     def release(self) -> None:
         self._held = False
         released = dynamodb.delete_if(

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from clguard.adapters.kms import KeyInfo
-from clguard.errors import AwsError, InvalidEvent, RetryableError
+from clguard.errors import AwsError, InvalidEvent, RetryableError, Transient
 from clguard.observability import count, logger
 from clguard.reporting.findings import Finding, FindingType, Outcome
 from clguard.reporting.unitofwork import Change
@@ -43,14 +43,11 @@ from clguard.usecases.keyattempt import Attempt, remediated_finding
 from clguard.usecases.keydecision import Context, KeyStatus, decide
 
 SPECS_BY_SID: Final = {s.sid: s for s in (policy.TRAINING_DATA, policy.COPIED_IMAGES_GRANT, policy.COPIED_IMAGES_USE)}
-# A waiter reads its entry every POLL_FIRST seconds, doubling to POLL_SOON while its wait is young
-# (SOON_SECONDS: a holder's write, or two, are that far away) and to POLL_MAX after; while a holder
-# has taken the entry (its write is under way) every POLL_FIRST until SOON_SECONDS have passed.
-# At most 1 / POLL_FIRST reads a second per waiter, for SOON_SECONDS; 1 / POLL_MAX after.
+# A waiter reads its entry every POLL_FIRST seconds, doubling to POLL_MAX; while a lease is held it
+# watches the lease instead (``_lease_ended``: a small item, every POLL_FIRST / 2 to POLL_FIRST) and
+# reads its entry again as the lease changes hands.
 POLL_FIRST: Final = 0.02
-POLL_SOON: Final = 0.05
 POLL_MAX: Final = 0.25
-SOON_SECONDS: Final = 2.0
 # A taken entry with no outcome this long after its holder's write deadline: the holder died.
 PRESUMED_DEAD_AFTER: Final = 5.0
 # A holder that finds grants waiting lingers while more keep arriving (until none has arrived for
@@ -117,8 +114,18 @@ def _wait(
     give_up = started + lock.wait_seconds
     last_resort = give_up + lock.lease_seconds + lock.in_flight_seconds + PRESUMED_DEAD_AFTER
     poll = POLL_FIRST / 2  # doubled before the first sleep
+    watched = ""  # the holder whose lease we saw end: not watched again
     while True:
-        mine = pendinggrants.read_one(table, key.arn, entry_id)
+        try:
+            mine = pendinggrants.read_one(table, key.arn, entry_id)
+        except Transient as error:  # throttled or unanswered: no news, read again later
+            count("GroupCommitPollErrors")
+            logger.warning("could not read our pending entry", extra={"key": key.arn, "error": str(error)})
+            if time.monotonic() > last_resort:
+                raise
+            poll = next_poll(poll)
+            ctx.sleep(random.uniform(poll / 2, poll))  # noqa: S311 - jitter, not crypto
+            continue
         now = time.time()
         if mine is None:  # removed as stale: wait for the lease as before group commit
             return None
@@ -147,14 +154,52 @@ def _wait(
                 return Waited(_timed_out(ctx, key, needed, waited), retry=f"waited {waited:.0f}s for the key's writer")
             if time.monotonic() > last_resort:
                 raise RetryableError(f"waited {lock.wait_seconds:.0f}s and more for the writer of {key.arn}")
-        poll = next_poll(poll, waited=time.monotonic() - started, taken=mine.state == pendinggrants.TAKEN)
+        # Until the lease changes hands there is no news: watch it (a small item), then read.
+        holder, until = _holder(lock, mine), now + give_up - time.monotonic()
+        if mine.state == pendinggrants.TAKEN:
+            until = min(until, mine.until + PRESUMED_DEAD_AFTER)
+        if holder is not None and holder != watched and _lease_ended(ctx, lock, holder, until):
+            # A holder settles its entries just after its lease ends: read then, not at once.
+            watched, poll = holder, POLL_FIRST / 2
+            ctx.sleep(random.uniform(POLL_FIRST / 4, POLL_FIRST / 2))  # noqa: S311 - jitter, not crypto
+            continue
+        poll = next_poll(poll)
         ctx.sleep(random.uniform(poll / 2, poll))  # noqa: S311 - jitter, not crypto
 
 
-def next_poll(previous: float, *, waited: float, taken: bool) -> float:
-    """Seconds until a waiter's next read of its entry (before jitter; see ``POLL_FIRST``). Pure."""
-    if waited < SOON_SECONDS:
-        return POLL_FIRST if taken else min(max(previous * 2, POLL_FIRST), POLL_SOON)
+def _holder(lock: Lease, mine: Entry) -> str | None:
+    """Whose lease decides our entry's next state: the holder that took it, else whoever holds
+    the key's lease now (None: nobody, or it cannot be read — read the entry again later)."""
+    if mine.state == pendinggrants.TAKEN:
+        return mine.holder
+    try:
+        return lock.current_owner()
+    except AwsError as error:
+        logger.warning("could not read the key's lease", extra={"key": lock.item_id, "error": str(error)})
+        return None
+
+
+def _lease_ended(ctx: Context, lock: Lease, holder: str, until: float) -> bool:
+    """While ``holder`` holds the key's lease (writing our entry, or writing before it takes the
+    next ones): watch the lease, a small item, every ``POLL_FIRST`` / 2 to ``POLL_FIRST``, rather
+    than read the pending record (up to ~300 KB, and DynamoDB charges a read by the whole item). True
+    once the lease no longer names ``holder`` (a holder settles its entries just after); False
+    when ``until`` (epoch seconds: a taken entry's write deadline and ``PRESUMED_DEAD_AFTER``, or
+    our own wait's end) passed first, or the lease cannot be read."""
+    while time.time() < until:
+        ctx.sleep(random.uniform(POLL_FIRST / 2, POLL_FIRST))  # noqa: S311 - jitter, not crypto
+        try:
+            if lock.current_owner() != holder:
+                return True
+        except AwsError as error:  # no news: back to reading the entry
+            logger.warning("could not read the key's lease", extra={"key": lock.item_id, "error": str(error)})
+            return False
+    return False
+
+
+def next_poll(previous: float) -> float:
+    """Seconds until a waiter's next read of its entry, before jitter: from ``POLL_FIRST``
+    doubling to ``POLL_MAX``. Pure."""
     return min(max(previous * 2, POLL_FIRST), POLL_MAX)
 
 
