@@ -345,23 +345,28 @@ def counted(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> list[int]
     return calls
 
 
+def two_trainers(world: World, monkeypatch: pytest.MonkeyPatch, write_seconds: float) -> tuple[str, list[str]]:
+    """A managed key, two first-time trainers that reach it at the same moment, and writes that
+    take ``write_seconds``."""
+    slow_writes(monkeypatch, write_seconds)
+    at_the_same_moment(monkeypatch, 2)
+    return world.key(), [world.role(f"Trainer{n:02}", "/ml/") for n in range(2)]
+
+
 def test_a_waiter_watches_the_holders_lease_not_the_pending_record_while_it_writes(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given two first-time trainers on one key at the same moment, and a holder whose write takes
     # a full second (a slow KMS, or a read that lags and is read again)
-    key = world.key()
-    roles = [world.role(f"Trainer{n:02}", "/ml/") for n in range(2)]
-    slow_writes(monkeypatch, 1.0)
+    key, roles = two_trainers(world, monkeypatch, 1.0)
     record_reads = counted(monkeypatch, pendinggrants, "read_one")
     lease_reads = counted(monkeypatch, Lease, "current_owner")
-    at_the_same_moment(monkeypatch, 2)
 
     # When both train
     errors = run_together(jobs(world, key, roles))
 
     # Then both are granted and reported once, and while the holder wrote, the waiter read the
-    # small lease item (every 20-40 ms) and the pending record (up to ~300 KB, each read charged
+    # small lease item (every 10-20 ms) and the pending record (up to ~300 KB, each read charged
     # whole) only a few times: not every 20 ms of the second, nor on a back-off that learns the
     # outcome up to 250 ms late
     assert errors == []
@@ -376,9 +381,7 @@ def test_a_waiter_whose_read_is_throttled_reads_again_and_reports_its_grant(
 ) -> None:
     # Given two first-time trainers on one key at the same moment, and DynamoDB throttling the
     # waiter's first two reads of its pending entry (after botocore's own retries)
-    key = world.key()
-    roles = [world.role(f"Trainer{n:02}", "/ml/") for n in range(2)]
-    slow_writes(monkeypatch, 0.3)
+    key, roles = two_trainers(world, monkeypatch, 0.3)
     original = pendinggrants.read_one
     throttled: list[int] = []
 
@@ -389,7 +392,6 @@ def test_a_waiter_whose_read_is_throttled_reads_again_and_reports_its_grant(
         return original(*args, **kwargs)
 
     monkeypatch.setattr(pendinggrants, "read_one", read_one)
-    at_the_same_moment(monkeypatch, 2)
 
     # When both train
     errors = run_together(jobs(world, key, roles))
@@ -402,3 +404,23 @@ def test_a_waiter_whose_read_is_throttled_reads_again_and_reports_its_grant(
     assert remediated(world) == sorted(roles)
     entries, _ = pendinggrants.read(world.env()["STATE_TABLE"], key)
     assert entries == {}
+
+
+@pytest.mark.usefixtures("short_leases")
+def test_a_waiter_takes_a_dead_holders_lease_as_soon_as_it_expires(world: World) -> None:
+    # Given a key whose lease a writer took for one second and then died with (never released)
+    key = world.key()
+    table = world.env()["STATE_TABLE"]
+    dead = Lease(table, key, lease_seconds=1.0, in_flight_seconds=0.2)
+    dead.acquire()
+    role = world.role("Trainer", "/ml/")
+
+    # When a first-time trainer's grant comes meanwhile (it queues, and watches the lease)
+    started = time.monotonic()
+    grant_job(world, key, role, "cpv-after-a-dead-writer")()
+
+    # Then it took the expired lease itself and wrote, within moments of the expiry (an expired
+    # lease counts as nobody's), not at the end of its 30 s wait
+    assert role in granted(world, key)
+    assert remediated(world) == [role]
+    assert time.monotonic() - started < 5
