@@ -26,6 +26,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from moto import mock_aws
@@ -41,6 +42,7 @@ from tests.world import LambdaContext, World
 
 TRAINERS = 20
 WRITE_LATENCY = 0.1  # seconds, every PutKeyPolicy
+SPREAD = 1.0  # seconds over which the twenty arrive in the information row (evenly)
 SINGLES = 3
 WRITES_GOAL = 2.0
 WALL_GOAL = 2.0
@@ -85,10 +87,19 @@ def _granted(world: World, key: str) -> set[str]:
     return found
 
 
-def _on_lambda_clocks(jobs: list[Callable[[], Any]]) -> tuple[float, list[BaseException]]:
-    """Run ``jobs`` at once, each on its own virtual processor; the last one's end on its clock."""
-    ended = lambdatime.Schedule().run(jobs)
-    return ended.makespan, ended.errors
+def _on_lambda_clocks(jobs: list[Callable[[], Any]], spread: float = 0.0) -> tuple[float, list[BaseException]]:
+    """Run ``jobs`` each on its own virtual processor, arriving evenly over ``spread`` seconds (all
+    at once by default): the longest any waited from its arrival to its end."""
+    arrivals = [spread * n / max(len(jobs) - 1, 1) for n in range(len(jobs))]
+    delayed = [partial(_after, at, job) for at, job in zip(arrivals, jobs, strict=True)]
+    ended = lambdatime.Schedule().run(delayed)
+    return max(end - at for end, at in zip(ended.seconds, arrivals, strict=True)), ended.errors
+
+
+def _after(seconds: float, job: Callable[[], Any]) -> Any:
+    if seconds:
+        time.sleep(seconds)
+    return job()
 
 
 def _alone(job: Callable[[], Any], *, lambda_clocks: bool) -> tuple[float, float]:
@@ -104,10 +115,12 @@ def _alone(job: Callable[[], Any], *, lambda_clocks: bool) -> tuple[float, float
     return time.perf_counter() - started, time.process_time() - cpu
 
 
-def measure(*, group_commit: bool, lambda_clocks: bool = False) -> dict[str, Any]:
+def measure(*, group_commit: bool, lambda_clocks: bool = False, spread: float = 0.0) -> dict[str, Any]:
     """One single grant (median of ``SINGLES``) and ``TRAINERS`` at once, with or without group
     commit; timed as threads of this interpreter, or with ``lambda_clocks`` each on its own
-    virtual processor (``lambdatime.install()`` must have run before the product was imported)."""
+    virtual processor (``lambdatime.install()`` must have run before the product was imported),
+    and then arriving evenly over ``spread`` seconds if asked (timed: the longest wait from an
+    arrival to its end)."""
     writes: list[str] = []
     original_put = kms.put_policy
     original_wait = keygroup.wait_for_writer
@@ -139,7 +152,7 @@ def measure(*, group_commit: bool, lambda_clocks: bool = False) -> dict[str, Any
             writes.clear()
             cpu = time.process_time()
             jobs = [_job(world, key, role, f"cpv-{n}") for n, role in enumerate(roles)]
-            wall, errors = (_on_lambda_clocks if lambda_clocks else _together)(jobs)
+            wall, errors = _on_lambda_clocks(jobs, spread) if lambda_clocks else _together(jobs)
             remediated = sorted(
                 p.finding["principal_arn"]
                 for p in world.published()
@@ -175,6 +188,8 @@ def on_lambda_clocks() -> dict[str, Any]:
     return {
         "without": measure(group_commit=False, lambda_clocks=True),
         "with": measure(group_commit=True, lambda_clocks=True),
+        "spread": measure(group_commit=True, lambda_clocks=True, spread=SPREAD),
+        "spread_without": measure(group_commit=False, lambda_clocks=True, spread=SPREAD),
     }
 
 
@@ -205,6 +220,7 @@ def group_commit_figures() -> list[Figure]:
     )
     on_lambda = measure_on_lambda_clocks()
     before, after = on_lambda["without"], on_lambda["with"]
+    spread, spread_before = on_lambda["spread"], on_lambda["spread_without"]
     threads_before, threads_after = measure(group_commit=False), measure(group_commit=True)
     anchor = (
         f"anchor, the same run without group commit: {before['writes']} PutKeyPolicy, "
@@ -234,6 +250,21 @@ def group_commit_figures() -> list[Figure]:
             f"≤ {WALL_GOAL:.0f}",
             detail=f"{clocks}; {anchor}",
             data={"with": after, "without": before},
+        ),
+        Figure(
+            "group_commit_spread",
+            f"The same {TRAINERS} trainers arriving evenly over {SPREAD:.0f} s: PutKeyPolicy calls, and the "
+            "longest wait from an arrival to its end ÷ a single grant",
+            spread["ratio"],
+            f"{spread['writes']} writes, {spread['ratio']:.1f} ({spread['wall_seconds']:.2f} s ÷ "
+            f"{spread['single_grant_seconds']:.2f} s)",
+            detail=(
+                f"no goal: the holder lingers only while grants keep arriving (none for "
+                f"{keygroup.LINGER_STEP * 1000:.0f} ms), so grants {SPREAD / (TRAINERS - 1) * 1000:.0f} ms apart "
+                f"share {spread['writes']} writes; without group commit {spread_before['writes']} writes, "
+                f"{spread_before['ratio']:.1f}×; {clocks}"
+            ),
+            data={"with": spread, "without": spread_before},
         ),
         Figure(
             "group_commit_wall_threads",

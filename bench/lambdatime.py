@@ -20,15 +20,25 @@ coordination between the invocations:
   clocks.
 
 A run's makespan is the latest clock at which a job ended: the wall time of the burst had each
-invocation its own processor. Conservative: the CPU moto spends answering a call (AWS's, in
-production) is charged to the calling invocation, and AWS calls other than those a benchmark slows
-on purpose take no time beyond that CPU.
+invocation its own processor. The CPU moto spends answering a call (in production, AWS's servers')
+is set aside, not charged to the caller (moto's DynamoDB expression parser alone takes 0.3 s of CPU
+for one UpdateItem of 19 clauses, which DynamoDB serves in milliseconds); each AWS call instead
+takes ``aws_call_seconds`` (``install``), 0 by default: the strictest setting for a ratio to a
+single invocation, which is then as fast as it can be.
+
+What it cannot see, and how a run guards against it: CPU spent by threads a job starts (a thread
+pool) is no invocation's: ``Schedule.run`` measures the process's CPU beside the jobs' and raises
+``Unaccounted`` when more than a little ran elsewhere. A job that blocks on something other than
+the clock (a lock another job holds across a sleep, ``Event.wait``) takes real time the clocks do
+not count, or stops the run: a run that cannot move raises ``Stuck``. ``datetime.now()`` reads the
+real clock (the product uses it for timestamps, never for waits).
 
 ``install()`` must run before anything binds the ``time`` functions at import (the product's
 ``sleep: Callable = time.sleep`` defaults do), so a benchmark that uses it runs in its own process
-(``python -m bench.groupcommit --lambda-time``). The tests in ``tests/tooling/test_lambda_time.py``
-show the clock is faithful: parallel sleeps overlap, CPU is charged to the thread that spent it,
-a lock held across sleeps serializes, and a schedule that cannot move fails instead of hanging.
+(``python -m bench.lambdatime MODULE:FUNCTION``). The tests in ``tests/tooling/test_lambda_time.py``
+show the clock is faithful: parallel sleeps overlap, CPU is charged to the thread that spent it and
+moto's is not, a lease held across sleeps serializes, an AWS call lets the earlier clocks run first,
+and a run that cannot move, or that spends CPU outside its jobs, fails instead of measuring.
 """
 
 from __future__ import annotations
@@ -46,11 +56,17 @@ _REAL_PERF_COUNTER = time.perf_counter
 
 _active: Schedule | None = None  # the run in progress (one at a time)
 _REAL = {"time": _REAL_TIME, "monotonic": _REAL_MONOTONIC, "perf_counter": _REAL_PERF_COUNTER}
+_REAL_NS = {"time": time.time_ns, "monotonic": time.monotonic_ns, "perf_counter": time.perf_counter_ns}
 _reached: dict[str, float] = {}  # each clock's latest virtual reading of a finished run
 
 
 class Stuck(RuntimeError):
     """A run whose threads stopped taking turns (a job blocked on something other than the clock)."""
+
+
+class Unaccounted(RuntimeError):
+    """A run whose process spent CPU outside its jobs' threads (threads a job started): its
+    clocks would not have counted it."""
 
 
 @dataclass
@@ -78,6 +94,9 @@ class Schedule:
     _cond: threading.Condition = field(default_factory=threading.Condition)
     _stuck: bool = False  # set when the run gave up: every thread still waiting for a turn stops
     _aside: dict[int, float] = field(default_factory=dict)  # CPU of this turn that was AWS's (moto)
+    _answering: dict[int, float] = field(default_factory=dict)  # thread CPU when moto began answering
+    _spent: dict[int, float] = field(default_factory=dict)  # job index -> its thread's whole CPU
+    outside_limit: float = 0.05  # CPU seconds a run may spend outside its jobs (the scheduler's own)
     origin: dict[str, float] = field(default_factory=dict)  # each clock's reading at virtual 0
 
     def run(self, jobs: Sequence[Callable[[], Any]]) -> Ended:
@@ -92,6 +111,7 @@ class Schedule:
         # A run starts where the real clocks stand, or where the last run's clocks got to if it
         # ran ahead of them (a virtual sleep takes no real time): time never goes backwards.
         self.origin = {name: max(real(), _reached.get(name, 0.0)) for name, real in _REAL.items()}
+        cpu = time.process_time()
         _active = self
         try:
             for thread in threads:
@@ -111,6 +131,9 @@ class Schedule:
             _active = None
         for thread in threads:
             thread.join()
+        outside = time.process_time() - cpu - sum(self._spent.values())
+        if outside > self.outside_limit + 0.05 * sum(self._spent.values()):
+            raise Unaccounted(f"{outside:.3f} s of CPU ran outside the jobs' threads (a thread a job started?)")
         if not jobs:
             return Ended([], errors)
         ended = Ended([self._ended[n] for n in range(len(jobs))], errors)
@@ -124,6 +147,7 @@ class Schedule:
             self._order[me], self._clock[me] = index, 0.0
             self._cond.notify_all()
             self._await_turn(me)
+        began = time.thread_time()
         try:
             job()
         except BaseException as error:  # noqa: BLE001 - the run reports it; the others go on
@@ -131,6 +155,7 @@ class Schedule:
         finally:
             with self._cond:
                 self._charge(me)
+                self._spent[index] = time.thread_time() - began
                 self._ended[index] = self._clock.pop(me)
                 self._give_turn()
 
@@ -138,8 +163,7 @@ class Schedule:
         return threading.get_ident() in self._clock
 
     def now(self) -> float:
-        me = threading.get_ident()
-        return self._clock[me] + (time.thread_time() - self._segment[me] - self._aside.get(me, 0.0))
+        return self._clock[threading.get_ident()] + self._own_cpu(threading.get_ident())
 
     def sleep(self, seconds: float) -> None:
         """Move this thread's clock on by its CPU and ``seconds``; run whoever is earliest next."""
@@ -156,14 +180,32 @@ class Schedule:
                 raise Stuck("the virtual-time run gave up")
             self._cond.wait()
         self._segment[me] = time.thread_time()
+        self._aside.pop(me, None)
+
+    def _own_cpu(self, me: int) -> float:
+        """The CPU of this thread's current turn that is the invocation's: all of it but what
+        moto spent answering its calls (done, and under way)."""
+        now, began = time.thread_time(), self._segment[me]
+        cpu = now - began - self._aside.get(me, 0.0)
+        answering = self._answering.get(me)
+        if answering is not None:
+            cpu -= now - max(answering, began)
+        return cpu
 
     def _charge(self, me: int) -> None:
-        self._clock[me] += time.thread_time() - self._segment[me] - self._aside.pop(me, 0.0)
+        self._clock[me] += self._own_cpu(me)
+        self._aside.pop(me, None)
 
-    def set_aside(self, seconds: float) -> None:
-        """CPU this thread spent standing in for AWS (moto answering a call): not the invocation's."""
+    def begin_answer(self) -> None:
+        """moto starts answering an AWS call on this thread: AWS's CPU from here."""
+        self._answering[threading.get_ident()] = time.thread_time()
+
+    def end_answer(self) -> None:
+        """moto answered: what it spent in this turn is set aside (a turn given away inside the
+        answer already left out the part before it)."""
         me = threading.get_ident()
-        self._aside[me] = self._aside.get(me, 0.0) + seconds
+        answering = self._answering.pop(me)
+        self._aside[me] = self._aside.get(me, 0.0) + time.thread_time() - max(answering, self._segment[me])
 
     def _give_turn(self) -> None:
         live = self._clock
@@ -191,6 +233,18 @@ def _clock(name: str) -> Callable[[], float]:
     return read
 
 
+def _clock_ns(name: str) -> Callable[[], int]:
+    real = _REAL_NS[name]
+
+    def read() -> int:
+        run = _active
+        if run is not None and run.participates():
+            return int((run.origin[name] + run.now()) * 1e9)
+        return real()
+
+    return read
+
+
 def _around_call(original: Callable[..., Any]) -> Callable[..., Any]:
     def make_api_call(client: Any, operation: str, params: Any) -> Any:
         run = _active
@@ -211,11 +265,11 @@ def _aws_side(original: Callable[..., Any]) -> Callable[..., Any]:
         run = _active
         if run is None or not run.participates():
             return original(stubber, *args, **kwargs)
-        started = time.thread_time()
+        run.begin_answer()
         try:
             return original(stubber, *args, **kwargs)
         finally:
-            run.set_aside(time.thread_time() - started)
+            run.end_answer()
 
     answer.__wrapped_call__ = original  # type: ignore[attr-defined]
     return answer
@@ -225,18 +279,17 @@ call_seconds = 0.0  # what every AWS call takes beyond the caller's own CPU (see
 
 
 def install(*, aws_call_seconds: float = 0.0) -> None:
-    """Put the virtual clock under ``time`` and around every botocore call, for this process.
-
-    ``aws_call_seconds``: what each AWS call takes on the caller's clock beyond its own CPU (the
-    round trip and the service's time). The CPU moto spends answering a call stands in for AWS's
-    servers and is not charged to the caller: moto's DynamoDB expression parser alone takes
-    0.3 s of CPU for one UpdateItem of 19 clauses, which DynamoDB serves in milliseconds."""
+    """Put the virtual clock under ``time`` (seconds and nanoseconds) and around every botocore
+    call and moto answer, for this process. ``aws_call_seconds``: what each AWS call takes on the
+    caller's clock beyond its own CPU (the round trip and the service's time)."""
     global call_seconds  # noqa: PLW0603 - one setting for the process
     call_seconds = aws_call_seconds
     if time.sleep is _sleep:
         return
     time.sleep = _sleep
     time.time, time.monotonic, time.perf_counter = _clock("time"), _clock("monotonic"), _clock("perf_counter")
+    time.time_ns, time.monotonic_ns = _clock_ns("time"), _clock_ns("monotonic")
+    time.perf_counter_ns = _clock_ns("perf_counter")
     from botocore.client import BaseClient  # noqa: PLC0415 - after the clock, like every other import
     from moto.core.botocore_stubber import BotocoreStubber  # noqa: PLC0415
 
@@ -250,6 +303,8 @@ def uninstall() -> None:
 
     time.sleep, time.time = _REAL_SLEEP, _REAL_TIME
     time.monotonic, time.perf_counter = _REAL_MONOTONIC, _REAL_PERF_COUNTER
+    time.time_ns, time.monotonic_ns = _REAL_NS["time"], _REAL_NS["monotonic"]
+    time.perf_counter_ns = _REAL_NS["perf_counter"]
     from moto.core.botocore_stubber import BotocoreStubber  # noqa: PLC0415
 
     for owner, name in ((BaseClient, "_make_api_call"), (BotocoreStubber, "__call__")):

@@ -14,6 +14,7 @@ import pytest
 from clguard.adapters import operator
 from clguard.cli.main import main
 from clguard.usecases import doctor
+from clguard.usecases.doctor import KMS, REKOGNITION
 from tests.awscalls import Boundary
 from tests.world import ACCOUNT, BUCKET, REGION, World
 
@@ -60,6 +61,7 @@ def test_every_check_passes_on_a_correct_world(healthy: World, calls: Boundary) 
     assert statuses == {
         "bucket-notifications": "pass",
         "cloudtrail": "pass",
+        "cloudtrail-kms": "pass",  # a default trail records every management event
         "managed-keys": "pass",
         "subscriptions": "pass",
         "chat": "skip",  # needs --stack
@@ -106,18 +108,19 @@ def _security_hub_off(w: World) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "breaks", "fix"),
+    ("name", "breaks", "fix", "also"),
     [
-        ("bucket-notifications", _no_notifications, f"--bucket {BUCKET}"),
-        ("cloudtrail", _trail_stopped, "aws cloudtrail start-logging"),
-        ("managed-keys", _key_not_tagged, "aws kms tag-resource"),
-        ("managed-keys", _key_policy_without_iam, f'"AWS": "arn:aws:iam::{ACCOUNT}:root"'),
-        ("subscriptions", _no_subscription, "aws sns subscribe"),
-        ("security-hub", _security_hub_off, "aws securityhub enable-security-hub"),
+        ("bucket-notifications", _no_notifications, f"--bucket {BUCKET}", set()),
+        # no logging trail: the KMS key-lifecycle events are not delivered either
+        ("cloudtrail", _trail_stopped, "aws cloudtrail start-logging", {"cloudtrail-kms"}),
+        ("managed-keys", _key_not_tagged, "aws kms tag-resource", set()),
+        ("managed-keys", _key_policy_without_iam, f'"AWS": "arn:aws:iam::{ACCOUNT}:root"', set()),
+        ("subscriptions", _no_subscription, "aws sns subscribe", set()),
+        ("security-hub", _security_hub_off, "aws securityhub enable-security-hub", set()),
     ],
 )
 def test_each_check_fails_with_its_fix_on_a_world_missing_that_piece(
-    healthy: World, name: str, breaks: Callable[[World], None], fix: str
+    healthy: World, name: str, breaks: Callable[[World], None], fix: str, also: set[str]
 ) -> None:
     # Given the correct world without exactly one piece
     breaks(healthy)
@@ -130,7 +133,80 @@ def test_each_check_fails_with_its_fix_on_a_world_missing_that_piece(
     assert failed["status"] == "fail"
     assert fix in failed["fix"]
     others = {c["name"] for c in document["checks"] if c["status"] == "fail"}
-    assert others == {name}
+    assert others == {name, *also}
+
+
+def _selectors(**selectors: Any) -> None:
+    boto3.client("cloudtrail", region_name=REGION).put_event_selectors(TrailName="org-trail", **selectors)
+
+
+def _checks(document: dict[str, Any], *names: str) -> list[dict[str, Any]]:
+    checks = by_name(document)
+    return [c for name in names for c in checks[name]]
+
+
+def test_a_trail_that_excludes_kms_events_passes_training_and_fails_the_kms_check(healthy: World) -> None:
+    # Given the trail's classic selector leaves out KMS (a common cost setting), Security Hub on
+    _selectors(
+        EventSelectors=[
+            {"ReadWriteType": "All", "IncludeManagementEvents": True, "ExcludeManagementEventSources": [KMS]}
+        ]
+    )
+    # When doctor runs
+    status, document = run_doctor()
+    # Then the training calls still reach the guard, but the key-lifecycle events do not: the KMS
+    # check fails naming the trail and the selector, with what that costs and the fix
+    training, kms = _checks(document, "cloudtrail", "cloudtrail-kms")
+    assert training["status"] == "pass"
+    assert kms["status"] == "fail"
+    assert status == 2
+    assert "trail org-trail" in kms["detail"]
+    assert f'EventSelectors[0]: ExcludeManagementEventSources ["{KMS}"]' in kms["detail"]
+    assert "a deleted or disabled key's Security Hub findings close only at the next audit's sweep" in kms["detail"]
+    assert "aws cloudtrail put-event-selectors --trail-name arn:aws:cloudtrail:" in kms["fix"]
+    assert '"ExcludeManagementEventSources": []' in kms["fix"]
+
+
+def test_an_advanced_selector_that_leaves_out_rekognition_fails_the_training_check(healthy: World) -> None:
+    # Given the trail's advanced selector records management events except Rekognition's
+    management = {"Field": "eventCategory", "Equals": ["Management"]}
+    not_rekognition = {"Field": "eventSource", "NotEquals": [REKOGNITION]}
+    _selectors(AdvancedEventSelectors=[{"Name": "all but ML", "FieldSelectors": [management, not_rekognition]}])
+    # When doctor runs
+    status, document = run_doctor()
+    # Then the training check fails naming the trail and the selector, with the selector change;
+    # the KMS events are still recorded
+    training, kms = _checks(document, "cloudtrail", "cloudtrail-kms")
+    assert (training["status"], kms["status"], status) == ("fail", "pass", 2)
+    assert "trail org-trail does not record rekognition.amazonaws.com write events" in training["detail"]
+    assert f'AdvancedEventSelectors[0] "all but ML": eventSource NotEquals ["{REKOGNITION}"]' in training["detail"]
+    assert "the grant function never runs" in training["detail"]
+    assert "aws cloudtrail put-event-selectors" in training["fix"]
+    assert f"leaves out {REKOGNITION}" in training["fix"]
+
+
+def test_a_trail_of_read_only_management_events_fails_both_checks(healthy: World) -> None:
+    # Given the trail's advanced selector records read-only management events only
+    read_only = [{"Field": "eventCategory", "Equals": ["Management"]}, {"Field": "readOnly", "Equals": ["true"]}]
+    _selectors(AdvancedEventSelectors=[{"Name": "reads", "FieldSelectors": read_only}])
+    # When doctor runs
+    status, document = run_doctor()
+    # Then neither the training calls nor the key-lifecycle calls (writes) are recorded
+    training, kms = _checks(document, "cloudtrail", "cloudtrail-kms")
+    assert (training["status"], kms["status"], status) == ("fail", "fail", 2)
+    assert 'readOnly Equals ["true"] (read events only)' in training["detail"]
+    assert 'readOnly Equals ["true"] (read events only)' in kms["detail"]
+
+
+def test_the_kms_check_is_skipped_when_security_hub_is_off(healthy: World) -> None:
+    # Given a trail that leaves out KMS, and the guard's Security Hub switch off
+    _selectors(EventSelectors=[{"ReadWriteType": "All", "ExcludeManagementEventSources": [KMS]}])
+    healthy.env_set(SECURITY_HUB="off")
+    # When doctor runs, Then the KMS check does not apply: nothing runs on the KMS events
+    status, document = run_doctor()
+    [kms] = _checks(document, "cloudtrail-kms")
+    assert (kms["status"], status) == ("skip", 0)
+    assert "SECURITY_HUB is off" in kms["detail"]
 
 
 def test_the_alarms_check_names_every_alarm_in_alarm() -> None:

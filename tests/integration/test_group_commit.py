@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from clguard.adapters import kms
-from clguard.errors import RetryableError
+from clguard.adapters import dynamodb, kms
+from clguard.errors import RetryableError, Throttled
 from clguard.rules import policy
 from clguard.state import locks, pendinggrants
 from clguard.state.locks import Lease
@@ -316,3 +316,201 @@ def test_a_grant_that_finds_the_lease_taken_joins_the_queue_in_one_write(
     assert len(updates) == 1
     entries, _ = pendinggrants.read(table, key)
     assert [e.waiter.event for e in entries.values()] == ["cpv-late"]
+
+
+def slow_writes(monkeypatch: pytest.MonkeyPatch, seconds: float) -> list[str]:
+    """Every PutKeyPolicy sent, each taking ``seconds``."""
+    sent: list[str] = []
+    original = kms.put_policy
+
+    def put_policy(key_arn: str, text: str, **kwargs: Any) -> None:
+        sent.append(text)
+        time.sleep(seconds)
+        original(key_arn, text, **kwargs)
+
+    monkeypatch.setattr(kms, "put_policy", put_policy)
+    return sent
+
+
+def counted(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> list[int]:
+    """Each call of ``owner.name``, counted."""
+    calls: list[int] = []
+    original = getattr(owner, name)
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, spy)
+    return calls
+
+
+def two_trainers(world: World, monkeypatch: pytest.MonkeyPatch, write_seconds: float) -> tuple[str, list[str]]:
+    """A managed key, two first-time trainers that reach it at the same moment, and writes that
+    take ``write_seconds``."""
+    slow_writes(monkeypatch, write_seconds)
+    at_the_same_moment(monkeypatch, 2)
+    return world.key(), [world.role(f"Trainer{n:02}", "/ml/") for n in range(2)]
+
+
+def test_a_waiter_watches_the_holders_lease_not_the_pending_record_while_it_writes(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given two first-time trainers on one key at the same moment, and a holder whose write takes
+    # two seconds (a slow KMS, or a read that lags and is read twice)
+    key, roles = two_trainers(world, monkeypatch, 2.0)
+    record_reads = counted(monkeypatch, pendinggrants, "read_one")
+    lease_reads = counted(monkeypatch, Lease, "current_owner")
+
+    # When both train
+    errors = run_together(jobs(world, key, roles))
+
+    # Then both are granted and reported once, and while the holder wrote, the waiter read the
+    # small lease item (every 10-20 ms, then 50-100 ms) and the pending record (up to ~300 KB, each
+    # read charged whole) only a few times: not every 20 ms, nor on a back-off to 250 ms (~11 reads)
+    assert errors == []
+    assert granted(world, key) == set(roles)
+    assert remediated(world) == sorted(roles)
+    assert len(lease_reads) >= 10
+    assert len(record_reads) <= 6
+
+
+def test_a_waiter_whose_read_is_throttled_reads_again_and_reports_its_grant(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given two first-time trainers on one key at the same moment, and DynamoDB throttling the
+    # waiter's first two reads of its pending entry (after botocore's own retries)
+    key, roles = two_trainers(world, monkeypatch, 0.3)
+    original = pendinggrants.read_one
+    throttled: list[int] = []
+
+    def read_one(*args: Any, **kwargs: Any) -> Any:
+        if len(throttled) < 2:
+            throttled.append(1)
+            raise Throttled("ProvisionedThroughputExceededException", code="ProvisionedThroughputExceededException")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(pendinggrants, "read_one", read_one)
+
+    # When both train
+    errors = run_together(jobs(world, key, roles))
+
+    # Then the waiter took the throttling as no news and read again: no invocation failed (no
+    # retry, no orphaned entry), both are granted and each reported once
+    assert len(throttled) == 2
+    assert errors == []
+    assert granted(world, key) == set(roles)
+    assert remediated(world) == sorted(roles)
+    entries, _ = pendinggrants.read(world.env()["STATE_TABLE"], key)
+    assert entries == {}
+
+
+@pytest.mark.usefixtures("short_leases")
+def test_a_waiter_takes_a_dead_holders_lease_as_soon_as_it_expires(world: World) -> None:
+    # Given a key whose lease a writer took for one second and then died with (never released)
+    key = world.key()
+    table = world.env()["STATE_TABLE"]
+    dead = Lease(table, key, lease_seconds=1.0, in_flight_seconds=0.2)
+    dead.acquire()
+    role = world.role("Trainer", "/ml/")
+
+    # When a first-time trainer's grant comes meanwhile (it queues, and watches the lease)
+    started = time.monotonic()
+    grant_job(world, key, role, "cpv-after-a-dead-writer")()
+
+    # Then it took the expired lease itself and wrote, within moments of the expiry (an expired
+    # lease counts as nobody's), not at the end of its 30 s wait
+    assert role in granted(world, key)
+    assert remediated(world) == [role]
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.usefixtures("short_leases")
+def test_a_waiter_whose_read_under_a_taken_lease_is_throttled_lets_the_lease_go(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a dead writer's expired lease on a key, and a first-time trainer's grant that queues
+    # behind it, takes the lease once it expires, and has its read under that lease throttled
+    key = world.key()
+    table = world.env()["STATE_TABLE"]
+    Lease(table, key, lease_seconds=1.0, in_flight_seconds=0.2).acquire()
+    role = world.role("Trainer", "/ml/")
+    taken: list[Lease] = []
+    original_try, original_read = Lease.try_acquire, pendinggrants.read_one
+
+    def try_acquire(lease: Lease) -> bool:
+        took = original_try(lease)
+        if took:
+            taken.append(lease)
+        return took
+
+    throttled: list[int] = []
+
+    def read_one(*args: Any, **kwargs: Any) -> Any:
+        if taken and taken[-1].held and not throttled:
+            throttled.append(1)
+            raise Throttled("ProvisionedThroughputExceededException", code="ProvisionedThroughputExceededException")
+        return original_read(*args, **kwargs)
+
+    monkeypatch.setattr(Lease, "try_acquire", try_acquire)
+    monkeypatch.setattr(pendinggrants, "read_one", read_one)
+
+    # When the grant runs
+    grant_job(world, key, role, "cpv-throttled-under-the-lease")()
+
+    # Then the throttled read gave the lease back (no 60 s lease held for nothing), the grant took
+    # it again, wrote and reported once, and no lease is left behind
+    assert throttled == [1]
+    assert role in granted(world, key)
+    assert remediated(world) == [role]
+    assert dynamodb.get(table, f"lock#{key}") is None
+
+
+@pytest.mark.usefixtures("short_leases")
+def test_a_holder_that_settles_our_entry_after_we_took_its_lease_over_is_still_reported(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a writer H0 whose lease expires mid-write: it took a first-time trainer's queued entry
+    # and its write of the principal landed, and it settles the entry (REMEDIATED) only after the
+    # trainer's own grant read the entry abandoned and took the lease over
+    key = world.key()
+    table = world.env()["STATE_TABLE"]
+    h0 = Lease(table, key, lease_seconds=1.0, in_flight_seconds=0.2)
+    h0.acquire()
+    pendinggrants.open_queue(table, key)
+    role = world.role("Trainer", "/ml/")
+    original_enqueue, original_wait = pendinggrants.enqueue, keygroup._wait
+
+    def enqueue(table_: str, key_arn: str, waiter: Any) -> Any:
+        entry_id = original_enqueue(table_, key_arn, waiter)
+        assert entry_id is not None
+        entries, _ = pendinggrants.read(table_, key_arn)
+        assert pendinggrants.take(table_, key_arn, [entries[entry_id]], holder=h0.owner, until=h0.write_deadline())
+        grants = [(p, tuple(keygroup.SPECS_BY_SID[s] for s in sids)) for p, sids in waiter.grants]
+        merged = policy.merge_grants(
+            policy.parse(kms.get_policy(key_arn)), grants, key_account=ACCOUNT, key_arn=key_arn
+        )
+        kms.put_policy(key_arn, policy.serialize(merged.document))
+        return entry_id
+
+    def wait(ctx: Any, lock: Lease, key_info: Any, needed: Any, entry_id: str) -> Any:
+        out = original_wait(ctx, lock, key_info, needed, entry_id)
+        assert out is None  # the takeover: this grant holds the lease now
+        assert lock.held
+        found = [keyattempt.remediated_finding(ctx, key_info, p, specs) for p, specs in needed.items()]
+        text = pendinggrants.bounded_findings([(f.document(), f.scope) for f in found])
+        pendinggrants.settle(table, key_info.arn, {entry_id: (text, False)}, holder=h0.owner)
+        return out
+
+    monkeypatch.setattr(pendinggrants, "enqueue", enqueue)
+    monkeypatch.setattr(keygroup, "_wait", wait)
+
+    # When the trainer's grant runs
+    grant_job(world, key, role, "cpv-late-settle")()
+
+    # Then the principal is granted once and its REMEDIATED is published once (from H0's
+    # settlement: the takeover finds it granted and writes nothing), and the record is left empty
+    assert role in granted(world, key)
+    assert remediated(world) == [role]
+    entries, _ = pendinggrants.read(table, key)
+    assert entries == {}

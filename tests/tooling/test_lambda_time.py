@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import boto3
@@ -132,25 +133,105 @@ def test_state_is_seen_in_the_order_of_the_invocations_clocks() -> None:
 
 
 @pytest.mark.usefixtures("virtual_time")
-def test_an_aws_call_lets_the_other_invocations_run_first() -> None:
-    # Given two jobs that each make AWS calls and note when
-    log: list[str] = []
+def test_calls_reach_aws_in_the_order_of_the_callers_clocks() -> None:
+    # Given one job that computes for 50 ms, then calls AWS (its clock reads 0.05 at the call),
+    # and one that waits 10 ms, then calls (0.01), the first given first
+    sent: list[str] = []
     with mock_aws():
         client = boto3.client("sts", region_name="us-east-1")
+        client.get_caller_identity()  # the client's first-call work done before the run
+        names: dict[int, str] = {}
+        client.meta.events.register("before-send", lambda **_: sent.append(names[threading.get_ident()]))
 
-        def job(name: str) -> None:
-            for _ in range(2):
-                log.append(f"{name} calls")
-                client.get_caller_identity()
-                log.append(f"{name} answered")
+        def job(name: str, cpu: float, wait: float) -> None:
+            names[threading.get_ident()] = name
+            _burn(cpu)
+            if wait:  # (a sleep of 0 would give the turn away too)
+                time.sleep(wait)
+            client.get_caller_identity()
 
         # When they run at once
-        ended = lambdatime.Schedule().run([lambda: job("A"), lambda: job("B")])
-    # Then B made its first call before A's first call was answered (where a real invocation
-    # waits on the network, the other runs): without the turn taken there, A would run to its end
+        ended = lambdatime.Schedule().run([partial(job, "A", 0.05, 0.0), partial(job, "B", 0.0, 0.01)])
+    # Then B's call reaches AWS first: the turn is given away before each call, and the earliest
+    # clock runs (without it, A would call as soon as it had computed)
     assert ended.errors == []
-    assert log.index("B calls") < log.index("A answered")
-    assert sorted(log) == sorted(["A calls", "A answered"] * 2 + ["B calls", "B answered"] * 2)
+    assert sent == ["B", "A"]
+
+
+@pytest.mark.usefixtures("virtual_time")
+def test_the_cpu_moto_spends_answering_is_awss_not_the_callers(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given an AWS service whose (emulated) answer costs 100 ms of CPU
+    from moto.sts.models import STSBackend  # noqa: PLC0415
+
+    original = STSBackend.get_caller_identity
+
+    def slow_answer(backend: object, *args: object, **kwargs: object) -> object:
+        _burn(0.1)
+        return original(backend, *args, **kwargs)  # type: ignore[arg-type]
+
+    with mock_aws():
+        client = boto3.client("sts", region_name="us-east-1")
+        client.get_caller_identity()
+        monkeypatch.setattr(STSBackend, "get_caller_identity", slow_answer)
+        # When a job calls it
+        ended = lambdatime.Schedule().run([client.get_caller_identity])
+    # Then the caller's clock holds its own work (botocore's, milliseconds), not moto's 100 ms
+    assert ended.errors == []
+    assert ended.makespan < 0.05
+
+
+@pytest.mark.usefixtures("virtual_time")
+def test_a_turn_given_away_inside_an_answer_never_runs_the_clock_backwards() -> None:
+    # Given a moto answer (set aside) that computes, then sleeps (a double emulating latency)
+    readings: list[float] = []
+
+    def answer(_stubber: object) -> None:
+        _burn(0.05)
+        time.sleep(0.01)
+        readings.append(time.monotonic())
+
+    aws_side = lambdatime._aws_side(answer)
+
+    def job() -> None:
+        readings.append(time.monotonic())
+        aws_side(None)
+        time.sleep(0)
+        readings.append(time.monotonic())
+
+    # When a job gets that answer
+    lambdatime.Schedule().run([job])
+    # Then its clock only moves forward, by the sleep and not by moto's 50 ms
+    assert readings == sorted(readings)
+    assert 0.01 <= readings[-1] - readings[0] < 0.03
+
+
+@pytest.mark.usefixtures("virtual_time")
+def test_cpu_spent_outside_the_jobs_threads_fails_the_run() -> None:
+    # Given a job that computes 200 ms in a thread of its own pool (no invocation's clock sees it)
+    def job() -> None:
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(_burn, 0.2).result()
+
+    # When it runs, then the run refuses to measure
+    with pytest.raises(lambdatime.Unaccounted, match="outside the jobs' threads"):
+        lambdatime.Schedule().run([job])
+
+
+@pytest.mark.usefixtures("virtual_time")
+def test_the_nanosecond_clocks_read_the_invocations_time_too() -> None:
+    # Given a job that reads the nanosecond clocks, waits 30 s and reads them again
+    seen: list[tuple[int, int, int]] = []
+
+    def job() -> None:
+        seen.append((time.time_ns(), time.monotonic_ns(), time.perf_counter_ns()))
+        time.sleep(30)
+        seen.append((time.time_ns(), time.monotonic_ns(), time.perf_counter_ns()))
+
+    # When it runs
+    lambdatime.Schedule().run([job])
+    # Then each moved 30 s on
+    before, after = seen
+    assert all(30e9 <= b - a < 30.05e9 for a, b in zip(before, after, strict=True))
 
 
 @pytest.mark.usefixtures("virtual_time")
@@ -196,4 +277,5 @@ def test_uninstall_restores_the_real_clocks() -> None:
 
     assert time.sleep is lambdatime._REAL_SLEEP
     assert time.time is lambdatime._REAL_TIME
+    assert time.time_ns is lambdatime._REAL_NS["time"]
     assert not hasattr(vars(BaseClient)["_make_api_call"], "__wrapped_call__")

@@ -4,7 +4,8 @@ made by the Lambda functions."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -150,32 +151,97 @@ def bucket_notifications(bucket: str) -> Notifications:
     return Notifications(eventbridge="EventBridgeConfiguration" in config)
 
 
+# How each advanced field-selector operator admits a value (CloudTrail API reference,
+# AdvancedFieldSelector). An operator this does not know admits nothing (conservative).
+_OPERATORS: Final[Mapping[str, Callable[[str, tuple[str, ...]], bool]]] = {
+    "Equals": lambda value, values: value in values,
+    "NotEquals": lambda value, values: value not in values,
+    "StartsWith": lambda value, values: any(value.startswith(v) for v in values),
+    "NotStartsWith": lambda value, values: not any(value.startswith(v) for v in values),
+    "EndsWith": lambda value, values: any(value.endswith(v) for v in values),
+    "NotEndsWith": lambda value, values: not any(value.endswith(v) for v in values),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """One operator of a selector on one field, as the selector says it."""
+
+    field: str
+    operator: str
+    values: tuple[str, ...]
+
+    def admits(self, value: str) -> bool:
+        test = _OPERATORS.get(self.operator)
+        return test is not None and test(value, self.values)
+
+    def __str__(self) -> str:
+        values = json.dumps(list(self.values))
+        if self.field == "ExcludeManagementEventSources":  # a classic selector's setting, said as it is set
+            return f"{self.field} {values}"
+        return f"{self.field} {self.operator} {values}"
+
+
+@dataclass(frozen=True, slots=True)
+class ManagementSelector:
+    """One event selector's management write events: none (``refuses`` says why), or those of
+    every event source its ``sources`` conditions all admit."""
+
+    label: str  # where the operator finds it: EventSelectors[0], AdvancedEventSelectors[1] "its name"
+    refuses: str = ""  # why it records no management write event at all ("" when it records some)
+    sources: tuple[Condition, ...] = ()  # on the event source; every one must admit it
+
+    def excludes(self, source: str) -> str:
+        """Why the selector does not record ``source``'s management write events ("" when it does)."""
+        if self.refuses:
+            return self.refuses
+        return "; ".join(str(c) for c in self.sources if not c.admits(source))
+
+
+_DEFAULT: Final = ManagementSelector("no event selector (CloudTrail's default: every management event)")
+
+
 @dataclass(frozen=True, slots=True)
 class Trail:
     arn: str
     name: str
     logging: bool
-    management_events: bool  # read and write management events are recorded
+    management: tuple[ManagementSelector, ...]  # its selectors of management events (none: records none)
     s3_data_buckets: frozenset[str]  # buckets whose write data events are recorded ("*": all)
 
+    def records_writes_from(self, source: str) -> bool:
+        """Whether the trail records every management write event of ``source`` (an event source,
+        ``rekognition.amazonaws.com``): CloudTrail records an event that any selector matches."""
+        return any(not s.excludes(source) for s in self.management)
 
-def _selectors(arn: str) -> tuple[bool, frozenset[str]]:
-    """What the trail records: management write events (bool), and the buckets of its S3 data
-    events ("*": every bucket). Read from its event selectors, one small reading per kind:
+    def excluding(self, source: str) -> str:
+        """Why the trail does not record ``source``'s management write events: each selector's reason."""
+        if not self.management:
+            return "no selector records management events"
+        return "; ".join(f"{s.label}: {s.excludes(source)}" for s in self.management if s.excludes(source))
+
+
+def read_event_selectors(response: Mapping[str, Any]) -> tuple[tuple[ManagementSelector, ...], frozenset[str]]:
+    """What a trail records, from its GetEventSelectors answer: its selectors of management events,
+    and the buckets of its S3 data events ("*": every bucket). One small reading per kind:
 
     - no selector at all      CloudTrail's default: every management event, no data event
-    - ``_classic_selector``   EventSelectors: IncludeManagementEvents with All/WriteOnly; the
-                              ``AWS::S3::Object`` DataResources' values (``arn:aws:s3:::`` = all)
-    - ``_advanced_selector``  AdvancedEventSelectors: eventCategory Management; Data on
-                              ``AWS::S3::Object`` with the resources.ARN prefixes (none = all)
+    - ``_classic_selector``   EventSelectors: IncludeManagementEvents, ReadWriteType,
+                              ExcludeManagementEventSources; the ``AWS::S3::Object`` DataResources'
+                              values (``arn:aws:s3:::`` = all)
+    - ``_advanced_selector``  AdvancedEventSelectors: eventCategory Management with its readOnly and
+                              eventSource conditions; Data on ``AWS::S3::Object`` with the
+                              resources.ARN prefixes (none = all)
     """
-    response = client("cloudtrail").get_event_selectors(TrailName=arn)
     classic = response.get("EventSelectors") or []
     advanced = response.get("AdvancedEventSelectors") or []
     if not classic and not advanced:
-        return True, frozenset()
-    readings = [*map(_classic_selector, classic), *map(_advanced_selector, advanced)]
-    management = any(records for records, _ in readings)
+        return (_DEFAULT,), frozenset()
+    readings = [
+        *(_classic_selector(i, s) for i, s in enumerate(classic)),
+        *(_advanced_selector(i, s) for i, s in enumerate(advanced)),
+    ]
+    management = tuple(m for m, _ in readings if m is not None)
     return management, frozenset(bucket for _, buckets in readings for bucket in buckets)
 
 
@@ -186,11 +252,22 @@ def _bucket_of(value: str) -> str:
     return value.rsplit(":::", maxsplit=1)[-1].split("/", maxsplit=1)[0]
 
 
-def _classic_selector(selector: Mapping[str, Any]) -> tuple[bool, set[str]]:
-    management = bool(selector.get("IncludeManagementEvents", True)) and selector.get("ReadWriteType", "All") in (
-        "All",
-        "WriteOnly",
-    )
+def _strings(value: Any) -> tuple[str, ...]:
+    return tuple(str(v) for v in value) if isinstance(value, list | tuple) else (str(value),)
+
+
+def _classic_selector(index: int, selector: Mapping[str, Any]) -> tuple[ManagementSelector | None, set[str]]:
+    label = f"EventSelectors[{index}]"
+    kind = selector.get("ReadWriteType", "All")
+    management: ManagementSelector | None = None
+    if selector.get("IncludeManagementEvents", True) is not True:
+        management = ManagementSelector(label, "IncludeManagementEvents false")
+    elif kind not in ("All", "WriteOnly"):  # ReadOnly, or a value this does not know (conservative)
+        management = ManagementSelector(label, f"ReadWriteType {kind} (no write event)")
+    else:
+        excluded = _strings(selector.get("ExcludeManagementEventSources") or [])
+        sources = (Condition("ExcludeManagementEventSources", "NotEquals", excluded),) if excluded else ()
+        management = ManagementSelector(label, sources=sources)
     buckets = {
         _bucket_of(value)
         for resource in selector.get("DataResources") or []
@@ -200,14 +277,38 @@ def _classic_selector(selector: Mapping[str, Any]) -> tuple[bool, set[str]]:
     return management, buckets
 
 
-def _advanced_selector(selector: Mapping[str, Any]) -> tuple[bool, set[str]]:
-    fields = {f.get("Field"): f for f in selector.get("FieldSelectors") or []}
-    category = (fields.get("eventCategory") or {}).get("Equals") or []
-    management = "Management" in category
-    types = (fields.get("resources.type") or {}).get("Equals") or []
-    if "Data" not in category or "AWS::S3::Object" not in types:
+def _conditions(field: Mapping[str, Any]) -> tuple[Condition, ...]:
+    """A field selector's operators, each a condition. Every one must hold: read as AND, the
+    conservative reading (it never says a selector records more than it does). A field selector
+    with no operator is read as admitting nothing (conservative too)."""
+    name = str(field.get("Field", ""))
+    found = tuple(Condition(name, op, _strings(field[op])) for op in _OPERATORS if field.get(op) is not None)
+    return found or (Condition(name, "(no operator)", ()),)
+
+
+def _advanced_selector(index: int, selector: Mapping[str, Any]) -> tuple[ManagementSelector | None, set[str]]:
+    name = selector.get("Name")
+    label = f"AdvancedEventSelectors[{index}]" + (f" {json.dumps(str(name))}" if name else "")
+    fields = [f for f in selector.get("FieldSelectors") or [] if isinstance(f, Mapping)]
+    conditions = [c for f in fields for c in _conditions(f)]
+    by_field = {f.get("Field"): f for f in fields}
+    category = [c for c in conditions if c.field == "eventCategory"]
+    management: ManagementSelector | None = None
+    if category and all(c.admits("Management") for c in category):
+        # A management write event is one whose readOnly is "false" (CreateProjectVersion,
+        # ScheduleKeyDeletion and DisableKey are writes). A field other than eventCategory, readOnly
+        # and eventSource (eventName, userIdentity.arn ... on an event data store's selector) keeps
+        # only some of a source's writes: conservative, the selector is read as recording none.
+        refused = [c for c in conditions if c.field == "readOnly" and not c.admits("false")]
+        refused += [c for c in conditions if c.field not in ("eventCategory", "readOnly", "eventSource")]
+        refuses = "; ".join(f"{c}{' (read events only)' if c.field == 'readOnly' else ''}" for c in refused)
+        sources = tuple(c for c in conditions if c.field == "eventSource")
+        management = ManagementSelector(label, refuses, () if refuses else sources)
+    values = _strings((by_field.get("eventCategory") or {}).get("Equals") or [])
+    types = _strings((by_field.get("resources.type") or {}).get("Equals") or [])
+    if "Data" not in values or "AWS::S3::Object" not in types:
         return management, set()
-    prefixes = (fields.get("resources.ARN") or {}).get("StartsWith") or []
+    prefixes = (by_field.get("resources.ARN") or {}).get("StartsWith") or []
     return management, {p.split(":::")[-1].split("/")[0] for p in prefixes} if prefixes else {"*"}
 
 
@@ -218,7 +319,7 @@ def trails() -> list[Trail]:
     for raw in client("cloudtrail").describe_trails(includeShadowTrails=True).get("trailList", []):
         arn = raw.get("TrailARN", "")
         status = client("cloudtrail").get_trail_status(Name=arn)
-        management, buckets = _selectors(arn)
+        management, buckets = read_event_selectors(client("cloudtrail").get_event_selectors(TrailName=arn))
         out.append(Trail(arn, raw.get("Name", ""), bool(status.get("IsLogging")), management, buckets))
     return out
 

@@ -149,6 +149,16 @@ class Lease:
     def remaining(self) -> float:
         return self._lease_until - self._clock()
 
+    def current_owner(self) -> str | None:
+        """Who holds the lease as the table has it now (one small strongly consistent read), None
+        when nobody does (no lease, or an expired one: it is free to take). Group commit's
+        waiters watch it while a holder writes for them."""
+        names = {"#owner": "owner", "#until": "lease_until"}
+        item = dynamodb.get_part(self.table, self.item_id, "#owner, #until", names)
+        if item is None or float(_attr(item, "lease_until", "N") or 0) < self._clock():
+            return None
+        return str(_attr(item, "owner", "S") or "") or None
+
     def release(self) -> None:
         self._held = False
         released = dynamodb.delete_if(

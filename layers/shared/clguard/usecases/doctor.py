@@ -8,6 +8,7 @@ none failed, 2 when one did.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -88,27 +89,86 @@ def bucket_notifications(world: World) -> list[Check]:
     return out
 
 
+# The event sources whose management write events the guard runs on (template.yaml's rules):
+# the training calls, and, with Security Hub on, the key-lifecycle rule's ScheduleKeyDeletion and
+# DisableKey.
+REKOGNITION: Final = "rekognition.amazonaws.com"
+KMS: Final = "kms.amazonaws.com"
+_TRAIL_TITLE: Final = "a CloudTrail trail delivers Rekognition management events (training calls) to EventBridge"
+_KMS_TITLE: Final = "a CloudTrail trail delivers KMS management events (key deletion, disabling) to EventBridge"
+_CREATE_TRAIL: Final = (
+    "aws s3 mb s3://<trail-bucket> (with the bucket policy CloudTrail needs: see README, Prerequisites)\n"
+    "aws cloudtrail create-trail --name custom-labels-guard --s3-bucket-name <trail-bucket> \\\n"
+    "  --is-multi-region-trail\n"
+    "aws cloudtrail start-logging --name custom-labels-guard"
+)
+
+
 def cloudtrail(world: World) -> list[Check]:
-    title = "a CloudTrail trail delivers Rekognition management events (training calls) to EventBridge"
-    fix = (
-        "aws s3 mb s3://<trail-bucket> (with the bucket policy CloudTrail needs: see README, Prerequisites)\n"
-        "aws cloudtrail create-trail --name custom-labels-guard --s3-bucket-name <trail-bucket> \\\n"
-        "  --is-multi-region-trail\n"
-        "aws cloudtrail start-logging --name custom-labels-guard"
-    )
+    """Two checks on one reading of the trails: the training calls (the grant path runs on them),
+    and, with Security Hub on, the KMS key-lifecycle events (``cloudtrail-kms``). doctor has no
+    warning status: a trail without the KMS events fails that check, its consequence said in words."""
+    kms_on = world.settings.security_hub
     try:
         trails = operator.trails()
     except AwsError as error:
-        return [Check("cloudtrail", title, FAIL, f"could not read the trails: {error}", _grant_hint())]
-    good = [t for t in trails if t.logging and t.management_events]
-    if not good:
-        seen = ", ".join(f"{t.name} ({'logging' if t.logging else 'stopped'})" for t in trails) or "no trail"
-        return [Check("cloudtrail", title, FAIL, f"seen: {seen}; the grant function never runs", fix)]
-    detail = f"trail {good[0].name}"
-    data = sorted(b for t in good for b in t.s3_data_buckets)
-    if data:
-        detail += f"; S3 data events for {', '.join(data)}"
-    return [Check("cloudtrail", title, PASS, detail)]
+        unread = f"could not read the trails: {error}"
+        return [
+            Check("cloudtrail", _TRAIL_TITLE, FAIL, unread, _grant_hint()),
+            Check("cloudtrail-kms", _KMS_TITLE, FAIL, unread, _grant_hint()) if kms_on else _kms_skipped(),
+        ]
+    data = sorted(b for t in trails if t.logging and t.records_writes_from(REKOGNITION) for b in t.s3_data_buckets)
+    training = _records(
+        "cloudtrail",
+        _TRAIL_TITLE,
+        REKOGNITION,
+        trails,
+        "the grant function never runs",
+        seen=f"; S3 data events for {', '.join(data)}" if data else "",
+    )
+    if not kms_on:
+        return [training, _kms_skipped()]
+    late = "a deleted or disabled key's Security Hub findings close only at the next audit's sweep"
+    return [training, _records("cloudtrail-kms", _KMS_TITLE, KMS, trails, late)]
+
+
+def _records(
+    name: str, title: str, source: str, trails: list[operator.Trail], missing: str, *, seen: str = ""
+) -> Check:
+    """Whether a logging trail records ``source``'s management write events; when none does, the
+    trails seen (or the selectors that leave the source out), what that costs, and the fix."""
+    logging = [t for t in trails if t.logging]
+    good = [t for t in logging if t.records_writes_from(source)]
+    if good:
+        return Check(name, title, PASS, f"trail {good[0].name}{seen}")
+    if not logging:
+        stopped = ", ".join(f"{t.name} (stopped)" for t in trails) or "no trail"
+        return Check(name, title, FAIL, f"seen: {stopped}; {missing}", _CREATE_TRAIL)
+    return Check(name, title, FAIL, f"{_excluded(source, logging)}; {missing}", _selectors_fix(logging[0], source))
+
+
+def _kms_skipped() -> Check:
+    return Check("cloudtrail-kms", _KMS_TITLE, SKIP, "SECURITY_HUB is off (no key-lifecycle rule)")
+
+
+def _excluded(source: str, logging: list[operator.Trail]) -> str:
+    """Which logging trail leaves out ``source``'s management write events, and by which selector."""
+    return "; ".join(f"trail {t.name} does not record {source} write events ({t.excluding(source)})" for t in logging)
+
+
+def _selectors_fix(trail: operator.Trail, source: str) -> str:
+    """The selector change that records ``source``'s management write events on ``trail``."""
+    home = trail.arn.split(":")[3] if trail.arn.count(":") >= 5 else ""
+    where = f"--trail-name {shlex.quote(trail.arn or trail.name)}" + (f" --region {shlex.quote(home)}" if home else "")
+    return (
+        f"aws cloudtrail get-event-selectors {where}\n"
+        "(put-event-selectors replaces all of the trail's selectors: keep its data-event selectors in the list)\n"
+        f"aws cloudtrail put-event-selectors {where} \\\n"
+        '  --event-selectors \'[{"ReadWriteType": "All", "IncludeManagementEvents": true, '
+        '"ExcludeManagementEventSources": []}]\'\n'
+        f"(or, with advanced selectors: an eventCategory = Management selector without readOnly = true and\n"
+        f"without an eventSource condition that leaves out {source})"
+    )
 
 
 def managed_keys(world: World) -> list[Check]:

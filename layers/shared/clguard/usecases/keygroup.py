@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from clguard.adapters.kms import KeyInfo
-from clguard.errors import AwsError, InvalidEvent, RetryableError
+from clguard.errors import AwsError, InvalidEvent, RetryableError, Transient
 from clguard.observability import count, logger
 from clguard.reporting.findings import Finding, FindingType, Outcome
 from clguard.reporting.unitofwork import Change
@@ -43,14 +43,13 @@ from clguard.usecases.keyattempt import Attempt, remediated_finding
 from clguard.usecases.keydecision import Context, KeyStatus, decide
 
 SPECS_BY_SID: Final = {s.sid: s for s in (policy.TRAINING_DATA, policy.COPIED_IMAGES_GRANT, policy.COPIED_IMAGES_USE)}
-# A waiter reads its entry every POLL_FIRST seconds, doubling to POLL_SOON while its wait is young
-# (SOON_SECONDS: a holder's write, or two, are that far away) and to POLL_MAX after; while a holder
-# has taken the entry (its write is under way) every POLL_FIRST until SOON_SECONDS have passed.
-# At most 1 / POLL_FIRST reads a second per waiter, for SOON_SECONDS; 1 / POLL_MAX after.
+# A waiter reads its entry every POLL_FIRST seconds, doubling to POLL_MAX; while a lease is held it
+# watches the lease instead (``_lease_ended``: a small item, every POLL_FIRST / 2 to POLL_FIRST) and
+# reads its entry again as the lease changes hands.
 POLL_FIRST: Final = 0.02
-POLL_SOON: Final = 0.05
+POLL_SOON: Final = 0.1
 POLL_MAX: Final = 0.25
-SOON_SECONDS: Final = 2.0
+WATCH_SLOWS_AFTER: Final = 1.0  # seconds of watching one lease: a write that long is not about to end
 # A taken entry with no outcome this long after its holder's write deadline: the holder died.
 PRESUMED_DEAD_AFTER: Final = 5.0
 # A holder that finds grants waiting lingers while more keep arriving (until none has arrived for
@@ -112,49 +111,137 @@ def wait_for_writer(
 def _wait(
     ctx: Context, lock: Lease, key: KeyInfo, needed: Mapping[str, Sequence[StatementSpec]], entry_id: str
 ) -> Waited | None:
-    table = ctx.settings.state_table
     started = time.monotonic()
     give_up = started + lock.wait_seconds
     last_resort = give_up + lock.lease_seconds + lock.in_flight_seconds + PRESUMED_DEAD_AFTER
     poll = POLL_FIRST / 2  # doubled before the first sleep
+    watched = ""  # the holder whose lease we saw end: not watched again
     while True:
-        mine = pendinggrants.read_one(table, key.arn, entry_id)
+        mine = _read_mine(ctx, key, entry_id, last_resort)
         now = time.time()
         if mine is None:  # removed as stale: wait for the lease as before group commit
             return None
-        if mine.state == pendinggrants.DONE:
-            try:
-                pendinggrants.remove(table, key.arn, [entry_id])
-            except AwsError as error:  # best effort: a holder removes settled entries later
-                logger.warning("could not remove a settled entry", extra={"key": key.arn, "error": str(error)})
-            lost = "the key's writer lost our grant to an expired lease" if mine.lost else ""
-            return Waited(_settled(ctx, key, mine, needed), retry=lost)
-        free = mine.state == pendinggrants.WAITING or now > mine.until + PRESUMED_DEAD_AFTER
-        if free and lock.try_acquire():
-            # Read again under the lease: a holder may have taken (or even settled) the entry
-            # between our read and its release. Then its outcome is ours to wait for.
-            mine = pendinggrants.read_one(table, key.arn, entry_id)
-            if mine is not None and (mine.state == pendinggrants.WAITING or mine.abandoned(time.time())):
-                if mine.state == pendinggrants.TAKEN:
-                    count("GroupCommitTakenOver")
-                    logger.warning("the key's writer stopped before settling our entry", extra={"key": key.arn})
-                return None  # this caller holds the lease now: it writes (``gather`` finds its own entry)
-            lock.release()
-            continue
-        if time.monotonic() > give_up:
-            if mine.state == pendinggrants.WAITING and pendinggrants.withdraw(table, key.arn, entry_id):
-                waited = time.monotonic() - started
-                return Waited(_timed_out(ctx, key, needed, waited), retry=f"waited {waited:.0f}s for the key's writer")
-            if time.monotonic() > last_resort:
-                raise RetryableError(f"waited {lock.wait_seconds:.0f}s and more for the writer of {key.arn}")
-        poll = next_poll(poll, waited=time.monotonic() - started, taken=mine.state == pendinggrants.TAKEN)
+        if mine is not NO_NEWS:
+            if mine.state == pendinggrants.DONE:
+                return _done(ctx, key, mine, needed)
+            free = mine.state == pendinggrants.WAITING or now > mine.until + PRESUMED_DEAD_AFTER
+            if free and lock.try_acquire():
+                if _keep_the_lease(ctx, lock, key, entry_id):
+                    return None  # this caller holds the lease now: it writes (``gather`` finds its own entry)
+                continue
+            if time.monotonic() > give_up:
+                if mine.state == pendinggrants.WAITING and pendinggrants.withdraw(
+                    ctx.settings.state_table, key.arn, entry_id
+                ):
+                    waited = time.monotonic() - started
+                    why = f"waited {waited:.0f}s for the key's writer"
+                    return Waited(_timed_out(ctx, key, needed, waited), retry=why)
+                if time.monotonic() > last_resort:
+                    raise RetryableError(f"waited {lock.wait_seconds:.0f}s and more for the writer of {key.arn}")
+            # Until the lease changes hands there is no news: watch it (a small item), then read.
+            holder, until = _holder(lock, mine), now + give_up - time.monotonic()
+            if mine.state == pendinggrants.TAKEN:
+                until = min(until, mine.until + PRESUMED_DEAD_AFTER)
+            if holder is not None and holder != watched and _lease_ended(ctx, lock, holder, until):
+                # A holder settles its entries just after its lease ends: read then, not at once.
+                watched, poll = holder, POLL_FIRST / 2
+                ctx.sleep(random.uniform(POLL_FIRST / 4, POLL_FIRST / 2))  # noqa: S311 - jitter, not crypto
+                continue
+        poll = next_poll(poll)
         ctx.sleep(random.uniform(poll / 2, poll))  # noqa: S311 - jitter, not crypto
 
 
-def next_poll(previous: float, *, waited: float, taken: bool) -> float:
-    """Seconds until a waiter's next read of its entry (before jitter; see ``POLL_FIRST``). Pure."""
-    if waited < SOON_SECONDS:
-        return POLL_FIRST if taken else min(max(previous * 2, POLL_FIRST), POLL_SOON)
+NO_NEWS: Final = Entry(entry_id="", waiter=Waiter(grants=(), event="", origin=""), at=0.0, state="")
+
+
+def _read_mine(ctx: Context, key: KeyInfo, entry_id: str, last_resort: float) -> Entry | None:
+    """Our entry as the table has it; ``NO_NEWS`` when the read was throttled or unanswered (read
+    again later, not a failed invocation that would leave the entry behind), until ``last_resort``."""
+    try:
+        return pendinggrants.read_one(ctx.settings.state_table, key.arn, entry_id)
+    except Transient as error:
+        count("GroupCommitPollErrors")
+        logger.warning("could not read our pending entry", extra={"key": key.arn, "error": str(error)})
+        if time.monotonic() > last_resort:
+            raise
+        return NO_NEWS
+
+
+def _done(ctx: Context, key: KeyInfo, mine: Entry, needed: Mapping[str, object]) -> Waited:
+    """A holder settled our entry: its findings are ours to publish (and the entry ours to remove)."""
+    try:
+        pendinggrants.remove(ctx.settings.state_table, key.arn, [mine.entry_id])
+    except AwsError as error:  # best effort: a holder removes settled entries later
+        logger.warning("could not remove a settled entry", extra={"key": key.arn, "error": str(error)})
+    lost = "the key's writer lost our grant to an expired lease" if mine.lost else ""
+    return Waited(_settled(ctx, key, mine, needed), retry=lost)
+
+
+def _keep_the_lease(ctx: Context, lock: Lease, key: KeyInfo, entry_id: str) -> bool:
+    """We took the lease: read our entry again under it. A holder may have taken (or even
+    settled) it between our read and its release: then its outcome is ours to wait for, and the
+    lease goes back. Kept when the entry still waits, or its holder died (abandoned)."""
+    try:
+        mine = pendinggrants.read_one(ctx.settings.state_table, key.arn, entry_id)
+    except Transient as error:  # no news: the lease is not ours to hold meanwhile
+        logger.warning("could not read our pending entry", extra={"key": key.arn, "error": str(error)})
+        _let_go(lock)
+        ctx.sleep(random.uniform(POLL_FIRST / 2, POLL_FIRST))  # noqa: S311 - jitter, not crypto
+        return False
+    if mine is not None and (mine.state == pendinggrants.WAITING or mine.abandoned(time.time())):
+        if mine.state == pendinggrants.TAKEN:
+            count("GroupCommitTakenOver")
+            logger.warning("the key's writer stopped before settling our entry", extra={"key": key.arn})
+        return True
+    _let_go(lock)
+    return False
+
+
+def _let_go(lock: Lease) -> None:
+    """Release a lease taken only to look (best effort: unreleased, it expires with its lease)."""
+    try:
+        lock.release()
+    except AwsError as error:
+        logger.warning("could not release the key's lease", extra={"key": lock.item_id, "error": str(error)})
+
+
+def _holder(lock: Lease, mine: Entry) -> str | None:
+    """Whose lease decides our entry's next state: the holder that took it, else whoever holds
+    the key's lease now (None: nobody, or it cannot be read — read the entry again later)."""
+    if mine.state == pendinggrants.TAKEN:
+        return mine.holder
+    try:
+        return lock.current_owner()
+    except AwsError as error:
+        logger.warning("could not read the key's lease", extra={"key": lock.item_id, "error": str(error)})
+        return None
+
+
+def _lease_ended(ctx: Context, lock: Lease, holder: str, until: float) -> bool:
+    """While ``holder`` holds the key's lease (writing our entry, or writing before it takes the
+    next ones): watch the lease, a small item, every ``POLL_FIRST`` / 2 to ``POLL_FIRST`` (after
+    ``WATCH_SLOWS_AFTER``, every ``POLL_SOON`` / 2 to ``POLL_SOON``), rather than read the pending
+    record (up to ~300 KB, and DynamoDB charges a read by the whole item). True
+    once the lease no longer names ``holder`` (a holder settles its entries just after); False
+    when ``until`` (epoch seconds: a taken entry's write deadline and ``PRESUMED_DEAD_AFTER``, or
+    our own wait's end) passed first, or the lease cannot be read."""
+    watched = time.monotonic()
+    while time.time() < until:
+        slow = time.monotonic() - watched > WATCH_SLOWS_AFTER  # a long write: every POLL_SOON instead
+        interval = POLL_SOON if slow else POLL_FIRST
+        ctx.sleep(random.uniform(interval / 2, interval))  # noqa: S311 - jitter, not crypto
+        try:
+            if lock.current_owner() != holder:
+                return True
+        except AwsError as error:  # no news: back to reading the entry
+            logger.warning("could not read the key's lease", extra={"key": lock.item_id, "error": str(error)})
+            return False
+    return False
+
+
+def next_poll(previous: float) -> float:
+    """Seconds until a waiter's next read of its entry, before jitter: from ``POLL_FIRST``
+    doubling to ``POLL_MAX``. Pure."""
     return min(max(previous * 2, POLL_FIRST), POLL_MAX)
 
 
@@ -262,6 +349,7 @@ def gather(ctx: Context, lock: Lease, key: KeyInfo, document: dict[str, Any], gr
             break
     else:  # entries kept changing under us: they wait for the next holder
         return
+    group.found += _settled_after_takeover(ctx, key, document, entries.get(own_entry or ""))
     for entry in candidates:
         member_ctx = Context(
             settings=ctx.settings,
@@ -288,16 +376,33 @@ def gather(ctx: Context, lock: Lease, key: KeyInfo, document: dict[str, Any], gr
         )
 
 
+def _settled_after_takeover(ctx: Context, key: KeyInfo, document: dict[str, Any], own: Entry | None) -> list[Finding]:
+    """Our own entry, settled by the holder whose expired lease we took over, after we read it
+    abandoned: that holder's write landed and its report is ours to publish (our write finds the
+    principal granted and makes none). Only REMEDIATED findings for principals ``document`` — the
+    policy read under our lease — grants; a grant settled as lost is written again by us."""
+    if own is None or own.state != pendinggrants.DONE or own.lost:
+        return []
+    wants = {p: tuple(SPECS_BY_SID[s] for s in sids if s in SPECS_BY_SID) for p, sids in own.waiter.grants}
+    return [
+        f
+        for f in _settled(ctx, key, own, wants)
+        if f.outcome is Outcome.REMEDIATED
+        and f.principal_arn
+        and not policy.missing(document, f.principal_arn, wants[f.principal_arn], key.arn)
+    ]
+
+
 def _arrived(ctx: Context, table: str, key_arn: str) -> tuple[dict[str, Entry], list[str]]:
     """The key's entries once none has arrived for ``LINGER_STEP`` (or ``LINGER_MAX`` has passed
     lingering): grants still arriving are worth waiting for, grants that queued during an earlier
     write are not (nothing more is coming with them)."""
+    started = time.monotonic()
     entries, malformed = pendinggrants.read(table, key_arn)
-    lingered = 0.0
-    while (quiet := _quiet_for(entries, time.time())) < LINGER_STEP and lingered < LINGER_MAX:
-        pause = min(LINGER_STEP - quiet, LINGER_MAX - lingered)
-        ctx.sleep(pause)
-        lingered += pause
+    while (quiet := _quiet_for(entries, time.time())) < LINGER_STEP and (
+        left := LINGER_MAX - (time.monotonic() - started)
+    ) > 0:
+        ctx.sleep(min(LINGER_STEP - quiet, left))
         entries, malformed = pendinggrants.read(table, key_arn)
     return entries, malformed
 
