@@ -269,10 +269,8 @@ class Publisher:
                             "finding's idempotency record is in progress; handing it to the outbox",
                             extra={"fingerprint": fingerprint},
                         )
-                        if not self._defer(finding, None, in_progress=True):
-                            self._undeliverable(finding, RetryableError("idempotency record in progress"))
-                            return False
-                        self._seen.add(fingerprint)
+                        if self._to_outbox(finding, None, in_progress=True):
+                            self._seen.add(fingerprint)
                         return False
                     if in_progress:
                         raise RetryableError(
@@ -289,10 +287,8 @@ class Publisher:
             # then publishes at least once, never zero times).
             if not defer:
                 raise
-            if not self._defer(finding, error):
-                self._undeliverable(finding, error)
-                return False
-            self._seen.add(fingerprint)
+            if self._to_outbox(finding, error):
+                self._seen.add(fingerprint)
             return False
         self._seen.add(fingerprint)
         if not sent and self.security_hub is not None:
@@ -327,10 +323,8 @@ class Publisher:
             with translated():
                 claim = self._claim(record)
         except AwsError as error:
-            if not self._defer(finding, error):
-                self._undeliverable(finding, error)
-                return False
-            self._seen.add(fingerprint)
+            if self._to_outbox(finding, error):
+                self._seen.add(fingerprint)
             return False
         self._seen.add(fingerprint)
         if claim == "done":
@@ -342,8 +336,7 @@ class Publisher:
                 "finding's idempotency record is in progress; handing it to the outbox",
                 extra={"fingerprint": fingerprint},
             )
-            if not self._defer(finding, None, in_progress=True):
-                self._undeliverable(finding, RetryableError("idempotency record in progress"))
+            self._to_outbox(finding, None, in_progress=True)
             return False
         entry = snsbatches.Entry(
             "",
@@ -453,9 +446,8 @@ class Publisher:
                 store.delete_record(data=queued.record, exception=error)
         except AwsError as delete_error:  # the outbox consumer publishes a record left in progress
             logger.warning("could not release the finding's claim", extra={"error": str(delete_error)})
-        if not self._defer(queued.finding, error):
+        if not self._to_outbox(queued.finding, error):
             self._lost.add(queued.number)
-            self._undeliverable(queued.finding, error)
 
     def _publish_stuck(self, record: dict[str, Any]) -> None:
         """The outbox consumer met an INPROGRESS record: publish anyway (at least once), then
@@ -481,6 +473,15 @@ class Publisher:
             "finding undelivered: SNS and the findings outbox both failed; the unit of work will be retried",
             extra={"error": str(error), "finding": finding.document(), "fingerprint": finding.fingerprint()},
         )
+
+    def _to_outbox(self, finding: Finding, error: BaseException | None, *, in_progress: bool = False) -> bool:
+        """Hand the finding to the findings outbox, after ``error`` (None: its idempotency record
+        is ``in_progress`` elsewhere); when the outbox fails too, it is undelivered. Whether the
+        outbox took it."""
+        if self._defer(finding, error, in_progress=in_progress):
+            return True
+        self._undeliverable(finding, error or RetryableError("idempotency record in progress"))
+        return False
 
     def _defer(self, finding: Finding, error: BaseException | None, *, in_progress: bool = False) -> bool:
         queue = self.settings.verify_queue_url
